@@ -1,0 +1,91 @@
+//! Elementwise ops: add, bias add, GELU (erf form) and its derivative, scale, fill.
+
+use rayon::prelude::*;
+
+fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    if out.len() >= super::PAR_MIN {
+        out.par_iter_mut()
+            .zip(a.par_iter().zip(b.par_iter()))
+            .for_each(|(o, (&x, &y))| *o = f(x, y));
+    } else {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    }
+}
+
+/// out = a + b.
+pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    zip_map(out, a, b, |x, y| x + y);
+}
+
+/// out[r, c] = x[r, c] + bias[c], rows of length `bias.len()`.
+pub fn bias_add(out: &mut [f32], x: &[f32], bias: &[f32]) {
+    let n = bias.len();
+    out.par_chunks_mut(n.max(1))
+        .zip(x.par_chunks(n.max(1)))
+        .for_each(|(o, xr)| {
+            for ((o, &v), &b) in o.iter_mut().zip(xr).zip(bias) {
+                *o = v + b;
+            }
+        });
+}
+
+/// erf in f64 (musl's implementation through the `libm` crate).
+pub fn erf(x: f64) -> f64 {
+    libm::erf(x)
+}
+
+pub fn gelu_scalar(x: f32) -> f32 {
+    let x = x as f64;
+    (0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))) as f32
+}
+
+/// d gelu / dx = Φ(x) + x φ(x).
+pub fn gelu_grad_scalar(x: f32) -> f32 {
+    let x = x as f64;
+    let cdf = 0.5 * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2));
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    (cdf + x * pdf) as f32
+}
+
+/// out = gelu(x) = x Φ(x).
+pub fn gelu(out: &mut [f32], x: &[f32]) {
+    out.par_iter_mut()
+        .zip(x.par_iter())
+        .with_min_len(4096)
+        .for_each(|(o, &v)| *o = gelu_scalar(v));
+}
+
+/// dx = dy · gelu'(x).
+pub fn gelu_backward(dx: &mut [f32], x: &[f32], dy: &[f32]) {
+    zip_map(dx, x, dy, |v, g| g * gelu_grad_scalar(v));
+}
+
+/// x *= s.
+pub fn scale(x: &mut [f32], s: f32) {
+    x.par_iter_mut().with_min_len(4096).for_each(|v| *v *= s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn erf_matches_known_values() {
+        let cases = [
+            (0.0, 0.0),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (-1.5, -0.966_105_146_475_310_7),
+        ];
+        for (x, want) in cases {
+            assert!(
+                (erf(x) - want).abs() < 1e-13,
+                "erf({x}) = {} want {want}",
+                erf(x)
+            );
+        }
+    }
+}

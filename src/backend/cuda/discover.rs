@@ -1,0 +1,132 @@
+//! Finding the CUDA driver library and NVRTC at run time, without a toolkit at build time.
+//!
+//! cudarc opens its libraries by soname and panics when none is found, so we look first.
+//! NVRTC is opened by us (see `nvrtc.rs`) from a full path, which lets seisfuse use NVRTC
+//! from a toolkit, from `$CUDA_HOME`, or from NVIDIA's PyPI wheels (`nvidia/cu13/lib`).
+
+use std::path::{Path, PathBuf};
+
+/// Sonames tried on the loader path, newest first.
+pub const NVRTC_SONAMES: &[&str] = &[
+    "libnvrtc.so",
+    "libnvrtc.so.13",
+    "libnvrtc.so.12",
+    "libnvrtc.so.11.2",
+    "libnvrtc.so.11.1",
+    "libnvrtc.so.11.0",
+];
+
+/// Directories searched (in order) when NVRTC is not on the loader path.
+pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for var in ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"] {
+        if let Some(root) = std::env::var_os(var) {
+            let root = PathBuf::from(root);
+            dirs.push(root.join("targets/x86_64-linux/lib"));
+            dirs.push(root.join("lib64"));
+            dirs.push(root.join("lib"));
+        }
+    }
+    dirs.push("/usr/local/cuda/targets/x86_64-linux/lib".into());
+    dirs.push("/usr/local/cuda/lib64".into());
+    for sp in python_site_packages() {
+        for sub in [
+            "nvidia/cu13/lib",
+            "nvidia/cu12/lib",
+            "nvidia/cuda_nvrtc/lib",
+        ] {
+            dirs.push(sp.join(sub));
+        }
+    }
+    dirs
+}
+
+/// Python's site-packages folders: the active virtual environment's, then the ones the
+/// `python3` on PATH reports. Empty when there is no Python.
+fn python_site_packages() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
+            for e in rd.flatten() {
+                out.push(e.path().join("site-packages"));
+            }
+        }
+    }
+    let script =
+        "import site,sys\nfor p in site.getsitepackages()+[site.getusersitepackages()]: print(p)";
+    for py in ["python3", "python"] {
+        if let Ok(o) = std::process::Command::new(py).args(["-c", script]).output() {
+            if o.status.success() {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    out.push(PathBuf::from(line.trim()));
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Where NVRTC could be opened from: an explicit file, or a name for the loader to resolve.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LibLocation {
+    File(PathBuf),
+    Soname(String),
+}
+
+impl LibLocation {
+    pub fn as_os_str(&self) -> &std::ffi::OsStr {
+        match self {
+            LibLocation::File(p) => p.as_os_str(),
+            LibLocation::Soname(s) => std::ffi::OsStr::new(s),
+        }
+    }
+}
+
+/// Lists NVRTC candidates in the order they are tried: `$SEISFUSE_NVRTC` (a file), the
+/// loader path, then the folders of [`nvrtc_search_dirs`].
+pub fn nvrtc_candidates() -> Vec<LibLocation> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("SEISFUSE_NVRTC") {
+        out.push(LibLocation::File(PathBuf::from(p)));
+    }
+    for s in NVRTC_SONAMES {
+        out.push(LibLocation::Soname((*s).to_string()));
+    }
+    for d in nvrtc_search_dirs() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                n.starts_with("libnvrtc.so") && !n.contains("builtins") && !n.contains(".alt.")
+            })
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(LibLocation::File));
+    }
+    out
+}
+
+/// The file a loaded shared library came from, read from `/proc/self/maps`.
+pub fn loaded_path_of(fragment: &str) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| {
+            Path::new(p)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(fragment))
+        })
+        .map(PathBuf::from)
+}
+
+/// True when the CUDA driver library can be opened (cudarc would panic otherwise).
+pub fn driver_present() -> bool {
+    // SAFETY: only tries to dlopen the candidate names; no symbol is called.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}

@@ -1,0 +1,236 @@
+//! The CUDA backend: one context and stream per GPU, kernels compiled by NVRTC at first use
+//! and cached on disk, launch wrappers (one file per `kernels/*.cu`), and a kernel profiler.
+
+pub mod cache;
+pub mod discover;
+pub mod elementwise;
+pub mod launch;
+pub mod nvrtc;
+pub mod profiler;
+
+use crate::tensor::{CpuStorage, DType};
+use anyhow::{anyhow, bail, Context, Result};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig};
+use half::bf16;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One kernel file as embedded by build.rs: `kernels/common.cuh` + `kernels/{name}.cu`.
+#[derive(Debug)]
+pub struct KernelSource {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub source: &'static str,
+    /// FNV-1a 64 of `source`; part of the disk-cache key.
+    pub hash: u64,
+}
+
+include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
+
+pub fn kernel_source(name: &str) -> Result<&'static KernelSource> {
+    KERNEL_SOURCES
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| anyhow!("no kernel file kernels/{name}.cu is embedded in this binary"))
+}
+
+/// Device buffers, one variant per dtype (bf16 travels as its bit pattern).
+#[derive(Debug)]
+pub enum CudaBuf {
+    F32(CudaSlice<f32>),
+    BF16(CudaSlice<u16>),
+    I32(CudaSlice<i32>),
+}
+
+#[derive(Debug)]
+pub struct CudaStorage {
+    pub backend: Arc<CudaBackend>,
+    pub buf: CudaBuf,
+}
+
+impl CudaStorage {
+    pub fn dtype(&self) -> DType {
+        match self.buf {
+            CudaBuf::F32(_) => DType::F32,
+            CudaBuf::BF16(_) => DType::BF16,
+            CudaBuf::I32(_) => DType::I32,
+        }
+    }
+    pub fn download(&self) -> Result<CpuStorage> {
+        let s = &self.backend.stream;
+        Ok(match &self.buf {
+            CudaBuf::F32(b) => CpuStorage::F32(s.clone_dtoh(b)?),
+            CudaBuf::BF16(b) => {
+                CpuStorage::BF16(s.clone_dtoh(b)?.into_iter().map(bf16::from_bits).collect())
+            }
+            CudaBuf::I32(b) => CpuStorage::I32(s.clone_dtoh(b)?),
+        })
+    }
+    pub fn try_clone(&self) -> Result<Self> {
+        let s = &self.backend.stream;
+        let buf = match &self.buf {
+            CudaBuf::F32(b) => CudaBuf::F32(s.clone_dtod(b)?),
+            CudaBuf::BF16(b) => CudaBuf::BF16(s.clone_dtod(b)?),
+            CudaBuf::I32(b) => CudaBuf::I32(s.clone_dtod(b)?),
+        };
+        Ok(CudaStorage {
+            backend: self.backend.clone(),
+            buf,
+        })
+    }
+}
+
+/// One GPU: its context, the stream every op runs on, and the modules loaded so far.
+pub struct CudaBackend {
+    pub ordinal: usize,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    pub profiler: profiler::Profiler,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaBackend(cuda:{} {})", self.ordinal, self.name)
+    }
+}
+
+/// Why CUDA cannot be used, or `None` when it can (driver, NVRTC and a GPU are present).
+pub fn unavailable_reason() -> Option<String> {
+    if !discover::driver_present() {
+        return Some("no CUDA driver library (libcuda.so) found".into());
+    }
+    if let Err(e) = nvrtc::Nvrtc::global() {
+        return Some(format!("{e:#}"));
+    }
+    match CudaContext::device_count() {
+        Ok(0) => Some("the CUDA driver reports no GPU".into()),
+        Ok(_) => None,
+        Err(e) => Some(format!("the CUDA driver failed to start: {e:?}")),
+    }
+}
+
+impl CudaBackend {
+    /// The backend of GPU `ordinal`, created on first use and shared afterwards.
+    pub fn get(ordinal: usize) -> Result<Arc<Self>> {
+        static ALL: OnceLock<Mutex<HashMap<usize, Arc<CudaBackend>>>> = OnceLock::new();
+        let all = ALL.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut all = all
+            .lock()
+            .map_err(|_| anyhow!("CUDA backend registry poisoned"))?;
+        if let Some(b) = all.get(&ordinal) {
+            return Ok(b.clone());
+        }
+        if let Some(why) = unavailable_reason() {
+            bail!("CUDA is not available: {why}; use --device cpu");
+        }
+        let count = CudaContext::device_count().map_err(|e| anyhow!("cuDeviceGetCount: {e:?}"))?;
+        if ordinal >= count as usize {
+            bail!(
+                "cuda:{ordinal} does not exist: this machine has {count} GPU(s), cuda:0 to cuda:{}",
+                count - 1
+            );
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| anyhow!("creating a context on cuda:{ordinal}: {e:?}"))?;
+        // One stream per device: cudarc's per-buffer event tracking only costs time here.
+        // SAFETY: every op of this backend runs on `stream`, so ordering is by stream order.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let compute_capability = ctx.compute_capability().map_err(|e| anyhow!("{e:?}"))?;
+        let stream = ctx.default_stream();
+        let b = Arc::new(CudaBackend {
+            ordinal,
+            name,
+            compute_capability,
+            ctx,
+            stream,
+            modules: Mutex::new(HashMap::new()),
+            profiler: profiler::Profiler::default(),
+        });
+        all.insert(ordinal, b.clone());
+        Ok(b)
+    }
+
+    /// `sm_XY` number for NVRTC.
+    pub fn arch(&self) -> u32 {
+        (self.compute_capability.0 * 10 + self.compute_capability.1) as u32
+    }
+
+    /// The module of `kernels/{file}.cu`, compiled (or read from the disk cache) on first use.
+    pub fn module(&self, file: &'static str) -> Result<Arc<CudaModule>> {
+        let mut mods = self
+            .modules
+            .lock()
+            .map_err(|_| anyhow!("module cache poisoned"))?;
+        if let Some(m) = mods.get(file) {
+            return Ok(m.clone());
+        }
+        let src = kernel_source(file)?;
+        let cubin = cache::compiled_cubin(src, self.arch())?;
+        let m = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+            .map_err(|e| {
+                anyhow!(
+                    "loading the module of {} on cuda:{}: {e:?}",
+                    src.file,
+                    self.ordinal
+                )
+            })?;
+        mods.insert(file, m.clone());
+        Ok(m)
+    }
+
+    pub fn function(&self, file: &'static str, kernel: &str) -> Result<CudaFunction> {
+        self.module(file)?
+            .load_function(kernel)
+            .map_err(|e| anyhow!("kernel {kernel} not found in kernels/{file}.cu: {e:?}"))
+    }
+
+    pub fn zeros(self: &Arc<Self>, dtype: DType, n: usize) -> Result<CudaStorage> {
+        let s = &self.stream;
+        let buf = match dtype {
+            DType::F32 => CudaBuf::F32(s.alloc_zeros::<f32>(n)?),
+            DType::BF16 => CudaBuf::BF16(s.alloc_zeros::<u16>(n)?),
+            DType::I32 => CudaBuf::I32(s.alloc_zeros::<i32>(n)?),
+        };
+        Ok(CudaStorage {
+            backend: self.clone(),
+            buf,
+        })
+    }
+
+    pub fn upload(self: &Arc<Self>, c: &CpuStorage) -> Result<CudaStorage> {
+        let s = &self.stream;
+        let buf = match c {
+            CpuStorage::F32(v) => CudaBuf::F32(s.clone_htod(v)?),
+            CpuStorage::BF16(v) => {
+                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
+                CudaBuf::BF16(s.clone_htod(&bits)?)
+            }
+            CpuStorage::I32(v) => CudaBuf::I32(s.clone_htod(v)?),
+        };
+        Ok(CudaStorage {
+            backend: self.clone(),
+            buf,
+        })
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().context("cuStreamSynchronize")?;
+        Ok(())
+    }
+}
+
+/// A 1-D launch of `n` threads in blocks of `block`.
+pub fn grid_1d(n: usize, block: u32) -> LaunchConfig {
+    let blocks = n.div_ceil(block as usize).max(1) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}

@@ -1,0 +1,88 @@
+//! Devices: the CPU reference backend and the CUDA backend, and how one is chosen.
+
+pub mod cpu;
+pub mod cuda;
+
+use anyhow::{bail, Result};
+use std::sync::Arc;
+
+/// Where a tensor lives and where its ops run.
+#[derive(Clone)]
+pub enum Device {
+    Cpu,
+    Cuda(Arc<cuda::CudaBackend>),
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(b) => write!(f, "cuda:{}", b.ordinal),
+        }
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Cuda(a), Device::Cuda(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Device {
+    pub fn is_cuda(&self) -> bool {
+        matches!(self, Device::Cuda(_))
+    }
+    pub fn name(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// What the user asked for with `--device`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceRequest {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceRequest {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "auto" => return Ok(DeviceRequest::Auto),
+            "cpu" => return Ok(DeviceRequest::Cpu),
+            "cuda" | "gpu" => return Ok(DeviceRequest::Cuda(0)),
+            _ => {}
+        }
+        if let Some(n) = t.strip_prefix("cuda:") {
+            if let Ok(i) = n.parse::<usize>() {
+                return Ok(DeviceRequest::Cuda(i));
+            }
+        }
+        bail!("unknown device '{s}': expected auto, cpu, cuda or cuda:N (N = GPU index, from 0)")
+    }
+}
+
+/// Turns a request into a device. `Auto` picks CUDA only when the driver, NVRTC and a GPU
+/// are all present, and says on stderr which it chose and why.
+pub fn select(req: DeviceRequest) -> Result<Device> {
+    match req {
+        DeviceRequest::Cpu => Ok(Device::Cpu),
+        DeviceRequest::Cuda(i) => Ok(Device::Cuda(cuda::CudaBackend::get(i)?)),
+        DeviceRequest::Auto => match cuda::CudaBackend::get(0) {
+            Ok(b) => {
+                eprintln!("seisfuse: using cuda:0 ({})", b.name);
+                Ok(Device::Cuda(b))
+            }
+            Err(e) => {
+                eprintln!("seisfuse: using the CPU ({e:#})");
+                Ok(Device::Cpu)
+            }
+        },
+    }
+}

@@ -1,0 +1,178 @@
+//! `seisfuse doctor`: what this machine offers seisfuse, and whether every kernel compiles.
+
+use crate::backend::cuda::{self, discover, nvrtc::Nvrtc, CudaBackend, KERNEL_SOURCES};
+use crate::backend::DeviceRequest;
+use anyhow::Result;
+use cudarc::driver::sys::CUfunction_attribute_enum as Attr;
+use cudarc::driver::CudaContext;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also compile every kernel for these architectures with NVRTC (no GPU needed), e.g. 80,90.
+    #[arg(long, value_delimiter = ',')]
+    pub compile_for: Vec<u32>,
+}
+
+pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
+    println!("seisfuse {}", env!("CARGO_PKG_VERSION"));
+    println!("cpu threads: {} (rayon)", rayon::current_num_threads());
+    let driver = discover::driver_present();
+    println!(
+        "libcuda: {}",
+        if driver {
+            // Opening it through cudarc puts it in /proc/self/maps.
+            let _ = CudaContext::device_count();
+            discover::loaded_path_of("libcuda.so")
+                .map(|p| format!("found at {}", p.display()))
+                .unwrap_or_else(|| "found".into())
+        } else {
+            "not found".into()
+        }
+    );
+    let nvrtc = Nvrtc::global();
+    match &nvrtc {
+        Ok(n) => println!(
+            "libnvrtc: NVRTC {}.{} at {}",
+            n.version.0,
+            n.version.1,
+            n.path.display()
+        ),
+        Err(e) => println!("libnvrtc: not found ({e:#})"),
+    }
+    println!("kernel cache: {}", cuda::cache::cache_dir().display());
+    println!(
+        "kernel files: {}",
+        KERNEL_SOURCES
+            .iter()
+            .map(|k| k.file)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    if nvrtc.is_ok() {
+        for &arch in &args.compile_for {
+            for k in KERNEL_SOURCES {
+                let t = std::time::Instant::now();
+                match cuda::cache::compiled_cubin(k, arch) {
+                    Ok(c) => println!(
+                        "  compiled {} for sm_{arch}: {} bytes in {:.2?}",
+                        k.file,
+                        c.len(),
+                        t.elapsed()
+                    ),
+                    Err(e) => println!("  FAILED {} for sm_{arch}: {e:#}", k.file),
+                }
+            }
+        }
+    }
+
+    let gpus = if driver {
+        CudaContext::device_count().unwrap_or(0)
+    } else {
+        0
+    };
+    if gpus == 0 || matches!(req, DeviceRequest::Cpu) {
+        println!(
+            "no GPU{}",
+            if driver {
+                " (the driver reports none)"
+            } else {
+                ""
+            }
+        );
+        if let Some(why) = cuda::unavailable_reason() {
+            println!("CUDA unavailable: {why}");
+        }
+        println!("device: cpu");
+        return Ok(());
+    }
+    let mut ver = 0i32;
+    // SAFETY: plain query into an int.
+    unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut ver) };
+    println!("driver: CUDA {}.{}", ver / 1000, (ver % 1000) / 10);
+    for i in 0..gpus as usize {
+        let b = match CudaBackend::get(i) {
+            Ok(b) => b,
+            Err(e) => {
+                println!("cuda:{i}: {e:#}");
+                continue;
+            }
+        };
+        let sms = b
+            .ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .unwrap_or(0);
+        let mem = b.ctx.total_mem().unwrap_or(0) as f64 / (1u64 << 30) as f64;
+        println!(
+            "cuda:{i}: {} | sm_{} | {sms} SMs | {mem:.1} GiB",
+            b.name,
+            b.arch()
+        );
+        println!(
+            "  {:<34} {:>5} {:>9} {:>9}",
+            "kernel", "regs", "smem(B)", "local(B)"
+        );
+        for k in KERNEL_SOURCES {
+            let module = match b.module(k.name) {
+                Ok(m) => m,
+                Err(e) => {
+                    println!("  {}: {e:#}", k.file);
+                    continue;
+                }
+            };
+            for name in kernel_names(k.source) {
+                match module.load_function(&name) {
+                    Ok(f) => {
+                        let g = |a| f.get_attribute(a).unwrap_or(-1);
+                        println!(
+                            "  {:<34} {:>5} {:>9} {:>9}",
+                            name,
+                            g(Attr::CU_FUNC_ATTRIBUTE_NUM_REGS),
+                            g(Attr::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES),
+                            g(Attr::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)
+                        );
+                    }
+                    Err(e) => println!("  {name}: {e:?}"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names of the `extern "C" __global__` kernels of a source, macro instantiations expanded for
+/// the `_f32`/`_bf16` suffixes used across kernels/.
+pub fn kernel_names(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut suffixes = Vec::new();
+    for line in src.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("INSTANTIATE(") {
+            if let Some(suf) = rest.split(',').next() {
+                suffixes.push(suf.trim().to_string());
+            }
+        }
+    }
+    for line in src.lines() {
+        let Some(i) = line.find("__global__ void ") else {
+            continue;
+        };
+        let rest = &line[i + "__global__ void ".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '#')
+            .collect();
+        if let Some(base) = name.strip_suffix("##SUF") {
+            for s in &suffixes {
+                out.push(format!("{base}{s}"));
+            }
+        } else if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

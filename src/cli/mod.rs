@@ -1,0 +1,33 @@
+//! The command line: one file per subcommand.
+
+pub mod doctor;
+
+use crate::backend::DeviceRequest;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "seisfuse",
+    version,
+    about = "Seismic foundation models (SFM, SeisLM) and their fusion, on CPU and CUDA"
+)]
+pub struct Cli {
+    /// Where to run: auto (CUDA when usable, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto")]
+    pub device: DeviceRequest,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report the machine: CPU threads, CUDA driver and NVRTC, GPUs, and every kernel compiled.
+    Doctor(doctor::Args),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Doctor(a) => doctor::run(cli.device, a),
+    }
+}

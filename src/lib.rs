@@ -1,0 +1,13 @@
+//! seisfuse: a Rust engine, with hand-written CUDA kernels, for seismic foundation models.
+//!
+//! Layers (dependencies point one way): `cli` → models/train/data → `nn` → `ops` → `backend`
+//! → `kernels/`. See `../shared/DESIGN.md`.
+
+pub mod backend;
+pub mod cli;
+pub mod ops;
+pub mod tensor;
+pub mod viz;
+
+pub use backend::{Device, DeviceRequest};
+pub use tensor::{DType, Tensor};

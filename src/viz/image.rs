@@ -1,0 +1,151 @@
+//! Raster images and PNG output: a value grid mapped through a colour map.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// Colour maps for value grids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorMap {
+    /// Black to white.
+    Gray,
+    /// Blue–white–red, for signed data such as seismic amplitude.
+    Seismic,
+    /// Perceptually ordered dark-blue → green → yellow (viridis-like), for spectrograms.
+    Viridis,
+}
+
+impl ColorMap {
+    /// RGB of t in [0, 1].
+    pub fn rgb(self, t: f32) -> [u8; 3] {
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let c = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        match self {
+            ColorMap::Gray => [c(t), c(t), c(t)],
+            ColorMap::Seismic => {
+                if t < 0.5 {
+                    let s = t / 0.5;
+                    [c(s), c(s), c(1.0)]
+                } else {
+                    let s = (t - 0.5) / 0.5;
+                    [c(1.0), c(1.0 - s), c(1.0 - s)]
+                }
+            }
+            ColorMap::Viridis => {
+                // Piecewise-linear through five viridis anchors.
+                const A: [[f32; 3]; 5] = [
+                    [0.267, 0.005, 0.329],
+                    [0.229, 0.322, 0.546],
+                    [0.128, 0.567, 0.551],
+                    [0.369, 0.789, 0.383],
+                    [0.993, 0.906, 0.144],
+                ];
+                let x = t * 4.0;
+                let i = (x.floor() as usize).min(3);
+                let f = x - i as f32;
+                let m = |k: usize| A[i][k] + (A[i + 1][k] - A[i][k]) * f;
+                [c(m(0)), c(m(1)), c(m(2))]
+            }
+        }
+    }
+}
+
+/// An RGB raster.
+#[derive(Clone, Debug)]
+pub struct Rgb {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<[u8; 3]>,
+}
+
+impl Rgb {
+    pub fn new(width: usize, height: usize, fill: [u8; 3]) -> Self {
+        Rgb {
+            width,
+            height,
+            pixels: vec![fill; width * height],
+        }
+    }
+
+    /// A `height`×`width` row-major grid mapped through `cmap`, scaled from [lo, hi]
+    /// (the data's min and max when `range` is `None`).
+    pub fn from_grid(
+        values: &[f32],
+        height: usize,
+        width: usize,
+        cmap: ColorMap,
+        range: Option<(f32, f32)>,
+    ) -> Result<Self> {
+        if values.len() != height * width {
+            bail!(
+                "image of {height}×{width} needs {} values, found {}",
+                height * width,
+                values.len()
+            );
+        }
+        let (lo, hi) = range.unwrap_or_else(|| {
+            values
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                })
+        });
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        Ok(Rgb {
+            width,
+            height,
+            pixels: values.iter().map(|&v| cmap.rgb((v - lo) / span)).collect(),
+        })
+    }
+
+    pub fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
+            self.pixels[y as usize * self.width + x as usize] = c;
+        }
+    }
+
+    /// Blends `c` over the pixel with opacity `alpha`.
+    pub fn blend(&mut self, x: usize, y: usize, c: [u8; 3], alpha: f32) {
+        if x < self.width && y < self.height {
+            let p = &mut self.pixels[y * self.width + x];
+            for k in 0..3 {
+                p[k] = (p[k] as f32 * (1.0 - alpha) + c[k] as f32 * alpha).round() as u8;
+            }
+        }
+    }
+
+    /// Nearest-neighbour enlargement by an integer factor (small images are hard to see).
+    pub fn upscale(&self, factor: usize) -> Rgb {
+        let f = factor.max(1);
+        let mut out = Rgb::new(self.width * f, self.height * f, [0, 0, 0]);
+        for y in 0..out.height {
+            for x in 0..out.width {
+                out.pixels[y * out.width + x] = self.pixels[(y / f) * self.width + x / f];
+            }
+        }
+        out
+    }
+
+    pub fn write_png(&self, path: &Path) -> Result<()> {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut enc = png::Encoder::new(
+            std::io::BufWriter::new(file),
+            self.width as u32,
+            self.height as u32,
+        );
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc
+            .write_header()
+            .with_context(|| format!("writing {}", path.display()))?;
+        let flat: Vec<u8> = self.pixels.iter().flat_map(|p| p.iter().copied()).collect();
+        w.write_image_data(&flat)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}

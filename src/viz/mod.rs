@@ -1,0 +1,3 @@
+//! PNG figures. `image` holds the raster primitives every figure is drawn with.
+
+pub mod image;
