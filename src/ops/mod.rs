@@ -2,9 +2,23 @@
 //! (`backend::cpu`) or the CUDA kernels (`backend::cuda`). Each op family has a forward and a
 //! backward; parameter gradients accumulate (`+=`), activation gradients are written (`=`).
 
+pub mod dropout;
 pub mod elementwise;
+pub mod layer_norm;
+pub mod loss;
+pub mod matmul;
+pub mod optim;
+pub mod reduce;
+pub mod softmax;
 
+pub use dropout::*;
 pub use elementwise::*;
+pub use layer_norm::*;
+pub use loss::*;
+pub use matmul::*;
+pub use optim::*;
+pub use reduce::*;
+pub use softmax::*;
 
 use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;

@@ -3,8 +3,15 @@
 //! bf16 tensors are widened to f32, computed, and rounded back (round to nearest even), which
 //! is exactly what the bf16 kernels do.
 
+pub mod adamw;
+pub mod dropout;
 pub mod elementwise;
+pub mod layer_norm;
+pub mod loss;
+pub mod matmul;
 pub mod philox;
+pub mod reduce;
+pub mod softmax;
 
 use crate::tensor::CpuStorage;
 use half::bf16;

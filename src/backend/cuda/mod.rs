@@ -1,12 +1,19 @@
 //! The CUDA backend: one context and stream per GPU, kernels compiled by NVRTC at first use
 //! and cached on disk, launch wrappers (one file per `kernels/*.cu`), and a kernel profiler.
 
+pub mod adamw;
 pub mod cache;
 pub mod discover;
+pub mod dropout;
 pub mod elementwise;
 pub mod launch;
+pub mod layer_norm;
+pub mod loss;
+pub mod matmul;
 pub mod nvrtc;
 pub mod profiler;
+pub mod reduce;
+pub mod softmax;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};

@@ -56,6 +56,12 @@ pub struct Compiled {
     pub log: String,
 }
 
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Compiled {{ cubin: {} bytes, log: {:?} }}", self.cubin.len(), self.log)
+    }
+}
+
 impl Nvrtc {
     /// Opens NVRTC from one location.
     pub fn open(loc: &LibLocation) -> Result<Self> {

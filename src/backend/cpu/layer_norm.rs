@@ -1,0 +1,75 @@
+//! LayerNorm over the last axis: y = (x − mean) · rstd · w + b, with the mean and rstd kept
+//! for the backward pass.
+
+use rayon::prelude::*;
+
+/// Forward over rows of length `w.len()`; writes y, mean[rows], rstd[rows].
+pub fn layer_norm(
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+) {
+    let c = w.len();
+    y.par_chunks_mut(c)
+        .zip(x.par_chunks(c))
+        .zip(mean.par_iter_mut().zip(rstd.par_iter_mut()))
+        .for_each(|((yr, xr), (m, r))| {
+            let mu = xr.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+            let var = xr.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / c as f64;
+            let rs = 1.0 / (var + eps as f64).sqrt();
+            for i in 0..c {
+                yr[i] = (((xr[i] as f64 - mu) * rs) as f32) * w[i] + b[i];
+            }
+            *m = mu as f32;
+            *r = rs as f32;
+        });
+}
+
+/// Backward: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·w (written);
+/// dw += Σ dy·x̂ and db += Σ dy over rows (accumulated).
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+) {
+    let c = w.len();
+    dx.par_chunks_mut(c)
+        .zip(dy.par_chunks(c).zip(x.par_chunks(c)))
+        .zip(mean.par_iter().zip(rstd.par_iter()))
+        .for_each(|((dxr, (dyr, xr)), (&m, &r))| {
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for i in 0..c {
+                let xh = (xr[i] - m) * r;
+                let g = dyr[i] * w[i];
+                sg += g as f64;
+                sgx += (g * xh) as f64;
+            }
+            let (mg, mgx) = ((sg / c as f64) as f32, (sgx / c as f64) as f32);
+            for i in 0..c {
+                let xh = (xr[i] - m) * r;
+                dxr[i] = r * (dyr[i] * w[i] - mg - xh * mgx);
+            }
+        });
+    let mut adw = vec![0.0f64; c];
+    let mut adb = vec![0.0f64; c];
+    for ((dyr, xr), (&m, &r)) in dy.chunks(c).zip(x.chunks(c)).zip(mean.iter().zip(rstd)) {
+        for i in 0..c {
+            adw[i] += (dyr[i] * (xr[i] - m) * r) as f64;
+            adb[i] += dyr[i] as f64;
+        }
+    }
+    for i in 0..c {
+        dw[i] += adw[i] as f32;
+        db[i] += adb[i] as f32;
+    }
+}

@@ -1,0 +1,99 @@
+//! Losses: fused log-softmax + NLL against class targets, cross-entropy against soft targets,
+//! mean-squared error. Each forward returns per-row losses; the ops layer averages.
+
+use super::softmax::logsumexp;
+use rayon::prelude::*;
+
+/// Targets below 0 (PyTorch's ignore_index −100) or ≥ the class count contribute nothing.
+pub fn target_valid(t: i32, classes: usize) -> bool {
+    t >= 0 && (t as usize) < classes
+}
+
+/// Per-row −log softmax(logits)[target]; 0 for ignored rows.
+pub fn nll_forward(losses: &mut [f32], logits: &[f32], targets: &[i32], classes: usize) {
+    losses
+        .par_iter_mut()
+        .zip(logits.par_chunks(classes).zip(targets.par_iter()))
+        .for_each(|(l, (row, &t))| {
+            *l = if target_valid(t, classes) {
+                logsumexp(row) - row[t as usize]
+            } else {
+                0.0
+            };
+        });
+}
+
+/// dlogits = (softmax − onehot) · scale for valid rows, 0 for ignored rows.
+pub fn nll_backward(
+    dlogits: &mut [f32],
+    logits: &[f32],
+    targets: &[i32],
+    classes: usize,
+    scale: f32,
+) {
+    dlogits
+        .par_chunks_mut(classes)
+        .zip(logits.par_chunks(classes).zip(targets.par_iter()))
+        .for_each(|(d, (row, &t))| {
+            if !target_valid(t, classes) {
+                d.fill(0.0);
+                return;
+            }
+            let lse = logsumexp(row);
+            for (i, (o, &v)) in d.iter_mut().zip(row).enumerate() {
+                let p = (v - lse).exp();
+                *o = (p - if i == t as usize { 1.0 } else { 0.0 }) * scale;
+            }
+        });
+}
+
+/// Per-row −Σ_c t_c log softmax(z)_c.
+pub fn soft_ce_forward(losses: &mut [f32], logits: &[f32], targets: &[f32], classes: usize) {
+    losses
+        .par_iter_mut()
+        .zip(logits.par_chunks(classes).zip(targets.par_chunks(classes)))
+        .for_each(|(l, (row, t))| {
+            let lse = logsumexp(row);
+            *l = row
+                .iter()
+                .zip(t)
+                .map(|(&z, &tc)| (tc * (lse - z)) as f64)
+                .sum::<f64>() as f32;
+        });
+}
+
+/// dlogits = (softmax · Σt − t) · scale.
+pub fn soft_ce_backward(
+    dlogits: &mut [f32],
+    logits: &[f32],
+    targets: &[f32],
+    classes: usize,
+    scale: f32,
+) {
+    dlogits
+        .par_chunks_mut(classes)
+        .zip(logits.par_chunks(classes).zip(targets.par_chunks(classes)))
+        .for_each(|(d, (row, t))| {
+            let lse = logsumexp(row);
+            let ts: f32 = t.iter().sum();
+            for ((o, &z), &tc) in d.iter_mut().zip(row).zip(t) {
+                *o = ((z - lse).exp() * ts - tc) * scale;
+            }
+        });
+}
+
+/// Per-element squared error (x − y)².
+pub fn mse_forward(sq: &mut [f32], x: &[f32], y: &[f32]) {
+    sq.par_iter_mut()
+        .zip(x.par_iter().zip(y.par_iter()))
+        .with_min_len(4096)
+        .for_each(|(o, (&a, &b))| *o = (a - b) * (a - b));
+}
+
+/// dx = 2 (x − y) · scale.
+pub fn mse_backward(dx: &mut [f32], x: &[f32], y: &[f32], scale: f32) {
+    dx.par_iter_mut()
+        .zip(x.par_iter().zip(y.par_iter()))
+        .with_min_len(4096)
+        .for_each(|(o, (&a, &b))| *o = 2.0 * (a - b) * scale);
+}

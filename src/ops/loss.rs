@@ -1,0 +1,182 @@
+//! Losses, each a mean over rows (or elements) with its backward pass.
+
+use super::*;
+use crate::backend::cpu::loss as cpu;
+use crate::backend::cuda::loss as gpu;
+
+/// A loss value and the count it was averaged over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossValue {
+    pub loss: f32,
+    pub count: usize,
+}
+
+fn rows_classes(op: &str, logits: &Tensor) -> Result<(usize, usize)> {
+    check_float(op, "logits", logits)?;
+    match logits.shape.last() {
+        Some(&c) if c > 0 => Ok((logits.numel() / c, c)),
+        _ => bail!(
+            "{op}: logits need a non-empty class axis, found {:?}",
+            logits.shape
+        ),
+    }
+}
+
+/// Fused log-softmax + NLL (PyTorch's `cross_entropy` with class targets): mean over rows whose
+/// target is in [0, classes); others (e.g. −100) are ignored.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
+    let (rows, classes) = rows_classes("cross_entropy", logits)?;
+    if targets.dtype != DType::I32 || targets.numel() != rows {
+        bail!("cross_entropy: targets must be i32 with {rows} elements (one per row of logits {:?}), found {} {:?}", logits.shape, targets.dtype, targets.shape);
+    }
+    let d = check_device("cross_entropy", &[logits, targets])?;
+    let (total, count) = if !d.is_cuda() {
+        let mut l = vec![0.0; rows];
+        let t = targets.i32s()?;
+        cpu::nll_forward(&mut l, &host(logits)?, t, classes);
+        let count = t.iter().filter(|&&v| cpu::target_valid(v, classes)).count();
+        (l.iter().map(|&v| v as f64).sum::<f64>() as f32, count)
+    } else {
+        let losses = output(&[rows], DType::F32, &d)?;
+        let valid = output(&[rows], DType::F32, &d)?;
+        gpu::nll_forward(
+            backend(&d)?,
+            dev(&losses)?,
+            dev(&valid)?,
+            dev(logits)?,
+            dev(targets)?,
+            classes,
+        )?;
+        (
+            super::reduce::item(&super::reduce::sum(&losses)?)?,
+            super::reduce::item(&super::reduce::sum(&valid)?)?.round() as usize,
+        )
+    };
+    Ok(LossValue {
+        loss: if count > 0 { total / count as f32 } else { 0.0 },
+        count,
+    })
+}
+
+/// dlogits of `dloss · cross_entropy(logits, targets)`; `count` from the forward value.
+pub fn cross_entropy_backward(
+    logits: &Tensor,
+    targets: &Tensor,
+    count: usize,
+    dloss: f32,
+) -> Result<Tensor> {
+    let (rows, classes) = rows_classes("cross_entropy_backward", logits)?;
+    if targets.dtype != DType::I32 || targets.numel() != rows {
+        bail!("cross_entropy_backward: targets must be i32 with {rows} elements");
+    }
+    let scale = if count > 0 { dloss / count as f32 } else { 0.0 };
+    let d = check_device("cross_entropy_backward", &[logits, targets])?;
+    if !d.is_cuda() {
+        let mut g = vec![0.0; logits.numel()];
+        cpu::nll_backward(&mut g, &host(logits)?, targets.i32s()?, classes, scale);
+        return from_host(&logits.shape, g, logits.dtype);
+    }
+    let g = output(&logits.shape, logits.dtype, &d)?;
+    gpu::nll_backward(
+        backend(&d)?,
+        dev(&g)?,
+        dev(logits)?,
+        dev(targets)?,
+        classes,
+        scale,
+    )?;
+    Ok(g)
+}
+
+/// Cross-entropy against soft targets (a distribution per row), mean over rows.
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
+    let (rows, classes) = rows_classes("soft_cross_entropy", logits)?;
+    check_same_shape("soft_cross_entropy", logits, targets)?;
+    check_same_dtype("soft_cross_entropy", logits, targets)?;
+    let d = check_device("soft_cross_entropy", &[logits, targets])?;
+    let total = if !d.is_cuda() {
+        let mut l = vec![0.0; rows];
+        cpu::soft_ce_forward(&mut l, &host(logits)?, &host(targets)?, classes);
+        l.iter().map(|&v| v as f64).sum::<f64>() as f32
+    } else {
+        let losses = output(&[rows], DType::F32, &d)?;
+        gpu::soft_ce_forward(
+            backend(&d)?,
+            dev(&losses)?,
+            dev(logits)?,
+            dev(targets)?,
+            classes,
+        )?;
+        super::reduce::item(&super::reduce::sum(&losses)?)?
+    };
+    Ok(LossValue {
+        loss: total / rows.max(1) as f32,
+        count: rows,
+    })
+}
+
+pub fn soft_cross_entropy_backward(
+    logits: &Tensor,
+    targets: &Tensor,
+    dloss: f32,
+) -> Result<Tensor> {
+    let (rows, classes) = rows_classes("soft_cross_entropy_backward", logits)?;
+    check_same_shape("soft_cross_entropy_backward", logits, targets)?;
+    let scale = dloss / rows.max(1) as f32;
+    let d = check_device("soft_cross_entropy_backward", &[logits, targets])?;
+    if !d.is_cuda() {
+        let mut g = vec![0.0; logits.numel()];
+        cpu::soft_ce_backward(&mut g, &host(logits)?, &host(targets)?, classes, scale);
+        return from_host(&logits.shape, g, logits.dtype);
+    }
+    let g = output(&logits.shape, logits.dtype, &d)?;
+    gpu::soft_ce_backward(
+        backend(&d)?,
+        dev(&g)?,
+        dev(logits)?,
+        dev(targets)?,
+        classes,
+        scale,
+    )?;
+    Ok(g)
+}
+
+/// Mean squared error over all elements.
+pub fn mse(x: &Tensor, y: &Tensor) -> Result<LossValue> {
+    check_float("mse", "x", x)?;
+    check_same_shape("mse", x, y)?;
+    check_same_dtype("mse", x, y)?;
+    let n = x.numel();
+    if n == 0 {
+        bail!("mse: empty tensors");
+    }
+    let d = check_device("mse", &[x, y])?;
+    let total = if !d.is_cuda() {
+        let mut sq = vec![0.0; n];
+        cpu::mse_forward(&mut sq, &host(x)?, &host(y)?);
+        sq.iter().map(|&v| v as f64).sum::<f64>() as f32
+    } else {
+        let sq = output(&[n], DType::F32, &d)?;
+        gpu::mse_forward(backend(&d)?, dev(&sq)?, dev(x)?, dev(y)?)?;
+        super::reduce::item(&super::reduce::sum(&sq)?)?
+    };
+    Ok(LossValue {
+        loss: total / n as f32,
+        count: n,
+    })
+}
+
+/// dx of `dloss · mse(x, y)`.
+pub fn mse_backward(x: &Tensor, y: &Tensor, dloss: f32) -> Result<Tensor> {
+    check_same_shape("mse_backward", x, y)?;
+    let scale = dloss / x.numel().max(1) as f32;
+    let d = check_device("mse_backward", &[x, y])?;
+    if !d.is_cuda() {
+        let mut g = vec![0.0; x.numel()];
+        cpu::mse_backward(&mut g, &host(x)?, &host(y)?, scale);
+        return from_host(&x.shape, g, x.dtype);
+    }
+    let g = output(&x.shape, x.dtype, &d)?;
+    gpu::mse_backward(backend(&d)?, dev(&g)?, dev(x)?, dev(y)?, scale)?;
+    Ok(g)
+}

@@ -1,0 +1,92 @@
+//! Shared test helpers: random tensors, error norms, finite differences, and the device list
+//! (one test body runs on every available device, as in candle).
+#![allow(dead_code)]
+
+use seisfuse::backend::cpu::philox::PhiloxStream;
+use seisfuse::backend::{cuda, Device};
+use seisfuse::{DType, Tensor};
+
+/// Uniform values in [lo, hi) from a seed.
+pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = PhiloxStream::new(seed, 0, 77);
+    (0..n).map(|_| lo + (hi - lo) * s.next_f32()).collect()
+}
+
+pub fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_f32(shape, rand_vec(n, seed, -1.0, 1.0)).unwrap()
+}
+
+/// ‖a − b‖ / ‖b‖ (‖a − b‖ when b is zero).
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let den: f64 = b.iter().map(|&y| (y as f64).powi(2)).sum::<f64>().sqrt();
+    if den == 0.0 {
+        num
+    } else {
+        num / den
+    }
+}
+
+/// The CUDA device, or None after printing why the GPU part of a test is skipped.
+pub fn cuda_or_skip(test: &str) -> Option<Device> {
+    if let Some(why) = cuda::unavailable_reason() {
+        println!("skipped (no GPU): {test}: {why}");
+        return None;
+    }
+    match cuda::CudaBackend::get(0) {
+        Ok(b) => Some(Device::Cuda(b)),
+        Err(e) => {
+            println!("skipped (no GPU): {test}: {e:#}");
+            None
+        }
+    }
+}
+
+/// Checks `analytic` (the gradient of L(x) = Σ w ⊙ f(x) at x) against central differences,
+/// element by element. `f` maps the flat input to the flat output.
+pub fn check_grad(
+    name: &str,
+    x: &[f32],
+    w: &[f32],
+    analytic: &[f32],
+    h: f32,
+    tol: f64,
+    f: impl Fn(&[f32]) -> Vec<f32>,
+) {
+    assert_eq!(x.len(), analytic.len(), "{name}: gradient length");
+    let loss = |v: &[f32]| -> f64 {
+        let y = f(v);
+        assert_eq!(y.len(), w.len(), "{name}: output length");
+        y.iter().zip(w).map(|(&a, &b)| a as f64 * b as f64).sum()
+    };
+    let scale = analytic.iter().fold(1e-3f64, |m, &g| m.max(g.abs() as f64));
+    let mut worst = 0.0f64;
+    let mut xp = x.to_vec();
+    for i in 0..x.len() {
+        let orig = xp[i];
+        xp[i] = orig + h;
+        let lp = loss(&xp);
+        xp[i] = orig - h;
+        let lm = loss(&xp);
+        xp[i] = orig;
+        let num = (lp - lm) / (2.0 * h as f64);
+        let err = (num - analytic[i] as f64).abs() / scale;
+        worst = worst.max(err);
+        assert!(err < tol, "{name}: d/dx[{i}] analytic {} vs numeric {num} (error {err:.2e} of max |g| {scale:.3e})", analytic[i]);
+    }
+    println!(
+        "{name}: gradient check ok over {} elements, worst error {worst:.2e}",
+        x.len()
+    );
+}
+
+pub fn to_bf16(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::BF16).unwrap()
+}

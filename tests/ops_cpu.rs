@@ -1,0 +1,219 @@
+//! The CPU backend against plain f64 loops and known values.
+
+mod common;
+use common::*;
+use seisfuse::backend::cpu::{f32_to_bf16, matmul::matmul_f64_reference};
+use seisfuse::ops::{self, AdamWConfig, DropoutKey};
+use seisfuse::Tensor;
+
+#[test]
+fn matmul_matches_f64_loop_on_odd_sizes() {
+    for &(ash, bsh, ta, tb) in &[
+        (&[67usize, 131][..], &[131usize, 45][..], false, false),
+        (&[131, 67][..], &[45, 131][..], true, true),
+        (&[3, 67, 131][..], &[3, 131, 45][..], false, false),
+        (&[3, 131, 67][..], &[131, 45][..], true, false),
+        (&[2, 33, 17][..], &[2, 29, 17][..], false, true),
+    ] {
+        let (a, b) = (rand_tensor(ash, 1), rand_tensor(bsh, 2));
+        let (s, out) = ops::matmul::infer_shape(ash, bsh, ta, tb).unwrap();
+        let bias = rand_tensor(&[*out.last().unwrap()], 3);
+        let got = ops::matmul(&a, &b, ta, tb, Some(&bias))
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let want: Vec<f32> = matmul_f64_reference(
+            &a.to_vec_f32().unwrap(),
+            &b.to_vec_f32().unwrap(),
+            Some(&bias.to_vec_f32().unwrap()),
+            &s,
+        )
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+        let e = rel_err(&got, &want);
+        assert!(e < 1e-5, "{ash:?}x{bsh:?} ta={ta} tb={tb}: {e:.2e}");
+    }
+}
+
+#[test]
+fn matmul_accumulates_when_asked() {
+    let (a, b) = (rand_tensor(&[5, 7], 1), rand_tensor(&[7, 3], 2));
+    let once = ops::matmul(&a, &b, false, false, None).unwrap();
+    let (s, _) = ops::matmul::infer_shape(&a.shape, &b.shape, false, false).unwrap();
+    let mut c = once.try_clone().unwrap();
+    ops::matmul_raw(&mut c, &a, &b, None, &s, true).unwrap();
+    let (c, o) = (c.to_vec_f32().unwrap(), once.to_vec_f32().unwrap());
+    for (x, y) in c.iter().zip(&o) {
+        assert!((x - 2.0 * y).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn layer_norm_matches_f64_formula() {
+    let (rows, c) = (3, 301);
+    let x = rand_vec(rows * c, 4, -3.0, 5.0);
+    let w = rand_vec(c, 5, 0.5, 1.5);
+    let b = rand_vec(c, 6, -1.0, 1.0);
+    let (y, cache) = ops::layer_norm(
+        &Tensor::from_f32(&[rows, c], x.clone()).unwrap(),
+        &Tensor::from_f32(&[c], w.clone()).unwrap(),
+        &Tensor::from_f32(&[c], b.clone()).unwrap(),
+        1e-6,
+    )
+    .unwrap();
+    let mut want = Vec::new();
+    for r in 0..rows {
+        let row = &x[r * c..(r + 1) * c];
+        let mu = row.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+        let var = row.iter().map(|&v| (v as f64 - mu).powi(2)).sum::<f64>() / c as f64;
+        for i in 0..c {
+            want.push(
+                (((row[i] as f64 - mu) / (var + 1e-6).sqrt()) * w[i] as f64 + b[i] as f64) as f32,
+            );
+        }
+        assert!((cache.mean.f32s().unwrap()[r] as f64 - mu).abs() < 1e-5);
+    }
+    assert!(rel_err(&y.to_vec_f32().unwrap(), &want) < 1e-6);
+}
+
+#[test]
+fn gelu_matches_pytorch_values() {
+    // torch.nn.functional.gelu (erf form) at these points.
+    let xs = [1.0f32, -0.5, 2.0, -3.0, 0.0];
+    let want = [
+        0.841_344_7f32,
+        -0.154_268_77,
+        1.954_499_7,
+        -0.004_049_695,
+        0.0,
+    ];
+    let got = ops::gelu(&Tensor::from_f32(&[5], xs.to_vec()).unwrap())
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn adamw_matches_the_pytorch_update_rule() {
+    let cfg = AdamWConfig {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.05,
+    };
+    let p0 = rand_vec(17, 1, -1.0, 1.0);
+    let mut p = Tensor::from_f32(&[17], p0.clone()).unwrap();
+    let (mut m, mut v) = (
+        Tensor::from_f32(&[17], vec![0.0; 17]).unwrap(),
+        Tensor::from_f32(&[17], vec![0.0; 17]).unwrap(),
+    );
+    let (mut pr, mut mr, mut vr) = (
+        p0.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+        vec![0.0f64; 17],
+        vec![0.0f64; 17],
+    );
+    for t in 1..=4u32 {
+        let g = rand_vec(17, 100 + t as u64, -1.0, 1.0);
+        ops::adamw_step(
+            &mut p,
+            &Tensor::from_f32(&[17], g.clone()).unwrap(),
+            &mut m,
+            &mut v,
+            None,
+            &cfg,
+            t,
+        )
+        .unwrap();
+        for i in 0..17 {
+            let gi = g[i] as f64;
+            mr[i] = 0.9 * mr[i] + 0.1 * gi;
+            vr[i] = 0.95 * vr[i] + 0.05 * gi * gi;
+            let mh = mr[i] / (1.0 - 0.9f64.powi(t as i32));
+            let vh = vr[i] / (1.0 - 0.95f64.powi(t as i32));
+            pr[i] *= 1.0 - 1e-2 * 0.05;
+            pr[i] -= 1e-2 * mh / (vh.sqrt() + 1e-8);
+        }
+    }
+    let got = p.to_vec_f32().unwrap();
+    for i in 0..17 {
+        assert!(
+            (got[i] as f64 - pr[i]).abs() < 1e-5,
+            "{i}: {} vs {}",
+            got[i],
+            pr[i]
+        );
+    }
+}
+
+#[test]
+fn clip_grad_norm_scales_to_the_limit() {
+    let mut a = Tensor::from_f32(&[2], vec![3.0, 0.0]).unwrap();
+    let mut b = Tensor::from_f32(&[1], vec![4.0]).unwrap();
+    let norm = ops::clip_grad_norm(&mut [&mut a, &mut b], 1.0).unwrap();
+    assert!((norm - 5.0).abs() < 1e-6);
+    let after = ops::grad_norm(&[&a, &b]).unwrap();
+    assert!((after - 1.0).abs() < 1e-5, "{after}");
+    // Below the limit nothing changes.
+    let n2 = ops::clip_grad_norm(&mut [&mut a, &mut b], 10.0).unwrap();
+    assert!((n2 - after).abs() < 1e-6 && (ops::grad_norm(&[&a, &b]).unwrap() - after).abs() < 1e-7);
+}
+
+#[test]
+fn dropout_is_seeded_and_unbiased() {
+    let n = 100_000;
+    let x = Tensor::from_f32(&[n], vec![1.0; n]).unwrap();
+    let key = DropoutKey {
+        seed: 1,
+        step: 2,
+        stream_id: 3,
+    };
+    let y = ops::dropout(&x, 0.3, key).unwrap().to_vec_f32().unwrap();
+    let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+    assert!((kept - 0.7).abs() < 0.01, "kept fraction {kept}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+    let mean: f64 = y.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    assert!((mean - 1.0).abs() < 0.02, "expectation kept: {mean}");
+    assert_eq!(
+        y,
+        ops::dropout(&x, 0.3, key).unwrap().to_vec_f32().unwrap(),
+        "same key, same mask"
+    );
+    let other = ops::dropout(&x, 0.3, DropoutKey { step: 3, ..key })
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert_ne!(y, other, "another step draws another mask");
+}
+
+#[test]
+fn bf16_rounds_to_nearest_even() {
+    assert_eq!(f32_to_bf16(1.0).to_bits(), 0x3f80);
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+    assert_eq!(f32_to_bf16(1.0 + 1.0 / 256.0).to_bits(), 0x3f80);
+    // 1 + 3·2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+    assert_eq!(f32_to_bf16(1.0 + 3.0 / 256.0).to_bits(), 0x3f82);
+    assert_eq!(f32_to_bf16(1.0 + 1.0 / 256.0 + 1e-6).to_bits(), 0x3f81);
+    assert!(f32_to_bf16(f32::NAN).to_f32().is_nan());
+    assert_eq!(f32_to_bf16(f32::INFINITY).to_f32(), f32::INFINITY);
+}
+
+#[test]
+fn cross_entropy_of_uniform_logits_is_log_classes() {
+    let logits = Tensor::from_f32(&[4, 10], vec![0.5; 40]).unwrap();
+    let t = Tensor::from_i32(&[4], vec![1, 2, 3, 9]).unwrap();
+    let v = ops::cross_entropy(&logits, &t).unwrap();
+    assert!((v.loss - 10f32.ln()).abs() < 1e-6);
+    let all_ignored = Tensor::from_i32(&[4], vec![-100; 4]).unwrap();
+    assert_eq!(
+        ops::cross_entropy(&logits, &all_ignored).unwrap(),
+        ops::LossValue {
+            loss: 0.0,
+            count: 0
+        }
+    );
+}
