@@ -73,7 +73,11 @@ impl std::str::FromStr for DeviceRequest {
 pub fn select(req: DeviceRequest) -> Result<Device> {
     match req {
         DeviceRequest::Cpu => Ok(Device::Cpu),
-        DeviceRequest::Cuda(i) => Ok(Device::Cuda(cuda::CudaBackend::get(i)?)),
+        DeviceRequest::Cuda(i) => cuda::CudaBackend::get(i).map(Device::Cuda).map_err(|e| {
+            e.context(format!(
+                "--device cuda:{i} cannot be used; run with --device cpu (or auto) instead"
+            ))
+        }),
         DeviceRequest::Auto => match cuda::CudaBackend::get(0) {
             Ok(b) => {
                 eprintln!("seisfuse: using cuda:0 ({})", b.name);

@@ -11,6 +11,10 @@ pub struct Args {
     /// Also compile every kernel for these architectures with NVRTC (no GPU needed), e.g. 80,90.
     #[arg(long, value_delimiter = ',')]
     pub compile_for: Vec<u32>,
+    /// With --compile-for: compile afresh with `--ptxas-options=-v` and print ptxas's report
+    /// (registers, shared memory, spills per kernel), which needs no GPU.
+    #[arg(long)]
+    pub ptxas_info: bool,
 }
 
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
@@ -52,6 +56,15 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     if nvrtc.is_ok() {
         for &arch in &args.compile_for {
             for k in KERNEL_SOURCES {
+                if args.ptxas_info {
+                    if let Ok(n) = &nvrtc {
+                        match n.compile(k.source, k.file, arch, &["--ptxas-options=-v"]) {
+                            Ok(c) => println!("  {} sm_{arch}:\n{}", k.file, ptxas_summary(&c.log)),
+                            Err(e) => println!("  FAILED {} for sm_{arch}: {e:#}", k.file),
+                        }
+                    }
+                    continue;
+                }
                 let t = std::time::Instant::now();
                 match cuda::cache::compiled_cubin(k, arch) {
                     Ok(c) => println!(
@@ -174,5 +187,21 @@ pub fn kernel_names(src: &str) -> Vec<String> {
     }
     out.sort();
     out.dedup();
+    out
+}
+
+/// ptxas's verbose report, one line per kernel: "name: N registers, S bytes smem, spills".
+fn ptxas_summary(log: &str) -> String {
+    let mut out = String::new();
+    let mut current = String::new();
+    for line in log.lines() {
+        if let Some(i) = line.find("Compiling entry function '") {
+            let rest = &line[i + "Compiling entry function '".len()..];
+            current = rest.split('\'').next().unwrap_or("").to_string();
+        } else if line.contains("spill stores") || line.contains("Used ") {
+            let info = line.split("info    :").last().unwrap_or(line).trim();
+            out.push_str(&format!("    {current:<34} {info}\n"));
+        }
+    }
     out
 }

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+pub mod bench;
 pub mod doctor;
 
 use crate::backend::DeviceRequest;
@@ -24,10 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// Report the machine: CPU threads, CUDA driver and NVRTC, GPUs, and every kernel compiled.
     Doctor(doctor::Args),
+    /// Time the engine's ops and models on the current device.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(a) => doctor::run(cli.device, a),
+        Command::Bench(a) => bench::run(cli.device, a),
     }
 }

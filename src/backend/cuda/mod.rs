@@ -131,7 +131,7 @@ impl CudaBackend {
             return Ok(b.clone());
         }
         if let Some(why) = unavailable_reason() {
-            bail!("CUDA is not available: {why}; use --device cpu");
+            bail!("CUDA is not available: {why}");
         }
         let count = CudaContext::device_count().map_err(|e| anyhow!("cuDeviceGetCount: {e:?}"))?;
         if ordinal >= count as usize {

@@ -58,7 +58,12 @@ pub struct Compiled {
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Compiled {{ cubin: {} bytes, log: {:?} }}", self.cubin.len(), self.log)
+        write!(
+            f,
+            "Compiled {{ cubin: {} bytes, log: {:?} }}",
+            self.cubin.len(),
+            self.log
+        )
     }
 }
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build host side of a GPU run (DESIGN.md): builds the release binary and the test executables
+# into the ignored folder .gpu/, to be carried to a GPU machine that has no Rust toolchain.
+# Then, on the GPU machine: bash scripts/gpu-run.sh [LOG_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .gpu && mkdir -p .gpu/tests
+cargo build --release --bins
+cp target/release/seisfuse .gpu/
+# The GPU-relevant test executables (the others need the build tree or are CPU-only).
+cargo test --release --no-run --message-format=json 2>/dev/null \
+  | python3 -c '
+import json, sys, shutil
+keep = {"ops_parity", "kernels_compile"}
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in keep | set(sys.argv[1:]):
+        shutil.copy(m["executable"], ".gpu/tests/" + m["target"]["name"])
+        print("test executable:", m["target"]["name"])
+' ${SEISFUSE_GPU_TESTS:-}
+ls -la .gpu .gpu/tests
+du -sh .gpu

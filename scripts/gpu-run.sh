@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# GPU machine side (no Rust toolchain needed): runs what scripts/gpu-prep.sh built.
+# Usage: bash scripts/gpu-run.sh [LOG_DIR]   (default: $OUT or ./gpu-logs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LOG="${1:-${OUT:-gpu-logs}}"
+mkdir -p "$LOG"
+export SEISFUSE_CACHE_DIR="$LOG/kernel-cache"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOG/nvidia-smi.txt" 2>&1
+cat "$LOG/nvidia-smi.txt"
+run() { # name, command...
+  local name=$1; shift
+  echo "== $name: $*"
+  local t0=$(date +%s.%N)
+  "$@" > "$LOG/$name.log" 2>&1
+  local rc=$?
+  echo "   rc=$rc in $(echo "$(date +%s.%N) - $t0" | bc) s; tail:"
+  tail -n 15 "$LOG/$name.log"
+}
+run doctor .gpu/seisfuse --device cuda doctor
+run doctor-cached .gpu/seisfuse --device cuda doctor   # second start: everything from the cache
+for t in .gpu/tests/*; do
+  run "test-$(basename "$t")" "$t" --nocapture --test-threads=1
+done
+run bench-ops .gpu/seisfuse --device cuda bench ops
+echo "logs in $LOG"

@@ -1,0 +1,113 @@
+//! `seisfuse bench`: throughput of the engine's ops (and, as they land, whole models) on the
+//! current device. Timings exclude the first (warm-up) run, which compiles kernels.
+
+use crate::backend::{select, Device, DeviceRequest};
+use crate::ops;
+use crate::tensor::{DType, Tensor};
+use anyhow::Result;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Matmul (fp32, bf16) at n³, LayerNorm and softmax; prints TFLOP/s or GB/s.
+    Ops(OpsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OpsArgs {
+    /// Matrix size n for the n×n×n products (default: 4096 on a GPU, 1024 on the CPU).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Timed repetitions per op (after one warm-up run).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+}
+
+pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
+    let device = select(req)?;
+    match args.what {
+        What::Ops(a) => bench_ops(&device, a),
+    }
+}
+
+fn sync(d: &Device) -> Result<()> {
+    if let Device::Cuda(b) = d {
+        b.synchronize()?;
+    }
+    Ok(())
+}
+
+/// Mean seconds per call of `f` over `iters` calls, after one warm-up call.
+pub fn time_it(d: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    sync(d)?;
+    let t = Instant::now();
+    for _ in 0..iters.max(1) {
+        f()?;
+    }
+    sync(d)?;
+    Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
+}
+
+fn random(shape: &[usize], d: &Device, dtype: DType) -> Result<Tensor> {
+    let mut s = crate::backend::cpu::philox::PhiloxStream::new(1, 0, 0);
+    let n = shape.iter().product();
+    Tensor::from_f32(shape, (0..n).map(|_| s.next_f32() - 0.5).collect())?
+        .to_dtype(dtype)?
+        .to_device(d)
+}
+
+fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
+    let n = a.size.unwrap_or(if d.is_cuda() { 4096 } else { 1024 });
+    let where_ = match d {
+        Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+        Device::Cuda(b) => format!("{} (sm_{})", b.name, b.arch()),
+    };
+    println!("device: {where_}");
+    let dtypes: &[DType] = if d.is_cuda() {
+        &[DType::F32, DType::BF16]
+    } else {
+        &[DType::F32]
+    };
+    for &dt in dtypes {
+        let x = random(&[n, n], d, dt)?;
+        let y = random(&[n, n], d, dt)?;
+        let (s, _) = ops::matmul::infer_shape(&x.shape, &y.shape, false, false)?;
+        let mut c = Tensor::zeros(&[n, n], dt, d)?;
+        let secs = time_it(d, a.iters, || {
+            ops::matmul_raw(&mut c, &x, &y, None, &s, false)
+        })?;
+        println!(
+            "matmul {dt} {n}x{n}x{n}: {:.3} ms, {:.2} TFLOP/s",
+            secs * 1e3,
+            s.flops() / secs / 1e12
+        );
+    }
+    let (rows, cols) = (if d.is_cuda() { 64 * 197 } else { 8 * 197 }, 768);
+    for &dt in dtypes {
+        let x = random(&[rows, cols], d, dt)?;
+        let w = random(&[cols], d, dt)?;
+        let b = random(&[cols], d, dt)?;
+        let secs = time_it(d, a.iters, || ops::layer_norm(&x, &w, &b, 1e-6).map(|_| ()))?;
+        // read x, write y (+ mean/rstd, negligible)
+        let bytes = 2.0 * (rows * cols * dt.size_bytes()) as f64;
+        println!(
+            "layer_norm {dt} {rows}x{cols}: {:.3} ms, {:.1} GB/s",
+            secs * 1e3,
+            bytes / secs / 1e9
+        );
+        let secs = time_it(d, a.iters, || ops::softmax(&x).map(|_| ()))?;
+        println!(
+            "softmax {dt} {rows}x{cols}: {:.3} ms, {:.1} GB/s",
+            secs * 1e3,
+            bytes / secs / 1e9
+        );
+    }
+    Ok(())
+}
