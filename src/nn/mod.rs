@@ -1,0 +1,11 @@
+//! Layers with explicit forward and backward passes (llm.c style, no autograd graph).
+//!
+//! Each layer's `forward` returns its output and a cache of what its `backward` needs;
+//! `backward` takes the output gradient and the cache, accumulates (`+=`) its parameter
+//! gradients and returns the input gradient (written, `=`). Parameters are named with the
+//! tensor names of the published checkpoints (timm/MAE for SFM, HF wav2vec2 for SeisLM), so a
+//! converted checkpoint loads without renaming.
+
+pub mod param;
+
+pub use param::{Param, ParamVisitor, Parameters};
