@@ -2,6 +2,7 @@
 //! (`backend::cpu`) or the CUDA kernels (`backend::cuda`). Each op family has a forward and a
 //! backward; parameter gradients accumulate (`+=`), activation gradients are written (`=`).
 
+pub mod attention;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
@@ -11,6 +12,7 @@ pub mod optim;
 pub mod reduce;
 pub mod softmax;
 
+pub use attention::*;
 pub use dropout::*;
 pub use elementwise::*;
 pub use layer_norm::*;

@@ -4,6 +4,7 @@
 //! is exactly what the bf16 kernels do.
 
 pub mod adamw;
+pub mod attention;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;

@@ -77,6 +77,14 @@ impl CudaBackend {
             );
         }
         let f = self.function(file, kernel)?;
+        if cfg.shared_mem_bytes > 48 * 1024 {
+            // Above 48 KiB of dynamic shared memory a kernel must opt in.
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                cfg.shared_mem_bytes as i32,
+            )
+            .map_err(|e| anyhow!("{kernel}: {} B of shared memory refused: {e:?}", cfg.shared_mem_bytes))?;
+        }
         let mut lb = self.stream.launch_builder(&f);
         for a in args {
             match a {

@@ -2,6 +2,7 @@
 //! and cached on disk, launch wrappers (one file per `kernels/*.cu`), and a kernel profiler.
 
 pub mod adamw;
+pub mod attention;
 pub mod cache;
 pub mod discover;
 pub mod dropout;

@@ -1,0 +1,233 @@
+//! Multi-head scaled dot-product attention on fused qkv (the ViT) or separate q, k, v
+//! (SeisLM, cross-attention), with the fused kernels of kernels/attention.cu.
+
+use super::*;
+use crate::backend::cpu::attention::{self as cpu, AttnShape, HeadLayout};
+use crate::backend::cuda::attention as gpu;
+
+/// The output [B, Nq, C] and each query's log-sum-exp [B, H, Nq] (for the backward pass).
+pub struct AttnOut {
+    pub out: Tensor,
+    pub lse: Tensor,
+}
+
+fn dims3(op: &str, what: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
+    check_float(op, what, t)?;
+    match t.shape[..] {
+        [b, n, c] => Ok((b, n, c)),
+        _ => bail!(
+            "{op}: {what} must be [batch, seq, width], found {:?}",
+            t.shape
+        ),
+    }
+}
+
+fn head_dim(op: &str, c: usize, heads: usize) -> Result<usize> {
+    if heads == 0 || c % heads != 0 {
+        bail!("{op}: width {c} is not divisible by {heads} heads");
+    }
+    Ok(c / heads)
+}
+
+fn run_forward(q: &Tensor, k: &Tensor, v: &Tensor, s: &AttnShape) -> Result<AttnOut> {
+    let d = check_device("attention", &[q, k, v])?;
+    let (oshape, lshape) = ([s.batch, s.seq_q, s.width()], [s.batch, s.heads, s.seq_q]);
+    if !d.is_cuda() {
+        let mut o = vec![0.0; s.batch * s.seq_q * s.width()];
+        let mut l = vec![0.0; s.batch * s.heads * s.seq_q];
+        cpu::attention_forward(&mut o, &mut l, &host(q)?, &host(k)?, &host(v)?, s);
+        return Ok(AttnOut {
+            out: from_host(&oshape, o, q.dtype)?,
+            lse: Tensor::from_f32(&lshape, l)?,
+        });
+    }
+    let out = output(&oshape, q.dtype, &d)?;
+    let lse = output(&lshape, DType::F32, &d)?;
+    gpu::forward(
+        backend(&d)?,
+        dev(&out)?,
+        dev(&lse)?,
+        dev(q)?,
+        dev(k)?,
+        dev(v)?,
+        s,
+    )?;
+    Ok(AttnOut { out, lse })
+}
+
+/// softmax(q kᵀ / √d) v per head, with q, k, v read from one [B, N, 3C] tensor (timm's fused
+/// qkv projection, order q, k, v) → [B, N, C].
+pub fn attention_qkv(qkv: &Tensor, heads: usize) -> Result<AttnOut> {
+    let (b, n, c3) = dims3("attention_qkv", "qkv", qkv)?;
+    if c3 % 3 != 0 {
+        bail!("attention_qkv: the last dim {c3} of qkv must be 3 × width");
+    }
+    let c = c3 / 3;
+    let s = fused_shape(b, n, c, heads)?;
+    run_forward(qkv, qkv, qkv, &s)
+}
+
+fn fused_shape(b: usize, n: usize, c: usize, heads: usize) -> Result<AttnShape> {
+    let hd = head_dim("attention_qkv", c, heads)?;
+    let l = |off| HeadLayout {
+        stride: 3 * c,
+        offset: off,
+    };
+    Ok(AttnShape {
+        batch: b,
+        heads,
+        seq_q: n,
+        seq_k: n,
+        head_dim: hd,
+        q: l(0),
+        k: l(c),
+        v: l(2 * c),
+        scale: 1.0 / (hd as f32).sqrt(),
+    })
+}
+
+/// The gradient with respect to the fused qkv input, [B, N, 3C].
+pub fn attention_qkv_backward(
+    qkv: &Tensor,
+    fwd: &AttnOut,
+    dout: &Tensor,
+    heads: usize,
+) -> Result<Tensor> {
+    let (b, n, c3) = dims3("attention_qkv_backward", "qkv", qkv)?;
+    let c = c3 / 3;
+    let s = fused_shape(b, n, c, heads)?;
+    if dout.shape != [b, n, c] {
+        bail!(
+            "attention_qkv_backward: dout must be {:?}, found {:?}",
+            [b, n, c],
+            dout.shape
+        );
+    }
+    let d = check_device("attention_qkv_backward", &[qkv, dout, &fwd.out, &fwd.lse])?;
+    if !d.is_cuda() {
+        let mut g = vec![0.0; qkv.numel()];
+        let qv = host(qkv)?;
+        cpu::attention_backward(&qv, &qv, &qv, &host(dout)?, &s, |which, bi, h, src| {
+            let l = [s.q, s.k, s.v][which];
+            cpu::put_head(&mut g, &s, l, n, bi, h, src);
+        });
+        return from_host(&qkv.shape, g, qkv.dtype);
+    }
+    let g = output(&qkv.shape, qkv.dtype, &d)?;
+    let gb = dev(&g)?;
+    let targets = gpu::GradTargets {
+        dq: (gb, s.q),
+        dk: (gb, s.k),
+        dv: (gb, s.v),
+    };
+    gpu::backward(
+        backend(&d)?,
+        targets,
+        dev(qkv)?,
+        dev(qkv)?,
+        dev(qkv)?,
+        dev(&fwd.out)?,
+        dev(dout)?,
+        dev(&fwd.lse)?,
+        &s,
+    )?;
+    Ok(g)
+}
+
+fn separate_shape(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<AttnShape> {
+    let (b, nq, c) = dims3("attention", "q", q)?;
+    let (bk, nk, ck) = dims3("attention", "k", k)?;
+    if (bk, ck) != (b, c) || v.shape != k.shape {
+        bail!("attention: q {:?}, k {:?} and v {:?} must share batch and width, and k and v their shape", q.shape, k.shape, v.shape);
+    }
+    check_same_dtype("attention", q, k)?;
+    check_same_dtype("attention", q, v)?;
+    let hd = head_dim("attention", c, heads)?;
+    let l = HeadLayout {
+        stride: c,
+        offset: 0,
+    };
+    Ok(AttnShape {
+        batch: b,
+        heads,
+        seq_q: nq,
+        seq_k: nk,
+        head_dim: hd,
+        q: l,
+        k: l,
+        v: l,
+        scale: 1.0 / (hd as f32).sqrt(),
+    })
+}
+
+/// Attention with separate q [B, Nq, C], k and v [B, Nk, C] (cross-attention when Nq ≠ Nk).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<AttnOut> {
+    let s = separate_shape(q, k, v, heads)?;
+    run_forward(q, k, v, &s)
+}
+
+/// (dq, dk, dv) for `attention`.
+pub fn attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    fwd: &AttnOut,
+    dout: &Tensor,
+    heads: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let s = separate_shape(q, k, v, heads)?;
+    if dout.shape != fwd.out.shape {
+        bail!(
+            "attention_backward: dout must be {:?}, found {:?}",
+            fwd.out.shape,
+            dout.shape
+        );
+    }
+    let d = check_device("attention_backward", &[q, k, v, dout])?;
+    if !d.is_cuda() {
+        let mut g = [
+            vec![0.0; q.numel()],
+            vec![0.0; k.numel()],
+            vec![0.0; v.numel()],
+        ];
+        cpu::attention_backward(
+            &host(q)?,
+            &host(k)?,
+            &host(v)?,
+            &host(dout)?,
+            &s,
+            |which, bi, h, src| {
+                let seq = if which == 0 { s.seq_q } else { s.seq_k };
+                cpu::put_head(&mut g[which], &s, s.q, seq, bi, h, src);
+            },
+        );
+        let [gq, gk, gv] = g;
+        return Ok((
+            from_host(&q.shape, gq, q.dtype)?,
+            from_host(&k.shape, gk, k.dtype)?,
+            from_host(&v.shape, gv, v.dtype)?,
+        ));
+    }
+    let (gq, gk, gv) = (
+        output(&q.shape, q.dtype, &d)?,
+        output(&k.shape, k.dtype, &d)?,
+        output(&v.shape, v.dtype, &d)?,
+    );
+    let targets = gpu::GradTargets {
+        dq: (dev(&gq)?, s.q),
+        dk: (dev(&gk)?, s.k),
+        dv: (dev(&gv)?, s.v),
+    };
+    gpu::backward(
+        backend(&d)?,
+        targets,
+        dev(q)?,
+        dev(k)?,
+        dev(v)?,
+        dev(&fwd.out)?,
+        dev(dout)?,
+        dev(&fwd.lse)?,
+        &s,
+    )?;
+    Ok((gq, gk, gv))
+}
