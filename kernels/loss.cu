@@ -91,6 +91,30 @@ __device__ void mse_backward_impl(T* dx, const T* x, const T* y, long long n, fl
         st(dx, i, 2.0f * (ld(x, i) - ld(y, i)) * scale);
 }
 
+// Per-row MSE weighted by a row mask (MAE's loss on masked patches); one block per row.
+template <typename T>
+__device__ void masked_row_mse_forward_impl(float* row_loss, const T* x, const T* y,
+                                            const float* mask, int cols) {
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        float d = ld(x, row * cols + i) - ld(y, row * cols + i);
+        s += d * d;
+    }
+    s = block_sum(s, scratch);
+    if (threadIdx.x == 0) row_loss[row] = s / cols * mask[row];
+}
+
+template <typename T>
+__device__ void masked_row_mse_backward_impl(T* dx, const T* x, const T* y, const float* mask,
+                                             int cols, float scale) {
+    const long long row = blockIdx.x;
+    const float f = mask[row] * 2.0f / cols * scale;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x)
+        st(dx, row * cols + i, (ld(x, row * cols + i) - ld(y, row * cols + i)) * f);
+}
+
 #define INSTANTIATE(SUF, T)                                                                      \
     extern "C" __global__ void nll_forward_##SUF(float* losses, float* valid, const T* logits,  \
                                                  const int* targets, int classes) {             \
@@ -115,6 +139,16 @@ __device__ void mse_backward_impl(T* dx, const T* x, const T* y, long long n, fl
     extern "C" __global__ void mse_backward_##SUF(T* dx, const T* x, const T* y, long long n,   \
                                                   float scale) {                                 \
         mse_backward_impl(dx, x, y, n, scale);                                                   \
+    }                                                                                            \
+    extern "C" __global__ void masked_row_mse_forward_##SUF(float* row_loss, const T* x,        \
+                                                            const T* y, const float* mask,      \
+                                                            int cols) {                         \
+        masked_row_mse_forward_impl(row_loss, x, y, mask, cols);                                 \
+    }                                                                                            \
+    extern "C" __global__ void masked_row_mse_backward_##SUF(T* dx, const T* x, const T* y,     \
+                                                             const float* mask, int cols,       \
+                                                             float scale) {                     \
+        masked_row_mse_backward_impl(dx, x, y, mask, cols, scale);                               \
     }
 
 INSTANTIATE(f32, float)

@@ -6,6 +6,20 @@
 //! tensor names of the published checkpoints (timm/MAE for SFM, HF wav2vec2 for SeisLM), so a
 //! converted checkpoint loads without renaming.
 
+pub mod attention;
+pub mod block;
+pub mod init;
+pub mod layer_norm;
+pub mod linear;
+pub mod mlp;
 pub mod param;
+pub mod patch_embed;
 
+pub use attention::{SelfAttention, SelfAttentionCache};
+pub use block::{Block, BlockCache};
+pub use init::Init;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
+pub use mlp::{Mlp, MlpCache};
 pub use param::{Param, ParamVisitor, Parameters};
+pub use patch_embed::{PatchEmbed, PatchEmbedCache};

@@ -23,7 +23,7 @@ fn dims3(op: &str, what: &str, t: &Tensor) -> Result<(usize, usize, usize)> {
 }
 
 fn head_dim(op: &str, c: usize, heads: usize) -> Result<usize> {
-    if heads == 0 || c % heads != 0 {
+    if heads == 0 || !c.is_multiple_of(heads) {
         bail!("{op}: width {c} is not divisible by {heads} heads");
     }
     Ok(c / heads)

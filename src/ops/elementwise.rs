@@ -27,7 +27,7 @@ pub fn add_assign(acc: &mut Tensor, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// x[..., c] + bias[c]. The bias gradient is `sum_rows` of the output gradient.
+/// x[..., c] + bias[c] (bias of any shape with that many elements). The bias gradient is `sum_rows` of the output gradient.
 pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     check_float("bias_add", "x", x)?;
     check_same_dtype("bias_add", x, bias)?;

@@ -180,3 +180,73 @@ pub fn mse_backward(x: &Tensor, y: &Tensor, dloss: f32) -> Result<Tensor> {
     gpu::mse_backward(backend(&d)?, dev(&g)?, dev(x)?, dev(y)?, scale)?;
     Ok(g)
 }
+
+fn masked_check(op: &str, x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(usize, usize)> {
+    check_float(op, "x", x)?;
+    check_same_shape(op, x, y)?;
+    check_same_dtype(op, x, y)?;
+    let cols = *x.shape.last().unwrap_or(&0);
+    if cols == 0 {
+        bail!("{op}: empty rows");
+    }
+    let rows = x.numel() / cols;
+    if mask.dtype != DType::F32 || mask.numel() != rows {
+        bail!(
+            "{op}: mask must be f32 with one weight per row ({rows}), found {} {:?}",
+            mask.dtype,
+            mask.shape
+        );
+    }
+    Ok((rows, cols))
+}
+
+/// Σ_r mask_r · mean_c (x − y)² / Σ_r mask_r: MAE's loss over the masked patches (mask 1) only.
+/// Returns (loss, Σ mask); the backward pass needs the sum.
+pub fn masked_row_mse(x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(f32, f32)> {
+    let (rows, cols) = masked_check("masked_row_mse", x, y, mask)?;
+    let d = check_device("masked_row_mse", &[x, y, mask])?;
+    let msum = super::reduce::item(&super::reduce::sum(mask)?)?;
+    let total = if !d.is_cuda() {
+        let mut l = vec![0.0; rows];
+        cpu::masked_row_mse_forward(&mut l, &host(x)?, &host(y)?, mask.f32s()?, cols);
+        l.iter().map(|&v| v as f64).sum::<f64>() as f32
+    } else {
+        let l = output(&[rows], DType::F32, &d)?;
+        gpu::masked_row_mse_forward(backend(&d)?, dev(&l)?, dev(x)?, dev(y)?, dev(mask)?, cols)?;
+        super::reduce::item(&super::reduce::sum(&l)?)?
+    };
+    Ok((if msum > 0.0 { total / msum } else { 0.0 }, msum))
+}
+
+/// dx of `dloss · masked_row_mse`, with `mask_sum` from the forward pass.
+pub fn masked_row_mse_backward(
+    x: &Tensor,
+    y: &Tensor,
+    mask: &Tensor,
+    mask_sum: f32,
+    dloss: f32,
+) -> Result<Tensor> {
+    let (_rows, cols) = masked_check("masked_row_mse_backward", x, y, mask)?;
+    let scale = if mask_sum > 0.0 {
+        dloss / mask_sum
+    } else {
+        0.0
+    };
+    let d = check_device("masked_row_mse_backward", &[x, y, mask])?;
+    if !d.is_cuda() {
+        let mut g = vec![0.0; x.numel()];
+        cpu::masked_row_mse_backward(&mut g, &host(x)?, &host(y)?, mask.f32s()?, cols, scale);
+        return from_host(&x.shape, g, x.dtype);
+    }
+    let g = output(&x.shape, x.dtype, &d)?;
+    gpu::masked_row_mse_backward(
+        backend(&d)?,
+        dev(&g)?,
+        dev(x)?,
+        dev(y)?,
+        dev(mask)?,
+        cols,
+        scale,
+    )?;
+    Ok(g)
+}

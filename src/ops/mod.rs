@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod optim;
 pub mod reduce;
 pub mod softmax;
+pub mod tokens;
 
 pub use attention::*;
 pub use dropout::*;
@@ -21,6 +22,7 @@ pub use matmul::*;
 pub use optim::*;
 pub use reduce::*;
 pub use softmax::*;
+pub use tokens::*;
 
 use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;

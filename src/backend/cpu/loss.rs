@@ -97,3 +97,45 @@ pub fn mse_backward(dx: &mut [f32], x: &[f32], y: &[f32], scale: f32) {
         .with_min_len(4096)
         .for_each(|(o, (&a, &b))| *o = 2.0 * (a - b) * scale);
 }
+
+/// Per-row mean squared error times the row's mask weight (MAE: loss on masked patches only).
+pub fn masked_row_mse_forward(
+    row_loss: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    mask: &[f32],
+    cols: usize,
+) {
+    row_loss
+        .par_iter_mut()
+        .zip(x.par_chunks(cols).zip(y.par_chunks(cols)))
+        .zip(mask.par_iter())
+        .for_each(|((l, (xr, yr)), &m)| {
+            let s: f64 = xr
+                .iter()
+                .zip(yr)
+                .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                .sum();
+            *l = (s / cols as f64) as f32 * m;
+        });
+}
+
+/// dx = mask_r · 2 (x − y) / cols · scale.
+pub fn masked_row_mse_backward(
+    dx: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    mask: &[f32],
+    cols: usize,
+    scale: f32,
+) {
+    dx.par_chunks_mut(cols)
+        .zip(x.par_chunks(cols).zip(y.par_chunks(cols)))
+        .zip(mask.par_iter())
+        .for_each(|((d, (xr, yr)), &m)| {
+            let f = m * 2.0 / cols as f32 * scale;
+            for ((o, &a), &b) in d.iter_mut().zip(xr).zip(yr) {
+                *o = (a - b) * f;
+            }
+        });
+}

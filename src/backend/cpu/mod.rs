@@ -13,6 +13,7 @@ pub mod matmul;
 pub mod philox;
 pub mod reduce;
 pub mod softmax;
+pub mod tokens;
 
 use crate::tensor::CpuStorage;
 use half::bf16;

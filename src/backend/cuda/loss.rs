@@ -139,3 +139,53 @@ pub fn mse_backward(
         ],
     )
 }
+
+pub fn masked_row_mse_forward(
+    b: &CudaBackend,
+    row_loss: &CudaBuf,
+    x: &CudaBuf,
+    y: &CudaBuf,
+    mask: &CudaBuf,
+    cols: usize,
+) -> Result<()> {
+    let rows = mask.len();
+    let k = crate::kname!("masked_row_mse_forward", x.dtype());
+    b.launch(
+        FILE,
+        k,
+        row_cfg(rows, cols),
+        &[
+            KArg::Ptr(row_loss.ptr(b)),
+            KArg::Ptr(x.ptr(b)),
+            KArg::Ptr(y.ptr(b)),
+            KArg::Ptr(mask.ptr(b)),
+            KArg::I32(cols as i32),
+        ],
+    )
+}
+
+pub fn masked_row_mse_backward(
+    b: &CudaBackend,
+    dx: &CudaBuf,
+    x: &CudaBuf,
+    y: &CudaBuf,
+    mask: &CudaBuf,
+    cols: usize,
+    scale: f32,
+) -> Result<()> {
+    let rows = mask.len();
+    let k = crate::kname!("masked_row_mse_backward", x.dtype());
+    b.launch(
+        FILE,
+        k,
+        row_cfg(rows, cols),
+        &[
+            KArg::Ptr(dx.ptr(b)),
+            KArg::Ptr(x.ptr(b)),
+            KArg::Ptr(y.ptr(b)),
+            KArg::Ptr(mask.ptr(b)),
+            KArg::I32(cols as i32),
+            KArg::F32(scale),
+        ],
+    )
+}

@@ -15,6 +15,7 @@ pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
 pub mod softmax;
+pub mod tokens;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};

@@ -1,0 +1,117 @@
+//! Token bookkeeping: images ↔ patch rows, and gathering token rows by index (cls tokens,
+//! MAE's visible subset and its unshuffle, pooling), with backward passes.
+
+/// Images [B, C, H, W] → patches [B, (H/P)(W/P), C·P·P], each patch vector in (c, py, px)
+/// order (the flattening of a stride-P convolution's weight [E, C, P, P]).
+pub fn patchify(out: &mut [f32], img: &[f32], b: usize, c: usize, h: usize, w: usize, p: usize) {
+    let (gh, gw) = (h / p, w / p);
+    let pv = c * p * p;
+    for bi in 0..b {
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let row = (bi * gh * gw + gy * gw + gx) * pv;
+                for ci in 0..c {
+                    for py in 0..p {
+                        let src = ((bi * c + ci) * h + gy * p + py) * w + gx * p;
+                        let dst = row + (ci * p + py) * p;
+                        out[dst..dst + p].copy_from_slice(&img[src..src + p]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`patchify`] (also its backward pass).
+pub fn unpatchify(
+    img: &mut [f32],
+    patches: &[f32],
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    p: usize,
+) {
+    let (gh, gw) = (h / p, w / p);
+    let pv = c * p * p;
+    for bi in 0..b {
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let row = (bi * gh * gw + gy * gw + gx) * pv;
+                for ci in 0..c {
+                    for py in 0..p {
+                        let dst = ((bi * c + ci) * h + gy * p + py) * w + gx * p;
+                        let src = row + (ci * p + py) * p;
+                        img[dst..dst + p].copy_from_slice(&patches[src..src + p]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// out[b, i] = src[b, idx[b, i]] for idx ≥ 0, else `fill` (zeros without one).
+/// src [B, Ns, C], idx [B, Nd], out [B, Nd, C].
+pub fn gather_rows(
+    out: &mut [f32],
+    src: &[f32],
+    idx: &[i32],
+    fill: Option<&[f32]>,
+    b: usize,
+    ns: usize,
+    nd: usize,
+    c: usize,
+) {
+    for bi in 0..b {
+        for i in 0..nd {
+            let dst = &mut out[(bi * nd + i) * c..(bi * nd + i + 1) * c];
+            let j = idx[bi * nd + i];
+            if j >= 0 {
+                let s = (bi * ns + j as usize) * c;
+                dst.copy_from_slice(&src[s..s + c]);
+            } else if let Some(f) = fill {
+                dst.copy_from_slice(f);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+    }
+}
+
+/// Backward of [`gather_rows`]: dsrc[b, j] = Σ over i with idx[b, i] = j of dout[b, i]
+/// (written), and dfill[c] += Σ over rows with idx < 0 (accumulated).
+#[allow(clippy::too_many_arguments)]
+pub fn gather_rows_backward(
+    dsrc: &mut [f32],
+    dfill: Option<&mut [f32]>,
+    dout: &[f32],
+    idx: &[i32],
+    b: usize,
+    ns: usize,
+    nd: usize,
+    c: usize,
+) {
+    dsrc.fill(0.0);
+    let mut acc = vec![0.0f64; c];
+    for bi in 0..b {
+        for i in 0..nd {
+            let g = &dout[(bi * nd + i) * c..(bi * nd + i + 1) * c];
+            let j = idx[bi * nd + i];
+            if j >= 0 {
+                let d = &mut dsrc[(bi * ns + j as usize) * c..(bi * ns + j as usize + 1) * c];
+                for (x, &y) in d.iter_mut().zip(g) {
+                    *x += y;
+                }
+            } else {
+                for (a, &y) in acc.iter_mut().zip(g) {
+                    *a += y as f64;
+                }
+            }
+        }
+    }
+    if let Some(df) = dfill {
+        for (x, a) in df.iter_mut().zip(acc) {
+            *x += a as f32;
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Models: the SFM image encoder and MAE, (later) SeisLM and the fusion models.
+
+pub mod mae;
+pub mod pos_embed;
+pub mod sfm;

@@ -1,0 +1,240 @@
+//! The SFM image encoder: a ViT as in MAE/timm 0.3.2 on one-channel seismic images —
+//! patch embedding, cls token, fixed 2-D sin-cos position embedding, pre-LN blocks, final norm.
+//! The same encoder runs on all patches (fine-tuning, embedding) or on MAE's visible subset.
+
+use super::pos_embed::sincos_2d;
+use crate::backend::Device;
+use crate::nn::{
+    Block, BlockCache, Init, LayerNorm, Param, ParamVisitor, Parameters, PatchEmbed,
+    PatchEmbedCache,
+};
+use crate::ops::{self, LayerNormCache};
+use crate::tensor::{DType, Tensor};
+use anyhow::{bail, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VitConfig {
+    pub img_h: usize,
+    pub img_w: usize,
+    pub in_chans: usize,
+    pub patch: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub mlp_ratio: f32,
+    pub eps: f32,
+}
+
+impl VitConfig {
+    /// Presets of REFERENCE.md, plus `sfm-tiny` for CPU tests and the demo.
+    pub fn preset(name: &str) -> Result<Self> {
+        let (img, patch, dim, depth, heads) = match name {
+            "sfm-base" => (224, 16, 768, 12, 12),
+            "sfm-large" => (224, 16, 1024, 24, 16),
+            "sfm-tiny" => (64, 8, 64, 4, 4),
+            _ => bail!("unknown SFM preset '{name}': expected sfm-tiny, sfm-base or sfm-large"),
+        };
+        Ok(VitConfig {
+            img_h: img,
+            img_w: img,
+            in_chans: 1,
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp_ratio: 4.0,
+            eps: 1e-6,
+        })
+    }
+    pub fn grid(&self) -> (usize, usize) {
+        (self.img_h / self.patch, self.img_w / self.patch)
+    }
+    pub fn num_patches(&self) -> usize {
+        let (h, w) = self.grid();
+        h * w
+    }
+    /// The same model on other image sizes (SFM fine-tunes at 512 and 768).
+    pub fn with_image(mut self, h: usize, w: usize) -> Result<Self> {
+        if h % self.patch != 0 || w % self.patch != 0 {
+            bail!(
+                "image size {h}×{w} must be a multiple of the patch size {}",
+                self.patch
+            );
+        }
+        self.img_h = h;
+        self.img_w = w;
+        Ok(self)
+    }
+}
+
+#[derive(Debug)]
+pub struct Vit {
+    pub cfg: VitConfig,
+    pub patch_embed: PatchEmbed,
+    pub cls_token: Param,
+    /// Fixed sin-cos table [1, 1 + N, C], stored in checkpoints, not trained.
+    pub pos_embed: Param,
+    pub blocks: Vec<Block>,
+    pub norm: LayerNorm,
+}
+
+pub struct VitCache {
+    patch: PatchEmbedCache,
+    idx: Tensor,
+    blocks: Vec<BlockCache>,
+    pre_norm: Tensor,
+    norm: LayerNormCache,
+    num_tokens: usize,
+}
+
+impl VitCache {
+    /// The output of block `i` (0-based; the last one is the input of the final norm). SETR-style
+    /// heads read the outputs of blocks depth/4, 2·depth/4, 3·depth/4 and depth (1-based).
+    pub fn block_output(&self, i: usize) -> Option<&Tensor> {
+        match i + 1 {
+            n if n < self.blocks.len() => Some(Block::cached_input(&self.blocks[n])),
+            n if n == self.blocks.len() => Some(&self.pre_norm),
+            _ => None,
+        }
+    }
+}
+
+impl Vit {
+    pub fn new(cfg: VitConfig, seed: u64) -> Result<Self> {
+        let mut init = Init::new(seed);
+        let (gh, gw) = cfg.grid();
+        if cfg.dim % cfg.heads != 0 {
+            bail!("width {} is not divisible by {} heads", cfg.dim, cfg.heads);
+        }
+        let pos = Tensor::from_f32(&[1, 1 + gh * gw, cfg.dim], sincos_2d(cfg.dim, gh, gw)?)?;
+        let blocks = (0..cfg.depth)
+            .map(|_| Block::new(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.eps, &mut init))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Vit {
+            patch_embed: PatchEmbed::new(cfg.in_chans, cfg.dim, cfg.patch, &mut init)?,
+            cls_token: Param::new(init.trunc_normal(&[1, 1, cfg.dim], 0.02)?)?,
+            pos_embed: Param::fixed(pos)?,
+            blocks,
+            norm: LayerNorm::new(cfg.dim, cfg.eps, &mut init)?,
+            cfg,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.cls_token.value.device()
+    }
+
+    /// Row indices for the encoder's input: −1 (the cls token) then `keep` per sample, or all
+    /// patches in order when `keep` is None. Shape [B, 1 + L].
+    pub fn token_index(&self, batch: usize, keep: Option<&[Vec<usize>]>) -> Result<Tensor> {
+        let n = self.cfg.num_patches();
+        let mut idx = Vec::new();
+        for b in 0..batch {
+            idx.push(-1);
+            match keep {
+                Some(k) => idx.extend(k[b].iter().map(|&j| j as i32)),
+                None => idx.extend(0..n as i32),
+            }
+        }
+        let l = idx.len() / batch.max(1);
+        Tensor::from_i32(&[batch, l], idx)?.to_device(&self.device())
+    }
+
+    /// Images [B, C, H, W] → final normed tokens [B, 1 + L, C] (L = N, or |keep| for MAE).
+    pub fn forward(&self, img: &Tensor, keep: Option<&[Vec<usize>]>) -> Result<(Tensor, VitCache)> {
+        let (h, w) = (
+            img.shape.get(2).copied().unwrap_or(0),
+            img.shape.get(3).copied().unwrap_or(0),
+        );
+        if (h, w) != (self.cfg.img_h, self.cfg.img_w) {
+            bail!("this model takes {}×{} images, found {:?}; build it for the size with VitConfig::with_image", self.cfg.img_h, self.cfg.img_w, img.shape);
+        }
+        let b = img.shape[0];
+        let n = self.cfg.num_patches();
+        let c = self.cfg.dim;
+        let (tokens, patch) = self.patch_embed.forward(img)?;
+        // tokens + pos[1:], then gather (cls + pos[0] as the fill row)
+        let pos = self.pos_embed.value.to_vec_f32()?;
+        let dev = self.device();
+        let pos_patches = Tensor::from_f32(&[n * c], pos[c..].to_vec())?.to_device(&dev)?;
+        let pos_cls = Tensor::from_f32(&[c], pos[..c].to_vec())?.to_device(&dev)?;
+        let tokens =
+            ops::bias_add(&tokens.reshape(&[b, n * c])?, &pos_patches)?.reshape(&[b, n, c])?;
+        let fill = ops::add(&self.cls_token.value.try_clone()?.reshape(&[c])?, &pos_cls)?;
+        let idx = self.token_index(b, keep)?;
+        let mut x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
+        let mut caches = Vec::with_capacity(self.blocks.len());
+        for blk in &self.blocks {
+            let (y, cache) = blk.forward(x)?;
+            caches.push(cache);
+            x = y;
+        }
+        let (out, norm) = self.norm.forward(&x)?;
+        Ok((
+            out,
+            VitCache {
+                patch,
+                idx,
+                blocks: caches,
+                pre_norm: x,
+                norm,
+                num_tokens: n,
+            },
+        ))
+    }
+
+    /// Backward from the gradient of the final tokens; returns the image gradient when asked.
+    /// `extra` adds gradients arriving at intermediate block outputs (SETR heads): pairs of
+    /// (block index, gradient).
+    pub fn backward(
+        &mut self,
+        c: &VitCache,
+        dout: &Tensor,
+        extra: &[(usize, &Tensor)],
+        want_image_grad: bool,
+    ) -> Result<Option<Tensor>> {
+        let mut dx = self.norm.backward(&c.pre_norm, &c.norm, dout)?;
+        for i in (0..self.blocks.len()).rev() {
+            for (k, g) in extra {
+                if *k == i {
+                    ops::add_assign(&mut dx, g)?;
+                }
+            }
+            dx = self.blocks[i].backward(&c.blocks[i], &dx)?;
+        }
+        let mut dcls = Tensor::zeros(&[self.cfg.dim], DType::F32, &self.device())?;
+        let dtokens = ops::gather_rows_backward(&dx, &c.idx, c.num_tokens, Some(&mut dcls))?;
+        ops::add_assign(
+            &mut self.cls_token.grad,
+            &dcls.reshape(&[1, 1, self.cfg.dim])?,
+        )?;
+        self.patch_embed
+            .backward(&c.patch, &dtokens, want_image_grad)
+    }
+}
+
+impl Parameters for Vit {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        f(&format!("{prefix}cls_token"), &mut self.cls_token)?;
+        f(&format!("{prefix}pos_embed"), &mut self.pos_embed)?;
+        self.patch_embed
+            .visit(&format!("{prefix}patch_embed."), f)?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            b.visit(&format!("{prefix}blocks.{i}."), f)?;
+        }
+        self.norm.visit(&format!("{prefix}norm."), f)
+    }
+}
+
+/// SFM's input normalisation, per image: (x − mean) / (std + 1e-6), population std
+/// (numpy's default, as SFM's loaders compute it).
+pub fn normalize_images(x: &mut [f32], pixels_per_image: usize) {
+    for img in x.chunks_mut(pixels_per_image.max(1)) {
+        let n = img.len() as f64;
+        let mean = img.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = img.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let d = var.sqrt() + 1e-6;
+        img.iter_mut()
+            .for_each(|v| *v = ((*v as f64 - mean) / d) as f32);
+    }
+}

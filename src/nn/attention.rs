@@ -1,0 +1,47 @@
+//! timm's `Attention`: one fused qkv Linear (with bias), multi-head attention, output projection.
+
+use super::{Init, Linear, ParamVisitor, Parameters};
+use crate::ops::{self, AttnOut};
+use crate::tensor::Tensor;
+use anyhow::Result;
+
+#[derive(Debug)]
+pub struct SelfAttention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub heads: usize,
+}
+
+pub struct SelfAttentionCache {
+    pub qkv: Tensor,
+    pub attn: AttnOut,
+}
+
+impl SelfAttention {
+    pub fn new(dim: usize, heads: usize, qkv_bias: bool, init: &mut Init) -> Result<Self> {
+        Ok(SelfAttention {
+            qkv: Linear::new(dim, 3 * dim, qkv_bias, init)?,
+            proj: Linear::new(dim, dim, true, init)?,
+            heads,
+        })
+    }
+    /// x [B, N, C] → [B, N, C].
+    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, SelfAttentionCache)> {
+        let qkv = self.qkv.forward(x)?;
+        let attn = ops::attention_qkv(&qkv, self.heads)?;
+        let y = self.proj.forward(&attn.out)?;
+        Ok((y, SelfAttentionCache { qkv, attn }))
+    }
+    pub fn backward(&mut self, x: &Tensor, c: &SelfAttentionCache, dy: &Tensor) -> Result<Tensor> {
+        let dattn = self.proj.backward(&c.attn.out, dy)?;
+        let dqkv = ops::attention_qkv_backward(&c.qkv, &c.attn, &dattn, self.heads)?;
+        self.qkv.backward(x, &dqkv)
+    }
+}
+
+impl Parameters for SelfAttention {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.qkv.visit(&format!("{prefix}qkv."), f)?;
+        self.proj.visit(&format!("{prefix}proj."), f)
+    }
+}

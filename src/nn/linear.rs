@@ -1,0 +1,101 @@
+//! Linear layer y = x Wᵀ + b with W [out, in] (PyTorch layout).
+
+use super::{Init, Param, ParamVisitor, Parameters};
+use crate::backend::cpu::matmul::MatmulShape;
+use crate::ops;
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Param,
+    pub bias: Option<Param>,
+}
+
+impl Linear {
+    pub fn new(inp: usize, out: usize, bias: bool, init: &mut Init) -> Result<Self> {
+        Ok(Linear {
+            weight: Param::new(init.xavier_uniform(out, inp)?)?,
+            bias: if bias {
+                Some(Param::new(init.constant(&[out], 0.0)?)?)
+            } else {
+                None
+            },
+        })
+    }
+    pub fn in_features(&self) -> usize {
+        self.weight.value.shape[1]
+    }
+    pub fn out_features(&self) -> usize {
+        self.weight.value.shape[0]
+    }
+
+    /// x [..., in] → [..., out].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.shape.last() != Some(&self.in_features()) {
+            bail!(
+                "linear: input {:?} must end in {} features",
+                x.shape,
+                self.in_features()
+            );
+        }
+        ops::matmul(
+            x,
+            &self.weight.value,
+            false,
+            true,
+            self.bias.as_ref().map(|b| &b.value),
+        )
+    }
+
+    /// Accumulates dW += dyᵀ x and db += Σ dy; returns dx = dy W.
+    pub fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        let (inp, out) = (self.in_features(), self.out_features());
+        let rows = x.numel() / inp;
+        if dy.numel() != rows * out {
+            bail!(
+                "linear backward: dy {:?} does not match input {:?} and {out} outputs",
+                dy.shape,
+                x.shape
+            );
+        }
+        let s = MatmulShape {
+            batch: 1,
+            m: out,
+            n: inp,
+            k: rows,
+            ta: true,
+            tb: false,
+            a_stride: 0,
+            b_stride: 0,
+        };
+        ops::matmul_raw(&mut self.weight.grad, dy, x, None, &s, true)?;
+        if let Some(b) = &mut self.bias {
+            let db = ops::sum_rows(&dy.try_clone()?.reshape(&[rows, out])?)?;
+            ops::add_assign(&mut b.grad, &db)?;
+        }
+        let ds = MatmulShape {
+            batch: 1,
+            m: rows,
+            n: inp,
+            k: out,
+            ta: false,
+            tb: false,
+            a_stride: 0,
+            b_stride: 0,
+        };
+        let mut dx = Tensor::zeros(&x.shape, x.dtype, &x.device())?;
+        ops::matmul_raw(&mut dx, dy, &self.weight.value, None, &ds, false)?;
+        Ok(dx)
+    }
+}
+
+impl Parameters for Linear {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        f(&format!("{prefix}weight"), &mut self.weight)?;
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b)?;
+        }
+        Ok(())
+    }
+}
