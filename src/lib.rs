@@ -9,6 +9,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod tensor;
+pub mod train;
 pub mod viz;
 
 pub use backend::{Device, DeviceRequest};

@@ -89,7 +89,7 @@ impl Masking {
     /// Noise from the engine's Philox generator, keyed by (seed, step): reproducible on any device.
     pub fn random(seed: u64, step: u32, batch: usize, n: usize, len_keep: usize) -> Result<Self> {
         let noise: Vec<f32> = (0..batch * n)
-            .map(|i| uniform(seed, step, 0x4d41_45, i as u64))
+            .map(|i| uniform(seed, step, 0x004d_4145, i as u64))
             .collect();
         Self::from_noise(&noise, batch, n, len_keep)
     }

@@ -16,7 +16,7 @@ fn sincos_1d(dim: usize, pos: f64, out: &mut [f32]) {
 
 /// [1 + gh·gw, dim] row-major (row 0 is the cls token's zeros).
 pub fn sincos_2d(dim: usize, gh: usize, gw: usize) -> Result<Vec<f32>> {
-    if dim % 4 != 0 {
+    if !dim.is_multiple_of(4) {
         bail!("sin-cos position embeddings need a width divisible by 4, found {dim}");
     }
     let mut out = vec![0.0f32; (1 + gh * gw) * dim];

@@ -55,7 +55,7 @@ impl VitConfig {
     }
     /// The same model on other image sizes (SFM fine-tunes at 512 and 768).
     pub fn with_image(mut self, h: usize, w: usize) -> Result<Self> {
-        if h % self.patch != 0 || w % self.patch != 0 {
+        if !h.is_multiple_of(self.patch) || !w.is_multiple_of(self.patch) {
             bail!(
                 "image size {h}×{w} must be a multiple of the patch size {}",
                 self.patch
@@ -103,7 +103,7 @@ impl Vit {
     pub fn new(cfg: VitConfig, seed: u64) -> Result<Self> {
         let mut init = Init::new(seed);
         let (gh, gw) = cfg.grid();
-        if cfg.dim % cfg.heads != 0 {
+        if !cfg.dim.is_multiple_of(cfg.heads) {
             bail!("width {} is not divisible by {} heads", cfg.dim, cfg.heads);
         }
         let pos = Tensor::from_f32(&[1, 1 + gh * gw, cfg.dim], sincos_2d(cfg.dim, gh, gw)?)?;

@@ -37,7 +37,11 @@ pub fn patchify(img: &Tensor, p: usize) -> Result<Tensor> {
 pub fn unpatchify(patches: &Tensor, c: usize, h: usize, w: usize, p: usize) -> Result<Tensor> {
     check_float("unpatchify", "patches", patches)?;
     let b = patches.shape.first().copied().unwrap_or(0);
-    if p == 0 || h % p != 0 || w % p != 0 || patches.shape != [b, (h / p) * (w / p), c * p * p] {
+    if p == 0
+        || !h.is_multiple_of(p)
+        || !w.is_multiple_of(p)
+        || patches.shape != [b, (h / p) * (w / p), c * p * p]
+    {
         bail!(
             "unpatchify: patches {:?} do not tile a {c}×{h}×{w} image with patch {p}",
             patches.shape

@@ -52,6 +52,7 @@ pub fn unpatchify(
 
 /// out[b, i] = src[b, idx[b, i]] for idx ≥ 0, else `fill` (zeros without one).
 /// src [B, Ns, C], idx [B, Nd], out [B, Nd, C].
+#[allow(clippy::too_many_arguments)]
 pub fn gather_rows(
     out: &mut [f32],
     src: &[f32],
