@@ -9,6 +9,7 @@ pub mod nn;
 pub mod ops;
 pub mod tensor;
 pub mod viz;
+pub mod weights;
 
 pub use backend::{Device, DeviceRequest};
 pub use tensor::{DType, Tensor};
