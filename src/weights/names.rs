@@ -179,7 +179,9 @@ fn find<'a>(infos: &'a [TensorInfo], name: &str) -> Option<&'a TensorInfo> {
     infos.iter().find(|i| i.name == name)
 }
 
-/// The prefix of the shortest name that ends with `suffix` (and has it at a dot boundary).
+/// The name prefix before `suffix` (at a dot boundary). When several prefixes hold it (a
+/// fixture has `param.` and `grad.`), the one with the most tensors wins, then one that is not
+/// `grad.`, then the shortest.
 fn prefix_of(infos: &[TensorInfo], suffix: &str) -> Option<String> {
     infos
         .iter()
@@ -187,7 +189,13 @@ fn prefix_of(infos: &[TensorInfo], suffix: &str) -> Option<String> {
             let p = i.name.strip_suffix(suffix)?;
             (p.is_empty() || p.ends_with('.')).then(|| p.to_string())
         })
-        .min_by_key(|p| p.len())
+        .min_by_key(|p| {
+            let count = infos
+                .iter()
+                .filter(|i| i.name.starts_with(p.as_str()))
+                .count();
+            (std::cmp::Reverse(count), p.starts_with("grad."), p.len())
+        })
 }
 
 /// Recognises the model in a list of tensors (names and shapes).
