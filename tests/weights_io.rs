@@ -479,3 +479,35 @@ fn bad_files_are_errors_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn inspect_command_lists_tensors_and_preset() {
+    let bin = env!("CARGO_BIN_EXE_seisfuse");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/vit_tiny.safetensors"
+    );
+    let out = std::process::Command::new(bin)
+        .args(["weights", "inspect", fixture])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("param.patch_embed.proj.weight"), "{text}");
+    assert!(text.contains("[36, 1, 8, 8]"), "{text}");
+    assert!(text.contains("tensors: 65"), "{text}");
+    assert!(text.contains("SFM ViT: dim 36, depth 2"), "{text}");
+
+    let dir = TempDir::new("inspect");
+    let bad = dir.file("bad.safetensors");
+    std::fs::write(&bad, b"not a safetensors file at all").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["weights", "inspect"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.safetensors"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

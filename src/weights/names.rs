@@ -180,8 +180,8 @@ fn find<'a>(infos: &'a [TensorInfo], name: &str) -> Option<&'a TensorInfo> {
 }
 
 /// The name prefix before `suffix` (at a dot boundary). When several prefixes hold it (a
-/// fixture has `param.` and `grad.`), the one with the most tensors wins, then one that is not
-/// `grad.`, then the shortest.
+/// fixture has `param.` and `grad.`), one that is not `grad.` wins, then the one with the most
+/// tensors, then the shortest.
 fn prefix_of(infos: &[TensorInfo], suffix: &str) -> Option<String> {
     infos
         .iter()
@@ -194,7 +194,7 @@ fn prefix_of(infos: &[TensorInfo], suffix: &str) -> Option<String> {
                 .iter()
                 .filter(|i| i.name.starts_with(p.as_str()))
                 .count();
-            (std::cmp::Reverse(count), p.starts_with("grad."), p.len())
+            (p.starts_with("grad."), std::cmp::Reverse(count), p.len())
         })
 }
 
