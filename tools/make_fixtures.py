@@ -178,6 +178,20 @@ def versions():
     return v
 
 
+def canonical_header(path):
+    """Rewrite the safetensors header with sorted keys, so that regenerating a fixture gives
+    the same bytes (the writer's metadata order is not fixed). Offsets are relative to the end
+    of the header, so only the header changes."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+
+
 def write(path, tensors, meta, overwrite):
     if os.path.exists(path) and not overwrite:
         raise SystemExit(f"{path} exists; pass --overwrite to replace it")
@@ -189,6 +203,7 @@ def write(path, tensors, meta, overwrite):
     md["seed"] = str(SEED)
     tmp = path + ".tmp"
     save_file(out, tmp, metadata=md)
+    canonical_header(tmp)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     size = os.path.getsize(path)
