@@ -3,6 +3,7 @@
 //! stored loss is recomputed here from the stored outputs. Model parity tests live elsewhere.
 
 use seisfuse::nn::{Param, ParamVisitor, Parameters};
+use seisfuse::weights::names::MAE_DECODER_PREFIXES;
 use seisfuse::weights::{detect, load_into_with, Family, LoadOptions, SafetensorsFile};
 use seisfuse::Tensor;
 use std::path::PathBuf;
@@ -64,6 +65,7 @@ fn loads_params(f: &SafetensorsFile) -> usize {
     let opts = LoadOptions {
         strict: true,
         strip_prefix: Some("param.".into()),
+        ..Default::default()
     };
     let report = load_into_with(&mut bag, f.path(), &opts).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(report.is_exact());
@@ -242,6 +244,44 @@ fn check_mae(name: &str, norm_pix: bool) {
     assert_eq!(d.family, Family::SfmMae);
     assert_eq!((d.decoder_dim, d.decoder_depth), (Some(20), Some(1)));
     assert!(loads_params(&f) > vit_param_names("", 2).len());
+}
+
+/// An SFM pretraining checkpoint (encoder + MAE decoder) loads strictly into an encoder-only
+/// model when the decoder's names are ignored, and fails strictly when they are not.
+#[test]
+fn mae_checkpoint_into_encoder_only() {
+    let f = fixture("mae_tiny.safetensors");
+    let encoder: Vec<String> = vit_param_names("", 2);
+    let mut bag = Bag(encoder
+        .iter()
+        .map(|n| {
+            let info = f.info(&format!("param.{n}")).unwrap();
+            let t = Tensor::from_f32(&info.shape, vec![0.0; info.numel()]).unwrap();
+            (n.clone(), Param::new(t).unwrap())
+        })
+        .collect());
+    let mut opts = LoadOptions {
+        strict: true,
+        strip_prefix: Some("param.".into()),
+        ..Default::default()
+    };
+    let e = format!(
+        "{:#}",
+        load_into_with(&mut bag, f.path(), &opts).unwrap_err()
+    );
+    assert!(e.contains("unexpected: param.decoder_pred.weight"), "{e}");
+    assert!(e.contains("unexpected: param.mask_token"), "{e}");
+    opts.ignore = MAE_DECODER_PREFIXES.iter().map(|s| s.to_string()).collect();
+    let r = load_into_with(&mut bag, f.path(), &opts).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.loaded.len(), encoder.len());
+    assert!(r
+        .ignored
+        .contains(&"param.decoder_blocks.0.attn.qkv.weight".to_string()));
+    assert!(r.ignored.contains(&"param.decoder_pos_embed".to_string()));
+    assert_eq!(
+        bag.0[0].1.value.to_vec_f32().unwrap(),
+        f.read_f32(&format!("param.{}", bag.0[0].0)).unwrap()
+    );
 }
 
 #[test]

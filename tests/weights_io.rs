@@ -402,6 +402,7 @@ fn prefix_stripping_and_weight_norm_names() {
     let opts = LoadOptions {
         strict: true,
         strip_prefix: Some("model.wav2vec2.".into()),
+        ..Default::default()
     };
     // weight_g/weight_v model ← parametrizations file.
     let mut b = Tiny::new(0.0, false);

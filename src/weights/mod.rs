@@ -35,6 +35,11 @@ pub struct LoadOptions {
     /// start with it are not candidates; they are listed in [`LoadReport::outside_prefix`] and
     /// are never an error (a pretraining checkpoint also holds the quantizer and projections).
     pub strip_prefix: Option<String>,
+    /// File tensors (after prefix stripping) whose names start with any of these are skipped
+    /// without being called unexpected, e.g. [`names::MAE_DECODER_PREFIXES`] to load an SFM
+    /// pretraining checkpoint into the encoder strictly. They are listed in
+    /// [`LoadReport::ignored`].
+    pub ignore: Vec<String>,
 }
 
 /// A tensor whose shape in the file differs from the parameter's.
@@ -62,6 +67,8 @@ pub struct LoadReport {
     pub converted: Vec<(String, String)>,
     /// File tensors skipped because they lack the prefix to strip.
     pub outside_prefix: Vec<String>,
+    /// File tensors skipped because they match `LoadOptions::ignore` and no parameter.
+    pub ignored: Vec<String>,
 }
 
 impl LoadReport {
@@ -119,7 +126,7 @@ pub fn load_into(
         path,
         &LoadOptions {
             strict,
-            strip_prefix: None,
+            ..Default::default()
         },
     )
 }
@@ -204,7 +211,11 @@ pub fn load_from_file(
     })?;
     for (key, fname) in &by_name {
         if !used.contains(key) {
-            report.unexpected.push(fname.clone());
+            if opts.ignore.iter().any(|p| key.starts_with(p.as_str())) {
+                report.ignored.push(fname.clone());
+            } else {
+                report.unexpected.push(fname.clone());
+            }
         }
     }
 

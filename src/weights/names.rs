@@ -137,6 +137,17 @@ impl Detection {
     }
 }
 
+/// Name prefixes of the MAE decoder in SFM pretraining checkpoints: pass them as
+/// `LoadOptions::ignore` to load such a checkpoint into the ViT encoder alone.
+pub const MAE_DECODER_PREFIXES: &[&str] = &[
+    "mask_token",
+    "decoder_embed.",
+    "decoder_pos_embed",
+    "decoder_blocks.",
+    "decoder_norm.",
+    "decoder_pred.",
+];
+
 /// Published presets: (name, family, dim, depth).
 const PRESETS: &[(&str, Family, usize, usize)] = &[
     ("sfm-base", Family::SfmVit, 768, 12),
