@@ -7,7 +7,8 @@ checkpoint into a `.safetensors` file that `seisfuse weights inspect` lists and 
 
 Where the weights are in the checkpoint (found automatically, or chosen with --key):
   - SFM (Sheng et al.; MAE code): a dict with the weights under 'model' (timm/MAE names such as
-    `blocks.3.attn.qkv.weight`, and for pretraining checkpoints `decoder_blocks.*`, `mask_token`).
+    `blocks.3.attn.qkv.weight`, and for pretraining checkpoints `decoder_blocks.*`, `mask_token`)
+    beside 'optimizer', 'epoch', 'scaler' and 'args' (an argparse.Namespace, allowed).
   - SeisLM (Liu et al.; PyTorch Lightning): the weights under 'state_dict', named
     `model.wav2vec2.*` (the encoder), `model.quantizer.*`, `model.project_hid.*`,
     `model.project_q.*`. Names are kept as they are; the Rust loader strips `model.wav2vec2.`
@@ -72,8 +73,11 @@ _lenient_pickle.Unpickler = _LenientUnpickler
 
 
 def load_checkpoint(path, trust_pickle):
+    # MAE-style checkpoints (SFM) also save the training flags as an argparse.Namespace, a plain
+    # attribute container that is safe to allow.
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - report and maybe retry below
         if not trust_pickle:
             raise SystemExit(
@@ -198,7 +202,12 @@ def self_test():
             "blocks.0.attn.qkv.weight": torch.randn(24, 8),
             "decoder_embed.weight": torch.randn(4, 8),
         }
-        torch.save({"model": sfm, "epoch": 7, "args": {"lr": 1.0}}, os.path.join(d, "sfm.pth"))
+        # MAE's save_model layout: model, optimizer, epoch, scaler, args (a Namespace)
+        torch.save(
+            {"model": sfm, "epoch": 7, "optimizer": {"state": {}}, "scaler": {},
+             "args": argparse.Namespace(lr=1.0, model="mae_vit_base_patch16")},
+            os.path.join(d, "sfm.pth"),
+        )
         conv = torch.nn.Conv1d(4, 4, 3, groups=2)
         conv = torch.nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
         sd = {f"model.wav2vec2.encoder.pos_conv_embed.conv.{k}": v for k, v in conv.state_dict().items()}
