@@ -17,17 +17,9 @@ pub struct Param {
 
 impl Param {
     pub fn new(value: Tensor) -> Result<Self> {
-        let value = if value.dtype == DType::F32 {
-            value
-        } else {
-            value.to_dtype(DType::F32)?
-        };
+        let value = if value.dtype == DType::F32 { value } else { value.to_dtype(DType::F32)? };
         let grad = Tensor::zeros(&value.shape, DType::F32, &value.device())?;
-        Ok(Param {
-            value,
-            grad,
-            trainable: true,
-        })
+        Ok(Param { value, grad, trainable: true })
     }
     pub fn fixed(value: Tensor) -> Result<Self> {
         let mut p = Param::new(value)?;
