@@ -11,6 +11,7 @@ pub mod ops;
 pub mod tensor;
 pub mod train;
 pub mod viz;
+pub mod weights;
 
 pub use backend::{Device, DeviceRequest};
 pub use tensor::{DType, Tensor};

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod weights;
 
 use crate::backend::DeviceRequest;
 use anyhow::Result;
@@ -27,11 +28,14 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Time the engine's ops and models on the current device.
     Bench(bench::Args),
+    /// Inspect weight files (safetensors): names, shapes, dtypes, parameter count, preset.
+    Weights(weights::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(a) => doctor::run(cli.device, a),
         Command::Bench(a) => bench::run(cli.device, a),
+        Command::Weights(a) => weights::run(a),
     }
 }
