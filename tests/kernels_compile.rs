@@ -70,3 +70,29 @@ fn a_broken_kernel_reports_its_file_and_the_log() {
         "the NVRTC log is shown: {msg}"
     );
 }
+
+#[test]
+fn the_disk_cache_serves_a_second_start() {
+    use seisfuse::backend::cuda::cache;
+    let Ok(nvrtc) = Nvrtc::global() else {
+        println!("skipped: no NVRTC");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("seisfuse-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // SAFETY: no other test of this binary reads SEISFUSE_CACHE_DIR.
+    std::env::set_var("SEISFUSE_CACHE_DIR", &dir);
+    let k = KERNEL_SOURCES.iter().find(|k| k.name == "softmax").unwrap();
+    let path = cache::cache_path(k, 80, nvrtc.version);
+    assert!(path.starts_with(&dir));
+    let first = cache::compiled_cubin(k, 80).unwrap();
+    assert!(path.exists(), "the first compile stores {}", path.display());
+    // Replace the cached file: a second start must read it instead of compiling.
+    std::fs::write(&path, b"from-the-cache").unwrap();
+    assert_eq!(cache::compiled_cubin(k, 80).unwrap(), b"from-the-cache");
+    // Another arch or source hash is another entry.
+    assert_ne!(cache::cache_path(k, 90, nvrtc.version), path);
+    assert!(first.len() > 1000);
+    std::env::remove_var("SEISFUSE_CACHE_DIR");
+    let _ = std::fs::remove_dir_all(&dir);
+}
