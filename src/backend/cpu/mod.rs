@@ -4,6 +4,9 @@
 //! is exactly what the bf16 kernels do.
 
 pub mod adamw;
+pub mod batch_norm;
+pub mod channels;
+pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
@@ -11,7 +14,10 @@ pub mod loss;
 pub mod matmul;
 pub mod philox;
 pub mod reduce;
+pub mod relu;
 pub mod softmax;
+pub mod ssim;
+pub mod upsample;
 
 use crate::tensor::CpuStorage;
 use half::bf16;

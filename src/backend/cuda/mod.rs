@@ -2,7 +2,10 @@
 //! and cached on disk, launch wrappers (one file per `kernels/*.cu`), and a kernel profiler.
 
 pub mod adamw;
+pub mod batch_norm;
 pub mod cache;
+pub mod channels;
+pub mod conv2d;
 pub mod discover;
 pub mod dropout;
 pub mod elementwise;
@@ -13,7 +16,9 @@ pub mod matmul;
 pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
+pub mod relu;
 pub mod softmax;
+pub mod upsample;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};
