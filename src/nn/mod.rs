@@ -6,6 +6,10 @@
 //! tensor names of the published checkpoints (timm/MAE for SFM, HF wav2vec2 for SeisLM), so a
 //! converted checkpoint loads without renaming.
 
+pub mod batch_norm;
+pub mod conv2d;
 pub mod param;
 
+pub use batch_norm::BatchNorm2d;
+pub use conv2d::Conv2d;
 pub use param::{Param, ParamVisitor, Parameters};

@@ -1,0 +1,3 @@
+//! Models built from `nn` layers: the SFM encoder, MAE and heads, SeisLM, fusion.
+
+pub mod sfm_heads;
