@@ -577,3 +577,101 @@ fn ms_ssim_and_regression_loss_backward_match_differences() {
         },
     );
 }
+
+/// Values from `pytorch_msssim` 1.0.0 with torch 2.11 (float64 images) for the image pair below:
+/// `ms_ssim` / `ssim(x, y, data_range=1.0)` and ∂ms_ssim/∂x by autograd. The package builds its
+/// Gaussian window in float32; with a float64 window passed as `win=` it agrees with ours to
+/// rounding, and with its default float32 window to about 3e-7.
+#[test]
+fn ms_ssim_matches_pytorch_msssim() {
+    let (n, h, w) = (2usize, 176usize, 181usize);
+    let mut x = Vec::with_capacity(n * h * w);
+    let mut y = Vec::with_capacity(n * h * w);
+    for b in 0..n {
+        for r in 0..h {
+            for c in 0..w {
+                let (bf, rf, cf) = (b as f64, r as f64, c as f64);
+                let xv = 0.5
+                    + 0.3 * (0.11 * rf + bf).sin() * (0.07 * cf).cos()
+                    + 0.1 * (0.31 * (rf + cf)).sin();
+                let yv =
+                    xv + 0.08 * (1.7 * rf + 2.3 * cf + bf).sin() + 0.05 * (0.009 * rf * cf).cos();
+                x.push(xv as f32);
+                y.push(yv as f32);
+            }
+        }
+    }
+    let shape = [n, 1, h, w];
+    let (xt, yt) = (t(&shape, &x), t(&shape, &y));
+    let ms = cpu_ssim::ms_ssim(&x, &y, h, w, 1.0);
+    assert!((ms - 0.9468268664966576).abs() < 1e-12, "ms_ssim {ms}");
+    assert!(
+        (ms - 0.9468270919276589).abs() < 1e-6,
+        "ms_ssim {ms} vs the float32 window"
+    );
+    let s = cpu_ssim::ssim(&x, &y, h, w, 1.0);
+    assert!((s - 0.5359614377224152).abs() < 1e-12, "ssim {s}");
+    assert!(
+        (s - 0.5359633120888525).abs() < 1e-5,
+        "ssim {s} vs the float32 window"
+    );
+    assert!((ops::ms_ssim(&xt, &yt, 1.0).unwrap() as f64 - ms).abs() < 1e-7);
+    let (g, _) = ops::ms_ssim_backward(&xt, &yt, 1.0, 1.0).unwrap();
+    let g = g.to_vec_f32().unwrap();
+    let want = [
+        (0usize, 1.2540819014625405e-10),
+        (1, 6.176091237736138e-10),
+        (180, -1.5785267174596197e-11),
+        (912, -1.0259387905032027e-05),
+        (16016, 3.2128706360393436e-05),
+        (31855, 4.009708850927065e-11),
+        (31859, 7.220717172937835e-09),
+        (63711, 9.110063118679536e-11),
+    ];
+    for (i, v) in want {
+        assert!(
+            (g[i] as f64 - v).abs() < 1e-6 * v.abs() + 1e-13,
+            "grad[{i}] = {} vs PyTorch {v}",
+            g[i]
+        );
+    }
+    // Anti-correlated images: negative cs terms are clamped to 0 before the powers → 0.
+    let z: Vec<f32> = x.iter().map(|v| 1.0 - v).collect();
+    assert_eq!(cpu_ssim::ms_ssim(&x, &z, h, w, 1.0), 0.0);
+}
+
+/// `F.interpolate(x, size, mode='bilinear', align_corners=False)` from torch 2.11 for
+/// x = (arange(15)^1.5).reshape(1, 1, 3, 5) (float32), up and down.
+#[test]
+fn bilinear_matches_pytorch_on_uneven_sizes() {
+    let x: Vec<f32> = (0..15).map(|i| (i as f64).powf(1.5) as f32).collect();
+    let x = t(&[1, 1, 3, 5], &x);
+    let up = [
+        0.0, 0.33333337, 0.88888896, 1.8126345, 2.828427, 4.143831, 5.507691, 7.065385, 8.0,
+        1.5971915, 2.0503628, 2.8056488, 3.8960001, 5.0701175, 6.523571, 8.022772, 9.704969,
+        10.714286, 6.388766, 7.201452, 8.555928, 10.146097, 11.795189, 13.662793, 15.568016,
+        17.623722, 18.857143, 11.18034, 12.35254, 14.306206, 16.396193, 18.52026, 20.802015,
+        23.11326, 25.542473, 27.0, 19.941385, 21.305511, 23.57906, 25.973598, 28.398386, 30.964851,
+        33.55808, 36.258354, 37.878517, 28.702429, 30.258486, 32.851913, 35.551003, 38.276512,
+        41.12769, 44.0029, 46.97423, 48.75703, 31.622776, 33.24281, 35.94286, 38.74347, 41.569218,
+        44.5153, 47.4845, 50.546188, 52.3832,
+    ];
+    let y = ops::upsample_bilinear(&x, (7, 9))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert!(rel_err(&y, &up) < 1e-6, "{y:?}");
+    let down = [
+        3.338134765625,
+        6.75138521194458,
+        11.684656143188477,
+        28.020240783691406,
+        35.806976318359375,
+        44.295257568359375,
+    ];
+    let y = ops::upsample_bilinear(&x, (2, 3))
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert!(rel_err(&y, &down) < 1e-6, "{y:?}");
+}
