@@ -646,7 +646,7 @@ fn ms_ssim_matches_pytorch_msssim() {
 fn bilinear_matches_pytorch_on_uneven_sizes() {
     let x: Vec<f32> = (0..15).map(|i| (i as f64).powf(1.5) as f32).collect();
     let x = t(&[1, 1, 3, 5], &x);
-    let up = [
+    let up: [f64; 63] = [
         0.0, 0.33333337, 0.88888896, 1.8126345, 2.828427, 4.143831, 5.507691, 7.065385, 8.0,
         1.5971915, 2.0503628, 2.8056488, 3.8960001, 5.0701175, 6.523571, 8.022772, 9.704969,
         10.714286, 6.388766, 7.201452, 8.555928, 10.146097, 11.795189, 13.662793, 15.568016,
@@ -660,8 +660,8 @@ fn bilinear_matches_pytorch_on_uneven_sizes() {
         .unwrap()
         .to_vec_f32()
         .unwrap();
-    assert!(rel_err(&y, &up) < 1e-6, "{y:?}");
-    let down = [
+    assert!(rel_err(&y, &up.map(|v| v as f32)) < 1e-6, "{y:?}");
+    let down: [f64; 6] = [
         3.338134765625,
         6.75138521194458,
         11.684656143188477,
@@ -673,5 +673,5 @@ fn bilinear_matches_pytorch_on_uneven_sizes() {
         .unwrap()
         .to_vec_f32()
         .unwrap();
-    assert!(rel_err(&y, &down) < 1e-6, "{y:?}");
+    assert!(rel_err(&y, &down.map(|v| v as f32)) < 1e-6, "{y:?}");
 }
