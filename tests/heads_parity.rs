@@ -158,13 +158,7 @@ fn channels_and_pixel_loss_parity() {
         let nhwc = ops::nchw_to_nhwc(&cat).unwrap();
         let back = ops::nhwc_to_nchw(&nhwc).unwrap();
         let tv: Vec<i32> = (0..70)
-            .map(|i| {
-                if i % 13 == 0 {
-                    -100
-                } else {
-                    (i * 7 % 8) as i32
-                }
-            })
+            .map(|i| if i % 13 == 0 { -100 } else { i * 7 % 8 })
             .collect();
         let targets = Tensor::from_i32(&[2, 5, 7], tv)
             .unwrap()
