@@ -675,3 +675,167 @@ fn bilinear_matches_pytorch_on_uneven_sizes() {
         .unwrap();
     assert!(rel_err(&y, &down.map(|v| v as f32)) < 1e-6, "{y:?}");
 }
+
+/// Whole heads: the analytic input and parameter gradients against central differences of
+/// Σ w ⊙ output (BatchNorm in train mode, tiny sizes).
+#[test]
+fn heads_backward_matches_differences() {
+    use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
+    use seisfuse::nn::Parameters;
+    use seisfuse::Device;
+    use std::cell::RefCell;
+
+    fn param(head: &mut impl Parameters, name: &str) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
+        let mut out = None;
+        head.visit("", &mut |n, p| {
+            if n == name {
+                out = Some((
+                    p.value.shape.clone(),
+                    p.value.to_vec_f32()?,
+                    p.grad.to_vec_f32()?,
+                ));
+            }
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap_or_else(|| panic!("no parameter {name}"))
+    }
+    fn set_param(head: &mut impl Parameters, name: &str, v: &[f32]) {
+        head.visit("", &mut |n, p| {
+            if n == name {
+                p.value = Tensor::from_f32(&p.value.shape, v.to_vec())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    // SETR-MLA: gradients of feature map 2 and of two weights.
+    let cfg = SetrMlaConfig {
+        in_channels: 3,
+        width: 2,
+        classes: 2,
+        branch_upsample: 4,
+    };
+    let head = RefCell::new(SetrMlaHead::new(cfg, 21, &Device::Cpu).unwrap());
+    let fs = [2usize, 3, 2, 2];
+    let feats: Vec<Tensor> = (0..4).map(|i| rand_tensor(&fs, 500 + i)).collect();
+    let size = (6, 10);
+    let (y, cache) = head
+        .borrow_mut()
+        .forward([&feats[0], &feats[1], &feats[2], &feats[3]], size)
+        .unwrap();
+    let gw = rand_vec(y.numel(), 510, -1.0, 1.0);
+    let df = head
+        .borrow_mut()
+        .backward(&t(&y.shape, &gw), &cache)
+        .unwrap();
+    let run = |f2: &Tensor| {
+        let (y, _) = head
+            .borrow_mut()
+            .forward([&feats[0], &feats[1], f2, &feats[3]], size)
+            .unwrap();
+        y.to_vec_f32().unwrap()
+    };
+    check_grad(
+        "SETR-MLA d feature map 2",
+        &feats[2].to_vec_f32().unwrap(),
+        &gw,
+        &df[2].to_vec_f32().unwrap(),
+        1e-3,
+        1e-2,
+        |v| run(&t(&fs, v)),
+    );
+    for name in [
+        "cls.weight",
+        "branches.1.0.conv.weight",
+        "branches.3.1.bn.weight",
+    ] {
+        let (shape, value, grad) = param(&mut *head.borrow_mut(), name);
+        check_grad(
+            &format!("SETR-MLA d {name}"),
+            &value,
+            &gw,
+            &grad,
+            1e-3,
+            1e-2,
+            |v| {
+                set_param(&mut *head.borrow_mut(), name, v);
+                let out = run(&feats[2]);
+                set_param(&mut *head.borrow_mut(), name, &value);
+                assert_eq!(shape.iter().product::<usize>(), v.len());
+                out
+            },
+        );
+    }
+
+    // TransUNet: gradients of the tokens and of the skip branch and head weights. Ten
+    // conv+BN+ReLU layers at up to full resolution put many ReLU inputs near 0, and f32
+    // differences then cross kinks; with every BN bias at 4 all ReLUs stay active, the head is
+    // smooth, and larger steps (3e-2) beat the f32 rounding. (ReLU masking is checked by itself.)
+    let cfg = TransUnetConfig {
+        in_channels: 3,
+        channels: [4, 3, 2, 2],
+        skip_channels: 2,
+        image_channels: 1,
+        out_channels: 1,
+    };
+    let head = RefCell::new(TransUnetHead::new(cfg, 22, &Device::Cpu).unwrap());
+    head.borrow_mut()
+        .visit("", &mut |n, p| {
+            if n.ends_with("bn.bias") {
+                p.value = Tensor::from_f32(&p.value.shape, vec![4.0; p.value.numel()])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let ts = [2usize, 3, 1, 2];
+    let tokens = rand_tensor(&ts, 520);
+    let image = rand_tensor(&[2, 1, 16, 32], 521);
+    let (y, cache) = head.borrow_mut().forward(&tokens, &image).unwrap();
+    let gw = rand_vec(y.numel(), 522, -1.0, 1.0);
+    let dtok = head
+        .borrow_mut()
+        .backward(&t(&y.shape, &gw), &cache)
+        .unwrap();
+    let run = |tk: &Tensor| {
+        head.borrow_mut()
+            .forward(tk, &image)
+            .unwrap()
+            .0
+            .to_vec_f32()
+            .unwrap()
+    };
+    check_grad(
+        "TransUNet d tokens",
+        &tokens.to_vec_f32().unwrap(),
+        &gw,
+        &dtok.to_vec_f32().unwrap(),
+        3e-2,
+        1e-2,
+        |v| run(&t(&ts, v)),
+    );
+    for name in [
+        "skip.conv.weight",
+        "stages.3.0.conv.weight",
+        "stages.0.1.bn.weight",
+        "head.weight",
+        "head.bias",
+    ] {
+        let (_, value, grad) = param(&mut *head.borrow_mut(), name);
+        check_grad(
+            &format!("TransUNet d {name}"),
+            &value,
+            &gw,
+            &grad,
+            3e-2,
+            1e-2,
+            |v| {
+                set_param(&mut *head.borrow_mut(), name, v);
+                let out = run(&tokens);
+                set_param(&mut *head.borrow_mut(), name, &value);
+                out
+            },
+        );
+    }
+}
