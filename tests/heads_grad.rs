@@ -839,3 +839,50 @@ fn heads_backward_matches_differences() {
         );
     }
 }
+
+/// Bad shapes are errors that say what was expected, never panics.
+#[test]
+fn bad_input_is_a_clear_error() {
+    use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
+    use seisfuse::Device;
+    let msg = |r: anyhow::Result<Tensor>| format!("{:#}", r.err().expect("an error"));
+    let x = rand_tensor(&[1, 3, 4, 4], 1);
+    let m = msg(ops::conv2d(&x, &rand_tensor(&[2, 4, 3, 3], 2), None));
+    assert!(m.contains("input channels"), "{m}");
+    let m = msg(ops::conv2d(&x, &rand_tensor(&[2, 3, 5, 5], 2), None));
+    assert!(m.contains("k = 1 or 3"), "{m}");
+    let m = msg(ops::conv2d(
+        &rand_tensor(&[3, 4, 4], 1),
+        &rand_tensor(&[2, 3, 3, 3], 2),
+        None,
+    ));
+    assert!(m.contains("NCHW"), "{m}");
+    let m = msg(ops::upsample_nearest_backward(&x, 3));
+    assert!(m.contains("multiple"), "{m}");
+    let m = msg(ops::nhwc_to_nchw(&rand_tensor(&[2, 3], 1)));
+    assert!(m.contains("4-D"), "{m}");
+    let cfg = SetrMlaConfig {
+        in_channels: 3,
+        width: 2,
+        classes: 2,
+        branch_upsample: 4,
+    };
+    let mut seg = SetrMlaHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let f = rand_tensor(&[1, 3, 2, 2], 3);
+    let g = rand_tensor(&[1, 3, 2, 3], 4);
+    let e = seg.forward([&f, &f, &g, &f], (8, 8)).err().unwrap();
+    assert!(format!("{e:#}").contains("feature map 2"), "{e:#}");
+    let cfg = TransUnetConfig {
+        in_channels: 3,
+        channels: [2, 2, 2, 2],
+        skip_channels: 1,
+        image_channels: 1,
+        out_channels: 1,
+    };
+    let mut reg = TransUnetHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let e = reg
+        .forward(&f, &rand_tensor(&[1, 1, 30, 32], 5))
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("16×"), "{e:#}");
+}
