@@ -845,7 +845,7 @@ fn heads_backward_matches_differences() {
 fn bad_input_is_a_clear_error() {
     use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
     use seisfuse::Device;
-    let msg = |r: anyhow::Result<Tensor>| format!("{:#}", r.err().expect("an error"));
+    let msg = |r: anyhow::Result<Tensor>| format!("{:#}", r.expect_err("an error"));
     let x = rand_tensor(&[1, 3, 4, 4], 1);
     let m = msg(ops::conv2d(&x, &rand_tensor(&[2, 4, 3, 3], 2), None));
     assert!(m.contains("input channels"), "{m}");
