@@ -251,6 +251,29 @@ pub fn ssim(x: &[f32], y: &[f32], h: usize, w: usize, data_range: f64) -> f64 {
         / n
 }
 
+/// The MS-SSIM value of one plane from its 5 per-scale terms (cs at scales 1–4, ssim at
+/// scale 5): Π relu(t_l)^{w_l}; and d·(∂value/∂t_l), zero where a term was clamped.
+pub fn ms_ssim_combine(terms: &[f64; 5], d: f64) -> (f64, [f64; 5]) {
+    let clamped: Vec<f64> = terms.iter().map(|&t| t.max(0.0)).collect();
+    let value: f64 = clamped
+        .iter()
+        .zip(MS_SSIM_WEIGHTS)
+        .map(|(t, wt)| t.powf(wt))
+        .product();
+    let mut dterm = [0.0; 5];
+    for l in 0..5 {
+        if terms[l] <= 0.0 {
+            continue;
+        }
+        let others: f64 = (0..5)
+            .filter(|&j| j != l)
+            .map(|j| clamped[j].powf(MS_SSIM_WEIGHTS[j]))
+            .product();
+        dterm[l] = d * MS_SSIM_WEIGHTS[l] * clamped[l].powf(MS_SSIM_WEIGHTS[l] - 1.0) * others;
+    }
+    (value, dterm)
+}
+
 /// Per plane: the 5 per-scale terms (cs at scales 1–4, ssim at scale 5) before clamping, and
 /// with `dvalue = Some(d)` the gradient w.r.t. x of d · (that plane's MS-SSIM value).
 fn ms_ssim_plane(
@@ -273,28 +296,10 @@ fn ms_ssim_plane(
             ys.push(ny);
         }
     }
-    let clamped: Vec<f64> = terms.iter().map(|&t| t.max(0.0)).collect();
-    let value: f64 = clamped
-        .iter()
-        .zip(MS_SSIM_WEIGHTS)
-        .map(|(t, wt)| t.powf(wt))
-        .product();
-    let Some(d) = dvalue else {
+    let (value, dterm) = ms_ssim_combine(&terms, dvalue.unwrap_or(0.0));
+    if dvalue.is_none() {
         return (value, None);
-    };
-    // d value / d term_l = w_l t_l^(w_l − 1) Π_{j≠l} t_j^(w_j), zero where the term was clamped.
-    let dterm: Vec<f64> = (0..5)
-        .map(|l| {
-            if terms[l] <= 0.0 {
-                return 0.0;
-            }
-            let others: f64 = (0..5)
-                .filter(|&j| j != l)
-                .map(|j| clamped[j].powf(MS_SSIM_WEIGHTS[j]))
-                .product();
-            d * MS_SSIM_WEIGHTS[l] * clamped[l].powf(MS_SSIM_WEIGHTS[l] - 1.0) * others
-        })
-        .collect();
+    }
     let mut gx: Option<Plane> = None;
     for l in (0..5).rev() {
         let grad = if l < 4 {

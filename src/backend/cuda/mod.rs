@@ -18,6 +18,7 @@ pub mod profiler;
 pub mod reduce;
 pub mod relu;
 pub mod softmax;
+pub mod ssim;
 pub mod upsample;
 
 use crate::tensor::{CpuStorage, DType};
