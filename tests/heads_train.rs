@@ -145,6 +145,14 @@ fn segmentation_head_overfits_a_tiny_label_map() {
         first.1,
         last.1
     );
+    // Eval mode (running statistics) predicts much like train mode after training.
+    head.set_training(false);
+    let (logits, _) = head
+        .forward([&feats[0], &feats[1], &feats[2], &feats[3]], (img, img))
+        .unwrap();
+    let eval_acc = pixel_accuracy(&logits, &targets);
+    println!("segmentation: eval-mode pixel accuracy {eval_acc:.3}");
+    assert!(eval_acc > 0.8, "eval-mode accuracy {eval_acc}");
 }
 
 #[test]
