@@ -3,3 +3,4 @@
 pub mod mae;
 pub mod pos_embed;
 pub mod sfm;
+pub mod sfm_heads;

@@ -7,7 +7,9 @@
 //! converted checkpoint loads without renaming.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod block;
+pub mod conv2d;
 pub mod init;
 pub mod layer_norm;
 pub mod linear;
@@ -16,7 +18,9 @@ pub mod param;
 pub mod patch_embed;
 
 pub use attention::{SelfAttention, SelfAttentionCache};
+pub use batch_norm::BatchNorm2d;
 pub use block::{Block, BlockCache};
+pub use conv2d::Conv2d;
 pub use init::Init;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

@@ -3,26 +3,38 @@
 //! backward; parameter gradients accumulate (`+=`), activation gradients are written (`=`).
 
 pub mod attention;
+pub mod batch_norm;
+pub mod channels;
+pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod image_loss;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
+pub mod relu;
 pub mod softmax;
 pub mod tokens;
+pub mod upsample;
 
 pub use attention::*;
+pub use batch_norm::*;
+pub use channels::*;
+pub use conv2d::*;
 pub use dropout::*;
 pub use elementwise::*;
+pub use image_loss::*;
 pub use layer_norm::*;
 pub use loss::*;
 pub use matmul::*;
 pub use optim::*;
 pub use reduce::*;
+pub use relu::*;
 pub use softmax::*;
 pub use tokens::*;
+pub use upsample::*;
 
 use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;

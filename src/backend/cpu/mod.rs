@@ -5,6 +5,9 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod batch_norm;
+pub mod channels;
+pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
@@ -12,8 +15,11 @@ pub mod loss;
 pub mod matmul;
 pub mod philox;
 pub mod reduce;
+pub mod relu;
 pub mod softmax;
 pub mod tokens;
+pub mod ssim;
+pub mod upsample;
 
 use crate::tensor::CpuStorage;
 use half::bf16;

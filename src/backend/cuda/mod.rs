@@ -3,7 +3,10 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod batch_norm;
 pub mod cache;
+pub mod channels;
+pub mod conv2d;
 pub mod discover;
 pub mod dropout;
 pub mod elementwise;
@@ -14,8 +17,11 @@ pub mod matmul;
 pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
+pub mod relu;
 pub mod softmax;
 pub mod tokens;
+pub mod ssim;
+pub mod upsample;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};

@@ -1,0 +1,111 @@
+//! `BatchNorm2d` (PyTorch semantics): per-channel affine normalisation of NCHW tensors with
+//! batch statistics in training and running statistics in evaluation; eps 1e-5, momentum 0.1.
+//! Names: `weight`, `bias`, and the fixed (non-trained) `running_mean`, `running_var`
+//! (`num_batches_tracked` is not kept).
+
+use super::conv2d::{accumulate_into, param_as};
+use super::param::{Param, ParamVisitor, Parameters};
+use crate::backend::Device;
+use crate::ops::{self, BatchNormCache};
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    pub weight: Param,
+    pub bias: Param,
+    pub running_mean: Param,
+    pub running_var: Param,
+    pub eps: f32,
+    pub momentum: f32,
+    /// Train mode (batch statistics, running statistics updated) when true.
+    pub training: bool,
+}
+
+/// The layer's input and, in train mode, the batch statistics.
+pub struct BatchNorm2dCache {
+    pub x: Tensor,
+    pub stats: Option<BatchNormCache>,
+}
+
+impl BatchNorm2d {
+    /// weight 1, bias 0, running mean 0, running variance 1, train mode.
+    pub fn new(channels: usize, device: &Device) -> Result<Self> {
+        let full = |v: f32| -> Result<Tensor> {
+            Tensor::from_f32(&[channels], vec![v; channels])?.to_device(device)
+        };
+        Ok(BatchNorm2d {
+            weight: Param::new(full(1.0)?)?,
+            bias: Param::new(full(0.0)?)?,
+            running_mean: Param::fixed(full(0.0)?)?,
+            running_var: Param::fixed(full(1.0)?)?,
+            eps: 1e-5,
+            momentum: 0.1,
+            training: true,
+        })
+    }
+
+    pub fn forward(&mut self, x: &Tensor) -> Result<(Tensor, BatchNorm2dCache)> {
+        let wc = param_as(&self.weight, x.dtype)?;
+        let bc = param_as(&self.bias, x.dtype)?;
+        let w = wc.as_ref().unwrap_or(&self.weight.value);
+        let b = bc.as_ref().unwrap_or(&self.bias.value);
+        let (y, stats) = if self.training {
+            let (y, s) = ops::batch_norm_train(
+                x,
+                w,
+                b,
+                &mut self.running_mean.value,
+                &mut self.running_var.value,
+                self.eps,
+                self.momentum,
+            )?;
+            (y, Some(s))
+        } else {
+            let y = ops::batch_norm_eval(
+                x,
+                w,
+                b,
+                &self.running_mean.value,
+                &self.running_var.value,
+                self.eps,
+            )?;
+            (y, None)
+        };
+        Ok((
+            y,
+            BatchNorm2dCache {
+                x: x.try_clone()?,
+                stats,
+            },
+        ))
+    }
+
+    /// Train-mode backward: returns dx; adds the weight and bias gradients.
+    pub fn backward(&mut self, dy: &Tensor, cache: &BatchNorm2dCache) -> Result<Tensor> {
+        let Some(stats) = &cache.stats else {
+            bail!("BatchNorm2d: backward needs a train-mode forward pass (set training = true before the forward pass)");
+        };
+        let dt = cache.x.dtype;
+        let w = match param_as(&self.weight, dt)? {
+            Some(t) => t,
+            None => self.weight.value.try_clone()?,
+        };
+        let x = &cache.x;
+        let bias = &mut self.bias;
+        accumulate_into(&mut self.weight, dt, |dw| {
+            accumulate_into(bias, dt, |db| {
+                ops::batch_norm_backward(dy, x, &w, stats, dw, db)
+            })
+        })
+    }
+}
+
+impl Parameters for BatchNorm2d {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        f(&format!("{prefix}weight"), &mut self.weight)?;
+        f(&format!("{prefix}bias"), &mut self.bias)?;
+        f(&format!("{prefix}running_mean"), &mut self.running_mean)?;
+        f(&format!("{prefix}running_var"), &mut self.running_var)
+    }
+}

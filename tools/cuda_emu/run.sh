@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the CUDA kernels of the SFM heads on the CPU under a small emulation of the CUDA execution
+# model (emu.h: one block at a time, one std::thread per CUDA thread, __syncthreads as a barrier,
+# warp shuffles through shared slots) and compares them with plain double-precision loops.
+# For machines without a GPU: it checks kernel logic (indexing, halos, reductions, transposes),
+# not timing, memory coalescing or real warp behaviour. Needs g++ with C++20 (std::barrier).
+set -euo pipefail
+cd "$(dirname "$0")"
+out="${TMPDIR:-/tmp}/seisfuse-cuda-emu"
+mkdir -p "$out"
+status=0
+for t in conv2d batch_norm relu_channels_upsample ms_ssim; do
+    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    echo "== $t"
+    "$out/$t" || status=1
+done
+exit $status
