@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod dsp;
 pub mod ops;
 pub mod tensor;
 pub mod viz;
