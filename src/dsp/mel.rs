@@ -411,11 +411,10 @@ impl<T: Real> LogMel<T> {
             }
             self.stft.inverse(&mut buf, &mut scratch);
             let start = (f * cfg.hop) as isize - cfg.pad() as isize;
-            for i in 0..n {
-                if let Some(j) =
-                    super::stft::source_index(start + i as isize, x.len(), cfg.pad_mode)
-                {
-                    dx[j] = dx[j] + self.stft.window[i] * buf[i].re;
+            for (i, (b, &w)) in buf.iter().zip(&self.stft.window).enumerate() {
+                let p = start + i as isize;
+                if let Some(j) = super::stft::source_index(p, x.len(), cfg.pad_mode) {
+                    dx[j] = dx[j] + w * b.re;
                 }
             }
         }
