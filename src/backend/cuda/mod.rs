@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod launch;
 pub mod nvrtc;
 pub mod profiler;
+pub mod stft_mel;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};
