@@ -3,6 +3,7 @@
 //! backward; parameter gradients accumulate (`+=`), activation gradients are written (`=`).
 
 pub mod elementwise;
+pub mod mel;
 
 pub use elementwise::*;
 

@@ -32,7 +32,7 @@ pub fn fft_radices(n: usize) -> Option<Vec<usize>> {
     let mut rest = n;
     let mut out = Vec::new();
     for r in [8, 4, 2, 3, 5, 7] {
-        while rest % r == 0 {
+        while rest.is_multiple_of(r) {
             out.push(r);
             rest /= r;
         }
