@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand.
 
+pub mod bench_mel;
 pub mod doctor;
+pub mod mel;
 
 use crate::backend::DeviceRequest;
 use anyhow::Result;
@@ -24,10 +26,13 @@ pub struct Cli {
 pub enum Command {
     /// Report the machine: CPU threads, CUDA driver and NVRTC, GPUs, and every kernel compiled.
     Doctor(doctor::Args),
+    /// Waveforms (N×C×T .npy) → mel-spectrogram images (N×C×H×W .npy), optional PNGs.
+    Mel(mel::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(a) => doctor::run(cli.device, a),
+        Command::Mel(a) => mel::run(cli.device, a),
     }
 }
