@@ -27,6 +27,17 @@ pub const DFT_MAX_N: usize = 8000;
 pub const BACKWARD_MAX_N: usize = 4096;
 /// Most traces per launch (grid y).
 pub const MAX_GRID_Y: usize = 65535;
+/// Dynamic shared memory a launch may use without opting in (48 KiB).
+pub const MAX_SHARED_BYTES: usize = 48 * 1024;
+
+fn check_shared(kernel: &str, bytes: usize) -> Result<()> {
+    if bytes > MAX_SHARED_BYTES {
+        bail!(
+            "{kernel} would need {bytes} bytes of shared memory (limit {MAX_SHARED_BYTES}); use a smaller n_fft or n_mels, or --device cpu"
+        );
+    }
+    Ok(())
+}
 
 /// Radices (8, 4, 2, 3, 5, 7) whose product is `n`, when `n` is 7-smooth and has at most 16
 /// factors; `None` otherwise (then the direct DFT serves).
@@ -206,7 +217,7 @@ pub fn forward_launches(
 
 /// Traces per backward step: the frame-gradient scratch holds this many traces.
 pub fn backward_chunk(batch: usize) -> usize {
-    batch.clamp(1, 1024)
+    batch.clamp(1, 256)
 }
 
 /// Backward: dx [batch, t] (written) from x and dy [batch, n_mels, frames]; `dframes` is a
@@ -229,6 +240,8 @@ pub fn backward_launches(
     }
     let (kind, fl, _) = log_args(tb.log);
     let nf = n / 2 + 1;
+    let smem = 4 * (n + 3 * nf + tb.n_mels);
+    check_shared("log_mel_frames_backward_dft", smem)?;
     let chunk = backward_chunk(batch);
     let mut v = Vec::new();
     let mut start = 0;
