@@ -186,6 +186,18 @@ fn mel_images_match_the_documented_recipe() {
 }
 
 #[test]
+fn default_plan_for_the_benchmark_traces() {
+    // 6000 samples → 224×224: n_fft 2·224, hop round(6000/224) = 27, 1 + 6000/27 = 223 frames.
+    let plan = MelImagePlan::new(&MelImageConfig::default(), 6000).unwrap();
+    assert_eq!((plan.n_fft, plan.hop, plan.frames), (448, 27, 223));
+    let one = MelImageConfig {
+        width: 1,
+        ..Default::default()
+    };
+    assert_eq!(MelImagePlan::new(&one, 6000).unwrap().hop, 6000);
+}
+
+#[test]
 fn bad_parameters_are_errors_not_panics() {
     let x = vec![0.5f32; 100];
     assert!(spectrogram(&x, &StftConfig::new(256, 10), 2.0).is_err()); // reflect pad ≥ len
