@@ -36,6 +36,17 @@ fn bench(c: &mut Criterion) {
     let lm = spec.plan().expect("plan");
     let f = lm.n_frames(SAMPLES).expect("frames");
     let dy = vec![1e-3f32; lm.n_mels() * f];
+    let mut g = c.benchmark_group("log_mel_forward_16x6000");
+    g.sample_size(10);
+    g.bench_function("1_thread", |b| {
+        b.iter(|| {
+            for i in 0..TRACES {
+                black_box(lm.forward(&x[i * SAMPLES..(i + 1) * SAMPLES]).unwrap());
+            }
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("log_mel_backward_1x6000");
     g.sample_size(10);
     g.bench_function("1_thread", |b| {

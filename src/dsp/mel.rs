@@ -244,32 +244,75 @@ pub enum LogKind {
 
 impl LogKind {
     /// The value and the derivative of the compression at `m` (in the working precision).
-    #[inline]
     pub fn eval<T: Real>(&self, m: T) -> (T, T) {
-        match *self {
-            LogKind::Linear => (m, T::one()),
+        let c = Compressor::<T>::new(*self);
+        (c.value(m), c.grad(m))
+    }
+}
+
+/// A [`LogKind`] with its constants converted once, for the per-element loops.
+#[derive(Clone, Copy, Debug)]
+pub struct Compressor<T> {
+    /// 0 linear, 1 ln, 2 dB.
+    kind: u8,
+    floor: T,
+    /// Value where the floor is active.
+    floor_value: T,
+    /// 10·log10(max(ref, amin)) for dB.
+    offset: T,
+}
+
+impl<T: Real> Compressor<T> {
+    pub fn new(log: LogKind) -> Self {
+        let cv = |v: f64| T::from_f64(v).unwrap_or_else(T::zero);
+        match log {
+            LogKind::Linear => Compressor {
+                kind: 0,
+                floor: T::zero(),
+                floor_value: T::zero(),
+                offset: T::zero(),
+            },
             LogKind::Ln { floor } => {
-                let fl = T::from_f32(floor).unwrap_or_else(T::zero);
-                if m > fl {
-                    (m.ln(), m.recip())
-                } else {
-                    (fl.ln(), T::zero())
+                let fl = cv(floor as f64);
+                Compressor {
+                    kind: 1,
+                    floor: fl,
+                    floor_value: fl.ln(),
+                    offset: T::zero(),
                 }
             }
             LogKind::Db { amin, ref_value } => {
-                let ten = T::from_f64(10.0).unwrap_or_else(T::one);
-                let a = T::from_f32(amin).unwrap_or_else(T::zero);
-                let off = ten
-                    * T::from_f32(ref_value.max(amin))
-                        .unwrap_or_else(T::one)
-                        .log10();
-                let ln10 = T::from_f64(std::f64::consts::LN_10).unwrap_or_else(T::one);
-                if m > a {
-                    (ten * m.log10() - off, ten / (ln10 * m))
-                } else {
-                    (ten * a.log10() - off, T::zero())
+                let ten = cv(10.0);
+                let a = cv(amin as f64);
+                let offset = ten * cv(ref_value.max(amin) as f64).log10();
+                Compressor {
+                    kind: 2,
+                    floor: a,
+                    floor_value: ten * a.log10() - offset,
+                    offset,
                 }
             }
+        }
+    }
+
+    #[inline]
+    pub fn value(&self, m: T) -> T {
+        match self.kind {
+            0 => m,
+            _ if m <= self.floor => self.floor_value,
+            1 => m.ln(),
+            _ => T::from_f64(10.0).unwrap_or_else(T::one) * m.log10() - self.offset,
+        }
+    }
+
+    /// The derivative (0 where the floor is active).
+    #[inline]
+    pub fn grad(&self, m: T) -> T {
+        match self.kind {
+            0 => T::one(),
+            _ if m <= self.floor => T::zero(),
+            1 => m.recip(),
+            _ => T::from_f64(10.0 / std::f64::consts::LN_10).unwrap_or_else(T::one) / m,
         }
     }
 }
@@ -282,6 +325,7 @@ pub struct LogMel<T: Real> {
     pub fb: MelFilterbank,
     pub weights: Vec<T>,
     pub log: LogKind,
+    compress: Compressor<T>,
 }
 
 impl<T: Real> LogMel<T> {
@@ -304,6 +348,7 @@ impl<T: Real> LogMel<T> {
             fb,
             weights,
             log,
+            compress: Compressor::new(log),
         })
     }
 
@@ -355,7 +400,7 @@ impl<T: Real> LogMel<T> {
         for f in 0..frames {
             self.frame_mel(x, f, &mut buf, &mut scratch, &mut mel);
             for (m, &v) in mel.iter().enumerate() {
-                out[m * frames + f] = self.log.eval(v).0;
+                out[m * frames + f] = self.compress.value(v);
             }
         }
         Ok(())
@@ -399,7 +444,7 @@ impl<T: Real> LogMel<T> {
             self.frame_mel(x, f, &mut buf, &mut scratch, &mut mel);
             dp.iter_mut().for_each(|v| *v = T::zero());
             for m in 0..nm {
-                let dm = dy[m * frames + f] * self.log.eval(mel[m]).1;
+                let dm = dy[m * frames + f] * self.compress.grad(mel[m]);
                 let (a, b) = self.fb.ranges[m];
                 let w = &self.weights[m * nf + a..m * nf + b];
                 for (d, &w) in dp[a..b].iter_mut().zip(w) {
