@@ -81,6 +81,8 @@ fn build() -> Result<Emu, String> {
     unsafe {
         let lib = libloading::Library::new(&so).map_err(|e| e.to_string())?;
         let run: EmuRun = *lib.get(b"emu_run\0").map_err(|e| e.to_string())?;
+        // Loaded; the per-process file is not needed any more (Linux keeps the mapping).
+        let _ = std::fs::remove_file(&so);
         Ok(Emu { _lib: lib, run })
     }
 }
