@@ -182,7 +182,7 @@ impl MelImagePlan {
 }
 
 /// Linear-interpolation source of column `w` of `width` from `frames` frames: (f0, f1, t)
-/// with value = v[f0] + (v[f1] − v[f0])·t. Computed in f32 exactly as the GPU kernel does.
+/// with value = `v[f0] + (v[f1] − v[f0])·t`. Computed in f32 exactly as the GPU kernel does.
 #[inline]
 pub fn column_source(w: usize, width: usize, frames: usize) -> (usize, usize, f32) {
     if width <= 1 || frames <= 1 {
