@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod dsp;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -19,6 +19,16 @@ pub enum What {
     Ops(OpsArgs),
     /// SFM encoder: training step (forward + backward + AdamW) and inference, images/s.
     Sfm(SfmArgs),
+    /// Mel images of 3072 traces × 6000 samples (n_fft 448, hop 27, 224 mels); on the CPU a
+    /// smaller batch, against one thread.
+    Mel(MelArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MelArgs {
+    /// On the CPU: traces to time (default 96).
+    #[arg(long)]
+    pub traces: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -51,6 +61,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     match args.what {
         What::Ops(a) => bench_ops(&device, a),
         What::Sfm(a) => bench_sfm(&device, a),
+        What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand.
 
 pub mod bench;
+pub mod bench_mel;
 pub mod doctor;
+pub mod mel;
 pub mod weights;
 
 use crate::backend::DeviceRequest;
@@ -30,6 +32,8 @@ pub enum Command {
     Bench(bench::Args),
     /// Inspect weight files (safetensors): names, shapes, dtypes, parameter count, preset.
     Weights(weights::Args),
+    /// Waveforms (N×C×T .npy) → mel-spectrogram images (N×C×H×W .npy), optional PNGs.
+    Mel(mel::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -37,5 +41,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(a) => doctor::run(cli.device, a),
         Command::Bench(a) => bench::run(cli.device, a),
         Command::Weights(a) => weights::run(a),
+        Command::Mel(a) => mel::run(cli.device, a),
     }
 }

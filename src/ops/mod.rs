@@ -12,6 +12,7 @@ pub mod image_loss;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
+pub mod mel;
 pub mod optim;
 pub mod reduce;
 pub mod relu;

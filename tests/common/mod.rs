@@ -1,10 +1,12 @@
 //! Shared test helpers: random tensors, error norms, finite differences, and the device list
-//! (one test body runs on every available device, as in candle).
+//! (one test body runs on every available device, as in candle), and the dsp tests' fixture
+//! reader and comparisons.
 #![allow(dead_code)]
 
 use seisfuse::backend::cpu::philox::PhiloxStream;
 use seisfuse::backend::{cuda, Device};
 use seisfuse::{DType, Tensor};
+use std::path::PathBuf;
 
 /// Uniform values in [lo, hi) from a seed.
 pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
@@ -89,4 +91,35 @@ pub fn check_grad(
 
 pub fn to_bf16(t: &Tensor) -> Tensor {
     t.to_dtype(DType::BF16).unwrap()
+}
+
+/// A mel fixture (`tests/fixtures/mel_{name}.npy`) as (shape, values).
+pub fn fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("mel_{name}.npy"));
+    seisfuse::dsp::npy_min::read_f32(&p)
+        .unwrap_or_else(|e| panic!("{e:#} (regenerate with tools/make_mel_fixtures.py)"))
+}
+
+/// ‖a − b‖ / ‖b‖ and max |a − b|.
+pub fn errors(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let (mut num, mut den, mut mx) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let d = x as f64 - y as f64;
+        num += d * d;
+        den += (y as f64) * (y as f64);
+        mx = mx.max(d.abs());
+    }
+    ((num / den.max(1e-300)).sqrt(), mx)
+}
+
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel_l2: f64, max_abs: f64) {
+    let (r, m) = errors(got, want);
+    eprintln!("{what}: rel L2 {r:.2e}, max abs {m:.2e}");
+    assert!(
+        r <= rel_l2 && m <= max_abs,
+        "{what}: rel L2 {r:.3e} (limit {rel_l2:.0e}), max abs {m:.3e} (limit {max_abs:.0e})"
+    );
 }

@@ -17,8 +17,8 @@ pub mod philox;
 pub mod reduce;
 pub mod relu;
 pub mod softmax;
-pub mod tokens;
 pub mod ssim;
+pub mod tokens;
 pub mod upsample;
 
 use crate::tensor::CpuStorage;

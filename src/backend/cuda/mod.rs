@@ -19,8 +19,9 @@ pub mod profiler;
 pub mod reduce;
 pub mod relu;
 pub mod softmax;
-pub mod tokens;
 pub mod ssim;
+pub mod stft_mel;
+pub mod tokens;
 pub mod upsample;
 
 use crate::tensor::{CpuStorage, DType};

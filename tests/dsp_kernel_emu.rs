@@ -1,0 +1,300 @@
+//! Runs kernels/stft_mel.cu — the very source NVRTC compiles, common.cuh included — through a
+//! CPU emulation of CUDA (tests/emu/cuda_emu.hpp: a std::thread per CUDA thread, a barrier for
+//! __syncthreads) built with the system C++ compiler, with the launches planned exactly as the
+//! CUDA wrappers plan them, and compares with the CPU reference. It checks the kernels' indexing,
+//! synchronisation points and arithmetic where no GPU exists; it says nothing about speed or
+//! about CUDA's memory model. Skipped (with a message) when no C++20 compiler is found.
+
+use seisfuse::backend::cuda::launch::KArg;
+use seisfuse::backend::cuda::stft_mel::{
+    backward_chunk, backward_launches, finish_launch, forward_launches, mean_launch, Launch,
+    MelTables, TablePtrs,
+};
+use seisfuse::dsp::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+type EmuRun =
+    unsafe extern "C" fn(*const i8, u32, u32, u32, u32, u32, u32, u32, *const u64, i32) -> i32;
+
+struct Emu {
+    _lib: libloading::Library,
+    run: EmuRun,
+}
+
+fn build() -> Result<Emu, String> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    if Command::new(&cxx).arg("--version").output().is_err() {
+        return Err(format!("no C++ compiler ({cxx})"));
+    }
+    let src = seisfuse::backend::cuda::kernel_source("stft_mel")
+        .map_err(|e| e.to_string())?
+        .source
+        .replace(
+            "extern __shared__ float smem[];",
+            "float* smem = emu_dyn_smem();",
+        )
+        .replace(
+            "__shared__ float scratch[32];",
+            "float* scratch = emu_static_smem();",
+        );
+    assert!(
+        !src.contains("__shared__"),
+        "a shared-memory declaration the emulation does not translate"
+    );
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu");
+    let read = |f: &str| std::fs::read_to_string(here.join(f)).map_err(|e| format!("{f}: {e}"));
+    let all = format!(
+        "{}\n{}\n#line 1 \"tests/emu/stft_mel_entry.cpp\"\n{}",
+        read("cuda_emu.hpp")?,
+        src,
+        read("stft_mel_entry.cpp")?
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stft_mel_emu");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cpp = dir.join("stft_mel_emu.cpp");
+    let so = dir.join(format!("libstft_mel_emu_{}.so", std::process::id()));
+    std::fs::write(&cpp, all).map_err(|e| e.to_string())?;
+    let out = Command::new(&cxx)
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-pthread",
+            "-w",
+            "-o",
+        ])
+        .arg(&so)
+        .arg(&cpp)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stderr);
+        if log.contains("barrier") && log.contains("No such file") {
+            return Err(format!("{cxx} has no C++20 <barrier>"));
+        }
+        panic!("the emulated kernel failed to compile:\n{log}");
+    }
+    // SAFETY: the library is ours and exports emu_run with this signature.
+    unsafe {
+        let lib = libloading::Library::new(&so).map_err(|e| e.to_string())?;
+        let run: EmuRun = *lib.get(b"emu_run\0").map_err(|e| e.to_string())?;
+        // Loaded; the per-process file is not needed any more (Linux keeps the mapping).
+        let _ = std::fs::remove_file(&so);
+        Ok(Emu { _lib: lib, run })
+    }
+}
+
+fn emu() -> Option<&'static Emu> {
+    static E: OnceLock<Result<Emu, String>> = OnceLock::new();
+    match E.get_or_init(build) {
+        Ok(e) => Some(e),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+fn run(e: &Emu, launches: &[Launch]) {
+    for l in launches {
+        let slots: Vec<u64> = l
+            .args
+            .iter()
+            .map(|a| match *a {
+                KArg::Ptr(v) | KArg::U64(v) => v,
+                KArg::I64(v) => v as u64,
+                KArg::I32(v) => v as u32 as u64,
+                KArg::U32(v) => v as u64,
+                KArg::F32(v) => v.to_bits() as u64,
+            })
+            .collect();
+        let name = std::ffi::CString::new(l.kernel).unwrap();
+        let (g, b) = (l.cfg.grid_dim, l.cfg.block_dim);
+        // SAFETY: every pointer in the slots addresses a live host buffer of the planned size.
+        let rc = unsafe {
+            (e.run)(
+                name.as_ptr(),
+                g.0,
+                g.1,
+                g.2,
+                b.0,
+                b.1,
+                b.2,
+                l.cfg.shared_mem_bytes,
+                slots.as_ptr(),
+                slots.len() as i32,
+            )
+        };
+        assert_eq!(rc, 0, "the emulation does not know kernel {}", l.kernel);
+    }
+}
+
+fn p<T>(v: &[T]) -> u64 {
+    v.as_ptr() as u64
+}
+
+fn ptrs(t: &MelTables) -> TablePtrs {
+    TablePtrs {
+        window: p(&t.window),
+        twiddles: p(&t.twiddles),
+        fb: p(&t.fb),
+        ranges: p(&t.ranges),
+    }
+}
+
+fn waves(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5 + (i as f32 * 0.05).sin()
+        })
+        .collect()
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f64 {
+    assert!(a.iter().all(|v| v.is_finite()), "non-finite output");
+    let (mut n, mut d) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        n += (*x as f64 - *y as f64).powi(2);
+        d += (*y as f64).powi(2);
+    }
+    (n / d.max(1e-300)).sqrt()
+}
+
+fn logmel(n_fft: usize, hop: usize, pad: PadMode, center: bool, log: LogKind) -> LogMel<f32> {
+    let mut stft = StftConfig::new(n_fft, hop);
+    stft.pad_mode = pad;
+    stft.center = center;
+    let mel = MelParams {
+        sample_rate: 100.0,
+        n_fft,
+        n_mels: 24,
+        f_min: 0.5,
+        f_max: None,
+        scale: MelScale::Slaney,
+        norm: MelNorm::Slaney,
+    };
+    LogMel::new(&stft, &mel, log).unwrap()
+}
+
+#[test]
+fn emulated_log_mel_kernels_match_the_cpu_reference() {
+    let Some(e) = emu() else { return };
+    let ln = LogKind::Ln { floor: 1e-10 };
+    let db = LogKind::Db {
+        amin: 1e-10,
+        ref_value: 1.0,
+    };
+    let cases = [
+        (logmel(448, 27, PadMode::Reflect, true, db), true), // benchmark n_fft, FFT 8·8·7
+        (logmel(60, 15, PadMode::Constant, true, ln), true), // FFT 4·3·5
+        (
+            logmel(64, 16, PadMode::Reflect, false, LogKind::Linear),
+            true,
+        ), // not centred
+        (logmel(62, 20, PadMode::Reflect, true, ln), false), // 2·31: direct DFT
+    ];
+    let (b, t) = (2, 1201);
+    let x = waves(b * t, 5);
+    for (lm, fast) in cases {
+        let n = lm.stft.cfg.n_fft;
+        let tb = MelTables::new(&lm).unwrap();
+        assert_eq!(tb.radices.is_some(), fast, "n_fft {n}");
+        let f = lm.n_frames(t).unwrap();
+        let nm = lm.n_mels();
+        let want: Vec<f32> = (0..b)
+            .flat_map(|i| lm.forward(&x[i * t..(i + 1) * t]).unwrap())
+            .collect();
+        let got = vec![f32::NAN; b * nm * f];
+        run(
+            e,
+            &forward_launches(&tb, &ptrs(&tb), p(&got), p(&x), b, t, f),
+        );
+        let r = rel(&got, &want);
+        eprintln!("n_fft {n}: emulated forward rel {r:.2e}");
+        assert!(r < 1e-5, "n_fft {n}: forward rel {r:.3e}");
+
+        let dy = waves(b * nm * f, 8);
+        let want_dx: Vec<f32> = (0..b)
+            .flat_map(|i| {
+                lm.backward(&x[i * t..(i + 1) * t], &dy[i * nm * f..(i + 1) * nm * f])
+                    .unwrap()
+            })
+            .collect();
+        let dx = vec![f32::NAN; b * t];
+        let dframes = vec![f32::NAN; backward_chunk(b) * f * n];
+        let l = backward_launches(&tb, &ptrs(&tb), p(&dx), p(&x), p(&dy), p(&dframes), b, t, f)
+            .unwrap();
+        run(e, &l);
+        let r = rel(&dx, &want_dx);
+        eprintln!("n_fft {n}: emulated backward rel {r:.2e}");
+        assert!(r < 1e-4, "n_fft {n}: backward rel {r:.3e}");
+    }
+}
+
+#[test]
+fn emulated_image_kernels_match_the_cpu_reference() {
+    let Some(e) = emu() else { return };
+    let (n, c, t) = (2, 3, 1500);
+    let x = waves(n * c * t, 3);
+    let base = MelImageConfig {
+        height: 40,
+        width: 48, // hop 31, 49 frames resampled to 48 columns
+        ..Default::default()
+    };
+    let cfgs = [
+        base.clone().with_db(Some(80.0)),
+        MelImageConfig {
+            normalize: Normalize::ZScore,
+            average_channels: true,
+            ..base.clone()
+        },
+        MelImageConfig {
+            normalize: Normalize::None,
+            width: 30,
+            ..base
+        },
+    ];
+    for cfg in cfgs {
+        let (want, _) = mel_images(&x, n, c, t, &cfg).unwrap();
+        let plan = MelImagePlan::new(&cfg, t).unwrap();
+        let tb = MelTables::new(&plan.log_mel().unwrap()).unwrap();
+        let (h, w, f) = (cfg.height, cfg.width, plan.frames);
+        let lmv = vec![f32::NAN; n * c * h * f];
+        let imgs = vec![f32::NAN; n * c * h * w];
+        let mut l = forward_launches(&tb, &ptrs(&tb), p(&lmv), p(&x), n * c, t, f);
+        let code = match cfg.normalize {
+            Normalize::None => 0,
+            Normalize::MinMax => 1,
+            Normalize::ZScore => 2,
+        };
+        l.push(finish_launch(
+            p(&imgs),
+            p(&lmv),
+            n * c,
+            h,
+            f,
+            w,
+            cfg.top_db,
+            code,
+        ));
+        let avg = vec![f32::NAN; n * h * w];
+        if cfg.average_channels {
+            l.push(mean_launch(p(&avg), p(&imgs), n, c, h * w));
+        }
+        run(e, &l);
+        let got = if cfg.average_channels { &avg } else { &imgs };
+        let r = rel(got, &want);
+        eprintln!(
+            "{:?} {}×{} from {f} frames: emulated images rel {r:.2e}",
+            cfg.normalize, h, w
+        );
+        assert!(r < 1e-4, "{cfg:?}: images rel {r:.3e}");
+    }
+}
