@@ -1,0 +1,141 @@
+//! `seisfuse embed`: encoder features for a batch of images (.npy), on the CPU or a GPU.
+
+use crate::backend::{select, DeviceRequest};
+use crate::models::sfm::{normalize_images, Vit, VitConfig};
+use crate::nn::Parameters;
+use crate::ops;
+use crate::tensor::Tensor;
+use crate::weights::{self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, LoadOptions};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// The cls token: [N, C].
+    Cls,
+    /// The mean of the patch tokens: [N, C].
+    Mean,
+    /// Every token, cls first: [N, 1 + patches, C].
+    Tokens,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// sfm-tiny, sfm-base or sfm-large.
+    #[arg(long, default_value = "sfm-base")]
+    pub model: String,
+    /// Encoder weights (safetensors with timm names, e.g. from tools/convert_checkpoint.py).
+    /// MAE decoder tensors in the file are skipped.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Use randomly initialised weights instead of --weights (for trying the pipeline).
+    #[arg(long, conflicts_with = "weights")]
+    pub random_init: bool,
+    /// Missing, unexpected or mis-shaped tensors are fatal.
+    #[arg(long)]
+    pub strict: bool,
+    /// Images, float .npy of shape N×H×W or N×1×H×W (normalised per image here, as SFM does).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output .npy (f32).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "cls")]
+    pub pool: Pool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
+    if a.out.exists() && !a.force {
+        bail!("{} exists; pass --force to overwrite it", a.out.display());
+    }
+    if !a.model.starts_with("sfm-") {
+        bail!("embed supports the SFM image encoders (sfm-tiny, sfm-base, sfm-large) so far; found --model {}", a.model);
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let images = crate::data::npy::read_f32_tensor(&a.input)?;
+    let (n, h, w) = match images.shape[..] {
+        [n, h, w] | [n, 1, h, w] => (n, h, w),
+        _ => bail!("{}: expected images of shape N×H×W or N×1×H×W, found {:?}", a.input.display(), images.shape),
+    };
+    let cfg = VitConfig::preset(&a.model)?.with_image(h, w)?;
+    let device = select(req)?;
+    let mut vit = Vit::new(cfg.clone(), 0)?;
+    match (&a.weights, a.random_init) {
+        (Some(path), _) => load_encoder(&mut vit, path, a.strict)?,
+        (None, true) => eprintln!("warning: random weights (--random-init): the features mean nothing"),
+        (None, false) => bail!("give --weights FILE (see weights/README.md), or --random-init to try the pipeline"),
+    }
+    vit.to_device(&device)?;
+    let mut data = images.to_vec_f32()?;
+    normalize_images(&mut data, h * w);
+    let bar = indicatif::ProgressBar::new(n as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let np = cfg.num_patches();
+    let c = cfg.dim;
+    let per = match a.pool {
+        Pool::Tokens => (1 + np) * c,
+        _ => c,
+    };
+    let mut out = Vec::with_capacity(n * per);
+    for start in (0..n).step_by(a.batch) {
+        let b = a.batch.min(n - start);
+        let x = Tensor::from_f32(&[b, 1, h, w], data[start * h * w..(start + b) * h * w].to_vec())?.to_device(&device)?;
+        let (tokens, _) = vit.forward(&x, None)?;
+        let feats = match a.pool {
+            Pool::Tokens => tokens,
+            Pool::Cls => {
+                let idx = Tensor::from_i32(&[b, 1], vec![0; b])?.to_device(&device)?;
+                ops::gather_rows(&tokens, &idx, None)?
+            }
+            Pool::Mean => {
+                let ones = Tensor::from_f32(&[1, 1 + np], (0..=np).map(|i| if i == 0 { 0.0 } else { 1.0 / np as f32 }).collect())?.to_device(&device)?;
+                ops::matmul(&ones, &tokens, false, false, None)?
+            }
+        };
+        out.extend(feats.to_vec_f32()?);
+        bar.inc(b as u64);
+    }
+    bar.finish_and_clear();
+    let shape: Vec<usize> = match a.pool {
+        Pool::Tokens => vec![n, 1 + np, c],
+        _ => vec![n, c],
+    };
+    crate::data::npy::write(&a.out, &shape, &out).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("{}: {} features {:?} from {} on {}", a.out.display(), format!("{:?}", a.pool).to_lowercase(), shape, a.model, device.name());
+    Ok(())
+}
+
+/// Loads an SFM encoder checkpoint; MAE decoder tensors are skipped, and a position table for
+/// another image size is replaced by this size's exact sin-cos table (it is fixed, not learned).
+pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Result<()> {
+    let file = SafetensorsFile::open(path)?;
+    let mut ignore: Vec<String> = MAE_DECODER_PREFIXES.iter().map(|s| s.to_string()).collect();
+    if let Some(info) = file.info("pos_embed") {
+        if info.shape != vit.pos_embed.value.shape {
+            eprintln!(
+                "note: {} holds pos_embed {:?} for another image size; using the sin-cos table for {}×{} ({:?})",
+                path.display(),
+                info.shape,
+                vit.cfg.img_h,
+                vit.cfg.img_w,
+                vit.pos_embed.value.shape
+            );
+            ignore.push("pos_embed".into());
+        }
+    }
+    let report = weights::load_from_file(vit, &file, &LoadOptions { strict, strip_prefix: None, ignore })?;
+    for p in report.problems() {
+        eprintln!("warning: {p}");
+    }
+    let n = vit.num_params()?;
+    eprintln!("loaded {} tensors ({:.1}M parameters) from {}", report.loaded.len(), n as f64 / 1e6, path.display());
+    Ok(())
+}
