@@ -3,6 +3,7 @@
 //! backward; parameter gradients accumulate (`+=`), activation gradients are written (`=`).
 
 pub mod attention;
+pub mod conv1d;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
@@ -14,6 +15,7 @@ pub mod softmax;
 pub mod tokens;
 
 pub use attention::*;
+pub use conv1d::*;
 pub use dropout::*;
 pub use elementwise::*;
 pub use layer_norm::*;

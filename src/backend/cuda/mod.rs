@@ -4,6 +4,7 @@
 pub mod adamw;
 pub mod attention;
 pub mod cache;
+pub mod conv1d;
 pub mod discover;
 pub mod dropout;
 pub mod elementwise;
