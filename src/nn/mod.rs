@@ -8,6 +8,7 @@
 
 pub mod attention;
 pub mod block;
+pub mod conv1d;
 pub mod init;
 pub mod layer_norm;
 pub mod linear;
