@@ -2,4 +2,5 @@
 
 pub mod mae;
 pub mod pos_embed;
+pub mod seislm;
 pub mod sfm;
