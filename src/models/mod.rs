@@ -2,5 +2,6 @@
 
 pub mod mae;
 pub mod pos_embed;
+pub mod seislm;
 pub mod sfm;
 pub mod sfm_heads;

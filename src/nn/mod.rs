@@ -9,6 +9,7 @@
 pub mod attention;
 pub mod batch_norm;
 pub mod block;
+pub mod conv1d;
 pub mod conv2d;
 pub mod init;
 pub mod layer_norm;

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod batch_norm;
 pub mod channels;
+pub mod conv1d;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
@@ -23,6 +24,7 @@ pub mod upsample;
 pub use attention::*;
 pub use batch_norm::*;
 pub use channels::*;
+pub use conv1d::*;
 pub use conv2d::*;
 pub use dropout::*;
 pub use elementwise::*;

@@ -7,6 +7,7 @@ pub mod adamw;
 pub mod attention;
 pub mod batch_norm;
 pub mod channels;
+pub mod conv1d;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod batch_norm;
 pub mod cache;
 pub mod channels;
+pub mod conv1d;
 pub mod conv2d;
 pub mod discover;
 pub mod dropout;

@@ -1,0 +1,174 @@
+//! 1-D convolution layer on NCW tensors (PyTorch `nn.Conv1d`: weight [Cout, Cin/groups, K],
+//! optional bias, stride, zero padding, groups), optionally weight-normed as HF wav2vec2's
+//! positional convolution (`weight_g` [1, 1, K], `weight_v` [Cout, Cin/groups, K], norm over all
+//! dims but 2).
+
+use super::{Init, Param, ParamVisitor, Parameters};
+use crate::ops::{self, WeightNormCache};
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+/// The convolution's weight: a plain tensor, or weight norm's (g, v) over axis `dim`.
+// One per layer: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum ConvWeight {
+    Plain(Param),
+    Normed { g: Param, v: Param, dim: usize },
+}
+
+#[derive(Debug)]
+pub struct Conv1d {
+    pub weight: ConvWeight,
+    pub bias: Option<Param>,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+pub struct Conv1dCache {
+    /// The layer's input.
+    pub x: Tensor,
+    /// The effective weight and the weight-norm cache (weight-normed layers only).
+    normed: Option<(Tensor, WeightNormCache)>,
+}
+
+/// ‖v[:, :, k]‖ for each k of a [Cout, Cin/groups, K] weight (weight norm's initial g).
+fn norms_over_dim2(v: &Tensor) -> Result<Tensor> {
+    let k = v.shape[2];
+    let vals = v.to_vec_f32()?;
+    let mut n = vec![0.0f64; k];
+    for (i, &x) in vals.iter().enumerate() {
+        n[i % k] += (x as f64) * (x as f64);
+    }
+    Tensor::from_f32(&[1, 1, k], n.into_iter().map(|s| s.sqrt() as f32).collect())
+}
+
+impl Conv1d {
+    /// A convolution with uniform initial weights (±√(6/(fan_in + fan_out))) and zero bias;
+    /// `weight_norm` makes it weight-normed over dim 2 with g = ‖v‖ (so w = v at first).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+        bias: bool,
+        weight_norm: bool,
+        init: &mut Init,
+    ) -> Result<Self> {
+        if groups == 0
+            || !cin.is_multiple_of(groups)
+            || !cout.is_multiple_of(groups)
+            || k == 0
+            || stride == 0
+        {
+            bail!("conv1d layer: {groups} groups must divide {cin} input and {cout} output channels, and kernel {k} and stride {stride} must be positive");
+        }
+        let cig = cin / groups;
+        let v = init
+            .xavier_uniform(cout, cig * k)?
+            .reshape(&[cout, cig, k])?;
+        let weight = if weight_norm {
+            ConvWeight::Normed {
+                g: Param::new(norms_over_dim2(&v)?)?,
+                v: Param::new(v)?,
+                dim: 2,
+            }
+        } else {
+            ConvWeight::Plain(Param::new(v)?)
+        };
+        Ok(Conv1d {
+            weight,
+            bias: if bias {
+                Some(Param::new(init.constant(&[cout], 0.0)?)?)
+            } else {
+                None
+            },
+            stride,
+            padding,
+            groups,
+        })
+    }
+
+    /// x [B, Cin, L] → [B, Cout, Lout].
+    pub fn forward(&self, x: Tensor) -> Result<(Tensor, Conv1dCache)> {
+        let bias = self.bias.as_ref().map(|b| &b.value);
+        match &self.weight {
+            ConvWeight::Plain(w) => {
+                let y = ops::conv1d(&x, &w.value, bias, self.stride, self.padding, self.groups)?;
+                Ok((y, Conv1dCache { x, normed: None }))
+            }
+            ConvWeight::Normed { g, v, dim } => {
+                let (w, wc) = ops::weight_norm(&g.value, &v.value, *dim)?;
+                let y = ops::conv1d(&x, &w, bias, self.stride, self.padding, self.groups)?;
+                Ok((
+                    y,
+                    Conv1dCache {
+                        x,
+                        normed: Some((w, wc)),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Accumulates the parameter gradients; returns dx when `want_dx`.
+    pub fn backward(
+        &mut self,
+        c: &Conv1dCache,
+        dy: &Tensor,
+        want_dx: bool,
+    ) -> Result<Option<Tensor>> {
+        let (stride, padding, groups) = (self.stride, self.padding, self.groups);
+        let db = self.bias.as_mut().map(|b| &mut b.grad);
+        match (&mut self.weight, &c.normed) {
+            (ConvWeight::Plain(w), None) => ops::conv1d_backward(
+                dy,
+                &c.x,
+                &w.value,
+                stride,
+                padding,
+                groups,
+                &mut w.grad,
+                db,
+                want_dx,
+            ),
+            (ConvWeight::Normed { g, v, dim }, Some((w, wc))) => {
+                let mut dw = Tensor::zeros(&w.shape, w.dtype, &w.device())?;
+                let dx = ops::conv1d_backward(
+                    dy, &c.x, w, stride, padding, groups, &mut dw, db, want_dx,
+                )?;
+                ops::weight_norm_backward(
+                    &dw,
+                    &g.value,
+                    &v.value,
+                    *dim,
+                    wc,
+                    &mut g.grad,
+                    &mut v.grad,
+                )?;
+                Ok(dx)
+            }
+            _ => bail!("conv1d backward: the cache does not come from this layer's forward"),
+        }
+    }
+}
+
+impl Parameters for Conv1d {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        match &mut self.weight {
+            ConvWeight::Plain(w) => f(&format!("{prefix}weight"), w)?,
+            ConvWeight::Normed { g, v, .. } => {
+                f(&format!("{prefix}weight_g"), g)?;
+                f(&format!("{prefix}weight_v"), v)?;
+            }
+        }
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! 1-D convolution (NCW, grouped, strided, padded), weight norm, the last-two-axes transpose
+//! (NCW ↔ NWC) and a slice along one axis, each with its backward pass
+//! (see backend/cpu/conv1d.rs).
+
+use super::*;
+use crate::backend::cpu::conv1d as cpu;
+use crate::backend::cuda::conv1d as gpu;
+pub use cpu::Conv1dShape;
+
+/// Checks x [B, Cin, L], w [Cout, Cin/groups, K] and the bias [Cout], and returns the shape.
+fn conv_shape(
+    op: &str,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Conv1dShape> {
+    check_float(op, "x", x)?;
+    check_same_dtype(op, x, w)?;
+    let [batch, cin, lin] = x.shape[..] else {
+        bail!(
+            "{op}: input must be [batch, channels, length], found {:?}",
+            x.shape
+        );
+    };
+    let [cout, cig, k] = w.shape[..] else {
+        bail!(
+            "{op}: weight must be [out_channels, in_channels/groups, kernel], found {:?}",
+            w.shape
+        );
+    };
+    if groups == 0 || !cin.is_multiple_of(groups) || !cout.is_multiple_of(groups) {
+        bail!("{op}: {groups} groups must divide the input channels {cin} and the output channels {cout}");
+    }
+    if cig != cin / groups {
+        bail!(
+            "{op}: weight {:?} must have {} input channels per group ({cin} channels in {groups} groups)",
+            w.shape,
+            cin / groups
+        );
+    }
+    if stride == 0 || k == 0 {
+        bail!("{op}: stride and kernel size must be positive (stride {stride}, kernel {k})");
+    }
+    if let Some(b) = bias {
+        check_same_dtype(op, x, b)?;
+        if b.shape != [cout] {
+            bail!("{op}: bias must be [{cout}], found {:?}", b.shape);
+        }
+    }
+    let s = Conv1dShape {
+        batch,
+        cin,
+        cout,
+        lin,
+        k,
+        stride,
+        padding,
+        groups,
+    };
+    if s.lout().is_none() {
+        bail!("{op}: kernel {k} is longer than the padded input ({lin} + 2×{padding})");
+    }
+    Ok(s)
+}
+
+/// y [B, Cout, Lout] = conv1d(x [B, Cin, L], w [Cout, Cin/groups, K]) + bias, PyTorch's
+/// `F.conv1d` with zero padding; Lout = (L + 2·padding − K) / stride + 1.
+pub fn conv1d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    let s = conv_shape("conv1d", x, w, bias, stride, padding, groups)?;
+    let mut ts = vec![x, w];
+    ts.extend(bias);
+    let d = check_device("conv1d", &ts)?;
+    let shape = [s.batch, s.cout, s.lout().unwrap_or(0)];
+    if !d.is_cuda() {
+        let mut y = vec![0.0; shape.iter().product()];
+        let bv = bias.map(host).transpose()?;
+        cpu::conv1d(&mut y, &host(x)?, &host(w)?, bv.as_deref(), &s);
+        return from_host(&shape, y, x.dtype);
+    }
+    let y = output(&shape, x.dtype, &d)?;
+    gpu::forward(
+        backend(&d)?,
+        dev(&y)?,
+        dev(x)?,
+        dev(w)?,
+        bias.map(dev).transpose()?,
+        &s,
+    )?;
+    Ok(y)
+}
+
+/// Backward of [`conv1d`]: adds the weight gradient into `dw` and the bias gradient into `db`;
+/// returns dx when `want_dx`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv1d_backward(
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    dw: &mut Tensor,
+    db: Option<&mut Tensor>,
+    want_dx: bool,
+) -> Result<Option<Tensor>> {
+    let op = "conv1d_backward";
+    let s = conv_shape(op, x, w, None, stride, padding, groups)?;
+    let yshape = [s.batch, s.cout, s.lout().unwrap_or(0)];
+    if dy.shape != yshape {
+        bail!("{op}: dy must be {yshape:?}, found {:?}", dy.shape);
+    }
+    check_same_dtype(op, dy, x)?;
+    check_same_shape(op, dw, w)?;
+    check_same_dtype(op, dw, w)?;
+    if let Some(db) = db.as_deref() {
+        if db.shape != [s.cout] || db.dtype != w.dtype {
+            bail!(
+                "{op}: db must be {} [{}], found {} {:?}",
+                w.dtype,
+                s.cout,
+                db.dtype,
+                db.shape
+            );
+        }
+    }
+    let d = check_device(op, &[dy, x, w, dw])?;
+    if let Some(db) = db.as_deref() {
+        check_device(op, &[dy, db])?;
+    }
+    if !d.is_cuda() {
+        let dyv = host(dy)?;
+        let mut dwv = host(dw)?.into_owned();
+        match db {
+            Some(db) => {
+                let mut dbv = host(db)?.into_owned();
+                cpu::conv1d_backward_params(&mut dwv, Some(&mut dbv), &dyv, &host(x)?, &s);
+                *db = from_host(&[s.cout], dbv, db.dtype)?;
+            }
+            None => cpu::conv1d_backward_params(&mut dwv, None, &dyv, &host(x)?, &s),
+        }
+        *dw = from_host(&w.shape, dwv, dw.dtype)?;
+        if !want_dx {
+            return Ok(None);
+        }
+        let mut dx = vec![0.0; x.numel()];
+        cpu::conv1d_backward_input(&mut dx, &dyv, &host(w)?, &s);
+        return Ok(Some(from_host(&x.shape, dx, x.dtype)?));
+    }
+    let dx = if want_dx {
+        Some(output(&x.shape, x.dtype, &d)?)
+    } else {
+        None
+    };
+    gpu::backward(
+        backend(&d)?,
+        dx.as_ref().map(dev).transpose()?,
+        dev(dw)?,
+        db.map(|t| dev(t)).transpose()?,
+        dev(dy)?,
+        dev(x)?,
+        dev(w)?,
+        &s,
+    )?;
+    Ok(dx)
+}
+
+/// What the weight-norm backward pass needs: ‖v‖ per index of the kept axis (f32).
+pub struct WeightNormCache {
+    pub norm: Tensor,
+}
+
+/// (outer, kdim, inner) of `v` around axis `dim`, after checking g.
+fn wn_dims(op: &str, g: &Tensor, v: &Tensor, dim: usize) -> Result<(usize, usize, usize)> {
+    check_float(op, "v", v)?;
+    check_same_dtype(op, g, v)?;
+    if dim >= v.rank() {
+        bail!("{op}: dim {dim} is out of range for v {:?}", v.shape);
+    }
+    let kdim = v.shape[dim];
+    let want: Vec<usize> = (0..v.rank())
+        .map(|i| if i == dim { kdim } else { 1 })
+        .collect();
+    if g.shape != want {
+        bail!(
+            "{op}: g must be {want:?} (v {:?}, dim {dim}), found {:?}",
+            v.shape,
+            g.shape
+        );
+    }
+    let outer = v.shape[..dim].iter().product();
+    let inner = v.shape[dim + 1..].iter().product();
+    Ok((outer, kdim, inner))
+}
+
+/// PyTorch's weight norm: w = g · v / ‖v‖, the norm over every axis of v but `dim`
+/// (`weight_norm(conv, dim=2)` in HF wav2vec2: v [Cout, Cin/groups, K], g [1, 1, K]).
+pub fn weight_norm(g: &Tensor, v: &Tensor, dim: usize) -> Result<(Tensor, WeightNormCache)> {
+    let (outer, kdim, inner) = wn_dims("weight_norm", g, v, dim)?;
+    let d = check_device("weight_norm", &[g, v])?;
+    if !d.is_cuda() {
+        let mut w = vec![0.0; v.numel()];
+        let mut norm = vec![0.0; kdim];
+        cpu::weight_norm(&mut w, &mut norm, &host(g)?, &host(v)?, outer, inner);
+        let w = from_host(&v.shape, w, v.dtype)?;
+        return Ok((
+            w,
+            WeightNormCache {
+                norm: Tensor::from_f32(&[kdim], norm)?,
+            },
+        ));
+    }
+    let w = output(&v.shape, v.dtype, &d)?;
+    let norm = output(&[kdim], DType::F32, &d)?;
+    gpu::weight_norm(
+        backend(&d)?,
+        dev(&w)?,
+        dev(&norm)?,
+        dev(g)?,
+        dev(v)?,
+        outer,
+        inner,
+    )?;
+    Ok((w, WeightNormCache { norm }))
+}
+
+/// Backward of [`weight_norm`] from the gradient of w: adds into `dg` and `dv`.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_norm_backward(
+    dw: &Tensor,
+    g: &Tensor,
+    v: &Tensor,
+    dim: usize,
+    cache: &WeightNormCache,
+    dg: &mut Tensor,
+    dv: &mut Tensor,
+) -> Result<()> {
+    let op = "weight_norm_backward";
+    let (outer, kdim, inner) = wn_dims(op, g, v, dim)?;
+    check_same_shape(op, dw, v)?;
+    check_same_dtype(op, dw, v)?;
+    check_same_shape(op, dg, g)?;
+    check_same_dtype(op, dg, g)?;
+    check_same_shape(op, dv, v)?;
+    check_same_dtype(op, dv, v)?;
+    if cache.norm.shape != [kdim] {
+        bail!(
+            "{op}: the cache holds {:?} norms, expected [{kdim}]",
+            cache.norm.shape
+        );
+    }
+    let d = check_device(op, &[dw, g, v, dg, dv, &cache.norm])?;
+    if !d.is_cuda() {
+        let mut dgv = host(dg)?.into_owned();
+        let mut dvv = host(dv)?.into_owned();
+        cpu::weight_norm_backward(
+            &mut dgv,
+            &mut dvv,
+            &host(dw)?,
+            &host(g)?,
+            &host(v)?,
+            cache.norm.f32s()?,
+            outer,
+            inner,
+        );
+        *dg = from_host(&g.shape, dgv, dg.dtype)?;
+        *dv = from_host(&v.shape, dvv, dv.dtype)?;
+        return Ok(());
+    }
+    let scratch = output(&[kdim], DType::F32, &d)?;
+    gpu::weight_norm_backward(
+        backend(&d)?,
+        dev(dg)?,
+        dev(dv)?,
+        dev(&scratch)?,
+        dev(dw)?,
+        dev(g)?,
+        dev(v)?,
+        dev(&cache.norm)?,
+        outer,
+        inner,
+    )
+}
+
+/// [B, M, N] → [B, N, M] (NCW ↔ NWC; a rank-2 tensor is one batch). Its backward pass is the
+/// same op on the output gradient.
+pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
+    check_float("transpose_last2", "x", x)?;
+    let (batch, m, n) = match x.shape[..] {
+        [m, n] => (1, m, n),
+        [b, m, n] => (b, m, n),
+        _ => bail!(
+            "transpose_last2: x must be [batch, rows, cols] or [rows, cols], found {:?}",
+            x.shape
+        ),
+    };
+    let mut shape = x.shape.clone();
+    let r = shape.len();
+    shape.swap(r - 2, r - 1);
+    let d = x.device();
+    if !d.is_cuda() {
+        let mut out = vec![0.0; x.numel()];
+        cpu::transpose_last2(&mut out, &host(x)?, batch, m, n);
+        return from_host(&shape, out, x.dtype);
+    }
+    let out = output(&shape, x.dtype, &d)?;
+    if batch > 65535 || m.div_ceil(32) > 65535 {
+        bail!(
+            "transpose_last2: {:?} exceeds the CUDA grid limits",
+            x.shape
+        );
+    }
+    gpu::transpose_last2(backend(&d)?, dev(&out)?, dev(x)?, batch, m, n)?;
+    Ok(out)
+}
+
+/// Backward of [`transpose_last2`]: the output gradient transposed back.
+pub fn transpose_last2_backward(dy: &Tensor) -> Result<Tensor> {
+    transpose_last2(dy)
+}
+
+fn slice_dims(op: &str, shape: &[usize], axis: usize) -> Result<(usize, usize, usize)> {
+    if axis >= shape.len() {
+        bail!("{op}: axis {axis} is out of range for shape {shape:?}");
+    }
+    Ok((
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    ))
+}
+
+/// x[..., start..start + len, ...] along `axis` (e.g. dropping the last frame of the positional
+/// convolution's output when its kernel is even: axis 2 of [B, C, T+1], start 0, len T).
+pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+    check_float("slice_axis", "x", x)?;
+    let (outer, len_in, inner) = slice_dims("slice_axis", &x.shape, axis)?;
+    if start + len > len_in {
+        bail!(
+            "slice_axis: {start}..{} is out of range for axis {axis} of length {len_in}",
+            start + len
+        );
+    }
+    let mut shape = x.shape.clone();
+    shape[axis] = len;
+    let d = x.device();
+    if !d.is_cuda() {
+        let mut out = vec![0.0; shape.iter().product()];
+        cpu::slice_axis(&mut out, &host(x)?, outer, len_in, inner, start, len);
+        return from_host(&shape, out, x.dtype);
+    }
+    let out = output(&shape, x.dtype, &d)?;
+    gpu::slice_axis(
+        backend(&d)?,
+        dev(&out)?,
+        dev(x)?,
+        [outer, len_in, inner, start, len],
+        false,
+    )?;
+    Ok(out)
+}
+
+/// Backward of [`slice_axis`]: dx of length `len_in` along `axis`, dy in the slice, zeros
+/// elsewhere.
+pub fn slice_axis_backward(
+    dy: &Tensor,
+    axis: usize,
+    start: usize,
+    len_in: usize,
+) -> Result<Tensor> {
+    check_float("slice_axis_backward", "dy", dy)?;
+    let (outer, len, inner) = slice_dims("slice_axis_backward", &dy.shape, axis)?;
+    if start + len > len_in {
+        bail!(
+            "slice_axis_backward: {start}..{} is out of range for axis {axis} of length {len_in}",
+            start + len
+        );
+    }
+    let mut shape = dy.shape.clone();
+    shape[axis] = len_in;
+    let d = dy.device();
+    if !d.is_cuda() {
+        let mut dx = vec![0.0; shape.iter().product()];
+        cpu::slice_axis_backward(&mut dx, &host(dy)?, outer, len_in, inner, start, len);
+        return from_host(&shape, dx, dy.dtype);
+    }
+    let dx = output(&shape, dy.dtype, &d)?;
+    gpu::slice_axis(
+        backend(&d)?,
+        dev(&dx)?,
+        dev(dy)?,
+        [outer, len_in, inner, start, len],
+        true,
+    )?;
+    Ok(dx)
+}
