@@ -60,10 +60,12 @@ impl NpyDType {
             "i4" => NpyDType::I32,
             "i8" => NpyDType::I64,
             "u1" => NpyDType::U8,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "element type '{d}' is not supported (supported: <f4, <f8, <i2, <i4, <i8, |u1); \
                      convert with arr.astype('<f4')"
-            )),
+            ))
+            }
         };
         if order == '>' && t.size() > 1 {
             return Err(format!(

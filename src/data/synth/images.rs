@@ -117,10 +117,10 @@ pub fn generate(cfg: &ImageConfig, seed: u64, index: u64) -> ImageSample {
     let n_layers = tops.len();
     let mut facies_of = Vec::with_capacity(n_layers);
     let mut imp_of = Vec::with_capacity(n_layers);
-    for k in 0..n_layers {
+    for top in &tops {
         let f = rng.below(N_ROCK_FACIES);
         facies_of.push(f as i32);
-        let depth_trend = 0.25 * (tops[k] + 0.6) / 2.2;
+        let depth_trend = 0.25 * (top + 0.6) / 2.2;
         imp_of.push(ROCK_IMPEDANCE[f] * (1.0 + depth_trend) * (1.0 + 0.04 * rng.normal()));
     }
 

@@ -199,7 +199,7 @@ pub fn generate(cfg: &PairedConfig, seed: u64, index: u64) -> PairedSample {
         let c = (layers[k].vs - layers[k - 1].vs) / (layers[k].vs + layers[k - 1].vs);
         conversions.push((d, c));
     }
-    let baz = rng.range(0.0, std::f64::consts::TAU);
+    let back_azimuth = rng.range(0.0, std::f64::consts::TAU);
     let f0 = rng.range(3.0, 6.0);
     let pulse = |t: f64, t0: f64| {
         let a = (std::f64::consts::PI * f0 * (t - t0)).powi(2);
@@ -217,8 +217,8 @@ pub fn generate(cfg: &PairedConfig, seed: u64, index: u64) -> PairedSample {
         let z = pulse(t, p_time);
         let es = envelope(t, s_time, 0.1, tau_s);
         s[0] = z + 0.3 * es * s_band[0].at(t);
-        s[1] = radial * baz.cos() + 2.0 * es * s_band[1].at(t);
-        s[2] = radial * baz.sin() + 2.0 * es * s_band[2].at(t);
+        s[1] = radial * back_azimuth.cos() + 2.0 * es * s_band[1].at(t);
+        s[2] = radial * back_azimuth.sin() + 2.0 * es * s_band[2].at(t);
     }
     let peak = sig
         .iter()

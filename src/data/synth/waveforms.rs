@@ -115,7 +115,7 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
     let is_event = rng.chance(cfg.event_probability);
     let distance = rng.range(cfg.distance_km.0, cfg.distance_km.1);
     let snr_db = rng.range(cfg.snr_db.0, cfg.snr_db.1);
-    let baz = rng.range(0.0, 360.0);
+    let back_azimuth = rng.range(0.0, 360.0);
     let mut data = vec![0f32; 3 * n];
     let mut p_sample = None;
     let mut s_sample = None;
@@ -133,7 +133,7 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
         let (tp, ts) = (p / fs, s / fs);
         let fp = rng.range(4.0, 12.0);
         let fsw = rng.range(1.0, 4.0);
-        let b = baz.to_radians();
+        let b = back_azimuth.to_radians();
         // Radial particle motion for P, transverse-dominated for S.
         let p_amp = [1.0, 0.35 * b.cos(), 0.35 * b.sin()];
         let s_ratio = rng.range(1.5, 3.0);
@@ -183,7 +183,7 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
         } else {
             f32::NEG_INFINITY
         },
-        back_azimuth_deg: baz as f32,
+        back_azimuth_deg: back_azimuth as f32,
     }
 }
 
