@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand.
 
 pub mod doctor;
+pub mod synth;
+pub mod viz;
 
 use crate::backend::DeviceRequest;
 use anyhow::Result;
@@ -24,10 +26,16 @@ pub struct Cli {
 pub enum Command {
     /// Report the machine: CPU threads, CUDA driver and NVRTC, GPUs, and every kernel compiled.
     Doctor(doctor::Args),
+    /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
+    Synth(synth::Args),
+    /// Draw samples of .npy datasets as PNG figures.
+    Viz(viz::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(a) => doctor::run(cli.device, a),
+        Command::Synth(a) => synth::run(a),
+        Command::Viz(a) => viz::run(a),
     }
 }

@@ -592,6 +592,69 @@ pub fn write<T: NpyElem>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) ->
     Ok(())
 }
 
+/// Writes a `.npy` file in pieces, for datasets larger than memory: the header carries the
+/// final shape, the rows are appended, and `finish` checks the count and renames the file
+/// into place.
+pub struct NpyWriter<T: NpyElem> {
+    path: PathBuf,
+    tmp: PathBuf,
+    w: std::io::BufWriter<std::fs::File>,
+    expected: usize,
+    written: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: NpyElem> NpyWriter<T> {
+    pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let tmp = path.with_extension("npy.tmp");
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(f);
+        w.write_all(&header_bytes(T::DTYPE, shape))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        Ok(NpyWriter {
+            path,
+            tmp,
+            w,
+            expected: shape.iter().product(),
+            written: 0,
+            _t: std::marker::PhantomData,
+        })
+    }
+    pub fn append(&mut self, data: &[T]) -> Result<()> {
+        if self.written + data.len() > self.expected {
+            bail!(
+                "writing {}: {} elements would exceed the {} the shape allows",
+                self.path.display(),
+                self.written + data.len(),
+                self.expected
+            );
+        }
+        self.w
+            .write_all(bytemuck::cast_slice(data))
+            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        self.written += data.len();
+        Ok(())
+    }
+    pub fn finish(mut self) -> Result<()> {
+        if self.written != self.expected {
+            bail!(
+                "writing {}: {} elements written but the shape needs {}",
+                self.path.display(),
+                self.written,
+                self.expected
+            );
+        }
+        self.w
+            .flush()
+            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("renaming to {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
 /// Writes an f32 CPU tensor.
 pub fn write_tensor(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
     match &t.storage {

@@ -39,7 +39,7 @@ impl PairedConfig {
             samples,
             sampling_rate: 100.0,
             lvl_probability: 0.5,
-            image_seconds: 3.0,
+            image_seconds: 2.0,
             image_noise: (0.05, 0.4),
             snr_db: (10.0, 40.0),
         }
@@ -77,10 +77,11 @@ pub struct PairedSample {
     pub mean_vp: f64,
 }
 
-/// Draws the velocity model: 4 to 7 layers (0.1–0.35 km thick, so at most about 2.7 s of
-/// two-way time, inside the default 3 s image) over a half-space, P velocity increasing with
-/// depth, one layer made 12–30% slower than the one above it when `lvl`.
-pub fn draw_model(rng: &mut Rng, lvl: bool) -> (Vec<Layer>, Option<usize>) {
+/// Draws the velocity model: 4 to 7 layers over a half-space, P velocity increasing with
+/// depth, one layer made 12–30% slower than the one above it when `lvl`. Thicknesses are
+/// drawn at random and then scaled together so that the layered part spans 50–85% of
+/// `image_seconds` of two-way time: every interface lies inside the image.
+pub fn draw_model(rng: &mut Rng, lvl: bool, image_seconds: f64) -> (Vec<Layer>, Option<usize>) {
     let n = rng.int(4, 8) as usize + 1;
     let mut vp = Vec::with_capacity(n);
     let mut v = rng.range(1.8, 2.6);
@@ -93,20 +94,27 @@ pub fn draw_model(rng: &mut Rng, lvl: bool) -> (Vec<Layer>, Option<usize>) {
         vp[k] = vp[k - 1] * rng.range(0.7, 0.88);
         k
     });
-    let layers = vp
+    let mut layers: Vec<Layer> = vp
         .iter()
         .map(|&vp| {
             let vs = vp / 1.73;
             // Gardner: rho = 0.31 vp^0.25, vp in m/s, rho in g/cm3.
             let rho = 0.31 * (vp * 1000.0).powf(0.25);
             Layer {
-                thickness_km: rng.range(0.1, 0.35),
+                thickness_km: rng.range(0.2, 1.0),
                 vp,
                 vs,
                 rho,
             }
         })
         .collect();
+    let above = layers.len() - 1;
+    let twt: f64 = layers[..above]
+        .iter()
+        .map(|l| 2.0 * l.thickness_km / l.vp)
+        .sum();
+    let k = rng.range(0.5, 0.85) * image_seconds / twt;
+    layers.iter_mut().for_each(|l| l.thickness_km *= k);
     (layers, lvl_index)
 }
 
@@ -114,7 +122,7 @@ pub fn draw_model(rng: &mut Rng, lvl: bool) -> (Vec<Layer>, Option<usize>) {
 pub fn generate(cfg: &PairedConfig, seed: u64, index: u64) -> PairedSample {
     let mut rng = Rng::for_sample(seed, 3, index);
     let label = rng.chance(cfg.lvl_probability);
-    let (layers, lvl_index) = draw_model(&mut rng, label);
+    let (layers, lvl_index) = draw_model(&mut rng, label, cfg.image_seconds);
     let (h, w) = (cfg.height, cfg.width);
 
     // Interfaces: two-way time to the top of layer k (k ≥ 1) and its reflection coefficient.
@@ -262,7 +270,7 @@ mod tests {
         let mut rng = Rng::new(5);
         for i in 0..50 {
             let lvl = i % 2 == 0;
-            let (layers, k) = draw_model(&mut rng, lvl);
+            let (layers, k) = draw_model(&mut rng, lvl, 3.0);
             let slower = (1..layers.len())
                 .filter(|&j| layers[j].vp < layers[j - 1].vp)
                 .collect::<Vec<_>>();
@@ -292,6 +300,6 @@ mod tests {
                 seen += centre_neg as usize;
             }
         }
-        assert!(lvl > 5 && seen * 10 >= lvl * 8, "{seen} of {lvl} LVLs seen");
+        assert!(lvl > 5 && seen * 10 >= lvl * 9, "{seen} of {lvl} LVLs seen");
     }
 }

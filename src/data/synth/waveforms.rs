@@ -31,7 +31,7 @@ impl WaveformConfig {
             samples,
             sampling_rate: 100.0,
             event_probability: 0.8,
-            snr_db: (0.0, 30.0),
+            snr_db: (10.0, 40.0),
             distance_km: (5.0, 120.0),
         }
     }
