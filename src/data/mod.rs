@@ -1,5 +1,11 @@
 //! Data: readers for the field's file formats (memory-mapped), datasets and a background
 //! loader, transforms, and synthetic generators.
 
+pub mod dataset;
+pub mod loader;
 pub mod npy;
 pub mod synth;
+pub mod transforms;
+
+pub use dataset::{Dataset, NpyDataset, Sample, Target, VecDataset};
+pub use loader::{Batch, Loader, LoaderConfig};

@@ -32,7 +32,6 @@ pub struct ExportOptions {
     pub progress: Option<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
-
 /// Makes `dir` (refusing a non-empty one unless `force`).
 pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() {
