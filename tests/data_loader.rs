@@ -13,7 +13,7 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 /// Sample i of a [n, 4, 5] file holds the value 100 i + j at element j.
-fn numbered(d: &PathBuf, n: usize) -> PathBuf {
+fn numbered(d: &std::path::Path, n: usize) -> PathBuf {
     let v: Vec<f32> = (0..n)
         .flat_map(|i| (0..20).map(move |j| (100 * i + j) as f32))
         .collect();

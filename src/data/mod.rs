@@ -1,9 +1,11 @@
 //! Data: readers for the field's file formats (memory-mapped), datasets and a background
 //! loader, transforms, and synthetic generators.
 
+pub mod dat;
 pub mod dataset;
 pub mod loader;
 pub mod npy;
+pub mod segy;
 pub mod synth;
 pub mod transforms;
 
