@@ -75,7 +75,7 @@ pub fn resolve_shape(dims: &[i64], count: usize, name: &str) -> Result<Vec<usize
         .product();
     let mut shape: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     if unknown == 1 {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             bail!(
                 "{name}: {count} float32 values cannot be reshaped to {dims:?} \
                  ({count} is not a multiple of {known})"
@@ -86,7 +86,7 @@ pub fn resolve_shape(dims: &[i64], count: usize, name: &str) -> Result<Vec<usize
     } else if known != count {
         let hint = if dims.len() > 1 {
             let tail: usize = shape[1..].iter().product();
-            if tail > 0 && count % tail == 0 {
+            if tail > 0 && count.is_multiple_of(tail) {
                 format!(
                     "; with this file's size the first dimension would be {}",
                     count / tail

@@ -9,10 +9,10 @@
 use super::dataset::{Dataset, Target};
 use super::synth::Rng;
 use super::transforms::Transform;
-use crate::tensor::Tensor;
+use crate::tensor::{CpuStorage, Storage, Tensor};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 #[derive(Clone, Debug)]
@@ -55,7 +55,12 @@ pub struct Loader<D: Dataset + 'static> {
     transforms: Arc<Vec<Arc<dyn Transform>>>,
     cfg: LoaderConfig,
     item_shape: Vec<usize>,
+    pool: BufferPool,
 }
+
+/// Batch buffers handed back through `Loader::recycle`, reused by the workers so that a
+/// steady stream of batches does not fault in fresh pages for every batch.
+type BufferPool = Arc<Mutex<Vec<Vec<f32>>>>;
 
 impl<D: Dataset + 'static> Loader<D> {
     pub fn new(dataset: D, cfg: LoaderConfig) -> Result<Self> {
@@ -72,6 +77,7 @@ impl<D: Dataset + 'static> Loader<D> {
             transforms: Arc::new(Vec::new()),
             cfg,
             item_shape,
+            pool: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -82,6 +88,19 @@ impl<D: Dataset + 'static> Loader<D> {
         ts.push(Arc::new(t));
         self.transforms = Arc::new(ts);
         Ok(self)
+    }
+
+    /// Hands a consumed batch's input buffer back for reuse (optional; it saves the page
+    /// faults of a fresh allocation per batch).
+    pub fn recycle(&self, batch: Batch) {
+        if let Storage::Cpu(CpuStorage::F32(v)) = batch.inputs.storage {
+            let cap = self.cfg.workers.max(1) * (self.cfg.prefetch.max(1) + 2);
+            if let Ok(mut p) = self.pool.lock() {
+                if p.len() < cap {
+                    p.push(v);
+                }
+            }
+        }
     }
 
     pub fn dataset(&self) -> &D {
@@ -131,6 +150,7 @@ impl<D: Dataset + 'static> Loader<D> {
             let dataset = Arc::clone(&self.dataset);
             let transforms = Arc::clone(&self.transforms);
             let batches = Arc::clone(&batches);
+            let pool = Arc::clone(&self.pool);
             let item_shape = self.item_shape.clone();
             let seed = self.cfg.seed;
             let h = std::thread::Builder::new()
@@ -138,6 +158,16 @@ impl<D: Dataset + 'static> Loader<D> {
                 .spawn(move || {
                     let mut scratch = Vec::new();
                     for k in (w..batches.len()).step_by(workers) {
+                        let n = batches[k].len() * item_shape.iter().product::<usize>();
+                        let buffer = pool
+                            .lock()
+                            .ok()
+                            .and_then(|mut p| {
+                                p.iter()
+                                    .position(|v| v.len() == n)
+                                    .map(|i| p.swap_remove(i))
+                            })
+                            .unwrap_or_else(|| vec![0f32; n]);
                         let b = build_batch(
                             &*dataset,
                             &transforms,
@@ -146,6 +176,7 @@ impl<D: Dataset + 'static> Loader<D> {
                             seed,
                             epoch,
                             &mut scratch,
+                            buffer,
                         );
                         let failed = b.is_err();
                         if tx.send(b).is_err() || failed {
@@ -227,7 +258,10 @@ impl Drop for Epoch {
     }
 }
 
-/// Reads, transforms and stacks the samples `indices`.
+/// Reads, transforms and stacks the samples `indices` into `buffer` (resized as needed).
+/// When the transforms keep the input shape, samples are read and transformed in place in
+/// the batch buffer; otherwise through `scratch`.
+#[allow(clippy::too_many_arguments)]
 pub fn build_batch<D: Dataset + ?Sized>(
     dataset: &D,
     transforms: &[Arc<dyn Transform>],
@@ -236,37 +270,38 @@ pub fn build_batch<D: Dataset + ?Sized>(
     seed: u64,
     epoch: u64,
     scratch: &mut Vec<f32>,
+    mut buffer: Vec<f32>,
 ) -> Result<Batch> {
     let b = indices.len();
     let item: usize = item_shape.iter().product();
     let raw_shape = dataset.input_shape();
     let raw: usize = raw_shape.iter().product();
-    let mut inputs = vec![0f32; b * item];
+    buffer.resize(b * item, 0.0);
+    let mut inputs = buffer;
+    let in_place = raw_shape == item_shape;
     let mut targets = Vec::with_capacity(b);
     for (j, &i) in indices.iter().enumerate() {
-        let slot = &mut inputs[j * item..(j + 1) * item];
-        if transforms.is_empty() {
-            targets.push(
-                dataset
-                    .get_into(i, slot)
-                    .with_context(|| format!("sample {i}"))?,
-            );
-            continue;
-        }
-        scratch.resize(raw, 0.0);
+        let work: &mut [f32] = if in_place {
+            &mut inputs[j * item..(j + 1) * item]
+        } else {
+            scratch.resize(raw, 0.0);
+            &mut scratch[..]
+        };
         let mut target = dataset
-            .get_into(i, scratch)
+            .get_into(i, work)
             .with_context(|| format!("sample {i}"))?;
         let mut shape = raw_shape.clone();
         let mut rng = Rng::for_sample(seed, 0x7AF0_0000 + epoch, i as u64);
         for t in transforms {
-            t.apply(scratch, &mut shape, &mut target, &mut rng)
+            t.apply(work, &mut shape, &mut target, &mut rng)
                 .with_context(|| format!("transforming sample {i}"))?;
         }
         if shape != item_shape {
             bail!("sample {i}: transformed to {shape:?}, expected {item_shape:?}");
         }
-        slot.copy_from_slice(&scratch[..item]);
+        if !in_place {
+            inputs[j * item..(j + 1) * item].copy_from_slice(&scratch[..item]);
+        }
         targets.push(target);
     }
     let mut shape = vec![b];

@@ -1,8 +1,9 @@
 //! Per-sample transforms applied by the loader's workers: SFM's per-image z-score, SeisLM's
 //! demean + per-channel std, random windows of waveforms, Gaussian pick labels.
 //!
-//! A transform works in place on a sample's input (and may change its shape, as a crop does)
-//! and its target. Randomness comes from the `Rng` the loader derives from (seed, epoch,
+//! A transform works in place on a sample's input and its target. It may shrink the input
+//! (as a crop does): it then sets the new shape and leaves the kept values at the front of
+//! the buffer. Randomness comes from the `Rng` the loader derives from (seed, epoch,
 //! sample index), so results do not depend on which worker ran the transform.
 
 use super::dataset::Target;
@@ -12,27 +13,28 @@ use anyhow::{bail, Result};
 pub trait Transform: Send + Sync {
     fn apply(
         &self,
-        input: &mut Vec<f32>,
+        input: &mut [f32],
         shape: &mut Vec<usize>,
         target: &mut Target,
         rng: &mut Rng,
     ) -> Result<()>;
-    /// The input shape this transform produces from `shape`.
+    /// The input shape this transform produces from `shape` (never more elements).
     fn output_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
         Ok(shape.to_vec())
     }
 }
 
-/// Sum and sum of squares in f64 over 8 lanes (vectorisable, and exact enough for 10^6 values).
+/// Sum and sum of squares over 16 independent f32 lanes (so the compiler can vectorise and
+/// overlap the additions), flushed to f64 every 4096 values to bound rounding error.
 fn sums(x: &[f32]) -> (f64, f64) {
-    let mut s = [0f32; 8];
-    let mut q = [0f32; 8];
+    const L: usize = 16;
     let mut total = (0f64, 0f64);
-    // Flush the f32 lanes to f64 every 4096 values to bound rounding error.
     for block in x.chunks(4096) {
-        let mut it = block.chunks_exact(8);
+        let mut s = [0f32; L];
+        let mut q = [0f32; L];
+        let mut it = block.chunks_exact(L);
         for c in &mut it {
-            for k in 0..8 {
+            for k in 0..L {
                 s[k] += c[k];
                 q[k] += c[k] * c[k];
             }
@@ -43,8 +45,6 @@ fn sums(x: &[f32]) -> (f64, f64) {
         }
         total.0 += s.iter().map(|&v| v as f64).sum::<f64>();
         total.1 += q.iter().map(|&v| v as f64).sum::<f64>();
-        s = [0.0; 8];
-        q = [0.0; 8];
     }
     total
 }
@@ -82,13 +82,7 @@ impl Default for ZScore {
 }
 
 impl Transform for ZScore {
-    fn apply(
-        &self,
-        x: &mut Vec<f32>,
-        _: &mut Vec<usize>,
-        _: &mut Target,
-        _: &mut Rng,
-    ) -> Result<()> {
+    fn apply(&self, x: &mut [f32], _: &mut Vec<usize>, _: &mut Target, _: &mut Rng) -> Result<()> {
         zscore_in_place(x, self.eps);
         Ok(())
     }
@@ -109,7 +103,7 @@ impl Default for DemeanStd {
 impl Transform for DemeanStd {
     fn apply(
         &self,
-        x: &mut Vec<f32>,
+        x: &mut [f32],
         shape: &mut Vec<usize>,
         _: &mut Target,
         _: &mut Rng,
@@ -145,7 +139,7 @@ impl Transform for RandomWindow {
     }
     fn apply(
         &self,
-        x: &mut Vec<f32>,
+        x: &mut [f32],
         shape: &mut Vec<usize>,
         target: &mut Target,
         rng: &mut Rng,
@@ -156,7 +150,6 @@ impl Transform for RandomWindow {
         for ch in 0..c {
             x.copy_within(ch * s + start..ch * s + start + l, ch * l);
         }
-        x.truncate(c * l);
         *shape = out;
         match target {
             Target::Picks { p, s: sp } => {
@@ -212,7 +205,7 @@ pub fn gaussian_row(len: usize, at: Option<f32>, sigma: f32) -> Vec<f32> {
 impl Transform for GaussianPicks {
     fn apply(
         &self,
-        _: &mut Vec<f32>,
+        _: &mut [f32],
         shape: &mut Vec<usize>,
         target: &mut Target,
         _: &mut Rng,
