@@ -4,6 +4,7 @@
 pub mod dat;
 pub mod dataset;
 pub mod loader;
+pub mod mseed;
 pub mod npy;
 pub mod segy;
 pub mod synth;

@@ -513,8 +513,8 @@ pub fn copy_checked(src: &[f32], out: &mut [f32], path: &Path, offset: usize) ->
     let mut si = src.chunks_exact(16);
     let mut oi = out.chunks_exact_mut(16);
     for (i, o) in (&mut si).zip(&mut oi) {
+        o.copy_from_slice(i);
         for k in 0..16 {
-            o[k] = i[k];
             lanes[k] += i[k] * 0.0;
         }
     }
