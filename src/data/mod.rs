@@ -7,6 +7,7 @@ pub mod loader;
 pub mod mseed;
 pub mod npy;
 pub mod segy;
+pub mod seisbench;
 pub mod synth;
 pub mod transforms;
 
