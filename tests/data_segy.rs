@@ -243,3 +243,14 @@ fn corrupt_files_are_errors_not_panics() {
     );
     std::fs::remove_dir_all(d).ok();
 }
+
+#[test]
+fn inline_sections_as_a_dataset() {
+    use seisfuse::data::segy::SegyInlineDataset;
+    use seisfuse::data::Dataset;
+    let d = SegyInlineDataset::new(SegyFile::open(fixture("cube_ieee.sgy")).unwrap()).unwrap();
+    assert_eq!(d.len(), 3);
+    assert_eq!(d.input_shape(), vec![50, 4]);
+    let s = d.get(1).unwrap();
+    assert_eq!(s.input[7 * 4 + 3], value(11, 23, 7));
+}

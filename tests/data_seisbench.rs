@@ -83,3 +83,50 @@ fn waveforms_read_in_zne_order_with_picks() {
         }
     );
 }
+
+/// `synth waveforms` in SeisBench layout, read back by our reader (and by h5py when present).
+#[cfg(feature = "hdf5")]
+#[test]
+fn synthetic_waveforms_in_seisbench_layout_read_back() {
+    use seisfuse::data::npy::NpyFile;
+    use seisfuse::data::seisbench::SeisBenchDataset;
+    use seisfuse::data::synth::export::{
+        write_waveforms, write_waveforms_seisbench, ExportOptions,
+    };
+    use seisfuse::data::synth::waveforms::WaveformConfig;
+    use seisfuse::data::{Dataset, Target};
+    let d = std::env::temp_dir().join(format!("seisfuse-sbw-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    let cfg = WaveformConfig::new(300);
+    write_waveforms(&d, &cfg, 70, 3, &ExportOptions::default()).unwrap();
+    write_waveforms_seisbench(&d.join("sb"), &cfg, 70, 3, false).unwrap();
+    let npy = NpyFile::open(d.join("waveforms.npy"))
+        .unwrap()
+        .to_f32_vec()
+        .unwrap();
+    let picks = NpyFile::open(d.join("picks.npy"))
+        .unwrap()
+        .to_i64_vec()
+        .unwrap();
+    let sb = SeisBenchDataset::open(d.join("sb"), None, 300).unwrap();
+    assert_eq!(sb.len(), 70);
+    for i in [0, 5, 64, 69] {
+        let s = sb.get(i).unwrap();
+        assert_eq!(&s.input[..], &npy[i * 900..(i + 1) * 900], "trace {i}");
+        let want = |v: i64| (v >= 0).then_some(v as f32);
+        assert_eq!(
+            s.target,
+            Target::Picks {
+                p: want(picks[2 * i]),
+                s: want(picks[2 * i + 1])
+            }
+        );
+    }
+    assert_eq!(
+        SeisBenchDataset::open(d.join("sb"), Some("test"), 300)
+            .unwrap()
+            .len(),
+        11
+    );
+    std::fs::remove_dir_all(&d).ok();
+}

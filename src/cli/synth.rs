@@ -35,6 +35,10 @@ pub enum Kind {
         /// Sampling rate in Hz.
         #[arg(long, default_value_t = 100.0)]
         sampling_rate: f64,
+        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench
+        /// (needs a build with `--features hdf5`).
+        #[arg(long)]
+        seisbench: bool,
     },
     /// Image + waveform pairs from one layered earth model; label = low-velocity layer or not.
     Paired {
@@ -125,14 +129,25 @@ pub fn run(args: Args) -> Result<()> {
         Kind::Waveforms {
             samples,
             sampling_rate,
+            seisbench,
             ..
         } => {
             if !(*sampling_rate > 0.0 && sampling_rate.is_finite()) {
                 bail!("--sampling-rate must be a positive number of Hz");
             }
+            if *seisbench && !cfg!(feature = "hdf5") {
+                bail!(
+                    "--seisbench writes waveforms.hdf5, which needs seisfuse built with \
+                     `--features hdf5` (and the HDF5 library: apt-get install libhdf5-dev)"
+                );
+            }
             let mut cfg = WaveformConfig::new(*samples);
             cfg.sampling_rate = *sampling_rate;
-            export::write_waveforms(out, &cfg, n, seed, &opts)?
+            export::write_waveforms(out, &cfg, n, seed, &opts)?;
+            #[cfg(feature = "hdf5")]
+            if *seisbench {
+                export::write_waveforms_seisbench(&out.join("seisbench"), &cfg, n, seed, false)?;
+            }
         }
         Kind::Paired { size, samples, .. } => {
             let (h, w) = parse_size(size)?;

@@ -695,3 +695,52 @@ mod tests {
         assert_eq!(ascii_to_ebcdic(b'C'), 0xC3);
     }
 }
+
+/// The inline sections of a 3-D SEG-Y cube as a dataset of images `[samples, crosslines]`
+/// (time down the rows), in inline order; no targets.
+pub struct SegyInlineDataset {
+    file: SegyFile,
+    geometry: CubeGeometry,
+}
+
+impl SegyInlineDataset {
+    pub fn new(file: SegyFile) -> Result<Self> {
+        let geometry = file.geometry()?;
+        Ok(SegyInlineDataset { file, geometry })
+    }
+    pub fn geometry(&self) -> &CubeGeometry {
+        &self.geometry
+    }
+}
+
+impl super::dataset::Dataset for SegyInlineDataset {
+    fn len(&self) -> usize {
+        self.geometry.inlines.len()
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.file.samples(), self.geometry.crosslines.len()]
+    }
+    fn get_into(&self, index: usize, input: &mut [f32]) -> Result<super::dataset::Target> {
+        let nx = self.geometry.crosslines.len();
+        let ns = self.file.samples();
+        if index >= self.len() || input.len() != ns * nx {
+            bail!(
+                "{}: inline index {index} of {} into a buffer of {} (sections are {ns}×{nx})",
+                self.file.path().display(),
+                self.len(),
+                input.len()
+            );
+        }
+        let mut tr = vec![0f32; ns];
+        for (c, &t) in self.geometry.trace_of[index * nx..(index + 1) * nx]
+            .iter()
+            .enumerate()
+        {
+            self.file.read_trace(t, &mut tr)?;
+            for (s, v) in tr.iter().enumerate() {
+                input[s * nx + c] = *v;
+            }
+        }
+        Ok(super::dataset::Target::None)
+    }
+}

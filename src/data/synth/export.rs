@@ -408,3 +408,77 @@ pub fn write_paired(
     );
     write_text(dir.join("dataset.json"), &json)
 }
+
+/// Writes the waveform dataset in SeisBench's layout into `dir` (`metadata.csv` +
+/// `waveforms.hdf5`, one bucket per chunk of traces, components ZNE, dimension order CW), so
+/// `seisbench.data.WaveformDataset(dir)` can read it. The traces are those `write_waveforms`
+/// writes for the same config and seed.
+#[cfg(feature = "hdf5")]
+pub fn write_waveforms_seisbench(
+    dir: &Path,
+    cfg: &WaveformConfig,
+    n: usize,
+    seed: u64,
+    force: bool,
+) -> Result<()> {
+    use hdf5::types::VarLenUnicode;
+    prepare_dir(dir, force)?;
+    let ns = cfg.samples;
+    let h5 = dir.join("waveforms.hdf5");
+    let ctx = |what: &str| format!("writing {what} in {}", h5.display());
+    let f = hdf5::File::create(&h5).with_context(|| ctx("the file"))?;
+    let fmt = f
+        .create_group("data_format")
+        .with_context(|| ctx("data_format"))?;
+    for (k, v) in [("component_order", "ZNE"), ("dimension_order", "CW")] {
+        let s: VarLenUnicode = v.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fmt.new_dataset::<VarLenUnicode>()
+            .shape(())
+            .create(k)
+            .and_then(|d| d.write_scalar(&s))
+            .with_context(|| ctx(k))?;
+    }
+    fmt.new_dataset::<f64>()
+        .shape(())
+        .create("sampling_rate")
+        .and_then(|d| d.write_scalar(&cfg.sampling_rate))
+        .with_context(|| ctx("sampling_rate"))?;
+    let data = f.create_group("data").with_context(|| ctx("data"))?;
+    let mut csv = String::from(
+        "trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
+    );
+    for (bucket, start) in (0..n).step_by(CHUNK).enumerate() {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| waveforms::generate(cfg, seed, i as u64))
+            .collect();
+        let flat: Vec<f32> = batch.iter().flat_map(|s| s.data.iter().copied()).collect();
+        let name = format!("bucket{bucket}");
+        data.new_dataset::<f32>()
+            .shape([end - start, 3, ns])
+            .create(name.as_str())
+            .and_then(|d| d.write_raw(&flat[..]))
+            .with_context(|| ctx(&name))?;
+        for (j, s) in batch.iter().enumerate() {
+            let i = start + j;
+            writeln!(
+                csv,
+                "\"{name}${j},:3,:{ns}\",{},{},{},{ns},{},{},{},{:.2},{:.1}",
+                split_of(i, n),
+                if s.is_event { "earthquake" } else { "noise" },
+                cfg.sampling_rate,
+                opt(s.p_sample),
+                opt(s.s_sample),
+                if s.is_event {
+                    format!("{:.2}", s.snr_db)
+                } else {
+                    String::new()
+                },
+                s.distance_km,
+                s.back_azimuth_deg
+            )?;
+        }
+    }
+    write_text(dir.join("metadata.csv"), &csv)
+}
