@@ -669,33 +669,6 @@ pub fn write(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ibm_known_values_and_round_trip() {
-        // The IBM example from the literature: -118.625 = 0xC276A000.
-        assert_eq!(ibm_to_f32(0xC276_A000), -118.625);
-        assert_eq!(f32_to_ibm(-118.625), 0xC276_A000);
-        assert_eq!(ibm_to_f32(0x4110_0000), 1.0);
-        assert_eq!(f32_to_ibm(1.0), 0x4110_0000);
-        assert_eq!(f32_to_ibm(0.0), 0);
-        for &v in &[0.1f32, 3.0e-5, 12345.678, -7.25e10, 1.0e-30] {
-            let r = ibm_to_f32(f32_to_ibm(v));
-            assert!(((r - v) / v).abs() < 1e-6, "{v} -> {r}");
-        }
-    }
-
-    #[test]
-    fn ebcdic_round_trip() {
-        for &a in b"C 1 CLIENT: SEISFUSE, LINE 42 (TEST) X=1.5; Y=-2 / ok" {
-            assert_eq!(ebcdic_to_ascii(ascii_to_ebcdic(a)), a, "{}", a as char);
-        }
-        assert_eq!(ascii_to_ebcdic(b'C'), 0xC3);
-    }
-}
-
 /// The inline sections of a 3-D SEG-Y cube as a dataset of images `[samples, crosslines]`
 /// (time down the rows), in inline order; no targets.
 pub struct SegyInlineDataset {
@@ -742,5 +715,32 @@ impl super::dataset::Dataset for SegyInlineDataset {
             }
         }
         Ok(super::dataset::Target::None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ibm_known_values_and_round_trip() {
+        // The IBM example from the literature: -118.625 = 0xC276A000.
+        assert_eq!(ibm_to_f32(0xC276_A000), -118.625);
+        assert_eq!(f32_to_ibm(-118.625), 0xC276_A000);
+        assert_eq!(ibm_to_f32(0x4110_0000), 1.0);
+        assert_eq!(f32_to_ibm(1.0), 0x4110_0000);
+        assert_eq!(f32_to_ibm(0.0), 0);
+        for &v in &[0.1f32, 3.0e-5, 12345.678, -7.25e10, 1.0e-30] {
+            let r = ibm_to_f32(f32_to_ibm(v));
+            assert!(((r - v) / v).abs() < 1e-6, "{v} -> {r}");
+        }
+    }
+
+    #[test]
+    fn ebcdic_round_trip() {
+        for &a in b"C 1 CLIENT: SEISFUSE, LINE 42 (TEST) X=1.5; Y=-2 / ok" {
+            assert_eq!(ebcdic_to_ascii(ascii_to_ebcdic(a)), a, "{}", a as char);
+        }
+        assert_eq!(ascii_to_ebcdic(b'C'), 0xC3);
     }
 }
