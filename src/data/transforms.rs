@@ -34,6 +34,7 @@ fn sums(x: &[f32]) -> (f64, f64) {
         let mut q = [0f32; L];
         let mut it = block.chunks_exact(L);
         for c in &mut it {
+            let c: &[f32; L] = c.try_into().expect("L values");
             for k in 0..L {
                 s[k] += c[k];
                 q[k] += c[k] * c[k];
