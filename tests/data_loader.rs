@@ -249,3 +249,24 @@ fn bad_samples_stop_the_epoch_with_a_named_error() {
     assert!(NpyDataset::open(d.join("flat.npy")).is_err());
     std::fs::remove_dir_all(d).ok();
 }
+
+#[test]
+fn recycled_buffers_are_reused_and_refilled() {
+    let d = tmpdir("recycle");
+    let ds = NpyDataset::open(numbered(&d, 12)).unwrap();
+    let mut cfg = LoaderConfig::new(4);
+    cfg.shuffle = false;
+    cfg.workers = 1;
+    let l = Loader::new(ds, cfg).unwrap();
+    for epoch in 0..3 {
+        for b in l.epoch(epoch) {
+            let b = b.unwrap();
+            let x = b.inputs.f32s().unwrap();
+            for (k, &i) in b.indices.iter().enumerate() {
+                assert_eq!(x[k * 20 + 19], (100 * i + 19) as f32);
+            }
+            l.recycle(b);
+        }
+    }
+    std::fs::remove_dir_all(d).ok();
+}

@@ -707,6 +707,36 @@ mod tests {
     }
 
     #[test]
+    fn finite_check_by_exponent_bits() {
+        let ok = [
+            0.0f32,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            -3.5,
+        ];
+        for n in [1usize, 15, 16, 17, 40] {
+            let mut v: Vec<f32> = (0..n).map(|i| ok[i % ok.len()]).collect();
+            assert!(all_finite(&v), "{v:?}");
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN] {
+                for pos in [0, n / 2, n - 1] {
+                    let keep = v[pos];
+                    v[pos] = bad;
+                    assert!(!all_finite(&v), "{bad} at {pos} of {n}");
+                    let e = check_finite(&v, Path::new("f.npy"), 10)
+                        .unwrap_err()
+                        .to_string();
+                    assert!(e.contains(&format!("element {}", 10 + pos)), "{e}");
+                    v[pos] = keep;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn parses_numpy_variants() {
         let txt = "{'descr': '<i8', 'fortran_order': False, 'shape': (3L, 4L), }";
         let d = HeaderDict::parse(txt).unwrap();
