@@ -269,5 +269,32 @@ fn cli_writes_datasets_and_figures() {
         png.to_str().unwrap(),
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--index 3"));
+    // An SFM raw .dat file with its shape on the command line, and without one.
+    let dat = d.join("s.dat");
+    seisfuse::data::dat::write(&dat, &[2, 16, 24], &vec![0.5f32; 2 * 16 * 24], false).unwrap();
+    let o = run(&[
+        "viz",
+        "section",
+        dat.to_str().unwrap(),
+        "--shape",
+        "-1,16,24",
+        "--index",
+        "1",
+        "--out",
+        d.join("dat.png").to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success() && d.join("dat.png").exists(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&[
+        "viz",
+        "section",
+        dat.to_str().unwrap(),
+        "--out",
+        d.join("dat2.png").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--shape"));
     std::fs::remove_dir_all(d).ok();
 }

@@ -1,5 +1,6 @@
 //! `seisfuse viz section|waveform`: PNG figures of samples stored in `.npy` files.
 
+use crate::data::dat::DatFile;
 use crate::data::npy::NpyFile;
 use crate::viz::section::{amplitude_panel, overlay_classes, overlay_mask, upscale_factor};
 use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
@@ -16,8 +17,12 @@ pub struct Args {
 pub enum What {
     /// A section from a [N, H, W] or [H, W] array, optionally with a class map or a mask.
     Section {
-        /// The .npy file of sections.
+        /// The .npy file of sections (or an SFM raw float32 .dat file, see --shape).
         file: PathBuf,
+        /// Shape of a .dat file, e.g. 100,224,224 (-1 for one inferred dimension); without
+        /// it the shape is read from a sidecar FILE.json.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        shape: Option<Vec<i64>>,
         /// Which sample (first axis).
         #[arg(long, default_value_t = 0)]
         index: usize,
@@ -33,8 +38,11 @@ pub enum What {
     },
     /// A waveform from a [N, C, S] or [C, S] array, optionally with picks.
     Waveform {
-        /// The .npy file of waveforms.
+        /// The .npy file of waveforms (or a raw float32 .dat file, see --shape).
         file: PathBuf,
+        /// Shape of a .dat file, e.g. 10,3,3001.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        shape: Option<Vec<i64>>,
         #[arg(long, default_value_t = 0)]
         index: usize,
         /// A .npy of [N, 2] (P, S) pick samples, -1 for none (as `synth` writes).
@@ -48,9 +56,28 @@ pub enum What {
 
 /// Sample `index` of a file whose items have `item_rank` dimensions (the file may hold one
 /// item without the leading axis). Returns the item's values and its shape.
-fn item(path: &Path, index: usize, item_rank: usize) -> Result<(Vec<f32>, Vec<usize>)> {
-    let f = NpyFile::open(path)?;
-    let shape = f.shape().to_vec();
+fn item(
+    path: &Path,
+    index: usize,
+    item_rank: usize,
+    dat_shape: Option<&[i64]>,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    enum Source {
+        Npy(NpyFile),
+        Dat(DatFile),
+    }
+    let is_dat = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dat"));
+    let f = if is_dat {
+        Source::Dat(DatFile::open(path, dat_shape)?)
+    } else {
+        Source::Npy(NpyFile::open(path)?)
+    };
+    let shape = match &f {
+        Source::Npy(f) => f.shape().to_vec(),
+        Source::Dat(f) => f.shape().to_vec(),
+    };
     let (count, item_shape) = if shape.len() == item_rank {
         (1, shape.clone())
     } else if shape.len() == item_rank + 1 {
@@ -69,7 +96,10 @@ fn item(path: &Path, index: usize, item_rank: usize) -> Result<(Vec<f32>, Vec<us
     }
     let len: usize = item_shape.iter().product();
     let mut v = vec![0f32; len];
-    f.read_f32_into(index * len, &mut v)?;
+    match &f {
+        Source::Npy(f) => f.read_f32_into(index * len, &mut v)?,
+        Source::Dat(f) => f.read_f32_into(index * len, &mut v)?,
+    }
     Ok((v, item_shape))
 }
 
@@ -80,16 +110,17 @@ pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Section {
             file,
+            shape,
             index,
             classes,
             mask,
             out,
         } => {
-            let (v, s) = item(&file, index, 2)?;
+            let (v, s) = item(&file, index, 2, shape.as_deref())?;
             let (h, w) = (s[0], s[1]);
             let mut img = amplitude_panel(&v, h, w)?;
             if let Some(c) = classes {
-                let (cv, cs) = item(&c, index, 2)?;
+                let (cv, cs) = item(&c, index, 2, None)?;
                 if cs != s {
                     bail!(
                         "{}: item shape {cs:?} differs from the section's {s:?}",
@@ -100,7 +131,7 @@ pub fn run(args: Args) -> Result<()> {
                 overlay_classes(&mut img, &cl, 0.45)?;
             }
             if let Some(m) = mask {
-                let (mv, ms) = item(&m, index, 2)?;
+                let (mv, ms) = item(&m, index, 2, None)?;
                 if ms != s {
                     bail!(
                         "{}: item shape {ms:?} differs from the section's {s:?}",
@@ -114,14 +145,15 @@ pub fn run(args: Args) -> Result<()> {
         }
         What::Waveform {
             file,
+            shape,
             index,
             picks,
             out,
         } => {
-            let (v, s) = item(&file, index, 2)?;
+            let (v, s) = item(&file, index, 2, shape.as_deref())?;
             let mut marks = Vec::new();
             if let Some(p) = picks {
-                let (pv, ps) = item(&p, index, 1)?;
+                let (pv, ps) = item(&p, index, 1, None)?;
                 if ps != [2] {
                     bail!(
                         "{}: expected [N, 2] (P, S) picks, found items of {ps:?}",
