@@ -254,3 +254,51 @@ fn inline_sections_as_a_dataset() {
     let s = d.get(1).unwrap();
     assert_eq!(s.input[7 * 4 + 3], value(11, 23, 7));
 }
+
+/// A little-endian revision-2 file (byte-order constant at 3297, extended sample count at
+/// 3269), built by hand as the standard lays it out.
+#[test]
+fn little_endian_revision_2() {
+    let ns = 7usize;
+    let mut b = vec![b' '; 3200];
+    b[..3].copy_from_slice(b"C 1");
+    let mut bin = [0u8; 400];
+    bin[16..18].copy_from_slice(&1000u16.to_le_bytes());
+    bin[20..22].copy_from_slice(&0u16.to_le_bytes()); // use the extended count
+    bin[24..26].copy_from_slice(&5u16.to_le_bytes());
+    bin[68..72].copy_from_slice(&(ns as u32).to_le_bytes());
+    bin[96..100].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+    bin[300..302].copy_from_slice(&0x0200u16.to_le_bytes());
+    bin[302..304].copy_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&bin);
+    for t in 0..2i32 {
+        let mut h = [0u8; 240];
+        h[188..192].copy_from_slice(&(7 + t).to_le_bytes());
+        h[192..196].copy_from_slice(&3i32.to_le_bytes());
+        h[36..40].copy_from_slice(&(-50i32).to_le_bytes());
+        b.extend_from_slice(&h);
+        for s in 0..ns {
+            b.extend_from_slice(&((t * 10) as f32 + s as f32).to_le_bytes());
+        }
+    }
+    let d = tmpdir("le");
+    let p = d.join("le.sgy");
+    std::fs::write(&p, &b).unwrap();
+    let f = SegyFile::open(&p).unwrap();
+    assert!(f.binary.little_endian);
+    assert_eq!(f.binary.revision, (2, 0));
+    assert_eq!((f.samples(), f.traces()), (ns, 2));
+    assert_eq!(f.text_encoding, "ASCII");
+    assert_eq!(
+        (
+            f.headers[1].inline,
+            f.headers[1].crossline,
+            f.headers[1].offset
+        ),
+        (8, 3, -50)
+    );
+    let (cube, shape) = f.cube().unwrap();
+    assert_eq!(shape, [2, 1, ns]);
+    assert_eq!(cube[ns + 4], 14.0);
+    std::fs::remove_dir_all(d).ok();
+}
