@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod data;
 pub mod dsp;
 pub mod models;
 pub mod nn;

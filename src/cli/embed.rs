@@ -5,7 +5,9 @@ use crate::models::sfm::{normalize_images, Vit, VitConfig};
 use crate::nn::Parameters;
 use crate::ops;
 use crate::tensor::Tensor;
-use crate::weights::{self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, LoadOptions};
+use crate::weights::{
+    self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, LoadOptions,
+};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
@@ -63,21 +65,32 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     let images = crate::data::npy::read_f32_tensor(&a.input)?;
     let (n, h, w) = match images.shape[..] {
         [n, h, w] | [n, 1, h, w] => (n, h, w),
-        _ => bail!("{}: expected images of shape N×H×W or N×1×H×W, found {:?}", a.input.display(), images.shape),
+        _ => bail!(
+            "{}: expected images of shape N×H×W or N×1×H×W, found {:?}",
+            a.input.display(),
+            images.shape
+        ),
     };
     let cfg = VitConfig::preset(&a.model)?.with_image(h, w)?;
     let device = select(req)?;
     let mut vit = Vit::new(cfg.clone(), 0)?;
     match (&a.weights, a.random_init) {
         (Some(path), _) => load_encoder(&mut vit, path, a.strict)?,
-        (None, true) => eprintln!("warning: random weights (--random-init): the features mean nothing"),
-        (None, false) => bail!("give --weights FILE (see weights/README.md), or --random-init to try the pipeline"),
+        (None, true) => {
+            eprintln!("warning: random weights (--random-init): the features mean nothing")
+        }
+        (None, false) => bail!(
+            "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
+        ),
     }
     vit.to_device(&device)?;
     let mut data = images.to_vec_f32()?;
     normalize_images(&mut data, h * w);
     let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let np = cfg.num_patches();
     let c = cfg.dim;
     let per = match a.pool {
@@ -87,7 +100,11 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     let mut out = Vec::with_capacity(n * per);
     for start in (0..n).step_by(a.batch) {
         let b = a.batch.min(n - start);
-        let x = Tensor::from_f32(&[b, 1, h, w], data[start * h * w..(start + b) * h * w].to_vec())?.to_device(&device)?;
+        let x = Tensor::from_f32(
+            &[b, 1, h, w],
+            data[start * h * w..(start + b) * h * w].to_vec(),
+        )?
+        .to_device(&device)?;
         let (tokens, _) = vit.forward(&x, None)?;
         let feats = match a.pool {
             Pool::Tokens => tokens,
@@ -96,7 +113,13 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                 ops::gather_rows(&tokens, &idx, None)?
             }
             Pool::Mean => {
-                let ones = Tensor::from_f32(&[1, 1 + np], (0..=np).map(|i| if i == 0 { 0.0 } else { 1.0 / np as f32 }).collect())?.to_device(&device)?;
+                let ones = Tensor::from_f32(
+                    &[1, 1 + np],
+                    (0..=np)
+                        .map(|i| if i == 0 { 0.0 } else { 1.0 / np as f32 })
+                        .collect(),
+                )?
+                .to_device(&device)?;
                 ops::matmul(&ones, &tokens, false, false, None)?
             }
         };
@@ -108,8 +131,16 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         Pool::Tokens => vec![n, 1 + np, c],
         _ => vec![n, c],
     };
-    crate::data::npy::write(&a.out, &shape, &out).with_context(|| format!("writing {}", a.out.display()))?;
-    println!("{}: {} features {:?} from {} on {}", a.out.display(), format!("{:?}", a.pool).to_lowercase(), shape, a.model, device.name());
+    crate::data::npy::write(&a.out, &shape, &out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{}: {} features {:?} from {} on {}",
+        a.out.display(),
+        format!("{:?}", a.pool).to_lowercase(),
+        shape,
+        a.model,
+        device.name()
+    );
     Ok(())
 }
 
@@ -131,11 +162,24 @@ pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Resu
             ignore.push("pos_embed".into());
         }
     }
-    let report = weights::load_from_file(vit, &file, &LoadOptions { strict, strip_prefix: None, ignore })?;
+    let report = weights::load_from_file(
+        vit,
+        &file,
+        &LoadOptions {
+            strict,
+            strip_prefix: None,
+            ignore,
+        },
+    )?;
     for p in report.problems() {
         eprintln!("warning: {p}");
     }
     let n = vit.num_params()?;
-    eprintln!("loaded {} tensors ({:.1}M parameters) from {}", report.loaded.len(), n as f64 / 1e6, path.display());
+    eprintln!(
+        "loaded {} tensors ({:.1}M parameters) from {}",
+        report.loaded.len(),
+        n as f64 / 1e6,
+        path.display()
+    );
     Ok(())
 }

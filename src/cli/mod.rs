@@ -3,7 +3,10 @@
 pub mod bench;
 pub mod bench_mel;
 pub mod doctor;
+pub mod embed;
 pub mod mel;
+pub mod synth;
+pub mod viz;
 pub mod weights;
 
 use crate::backend::DeviceRequest;
@@ -34,6 +37,12 @@ pub enum Command {
     Weights(weights::Args),
     /// Waveforms (N×C×T .npy) → mel-spectrogram images (N×C×H×W .npy), optional PNGs.
     Mel(mel::Args),
+    /// Encoder features of images (.npy) with an SFM encoder: cls, mean-pooled or all tokens.
+    Embed(embed::Args),
+    /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
+    Synth(synth::Args),
+    /// Draw samples of .npy datasets as PNG figures.
+    Viz(viz::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -42,5 +51,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(cli.device, a),
         Command::Weights(a) => weights::run(a),
         Command::Mel(a) => mel::run(cli.device, a),
+        Command::Embed(a) => embed::run(cli.device, a),
+        Command::Synth(a) => synth::run(a),
+        Command::Viz(a) => viz::run(a),
     }
 }

@@ -1,0 +1,164 @@
+//! `seisfuse synth images|waveforms|paired`: write a synthetic dataset (.npy arrays,
+//! metadata.csv, dataset.json, optional PNGs).
+
+use crate::data::synth::export::{self, ExportOptions};
+use crate::data::synth::images::ImageConfig;
+use crate::data::synth::paired::PairedConfig;
+use crate::data::synth::waveforms::WaveformConfig;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub kind: Kind,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Kind {
+    /// Seismic sections with facies, salt, reflectivity, noisy and trace-decimated versions.
+    Images {
+        #[command(flatten)]
+        common: Common,
+        /// Image size, HxW or one number for a square (SFM: 224).
+        #[arg(long, default_value = "224")]
+        size: String,
+    },
+    /// 3-component waveforms (Z, N, E) with P/S picks and event/noise labels.
+    Waveforms {
+        #[command(flatten)]
+        common: Common,
+        /// Samples per component (SeisLM: 3001).
+        #[arg(long, default_value_t = 3001)]
+        samples: usize,
+        /// Sampling rate in Hz.
+        #[arg(long, default_value_t = 100.0)]
+        sampling_rate: f64,
+        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench
+        /// (needs a build with `--features hdf5`).
+        #[arg(long)]
+        seisbench: bool,
+    },
+    /// Image + waveform pairs from one layered earth model; label = low-velocity layer or not.
+    Paired {
+        #[command(flatten)]
+        common: Common,
+        /// Image size, HxW or one number for a square.
+        #[arg(long, default_value = "224")]
+        size: String,
+        /// Waveform samples per component.
+        #[arg(long, default_value_t = 3001)]
+        samples: usize,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Number of samples.
+    #[arg(long, default_value_t = 100)]
+    pub n: usize,
+    /// Seed: the same seed and sizes give the same files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (created; must be empty unless --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write PNG figures of the first K samples into OUT/png.
+    #[arg(long, default_value_t = 0)]
+    pub png: usize,
+    /// Write into a folder that already holds files, replacing ours.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses "HxW" or "N".
+pub fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let parts: Vec<&str> = s.split(['x', 'X', '×']).collect();
+    let num = |p: &str| -> Result<usize> {
+        p.trim()
+            .parse::<usize>()
+            .map_err(|_| anyhow::anyhow!("--size {s:?}: expected HxW or N, e.g. 224x224 or 64"))
+    };
+    let (h, w) = match parts.as_slice() {
+        [n] => (num(n)?, num(n)?),
+        [h, w] => (num(h)?, num(w)?),
+        _ => bail!("--size {s:?}: expected HxW or N, e.g. 224x224 or 64"),
+    };
+    if h < 8 || w < 8 || h > 8192 || w > 8192 {
+        bail!("--size {s:?}: each side must be between 8 and 8192");
+    }
+    Ok((h, w))
+}
+
+fn options(c: &Common) -> Result<(ExportOptions, ProgressBar)> {
+    if c.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let bar = ProgressBar::new(c.n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .map_err(|e| anyhow::anyhow!("progress bar template: {e}"))?
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    Ok((
+        ExportOptions {
+            png: c.png,
+            force: c.force,
+            progress: Some(Box::new(move |done| b.set_position(done as u64))),
+        },
+        bar,
+    ))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let (common, what) = match &args.kind {
+        Kind::Images { common, .. } => (common, "images"),
+        Kind::Waveforms { common, .. } => (common, "waveforms"),
+        Kind::Paired { common, .. } => (common, "paired"),
+    };
+    let (opts, bar) = options(common)?;
+    bar.set_prefix(what);
+    let (n, seed, out) = (common.n, common.seed, &common.out);
+    match &args.kind {
+        Kind::Images { size, .. } => {
+            let (h, w) = parse_size(size)?;
+            export::write_images(out, &ImageConfig::new(h, w), n, seed, &opts)?
+        }
+        Kind::Waveforms {
+            samples,
+            sampling_rate,
+            seisbench,
+            ..
+        } => {
+            if !(*sampling_rate > 0.0 && sampling_rate.is_finite()) {
+                bail!("--sampling-rate must be a positive number of Hz");
+            }
+            if *seisbench && !cfg!(feature = "hdf5") {
+                bail!(
+                    "--seisbench writes waveforms.hdf5, which needs seisfuse built with \
+                     `--features hdf5` (and the HDF5 library: apt-get install libhdf5-dev)"
+                );
+            }
+            let mut cfg = WaveformConfig::new(*samples);
+            cfg.sampling_rate = *sampling_rate;
+            export::write_waveforms(out, &cfg, n, seed, &opts)?;
+            #[cfg(feature = "hdf5")]
+            if *seisbench {
+                export::write_waveforms_seisbench(&out.join("seisbench"), &cfg, n, seed, false)?;
+            }
+        }
+        Kind::Paired { size, samples, .. } => {
+            let (h, w) = parse_size(size)?;
+            export::write_paired(out, &PairedConfig::new(h, w, *samples), n, seed, &opts)?
+        }
+    }
+    bar.finish();
+    println!(
+        "wrote {n} {what} samples to {} (metadata.csv, dataset.json{})",
+        out.display(),
+        if common.png > 0 { ", png/" } else { "" }
+    );
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! Writes synthetic datasets to a folder: one `.npy` per array (first axis = sample),
+//! `metadata.csv` (one row per sample, with its split) and `dataset.json` (arrays, shapes,
+//! types, label meanings, splits). Samples are generated in parallel and written in order,
+//! so the files depend only on (config, n, seed).
+
+use super::images::{self, ImageConfig, N_FACIES};
+use super::paired::{self, PairedConfig};
+use super::split_of;
+use super::waveforms::{self, WaveformConfig};
+use crate::data::npy::{NpyElem, NpyWriter};
+use crate::viz::section::{
+    amplitude_panel, hconcat, overlay_classes, overlay_mask, upscale_factor,
+};
+use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Samples generated per parallel chunk.
+const CHUNK: usize = 64;
+
+/// What to write besides the arrays.
+#[derive(Default)]
+pub struct ExportOptions {
+    /// Write PNG figures of the first `png` samples into `out/png/`.
+    pub png: usize,
+    /// Allow writing into a folder that already holds files.
+    pub force: bool,
+    /// Called with the number of samples done so far.
+    pub progress: Option<Box<dyn Fn(usize) + Send + Sync>>,
+}
+
+/// Makes `dir` (refusing a non-empty one unless `force`).
+pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() {
+        if !dir.is_dir() {
+            bail!("{} exists and is not a folder", dir.display());
+        }
+        let non_empty = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_some();
+        if non_empty && !force {
+            bail!(
+                "{} already holds files; choose another --out or pass --force to overwrite",
+                dir.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// One array of the dataset being written.
+struct Array<T: NpyElem> {
+    name: &'static str,
+    shape: Vec<usize>,
+    writer: NpyWriter<T>,
+}
+
+impl<T: NpyElem> Array<T> {
+    fn new(dir: &Path, name: &'static str, shape: Vec<usize>) -> Result<Self> {
+        let writer = NpyWriter::create(dir.join(format!("{name}.npy")), &shape)?;
+        Ok(Array {
+            name,
+            shape,
+            writer,
+        })
+    }
+    fn json(&self) -> String {
+        format!(
+            "\"{}\": {{\"file\": \"{}.npy\", \"dtype\": \"{}\", \"shape\": {:?}}}",
+            self.name,
+            self.name,
+            T::DTYPE.descr(),
+            self.shape
+        )
+    }
+}
+
+fn splits_json(n: usize) -> String {
+    let mut parts = Vec::new();
+    for name in ["train", "dev", "test"] {
+        let idx: Vec<usize> = (0..n).filter(|&i| split_of(i, n) == name).collect();
+        let (s, e) = (
+            idx.first().copied().unwrap_or(0),
+            idx.last().map(|l| l + 1).unwrap_or(0),
+        );
+        parts.push(format!(
+            "\"{name}\": {{\"start\": {s}, \"end\": {e}, \"count\": {}}}",
+            idx.len()
+        ));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn write_text(path: PathBuf, text: &str) -> Result<()> {
+    let mut f =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn opt(v: Option<usize>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn pick_marks(p: Option<usize>, s: Option<usize>) -> Vec<PickMark> {
+    let mut m = Vec::new();
+    if let Some(p) = p {
+        m.push(PickMark {
+            sample: p,
+            color: P_COLOR,
+        });
+    }
+    if let Some(s) = s {
+        m.push(PickMark {
+            sample: s,
+            color: S_COLOR,
+        });
+    }
+    m
+}
+
+/// Writes `n` synthetic sections with their labels into `dir`.
+pub fn write_images(
+    dir: &Path,
+    cfg: &ImageConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
+    if cfg.height < 8 || cfg.width < 8 {
+        bail!(
+            "image size {}×{} is too small (at least 8×8)",
+            cfg.height,
+            cfg.width
+        );
+    }
+    prepare_dir(dir, opts.force)?;
+    let (h, w) = (cfg.height, cfg.width);
+    let shape = vec![n, h, w];
+    let mut f32s: Vec<Array<f32>> = ["clean", "noisy", "reflectivity", "decimated"]
+        .into_iter()
+        .map(|name| Array::new(dir, name, shape.clone()))
+        .collect::<Result<_>>()?;
+    let mut u8s: Vec<Array<u8>> = ["facies", "salt", "trace_mask"]
+        .into_iter()
+        .map(|name| Array::new(dir, name, shape.clone()))
+        .collect::<Result<_>>()?;
+    let mut csv = String::from("index,split,has_salt,n_faults,noise_ratio,salt_fraction\n");
+    let png_dir = dir.join("png");
+    if opts.png > 0 {
+        std::fs::create_dir_all(&png_dir)
+            .with_context(|| format!("creating {}", png_dir.display()))?;
+    }
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| images::generate(cfg, seed, i as u64))
+            .collect();
+        for (k, s) in batch.iter().enumerate() {
+            let i = start + k;
+            f32s[0].writer.append(&s.clean)?;
+            f32s[1].writer.append(&s.noisy)?;
+            f32s[2].writer.append(&s.reflectivity)?;
+            f32s[3].writer.append(&s.decimated)?;
+            let facies: Vec<u8> = s.facies.iter().map(|&f| f as u8).collect();
+            u8s[0].writer.append(&facies)?;
+            u8s[1].writer.append(&s.salt)?;
+            u8s[2].writer.append(&s.trace_mask)?;
+            let salt_frac =
+                s.salt.iter().map(|&v| v as usize).sum::<usize>() as f64 / (h * w) as f64;
+            writeln!(
+                csv,
+                "{i},{},{},{},{:.4},{:.4}",
+                split_of(i, n),
+                s.has_salt as u8,
+                s.n_faults,
+                s.noise_ratio,
+                salt_frac
+            )?;
+            if i < opts.png {
+                image_png(&png_dir.join(format!("image_{i:05}.png")), s)?;
+            }
+        }
+        if let Some(p) = &opts.progress {
+            p(end);
+        }
+    }
+    let mut arrays: Vec<String> = f32s.iter().map(|a| a.json()).collect();
+    arrays.extend(u8s.iter().map(|a| a.json()));
+    for a in f32s {
+        a.writer.finish()?;
+    }
+    for a in u8s {
+        a.writer.finish()?;
+    }
+    write_text(dir.join("metadata.csv"), &csv)?;
+    let json = format!(
+        "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": [\"shale\", \"silty shale\", \"sand\", \"carbonate\", \"tight sand\", \"salt\"]}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
+        arrays.join(", "),
+        splits_json(n)
+    );
+    write_text(dir.join("dataset.json"), &json)
+}
+
+/// Figure of one section: noisy | clean with facies | clean with salt outline | decimated.
+pub fn image_png(path: &Path, s: &images::ImageSample) -> Result<()> {
+    let (h, w) = (s.height, s.width);
+    let noisy = amplitude_panel(&s.noisy, h, w)?;
+    let mut fac = amplitude_panel(&s.clean, h, w)?;
+    overlay_classes(&mut fac, &s.facies, 0.45)?;
+    let mut salt = amplitude_panel(&s.clean, h, w)?;
+    overlay_mask(&mut salt, &s.salt, [20, 20, 20], 0.35)?;
+    let dec = amplitude_panel(&s.decimated, h, w)?;
+    let f = upscale_factor(h, w, 160);
+    let panels: Vec<_> = [noisy, fac, salt, dec]
+        .iter()
+        .map(|p| p.upscale(f))
+        .collect();
+    hconcat(&panels, 6).write_png(path)
+}
+
+/// Writes `n` synthetic 3-component traces into `dir`. The metadata uses SeisBench's column
+/// names (`trace_name`, `split`, `trace_P_arrival_sample`, …).
+pub fn write_waveforms(
+    dir: &Path,
+    cfg: &WaveformConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
+    if cfg.samples < 16 {
+        bail!("{} samples per trace is too few (at least 16)", cfg.samples);
+    }
+    prepare_dir(dir, opts.force)?;
+    let ns = cfg.samples;
+    let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
+    let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
+    let mut event = Array::<u8>::new(dir, "event", vec![n])?;
+    let mut csv = String::from(
+        "index,trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
+    );
+    let png_dir = dir.join("png");
+    if opts.png > 0 {
+        std::fs::create_dir_all(&png_dir)
+            .with_context(|| format!("creating {}", png_dir.display()))?;
+    }
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| waveforms::generate(cfg, seed, i as u64))
+            .collect();
+        for (k, s) in batch.iter().enumerate() {
+            let i = start + k;
+            wave.writer.append(&s.data)?;
+            let p = s.p_sample.map(|v| v as i32).unwrap_or(-1);
+            let q = s.s_sample.map(|v| v as i32).unwrap_or(-1);
+            picks.writer.append(&[p, q])?;
+            event.writer.append(&[s.is_event as u8])?;
+            writeln!(
+                csv,
+                "{i},synth_{i:07},{},{},{},{ns},{},{},{},{:.2},{:.1}",
+                split_of(i, n),
+                if s.is_event { "earthquake" } else { "noise" },
+                cfg.sampling_rate,
+                opt(s.p_sample),
+                opt(s.s_sample),
+                if s.is_event {
+                    format!("{:.2}", s.snr_db)
+                } else {
+                    String::new()
+                },
+                s.distance_km,
+                s.back_azimuth_deg
+            )?;
+            if i < opts.png {
+                waveform_figure(
+                    &s.data,
+                    3,
+                    ns,
+                    &pick_marks(s.p_sample, s.s_sample),
+                    1000,
+                    90,
+                )?
+                .write_png(&png_dir.join(format!("waveform_{i:05}.png")))?;
+            }
+        }
+        if let Some(p) = &opts.progress {
+            p(end);
+        }
+    }
+    let arrays = [wave.json(), picks.json(), event.json()].join(", ");
+    wave.writer.finish()?;
+    picks.writer.finish()?;
+    event.writer.finish()?;
+    write_text(dir.join("metadata.csv"), &csv)?;
+    let json = format!(
+        "{{\n  \"kind\": \"waveforms\",\n  \"generator\": \"seisfuse synth waveforms\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"component_order\": \"ZNE\",\n  \"dimension_order\": \"NCW\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"picks\": \"[P sample, S sample], -1 where there is none\", \"event\": \"1 earthquake, 0 noise\"}},\n  \"splits\": {}\n}}\n",
+        cfg.sampling_rate,
+        splits_json(n)
+    );
+    write_text(dir.join("dataset.json"), &json)
+}
+
+/// Writes `n` image+waveform pairs into `dir`.
+pub fn write_paired(
+    dir: &Path,
+    cfg: &PairedConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
+    if cfg.height < 8 || cfg.width < 8 || cfg.samples < 16 {
+        bail!(
+            "paired sizes {}×{} and {} samples are too small (at least 8×8 and 16)",
+            cfg.height,
+            cfg.width,
+            cfg.samples
+        );
+    }
+    prepare_dir(dir, opts.force)?;
+    let (h, w, ns) = (cfg.height, cfg.width, cfg.samples);
+    let mut img = Array::<f32>::new(dir, "images", vec![n, h, w])?;
+    let mut refl = Array::<f32>::new(dir, "reflectivity", vec![n, h, w])?;
+    let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
+    let mut labels = Array::<i32>::new(dir, "labels", vec![n])?;
+    let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
+    let mut csv = String::from(
+        "index,split,label,lvl_index,n_layers,mean_vp_km_s,trace_P_arrival_sample,trace_S_arrival_sample,vp_km_s\n",
+    );
+    let png_dir = dir.join("png");
+    if opts.png > 0 {
+        std::fs::create_dir_all(&png_dir)
+            .with_context(|| format!("creating {}", png_dir.display()))?;
+    }
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| paired::generate(cfg, seed, i as u64))
+            .collect();
+        for (k, s) in batch.iter().enumerate() {
+            let i = start + k;
+            img.writer.append(&s.image)?;
+            refl.writer.append(&s.reflectivity)?;
+            wave.writer.append(&s.waveform)?;
+            labels.writer.append(&[s.label])?;
+            let p = s.p_sample.map(|v| v as i32).unwrap_or(-1);
+            let q = s.s_sample.map(|v| v as i32).unwrap_or(-1);
+            picks.writer.append(&[p, q])?;
+            let vps: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.vp)).collect();
+            writeln!(
+                csv,
+                "{i},{},{},{},{},{:.4},{},{},{}",
+                split_of(i, n),
+                s.label,
+                opt(s.lvl_index),
+                s.layers.len(),
+                s.mean_vp,
+                opt(s.p_sample),
+                opt(s.s_sample),
+                vps.join(";")
+            )?;
+            if i < opts.png {
+                let f = upscale_factor(h, w, 160);
+                let a = amplitude_panel(&s.image, h, w)?.upscale(f);
+                let r = amplitude_panel(&s.reflectivity, h, w)?.upscale(f);
+                hconcat(&[a, r], 6).write_png(&png_dir.join(format!("pair_{i:05}_image.png")))?;
+                waveform_figure(
+                    &s.waveform,
+                    3,
+                    ns,
+                    &pick_marks(s.p_sample, s.s_sample),
+                    1000,
+                    90,
+                )?
+                .write_png(&png_dir.join(format!("pair_{i:05}_waveform.png")))?;
+            }
+        }
+        if let Some(p) = &opts.progress {
+            p(end);
+        }
+    }
+    let arrays = [
+        img.json(),
+        refl.json(),
+        wave.json(),
+        labels.json(),
+        picks.json(),
+    ]
+    .join(", ");
+    img.writer.finish()?;
+    refl.writer.finish()?;
+    wave.writer.finish()?;
+    labels.writer.finish()?;
+    picks.writer.finish()?;
+    write_text(dir.join("metadata.csv"), &csv)?;
+    let json = format!(
+        "{{\n  \"kind\": \"paired\",\n  \"generator\": \"seisfuse synth paired\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"image_seconds\": {},\n  \"component_order\": \"ZNE\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"labels\": {{\"classes\": 2, \"names\": [\"no low-velocity layer\", \"low-velocity layer\"]}}, \"picks\": \"[P sample, S sample], -1 where there is none\"}},\n  \"splits\": {}\n}}\n",
+        cfg.sampling_rate,
+        cfg.image_seconds,
+        splits_json(n)
+    );
+    write_text(dir.join("dataset.json"), &json)
+}
+
+/// Writes the waveform dataset in SeisBench's layout into `dir` (`metadata.csv` +
+/// `waveforms.hdf5`, one bucket per chunk of traces, components ZNE, dimension order CW), so
+/// `seisbench.data.WaveformDataset(dir)` can read it. The traces are those `write_waveforms`
+/// writes for the same config and seed.
+#[cfg(feature = "hdf5")]
+pub fn write_waveforms_seisbench(
+    dir: &Path,
+    cfg: &WaveformConfig,
+    n: usize,
+    seed: u64,
+    force: bool,
+) -> Result<()> {
+    use hdf5::types::VarLenUnicode;
+    prepare_dir(dir, force)?;
+    let ns = cfg.samples;
+    let h5 = dir.join("waveforms.hdf5");
+    let ctx = |what: &str| format!("writing {what} in {}", h5.display());
+    let f = hdf5::File::create(&h5).with_context(|| ctx("the file"))?;
+    let fmt = f
+        .create_group("data_format")
+        .with_context(|| ctx("data_format"))?;
+    for (k, v) in [("component_order", "ZNE"), ("dimension_order", "CW")] {
+        let s: VarLenUnicode = v.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        fmt.new_dataset::<VarLenUnicode>()
+            .shape(())
+            .create(k)
+            .and_then(|d| d.write_scalar(&s))
+            .with_context(|| ctx(k))?;
+    }
+    fmt.new_dataset::<f64>()
+        .shape(())
+        .create("sampling_rate")
+        .and_then(|d| d.write_scalar(&cfg.sampling_rate))
+        .with_context(|| ctx("sampling_rate"))?;
+    let data = f.create_group("data").with_context(|| ctx("data"))?;
+    let mut csv = String::from(
+        "trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
+    );
+    for (bucket, start) in (0..n).step_by(CHUNK).enumerate() {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|i| waveforms::generate(cfg, seed, i as u64))
+            .collect();
+        let flat: Vec<f32> = batch.iter().flat_map(|s| s.data.iter().copied()).collect();
+        let name = format!("bucket{bucket}");
+        data.new_dataset::<f32>()
+            .shape([end - start, 3, ns])
+            .create(name.as_str())
+            .and_then(|d| d.write_raw(&flat[..]))
+            .with_context(|| ctx(&name))?;
+        for (j, s) in batch.iter().enumerate() {
+            let i = start + j;
+            writeln!(
+                csv,
+                "\"{name}${j},:3,:{ns}\",{},{},{},{ns},{},{},{},{:.2},{:.1}",
+                split_of(i, n),
+                if s.is_event { "earthquake" } else { "noise" },
+                cfg.sampling_rate,
+                opt(s.p_sample),
+                opt(s.s_sample),
+                if s.is_event {
+                    format!("{:.2}", s.snr_db)
+                } else {
+                    String::new()
+                },
+                s.distance_km,
+                s.back_azimuth_deg
+            )?;
+        }
+    }
+    write_text(dir.join("metadata.csv"), &csv)
+}

@@ -1,0 +1,94 @@
+//! `seisfuse embed` end to end: weights saved from a model, images from `.npy`, features out.
+
+use seisfuse::models::sfm::{normalize_images, Vit, VitConfig};
+use seisfuse::Tensor;
+use std::process::Command;
+
+fn exe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seisfuse"))
+}
+
+#[test]
+fn embed_writes_the_features_of_the_saved_encoder() {
+    let dir = std::env::temp_dir().join(format!("seisfuse-embed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // weights of an sfm-tiny encoder (64×64 images)
+    let mut vit = Vit::new(VitConfig::preset("sfm-tiny").unwrap(), 11).unwrap();
+    let w = dir.join("tiny.safetensors");
+    seisfuse::weights::save_from(&mut vit, &w, false).unwrap();
+    // three images of 64×64
+    let mut s = seisfuse::backend::cpu::philox::PhiloxStream::new(5, 0, 0);
+    let raw: Vec<f32> = (0..3 * 64 * 64).map(|_| s.next_f32() * 3.0 + 1.0).collect();
+    let input = dir.join("images.npy");
+    seisfuse::data::npy::write(&input, &[3, 64, 64], &raw).unwrap();
+    let out = dir.join("emb.npy");
+    let st = exe()
+        .args([
+            "--device", "cpu", "embed", "--model", "sfm-tiny", "--strict", "--pool", "cls",
+            "--batch", "2",
+        ])
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let got = seisfuse::data::npy::read_f32_tensor(&out).unwrap();
+    assert_eq!(got.shape, vec![3, 64]);
+    // the same features in process
+    let mut norm = raw.clone();
+    normalize_images(&mut norm, 64 * 64);
+    let (tokens, _) = vit
+        .forward(&Tensor::from_f32(&[3, 1, 64, 64], norm).unwrap(), None)
+        .unwrap();
+    let t = tokens.to_vec_f32().unwrap();
+    let want: Vec<f32> = (0..3)
+        .flat_map(|b| t[b * 65 * 64..b * 65 * 64 + 64].to_vec())
+        .collect();
+    let g = got.to_vec_f32().unwrap();
+    for (a, b) in g.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // refuses to overwrite; a wrong model name and a wrong input shape are clear errors
+    let again = exe()
+        .args([
+            "--device",
+            "cpu",
+            "embed",
+            "--model",
+            "sfm-tiny",
+            "--random-init",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let bad = exe()
+        .args([
+            "--device",
+            "cpu",
+            "embed",
+            "--model",
+            "vit-huge",
+            "--random-init",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.join("x.npy"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
