@@ -46,6 +46,21 @@ impl Init {
             .collect();
         Tensor::from_f32(shape, v)
     }
+    /// Normal(0, std) (HF's init of the quantizer's weight_proj: std 1).
+    pub fn normal(&mut self, shape: &[usize], std: f32) -> Result<Tensor> {
+        let mut s = self.stream();
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, (0..n).map(|_| s.next_normal() * std).collect())
+    }
+    /// Uniform in [lo, hi) (HF's init of the quantizer's codevectors: [0, 1)).
+    pub fn uniform(&mut self, shape: &[usize], lo: f32, hi: f32) -> Result<Tensor> {
+        let mut s = self.stream();
+        let n = shape.iter().product();
+        Tensor::from_f32(
+            shape,
+            (0..n).map(|_| lo + (hi - lo) * s.next_f32()).collect(),
+        )
+    }
     pub fn constant(&mut self, shape: &[usize], v: f32) -> Result<Tensor> {
         Tensor::from_f32(shape, vec![v; shape.iter().product()])
     }

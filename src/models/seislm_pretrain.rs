@@ -1,0 +1,235 @@
+//! SeisLM's contrastive pretraining (wav2vec2): the encoder on span-masked frames, the
+//! Gumbel product quantizer of the conv features, `project_hid`/`project_q`, the contrastive
+//! loss against negatives from other masked frames, and the diversity loss. Parameter names
+//! follow HF `Wav2Vec2ForPreTraining` (`wav2vec2.*`, `quantizer.*`, `project_hid`, `project_q`).
+
+use super::seislm::{Seislm, SeislmConfig};
+use super::wav2vec2_objective as obj;
+use crate::nn::{Init, Linear, Param, ParamVisitor, Parameters};
+use crate::ops;
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PretrainConfig {
+    pub encoder: SeislmConfig,
+    pub groups: usize,
+    pub vars: usize,
+    /// Total codevector width (each group contributes codevector_dim / groups).
+    pub codevector_dim: usize,
+    /// Width of the space where the contrastive loss compares vectors.
+    pub final_dim: usize,
+    pub mask_prob: f32,
+    pub mask_span: usize,
+    pub min_spans: usize,
+    pub negatives: usize,
+    /// Contrastive temperature κ.
+    pub kappa: f32,
+    pub diversity_weight: f32,
+    /// Gumbel temperature, cosine-annealed from start to end over the run.
+    pub tau_start: f32,
+    pub tau_end: f32,
+    /// The quantizer logits are scaled by this (SeisLM: 1/√256).
+    pub logit_scale: f32,
+}
+
+impl PretrainConfig {
+    /// REFERENCE.md's objective for seislm-base/-large; a small analogue for seislm-tiny.
+    pub fn preset(name: &str) -> Result<Self> {
+        let encoder = SeislmConfig::preset(name)?;
+        let tiny = name == "seislm-tiny";
+        let (vars, cv, fd, negatives, span) = if tiny {
+            (16, 32, 32, 20, 4)
+        } else {
+            (320, 256, 256, 100, 10)
+        };
+        Ok(PretrainConfig {
+            encoder,
+            groups: 2,
+            vars,
+            codevector_dim: cv,
+            final_dim: fd,
+            mask_prob: 0.65,
+            mask_span: span,
+            min_spans: 2,
+            negatives,
+            kappa: 0.1,
+            diversity_weight: 0.1,
+            tau_start: 2.0,
+            tau_end: 0.5,
+            logit_scale: 1.0 / (cv as f32).sqrt(),
+        })
+    }
+    /// The Gumbel temperature at `step` of `total`.
+    pub fn tau(&self, step: usize, total: usize) -> f32 {
+        let p = (step as f32 / total.max(1) as f32).min(1.0);
+        self.tau_end
+            + 0.5 * (self.tau_start - self.tau_end) * (1.0 + (std::f32::consts::PI * p).cos())
+    }
+}
+
+#[derive(Debug)]
+pub struct SeislmPretrain {
+    pub cfg: PretrainConfig,
+    pub wav2vec2: Seislm,
+    pub weight_proj: Linear,
+    /// [1, groups·vars, codevector_dim / groups].
+    pub codevectors: Param,
+    pub project_hid: Linear,
+    pub project_q: Linear,
+}
+
+/// What one step measured.
+#[derive(Clone, Copy, Debug)]
+pub struct PretrainStats {
+    /// contrastive (mean over masked frames) + diversity_weight · diversity.
+    pub loss: f32,
+    pub contrastive: f32,
+    /// (G·V − perplexity) / (G·V).
+    pub diversity: f32,
+    pub perplexity: f32,
+    pub masked_frames: usize,
+}
+
+fn host(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_vec_f32()
+}
+
+impl SeislmPretrain {
+    pub fn new(cfg: PretrainConfig, seed: u64) -> Result<Self> {
+        if cfg.codevector_dim % cfg.groups != 0 {
+            bail!(
+                "codevector_dim {} must be divisible by {} groups",
+                cfg.codevector_dim,
+                cfg.groups
+            );
+        }
+        let mut enc_cfg = cfg.encoder.clone();
+        enc_cfg.masked_spec_embed = true;
+        let wav2vec2 = Seislm::new(enc_cfg, seed)?;
+        let mut init = Init::new(seed ^ 0x7175_616e);
+        let gv = cfg.groups * cfg.vars;
+        // HF: weight_proj ~ N(0, 1), bias 0; codevectors ~ U[0, 1).
+        let mut weight_proj = Linear::new(cfg.encoder.conv_dim(), gv, true, &mut init)?;
+        weight_proj.weight = Param::new(init.normal(&[gv, cfg.encoder.conv_dim()], 1.0)?)?;
+        Ok(SeislmPretrain {
+            weight_proj,
+            codevectors: Param::new(init.uniform(
+                &[1, gv, cfg.codevector_dim / cfg.groups],
+                0.0,
+                1.0,
+            )?)?,
+            project_hid: Linear::new(cfg.encoder.hidden, cfg.final_dim, true, &mut init)?,
+            project_q: Linear::new(cfg.codevector_dim, cfg.final_dim, true, &mut init)?,
+            wav2vec2,
+            cfg,
+        })
+    }
+
+    /// Forward and backward of one batch (gradients accumulate; the caller steps the
+    /// optimizer). Masks, negatives and Gumbel noise are drawn from (seed, step).
+    pub fn train_step(
+        &mut self,
+        wave: &Tensor,
+        tau: f32,
+        seed: u64,
+        step: u32,
+    ) -> Result<PretrainStats> {
+        let cfg = self.cfg.clone();
+        let dev = self.wav2vec2.device();
+        let b = wave.shape.first().copied().unwrap_or(0);
+        let samples = wave.shape.get(2).copied().unwrap_or(0);
+        let Some(t) = cfg.encoder.frames(samples) else {
+            bail!("{samples} samples are too few for the feature extractor");
+        };
+        let mask = obj::span_mask(
+            b,
+            t,
+            cfg.mask_prob,
+            cfg.mask_span,
+            cfg.min_spans,
+            seed,
+            step,
+        )?;
+        let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
+        let (out, cache) = self.wav2vec2.forward(wave, Some(&mask))?;
+        // quantizer
+        let mut logits = self.weight_proj.forward(&out.extract_features)?;
+        ops::scale_assign(&mut logits, cfg.logit_scale)?;
+        let lh = host(&logits)?;
+        let choice = obj::gumbel_choice(&lh, cfg.groups, cfg.vars, tau, seed, step);
+        let d = cfg.codevector_dim / cfg.groups;
+        let code = host(&self.codevectors.value)?;
+        let qv_host = obj::gather_codevectors(&choice, &code, d);
+        let qv = Tensor::from_f32(&[b, t, cfg.codevector_dim], qv_host)?.to_device(&dev)?;
+        let q = self.project_q.forward(&qv)?;
+        let c = self.project_hid.forward(&out.last_hidden_state)?;
+        // losses on the host
+        let f = cfg.final_dim;
+        let (ch, qh) = (host(&c)?, host(&q)?);
+        let (mut dc, mut dq) = (vec![0.0f32; ch.len()], vec![0.0f32; qh.len()]);
+        let m = pos.len();
+        let csum = obj::contrastive(
+            &ch,
+            &qh,
+            f,
+            &pos,
+            &negs,
+            cfg.kappa,
+            1.0 / m as f32,
+            &mut dc,
+            &mut dq,
+        );
+        let gv = (cfg.groups * cfg.vars) as f32;
+        let weight: Vec<f32> = mask.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect();
+        let mut dlogits = vec![0.0f32; lh.len()];
+        let ppl = obj::perplexity(
+            &lh,
+            cfg.groups,
+            cfg.vars,
+            &weight,
+            Some((-cfg.diversity_weight / gv, &mut dlogits)),
+        );
+        let contrastive = csum / m as f32;
+        let diversity = (gv - ppl) / gv;
+        let loss = contrastive + cfg.diversity_weight * diversity;
+        if !loss.is_finite() {
+            bail!("pretraining loss is {loss} at step {step}");
+        }
+        // backward
+        let dq_t = Tensor::from_f32(&q.shape, dq)?.to_device(&dev)?;
+        let dqv = host(&self.project_q.backward(&qv, &dq_t)?)?;
+        let mut dcode = vec![0.0f32; code.len()];
+        obj::codevector_backward(&choice, &code, d, &dqv, &mut dcode, &mut dlogits);
+        let dcode = Tensor::from_f32(&self.codevectors.value.shape, dcode)?.to_device(&dev)?;
+        ops::add_assign(&mut self.codevectors.grad, &dcode)?;
+        dlogits.iter_mut().for_each(|v| *v *= cfg.logit_scale);
+        let dl = Tensor::from_f32(&logits.shape, dlogits)?.to_device(&dev)?;
+        let dfeat = self.weight_proj.backward(&out.extract_features, &dl)?;
+        let dc_t = Tensor::from_f32(&c.shape, dc)?.to_device(&dev)?;
+        let dh = self.project_hid.backward(&out.last_hidden_state, &dc_t)?;
+        self.wav2vec2.backward(&cache, &dh, Some(&dfeat), false)?;
+        Ok(PretrainStats {
+            loss,
+            contrastive,
+            diversity,
+            perplexity: ppl,
+            masked_frames: m,
+        })
+    }
+}
+
+impl Parameters for SeislmPretrain {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.wav2vec2.visit(&format!("{prefix}wav2vec2."), f)?;
+        f(
+            &format!("{prefix}quantizer.codevectors"),
+            &mut self.codevectors,
+        )?;
+        self.weight_proj
+            .visit(&format!("{prefix}quantizer.weight_proj."), f)?;
+        self.project_hid
+            .visit(&format!("{prefix}project_hid."), f)?;
+        self.project_q.visit(&format!("{prefix}project_q."), f)
+    }
+}
