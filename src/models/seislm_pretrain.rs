@@ -97,7 +97,7 @@ fn host(t: &Tensor) -> Result<Vec<f32>> {
 
 impl SeislmPretrain {
     pub fn new(cfg: PretrainConfig, seed: u64) -> Result<Self> {
-        if cfg.codevector_dim % cfg.groups != 0 {
+        if !cfg.codevector_dim.is_multiple_of(cfg.groups) {
             bail!(
                 "codevector_dim {} must be divisible by {} groups",
                 cfg.codevector_dim,

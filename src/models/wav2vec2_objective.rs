@@ -227,8 +227,7 @@ pub fn perplexity(
         }
     }
     if let Some((dp, dlogits)) = dppl {
-        for r in 0..rows {
-            let w = weight[r];
+        for (r, &w) in weight.iter().enumerate().take(rows) {
             if w == 0.0 {
                 continue;
             }
