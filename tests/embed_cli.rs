@@ -92,3 +92,71 @@ fn embed_writes_the_features_of_the_saved_encoder() {
     assert!(!bad.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn embed_seislm_waveforms_mean_pools_the_frames() {
+    use seisfuse::models::seislm::{Seislm, SeislmConfig};
+    let dir = std::env::temp_dir().join(format!("seisfuse-embed-w-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = SeislmConfig::preset("seislm-tiny").unwrap();
+    let mut m = Seislm::new(cfg.clone(), 4).unwrap();
+    let w = dir.join("seislm.safetensors");
+    seisfuse::weights::save_from(&mut m, &w, false).unwrap();
+    let mut s = seisfuse::backend::cpu::philox::PhiloxStream::new(8, 0, 0);
+    let t = 401;
+    let raw: Vec<f32> = (0..2 * 3 * t)
+        .map(|_| s.next_normal() * 5.0 + 2.0)
+        .collect();
+    let input = dir.join("w.npy");
+    seisfuse::data::npy::write(&input, &[2, 3, t], &raw).unwrap();
+    let out = dir.join("e.npy");
+    let st = exe()
+        .args([
+            "--device",
+            "cpu",
+            "embed",
+            "--model",
+            "seislm-tiny",
+            "--strict",
+            "--pool",
+            "mean",
+            "--weights",
+        ])
+        .arg(&w)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let got = seisfuse::data::npy::read_f32_tensor(&out)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let mut norm = raw.clone();
+    for ch in norm.chunks_mut(t) {
+        seisfuse::data::transforms::zscore_in_place(ch, 1e-6);
+    }
+    let (o, _) = m
+        .forward(&Tensor::from_f32(&[2, 3, t], norm).unwrap(), None)
+        .unwrap();
+    let h = o.last_hidden_state.to_vec_f32().unwrap();
+    let frames = cfg.frames(t).unwrap();
+    for b in 0..2 {
+        for k in 0..cfg.hidden {
+            let want: f32 = (0..frames)
+                .map(|f| h[(b * frames + f) * cfg.hidden + k])
+                .sum::<f32>()
+                / frames as f32;
+            let g = got[b * cfg.hidden + k];
+            assert!((g - want).abs() < 1e-4, "{g} vs {want}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,9 +19,25 @@ pub enum What {
     Ops(OpsArgs),
     /// SFM encoder: training step (forward + backward + AdamW) and inference, images/s.
     Sfm(SfmArgs),
+    /// SeisLM encoder: training step (forward + backward + AdamW) on 3×3001 waveforms.
+    Seislm(SeislmArgs),
     /// Mel images of 3072 traces × 6000 samples (n_fft 448, hop 27, 224 mels); on the CPU a
     /// smaller batch, against one thread.
     Mel(MelArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SeislmArgs {
+    /// seislm-tiny, seislm-base or seislm-large.
+    #[arg(long, default_value = "seislm-base")]
+    pub preset: String,
+    /// Batch (default 64 on a GPU as REFERENCE.md's baselines, 2 on the CPU).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long, default_value_t = 3001)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -61,6 +77,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     match args.what {
         What::Ops(a) => bench_ops(&device, a),
         What::Sfm(a) => bench_sfm(&device, a),
+        What::Seislm(a) => bench_seislm(&device, a),
         What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
     }
 }
@@ -189,5 +206,46 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         bi as f64 / secs
     );
     println!("bf16: the model path runs in fp32 only so far (bf16 is done per op); not measured");
+    Ok(())
+}
+
+fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
+    use crate::models::seislm::{Seislm, SeislmConfig};
+    use crate::nn::Parameters;
+    let cfg = SeislmConfig::preset(&a.preset)?;
+    let Some(frames) = cfg.frames(a.samples) else {
+        anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
+    };
+    let mut model = Seislm::new(cfg.clone(), 0)?;
+    model.to_device(d)?;
+    let b = a.batch.unwrap_or(if d.is_cuda() { 64 } else { 2 });
+    println!(
+        "{} ({:.1}M parameters) on {}, fp32, batch {b} × 3 × {}",
+        a.preset,
+        model.num_params()? as f64 / 1e6,
+        d.name(),
+        a.samples
+    );
+    let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
+        lr: 1e-4,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    });
+    let wave = random(&[b, 3, a.samples], d, DType::F32)?;
+    let up = random(&[b, frames, cfg.hidden], d, DType::F32)?;
+    let secs = time_it(d, a.iters, || {
+        let (_, cache) = model.forward(&wave, None)?;
+        model.zero_grad()?;
+        model.backward(&cache, &up, None, false)?;
+        opt.step(&mut model, 1e-4)?;
+        Ok(())
+    })?;
+    println!(
+        "train step: {:.1} ms, {:.2} waveforms/s",
+        secs * 1e3,
+        b as f64 / secs
+    );
     Ok(())
 }

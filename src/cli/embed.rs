@@ -1,4 +1,5 @@
-//! `seisfuse embed`: encoder features for a batch of images (.npy), on the CPU or a GPU.
+//! `seisfuse embed`: encoder features for a batch of images or waveforms (.npy), on the CPU
+//! or a GPU.
 
 use crate::backend::{select, DeviceRequest};
 use crate::models::sfm::{normalize_images, Vit, VitConfig};
@@ -23,7 +24,8 @@ pub enum Pool {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// sfm-tiny, sfm-base or sfm-large.
+    /// sfm-tiny, sfm-base, sfm-large (images) or seislm-tiny, seislm-base, seislm-large
+    /// (waveforms N×3×T, normalised per trace: demean + per-channel std).
     #[arg(long, default_value = "sfm-base")]
     pub model: String,
     /// Encoder weights (safetensors with timm names, e.g. from tools/convert_checkpoint.py).
@@ -56,11 +58,14 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     if a.out.exists() && !a.force {
         bail!("{} exists; pass --force to overwrite it", a.out.display());
     }
-    if !a.model.starts_with("sfm-") {
-        bail!("embed supports the SFM image encoders (sfm-tiny, sfm-base, sfm-large) so far; found --model {}", a.model);
-    }
     if a.batch == 0 {
         bail!("--batch must be at least 1");
+    }
+    if a.model.starts_with("seislm-") {
+        return run_seislm(req, &a);
+    }
+    if !a.model.starts_with("sfm-") {
+        bail!("unknown --model {}: expected sfm-tiny, sfm-base, sfm-large, seislm-tiny, seislm-base or seislm-large", a.model);
     }
     let images = crate::data::npy::read_f32_tensor(&a.input)?;
     let (n, h, w) = match images.shape[..] {
@@ -137,6 +142,116 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         "{}: {} features {:?} from {} on {}",
         a.out.display(),
         format!("{:?}", a.pool).to_lowercase(),
+        shape,
+        a.model,
+        device.name()
+    );
+    Ok(())
+}
+
+/// Waveforms [N, 3, T] → SeisLM features: the cls-free encoders pool by the mean over frames
+/// (`--pool cls` is refused), or keep every frame (`--pool tokens`).
+fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
+    use crate::models::seislm::{Seislm, SeislmConfig};
+    if a.pool == Pool::Cls {
+        bail!("SeisLM has no cls token: use --pool mean or --pool tokens");
+    }
+    let waves = crate::data::npy::read_f32_tensor(&a.input)?;
+    let [n, c, t] = waves.shape[..] else {
+        bail!(
+            "{}: expected waveforms of shape N×3×T, found {:?}",
+            a.input.display(),
+            waves.shape
+        );
+    };
+    let cfg = SeislmConfig::preset(&a.model)?;
+    if c != cfg.in_chans {
+        bail!(
+            "{}: {} expects {} components (Z, N, E), found {c}",
+            a.input.display(),
+            a.model,
+            cfg.in_chans
+        );
+    }
+    let Some(frames) = cfg.frames(t) else {
+        bail!(
+            "{}: {t} samples are too few for {}",
+            a.input.display(),
+            a.model
+        );
+    };
+    let device = select(req)?;
+    let mut model = Seislm::new(cfg.clone(), 0)?;
+    match (&a.weights, a.random_init) {
+        (Some(path), _) => {
+            // SeisLM Lightning checkpoints keep the encoder under `model.wav2vec2.`; plain HF
+            // files have no prefix. Use whichever the file holds.
+            let file = SafetensorsFile::open(path)?;
+            let prefix = ["model.wav2vec2.", "wav2vec2."]
+                .into_iter()
+                .find(|p| file.names().iter().any(|n| n.starts_with(p)));
+            let report = weights::load_from_file(
+                &mut model,
+                &file,
+                &LoadOptions {
+                    strict: a.strict,
+                    strip_prefix: prefix.map(String::from),
+                    ignore: vec![],
+                },
+            )?;
+            for p in report.problems() {
+                eprintln!("warning: {p}");
+            }
+            eprintln!(
+                "loaded {} tensors from {}",
+                report.loaded.len(),
+                path.display()
+            );
+        }
+        (None, true) => {
+            eprintln!("warning: random weights (--random-init): the features mean nothing")
+        }
+        (None, false) => bail!(
+            "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
+        ),
+    }
+    model.to_device(&device)?;
+    let mut data = waves.to_vec_f32()?;
+    for ch in data.chunks_mut(t) {
+        crate::data::transforms::zscore_in_place(ch, 1e-6);
+    }
+    let hdim = cfg.hidden;
+    let mut out = Vec::new();
+    for start in (0..n).step_by(a.batch) {
+        let b = a.batch.min(n - start);
+        let x = Tensor::from_f32(
+            &[b, c, t],
+            data[start * c * t..(start + b) * c * t].to_vec(),
+        )?
+        .to_device(&device)?;
+        let (o, _) = model.forward(&x, None)?;
+        let h = o.last_hidden_state;
+        let feats = match a.pool {
+            Pool::Tokens => h,
+            _ => {
+                let ones = Tensor::from_f32(&[1, frames], vec![1.0 / frames as f32; frames])?
+                    .to_device(&device)?;
+                ops::matmul(&ones, &h, false, false, None)?
+            }
+        };
+        out.extend(feats.to_vec_f32()?);
+    }
+    let shape = if a.pool == Pool::Tokens {
+        vec![n, frames, hdim]
+    } else {
+        vec![n, hdim]
+    };
+    crate::data::npy::write(&a.out, &shape, &out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "{}: {:?} features {:?} from {} on {}",
+        a.out.display(),
+        a.pool,
         shape,
         a.model,
         device.name()

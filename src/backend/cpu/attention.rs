@@ -75,20 +75,29 @@ fn scatter(
     }
 }
 
+/// C = op(A) · op(B) for dense row-major blocks (the gemm crate, on this thread).
+fn mm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) {
+    let s = super::matmul::MatmulShape {
+        batch: 1,
+        m,
+        n,
+        k,
+        ta,
+        tb,
+        a_stride: 0,
+        b_stride: 0,
+    };
+    super::matmul::matmul(c, a, b, None, &s, false);
+}
+
 /// Probabilities P [Nq, Nk] of one head and the per-query log-sum-exp.
 fn probs(q: &[f32], k: &[f32], s: &AttnShape) -> (Vec<f32>, Vec<f32>) {
     let (nq, nk, d) = (s.seq_q, s.seq_k, s.head_dim);
     let mut p = vec![0.0f32; nq * nk];
+    mm(&mut p, q, k, nq, nk, d, false, true);
     let mut lse = vec![0.0f32; nq];
-    for i in 0..nq {
-        let row = &mut p[i * nk..(i + 1) * nk];
-        for j in 0..nk {
-            let mut acc = 0.0f32;
-            for t in 0..d {
-                acc += q[i * d + t] * k[j * d + t];
-            }
-            row[j] = acc * s.scale;
-        }
+    for (row, l) in p.chunks_mut(nk).zip(lse.iter_mut()) {
+        row.iter_mut().for_each(|v| *v *= s.scale);
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let mut sum = 0.0f64;
         for v in row.iter_mut() {
@@ -97,7 +106,7 @@ fn probs(q: &[f32], k: &[f32], s: &AttnShape) -> (Vec<f32>, Vec<f32>) {
         }
         let inv = (1.0 / sum) as f32;
         row.iter_mut().for_each(|v| *v *= inv);
-        lse[i] = m + (sum as f32).ln();
+        *l = m + (sum as f32).ln();
     }
     (p, lse)
 }
@@ -123,14 +132,7 @@ pub fn attention_forward(
             );
             let (p, l) = probs(&qh, &kh, s);
             let mut out = vec![0.0f32; nq * d];
-            for i in 0..nq {
-                for j in 0..nk {
-                    let pij = p[i * nk + j];
-                    for t in 0..d {
-                        out[i * d + t] += pij * vh[j * d + t];
-                    }
-                }
-            }
+            mm(&mut out, &p, &vh, nq, d, nk, false, false);
             (out, l)
         })
         .collect();
@@ -174,28 +176,23 @@ pub fn attention_backward(
             );
             let doh = gather(dout, s, ol, nq, b, h);
             let (p, _) = probs(&qh, &kh, s);
+            // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+            let mut ds = vec![0.0f32; nq * nk];
+            mm(&mut ds, &doh, &vh, nq, nk, d, false, true);
+            for (dr, pr) in ds.chunks_mut(nk).zip(p.chunks(nk)) {
+                let di: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
+                for (x, &pv) in dr.iter_mut().zip(pr) {
+                    *x = pv * (*x - di) * s.scale;
+                }
+            }
             let (mut dq, mut dk, mut dv) = (
                 vec![0.0f32; nq * d],
                 vec![0.0f32; nk * d],
                 vec![0.0f32; nk * d],
             );
-            for i in 0..nq {
-                // dP_ij = dO_i · v_j ; dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij)
-                let mut dp = vec![0.0f32; nk];
-                for (j, dpj) in dp.iter_mut().enumerate() {
-                    *dpj = (0..d).map(|t| doh[i * d + t] * vh[j * d + t]).sum();
-                }
-                let di: f32 = (0..nk).map(|j| p[i * nk + j] * dp[j]).sum();
-                for j in 0..nk {
-                    let pij = p[i * nk + j];
-                    let ds = pij * (dp[j] - di) * s.scale;
-                    for t in 0..d {
-                        dq[i * d + t] += ds * kh[j * d + t];
-                        dk[j * d + t] += ds * qh[i * d + t];
-                        dv[j * d + t] += pij * doh[i * d + t];
-                    }
-                }
-            }
+            mm(&mut dq, &ds, &kh, nq, d, nk, false, false);
+            mm(&mut dk, &ds, &qh, nk, d, nq, true, false);
+            mm(&mut dv, &p, &doh, nk, d, nq, true, false);
             (dq, dk, dv)
         })
         .collect();
