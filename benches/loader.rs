@@ -142,34 +142,37 @@ fn cpu_normalised(_: &mut Criterion) {
     let mut cfg = LoaderConfig::new(BATCH);
     cfg.workers = workers();
     cfg.drop_last = true;
-    let l = Loader::new(NpyDataset::open(&p).expect("open"), cfg)
-        .expect("loader")
-        .with_transform(ZScore::default())
-        .expect("zscore");
-    for b in l.epoch(0) {
-        l.recycle(b.expect("batch"));
-    }
-    let (Some(c0), t0) = (cpu_seconds(), std::time::Instant::now()) else {
-        return;
-    };
-    let mut n = 0usize;
-    let mut epoch = 1;
-    while t0.elapsed().as_secs_f64() < 5.0 {
-        for b in l.epoch(epoch) {
-            let b = b.expect("batch");
-            n += b.indices.len();
-            l.recycle(b);
+    for zscore in [true, false] {
+        let mut l = Loader::new(NpyDataset::open(&p).expect("open"), cfg.clone()).expect("loader");
+        if zscore {
+            l = l.with_transform(ZScore::default()).expect("zscore");
         }
-        epoch += 1;
+        for b in l.epoch(0) {
+            l.recycle(b.expect("batch"));
+        }
+        let (Some(c0), t0) = (cpu_seconds(), std::time::Instant::now()) else {
+            return;
+        };
+        let mut n = 0usize;
+        let mut epoch = 1;
+        while t0.elapsed().as_secs_f64() < 5.0 {
+            for b in l.epoch(epoch) {
+                let b = b.expect("batch");
+                n += b.indices.len();
+                l.recycle(b);
+            }
+            epoch += 1;
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds().unwrap_or(c0) - c0;
+        println!(
+            "images_224x224_{}_b64 (manual): {n} images in {wall:.2} s wall = {:.0} images/s; \
+             {cpu:.2} CPU-s = {:.0} images per CPU-second",
+            if zscore { "zscore" } else { "raw" },
+            n as f64 / wall,
+            n as f64 / cpu.max(1e-9)
+        );
     }
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds().unwrap_or(c0) - c0;
-    println!(
-        "images_224x224_zscore_b64 (manual): {n} images in {wall:.2} s wall = {:.0} images/s; \
-         {cpu:.2} CPU-s = {:.0} images per CPU-second",
-        n as f64 / wall,
-        n as f64 / cpu.max(1e-9)
-    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

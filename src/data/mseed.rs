@@ -58,18 +58,30 @@ fn rate(factor: i16, mult: i16) -> f64 {
     }
 }
 
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
 /// Sign-extends the low `bits` bits of `v`.
 fn sext(v: u32, bits: u32) -> i32 {
     let s = 32 - bits;
     ((v << s) as i32) >> s
 }
 
-/// Decodes Steim-1 (`level` 1) or Steim-2 (2) frames into `n` samples.
-pub fn decode_steim(data: &[u8], n: usize, level: u8, name: &str) -> Result<Vec<f64>> {
+/// Decodes Steim-1 (`level` 1) or Steim-2 (2) frames into `n` samples. The standard says
+/// big-endian words; some dataloggers write little-endian ones and flag it in blockette 1000,
+/// which libmseed honours, so `big_endian` comes from there.
+pub fn decode_steim(
+    data: &[u8],
+    n: usize,
+    level: u8,
+    big_endian: bool,
+    name: &str,
+) -> Result<Vec<f64>> {
+    let be32 = |b: &[u8]| {
+        let a = [b[0], b[1], b[2], b[3]];
+        if big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
     let mut diffs: Vec<i32> = Vec::with_capacity(n + 8);
     let (mut x0, mut xn) = (None, 0i32);
     for (fi, frame) in data.chunks_exact(64).enumerate() {
@@ -87,14 +99,22 @@ pub fn decode_steim(data: &[u8], n: usize, level: u8, name: &str) -> Result<Vec<
             }
             match (level, code) {
                 (_, 0) => {}
+                // Byte differences are in memory order whatever the word order (as libmseed
+                // reads them); half-words are each in the word order.
                 (_, 1) => {
                     for k in 0..4 {
-                        diffs.push((word >> (24 - 8 * k)) as u8 as i8 as i32);
+                        diffs.push(frame[4 * w + k] as i8 as i32);
                     }
                 }
                 (1, 2) => {
-                    diffs.push((word >> 16) as u16 as i16 as i32);
-                    diffs.push(word as u16 as i16 as i32);
+                    for k in 0..2 {
+                        let h = [frame[4 * w + 2 * k], frame[4 * w + 2 * k + 1]];
+                        diffs.push(if big_endian {
+                            i16::from_be_bytes(h)
+                        } else {
+                            i16::from_le_bytes(h)
+                        } as i32);
+                    }
                 }
                 (1, 3) => diffs.push(word as i32),
                 (2, 2) => match word >> 30 {
@@ -163,12 +183,58 @@ pub fn decode_steim(data: &[u8], n: usize, level: u8, name: &str) -> Result<Vec<
     Ok(out)
 }
 
-/// Parses all records of a miniSEED 2 byte stream.
-pub fn parse_records(bytes: &[u8], name: &str) -> Result<Vec<Record>> {
+/// Whether `b` starts with a plausible data-record header (sequence number, D/R/Q/M, a start
+/// date that makes sense in either byte order).
+fn looks_like_data_header(b: &[u8]) -> bool {
+    if b.len() < 48 {
+        return false;
+    }
+    let seq = b[..6]
+        .iter()
+        .all(|c| c.is_ascii_digit() || *c == b' ' || *c == 0);
+    let date = |le: bool| {
+        let r = |o: usize| {
+            if le {
+                u16::from_le_bytes([b[o], b[o + 1]])
+            } else {
+                u16::from_be_bytes([b[o], b[o + 1]])
+            }
+        };
+        (1900..=2100).contains(&r(20)) && (1..=366).contains(&r(22))
+    };
+    seq && matches!(b[6], b'D' | b'R' | b'Q' | b'M') && (date(false) || date(true))
+}
+
+/// Whether `b` starts a SEED control header (V, A, S, T) or a blank "noise" record.
+fn looks_like_control_or_noise(b: &[u8]) -> bool {
+    b.len() >= 8
+        && b[..6]
+            .iter()
+            .all(|c| c.is_ascii_digit() || *c == b' ' || *c == 0)
+        && matches!(b[6], b'V' | b'A' | b'S' | b'T' | b' ')
+        && matches!(b[7], b' ' | b'*')
+}
+
+/// Parses all records of a miniSEED 2 byte stream. SEED control headers (full SEED volumes)
+/// and blank noise records are skipped, in 128-byte steps up to the next data record; the
+/// number of skipped bytes is returned beside the records. Anything else that is not a
+/// record is an error.
+pub fn parse_records(bytes: &[u8], name: &str) -> Result<(Vec<Record>, usize)> {
     let mut out = Vec::new();
     let mut off = 0;
+    let mut skipped = 0;
     while off < bytes.len() {
         let rest = &bytes[off..];
+        if looks_like_control_or_noise(rest) {
+            let mut next = (off / 128 + 1) * 128;
+            while next < bytes.len() && !looks_like_data_header(&bytes[next..]) {
+                next += 128;
+            }
+            let next = next.min(bytes.len());
+            skipped += next - off;
+            off = next;
+            continue;
+        }
         if rest.len() < 48 {
             bail!(
                 "{name}: truncated record at byte {off} ({} bytes left, a header needs 48)",
@@ -233,7 +299,8 @@ pub fn parse_records(bytes: &[u8], name: &str) -> Result<Vec<Record>> {
                     bail!("{name}: truncated blockette 1000 at byte {}", off + boff);
                 }
                 encoding = Some(rest[boff + 4]);
-                word_be = rest[boff + 5] == 1;
+                // 0 is little-endian; 1, and anything invalid, big-endian (the standard's order).
+                word_be = rest[boff + 5] != 0;
                 let exp = rest[boff + 6];
                 if !(7..=20).contains(&exp) {
                     bail!("{name}: record length 2^{exp} in blockette 1000 at byte {} is not supported", off + boff);
@@ -256,11 +323,15 @@ pub fn parse_records(bytes: &[u8], name: &str) -> Result<Vec<Record>> {
                 rest.len()
             );
         }
-        if data_off < 48 || data_off > reclen {
+        if nsamp > 0 && (data_off < 48 || data_off > reclen) {
             bail!("{name}: record at byte {off}: data offset {data_off} is outside the record of {reclen} bytes");
         }
         let rec_name = format!("{name} (record at byte {off})");
-        let data = &rest[data_off..reclen];
+        let data = if nsamp == 0 {
+            &rest[..0]
+        } else {
+            &rest[data_off..reclen]
+        };
         let need = |size: usize| -> Result<()> {
             if nsamp * size > data.len() {
                 bail!(
@@ -309,8 +380,8 @@ pub fn parse_records(bytes: &[u8], name: &str) -> Result<Vec<Record>> {
                     })
                     .collect()
             }
-            10 => decode_steim(data, nsamp, 1, &rec_name)?,
-            11 => decode_steim(data, nsamp, 2, &rec_name)?,
+            10 => decode_steim(data, nsamp, 1, word_be, &rec_name)?,
+            11 => decode_steim(data, nsamp, 2, word_be, &rec_name)?,
             e => bail!("{rec_name}: data encoding {e} is not supported (1 int16, 3 int32, 4 float32, 5 float64, 10 Steim-1, 11 Steim-2)"),
         };
         if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
@@ -332,13 +403,16 @@ pub fn parse_records(bytes: &[u8], name: &str) -> Result<Vec<Record>> {
         });
         off += reclen;
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// A miniSEED file: its records merged into segments per channel.
+#[derive(Debug)]
 pub struct MseedFile {
     pub path: PathBuf,
     pub records: Vec<Record>,
+    /// Bytes of SEED control headers and noise records that were skipped.
+    pub skipped_bytes: usize,
 }
 
 impl MseedFile {
@@ -351,8 +425,15 @@ impl MseedFile {
         if mmap.is_empty() {
             bail!("{name}: empty file");
         }
-        let records = parse_records(&mmap, &name)?;
-        Ok(MseedFile { path, records })
+        let (records, skipped_bytes) = parse_records(&mmap, &name)?;
+        if records.is_empty() {
+            bail!("{name}: holds no miniSEED data records ({skipped_bytes} bytes of control headers or noise records)");
+        }
+        Ok(MseedFile {
+            path,
+            records,
+            skipped_bytes,
+        })
     }
 
     /// Contiguous segments per channel: records sorted by time are joined when the next starts
