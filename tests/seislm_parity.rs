@@ -12,10 +12,9 @@ use seisfuse::weights::safetensors_io::SafetensorsFile;
 use seisfuse::weights::{load_into_with, LoadOptions};
 use seisfuse::{Device, Tensor};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/wav2vec2_tiny.safetensors"
-);
+fn fixture_path() -> std::path::PathBuf {
+    common::fixtures_dir().join("wav2vec2_tiny.safetensors")
+}
 
 /// The fixture's config (see its metadata): HF creates no masked_spec_embed without masking.
 fn tiny_hf() -> SeislmConfig {
@@ -64,9 +63,9 @@ fn seislm_matches_hf_wav2vec2_forward_and_backward() {
             strip_prefix: Some("param.".into()),
             ignore: vec![],
         };
-        let report = load_into_with(&mut model, FIXTURE, &opts).unwrap();
+        let report = load_into_with(&mut model, &fixture_path(), &opts).unwrap();
         assert!(report.is_exact(), "{:?}", report.problems());
-        let f = SafetensorsFile::open(FIXTURE).unwrap();
+        let f = SafetensorsFile::open(&fixture_path()).unwrap();
         model.to_device(&dev).unwrap();
         let wave = f
             .tensor("input.waveforms")

@@ -11,8 +11,6 @@ use seisfuse::weights::safetensors_io::SafetensorsFile;
 use seisfuse::weights::{load_into_with, LoadOptions};
 use seisfuse::{Device, Tensor};
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
 fn tiny() -> VitConfig {
     VitConfig {
         img_h: 40,
@@ -28,7 +26,7 @@ fn tiny() -> VitConfig {
 }
 
 fn load(model: &mut dyn Parameters, file: &str) -> SafetensorsFile {
-    let path = format!("{DIR}/{file}");
+    let path = common::fixtures_dir().join(file);
     let opts = LoadOptions {
         strict: true,
         strip_prefix: Some("param.".into()),

@@ -37,7 +37,7 @@ pub enum Command {
     Weights(weights::Args),
     /// Waveforms (N×C×T .npy) → mel-spectrogram images (N×C×H×W .npy), optional PNGs.
     Mel(mel::Args),
-    /// Encoder features of images (.npy) with an SFM encoder: cls, mean-pooled or all tokens.
+    /// Encoder features of images (SFM) or waveforms (SeisLM) from .npy: pooled or all tokens.
     Embed(embed::Args),
     /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
     Synth(synth::Args),

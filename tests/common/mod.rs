@@ -95,9 +95,7 @@ pub fn to_bf16(t: &Tensor) -> Tensor {
 
 /// A mel fixture (`tests/fixtures/mel_{name}.npy`) as (shape, values).
 pub fn fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(format!("mel_{name}.npy"));
+    let p = fixtures_dir().join(format!("mel_{name}.npy"));
     seisfuse::dsp::npy_min::read_f32(&p)
         .unwrap_or_else(|e| panic!("{e:#} (regenerate with tools/make_mel_fixtures.py)"))
 }
@@ -122,4 +120,15 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel_l2: f64, max_abs:
         r <= rel_l2 && m <= max_abs,
         "{what}: rel L2 {r:.3e} (limit {rel_l2:.0e}), max abs {m:.3e} (limit {max_abs:.0e})"
     );
+}
+
+/// tests/fixtures of the source tree, or of the current folder when the tests run from a copy
+/// of the repository on another machine (scripts/gpu-run.sh runs them from the repository root).
+pub fn fixtures_dir() -> PathBuf {
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("tests/fixtures")
+    }
 }
