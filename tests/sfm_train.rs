@@ -1,28 +1,20 @@
-//! MAE pretraining of `sfm-tiny` on synthetic layered sections: the masked loss falls clearly.
+//! MAE pretraining of `sfm-tiny` on the data layer's synthetic sections: the masked loss falls
+//! clearly.
 
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
 use seisfuse::nn::Parameters;
 use seisfuse::ops::AdamWConfig;
 use seisfuse::train::{AdamW, Schedule};
+use seisfuse::data::synth::images::{generate, ImageConfig};
 use seisfuse::Tensor;
 
-/// Dipping layered sections with a fault, z-scored per image: structure an MAE can learn.
+/// Synthetic sections from the data layer's generator (layers, folds, faults, salt), z-scored
+/// per image as SFM does.
 fn sections(batch: usize, size: usize, seed: u64) -> Tensor {
-    let mut s = seisfuse::backend::cpu::philox::PhiloxStream::new(seed, 0, 1);
+    let cfg = ImageConfig::new(size, size);
     let mut v = Vec::with_capacity(batch * size * size);
-    for _ in 0..batch {
-        let dip = (s.next_f32() - 0.5) * 0.6;
-        let freq = 0.25 + 0.35 * s.next_f32();
-        let phase = s.next_f32() * std::f32::consts::TAU;
-        let fault = (size as f32 * (0.3 + 0.4 * s.next_f32())) as usize;
-        let throw = 2.0 + 6.0 * s.next_f32();
-        for y in 0..size {
-            for x in 0..size {
-                let shift = if x > fault { throw } else { 0.0 };
-                let t = y as f32 + dip * x as f32 + shift;
-                v.push((t * freq + phase).sin() * (0.6 + 0.4 * (t * 0.05).cos()));
-            }
-        }
+    for i in 0..batch {
+        v.extend(generate(&cfg, 100 + seed, i as u64).clean);
     }
     let mut t = Tensor::from_f32(&[batch, 1, size, size], v).unwrap();
     seisfuse::models::sfm::normalize_images(t.f32s_mut().unwrap(), size * size);
