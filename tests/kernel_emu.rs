@@ -1,4 +1,4 @@
-//! Runs tools/cuda_emu: the matmul, attention and SFM-head kernels executed on the CPU under a
+//! Runs tools/cuda_emu: the engine, matmul, attention and SFM-head kernels executed on the CPU under a
 //! small emulation of the CUDA execution model and compared with double loops. It checks kernel
 //! logic where there is no GPU; skipped (with a printed line) without g++ for C++20.
 
