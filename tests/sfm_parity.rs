@@ -155,3 +155,20 @@ fn mae_matches_reference_forward_and_backward() {
         }
     }
 }
+
+#[test]
+fn vit_runs_in_bf16_for_inference() {
+    for dev in devices("vit bf16") {
+        let mut vit = Vit::new(tiny(), 0).unwrap();
+        let f = load(&mut vit, "vit_tiny.safetensors");
+        vit.to_device(&dev).unwrap();
+        let img = f.tensor("input.images").unwrap().to_device(&dev).unwrap();
+        let (want, _) = vit.forward(&img, None).unwrap();
+        vit.cast_values(seisfuse::DType::BF16).unwrap();
+        let (got, _) = vit
+            .forward(&img.to_dtype(seisfuse::DType::BF16).unwrap(), None)
+            .unwrap();
+        assert_eq!(got.dtype, seisfuse::DType::BF16);
+        assert_close("bf16 tokens", &got, &want, 2e-2);
+    }
+}

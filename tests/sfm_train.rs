@@ -1,11 +1,11 @@
 //! MAE pretraining of `sfm-tiny` on the data layer's synthetic sections: the masked loss falls
 //! clearly.
 
+use seisfuse::data::synth::images::{generate, ImageConfig};
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
 use seisfuse::nn::Parameters;
 use seisfuse::ops::AdamWConfig;
 use seisfuse::train::{AdamW, Schedule};
-use seisfuse::data::synth::images::{generate, ImageConfig};
 use seisfuse::Tensor;
 
 /// Synthetic sections from the data layer's generator (layers, folds, faults, salt), z-scored

@@ -154,10 +154,13 @@ impl Vit {
         let c = self.cfg.dim;
         let (tokens, patch) = self.patch_embed.forward(img)?;
         // tokens + pos[1:], then gather (cls + pos[0] as the fill row)
-        let pos = self.pos_embed.value.to_vec_f32()?;
+        // pos[1:] for the patches and pos[0] for the cls row, sliced on the device
         let dev = self.device();
-        let pos_patches = Tensor::from_f32(&[n * c], pos[c..].to_vec())?.to_device(&dev)?;
-        let pos_cls = Tensor::from_f32(&[c], pos[..c].to_vec())?.to_device(&dev)?;
+        let pe = &self.pos_embed.value;
+        let rows = |r: Vec<i32>| Tensor::from_i32(&[1, r.len()], r)?.to_device(&dev);
+        let pos_patches =
+            ops::gather_rows(pe, &rows((1..=n as i32).collect())?, None)?.reshape(&[n * c])?;
+        let pos_cls = ops::gather_rows(pe, &rows(vec![0])?, None)?.reshape(&[c])?;
         let tokens =
             ops::bias_add(&tokens.reshape(&[b, n * c])?, &pos_patches)?.reshape(&[b, n, c])?;
         let fill = ops::add(&self.cls_token.value.try_clone()?.reshape(&[c])?, &pos_cls)?;

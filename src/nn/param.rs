@@ -79,4 +79,12 @@ pub trait Parameters {
     fn to_device(&mut self, d: &Device) -> Result<()> {
         self.visit("", &mut |_, p| p.to_device(d))
     }
+    /// Stores every value as `dtype` (bf16 for inference: forward passes then run in bf16 with
+    /// fp32 accumulation). Gradients stay fp32, so a bf16 model is for inference only.
+    fn cast_values(&mut self, dtype: crate::tensor::DType) -> Result<()> {
+        self.visit("", &mut |_, p| {
+            p.value = crate::ops::cast(&p.value, dtype)?;
+            Ok(())
+        })
+    }
 }
