@@ -3,5 +3,6 @@
 pub mod mae;
 pub mod pos_embed;
 pub mod seislm;
+pub mod seislm_heads;
 pub mod sfm;
 pub mod sfm_heads;
