@@ -74,7 +74,7 @@ fn picking_head_learns_p_and_s_onsets() {
         distance_km: (5.0, 40.0),
         ..WaveformConfig::new(SAMPLES)
     };
-    let traces: Vec<WaveformSample> = (0..24).map(|i| generate(&cfg, 7, i)).collect();
+    let traces: Vec<WaveformSample> = (0..16).map(|i| generate(&cfg, 7, i)).collect();
     let (wave, hidden) = encode(&traces);
     let b = traces.len();
     let targets: Vec<f32> = traces
@@ -98,7 +98,7 @@ fn picking_head_learns_p_and_s_onsets() {
     };
     let (first, _) = eval_loss(&mut head);
     let mut opt = adamw(1e-2);
-    for step in 0..60 {
+    for step in 0..40 {
         head.step = step;
         let (logits, cache) = head.forward(&hidden, &wave).unwrap();
         let (l, dl) = pick_loss(&logits, &targets).unwrap();
