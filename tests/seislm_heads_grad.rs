@@ -166,12 +166,14 @@ fn heads_reject_mismatched_inputs() {
     let mut head = PhasePickHead::new(HeadConfig::picking(4, 3), 5).unwrap();
     let e = head
         .forward(&rand_tensor(&[2, 5, 6], 1), &rand_tensor(&[2, 3, 20], 2))
-        .err().expect("an error")
+        .err()
+        .expect("an error")
         .to_string();
     assert!(e.contains("hidden size 4"), "{e}");
     let e = head
         .forward(&rand_tensor(&[2, 5, 4], 1), &rand_tensor(&[1, 3, 20], 2))
-        .err().expect("an error")
+        .err()
+        .expect("an error")
         .to_string();
     assert!(e.contains("do not match"), "{e}");
 }
