@@ -203,3 +203,39 @@ fn pick_reports_bad_input_clearly() {
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("trace,phase,sample,time_s,probability"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn pick_reads_three_component_miniseed() {
+    let dir = tmpdir("mseed");
+    let mut model = SeislmPicker::new("seislm-tiny", 8, 3).unwrap();
+    let w = dir.join("picker.safetensors");
+    seisfuse::weights::save_from(&mut model, &w, false).unwrap();
+    let ms = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mseed/steim1_zne.mseed");
+    let tc = seisfuse::data::mseed::MseedFile::open(&ms)
+        .unwrap()
+        .three_components()
+        .unwrap();
+    let probs = dir.join("probs.npy");
+    let o = pick(&["--probs", probs.to_str().unwrap()], Some(&w), &ms);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("trace,phase,sample,time_s,probability"));
+    let got = seisfuse::data::npy::read_f32_tensor(&probs).unwrap();
+    assert_eq!(got.shape, vec![1, 3, tc.samples]);
+    let t = tc.samples;
+    let mut norm = tc.data.clone();
+    for ch in norm.chunks_mut(t) {
+        zscore_in_place(ch, 1e-6);
+    }
+    let want = model
+        .probabilities(&Tensor::from_f32(&[1, 3, t], norm).unwrap())
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let g = got.to_vec_f32().unwrap();
+    for s in (0..t).step_by(37) {
+        for c in 0..3 {
+            assert!((g[c * t + s] - want[s * 3 + c]).abs() < 1e-5);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
