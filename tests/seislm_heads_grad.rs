@@ -5,7 +5,10 @@
 
 mod common;
 use common::*;
-use seisfuse::models::seislm_heads::{class_loss, pick_loss, EventHead, HeadConfig, PhasePickHead};
+use seisfuse::models::seislm::{Seislm, SeislmConfig};
+use seisfuse::models::seislm_heads::{
+    class_loss, pick_loss, EventHead, HeadConfig, PhasePickHead, SeislmPicker,
+};
 use seisfuse::nn::Parameters;
 use seisfuse::Tensor;
 
@@ -176,4 +179,68 @@ fn heads_reject_mismatched_inputs() {
         .expect("an error")
         .to_string();
     assert!(e.contains("do not match"), "{e}");
+}
+
+#[test]
+fn picker_gradients_reach_the_encoder() {
+    // A micro encoder (23 samples → 5 frames of 8) under the picking head: the hidden-state
+    // gradient from the head drives the encoder's backward pass (end-to-end fine-tuning).
+    let cfg = SeislmConfig {
+        in_chans: 3,
+        conv_layers: vec![(4, 3, 2), (6, 3, 2)],
+        hidden: 8,
+        layers: 1,
+        heads: 2,
+        ffn: 12,
+        pos_kernel: 4,
+        pos_groups: 2,
+        eps: 1e-5,
+        masked_spec_embed: false,
+    };
+    let mut m = SeislmPicker {
+        encoder: Seislm::new(cfg, 7).unwrap(),
+        head: PhasePickHead::new(HeadConfig::picking(8, 3), 5).unwrap(),
+    };
+    let (b, t) = (2usize, 23usize);
+    let wave = rand_tensor(&[b, 3, t], 1);
+    let targets = Tensor::from_f32(&[b, t, 3], soft_targets(b * t, 3)).unwrap();
+    let loss = |m: &mut SeislmPicker| -> f64 {
+        let (o, _) = m.encoder.forward(&wave, None).unwrap();
+        let (l, _) = m.head.forward(&o.last_hidden_state, &wave).unwrap();
+        pick_loss(&l, &targets).unwrap().0.loss as f64
+    };
+    let (o, ec) = m.encoder.forward(&wave, None).unwrap();
+    let (logits, hc) = m.head.forward(&o.last_hidden_state, &wave).unwrap();
+    m.zero_grad().unwrap();
+    let (_, dl) = pick_loss(&logits, &targets).unwrap();
+    let dh = m.head.backward(&hc, &dl).unwrap();
+    m.encoder.backward(&ec, &dh, None, false).unwrap();
+    for name in [
+        "feature_extractor.conv_layers.0.conv.weight",
+        "feature_projection.projection.weight",
+        "encoder.pos_conv_embed.conv.weight_v",
+        "encoder.layers.0.attention.q_proj.weight",
+        "encoder.layers.0.feed_forward.output_dense.bias",
+        "encoder.layer_norm.weight",
+        "pick_head.classifier.weight",
+    ] {
+        let g = grad_of(&mut m, name);
+        assert!(!g.is_empty(), "no parameter {name}");
+        let scale = g.iter().fold(SCALE_FLOOR, |a, &v| a.max(v.abs() as f64));
+        for i in (0..g.len()).step_by((g.len() / 4).max(1)).take(5) {
+            let x0 = poke(&mut m, name, i, 0.0);
+            poke(&mut m, name, i, x0 + H);
+            let lp = loss(&mut m);
+            poke(&mut m, name, i, x0 - H);
+            let lm = loss(&mut m);
+            poke(&mut m, name, i, x0);
+            let num = (lp - lm) / (2.0 * H as f64);
+            let err = (num - g[i] as f64).abs() / scale;
+            assert!(
+                err < TOL,
+                "{name}[{i}]: analytic {} vs numeric {num} ({err:.2e})",
+                g[i]
+            );
+        }
+    }
 }
