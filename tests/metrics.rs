@@ -111,3 +111,18 @@ fn onset_residuals_in_seconds() {
     assert!(onset_stats(&[1.0], &[], 100.0).is_err());
     assert!(onset_stats(&[1.0], &[1.0], 0.0).is_err());
 }
+
+#[test]
+fn seisbench_tasks_from_probabilities() {
+    // task 1: windows with events have lower noise minima (higher scores 0.9, 0.6 vs 0.5, 0.2)
+    let w: [&[f32]; 4] = [&[1.0, 0.1], &[0.8, 0.5], &[0.4, 0.9], &[0.8, 0.95]];
+    let events = [true, false, true, false];
+    close(detection_auc(&w, &events).unwrap(), 1.0);
+    // task 3: argmax onsets 1 and 2 against true 1 and 4 at 2 Hz → residuals 0 and −1 s
+    let p: [&[f32]; 2] = [&[0.1, 0.9, 0.2], &[0.0, 0.1, 0.8, 0.3, 0.2]];
+    let s = onset_stats_from_probs(&p, &[1.0, 4.0], 2.0).unwrap();
+    assert_eq!(s.residuals, vec![0.0, -1.0]);
+    close(s.rmse, 0.5f64.sqrt());
+    close(s.mae, 0.5);
+    assert!(onset_stats_from_probs(&[&[]], &[1.0], 2.0).is_err());
+}

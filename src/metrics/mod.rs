@@ -8,6 +8,6 @@ pub mod picking;
 
 pub use classification::{accuracy, confusion_matrix, mcc, mcc_binary, roc_auc};
 pub use picking::{
-    detection_score, onset_stats, phase_identification, phase_score, OnsetStats,
-    PhaseIdentification,
+    detection_auc, detection_score, onset_stats, onset_stats_from_probs, phase_identification,
+    phase_score, OnsetStats, PhaseIdentification,
 };

@@ -143,3 +143,27 @@ pub fn onset_stats(predicted: &[f64], truth: &[f64], sampling_rate: f64) -> Resu
         mae,
     })
 }
+
+/// Task 1 over windows: ROC AUC of [`detection_score`] of each window's noise probabilities,
+/// positives being the windows that hold an event.
+pub fn detection_auc(noise_probs: &[&[f32]], has_event: &[bool]) -> Result<f64> {
+    let scores: Vec<f64> = noise_probs.iter().map(|p| detection_score(p)).collect();
+    super::roc_auc(&scores, has_event)
+}
+
+/// Task 3 over windows of one phase: the predicted onset of each window is the sample of its
+/// highest probability ([`onset_sample`]); residuals against the true onset samples.
+pub fn onset_stats_from_probs(
+    phase_probs: &[&[f32]],
+    true_onsets: &[f64],
+    sampling_rate: f64,
+) -> Result<OnsetStats> {
+    let mut pred = Vec::with_capacity(phase_probs.len());
+    for (i, p) in phase_probs.iter().enumerate() {
+        match onset_sample(p) {
+            Some(s) => pred.push(s as f64),
+            None => bail!("onset residuals: window {i} has no samples"),
+        }
+    }
+    onset_stats(&pred, true_onsets, sampling_rate)
+}
