@@ -5,8 +5,8 @@
 
 use seisfuse::data::synth::waveforms::{generate, WaveformConfig, WaveformSample};
 use seisfuse::data::transforms::zscore_in_place;
-use seisfuse::metrics::accuracy;
 use seisfuse::metrics::picking::onset_sample;
+use seisfuse::metrics::{accuracy, onset_stats, onset_stats_from_probs};
 use seisfuse::models::seislm::{Seislm, SeislmConfig};
 use seisfuse::models::seislm_heads::{
     class_loss, pick_loss, pick_targets, EventHead, HeadConfig, PhasePickHead,
@@ -116,6 +116,28 @@ fn picking_head_learns_p_and_s_onsets() {
     println!(
         "picking loss {first:.4} → {last:.4}; P within 0.5 s: {p_acc:.2} (constant {p_const:.2}); S: {s_acc:.2} (constant {s_const:.2})"
     );
+    // SeisBench task 3 on the training windows: P onset residuals against those of the
+    // constant predictor.
+    let rows: Vec<Vec<f32>> = (0..b)
+        .map(|i| {
+            probs[i * SAMPLES * 3..(i + 1) * SAMPLES * 3]
+                .iter()
+                .step_by(3)
+                .copied()
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
+    let truth: Vec<f64> = p_truth.iter().map(|t| t.unwrap() as f64).collect();
+    let stats = onset_stats_from_probs(&refs, &truth, 100.0).unwrap();
+    let mut sorted = truth.clone();
+    sorted.sort_by(f64::total_cmp);
+    let constant = onset_stats(&vec![sorted[b / 2]; b], &truth, 100.0).unwrap();
+    println!(
+        "P onsets: RMSE {:.3} s, MAE {:.3} s (constant: RMSE {:.3} s, MAE {:.3} s)",
+        stats.rmse, stats.mae, constant.rmse, constant.mae
+    );
+    assert!(stats.mae < constant.mae);
     assert!(last < 0.5 * first, "loss {first} → {last}");
     assert!(p_acc > p_const, "P accuracy {p_acc} vs constant {p_const}");
     assert!(s_acc > s_const, "S accuracy {s_acc} vs constant {s_const}");
