@@ -216,7 +216,11 @@ fn pick_reads_three_component_miniseed() {
         .three_components()
         .unwrap();
     let probs = dir.join("probs.npy");
-    let o = pick(&["--probs", probs.to_str().unwrap()], Some(&w), &ms);
+    let o = pick(
+        &["--window", "0", "--probs", probs.to_str().unwrap()],
+        Some(&w),
+        &ms,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("trace,phase,sample,time_s,probability"));
     let got = seisfuse::data::npy::read_f32_tensor(&probs).unwrap();
@@ -237,5 +241,69 @@ fn pick_reads_three_component_miniseed() {
             assert!((g[c * t + s] - want[s * 3 + c]).abs() < 1e-5);
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn long_traces_are_cut_into_overlapping_windows() {
+    let dir = tmpdir("windows");
+    let mut model = SeislmPicker::new("seislm-tiny", 8, 3).unwrap();
+    let w = dir.join("picker.safetensors");
+    seisfuse::weights::save_from(&mut model, &w, false).unwrap();
+    let (n, t, len) = (2usize, 400usize, 200usize);
+    let raw = traces(n, t, 4);
+    let input = dir.join("traces.npy");
+    seisfuse::data::npy::write(&input, &[n, 3, t], &raw).unwrap();
+    let probs = dir.join("probs.npy");
+    let o = pick(
+        &[
+            "--window",
+            "200",
+            "--overlap",
+            "0.5",
+            "--batch",
+            "4",
+            "--probs",
+            probs.to_str().unwrap(),
+        ],
+        Some(&w),
+        &input,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("3 windows of 200 samples"));
+    let g = seisfuse::data::npy::read_f32_tensor(&probs)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    // windows [0, 200), [100, 300), [200, 400), each normalised alone; maximum per sample
+    let mut want = vec![f32::NEG_INFINITY; n * 3 * t];
+    for i in 0..n {
+        for s in [0usize, 100, 200] {
+            let mut x = Vec::new();
+            for c in 0..3 {
+                let off = (i * 3 + c) * t + s;
+                let mut ch = raw[off..off + len].to_vec();
+                zscore_in_place(&mut ch, 1e-6);
+                x.extend(ch);
+            }
+            let p = model
+                .probabilities(&Tensor::from_f32(&[1, 3, len], x).unwrap())
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+            for k in 0..len {
+                for c in 0..3 {
+                    let d = &mut want[(i * 3 + c) * t + s + k];
+                    *d = d.max(p[k * 3 + c]);
+                }
+            }
+        }
+    }
+    for (a, b) in g.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    let e =
+        String::from_utf8_lossy(&pick(&["--overlap", "1"], Some(&w), &input).stderr).to_string();
+    assert!(e.contains("--overlap"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,10 +3,12 @@
 //!
 //! Input: a float `.npy` of traces N×3×T (or one trace 3×T), components Z, N, E, or a miniSEED
 //! file (`.mseed`, `.miniseed`, `.ms`) with Z/N/E (or Z/1/2) channels, read as one trace over
-//! the components' common span (gaps zero-filled). Each trace is normalised as SeisLM does
-//! (per channel: remove the mean, divide by the standard deviation) and runs whole through the
-//! encoder and the head (attention is quadratic in length: cut long records into windows of
-//! ~30 s first).
+//! the components' common span (gaps zero-filled). Traces longer than `--window` samples (3001,
+//! SeisLM's 30 s at 100 Hz) are cut into windows overlapping by `--overlap` (half), the last
+//! one ending at the trace end; each window is normalised as SeisLM does (per channel: remove
+//! the mean, divide by the standard deviation) and runs through the encoder and the head; the
+//! windows' probabilities are combined by their maximum per sample (SeisBench's default
+//! stacking). `--window 0` runs every trace whole.
 //!
 //! Weights: one safetensors file holding the encoder under its HF names (no prefix) and the
 //! head under `pick_head.` (`pick_head.double_conv.{conv1.weight, bn1.{weight,bias,
@@ -63,7 +65,15 @@ pub struct Args {
     /// Also write the per-sample probabilities as .npy N×3×T (P, S, noise).
     #[arg(long)]
     pub probs: Option<PathBuf>,
-    /// Traces per forward pass.
+    /// Window length in samples (SeisLM: 3001); longer traces are cut into overlapping windows,
+    /// each normalised and run alone, their probabilities combined by the maximum per sample.
+    /// 0 runs every trace whole.
+    #[arg(long, default_value_t = 3001)]
+    pub window: usize,
+    /// Fraction of a window shared with the next one, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
+    /// Windows per forward pass.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Overwrite --out and --probs if they exist.
@@ -156,6 +166,18 @@ pub fn find_picks(prob: &[f32], threshold: f32, min_distance: usize) -> Vec<(usi
     kept
 }
 
+/// Start samples of windows of `len` over `t` samples, `overlap` of a window shared with the
+/// next; the last window ends at the trace end.
+pub fn window_starts(t: usize, len: usize, overlap: f64) -> Vec<usize> {
+    if len >= t {
+        return vec![0];
+    }
+    let stride = ((len as f64 * (1.0 - overlap)).round() as usize).max(1);
+    let mut out: Vec<usize> = (0..t - len).step_by(stride).collect();
+    out.push(t - len);
+    out
+}
+
 fn refuse_existing(p: &Path, force: bool) -> Result<()> {
     if p.exists() && !force {
         bail!("{} exists; pass --force to overwrite it", p.display());
@@ -197,6 +219,9 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             a.min_distance
         );
     }
+    if !(0.0..1.0).contains(&a.overlap) {
+        bail!("--overlap must be in [0, 1), found {}", a.overlap);
+    }
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -234,10 +259,11 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     } else {
         eprintln!("warning: random weights (--random-init): the picks mean nothing");
     }
-    let (mut data, n, t, rate) = read_traces(&a)?;
-    if model.encoder.cfg.frames(t).is_none_or(|f| f == 0) {
+    let (data, n, t, rate) = read_traces(&a)?;
+    let len = if a.window == 0 { t } else { a.window.min(t) };
+    if model.encoder.cfg.frames(len).is_none_or(|f| f == 0) {
         bail!(
-            "{}: traces of {t} samples are too short for {} (needs at least {} samples)",
+            "{}: windows of {len} samples are too short for {} (needs at least {} samples)",
             a.input.display(),
             a.model,
             (1..10_000)
@@ -251,40 +277,49 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             a.input.display()
         );
     }
-    for ch in data.chunks_mut(t) {
-        zscore_in_place(ch, 1e-6);
+    let starts = window_starts(t, len, a.overlap);
+    if starts.len() > 1 {
+        eprintln!(
+            "{} windows of {len} samples per trace ({} overlap), probabilities combined by their maximum",
+            starts.len(),
+            a.overlap
+        );
     }
     let device = select(req)?;
     model.to_device(&device)?;
-    let min_dist = (a.min_distance * rate).round() as usize;
-    let mut probs = Vec::with_capacity(if a.probs.is_some() { n * 3 * t } else { 0 });
-    let mut rows = Vec::new();
-    for start in (0..n).step_by(a.batch) {
-        let b = a.batch.min(n - start);
-        let x = Tensor::from_f32(
-            &[b, 3, t],
-            data[start * 3 * t..(start + b) * 3 * t].to_vec(),
-        )?
-        .to_device(&device)?;
-        let p = model.probabilities(&x)?.to_vec_f32()?; // [b, t, 3]
-        for i in 0..b {
-            let tr = &p[i * t * 3..(i + 1) * t * 3];
-            let chans: Vec<Vec<f32>> = (0..3)
-                .map(|c| tr.iter().skip(c).step_by(3).copied().collect())
-                .collect();
-            for (c, phase) in [(0, "P"), (1, "S")] {
-                for (s, v) in find_picks(&chans[c], a.threshold, min_dist) {
-                    rows.push(format!(
-                        "{},{phase},{s},{:.4},{v:.4}",
-                        start + i,
-                        s as f64 / rate
-                    ));
+    // Per trace [3, t] (P, S, noise), the maximum over the windows covering each sample.
+    let mut probs = vec![f32::NEG_INFINITY; n * 3 * t];
+    let windows: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| starts.iter().map(move |&s| (i, s)))
+        .collect();
+    for batch in windows.chunks(a.batch) {
+        let mut x = Vec::with_capacity(batch.len() * 3 * len);
+        for &(i, s) in batch {
+            for c in 0..3 {
+                let off = (i * 3 + c) * t + s;
+                let mut ch = data[off..off + len].to_vec();
+                zscore_in_place(&mut ch, 1e-6);
+                x.extend(ch);
+            }
+        }
+        let x = Tensor::from_f32(&[batch.len(), 3, len], x)?.to_device(&device)?;
+        let p = model.probabilities(&x)?.to_vec_f32()?; // [windows, len, 3]
+        for (w, &(i, s)) in batch.iter().enumerate() {
+            for k in 0..len {
+                for c in 0..3 {
+                    let dst = &mut probs[(i * 3 + c) * t + s + k];
+                    *dst = dst.max(p[(w * len + k) * 3 + c]);
                 }
             }
-            if a.probs.is_some() {
-                for c in chans {
-                    probs.extend(c);
-                }
+        }
+    }
+    let min_dist = (a.min_distance * rate).round() as usize;
+    let mut rows = Vec::new();
+    for i in 0..n {
+        for (c, phase) in [(0, "P"), (1, "S")] {
+            let row = &probs[(i * 3 + c) * t..(i * 3 + c + 1) * t];
+            for (s, v) in find_picks(row, a.threshold, min_dist) {
+                rows.push(format!("{i},{phase},{s},{:.4},{v:.4}", s as f64 / rate));
             }
         }
     }
