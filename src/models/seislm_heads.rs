@@ -312,7 +312,7 @@ impl PhasePickHead {
     /// From dlogits [B, T, classes]: accumulates the head's parameter gradients and returns
     /// the gradient of the hidden states [B, T', H].
     pub fn backward(&mut self, c: &PhasePickCache, dlogits: &Tensor) -> Result<Tensor> {
-        if dlogits.shape[..2] != c.z.shape[..2] || dlogits.rank() != 3 {
+        if dlogits.rank() != 3 || dlogits.shape[..2] != c.z.shape[..2] {
             bail!(
                 "phase-picking head backward: dlogits must be [{}, {}, {}], found {:?}",
                 c.z.shape[0],
