@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod dsp;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod ops;

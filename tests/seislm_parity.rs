@@ -63,9 +63,9 @@ fn seislm_matches_hf_wav2vec2_forward_and_backward() {
             strip_prefix: Some("param.".into()),
             ignore: vec![],
         };
-        let report = load_into_with(&mut model, &fixture_path(), &opts).unwrap();
+        let report = load_into_with(&mut model, fixture_path(), &opts).unwrap();
         assert!(report.is_exact(), "{:?}", report.problems());
-        let f = SafetensorsFile::open(&fixture_path()).unwrap();
+        let f = SafetensorsFile::open(fixture_path()).unwrap();
         model.to_device(&dev).unwrap();
         let wave = f
             .tensor("input.waveforms")

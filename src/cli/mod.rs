@@ -5,6 +5,7 @@ pub mod bench_mel;
 pub mod doctor;
 pub mod embed;
 pub mod mel;
+pub mod pick;
 pub mod synth;
 pub mod viz;
 pub mod weights;
@@ -39,6 +40,8 @@ pub enum Command {
     Mel(mel::Args),
     /// Encoder features of images (SFM) or waveforms (SeisLM) from .npy: pooled or all tokens.
     Embed(embed::Args),
+    /// P and S picks of 3-component traces (.npy or miniSEED) with SeisLM + its picking head.
+    Pick(pick::Args),
     /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
     Synth(synth::Args),
     /// Draw samples of .npy datasets as PNG figures.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Weights(a) => weights::run(a),
         Command::Mel(a) => mel::run(cli.device, a),
         Command::Embed(a) => embed::run(cli.device, a),
+        Command::Pick(a) => pick::run(cli.device, a),
         Command::Synth(a) => synth::run(a),
         Command::Viz(a) => viz::run(a),
     }

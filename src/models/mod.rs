@@ -3,6 +3,7 @@
 pub mod mae;
 pub mod pos_embed;
 pub mod seislm;
+pub mod seislm_heads;
 pub mod seislm_pretrain;
 pub mod sfm;
 pub mod sfm_heads;

@@ -76,6 +76,7 @@ fn scatter(
 }
 
 /// C = op(A) · op(B) for dense row-major blocks (the gemm crate, on this thread).
+#[allow(clippy::too_many_arguments)]
 fn mm(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, k: usize, ta: bool, tb: bool) {
     let s = super::matmul::MatmulShape {
         batch: 1,

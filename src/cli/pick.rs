@@ -1,0 +1,346 @@
+//! `seisfuse pick`: P and S picks of 3-component traces with a SeisLM encoder and its
+//! phase-picking head.
+//!
+//! Input: a float `.npy` of traces N×3×T (or one trace 3×T), components Z, N, E, or a miniSEED
+//! file (`.mseed`, `.miniseed`, `.ms`) with Z/N/E (or Z/1/2) channels, read as one trace over
+//! the components' common span (gaps zero-filled). Traces longer than `--window` samples (3001,
+//! SeisLM's 30 s at 100 Hz) are cut into windows overlapping by `--overlap` (half), the last
+//! one ending at the trace end; each window is normalised as SeisLM does (per channel: remove
+//! the mean, divide by the standard deviation) and runs through the encoder and the head; the
+//! windows' probabilities are combined by their maximum per sample (SeisBench's default
+//! stacking). `--window 0` runs every trace whole.
+//!
+//! Weights: one safetensors file holding the encoder under its HF names (no prefix) and the
+//! head under `pick_head.` (`pick_head.double_conv.{conv1.weight, bn1.{weight,bias,
+//! running_mean,running_var}, conv2.weight, bn2.*}`, `pick_head.classifier.{weight,bias}`),
+//! as `weights::save_from` writes a [`SeislmPicker`]. Pretraining tensors (`masked_spec_embed`,
+//! `quantizer.*`, `project_hid`, `project_q`) are skipped; anything else missing, unexpected or
+//! mis-shaped is an error. The head width is read from the file.
+//!
+//! Picks: local maxima of the P and S probabilities at or above `--threshold`, at most one per
+//! `--min-distance` seconds (1 s): the highest maximum wins and suppresses its neighbours.
+//! CSV columns: trace, phase, sample, time_s (seconds from the trace start), probability.
+
+use crate::backend::{select, DeviceRequest};
+use crate::data::mseed::MseedFile;
+use crate::data::transforms::zscore_in_place;
+use crate::models::seislm_heads::{SeislmPicker, PICK_HEAD_PREFIX};
+use crate::nn::Parameters;
+use crate::tensor::Tensor;
+use crate::weights::{self, safetensors_io::SafetensorsFile, LoadOptions};
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// seislm-tiny, seislm-base or seislm-large.
+    #[arg(long, default_value = "seislm-base")]
+    pub model: String,
+    /// Encoder + picking-head weights (safetensors; encoder with HF names, head under
+    /// `pick_head.`).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Use randomly initialised weights instead of --weights (for trying the pipeline).
+    #[arg(long, conflicts_with = "weights")]
+    pub random_init: bool,
+    /// DoubleConv width of a randomly initialised head (with --weights it is read from the file).
+    #[arg(long, default_value_t = 64)]
+    pub head_channels: usize,
+    /// Traces: .npy N×3×T or 3×T (float), or a miniSEED file with Z, N, E channels.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Minimum probability of a pick.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// At most one pick per phase within this many seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_distance: f64,
+    /// Sampling rate of .npy input in Hz (miniSEED carries its own).
+    #[arg(long, default_value_t = 100.0)]
+    pub sampling_rate: f64,
+    /// Picks CSV (trace, phase, sample, time_s, probability); standard output when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the per-sample probabilities as .npy N×3×T (P, S, noise).
+    #[arg(long)]
+    pub probs: Option<PathBuf>,
+    /// Window length in samples (SeisLM: 3001); longer traces are cut into overlapping windows,
+    /// each normalised and run alone, their probabilities combined by the maximum per sample.
+    /// 0 runs every trace whole.
+    #[arg(long, default_value_t = 3001)]
+    pub window: usize,
+    /// Fraction of a window shared with the next one, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    pub overlap: f64,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Overwrite --out and --probs if they exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Tensors of a pretraining checkpoint that the picker does not use.
+const SKIPPED: [&str; 4] = [
+    "masked_spec_embed",
+    "quantizer.",
+    "project_hid",
+    "project_q",
+];
+
+/// Traces as [N, 3, T] values and their sampling rate.
+fn read_traces(a: &Args) -> Result<(Vec<f32>, usize, usize, f64)> {
+    let ext = a
+        .input
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if matches!(ext.as_str(), "mseed" | "miniseed" | "ms") {
+        let f = MseedFile::open(&a.input)?;
+        let tc = f.three_components()?;
+        if tc.gap_samples > 0 {
+            eprintln!(
+                "warning: {}: {} samples (over the 3 components) fell in gaps and were set to 0",
+                a.input.display(),
+                tc.gap_samples
+            );
+        }
+        if (tc.sampling_rate - 100.0).abs() > 1e-6 {
+            eprintln!(
+                "warning: {} is sampled at {} Hz; SeisLM models are trained at 100 Hz",
+                a.input.display(),
+                tc.sampling_rate
+            );
+        }
+        return Ok((tc.data, 1, tc.samples, tc.sampling_rate));
+    }
+    if ext != "npy" {
+        bail!(
+            "{}: unknown input type '.{ext}'; give a .npy of traces N×3×T or a miniSEED file (.mseed, .miniseed, .ms)",
+            a.input.display()
+        );
+    }
+    let t = crate::data::npy::read_f32_tensor(&a.input)?;
+    let (n, s) = match t.shape[..] {
+        [n, 3, s] => (n, s),
+        [3, s] => (1, s),
+        _ => bail!(
+            "{}: expected 3-component traces of shape N×3×T (or 3×T), found {:?}",
+            a.input.display(),
+            t.shape
+        ),
+    };
+    if n == 0 || s == 0 {
+        bail!("{}: no traces ({:?})", a.input.display(), t.shape);
+    }
+    if !(a.sampling_rate > 0.0 && a.sampling_rate.is_finite()) {
+        bail!(
+            "--sampling-rate must be positive, found {}",
+            a.sampling_rate
+        );
+    }
+    Ok((t.to_vec_f32()?, n, s, a.sampling_rate))
+}
+
+/// Local maxima of `prob` at or above `threshold`, at most one within `min_distance` samples
+/// of another (greedy, highest first); returned in sample order.
+pub fn find_picks(prob: &[f32], threshold: f32, min_distance: usize) -> Vec<(usize, f32)> {
+    let n = prob.len();
+    let mut cand: Vec<(usize, f32)> = (0..n)
+        .filter(|&i| {
+            let v = prob[i];
+            v >= threshold && (i == 0 || v > prob[i - 1]) && (i + 1 == n || v >= prob[i + 1])
+        })
+        .map(|i| (i, prob[i]))
+        .collect();
+    cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut kept: Vec<(usize, f32)> = Vec::new();
+    for (i, v) in cand {
+        if kept.iter().all(|&(j, _)| i.abs_diff(j) >= min_distance) {
+            kept.push((i, v));
+        }
+    }
+    kept.sort_by_key(|k| k.0);
+    kept
+}
+
+/// Start samples of windows of `len` over `t` samples, `overlap` of a window shared with the
+/// next; the last window ends at the trace end.
+pub fn window_starts(t: usize, len: usize, overlap: f64) -> Vec<usize> {
+    if len >= t {
+        return vec![0];
+    }
+    let stride = ((len as f64 * (1.0 - overlap)).round() as usize).max(1);
+    let mut out: Vec<usize> = (0..t - len).step_by(stride).collect();
+    out.push(t - len);
+    out
+}
+
+fn refuse_existing(p: &Path, force: bool) -> Result<()> {
+    if p.exists() && !force {
+        bail!("{} exists; pass --force to overwrite it", p.display());
+    }
+    Ok(())
+}
+
+/// The DoubleConv width of the picking head stored in `path`.
+fn head_width(path: &Path) -> Result<usize> {
+    let file = SafetensorsFile::open(path)?;
+    let name = format!("{PICK_HEAD_PREFIX}double_conv.conv1.weight");
+    match file.info(&name) {
+        Some(info) if info.shape.len() == 3 => Ok(info.shape[0]),
+        Some(info) => bail!(
+            "{}: {name} has shape {:?}; expected [channels, hidden + 3, 3]",
+            path.display(),
+            info.shape
+        ),
+        None => bail!(
+            "{}: no picking head ({name} is missing); the file must hold the encoder and a head under '{PICK_HEAD_PREFIX}' (see `seisfuse pick --help`)",
+            path.display()
+        ),
+    }
+}
+
+pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
+    if !a.model.starts_with("seislm-") {
+        bail!(
+            "pick runs SeisLM models (seislm-tiny, seislm-base, seislm-large); found --model {}",
+            a.model
+        );
+    }
+    if !(a.threshold > 0.0 && a.threshold <= 1.0) {
+        bail!("--threshold must be in (0, 1], found {}", a.threshold);
+    }
+    if !(a.min_distance >= 0.0 && a.min_distance.is_finite()) {
+        bail!(
+            "--min-distance must be a non-negative number of seconds, found {}",
+            a.min_distance
+        );
+    }
+    if !(0.0..1.0).contains(&a.overlap) {
+        bail!("--overlap must be in [0, 1), found {}", a.overlap);
+    }
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if let Some(p) = &a.out {
+        refuse_existing(p, a.force)?;
+    }
+    if let Some(p) = &a.probs {
+        refuse_existing(p, a.force)?;
+    }
+    let channels = match (&a.weights, a.random_init) {
+        (Some(w), _) => head_width(w)?,
+        (None, true) => a.head_channels,
+        (None, false) => bail!(
+            "give --weights FILE (encoder + picking head, safetensors), or --random-init to try the pipeline"
+        ),
+    };
+    let mut model = SeislmPicker::new(&a.model, channels, 0)?;
+    if let Some(w) = &a.weights {
+        let report = weights::load_into_with(
+            &mut model,
+            w,
+            &LoadOptions {
+                strict: true,
+                strip_prefix: None,
+                ignore: SKIPPED.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+        .with_context(|| format!("loading {} as a {} picker", w.display(), a.model))?;
+        eprintln!(
+            "loaded {} tensors ({:.2}M parameters) from {}",
+            report.loaded.len(),
+            model.num_params()? as f64 / 1e6,
+            w.display()
+        );
+    } else {
+        eprintln!("warning: random weights (--random-init): the picks mean nothing");
+    }
+    let (data, n, t, rate) = read_traces(&a)?;
+    let len = if a.window == 0 { t } else { a.window.min(t) };
+    if model.encoder.cfg.frames(len).is_none_or(|f| f == 0) {
+        bail!(
+            "{}: windows of {len} samples are too short for {} (needs at least {} samples)",
+            a.input.display(),
+            a.model,
+            (1..10_000)
+                .find(|&l| model.encoder.cfg.frames(l).is_some_and(|f| f > 0))
+                .unwrap_or(0)
+        );
+    }
+    if data.iter().any(|v| !v.is_finite()) {
+        bail!(
+            "{}: the traces hold NaN or infinite values",
+            a.input.display()
+        );
+    }
+    let starts = window_starts(t, len, a.overlap);
+    if starts.len() > 1 {
+        eprintln!(
+            "{} windows of {len} samples per trace ({} overlap), probabilities combined by their maximum",
+            starts.len(),
+            a.overlap
+        );
+    }
+    let device = select(req)?;
+    model.to_device(&device)?;
+    // Per trace [3, t] (P, S, noise), the maximum over the windows covering each sample.
+    let mut probs = vec![f32::NEG_INFINITY; n * 3 * t];
+    let windows: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| starts.iter().map(move |&s| (i, s)))
+        .collect();
+    for batch in windows.chunks(a.batch) {
+        let mut x = Vec::with_capacity(batch.len() * 3 * len);
+        for &(i, s) in batch {
+            for c in 0..3 {
+                let off = (i * 3 + c) * t + s;
+                let mut ch = data[off..off + len].to_vec();
+                zscore_in_place(&mut ch, 1e-6);
+                x.extend(ch);
+            }
+        }
+        let x = Tensor::from_f32(&[batch.len(), 3, len], x)?.to_device(&device)?;
+        let p = model.probabilities(&x)?.to_vec_f32()?; // [windows, len, 3]
+        for (w, &(i, s)) in batch.iter().enumerate() {
+            for k in 0..len {
+                for c in 0..3 {
+                    let dst = &mut probs[(i * 3 + c) * t + s + k];
+                    *dst = dst.max(p[(w * len + k) * 3 + c]);
+                }
+            }
+        }
+    }
+    let min_dist = (a.min_distance * rate).round() as usize;
+    let mut rows = Vec::new();
+    for i in 0..n {
+        for (c, phase) in [(0, "P"), (1, "S")] {
+            let row = &probs[(i * 3 + c) * t..(i * 3 + c + 1) * t];
+            for (s, v) in find_picks(row, a.threshold, min_dist) {
+                rows.push(format!("{i},{phase},{s},{:.4},{v:.4}", s as f64 / rate));
+            }
+        }
+    }
+    let mut csv = String::from("trace,phase,sample,time_s,probability\n");
+    for r in &rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, &csv).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!("{}: {} picks in {n} traces", p.display(), rows.len());
+        }
+        None => std::io::stdout()
+            .write_all(csv.as_bytes())
+            .context("writing the picks to standard output")?,
+    }
+    if let Some(p) = &a.probs {
+        crate::data::npy::write(p, &[n, 3, t], &probs)
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("{}: probabilities [{n}, 3, {t}] (P, S, noise)", p.display());
+    }
+    Ok(())
+}

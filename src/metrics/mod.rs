@@ -1,0 +1,13 @@
+//! Evaluation metrics (REFERENCE.md, "Metrics" and "SeisBench pick benchmark"):
+//! classification (accuracy, confusion matrix, MCC, ROC AUC with tied ranks averaged) and the
+//! SeisBench picking tasks (detection AUC, P-vs-S MCC with a dev-chosen threshold, onset
+//! residuals). Plain functions over slices, computed in f64; no tensors.
+
+pub mod classification;
+pub mod picking;
+
+pub use classification::{accuracy, confusion_matrix, mcc, mcc_binary, roc_auc};
+pub use picking::{
+    detection_auc, detection_score, onset_stats, onset_stats_from_probs, phase_identification,
+    phase_score, OnsetStats, PhaseIdentification,
+};

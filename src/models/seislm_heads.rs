@@ -1,0 +1,540 @@
+//! SeisLM downstream heads (REFERENCE.md, "SeisLM"), each with an explicit forward and
+//! backward pass, on the encoder's hidden states [B, T', H]:
+//!
+//! - [`PhasePickHead`]: hidden states linearly interpolated back to the input length T
+//!   (PyTorch `F.interpolate(mode='linear', align_corners=False)`), concatenated with the raw
+//!   (normalised) 3 channels → [B, H+3, T]; [`DoubleConv`]; a Linear to 3 classes (P, S,
+//!   noise) per sample. Loss: soft cross-entropy against Gaussian labels (σ = 20 samples,
+//!   noise = 1 − P − S clipped at 0), see [`pick_targets`].
+//! - [`EventHead`]: two [`DoubleConv`] blocks whose first convolution has stride 2, mean
+//!   pooling over time, a Linear to the classes; cross-entropy.
+//!
+//! The backward passes return the gradient of the hidden states, so the encoder can be
+//! fine-tuned end to end; the raw-channel path of the picking head gets no gradient.
+//!
+//! Parameter names are this crate's own (no published checkpoint of these heads is mapped):
+//! `double_conv.{conv1.weight, bn1.*, conv2.weight, bn2.*}`, `classifier.{weight,bias}` for the
+//! picking head; `block1.*`, `block2.*` (each a DoubleConv), `classifier.*` for the event head.
+//! [`SeislmPicker`] joins an encoder (HF names, no prefix) and a picking head (prefix
+//! `pick_head.`) into one set of parameters, the layout `seisfuse pick --weights` reads.
+
+use crate::data::transforms::gaussian_row;
+use crate::nn::batch_norm::BatchNorm2dCache;
+use crate::nn::conv1d::{Conv1d, Conv1dCache};
+use crate::nn::{BatchNorm2d, Init, Linear, ParamVisitor, Parameters};
+use crate::ops::{self, DropoutKey, LossValue};
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+use super::seislm::{Seislm, SeislmConfig};
+
+/// Conv1d k3 "same" padding (no bias: a BatchNorm follows) → BatchNorm → GELU → dropout.
+#[derive(Debug)]
+pub struct ConvBnGelu {
+    pub conv: Conv1d,
+    pub bn: BatchNorm2d,
+}
+
+struct ConvBnGeluCache {
+    conv: Conv1dCache,
+    bn: BatchNorm2dCache,
+    /// The BatchNorm output [B, C, L] (the GELU input).
+    pre: Tensor,
+    /// The dropout stream used, when dropout was applied.
+    key: Option<DropoutKey>,
+}
+
+impl ConvBnGelu {
+    fn new(cin: usize, cout: usize, stride: usize, init: &mut Init) -> Result<Self> {
+        Ok(ConvBnGelu {
+            conv: Conv1d::new(cin, cout, 3, stride, 1, 1, false, false, init)?,
+            bn: BatchNorm2d::new(cout, &crate::Device::Cpu)?,
+        })
+    }
+
+    fn forward(
+        &mut self,
+        x: Tensor,
+        p: f32,
+        key: Option<DropoutKey>,
+    ) -> Result<(Tensor, ConvBnGeluCache)> {
+        let (y, conv) = self.conv.forward(x)?;
+        let [b, c, l] = y.shape[..] else {
+            bail!("DoubleConv: unexpected conv output {:?}", y.shape);
+        };
+        let (n, bn) = self.bn.forward(&y.reshape(&[b, c, l, 1])?)?;
+        let pre = n.reshape(&[b, c, l])?;
+        let a = ops::gelu(&pre)?;
+        let key = key.filter(|_| p > 0.0);
+        let out = match key {
+            Some(k) => ops::dropout(&a, p, k)?,
+            None => a,
+        };
+        Ok((out, ConvBnGeluCache { conv, bn, pre, key }))
+    }
+
+    fn backward(
+        &mut self,
+        c: &ConvBnGeluCache,
+        dy: &Tensor,
+        p: f32,
+        want_dx: bool,
+    ) -> Result<Option<Tensor>> {
+        let da = match c.key {
+            Some(k) => ops::dropout_backward(dy, p, k)?,
+            None => dy.try_clone()?,
+        };
+        let dn = ops::gelu_backward(&c.pre, &da)?;
+        let [b, ch, l] = dn.shape[..] else {
+            bail!(
+                "DoubleConv backward: gradient {:?} is not [B, C, L]",
+                dn.shape
+            );
+        };
+        let dbn = self.bn.backward(&dn.reshape(&[b, ch, l, 1])?, &c.bn)?;
+        self.conv
+            .backward(&c.conv, &dbn.reshape(&[b, ch, l])?, want_dx)
+    }
+}
+
+impl Parameters for ConvBnGelu {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.conv.visit(prefix, f)
+    }
+}
+
+/// Two [`ConvBnGelu`] stages (the first with `stride`, the second with stride 1), as SeisLM's
+/// DoubleConv: conv k3 → BatchNorm → GELU → dropout, twice.
+#[derive(Debug)]
+pub struct DoubleConv {
+    pub stage1: ConvBnGelu,
+    pub stage2: ConvBnGelu,
+    /// Dropout probability after each GELU (0.2 in SeisLM).
+    pub dropout: f32,
+}
+
+pub struct DoubleConvCache {
+    s1: ConvBnGeluCache,
+    s2: ConvBnGeluCache,
+}
+
+impl DoubleConv {
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        dropout: f32,
+        init: &mut Init,
+    ) -> Result<Self> {
+        if !(0.0..1.0).contains(&dropout) {
+            bail!("DoubleConv: dropout must be in [0, 1), found {dropout}");
+        }
+        Ok(DoubleConv {
+            stage1: ConvBnGelu::new(cin, cout, stride, init)?,
+            stage2: ConvBnGelu::new(cout, cout, 1, init)?,
+            dropout,
+        })
+    }
+
+    pub fn set_training(&mut self, training: bool) {
+        self.stage1.bn.training = training;
+        self.stage2.bn.training = training;
+    }
+
+    /// x [B, Cin, L] → [B, Cout, L'] (L' = L for stride 1, ⌈L/2⌉ for stride 2). `key` is the
+    /// dropout stream of the first stage (the second uses stream_id + 1); None = no dropout.
+    pub fn forward(
+        &mut self,
+        x: Tensor,
+        key: Option<DropoutKey>,
+    ) -> Result<(Tensor, DoubleConvCache)> {
+        let p = self.dropout;
+        let (h, s1) = self.stage1.forward(x, p, key)?;
+        let key2 = key.map(|k| DropoutKey {
+            stream_id: k.stream_id + 1,
+            ..k
+        });
+        let (y, s2) = self.stage2.forward(h, p, key2)?;
+        Ok((y, DoubleConvCache { s1, s2 }))
+    }
+
+    /// Accumulates parameter gradients; returns dx when `want_dx`.
+    pub fn backward(
+        &mut self,
+        c: &DoubleConvCache,
+        dy: &Tensor,
+        want_dx: bool,
+    ) -> Result<Option<Tensor>> {
+        let p = self.dropout;
+        let Some(dh) = self.stage2.backward(&c.s2, dy, p, true)? else {
+            bail!("DoubleConv backward: the second stage returned no input gradient");
+        };
+        self.stage1.backward(&c.s1, &dh, p, want_dx)
+    }
+}
+
+impl Parameters for DoubleConv {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.stage1.visit(&format!("{prefix}conv1."), f)?;
+        self.stage1.bn.visit(&format!("{prefix}bn1."), f)?;
+        self.stage2.visit(&format!("{prefix}conv2."), f)?;
+        self.stage2.bn.visit(&format!("{prefix}bn2."), f)
+    }
+}
+
+/// Sizes of the SeisLM heads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadConfig {
+    /// The encoder's hidden size H.
+    pub hidden: usize,
+    /// Raw waveform channels concatenated by the picking head (3).
+    pub in_chans: usize,
+    /// DoubleConv width.
+    pub channels: usize,
+    /// Output classes (3 for picking: P, S, noise).
+    pub classes: usize,
+    /// Dropout after each GELU (0.2).
+    pub dropout: f32,
+}
+
+impl HeadConfig {
+    /// The picking head for an encoder of `hidden` size: 3 classes, dropout 0.2, DoubleConv
+    /// width `channels`.
+    pub fn picking(hidden: usize, channels: usize) -> Self {
+        HeadConfig {
+            hidden,
+            in_chans: 3,
+            channels,
+            classes: 3,
+            dropout: 0.2,
+        }
+    }
+}
+
+/// The phase-picking head: per-sample logits of (P, S, noise).
+#[derive(Debug)]
+pub struct PhasePickHead {
+    pub cfg: HeadConfig,
+    pub double_conv: DoubleConv,
+    pub classifier: Linear,
+    /// Train mode: batch statistics and dropout. Eval mode: running statistics, no dropout.
+    pub training: bool,
+    /// Dropout stream: (seed, step) of the next forward pass; set `step` per training step.
+    pub seed: u64,
+    pub step: u32,
+}
+
+pub struct PhasePickCache {
+    /// Frames T' of the hidden states.
+    frames: usize,
+    dc: DoubleConvCache,
+    /// DoubleConv output as [B, T, C] (the classifier input).
+    z: Tensor,
+}
+
+impl PhasePickHead {
+    pub fn new(cfg: HeadConfig, seed: u64) -> Result<Self> {
+        if cfg.hidden == 0 || cfg.channels == 0 || cfg.classes == 0 {
+            bail!(
+                "phase-picking head: hidden, channels and classes must be positive, found {cfg:?}"
+            );
+        }
+        let mut init = Init::new(seed);
+        Ok(PhasePickHead {
+            double_conv: DoubleConv::new(
+                cfg.hidden + cfg.in_chans,
+                cfg.channels,
+                1,
+                cfg.dropout,
+                &mut init,
+            )?,
+            classifier: Linear::new(cfg.channels, cfg.classes, true, &mut init)?,
+            cfg,
+            training: true,
+            seed,
+            step: 0,
+        })
+    }
+
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.double_conv.set_training(training);
+    }
+
+    /// hidden [B, T', H] and the normalised waveforms [B, 3, T] → logits [B, T, classes].
+    pub fn forward(&mut self, hidden: &Tensor, wave: &Tensor) -> Result<(Tensor, PhasePickCache)> {
+        let [b, frames, h] = hidden.shape[..] else {
+            bail!(
+                "phase-picking head: hidden states must be [batch, frames, {}], found {:?}",
+                self.cfg.hidden,
+                hidden.shape
+            );
+        };
+        if h != self.cfg.hidden {
+            bail!(
+                "phase-picking head: built for hidden size {}, found hidden states {:?}",
+                self.cfg.hidden,
+                hidden.shape
+            );
+        }
+        let [bw, c, t] = wave.shape[..] else {
+            bail!(
+                "phase-picking head: waveforms must be [batch, {}, samples], found {:?}",
+                self.cfg.in_chans,
+                wave.shape
+            );
+        };
+        if bw != b || c != self.cfg.in_chans || t == 0 || frames == 0 {
+            bail!(
+                "phase-picking head: waveforms {:?} do not match hidden states {:?} (need [{b}, {}, samples])",
+                wave.shape,
+                hidden.shape,
+                self.cfg.in_chans
+            );
+        }
+        // Linear interpolation along time = bilinear on [B, H, T', 1] → [B, H, T, 1]
+        // (the width axis maps 1 → 1 exactly under align_corners=False).
+        let ht = ops::transpose_last2(hidden)?.reshape(&[b, h, frames, 1])?;
+        let up = ops::upsample_bilinear(&ht, (t, 1))?;
+        let w4 = wave.try_clone()?.reshape(&[b, c, t, 1])?;
+        let x = ops::concat_channels(&[&up, &w4])?.reshape(&[b, h + c, t])?;
+        let key = self.training.then_some(DropoutKey {
+            seed: self.seed,
+            step: self.step,
+            stream_id: 0,
+        });
+        let (y, dc) = self.double_conv.forward(x, key)?;
+        let z = ops::transpose_last2(&y)?;
+        let logits = self.classifier.forward(&z)?;
+        Ok((logits, PhasePickCache { frames, dc, z }))
+    }
+
+    /// From dlogits [B, T, classes]: accumulates the head's parameter gradients and returns
+    /// the gradient of the hidden states [B, T', H].
+    pub fn backward(&mut self, c: &PhasePickCache, dlogits: &Tensor) -> Result<Tensor> {
+        if dlogits.rank() != 3 || dlogits.shape[..2] != c.z.shape[..2] {
+            bail!(
+                "phase-picking head backward: dlogits must be [{}, {}, {}], found {:?}",
+                c.z.shape[0],
+                c.z.shape[1],
+                self.cfg.classes,
+                dlogits.shape
+            );
+        }
+        let dz = self.classifier.backward(&c.z, dlogits)?;
+        let dy = ops::transpose_last2_backward(&dz)?;
+        let Some(dx) = self.double_conv.backward(&c.dc, &dy, true)? else {
+            bail!("phase-picking head backward: DoubleConv returned no input gradient");
+        };
+        let (b, t) = (c.z.shape[0], c.z.shape[1]);
+        let (h, ch) = (self.cfg.hidden, self.cfg.in_chans);
+        let parts = ops::split_channels(&dx.reshape(&[b, h + ch, t, 1])?, &[h, ch])?;
+        let dht = ops::upsample_bilinear_backward(&parts[0], (c.frames, 1))?;
+        ops::transpose_last2_backward(&dht.reshape(&[b, h, c.frames])?)
+    }
+}
+
+impl Parameters for PhasePickHead {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.double_conv
+            .visit(&format!("{prefix}double_conv."), f)?;
+        self.classifier.visit(&format!("{prefix}classifier."), f)
+    }
+}
+
+/// Soft targets [T, 3] (rows P, S, noise per sample) for one trace of `len` samples:
+/// Gaussians of std `sigma` samples at the picks, noise = 1 − P − S clipped at 0.
+pub fn pick_targets(len: usize, p: Option<f32>, s: Option<f32>, sigma: f32) -> Vec<f32> {
+    let pr = gaussian_row(len, p, sigma);
+    let sr = gaussian_row(len, s, sigma);
+    let mut out = Vec::with_capacity(3 * len);
+    for (a, b) in pr.iter().zip(&sr) {
+        out.extend_from_slice(&[*a, *b, (1.0 - a - b).max(0.0)]);
+    }
+    out
+}
+
+/// Picking loss: mean soft cross-entropy over the B·T rows of logits [B, T, 3] against
+/// targets of the same shape, and its gradient dlogits (for d loss = 1).
+pub fn pick_loss(logits: &Tensor, targets: &Tensor) -> Result<(LossValue, Tensor)> {
+    if logits.shape != targets.shape {
+        bail!(
+            "picking loss: targets {:?} must match logits {:?} ([batch, samples, 3])",
+            targets.shape,
+            logits.shape
+        );
+    }
+    let l = ops::soft_cross_entropy(logits, targets)?;
+    let d = ops::soft_cross_entropy_backward(logits, targets, 1.0)?;
+    Ok((l, d))
+}
+
+/// The event classification head: two strided DoubleConv blocks, mean over time, Linear.
+#[derive(Debug)]
+pub struct EventHead {
+    pub cfg: HeadConfig,
+    pub block1: DoubleConv,
+    pub block2: DoubleConv,
+    pub classifier: Linear,
+    pub training: bool,
+    pub seed: u64,
+    pub step: u32,
+}
+
+pub struct EventCache {
+    b1: DoubleConvCache,
+    b2: DoubleConvCache,
+    /// Frames after the two blocks.
+    len: usize,
+    pooled: Tensor,
+}
+
+impl EventHead {
+    /// `cfg.in_chans` is unused (the head sees the hidden states only).
+    pub fn new(cfg: HeadConfig, seed: u64) -> Result<Self> {
+        if cfg.hidden == 0 || cfg.channels == 0 || cfg.classes < 2 {
+            bail!("event head: hidden and channels must be positive and classes at least 2, found {cfg:?}");
+        }
+        let mut init = Init::new(seed);
+        Ok(EventHead {
+            block1: DoubleConv::new(cfg.hidden, cfg.channels, 2, cfg.dropout, &mut init)?,
+            block2: DoubleConv::new(cfg.channels, cfg.channels, 2, cfg.dropout, &mut init)?,
+            classifier: Linear::new(cfg.channels, cfg.classes, true, &mut init)?,
+            cfg,
+            training: true,
+            seed,
+            step: 0,
+        })
+    }
+
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.block1.set_training(training);
+        self.block2.set_training(training);
+    }
+
+    /// hidden [B, T', H] → logits [B, classes].
+    pub fn forward(&mut self, hidden: &Tensor) -> Result<(Tensor, EventCache)> {
+        let [b, frames, h] = hidden.shape[..] else {
+            bail!(
+                "event head: hidden states must be [batch, frames, {}], found {:?}",
+                self.cfg.hidden,
+                hidden.shape
+            );
+        };
+        if h != self.cfg.hidden || frames == 0 {
+            bail!(
+                "event head: built for hidden size {}, found hidden states {:?}",
+                self.cfg.hidden,
+                hidden.shape
+            );
+        }
+        let key = |stream_id| {
+            self.training.then_some(DropoutKey {
+                seed: self.seed,
+                step: self.step,
+                stream_id,
+            })
+        };
+        let (k1, k2) = (key(0), key(2));
+        let x = ops::transpose_last2(hidden)?;
+        let (y1, b1) = self.block1.forward(x, k1)?;
+        let (y2, b2) = self.block2.forward(y1, k2)?;
+        let (c, len) = (y2.shape[1], y2.shape[2]);
+        let mean = Tensor::from_f32(&[len, 1], vec![1.0 / len as f32; len])?
+            .to_device(&hidden.device())?;
+        let pooled = ops::matmul(&y2.reshape(&[b * c, len])?, &mean, false, false, None)?
+            .reshape(&[b, c])?;
+        let logits = self.classifier.forward(&pooled)?;
+        Ok((
+            logits,
+            EventCache {
+                b1,
+                b2,
+                len,
+                pooled,
+            },
+        ))
+    }
+
+    /// From dlogits [B, classes]: accumulates parameter gradients, returns d hidden [B, T', H].
+    pub fn backward(&mut self, c: &EventCache, dlogits: &Tensor) -> Result<Tensor> {
+        if dlogits.shape != [c.pooled.shape[0], self.cfg.classes] {
+            bail!(
+                "event head backward: dlogits must be [{}, {}], found {:?}",
+                c.pooled.shape[0],
+                self.cfg.classes,
+                dlogits.shape
+            );
+        }
+        let dp = self.classifier.backward(&c.pooled, dlogits)?;
+        let (b, ch) = (dp.shape[0], dp.shape[1]);
+        let mean = Tensor::from_f32(&[1, c.len], vec![1.0 / c.len as f32; c.len])?
+            .to_device(&dp.device())?;
+        let dy2 = ops::matmul(&dp.reshape(&[b * ch, 1])?, &mean, false, false, None)?
+            .reshape(&[b, ch, c.len])?;
+        let Some(dy1) = self.block2.backward(&c.b2, &dy2, true)? else {
+            bail!("event head backward: block2 returned no input gradient");
+        };
+        let Some(dx) = self.block1.backward(&c.b1, &dy1, true)? else {
+            bail!("event head backward: block1 returned no input gradient");
+        };
+        ops::transpose_last2_backward(&dx)
+    }
+}
+
+impl Parameters for EventHead {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.block1.visit(&format!("{prefix}block1."), f)?;
+        self.block2.visit(&format!("{prefix}block2."), f)?;
+        self.classifier.visit(&format!("{prefix}classifier."), f)
+    }
+}
+
+/// Class targets → (mean cross-entropy, dlogits for d loss = 1) for logits [B, classes].
+pub fn class_loss(logits: &Tensor, targets: &[i32]) -> Result<(LossValue, Tensor)> {
+    let t = Tensor::from_i32(&[targets.len()], targets.to_vec())?.to_device(&logits.device())?;
+    let l = ops::cross_entropy(logits, &t)?;
+    let d = ops::cross_entropy_backward(logits, &t, l.count, 1.0)?;
+    Ok((l, d))
+}
+
+/// Prefix of the picking head's parameters in a [`SeislmPicker`] weight file.
+pub const PICK_HEAD_PREFIX: &str = "pick_head.";
+
+/// An encoder and a phase-picking head, named as one model: encoder tensors under their HF
+/// names, head tensors under `pick_head.` (the file `seisfuse pick --weights` reads).
+#[derive(Debug)]
+pub struct SeislmPicker {
+    pub encoder: Seislm,
+    pub head: PhasePickHead,
+}
+
+impl SeislmPicker {
+    /// A preset's encoder (without `masked_spec_embed`, which inference does not use) and a
+    /// picking head with DoubleConv width `channels`.
+    pub fn new(preset: &str, channels: usize, seed: u64) -> Result<Self> {
+        let mut cfg = SeislmConfig::preset(preset)?;
+        cfg.masked_spec_embed = false;
+        let hidden = cfg.hidden;
+        Ok(SeislmPicker {
+            encoder: Seislm::new(cfg, seed)?,
+            head: PhasePickHead::new(HeadConfig::picking(hidden, channels), seed ^ 0x9e37)?,
+        })
+    }
+
+    /// Eval-mode probabilities [B, T, 3] (P, S, noise) of normalised waveforms [B, 3, T].
+    pub fn probabilities(&mut self, wave: &Tensor) -> Result<Tensor> {
+        self.head.set_training(false);
+        let (out, _) = self.encoder.forward(wave, None)?;
+        let (logits, _) = self.head.forward(&out.last_hidden_state, wave)?;
+        ops::softmax(&logits)
+    }
+}
+
+impl Parameters for SeislmPicker {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.encoder.visit(prefix, f)?;
+        self.head.visit(&format!("{prefix}{PICK_HEAD_PREFIX}"), f)
+    }
+}
