@@ -5,44 +5,6 @@
 mod common;
 use common::*;
 use seisfuse::ops;
-use seisfuse::{DType, Device, Tensor};
-
-fn tol(dtype: DType) -> f64 {
-    match dtype {
-        DType::BF16 => 1e-2,
-        _ => 1e-5,
-    }
-}
-
-/// Runs `f` on the CPU and on CUDA with inputs of `dtype`, and compares every output.
-fn parity(name: &str, f: impl Fn(&Device, DType) -> Vec<Tensor>) {
-    let Some(gpu) = cuda_or_skip(name) else {
-        return;
-    };
-    for dtype in [DType::F32, DType::BF16] {
-        let want = f(&Device::Cpu, dtype);
-        let got = f(&gpu, dtype);
-        assert_eq!(want.len(), got.len());
-        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-            assert_eq!(w.shape, g.shape, "{name} output {i} shape");
-            let e = rel_err(&g.to_vec_f32().unwrap(), &w.to_vec_f32().unwrap());
-            assert!(
-                e < tol(dtype),
-                "{name} {dtype} output {i}: relative error {e:.3e} ≥ {:.0e}",
-                tol(dtype)
-            );
-            println!("{name} {dtype} output {i}: relative error {e:.2e}");
-        }
-    }
-}
-
-fn input(shape: &[usize], seed: u64, d: &Device, dtype: DType) -> Tensor {
-    rand_tensor(shape, seed)
-        .to_dtype(dtype)
-        .unwrap()
-        .to_device(d)
-        .unwrap()
-}
 
 #[test]
 fn conv1d_parity() {

@@ -3,7 +3,6 @@
 use crate::backend::{self, Device, DeviceRequest};
 use crate::dsp::images::{MelImageConfig, MelImagePlan, Normalize};
 use crate::dsp::mel::{MelNorm, MelScale};
-use crate::dsp::npy_min;
 use crate::dsp::stft::PadMode;
 use crate::tensor::Tensor;
 use crate::viz::image::{ColorMap, Rgb};
@@ -137,7 +136,8 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         bail!("--chunk must be at least 1");
     }
     let cfg = args.image_config()?;
-    let (shape, data) = npy_min::read_f32(input)?;
+    let t = crate::data::npy::read_f32_tensor(input)?;
+    let (shape, data) = (t.shape.clone(), t.to_vec_f32()?);
     let (n, c, t) = match shape.as_slice() {
         [n, c, t] => (*n, *c, *t),
         [n, t] => (*n, 1, *t),
@@ -173,7 +173,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     let images = convert(&data, n, c, t, &cfg, &device, args.chunk)?;
     let oc = plan.out_channels(c);
     let oshape = [n, oc, cfg.height, cfg.width];
-    npy_min::write_f32(out, &oshape, &images)?;
+    crate::data::npy::write(out, &oshape, &images)?;
     eprintln!("wrote {} ({:?})", out.display(), oshape);
     if let Some(dir) = &args.png {
         write_pngs(dir, &images, &oshape, args.png_count, args.force)?;

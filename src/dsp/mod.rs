@@ -4,7 +4,6 @@
 
 pub mod images;
 pub mod mel;
-pub mod npy_min;
 pub mod stft;
 pub mod windows;
 

@@ -96,7 +96,8 @@ pub fn to_bf16(t: &Tensor) -> Tensor {
 /// A mel fixture (`tests/fixtures/mel_{name}.npy`) as (shape, values).
 pub fn fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
     let p = fixtures_dir().join(format!("mel_{name}.npy"));
-    seisfuse::dsp::npy_min::read_f32(&p)
+    seisfuse::data::npy::read_f32_tensor(&p)
+        .map(|t| (t.shape.clone(), t.to_vec_f32().unwrap()))
         .unwrap_or_else(|e| panic!("{e:#} (regenerate with tools/make_mel_fixtures.py)"))
 }
 
@@ -131,4 +132,59 @@ pub fn fixtures_dir() -> PathBuf {
     } else {
         PathBuf::from("tests/fixtures")
     }
+}
+
+/// Parity tolerances (‖gpu − cpu‖/‖cpu‖) per dtype, as DESIGN.md sets them.
+pub fn tol(dtype: DType) -> f64 {
+    match dtype {
+        DType::BF16 => 1e-2,
+        _ => 1e-5,
+    }
+}
+
+/// Runs `f` on the CPU and on CUDA (only on the CPU, checking the outputs are finite, when
+/// there is no GPU) with inputs of `dtype`, and compares every output.
+pub fn parity_with(
+    name: &str,
+    dtypes: &[DType],
+    tol: impl Fn(DType) -> f64,
+    f: impl Fn(&Device, DType) -> Vec<Tensor>,
+) {
+    let Some(gpu) = cuda_or_skip(name) else {
+        for &dtype in dtypes {
+            let outs = f(&Device::Cpu, dtype);
+            assert!(outs
+                .iter()
+                .all(|t| t.to_vec_f32().unwrap().iter().all(|v| v.is_finite())));
+        }
+        return;
+    };
+    for &dtype in dtypes {
+        let want = f(&Device::Cpu, dtype);
+        let got = f(&gpu, dtype);
+        assert_eq!(want.len(), got.len());
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.shape, g.shape, "{name} output {i} shape");
+            assert!(!g.is_cpu(), "{name} output {i} should live on the GPU");
+            let e = rel_err(&g.to_vec_f32().unwrap(), &w.to_vec_f32().unwrap());
+            assert!(
+                e < tol(dtype),
+                "{name} {dtype} output {i}: relative error {e:.3e} ≥ {:.0e}",
+                tol(dtype)
+            );
+            println!("{name} {dtype} output {i}: relative error {e:.2e}");
+        }
+    }
+}
+
+pub fn parity(name: &str, f: impl Fn(&Device, DType) -> Vec<Tensor>) {
+    parity_with(name, &[DType::F32, DType::BF16], tol, f)
+}
+
+pub fn input(shape: &[usize], seed: u64, d: &Device, dtype: DType) -> Tensor {
+    rand_tensor(shape, seed)
+        .to_dtype(dtype)
+        .unwrap()
+        .to_device(d)
+        .unwrap()
 }
