@@ -215,3 +215,26 @@ fn bad_parameters_are_errors_not_panics() {
     };
     assert!(mel_images(&x, 1, 1, 100, &bad).is_err());
 }
+
+#[test]
+fn mel_spectrograms_match_torchaudio() {
+    // tools/make_mel_torchaudio_fixtures.py: torchaudio's MelSpectrogram defaults equal cfg_a.
+    for s in SIGNALS {
+        let x = sig(s);
+        let got = mel_spectrogram(&x, &cfg_a()).unwrap();
+        let (shape, want) = fixture(&format!("ta_spec_a_{s}"));
+        assert_eq!(shape, vec![16, cfg_a().stft.n_frames(x.len()).unwrap()]);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        assert_close(
+            &format!("torchaudio spec_a {s}"),
+            &got,
+            &want,
+            2e-5,
+            2e-5 * scale,
+        );
+        let mut db = got.clone();
+        power_to_db(&mut db, 1.0, 1e-10, Some(80.0));
+        let (_, want_db) = fixture(&format!("ta_db_a_{s}"));
+        assert_close(&format!("torchaudio db_a {s}"), &db, &want_db, 1e-5, 1e-2);
+    }
+}

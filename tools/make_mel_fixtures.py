@@ -4,8 +4,8 @@
     pip install librosa numpy      # librosa 0.11.0, numpy 2.x were used
     python tools/make_mel_fixtures.py        # writes tests/fixtures/mel_*.npy
 
-torchaudio is not used: on PyPI torchaudio 2.11 does not import next to torch 2.15 (see
-shared/REFERENCE.md). torchaudio's MelSpectrogram (htk, norm=None, reflect) equals case
+torchaudio references come from tools/make_mel_torchaudio_fixtures.py (torch 2.11 + torchaudio
+2.11; torchaudio 2.11 does not import next to torch 2.15). torchaudio's MelSpectrogram (htk, norm=None, reflect) equals case
 `spec_a` below up to its sample_rate // 2 frequency grid (identical for even rates).
 All arrays are float32, C order. Keep the total small (< 300 KB).
 """
