@@ -23,7 +23,7 @@ for t in .gpu/tests/*; do
   run "test-$(basename "$t")" "$t" --nocapture --test-threads=1
 done
 run bench-ops timeout 180 .gpu/seisfuse --device cuda bench ops
-run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base
+run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base --mae
 run bench-seislm timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base
 run bench-mel timeout 120 .gpu/seisfuse --device cuda bench mel
 echo "logs in $LOG"

@@ -38,6 +38,35 @@ pub struct SeislmArgs {
     pub samples: usize,
     #[arg(long, default_value_t = 3)]
     pub iters: usize,
+    /// Precisions to time, comma-separated: fp32 and/or bf16 (bf16 activations and weight
+    /// copies, fp32 masters, gradients and optimizer state).
+    #[arg(long, default_value = "fp32,bf16", value_parser = parse_precisions)]
+    pub precision: Precisions,
+}
+
+/// The precisions a benchmark times, in order.
+#[derive(Clone, Debug)]
+pub struct Precisions(pub Vec<DType>);
+
+/// "fp32,bf16" → [F32, BF16]; an error naming the accepted values otherwise.
+fn parse_precisions(s: &str) -> std::result::Result<Precisions, String> {
+    s.split(',')
+        .map(|p| match p.trim() {
+            "fp32" | "f32" => Ok(DType::F32),
+            "bf16" => Ok(DType::BF16),
+            other => Err(format!(
+                "unknown precision '{other}': expected fp32 or bf16 (comma-separated)"
+            )),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Precisions)
+}
+
+fn precision_name(dt: DType) -> &'static str {
+    match dt {
+        DType::BF16 => "bf16",
+        _ => "fp32",
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +89,15 @@ pub struct SfmArgs {
     pub infer_batch: Option<usize>,
     #[arg(long, default_value_t = 5)]
     pub iters: usize,
+    /// Precisions to time, comma-separated: fp32 and/or bf16.
+    #[arg(long, default_value = "fp32,bf16", value_parser = parse_precisions)]
+    pub precision: Precisions,
+    /// Also time the MAE pretraining step (mae_vit_*D4d256 on the preset's encoder).
+    #[arg(long)]
+    pub mae: bool,
+    /// MAE batch (default 256 on a GPU as REFERENCE.md's baseline, 2 on the CPU).
+    #[arg(long)]
+    pub mae_batch: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -171,54 +209,107 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         a.infer_batch.unwrap_or(if gpu { 256 } else { 4 }),
     );
     println!(
-        "{} ({:.1}M parameters) on {}, fp32",
+        "{} ({:.1}M parameters) on {}",
         a.preset,
         params as f64 / 1e6,
         d.name()
     );
-    let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-        lr: 1e-4,
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.05,
-    });
-    let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, DType::F32)?;
-    let n = cfg.num_patches() + 1;
-    let up = random(&[bt, n, cfg.dim], d, DType::F32)?;
-    let secs = time_it(d, a.iters, || {
-        let (_, cache) = vit.forward(&img, None)?;
-        vit.zero_grad()?;
-        vit.backward(&cache, &up, &[], false)?;
-        opt.step(&mut vit, 1e-4)?;
-        Ok(())
-    })?;
-    println!(
-        "train step, batch {bt}: {:.1} ms, {:.1} images/s",
-        secs * 1e3,
-        bt as f64 / secs
-    );
-    let img = random(&[bi, 1, cfg.img_h, cfg.img_w], d, DType::F32)?;
-    let secs = time_it(d, a.iters, || vit.forward(&img, None).map(|_| ()))?;
-    println!(
-        "inference, batch {bi}: {:.1} ms, {:.1} images/s",
-        secs * 1e3,
-        bi as f64 / secs
-    );
-    vit.cast_values(DType::BF16)?;
-    let img = img.to_dtype(DType::BF16)?;
-    let secs = time_it(d, a.iters, || vit.forward(&img, None).map(|_| ()))?;
-    let note = if gpu {
-        ""
-    } else {
-        " (bf16 is emulated on the CPU: widened to f32)"
+    let note = |dt: DType| {
+        if dt == DType::BF16 && !gpu {
+            " (bf16 is emulated on the CPU: rounded, computed in f32)"
+        } else {
+            ""
+        }
     };
+    for dt in a.precision.0.iter().copied() {
+        let p = precision_name(dt);
+        vit.set_compute_dtype(dt)?;
+        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.05,
+        });
+        let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, dt)?;
+        let n = cfg.num_patches() + 1;
+        let up = random(&[bt, n, cfg.dim], d, dt)?;
+        let secs = time_it(d, a.iters, || {
+            let (_, cache) = vit.forward(&img, None)?;
+            vit.zero_grad()?;
+            vit.backward(&cache, &up, &[], false)?;
+            opt.step(&mut vit, 1e-4)?;
+            Ok(())
+        })?;
+        println!(
+            "{p} train step, batch {bt}: {:.1} ms, {:.1} images/s{}",
+            secs * 1e3,
+            bt as f64 / secs,
+            note(dt)
+        );
+        let img = random(&[bi, 1, cfg.img_h, cfg.img_w], d, dt)?;
+        let secs = time_it(d, a.iters, || vit.forward(&img, None).map(|_| ()))?;
+        println!(
+            "{p} inference, batch {bi}: {:.1} ms, {:.1} images/s{}",
+            secs * 1e3,
+            bi as f64 / secs,
+            note(dt)
+        );
+    }
+    drop(vit);
+    if a.mae {
+        bench_mae(d, &a)?;
+    }
+    Ok(())
+}
+
+/// The MAE pretraining step (masking, encoder on the visible quarter, decoder, masked loss,
+/// backward, AdamW) at each precision.
+fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
+    use crate::models::mae::{Mae, MaeConfig, Masking};
+    use crate::nn::Parameters;
+    let cfg = MaeConfig::preset(&a.preset)?;
+    let mut mae = Mae::new(cfg.clone(), 0)?;
+    mae.to_device(d)?;
+    let b = a.mae_batch.unwrap_or(if d.is_cuda() { 256 } else { 2 });
+    let e = &cfg.encoder;
     println!(
-        "inference bf16 (fp32 accumulation), batch {bi}: {:.1} ms, {:.1} images/s{note}",
-        secs * 1e3,
-        bi as f64 / secs
+        "MAE on {} ({:.1}M parameters with the decoder), batch {b}",
+        a.preset,
+        mae.num_params()? as f64 / 1e6
     );
-    println!("training in bf16 is not implemented yet: the training step above runs in fp32");
+    for dt in a.precision.0.iter().copied() {
+        mae.set_compute_dtype(dt)?;
+        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
+            lr: 1.5e-4,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.05,
+        });
+        let img = random(&[b, 1, e.img_h, e.img_w], d, dt)?;
+        let mut step = 0u32;
+        let secs = time_it(d, a.iters, || {
+            step += 1;
+            let m = Masking::random(0, step, b, e.num_patches(), cfg.len_keep())?;
+            let out = mae.forward(&img, m)?;
+            mae.zero_grad()?;
+            mae.backward(&out.cache)?;
+            opt.step(&mut mae, 1.5e-4)?;
+            Ok(())
+        })?;
+        let note = if dt == DType::BF16 && !d.is_cuda() {
+            " (bf16 is emulated on the CPU: rounded, computed in f32)"
+        } else {
+            ""
+        };
+        println!(
+            "{} MAE train step, batch {b}: {:.1} ms, {:.1} images/s{note}",
+            precision_name(dt),
+            secs * 1e3,
+            b as f64 / secs
+        );
+    }
     Ok(())
 }
 
@@ -233,32 +324,41 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     model.to_device(d)?;
     let b = a.batch.unwrap_or(if d.is_cuda() { 64 } else { 2 });
     println!(
-        "{} ({:.1}M parameters) on {}, fp32, batch {b} × 3 × {}",
+        "{} ({:.1}M parameters) on {}, batch {b} × 3 × {}",
         a.preset,
         model.num_params()? as f64 / 1e6,
         d.name(),
         a.samples
     );
-    let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-        lr: 1e-4,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    });
-    let wave = random(&[b, 3, a.samples], d, DType::F32)?;
-    let up = random(&[b, frames, cfg.hidden], d, DType::F32)?;
-    let secs = time_it(d, a.iters, || {
-        let (_, cache) = model.forward(&wave, None)?;
-        model.zero_grad()?;
-        model.backward(&cache, &up, None, false)?;
-        opt.step(&mut model, 1e-4)?;
-        Ok(())
-    })?;
-    println!(
-        "train step: {:.1} ms, {:.2} waveforms/s",
-        secs * 1e3,
-        b as f64 / secs
-    );
+    for dt in a.precision.0.iter().copied() {
+        model.set_compute_dtype(dt)?;
+        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        });
+        let wave = random(&[b, 3, a.samples], d, dt)?;
+        let up = random(&[b, frames, cfg.hidden], d, dt)?;
+        let secs = time_it(d, a.iters, || {
+            let (_, cache) = model.forward(&wave, None)?;
+            model.zero_grad()?;
+            model.backward(&cache, &up, None, false)?;
+            opt.step(&mut model, 1e-4)?;
+            Ok(())
+        })?;
+        let note = if dt == DType::BF16 && !d.is_cuda() {
+            " (bf16 is emulated on the CPU: rounded, computed in f32)"
+        } else {
+            ""
+        };
+        println!(
+            "{} train step: {:.1} ms, {:.2} waveforms/s{note}",
+            precision_name(dt),
+            secs * 1e3,
+            b as f64 / secs
+        );
+    }
     Ok(())
 }

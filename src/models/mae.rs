@@ -8,7 +8,7 @@ use super::sfm::{Vit, VitCache, VitConfig};
 use crate::backend::cpu::philox::uniform;
 use crate::nn::{Block, BlockCache, Init, LayerNorm, Linear, Param, ParamVisitor, Parameters};
 use crate::ops::{self, LayerNormCache};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -163,8 +163,11 @@ impl Mae {
         let c = *t.shape.last().unwrap_or(&1);
         let f = ((c as f64 - 1.0) / c as f64) as f32;
         let dev = t.device();
-        let w = Tensor::from_f32(&[c], vec![f.sqrt(); c])?.to_device(&dev)?;
-        let b = Tensor::zeros(&[c], DType::F32, &dev)?;
+        let w = ops::cast(
+            &Tensor::from_f32(&[c], vec![f.sqrt(); c])?.to_device(&dev)?,
+            t.dtype,
+        )?;
+        let b = Tensor::zeros(&[c], t.dtype, &dev)?;
         Ok(ops::layer_norm(&t, &w, &b, 1e-6 * f)?.0)
     }
 
@@ -190,12 +193,13 @@ impl Mae {
         }
         let dec_idx = Tensor::from_i32(&[b, n + 1], idx)?.to_device(&dev)?;
         let d = self.cfg.decoder_dim;
-        let fill = self.mask_token.value.try_clone()?.reshape(&[d])?;
+        let dt = x.dtype;
+        let fill = self.mask_token.value_as(dt)?.into_owned()?.reshape(&[d])?;
         let x = ops::gather_rows(&x, &dec_idx, Some(&fill))?;
         let pos = self
             .decoder_pos_embed
-            .value
-            .try_clone()?
+            .value_as(dt)?
+            .into_owned()?
             .reshape(&[(n + 1) * d])?;
         let mut x = ops::bias_add(&x.reshape(&[b, (n + 1) * d])?, &pos)?.reshape(&[b, n + 1, d])?;
         let mut dec_blocks = Vec::new();
@@ -246,10 +250,10 @@ impl Mae {
             dx = self.decoder_blocks[i].backward(&c.dec_blocks[i], &dx)?;
         }
         let d = self.cfg.decoder_dim;
-        let mut dmask = Tensor::zeros(&[d], DType::F32, &dx.device())?;
+        let mut dmask = Tensor::zeros(&[d], dx.dtype, &dx.device())?;
         let l1 = c.latent.shape[1];
         let demb = ops::gather_rows_backward(&dx, &c.dec_idx, l1, Some(&mut dmask))?;
-        ops::add_assign(&mut self.mask_token.grad, &dmask.reshape(&[1, 1, d])?)?;
+        self.mask_token.add_grad(&dmask)?;
         let dlatent = self.decoder_embed.backward(&c.latent, &demb)?;
         self.encoder.backward(&c.enc, &dlatent, &[], false)?;
         Ok(())

@@ -11,7 +11,7 @@ use crate::backend::Device;
 use crate::nn::conv1d::{Conv1d, Conv1dCache};
 use crate::nn::{Init, LayerNorm, Linear, Mlp, MlpCache, Param, ParamVisitor, Parameters};
 use crate::ops::{self, AttnOut, LayerNormCache};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -409,7 +409,8 @@ impl Seislm {
                     .map(|(i, &on)| if on { -1 } else { (i % t) as i32 })
                     .collect();
                 let idx = Tensor::from_i32(&[b, t], idx)?.to_device(&self.device())?;
-                hs = ops::gather_rows(&hs, &idx, Some(&emb.value))?;
+                let fill = emb.value_as(hs.dtype)?;
+                hs = ops::gather_rows(&hs, &idx, Some(&fill))?;
                 Some(idx)
             }
         };
@@ -487,9 +488,9 @@ impl Seislm {
             let Some(emb) = &mut self.masked_spec_embed else {
                 bail!("SeisLM backward: the cache was made with masking but the model has no masked_spec_embed");
             };
-            let mut demb = Tensor::zeros(&[self.cfg.hidden], DType::F32, &dh.device())?;
+            let mut demb = Tensor::zeros(&[self.cfg.hidden], dh.dtype, &dh.device())?;
             dh = ops::gather_rows_backward(&dh, idx, t, Some(&mut demb))?;
-            ops::add_assign(&mut emb.grad, &demb)?;
+            emb.add_grad(&demb)?;
         }
         let mut dextract_total = self.fp_projection.backward(&c.extract, &dh)?;
         if let Some(de) = dextract {

@@ -9,7 +9,7 @@ use crate::nn::{
     PatchEmbedCache,
 };
 use crate::ops::{self, LayerNormCache};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -156,14 +156,17 @@ impl Vit {
         // tokens + pos[1:], then gather (cls + pos[0] as the fill row)
         // pos[1:] for the patches and pos[0] for the cls row, sliced on the device
         let dev = self.device();
-        let pe = &self.pos_embed.value;
+        let dt = tokens.dtype;
+        let pe = self.pos_embed.value_as(dt)?;
+        let pe = &*pe;
         let rows = |r: Vec<i32>| Tensor::from_i32(&[1, r.len()], r)?.to_device(&dev);
         let pos_patches =
             ops::gather_rows(pe, &rows((1..=n as i32).collect())?, None)?.reshape(&[n * c])?;
         let pos_cls = ops::gather_rows(pe, &rows(vec![0])?, None)?.reshape(&[c])?;
         let tokens =
             ops::bias_add(&tokens.reshape(&[b, n * c])?, &pos_patches)?.reshape(&[b, n, c])?;
-        let fill = ops::add(&self.cls_token.value.try_clone()?.reshape(&[c])?, &pos_cls)?;
+        let cls = self.cls_token.value_as(dt)?.into_owned()?.reshape(&[c])?;
+        let fill = ops::add(&cls, &pos_cls)?;
         let idx = self.token_index(b, keep)?;
         let mut x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
         let mut caches = Vec::with_capacity(self.blocks.len());
@@ -205,12 +208,9 @@ impl Vit {
             }
             dx = self.blocks[i].backward(&c.blocks[i], &dx)?;
         }
-        let mut dcls = Tensor::zeros(&[self.cfg.dim], DType::F32, &self.device())?;
+        let mut dcls = Tensor::zeros(&[self.cfg.dim], dx.dtype, &self.device())?;
         let dtokens = ops::gather_rows_backward(&dx, &c.idx, c.num_tokens, Some(&mut dcls))?;
-        ops::add_assign(
-            &mut self.cls_token.grad,
-            &dcls.reshape(&[1, 1, self.cfg.dim])?,
-        )?;
+        self.cls_token.add_grad(&dcls)?;
         self.patch_embed
             .backward(&c.patch, &dtokens, want_image_grad)
     }

@@ -17,7 +17,7 @@
 
 use crate::backend::Device;
 use crate::nn::batch_norm::BatchNorm2dCache;
-use crate::nn::conv2d::{accumulate_into, param_as, uniform_tensor, Conv2dCache};
+use crate::nn::conv2d::{uniform_tensor, Conv2dCache};
 use crate::nn::{BatchNorm2d, Conv2d, Param, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -394,26 +394,22 @@ impl ClassificationHead {
                 x.shape
             );
         }
-        let wc = param_as(&self.weight, x.dtype)?;
-        let bc = param_as(&self.bias, x.dtype)?;
-        let w = wc.as_ref().unwrap_or(&self.weight.value);
-        let b = bc.as_ref().unwrap_or(&self.bias.value);
-        let y = ops::matmul(x, w, false, true, Some(b))?;
+        let w = self.weight.value_as(x.dtype)?;
+        let b = self.bias.value_as(x.dtype)?;
+        let y = ops::matmul(x, &w, false, true, Some(&b))?;
         Ok((y, ClassificationCache { x: x.try_clone()? }))
     }
 
     /// dx from dlogits; adds the weight and bias gradients.
     pub fn backward(&mut self, dlogits: &Tensor, cache: &ClassificationCache) -> Result<Tensor> {
         let dt = cache.x.dtype;
-        let w = match param_as(&self.weight, dt)? {
-            Some(t) => t,
-            None => self.weight.value.try_clone()?,
+        let g = {
+            let w = self.weight.value_as(dt)?;
+            ops::matmul_backward(&cache.x, &w, false, true, true, dlogits)?
         };
-        let g = ops::matmul_backward(&cache.x, &w, false, true, true, dlogits)?;
-        let dw = g.db;
         let dbias = g.dbias.expect("bias requested");
-        accumulate_into(&mut self.weight, dt, |acc| ops::add_assign(acc, &dw))?;
-        accumulate_into(&mut self.bias, dt, |acc| ops::add_assign(acc, &dbias))?;
+        self.weight.add_grad(&g.db)?;
+        self.bias.add_grad(&dbias)?;
         Ok(g.da)
     }
 }

@@ -3,7 +3,6 @@
 //! Names: `weight`, `bias`, and the fixed (non-trained) `running_mean`, `running_var`
 //! (`num_batches_tracked` is not kept).
 
-use super::conv2d::{accumulate_into, param_as};
 use super::param::{Param, ParamVisitor, Parameters};
 use crate::backend::Device;
 use crate::ops::{self, BatchNormCache};
@@ -46,10 +45,9 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&mut self, x: &Tensor) -> Result<(Tensor, BatchNorm2dCache)> {
-        let wc = param_as(&self.weight, x.dtype)?;
-        let bc = param_as(&self.bias, x.dtype)?;
-        let w = wc.as_ref().unwrap_or(&self.weight.value);
-        let b = bc.as_ref().unwrap_or(&self.bias.value);
+        let w = self.weight.value_as(x.dtype)?.into_owned()?;
+        let b = self.bias.value_as(x.dtype)?.into_owned()?;
+        let (w, b) = (&w, &b);
         let (y, stats) = if self.training {
             let (y, s) = ops::batch_norm_train(
                 x,
@@ -87,16 +85,11 @@ impl BatchNorm2d {
             bail!("BatchNorm2d: backward needs a train-mode forward pass (set training = true before the forward pass)");
         };
         let dt = cache.x.dtype;
-        let w = match param_as(&self.weight, dt)? {
-            Some(t) => t,
-            None => self.weight.value.try_clone()?,
-        };
+        let w = self.weight.value_as(dt)?.into_owned()?;
         let x = &cache.x;
         let bias = &mut self.bias;
-        accumulate_into(&mut self.weight, dt, |dw| {
-            accumulate_into(bias, dt, |db| {
-                ops::batch_norm_backward(dy, x, &w, stats, dw, db)
-            })
+        self.weight.accumulate_grad(dt, |dw| {
+            bias.accumulate_grad(dt, |db| ops::batch_norm_backward(dy, x, &w, stats, dw, db))
         })
     }
 }

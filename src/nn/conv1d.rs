@@ -95,15 +95,35 @@ impl Conv1d {
 
     /// x [B, Cin, L] → [B, Cout, Lout].
     pub fn forward(&self, x: Tensor) -> Result<(Tensor, Conv1dCache)> {
-        let bias = self.bias.as_ref().map(|b| &b.value);
+        let dt = x.dtype;
+        let bias = match &self.bias {
+            Some(b) => Some(b.value_as(dt)?),
+            None => None,
+        };
         match &self.weight {
             ConvWeight::Plain(w) => {
-                let y = ops::conv1d(&x, &w.value, bias, self.stride, self.padding, self.groups)?;
+                let w = w.value_as(dt)?;
+                let y = ops::conv1d(
+                    &x,
+                    &w,
+                    bias.as_deref(),
+                    self.stride,
+                    self.padding,
+                    self.groups,
+                )?;
                 Ok((y, Conv1dCache { x, normed: None }))
             }
             ConvWeight::Normed { g, v, dim } => {
-                let (w, wc) = ops::weight_norm(&g.value, &v.value, *dim)?;
-                let y = ops::conv1d(&x, &w, bias, self.stride, self.padding, self.groups)?;
+                let (gv, vv) = (g.value_as(dt)?, v.value_as(dt)?);
+                let (w, wc) = ops::weight_norm(&gv, &vv, *dim)?;
+                let y = ops::conv1d(
+                    &x,
+                    &w,
+                    bias.as_deref(),
+                    self.stride,
+                    self.padding,
+                    self.groups,
+                )?;
                 Ok((
                     y,
                     Conv1dCache {
@@ -123,33 +143,30 @@ impl Conv1d {
         want_dx: bool,
     ) -> Result<Option<Tensor>> {
         let (stride, padding, groups) = (self.stride, self.padding, self.groups);
-        let db = self.bias.as_mut().map(|b| &mut b.grad);
+        let dt = c.x.dtype;
+        // The weight gradient (of the effective weight), accumulated into the bias's gradient
+        // on the way; `run` gets the buffer the weight gradient goes to.
+        let bias = &mut self.bias;
+        let conv = |w: &Tensor, dw: &mut Tensor, bias: &mut Option<Param>| match bias {
+            Some(b) => b.accumulate_grad(dt, |db| {
+                ops::conv1d_backward(dy, &c.x, w, stride, padding, groups, dw, Some(db), want_dx)
+            }),
+            None => ops::conv1d_backward(dy, &c.x, w, stride, padding, groups, dw, None, want_dx),
+        };
         match (&mut self.weight, &c.normed) {
-            (ConvWeight::Plain(w), None) => ops::conv1d_backward(
-                dy,
-                &c.x,
-                &w.value,
-                stride,
-                padding,
-                groups,
-                &mut w.grad,
-                db,
-                want_dx,
-            ),
+            (ConvWeight::Plain(w), None) => {
+                let wv = w.value_as(dt)?.into_owned()?;
+                w.accumulate_grad(dt, |dw| conv(&wv, dw, bias))
+            }
             (ConvWeight::Normed { g, v, dim }, Some((w, wc))) => {
                 let mut dw = Tensor::zeros(&w.shape, w.dtype, &w.device())?;
-                let dx = ops::conv1d_backward(
-                    dy, &c.x, w, stride, padding, groups, &mut dw, db, want_dx,
-                )?;
-                ops::weight_norm_backward(
-                    &dw,
-                    &g.value,
-                    &v.value,
-                    *dim,
-                    wc,
-                    &mut g.grad,
-                    &mut v.grad,
-                )?;
+                let dx = conv(w, &mut dw, bias)?;
+                let (gv, vv) = (g.value_as(dt)?.into_owned()?, v.value_as(dt)?.into_owned()?);
+                g.accumulate_grad(dt, |dg| {
+                    v.accumulate_grad(dt, |dv| {
+                        ops::weight_norm_backward(&dw, &gv, &vv, *dim, wc, dg, dv)
+                    })
+                })?;
                 Ok(dx)
             }
             _ => bail!("conv1d backward: the cache does not come from this layer's forward"),

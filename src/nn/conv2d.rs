@@ -5,34 +5,8 @@ use super::param::{Param, ParamVisitor, Parameters};
 use crate::backend::cpu::philox::PhiloxStream;
 use crate::backend::Device;
 use crate::ops;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 use anyhow::Result;
-
-/// `p`'s value in `dtype`: None when it already is (use `p.value`), else a cast copy.
-pub(crate) fn param_as(p: &Param, dtype: DType) -> Result<Option<Tensor>> {
-    if p.value.dtype == dtype {
-        Ok(None)
-    } else {
-        Ok(Some(ops::cast(&p.value, dtype)?))
-    }
-}
-
-/// Runs `f` on a gradient buffer of `dtype` that accumulates into `p.grad` (fp32): the grad
-/// itself when the dtypes agree, else a zeroed buffer cast and added afterwards.
-pub(crate) fn accumulate_into<T>(
-    p: &mut Param,
-    dtype: DType,
-    f: impl FnOnce(&mut Tensor) -> Result<T>,
-) -> Result<T> {
-    if p.grad.dtype == dtype {
-        return f(&mut p.grad);
-    }
-    let mut g = Tensor::zeros(&p.grad.shape, dtype, &p.grad.device())?;
-    let r = f(&mut g)?;
-    let g = ops::cast(&g, p.grad.dtype)?;
-    ops::add_assign(&mut p.grad, &g)?;
-    Ok(r)
-}
 
 /// U(−bound, bound) values from a seeded stream, as a CPU f32 tensor.
 pub(crate) fn uniform_tensor(
@@ -98,35 +72,26 @@ impl Conv2d {
 
     /// y = conv(x, weight) + bias, computed in x's dtype.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Conv2dCache)> {
-        let wc = param_as(&self.weight, x.dtype)?;
-        let bc = match &self.bias {
-            Some(b) => Some(param_as(b, x.dtype)?),
+        let w = self.weight.value_as(x.dtype)?;
+        let b = match &self.bias {
+            Some(b) => Some(b.value_as(x.dtype)?),
             None => None,
         };
-        let w = wc.as_ref().unwrap_or(&self.weight.value);
-        let b = match (&self.bias, &bc) {
-            (Some(b), Some(c)) => Some(c.as_ref().unwrap_or(&b.value)),
-            _ => None,
-        };
-        let y = ops::conv2d(x, w, b)?;
+        let y = ops::conv2d(x, &w, b.as_deref())?;
         Ok((y, Conv2dCache { x: x.try_clone()? }))
     }
 
     /// Returns dx; adds the weight (and bias) gradients into the parameters' grads.
     pub fn backward(&mut self, dy: &Tensor, cache: &Conv2dCache) -> Result<Tensor> {
         let dt = cache.x.dtype;
-        let wc = param_as(&self.weight, dt)?;
-        let w = match &wc {
-            Some(t) => t.try_clone()?,
-            None => self.weight.value.try_clone()?,
-        };
+        let w = self.weight.value_as(dt)?.into_owned()?;
         let x = &cache.x;
         match &mut self.bias {
-            None => accumulate_into(&mut self.weight, dt, |dw| {
-                ops::conv2d_backward(dy, x, &w, dw, None)
-            }),
-            Some(bias) => accumulate_into(&mut self.weight, dt, |dw| {
-                accumulate_into(bias, dt, |db| ops::conv2d_backward(dy, x, &w, dw, Some(db)))
+            None => self
+                .weight
+                .accumulate_grad(dt, |dw| ops::conv2d_backward(dy, x, &w, dw, None)),
+            Some(bias) => self.weight.accumulate_grad(dt, |dw| {
+                bias.accumulate_grad(dt, |db| ops::conv2d_backward(dy, x, &w, dw, Some(db)))
             }),
         }
     }

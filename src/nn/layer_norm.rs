@@ -21,17 +21,17 @@ impl LayerNorm {
         })
     }
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, LayerNormCache)> {
-        ops::layer_norm(x, &self.weight.value, &self.bias.value, self.eps)
+        let w = self.weight.value_as(x.dtype)?;
+        let b = self.bias.value_as(x.dtype)?;
+        ops::layer_norm(x, &w, &b, self.eps)
     }
     pub fn backward(&mut self, x: &Tensor, cache: &LayerNormCache, dy: &Tensor) -> Result<Tensor> {
-        ops::layer_norm_backward(
-            dy,
-            x,
-            &self.weight.value,
-            cache,
-            &mut self.weight.grad,
-            &mut self.bias.grad,
-        )
+        let dt = x.dtype;
+        let w = self.weight.value_as(dt)?.into_owned()?;
+        let bias = &mut self.bias;
+        self.weight.accumulate_grad(dt, |dw| {
+            bias.accumulate_grad(dt, |db| ops::layer_norm_backward(dy, x, &w, cache, dw, db))
+        })
     }
 }
 

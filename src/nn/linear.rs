@@ -39,13 +39,12 @@ impl Linear {
                 self.in_features()
             );
         }
-        ops::matmul(
-            x,
-            &self.weight.value,
-            false,
-            true,
-            self.bias.as_ref().map(|b| &b.value),
-        )
+        let w = self.weight.value_as(x.dtype)?;
+        let b = match &self.bias {
+            Some(b) => Some(b.value_as(x.dtype)?),
+            None => None,
+        };
+        ops::matmul(x, &w, false, true, b.as_deref())
     }
 
     /// Accumulates dW += dyᵀ x and db += Σ dy; returns dx = dy W.
@@ -69,10 +68,11 @@ impl Linear {
             a_stride: 0,
             b_stride: 0,
         };
-        ops::matmul_raw(&mut self.weight.grad, dy, x, None, &s, true)?;
+        self.weight
+            .accumulate_grad(dy.dtype, |g| ops::matmul_raw(g, dy, x, None, &s, true))?;
         if let Some(b) = &mut self.bias {
             let db = ops::sum_rows(&dy.try_clone()?.reshape(&[rows, out])?)?;
-            ops::add_assign(&mut b.grad, &db)?;
+            b.add_grad(&db)?;
         }
         let ds = MatmulShape {
             batch: 1,
@@ -85,7 +85,8 @@ impl Linear {
             b_stride: 0,
         };
         let mut dx = Tensor::zeros(&x.shape, x.dtype, &x.device())?;
-        ops::matmul_raw(&mut dx, dy, &self.weight.value, None, &ds, false)?;
+        let w = self.weight.value_as(dy.dtype)?;
+        ops::matmul_raw(&mut dx, dy, &w, None, &ds, false)?;
         Ok(dx)
     }
 }

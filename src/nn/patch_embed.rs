@@ -62,11 +62,15 @@ impl PatchEmbed {
         let patches = ops::patchify(img, self.patch)?;
         let (b, n) = (patches.shape[0], patches.shape[1]);
         let mut out = Tensor::zeros(&[b, n, self.dim], img.dtype, &img.device())?;
+        let (w, bias) = (
+            self.weight.value_as(img.dtype)?,
+            self.bias.value_as(img.dtype)?,
+        );
         ops::matmul_raw(
             &mut out,
             &patches,
-            &self.weight.value,
-            Some(&self.bias.value),
+            &w,
+            Some(&bias),
             &self.shape(b * n),
             false,
         )?;
@@ -99,9 +103,12 @@ impl PatchEmbed {
             a_stride: 0,
             b_stride: 0,
         };
-        ops::matmul_raw(&mut self.weight.grad, dtokens, &c.patches, None, &dw, true)?;
+        let patches = &c.patches;
+        self.weight.accumulate_grad(dtokens.dtype, |g| {
+            ops::matmul_raw(g, dtokens, patches, None, &dw, true)
+        })?;
         let db = ops::sum_rows(&dtokens.try_clone()?.reshape(&[rows, self.dim])?)?;
-        ops::add_assign(&mut self.bias.grad, &db)?;
+        self.bias.add_grad(&db)?;
         if !want_image_grad {
             return Ok(None);
         }
@@ -116,7 +123,8 @@ impl PatchEmbed {
             a_stride: 0,
             b_stride: 0,
         };
-        ops::matmul_raw(&mut dp, dtokens, &self.weight.value, None, &dx, false)?;
+        let w = self.weight.value_as(dtokens.dtype)?;
+        ops::matmul_raw(&mut dp, dtokens, &w, None, &dx, false)?;
         let s = &c.image_shape;
         Ok(Some(ops::unpatchify(&dp, s[1], s[2], s[3], self.patch)?))
     }

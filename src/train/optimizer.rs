@@ -78,7 +78,9 @@ impl AdamW {
             if no_decay(name) {
                 cfg.weight_decay = 0.0;
             }
-            ops::adamw_step(&mut p.value, &p.grad, m, v, None, &cfg, t)
+            // A bf16 compute copy (mixed precision) is refreshed by the same step.
+            let copy = p.compute.as_mut().filter(|c| c.dtype == DType::BF16);
+            ops::adamw_step(&mut p.value, &p.grad, m, v, copy, &cfg, t)
         })?;
         Ok(norm)
     }

@@ -236,6 +236,7 @@ pub fn load_from_file(
             let values = file.read_f32(fname)?;
             let t = Tensor::from_f32(&p.value.shape, values)?;
             p.value = t.to_device(&p.value.device())?;
+            p.refresh_compute()?;
             report.loaded.push(name.to_string());
         }
         Ok(())
