@@ -441,8 +441,11 @@ impl EventHead {
         let (y1, b1) = self.block1.forward(x, k1)?;
         let (y2, b2) = self.block2.forward(y1, k2)?;
         let (c, len) = (y2.shape[1], y2.shape[2]);
-        let mean = Tensor::from_f32(&[len, 1], vec![1.0 / len as f32; len])?
-            .to_device(&hidden.device())?;
+        let mean = ops::cast(
+            &Tensor::from_f32(&[len, 1], vec![1.0 / len as f32; len])?
+                .to_device(&hidden.device())?,
+            y2.dtype,
+        )?;
         let pooled = ops::matmul(&y2.reshape(&[b * c, len])?, &mean, false, false, None)?
             .reshape(&[b, c])?;
         let logits = self.classifier.forward(&pooled)?;
@@ -469,8 +472,11 @@ impl EventHead {
         }
         let dp = self.classifier.backward(&c.pooled, dlogits)?;
         let (b, ch) = (dp.shape[0], dp.shape[1]);
-        let mean = Tensor::from_f32(&[1, c.len], vec![1.0 / c.len as f32; c.len])?
-            .to_device(&dp.device())?;
+        let mean = ops::cast(
+            &Tensor::from_f32(&[1, c.len], vec![1.0 / c.len as f32; c.len])?
+                .to_device(&dp.device())?,
+            dp.dtype,
+        )?;
         let dy2 = ops::matmul(&dp.reshape(&[b * ch, 1])?, &mean, false, false, None)?
             .reshape(&[b, ch, c.len])?;
         let Some(dy1) = self.block2.backward(&c.b2, &dy2, true)? else {
