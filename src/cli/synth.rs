@@ -39,6 +39,11 @@ pub enum Kind {
         /// (needs a build with `--features hdf5`).
         #[arg(long)]
         seisbench: bool,
+        /// Label events with periods of an earthquake sequence (2 = foreshock/aftershock, as
+        /// SeisLM's event classification task; more = finer aftershock periods), written as
+        /// `sequence_class.npy` and a metadata column. 0: no such labels.
+        #[arg(long, default_value_t = 0)]
+        sequence_classes: usize,
     },
     /// Image + waveform pairs from one layered earth model; label = low-velocity layer or not.
     Paired {
@@ -130,8 +135,14 @@ pub fn run(args: Args) -> Result<()> {
             samples,
             sampling_rate,
             seisbench,
+            sequence_classes,
             ..
         } => {
+            if *sequence_classes == 1 || *sequence_classes > 64 {
+                bail!(
+                    "--sequence-classes {sequence_classes}: give 0 (no labels) or 2 to 64 periods"
+                );
+            }
             if !(*sampling_rate > 0.0 && sampling_rate.is_finite()) {
                 bail!("--sampling-rate must be a positive number of Hz");
             }
@@ -143,6 +154,7 @@ pub fn run(args: Args) -> Result<()> {
             }
             let mut cfg = WaveformConfig::new(*samples);
             cfg.sampling_rate = *sampling_rate;
+            cfg.sequence_classes = *sequence_classes;
             export::write_waveforms(out, &cfg, n, seed, &opts)?;
             #[cfg(feature = "hdf5")]
             if *seisbench {

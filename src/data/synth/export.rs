@@ -241,9 +241,16 @@ pub fn write_waveforms(
     let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
     let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
     let mut event = Array::<u8>::new(dir, "event", vec![n])?;
+    let seq = cfg.sequence_classes > 0;
+    let mut sequence = if seq {
+        Some(Array::<i32>::new(dir, "sequence_class", vec![n])?)
+    } else {
+        None
+    };
     let mut csv = String::from(
-        "index,trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
+        "index,trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg",
     );
+    csv.push_str(if seq { ",sequence_class\n" } else { "\n" });
     let png_dir = dir.join("png");
     if opts.png > 0 {
         std::fs::create_dir_all(&png_dir)
@@ -262,7 +269,11 @@ pub fn write_waveforms(
             let q = s.s_sample.map(|v| v as i32).unwrap_or(-1);
             picks.writer.append(&[p, q])?;
             event.writer.append(&[s.is_event as u8])?;
-            writeln!(
+            let class = s.sequence_class.map(|k| k as i32).unwrap_or(-1);
+            if let Some(a) = &mut sequence {
+                a.writer.append(&[class])?;
+            }
+            write!(
                 csv,
                 "{i},synth_{i:07},{},{},{},{ns},{},{},{},{:.2},{:.1}",
                 split_of(i, n),
@@ -278,6 +289,10 @@ pub fn write_waveforms(
                 s.distance_km,
                 s.back_azimuth_deg
             )?;
+            if seq {
+                write!(csv, ",{}", opt(s.sequence_class))?;
+            }
+            csv.push('\n');
             if i < opts.png {
                 waveform_figure(
                     &s.data,
@@ -294,13 +309,23 @@ pub fn write_waveforms(
             p(end);
         }
     }
-    let arrays = [wave.json(), picks.json(), event.json()].join(", ");
+    let mut arrays = vec![wave.json(), picks.json(), event.json()];
     wave.writer.finish()?;
     picks.writer.finish()?;
     event.writer.finish()?;
+    let mut seq_label = String::new();
+    if let Some(a) = sequence {
+        arrays.push(a.json());
+        a.writer.finish()?;
+        seq_label = format!(
+            ", \"sequence_class\": \"period of the earthquake sequence of {} (0 foreshocks, 1.. aftershock periods), -1 for noise\"",
+            cfg.sequence_classes
+        );
+    }
+    let arrays = arrays.join(", ");
     write_text(dir.join("metadata.csv"), &csv)?;
     let json = format!(
-        "{{\n  \"kind\": \"waveforms\",\n  \"generator\": \"seisfuse synth waveforms\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"component_order\": \"ZNE\",\n  \"dimension_order\": \"NCW\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"picks\": \"[P sample, S sample], -1 where there is none\", \"event\": \"1 earthquake, 0 noise\"}},\n  \"splits\": {}\n}}\n",
+        "{{\n  \"kind\": \"waveforms\",\n  \"generator\": \"seisfuse synth waveforms\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"component_order\": \"ZNE\",\n  \"dimension_order\": \"NCW\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"picks\": \"[P sample, S sample], -1 where there is none\", \"event\": \"1 earthquake, 0 noise\"{seq_label}}},\n  \"splits\": {}\n}}\n",
         cfg.sampling_rate,
         splits_json(n)
     );

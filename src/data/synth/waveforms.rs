@@ -4,6 +4,13 @@
 //! S−P seconds later (lower frequency, strongest on the horizontals), and an exponentially
 //! decaying coda, over coloured background noise at a chosen signal-to-noise ratio. A noise
 //! trace holds the background only. S−P follows the event distance: S−P = d (1/vs − 1/vp).
+//!
+//! With `sequence_classes` = K > 0, every event also belongs to one of K consecutive periods of
+//! an earthquake sequence (class 0 = foreshocks, then aftershock periods, as SeisLM's
+//! foreshock/aftershock task on the 2016 Norcia sequence). The mainshock moves the active part
+//! of the fault, so each period has its own source cluster: distance (hence S−P), back azimuth,
+//! focal mechanism (through the S/P amplitude ratio) and P corner frequency drift with the class,
+//! with overlapping spreads, so the class is learnable from the waveform but not trivially.
 
 use super::Rng;
 
@@ -23,6 +30,8 @@ pub struct WaveformConfig {
     pub snr_db: (f64, f64),
     /// Epicentral distance range in km.
     pub distance_km: (f64, f64),
+    /// Periods of an earthquake sequence an event can belong to (0 = no sequence labels).
+    pub sequence_classes: usize,
 }
 
 impl WaveformConfig {
@@ -33,6 +42,7 @@ impl WaveformConfig {
             event_probability: 0.8,
             snr_db: (10.0, 40.0),
             distance_km: (5.0, 120.0),
+            sequence_classes: 0,
         }
     }
 }
@@ -51,6 +61,33 @@ pub struct WaveformSample {
     pub distance_km: f32,
     pub snr_db: f32,
     pub back_azimuth_deg: f32,
+    /// The sequence period of an event (0 = foreshock, 1.. = aftershock periods), when the
+    /// config asks for `sequence_classes`.
+    pub sequence_class: Option<usize>,
+}
+
+/// The source cluster of sequence period `k` of `classes`: centres of distance (as a fraction
+/// of the configured range), back azimuth (degrees), S/P amplitude ratio, P corner frequency
+/// (Hz).
+struct Cluster {
+    distance_frac: f64,
+    back_azimuth: f64,
+    s_ratio: f64,
+    fp: f64,
+}
+
+fn cluster(k: usize, classes: usize) -> Cluster {
+    let f = if classes > 1 {
+        k as f64 / (classes - 1) as f64
+    } else {
+        0.5
+    };
+    Cluster {
+        distance_frac: 0.25 + 0.5 * f,
+        back_azimuth: 40.0 + 90.0 * f,
+        s_ratio: 1.6 + 1.2 * f,
+        fp: 10.0 - 5.0 * f,
+    }
 }
 
 /// A band of a few sinusoids around `f0` Hz with random phases, for one component.
@@ -113,9 +150,20 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
     let n = cfg.samples;
     let fs = cfg.sampling_rate;
     let is_event = rng.chance(cfg.event_probability);
-    let distance = rng.range(cfg.distance_km.0, cfg.distance_km.1);
+    let mut distance = rng.range(cfg.distance_km.0, cfg.distance_km.1);
     let snr_db = rng.range(cfg.snr_db.0, cfg.snr_db.1);
-    let back_azimuth = rng.range(0.0, 360.0);
+    let mut back_azimuth = rng.range(0.0, 360.0);
+    // Sequence labels draw after the draws above, so traces without them are unchanged.
+    let sequence = (is_event && cfg.sequence_classes > 0).then(|| {
+        let k = ((rng.range(0.0, 1.0) * cfg.sequence_classes as f64) as usize)
+            .min(cfg.sequence_classes - 1);
+        let c = cluster(k, cfg.sequence_classes);
+        let (d0, d1) = cfg.distance_km;
+        let spread = 0.12 * (d1 - d0);
+        distance = (d0 + c.distance_frac * (d1 - d0) + rng.range(-spread, spread)).clamp(d0, d1);
+        back_azimuth = (c.back_azimuth + rng.range(-25.0, 25.0)).rem_euclid(360.0);
+        (k, c)
+    });
     let mut data = vec![0f32; 3 * n];
     let mut p_sample = None;
     let mut s_sample = None;
@@ -131,12 +179,16 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
             s_sample = Some(s.round() as usize);
         }
         let (tp, ts) = (p / fs, s / fs);
-        let fp = rng.range(4.0, 12.0);
+        let mut fp = rng.range(4.0, 12.0);
         let fsw = rng.range(1.0, 4.0);
         let b = back_azimuth.to_radians();
+        let mut s_ratio = rng.range(1.5, 3.0);
+        if let Some((_, c)) = &sequence {
+            fp = c.fp * rng.range(0.8, 1.25);
+            s_ratio = c.s_ratio * rng.range(0.8, 1.25);
+        }
         // Radial particle motion for P, transverse-dominated for S.
         let p_amp = [1.0, 0.35 * b.cos(), 0.35 * b.sin()];
-        let s_ratio = rng.range(1.5, 3.0);
         let s_amp = [0.3, s_ratio * (-b.sin()), s_ratio * b.cos()];
         let tau_p = rng.range(0.3, 1.5);
         let tau_s = rng.range(1.0, 4.0);
@@ -184,6 +236,7 @@ pub fn generate(cfg: &WaveformConfig, seed: u64, index: u64) -> WaveformSample {
             f32::NEG_INFINITY
         },
         back_azimuth_deg: back_azimuth as f32,
+        sequence_class: sequence.map(|(k, _)| k),
     }
 }
 
@@ -215,6 +268,36 @@ mod tests {
         assert!(hs > w(0, st, st + 100));
         // Before P: noise only, far below the arrivals.
         assert!(w(0, 0, p.saturating_sub(5).max(1)) < 0.1 * w(0, p, pe));
+    }
+
+    #[test]
+    fn sequence_classes_label_events_and_move_their_sources() {
+        let mut cfg = WaveformConfig::new(600);
+        cfg.event_probability = 0.7;
+        cfg.sequence_classes = 3;
+        let all: Vec<_> = (0..300).map(|i| generate(&cfg, 5, i)).collect();
+        let mut mean_d = [(0.0f64, 0usize); 3];
+        for s in &all {
+            assert_eq!(s.sequence_class.is_some(), s.is_event);
+            if let Some(k) = s.sequence_class {
+                mean_d[k].0 += s.distance_km as f64;
+                mean_d[k].1 += 1;
+            }
+        }
+        assert!(mean_d.iter().all(|&(_, n)| n > 40), "{mean_d:?}");
+        let m: Vec<f64> = mean_d.iter().map(|&(d, n)| d / n as f64).collect();
+        assert!(
+            m[0] + 15.0 < m[1] && m[1] + 15.0 < m[2],
+            "distances by class {m:?}"
+        );
+        // Without sequence labels the traces are those of before (same draws).
+        cfg.sequence_classes = 0;
+        let plain = generate(&cfg, 5, 7);
+        assert!(plain.sequence_class.is_none());
+        cfg.sequence_classes = 3;
+        let labelled = generate(&cfg, 5, 7);
+        assert_eq!(plain.is_event, labelled.is_event);
+        assert_eq!(plain.snr_db, labelled.snr_db);
     }
 
     #[test]
