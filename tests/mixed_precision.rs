@@ -272,7 +272,7 @@ fn seislm_heads_bf16_follow_fp32() {
         class_loss, pick_loss, EventHead, HeadConfig, PhasePickHead,
     };
     let d = bf16_device();
-    let (b, frames, h, t) = (2usize, 12usize, 16usize, 49usize);
+    let (b, frames, h, t) = (2usize, 100usize, 16usize, 401usize);
     let hidden = rand_tensor(&[b, frames, h], 1);
     let wave = rand_tensor(&[b, 3, t], 2);
     let targets: Vec<f32> = (0..b * t)

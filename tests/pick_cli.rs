@@ -166,7 +166,7 @@ fn pick_reports_bad_input_clearly() {
     let enc_only = dir.join("encoder.safetensors");
     seisfuse::weights::save_from(&mut model.encoder, &enc_only, false).unwrap();
     let e = String::from_utf8_lossy(&pick(&[], Some(&enc_only), &good).stderr).to_string();
-    assert!(e.contains("pick_head."), "{e}");
+    assert!(e.contains("double_conv.double_conv.0.weight"), "{e}");
     // weights of another preset: the mismatch is named
     let mut base = SeislmPicker::new("seislm-tiny", 4, 3).unwrap();
     let other = dir.join("other.safetensors");

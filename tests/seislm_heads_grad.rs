@@ -139,8 +139,8 @@ fn phase_pick_head_gradients_match_finite_differences() {
 
 #[test]
 fn event_head_gradients_match_finite_differences() {
-    // 9 frames → 5 → 3 after the two stride-2 blocks.
-    let (b, frames, h) = (3usize, 9usize, 4usize);
+    // 33 frames → 16 → 7 → 3 → 1 through the four stride-2 unpadded convolutions.
+    let (b, frames, h) = (3usize, 33usize, 4usize);
     let cfg = HeadConfig {
         hidden: h,
         in_chans: 3,
@@ -216,13 +216,13 @@ fn picker_gradients_reach_the_encoder() {
     let dh = m.head.backward(&hc, &dl).unwrap();
     m.encoder.backward(&ec, &dh, None, false).unwrap();
     for name in [
-        "feature_extractor.conv_layers.0.conv.weight",
-        "feature_projection.projection.weight",
-        "encoder.pos_conv_embed.conv.weight_v",
-        "encoder.layers.0.attention.q_proj.weight",
-        "encoder.layers.0.feed_forward.output_dense.bias",
-        "encoder.layer_norm.weight",
-        "pick_head.classifier.weight",
+        "wav2vec2.feature_extractor.conv_layers.0.conv.weight",
+        "wav2vec2.feature_projection.projection.weight",
+        "wav2vec2.encoder.pos_conv_embed.conv.weight_v",
+        "wav2vec2.encoder.layers.0.attention.q_proj.weight",
+        "wav2vec2.encoder.layers.0.feed_forward.output_dense.bias",
+        "wav2vec2.encoder.layer_norm.weight",
+        "classifier.weight",
     ] {
         let g = grad_of(&mut m, name);
         assert!(!g.is_empty(), "no parameter {name}");

@@ -10,11 +10,13 @@
 //! windows' probabilities are combined by their maximum per sample (SeisBench's default
 //! stacking). `--window 0` runs every trace whole.
 //!
-//! Weights: one safetensors file holding the encoder under its HF names (no prefix) and the
-//! head under `pick_head.` (`pick_head.double_conv.{conv1.weight, bn1.{weight,bias,
-//! running_mean,running_var}, conv2.weight, bn2.*}`, `pick_head.classifier.{weight,bias}`),
-//! as `weights::save_from` writes a [`SeislmPicker`]. Pretraining tensors (`masked_spec_embed`,
-//! `quantizer.*`, `project_hid`, `project_q`) are skipped; anything else missing, unexpected or
+//! Weights: one safetensors file named as SeisLM's fine-tuned picker
+//! (`MultiDimWav2Vec2ForFrameClassification`): the encoder under `wav2vec2.` + its HF names,
+//! the head as `double_conv.double_conv.{0,4}.weight`, `double_conv.double_conv.{1,5}.{weight,
+//! bias,running_mean,running_var}` and `classifier.{weight,bias}`, as `weights::save_from`
+//! writes a [`SeislmPicker`]; a converted Lightning checkpoint's `model.` prefix is stripped.
+//! Pretraining tensors (`masked_spec_embed`, `quantizer.*`, `project_hid`, `project_q`) and
+//! BatchNorm's `num_batches_tracked` are skipped; anything else missing, unexpected or
 //! mis-shaped is an error. The head width is read from the file.
 //!
 //! Picks: local maxima of the P and S probabilities at or above `--threshold`, at most one per
@@ -24,7 +26,7 @@
 use crate::backend::{select, DeviceRequest};
 use crate::data::mseed::MseedFile;
 use crate::data::transforms::zscore_in_place;
-use crate::models::seislm_heads::{SeislmPicker, PICK_HEAD_PREFIX};
+use crate::models::seislm_heads::{SeislmPicker, PICKER_ENCODER_PREFIX};
 use crate::nn::Parameters;
 use crate::tensor::Tensor;
 use crate::weights::{self, safetensors_io::SafetensorsFile, LoadOptions};
@@ -37,16 +39,17 @@ pub struct Args {
     /// seislm-tiny, seislm-base or seislm-large.
     #[arg(long, default_value = "seislm-base")]
     pub model: String,
-    /// Encoder + picking-head weights (safetensors; encoder with HF names, head under
-    /// `pick_head.`).
+    /// Encoder + picking-head weights (safetensors named as SeisLM's fine-tuned picker:
+    /// `wav2vec2.*`, `double_conv.*`, `classifier.*`, optionally under `model.`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Use randomly initialised weights instead of --weights (for trying the pipeline).
     #[arg(long, conflicts_with = "weights")]
     pub random_init: bool,
-    /// DoubleConv width of a randomly initialised head (with --weights it is read from the file).
-    #[arg(long, default_value_t = 64)]
-    pub head_channels: usize,
+    /// DoubleConv width of a randomly initialised head (default hidden + 3, as SeisLM; with
+    /// --weights it is read from the file).
+    #[arg(long)]
+    pub head_channels: Option<usize>,
     /// Traces: .npy N×3×T or 3×T (float), or a miniSEED file with Z, N, E channels.
     #[arg(long)]
     pub input: PathBuf,
@@ -82,12 +85,16 @@ pub struct Args {
 }
 
 /// Tensors of a pretraining checkpoint that the picker does not use.
-const SKIPPED: [&str; 4] = [
+const SKIPPED: [&str; 5] = [
+    "wav2vec2.masked_spec_embed",
     "masked_spec_embed",
     "quantizer.",
     "project_hid",
     "project_q",
 ];
+
+/// The tensor that holds the picking head's width.
+const HEAD_WIDTH_TENSOR: &str = "double_conv.double_conv.0.weight";
 
 /// Traces as [N, 3, T] values and their sampling rate.
 fn read_traces(a: &Args) -> Result<(Vec<f32>, usize, usize, f64)> {
@@ -185,19 +192,23 @@ fn refuse_existing(p: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// The DoubleConv width of the picking head stored in `path`.
-fn head_width(path: &Path) -> Result<usize> {
+/// The DoubleConv width of the picking head stored in `path`, and the prefix in front of the
+/// picker's names ("" or a Lightning checkpoint's "model.").
+fn head_width(path: &Path) -> Result<(usize, String)> {
     let file = SafetensorsFile::open(path)?;
-    let name = format!("{PICK_HEAD_PREFIX}double_conv.conv1.weight");
-    match file.info(&name) {
-        Some(info) if info.shape.len() == 3 => Ok(info.shape[0]),
-        Some(info) => bail!(
-            "{}: {name} has shape {:?}; expected [channels, hidden + 3, 3]",
+    let found = ["", "model."].iter().find_map(|p| {
+        file.info(&format!("{p}{HEAD_WIDTH_TENSOR}"))
+            .map(|i| (*p, i))
+    });
+    match found {
+        Some((p, info)) if info.shape.len() == 3 => Ok((info.shape[0], p.to_string())),
+        Some((p, info)) => bail!(
+            "{}: {p}{HEAD_WIDTH_TENSOR} has shape {:?}; expected [channels, hidden + 3, 3]",
             path.display(),
             info.shape
         ),
         None => bail!(
-            "{}: no picking head ({name} is missing); the file must hold the encoder and a head under '{PICK_HEAD_PREFIX}' (see `seisfuse pick --help`)",
+            "{}: no picking head ({HEAD_WIDTH_TENSOR} is missing); the file must hold SeisLM's fine-tuned picker: the encoder under '{PICKER_ENCODER_PREFIX}' and the head as 'double_conv.*' and 'classifier.*' (see `seisfuse pick --help`)",
             path.display()
         ),
     }
@@ -231,9 +242,10 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     if let Some(p) = &a.probs {
         refuse_existing(p, a.force)?;
     }
-    let channels = match (&a.weights, a.random_init) {
+    let hidden = crate::models::seislm::SeislmConfig::preset(&a.model)?.hidden;
+    let (channels, prefix) = match (&a.weights, a.random_init) {
         (Some(w), _) => head_width(w)?,
-        (None, true) => a.head_channels,
+        (None, true) => (a.head_channels.unwrap_or(hidden + 3), String::new()),
         (None, false) => bail!(
             "give --weights FILE (encoder + picking head, safetensors), or --random-init to try the pipeline"
         ),
@@ -245,7 +257,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             w,
             &LoadOptions {
                 strict: true,
-                strip_prefix: None,
+                strip_prefix: (!prefix.is_empty()).then(|| prefix.clone()),
                 ignore: SKIPPED.iter().map(|s| s.to_string()).collect(),
             },
         )

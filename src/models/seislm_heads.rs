@@ -3,20 +3,24 @@
 //!
 //! - [`PhasePickHead`]: hidden states linearly interpolated back to the input length T
 //!   (PyTorch `F.interpolate(mode='linear', align_corners=False)`), concatenated with the raw
-//!   (normalised) 3 channels → [B, H+3, T]; [`DoubleConv`]; a Linear to 3 classes (P, S,
-//!   noise) per sample. Loss: soft cross-entropy against Gaussian labels (σ = 20 samples,
-//!   noise = 1 − P − S clipped at 0), see [`pick_targets`].
-//! - [`EventHead`]: two [`DoubleConv`] blocks whose first convolution has stride 2, mean
-//!   pooling over time, a Linear to the classes; cross-entropy.
+//!   (normalised) 3 channels → [B, H+3, T]; [`DoubleConv`] (stride 1, "same" padding, width
+//!   H+3 in SeisLM); dropout; a Linear to 3 classes (P, S, noise) per sample. Loss: soft
+//!   cross-entropy against Gaussian labels (σ = 20 samples, noise = 1 − P − S clipped at 0),
+//!   see [`pick_targets`].
+//! - [`EventHead`] (foreshock/aftershock): two [`DoubleConv`] blocks (H → H, then H → the
+//!   projection size), each convolution with stride 2 and no padding, mean pooling over time,
+//!   a Linear to the classes; cross-entropy.
 //!
 //! The backward passes return the gradient of the hidden states, so the encoder can be
 //! fine-tuned end to end; the raw-channel path of the picking head gets no gradient.
 //!
-//! Parameter names are this crate's own (no published checkpoint of these heads is mapped):
-//! `double_conv.{conv1.weight, bn1.*, conv2.weight, bn2.*}`, `classifier.{weight,bias}` for the
-//! picking head; `block1.*`, `block2.*` (each a DoubleConv), `classifier.*` for the event head.
-//! [`SeislmPicker`] joins an encoder (HF names, no prefix) and a picking head (prefix
-//! `pick_head.`) into one set of parameters, the layout `seisfuse pick --weights` reads.
+//! Structure and parameter names follow the SeisLM repository (liutianlin0121/seisLM,
+//! `seisLM/model/task_specific/{phasepick_models,foreshock_aftershock_models,
+//! shared_task_specific}.py`): a DoubleConv is `double_conv.{0,4}.weight` (convolutions
+//! without bias) and `double_conv.{1,5}.*` (BatchNorms); the picking head is
+//! `double_conv.double_conv.*` and `classifier.*`; the event head is `head.1.*`, `head.2.*`
+//! (the blocks) and `head.4.*` (the Linear). [`SeislmPicker`] names the encoder `wav2vec2.*`
+//! and the head at the top, as the fine-tuned Lightning checkpoints do under `model.`.
 
 use crate::data::transforms::gaussian_row;
 use crate::nn::batch_norm::BatchNorm2dCache;
@@ -45,9 +49,15 @@ struct ConvBnGeluCache {
 }
 
 impl ConvBnGelu {
-    fn new(cin: usize, cout: usize, stride: usize, init: &mut Init) -> Result<Self> {
+    fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        padding: usize,
+        init: &mut Init,
+    ) -> Result<Self> {
         Ok(ConvBnGelu {
-            conv: Conv1d::new(cin, cout, 3, stride, 1, 1, false, false, init)?,
+            conv: Conv1d::new(cin, cout, 3, stride, padding, 1, false, false, init)?,
             bn: BatchNorm2d::new(cout, &crate::Device::Cpu)?,
         })
     }
@@ -119,10 +129,13 @@ pub struct DoubleConvCache {
 }
 
 impl DoubleConv {
+    /// Kernel 3 convolutions with `strides` and `padding` on both sides (1 = SeisLM's "same"
+    /// for stride 1, 0 = "valid").
     pub fn new(
         cin: usize,
         cout: usize,
-        stride: usize,
+        strides: [usize; 2],
+        padding: usize,
         dropout: f32,
         init: &mut Init,
     ) -> Result<Self> {
@@ -130,8 +143,8 @@ impl DoubleConv {
             bail!("DoubleConv: dropout must be in [0, 1), found {dropout}");
         }
         Ok(DoubleConv {
-            stage1: ConvBnGelu::new(cin, cout, stride, init)?,
-            stage2: ConvBnGelu::new(cout, cout, 1, init)?,
+            stage1: ConvBnGelu::new(cin, cout, strides[0], padding, init)?,
+            stage2: ConvBnGelu::new(cout, cout, strides[1], padding, init)?,
             dropout,
         })
     }
@@ -175,10 +188,14 @@ impl DoubleConv {
 
 impl Parameters for DoubleConv {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.stage1.visit(&format!("{prefix}conv1."), f)?;
-        self.stage1.bn.visit(&format!("{prefix}bn1."), f)?;
-        self.stage2.visit(&format!("{prefix}conv2."), f)?;
-        self.stage2.bn.visit(&format!("{prefix}bn2."), f)
+        // SeisLM's `DoubleConvBlock.double_conv`, an nn.Sequential: 0 conv, 1 BatchNorm,
+        // 2 GELU, 3 dropout, 4 conv, 5 BatchNorm, 6 GELU, 7 dropout.
+        self.stage1.visit(&format!("{prefix}double_conv.0."), f)?;
+        self.stage1
+            .bn
+            .visit(&format!("{prefix}double_conv.1."), f)?;
+        self.stage2.visit(&format!("{prefix}double_conv.4."), f)?;
+        self.stage2.bn.visit(&format!("{prefix}double_conv.5."), f)
     }
 }
 
@@ -228,8 +245,10 @@ pub struct PhasePickCache {
     /// Frames T' of the hidden states.
     frames: usize,
     dc: DoubleConvCache,
-    /// DoubleConv output as [B, T, C] (the classifier input).
+    /// DoubleConv output as [B, T, C] after the head's dropout (the classifier input).
     z: Tensor,
+    /// The key of that dropout (train mode).
+    key: Option<DropoutKey>,
 }
 
 impl PhasePickHead {
@@ -244,6 +263,7 @@ impl PhasePickHead {
             double_conv: DoubleConv::new(
                 cfg.hidden + cfg.in_chans,
                 cfg.channels,
+                [1, 1],
                 1,
                 cfg.dropout,
                 &mut init,
@@ -305,8 +325,16 @@ impl PhasePickHead {
         });
         let (y, dc) = self.double_conv.forward(x, key)?;
         let z = ops::transpose_last2(&y)?;
+        // SeisLM's `hidden_dropout` between the DoubleConv and the classifier.
+        let key = key
+            .map(|k| DropoutKey { stream_id: 2, ..k })
+            .filter(|_| self.cfg.dropout > 0.0);
+        let z = match key {
+            Some(k) => ops::dropout(&z, self.cfg.dropout, k)?,
+            None => z,
+        };
         let logits = self.classifier.forward(&z)?;
-        Ok((logits, PhasePickCache { frames, dc, z }))
+        Ok((logits, PhasePickCache { frames, dc, z, key }))
     }
 
     /// From dlogits [B, T, classes]: accumulates the head's parameter gradients and returns
@@ -321,7 +349,10 @@ impl PhasePickHead {
                 dlogits.shape
             );
         }
-        let dz = self.classifier.backward(&c.z, dlogits)?;
+        let mut dz = self.classifier.backward(&c.z, dlogits)?;
+        if let Some(k) = c.key {
+            dz = ops::dropout_backward(&dz, self.cfg.dropout, k)?;
+        }
         let dy = ops::transpose_last2_backward(&dz)?;
         let Some(dx) = self.double_conv.backward(&c.dc, &dy, true)? else {
             bail!("phase-picking head backward: DoubleConv returned no input gradient");
@@ -397,8 +428,8 @@ impl EventHead {
         }
         let mut init = Init::new(seed);
         Ok(EventHead {
-            block1: DoubleConv::new(cfg.hidden, cfg.channels, 2, cfg.dropout, &mut init)?,
-            block2: DoubleConv::new(cfg.channels, cfg.channels, 2, cfg.dropout, &mut init)?,
+            block1: DoubleConv::new(cfg.hidden, cfg.hidden, [2, 2], 0, cfg.dropout, &mut init)?,
+            block2: DoubleConv::new(cfg.hidden, cfg.channels, [2, 2], 0, cfg.dropout, &mut init)?,
             classifier: Linear::new(cfg.channels, cfg.classes, true, &mut init)?,
             cfg,
             training: true,
@@ -491,9 +522,11 @@ impl EventHead {
 
 impl Parameters for EventHead {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.block1.visit(&format!("{prefix}block1."), f)?;
-        self.block2.visit(&format!("{prefix}block2."), f)?;
-        self.classifier.visit(&format!("{prefix}classifier."), f)
+        // SeisLM's `Wav2Vec2ForSequenceClassification.head`, an nn.Sequential: 0 rearrange,
+        // 1 and 2 DoubleConvBlocks, 3 mean, 4 Linear.
+        self.block1.visit(&format!("{prefix}head.1."), f)?;
+        self.block2.visit(&format!("{prefix}head.2."), f)?;
+        self.classifier.visit(&format!("{prefix}head.4."), f)
     }
 }
 
@@ -505,11 +538,14 @@ pub fn class_loss(logits: &Tensor, targets: &[i32]) -> Result<(LossValue, Tensor
     Ok((l, d))
 }
 
-/// Prefix of the picking head's parameters in a [`SeislmPicker`] weight file.
-pub const PICK_HEAD_PREFIX: &str = "pick_head.";
+/// Prefix of the encoder's parameters in a [`SeislmPicker`] weight file (SeisLM's
+/// `MultiDimWav2Vec2ForFrameClassification.wav2vec2`).
+pub const PICKER_ENCODER_PREFIX: &str = "wav2vec2.";
 
-/// An encoder and a phase-picking head, named as one model: encoder tensors under their HF
-/// names, head tensors under `pick_head.` (the file `seisfuse pick --weights` reads).
+/// An encoder and a phase-picking head, named as one model as SeisLM's fine-tuned picker:
+/// encoder tensors under `wav2vec2.` + their HF names, head tensors `double_conv.*` and
+/// `classifier.*` (the file `seisfuse pick --weights` reads; Lightning checkpoints add
+/// `model.` in front, which the loader strips).
 #[derive(Debug)]
 pub struct SeislmPicker {
     pub encoder: Seislm,
@@ -540,7 +576,8 @@ impl SeislmPicker {
 
 impl Parameters for SeislmPicker {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.encoder.visit(prefix, f)?;
-        self.head.visit(&format!("{prefix}{PICK_HEAD_PREFIX}"), f)
+        self.encoder
+            .visit(&format!("{prefix}{PICKER_ENCODER_PREFIX}"), f)?;
+        self.head.visit(prefix, f)
     }
 }

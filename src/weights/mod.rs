@@ -211,7 +211,11 @@ pub fn load_from_file(
     })?;
     for (key, fname) in &by_name {
         if !used.contains(key) {
-            if opts.ignore.iter().any(|p| key.starts_with(p.as_str())) {
+            // BatchNorm's step counter (`*.num_batches_tracked`, int64 in PyTorch state dicts)
+            // is bookkeeping, not a weight: it only matters with momentum=None.
+            if key.ends_with(".num_batches_tracked")
+                || opts.ignore.iter().any(|p| key.starts_with(p.as_str()))
+            {
                 report.ignored.push(fname.clone());
             } else {
                 report.unexpected.push(fname.clone());
