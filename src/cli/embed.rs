@@ -197,6 +197,7 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
                     strict: a.strict,
                     strip_prefix: prefix.map(String::from),
                     ignore: vec![],
+                    ignore_suffixes: vec![],
                 },
             )?;
             for p in report.problems() {
@@ -284,6 +285,7 @@ pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Resu
             strict,
             strip_prefix: None,
             ignore,
+            ignore_suffixes: vec![],
         },
     )?;
     for p in report.problems() {

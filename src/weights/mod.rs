@@ -40,6 +40,9 @@ pub struct LoadOptions {
     /// pretraining checkpoint into the encoder strictly. They are listed in
     /// [`LoadReport::ignored`].
     pub ignore: Vec<String>,
+    /// Like `ignore`, for names that end with any of these, e.g. `.num_batches_tracked` (a
+    /// BatchNorm counter this crate does not keep).
+    pub ignore_suffixes: Vec<String>,
 }
 
 /// A tensor whose shape in the file differs from the parameter's.
@@ -67,7 +70,8 @@ pub struct LoadReport {
     pub converted: Vec<(String, String)>,
     /// File tensors skipped because they lack the prefix to strip.
     pub outside_prefix: Vec<String>,
-    /// File tensors skipped because they match `LoadOptions::ignore` and no parameter.
+    /// File tensors skipped because they match `LoadOptions::ignore` or `ignore_suffixes` and no
+    /// parameter.
     pub ignored: Vec<String>,
 }
 
@@ -211,7 +215,12 @@ pub fn load_from_file(
     })?;
     for (key, fname) in &by_name {
         if !used.contains(key) {
-            if opts.ignore.iter().any(|p| key.starts_with(p.as_str())) {
+            if opts.ignore.iter().any(|p| key.starts_with(p.as_str()))
+                || opts
+                    .ignore_suffixes
+                    .iter()
+                    .any(|p| key.ends_with(p.as_str()))
+            {
                 report.ignored.push(fname.clone());
             } else {
                 report.unexpected.push(fname.clone());
