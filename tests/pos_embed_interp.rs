@@ -193,3 +193,39 @@ fn an_untellable_grid_is_an_error() {
     let got = vit.pos_embed.value.to_vec_f32().unwrap();
     assert!(got.iter().all(|v| (v - 0.5).abs() < 1e-6), "{got:?}");
 }
+
+/// An MAE checkpoint for 64×64 images loads strictly into an MAE for 96×128: both the encoder's
+/// and the decoder's tables are interpolated (8×8 → 12×16, a non-square target).
+#[test]
+fn mae_tables_are_both_interpolated() {
+    use seisfuse::models::mae::{Mae, MaeConfig};
+    let cfg = MaeConfig::preset("sfm-tiny").unwrap();
+    let mut small = Mae::new(cfg.clone(), 1).unwrap();
+    let ckpt = TempFile::new("mae64");
+    save_from(&mut small, &ckpt.0, false).unwrap();
+    let mut big_cfg = cfg;
+    big_cfg.encoder = big_cfg.encoder.with_image(96, 128).unwrap();
+    let mut big = Mae::new(big_cfg, 2).unwrap();
+    let tables = big.pos_tables();
+    let file = SafetensorsFile::open(&ckpt.0).unwrap();
+    let opts = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let r = load_from_file_interpolating(&mut big, &file, &opts, &tables).unwrap();
+    let names: Vec<_> = r
+        .interpolated
+        .iter()
+        .map(|i| (i.name.as_str(), i.from, i.to))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("pos_embed", (8, 8), (12, 16)),
+            ("decoder_pos_embed", (8, 8), (12, 16))
+        ]
+    );
+    let src = small.decoder_pos_embed.value.to_vec_f32().unwrap();
+    let want = interpolate_pos_embed(&src, 32, 1, (8, 8), (12, 16)).unwrap();
+    assert_eq!(big.decoder_pos_embed.value.to_vec_f32().unwrap(), want);
+}
