@@ -15,7 +15,9 @@ use seisfuse::weights::{
 use seisfuse::Tensor;
 use std::path::PathBuf;
 
-const CASES: &[(&str, (usize, usize), (usize, usize))] = &[
+/// (fixture case, source grid, target grid).
+type Case = (&'static str, (usize, usize), (usize, usize));
+const CASES: &[Case] = &[
     ("small_7x7", (4, 4), (7, 7)),
     ("small_3x5", (4, 4), (3, 5)),
     ("wide_6x10", (3, 5), (6, 10)),

@@ -20,7 +20,7 @@ use seisfuse::weights::names::{
 use seisfuse::weights::{load_from_file, LoadOptions, SafetensorsFile};
 use seisfuse::Device;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// (name, shape) in state-dict order; `num_batches_tracked` entries are i64 scalars.
 type Spec = Vec<(String, Vec<usize>)>;
@@ -123,7 +123,7 @@ fn regression_spec(dim: usize, ch: [usize; 4], skip: usize) -> (Spec, Spec) {
 
 /// Writes the spec with values from a hash of the name (f32), i64 for num_batches_tracked.
 /// Returns the f32 values by name.
-fn write(path: &PathBuf, spec: &Spec) -> BTreeMap<String, Vec<f32>> {
+fn write(path: &Path, spec: &Spec) -> BTreeMap<String, Vec<f32>> {
     let mut bytes: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut vals = BTreeMap::new();
     for (k, (n, sh)) in spec.iter().enumerate() {
