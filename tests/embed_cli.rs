@@ -90,6 +90,29 @@ fn embed_writes_the_features_of_the_saved_encoder() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // Images of another size: the checkpoint's 8×8 position table is interpolated to 12×12
+    // (bicubic, as SFM-Finetune does), strictly, and the loader says so.
+    let raw96: Vec<f32> = (0..96 * 96).map(|i| (i as f32 * 0.01).sin()).collect();
+    let in96 = dir.join("images96.npy");
+    seisfuse::data::npy::write(&in96, &[1, 96, 96], &raw96).unwrap();
+    let st = exe()
+        .args([
+            "--device", "cpu", "embed", "--model", "sfm-tiny", "--strict", "--pool", "cls",
+        ])
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(&in96)
+        .arg("--out")
+        .arg(dir.join("emb96.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(st.status.success(), "{err}");
+    assert!(
+        err.contains("pos_embed: the checkpoint's 8×8 grid interpolated to 12×12"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

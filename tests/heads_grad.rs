@@ -285,7 +285,7 @@ fn bilinear_matches_pytorch_values() {
     // F.interpolate(torch.tensor([[[[1., 2.], [3., 4.]]]]), size=(4, 4), mode='bilinear',
     // align_corners=False)
     let x = t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
-    let y = ops::upsample_bilinear(&x, (4, 4))
+    let y = ops::upsample_bilinear(&x, (4, 4), false)
         .unwrap()
         .to_vec_f32()
         .unwrap();
@@ -295,7 +295,7 @@ fn bilinear_matches_pytorch_values() {
     assert!(rel_err(&y, &want) < 1e-7, "{y:?}");
     // Downsampling 4 → 2 averages pairs (source 0.5 and 2.5).
     let x = t(&[1, 1, 1, 4], &[1.0, 3.0, 5.0, 7.0]);
-    let y = ops::upsample_bilinear(&x, (1, 2))
+    let y = ops::upsample_bilinear(&x, (1, 2), false)
         .unwrap()
         .to_vec_f32()
         .unwrap();
@@ -311,27 +311,31 @@ fn bilinear_matches_pytorch_values() {
 
 #[test]
 fn upsample_backward_matches_differences() {
-    for &(h, w, ho, wo) in &[
+    for (&(h, w, ho, wo), ac) in [
         (3usize, 5usize, 12usize, 20usize),
         (5, 7, 3, 4),
         (4, 4, 7, 9),
         (2, 3, 2, 3),
         (1, 3, 4, 6),
-    ] {
+        (6, 4, 1, 7),
+    ]
+    .iter()
+    .flat_map(|s| [(s, false), (s, true)])
+    {
         let xs = [2, 2, h, w];
         let x = rand_tensor(&xs, 31);
-        let y = ops::upsample_bilinear(&x, (ho, wo)).unwrap();
+        let y = ops::upsample_bilinear(&x, (ho, wo), ac).unwrap();
         let gw = rand_vec(y.numel(), 32, -1.0, 1.0);
-        let dx = ops::upsample_bilinear_backward(&t(&y.shape, &gw), (h, w)).unwrap();
+        let dx = ops::upsample_bilinear_backward(&t(&y.shape, &gw), (h, w), ac).unwrap();
         check_grad(
-            &format!("bilinear {h}x{w} -> {ho}x{wo}"),
+            &format!("bilinear {h}x{w} -> {ho}x{wo} align_corners={ac}"),
             &x.to_vec_f32().unwrap(),
             &gw,
             &dx.to_vec_f32().unwrap(),
             1e-2,
             1e-3,
             |v| {
-                ops::upsample_bilinear(&t(&xs, v), (ho, wo))
+                ops::upsample_bilinear(&t(&xs, v), (ho, wo), ac)
                     .unwrap()
                     .to_vec_f32()
                     .unwrap()
@@ -656,7 +660,7 @@ fn bilinear_matches_pytorch_on_uneven_sizes() {
         41.12769, 44.0029, 46.97423, 48.75703, 31.622776, 33.24281, 35.94286, 38.74347, 41.569218,
         44.5153, 47.4845, 50.546188, 52.3832,
     ];
-    let y = ops::upsample_bilinear(&x, (7, 9))
+    let y = ops::upsample_bilinear(&x, (7, 9), false)
         .unwrap()
         .to_vec_f32()
         .unwrap();
@@ -669,11 +673,80 @@ fn bilinear_matches_pytorch_on_uneven_sizes() {
         35.806976318359375,
         44.295257568359375,
     ];
-    let y = ops::upsample_bilinear(&x, (2, 3))
+    let y = ops::upsample_bilinear(&x, (2, 3), false)
         .unwrap()
         .to_vec_f32()
         .unwrap();
     assert!(rel_err(&y, &down.map(|v| v as f32)) < 1e-6, "{y:?}");
+}
+
+/// `F.interpolate(x, size, mode='bilinear', align_corners=True)` (what SFM's heads use, also
+/// `nn.UpsamplingBilinear2d`) from torch 2.11: the 2×2 case, and x = (arange(15)^1.5)
+/// .reshape(1, 1, 3, 5) (float32) up, down and to one row.
+#[test]
+fn bilinear_align_corners_matches_pytorch() {
+    let x = t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+    let y = ops::upsample_bilinear(&x, (4, 4), true)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let want: [f64; 16] = [
+        1.0,
+        1.3333332538604736,
+        1.6666667461395264,
+        2.0,
+        1.6666666269302368,
+        2.0,
+        2.3333334922790527,
+        2.6666665077209473,
+        2.3333334922790527,
+        2.6666665077209473,
+        3.0,
+        3.3333334922790527,
+        3.0,
+        3.3333332538604736,
+        3.6666667461395264,
+        4.0,
+    ];
+    assert!(rel_err(&y, &want.map(|v| v as f32)) < 1e-7, "{y:?}");
+    let x: Vec<f32> = (0..15).map(|i| (i as f64).powf(1.5) as f32).collect();
+    let x = t(&[1, 1, 3, 5], &x);
+    let up: [f64; 63] = [
+        0.0, 0.5, 1.0, 1.91421354, 2.82842708, 4.01228952, 5.19615221, 6.59807587, 8.0, 3.72677994,
+        4.64621305, 5.56564617, 6.81234217, 8.05903816, 9.53280544, 11.0065737, 12.6699533,
+        14.333333, 7.45355988, 8.79242611, 10.1312923, 11.7104712, 13.289649, 15.0533228,
+        16.8169956, 18.7418308, 20.6666679, 11.1803398, 12.9386387, 14.6969385, 16.6085987,
+        18.5202599, 20.5738373, 22.6274166, 24.8137093, 27.0, 17.9944859, 19.9767017, 21.9589176,
+        24.0810814, 26.2032471, 28.4561253, 30.7090015, 33.0850334, 35.4610672, 24.8086319,
+        27.0147648, 29.2208958, 31.5535641, 33.8862343, 36.3384094, 38.7905846, 41.3563614,
+        43.9221382, 31.622776, 34.0528259, 36.482872, 39.0260468, 41.5692177, 44.2206917,
+        46.8721657, 49.6276855, 52.3832016,
+    ];
+    let y = ops::upsample_bilinear(&x, (7, 9), true)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert!(rel_err(&y, &up.map(|v| v as f32)) < 1e-6, "{y:?}");
+    let down: [f64; 6] = [
+        0.0,
+        2.8284270763397217,
+        8.0,
+        31.62277603149414,
+        41.569217681884766,
+        52.383201599121094,
+    ];
+    let y = ops::upsample_bilinear(&x, (2, 3), true)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert!(rel_err(&y, &down.map(|v| v as f32)) < 1e-6, "{y:?}");
+    // One output row: scale 0, every row reads input row 0.
+    let one: [f64; 4] = [0.0, 1.60947585105896, 4.406910419464111, 8.0];
+    let y = ops::upsample_bilinear(&x, (1, 4), true)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    assert!(rel_err(&y, &one.map(|v| v as f32)) < 1e-6, "{y:?}");
 }
 
 /// Whole heads: the analytic input and parameter gradients against central differences of
@@ -747,9 +820,9 @@ fn heads_backward_matches_differences() {
         |v| run(&t(&fs, v)),
     );
     for name in [
-        "cls.weight",
-        "branches.1.0.conv.weight",
-        "branches.3.1.bn.weight",
+        "decoder.cls.weight",
+        "decoder.mlahead.head3.0.weight",
+        "decoder.mlahead.head5.4.weight",
     ] {
         let (shape, value, grad) = param(&mut *head.borrow_mut(), name);
         check_grad(
@@ -783,7 +856,8 @@ fn heads_backward_matches_differences() {
     let head = RefCell::new(TransUnetHead::new(cfg, 22, &Device::Cpu).unwrap());
     head.borrow_mut()
         .visit("", &mut |n, p| {
-            if n.ends_with("bn.bias") {
+            // The BatchNorm biases (Sequential index 1 of each Conv2dReLU).
+            if n.ends_with(".1.bias") {
                 p.value = Tensor::from_f32(&p.value.shape, vec![4.0; p.value.numel()])?;
             }
             Ok(())
@@ -816,11 +890,11 @@ fn heads_backward_matches_differences() {
         |v| run(&t(&ts, v)),
     );
     for name in [
-        "skip.conv.weight",
-        "stages.3.0.conv.weight",
-        "stages.0.1.bn.weight",
-        "head.weight",
-        "head.bias",
+        "decoder.conv_more.0.weight",
+        "decoder.blocks.3.conv1.0.weight",
+        "decoder.blocks.0.conv2.1.weight",
+        "segmentation_head.0.weight",
+        "segmentation_head.0.bias",
     ] {
         let (_, value, grad) = param(&mut *head.borrow_mut(), name);
         check_grad(

@@ -74,14 +74,20 @@ fn upsample_parity() {
         (4, 4, 64, 64),
         (3, 5, 56, 72),
         (14, 14, 224, 224),
+        (6, 4, 1, 7),
     ] {
-        parity(&format!("bilinear {h}x{w} -> {ho}x{wo}"), |d, dt| {
-            let x = input(&[2, 3, h, w], 1, d, dt);
-            let y = ops::upsample_bilinear(&x, (ho, wo)).unwrap();
-            let dy = input(&y.shape, 2, d, dt);
-            let dx = ops::upsample_bilinear_backward(&dy, (h, w)).unwrap();
-            vec![y, dx]
-        });
+        for ac in [false, true] {
+            parity(
+                &format!("bilinear {h}x{w} -> {ho}x{wo} align_corners={ac}"),
+                |d, dt| {
+                    let x = input(&[2, 3, h, w], 1, d, dt);
+                    let y = ops::upsample_bilinear(&x, (ho, wo), ac).unwrap();
+                    let dy = input(&y.shape, 2, d, dt);
+                    let dx = ops::upsample_bilinear_backward(&dy, (h, w), ac).unwrap();
+                    vec![y, dx]
+                },
+            );
+        }
     }
     for k in [2usize, 4] {
         parity(&format!("nearest x{k}"), |d, dt| {

@@ -85,10 +85,10 @@ fn segmentation_head_overfits_a_tiny_label_map() {
     let names = head.param_shapes().unwrap();
     assert!(names
         .iter()
-        .any(|(n, _)| n == "branches.3.1.bn.running_var"));
+        .any(|(n, _)| n == "decoder.mlahead.head5.4.running_var"));
     assert!(names
         .iter()
-        .any(|(n, s)| n == "cls.weight" && s == &vec![classes, 32, 3, 3]));
+        .any(|(n, s)| n == "decoder.cls.weight" && s == &vec![classes, 32, 3, 3]));
     let feats: Vec<Tensor> = (0..4)
         .map(|i| rand_tensor(&[b, c, g, g], 1000 + i))
         .collect();
@@ -171,13 +171,13 @@ fn regression_head_overfits_a_tiny_denoising_target() {
     let names = head.param_shapes().unwrap();
     assert!(names
         .iter()
-        .any(|(n, s)| n == "stages.3.0.conv.weight" && s == &vec![8, 12, 3, 3]));
+        .any(|(n, s)| n == "decoder.blocks.3.conv1.0.weight" && s == &vec![8, 12, 3, 3]));
     assert!(names
         .iter()
-        .any(|(n, s)| n == "skip.conv.weight" && s == &vec![4, 1, 3, 3]));
+        .any(|(n, s)| n == "decoder.conv_more.0.weight" && s == &vec![4, 1, 3, 3]));
     assert!(names
         .iter()
-        .any(|(n, s)| n == "head.weight" && s == &vec![1, 8, 1, 1]));
+        .any(|(n, s)| n == "segmentation_head.0.weight" && s == &vec![1, 8, 1, 1]));
     let tokens = rand_tensor(&[b, c, g, g], 2000);
     // Clean target: smooth seismic-like layers; input image: the target plus noise.
     let clean: Vec<f32> = (0..b * img * img)

@@ -23,6 +23,7 @@ fn load<M: Parameters>(m: &mut M, prefix: &str) {
         strict: true,
         strip_prefix: Some(prefix.into()),
         ignore: vec![],
+        ignore_suffixes: vec![],
     };
     let r = load_into_with(m, fixture(), &opts).unwrap();
     assert!(r.is_exact(), "{:?}", r.problems());

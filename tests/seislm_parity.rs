@@ -62,6 +62,7 @@ fn seislm_matches_hf_wav2vec2_forward_and_backward() {
             strict: true,
             strip_prefix: Some("param.".into()),
             ignore: vec![],
+            ignore_suffixes: vec![],
         };
         let report = load_into_with(&mut model, fixture_path(), &opts).unwrap();
         assert!(report.is_exact(), "{:?}", report.problems());

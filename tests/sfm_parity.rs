@@ -31,6 +31,7 @@ fn load(model: &mut dyn Parameters, file: &str) -> SafetensorsFile {
         strict: true,
         strip_prefix: Some("param.".into()),
         ignore: vec![],
+        ignore_suffixes: vec![],
     };
     let report = load_into_with(model, &path, &opts).unwrap();
     assert!(

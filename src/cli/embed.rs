@@ -197,6 +197,7 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
                     strict: a.strict,
                     strip_prefix: prefix.map(String::from),
                     ignore: vec![],
+                    ignore_suffixes: vec![],
                 },
             )?;
             for p in report.problems() {
@@ -260,32 +261,25 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
 }
 
 /// Loads an SFM encoder checkpoint; MAE decoder tensors are skipped, and a position table for
-/// another image size is replaced by this size's exact sin-cos table (it is fixed, not learned).
+/// another image size is interpolated (bicubic) to this size's grid, as SFM-Finetune does.
 pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Result<()> {
     let file = SafetensorsFile::open(path)?;
-    let mut ignore: Vec<String> = MAE_DECODER_PREFIXES.iter().map(|s| s.to_string()).collect();
-    if let Some(info) = file.info("pos_embed") {
-        if info.shape != vit.pos_embed.value.shape {
-            eprintln!(
-                "note: {} holds pos_embed {:?} for another image size; using the sin-cos table for {}×{} ({:?})",
-                path.display(),
-                info.shape,
-                vit.cfg.img_h,
-                vit.cfg.img_w,
-                vit.pos_embed.value.shape
-            );
-            ignore.push("pos_embed".into());
-        }
-    }
-    let report = weights::load_from_file(
+    let ignore: Vec<String> = MAE_DECODER_PREFIXES.iter().map(|s| s.to_string()).collect();
+    let tables = vit.pos_tables();
+    let report = weights::load_from_file_interpolating(
         vit,
         &file,
         &LoadOptions {
             strict,
             strip_prefix: None,
             ignore,
+            ignore_suffixes: vec![],
         },
+        &tables,
     )?;
+    for i in &report.interpolated {
+        eprintln!("note: {}: {i}", path.display());
+    }
     for p in report.problems() {
         eprintln!("warning: {p}");
     }

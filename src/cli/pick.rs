@@ -259,6 +259,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                 strict: true,
                 strip_prefix: (!prefix.is_empty()).then(|| prefix.clone()),
                 ignore: SKIPPED.iter().map(|s| s.to_string()).collect(),
+                ignore_suffixes: vec![],
             },
         )
         .with_context(|| format!("loading {} as a {} picker", w.display(), a.model))?;

@@ -260,6 +260,20 @@ impl Mae {
     }
 }
 
+impl Mae {
+    /// The encoder's and the decoder's position tables, for
+    /// [`crate::weights::load_from_file_interpolating`].
+    pub fn pos_tables(&self) -> Vec<crate::weights::PosTable> {
+        let mut t = self.encoder.pos_tables();
+        t.push(crate::weights::PosTable {
+            name: "decoder_pos_embed".into(),
+            extra: 1,
+            grid: self.cfg.encoder.grid(),
+        });
+        t
+    }
+}
+
 impl Parameters for Mae {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
         self.encoder.visit(prefix, f)?;

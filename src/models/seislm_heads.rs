@@ -315,7 +315,7 @@ impl PhasePickHead {
         // Linear interpolation along time = bilinear on [B, H, T', 1] → [B, H, T, 1]
         // (the width axis maps 1 → 1 exactly under align_corners=False).
         let ht = ops::transpose_last2(hidden)?.reshape(&[b, h, frames, 1])?;
-        let up = ops::upsample_bilinear(&ht, (t, 1))?;
+        let up = ops::upsample_bilinear(&ht, (t, 1), false)?;
         let w4 = wave.try_clone()?.reshape(&[b, c, t, 1])?;
         let x = ops::concat_channels(&[&up, &w4])?.reshape(&[b, h + c, t])?;
         let key = self.training.then_some(DropoutKey {
@@ -360,7 +360,7 @@ impl PhasePickHead {
         let (b, t) = (c.z.shape[0], c.z.shape[1]);
         let (h, ch) = (self.cfg.hidden, self.cfg.in_chans);
         let parts = ops::split_channels(&dx.reshape(&[b, h + ch, t, 1])?, &[h, ch])?;
-        let dht = ops::upsample_bilinear_backward(&parts[0], (c.frames, 1))?;
+        let dht = ops::upsample_bilinear_backward(&parts[0], (c.frames, 1), false)?;
         ops::transpose_last2_backward(&dht.reshape(&[b, h, c.frames])?)
     }
 }

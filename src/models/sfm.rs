@@ -72,7 +72,8 @@ pub struct Vit {
     pub cfg: VitConfig,
     pub patch_embed: PatchEmbed,
     pub cls_token: Param,
-    /// Fixed sin-cos table [1, 1 + N, C], stored in checkpoints, not trained.
+    /// Position table [1, 1 + N, C]: the exact sin-cos table at random init, or a checkpoint's
+    /// (bicubically resampled when its grid differs, see `pos_tables`); not trained here.
     pub pos_embed: Param,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
@@ -122,6 +123,16 @@ impl Vit {
 
     pub fn device(&self) -> Device {
         self.cls_token.value.device()
+    }
+
+    /// The position table, for [`crate::weights::load_from_file_interpolating`]: a checkpoint
+    /// for another image size has its table resampled (bicubic) to this grid, as SFM does.
+    pub fn pos_tables(&self) -> Vec<crate::weights::PosTable> {
+        vec![crate::weights::PosTable {
+            name: "pos_embed".into(),
+            extra: 1,
+            grid: self.cfg.grid(),
+        }]
     }
 
     /// Row indices for the encoder's input: −1 (the cls token) then `keep` per sample, or all

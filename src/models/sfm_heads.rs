@@ -1,19 +1,33 @@
 //! The SFM downstream heads (REFERENCE.md, "Downstream tasks"), each with an explicit forward
-//! and backward pass:
+//! and backward pass, laid out and named as SFM-Finetune's `models_Segmentation.py` and
+//! `models_Regression.py` (github.com/shenghanlin/SeismicFoundationModel, SFM-Finetune/):
 //!
-//! - `SetrMlaHead` (segmentation): four feature maps [B, C, h, w] (ViT tokens of blocks
-//!   depth/4, 2·depth/4, 3·depth/4 and depth, reshaped onto the patch grid) each through two
-//!   conv3×3+BN+ReLU down to `width` channels (128 in SFM) and bilinearly upsampled ×4;
-//!   concatenated; conv3×3 to the class count; bilinear upsample to the image size.
-//! - `TransUnetHead` (regression): final tokens [B, C, h, w] and the input image [B, 1, H, W];
-//!   4 stages of bilinear upsample ×2 then two conv3×3+BN+ReLU (C→256→128→64→64 in SFM); the
-//!   last stage concatenates a skip branch (conv3×3+BN+ReLU of the image, 1→32 channels) before
-//!   its convs; a 1×1 conv to one channel.
+//! - `SetrMlaHead` (segmentation, SFM's `VIT_MLAHead`): four feature maps [B, C, h, w] (ViT
+//!   tokens of blocks depth/4, 2·depth/4, 3·depth/4 and depth, before the final norm, reshaped
+//!   onto the patch grid) each through two conv3×3+BN+ReLU down to `width` channels (128 in SFM)
+//!   and bilinearly upsampled ×4; concatenated; conv3×3 (with bias) to the class count; bilinear
+//!   upsample to the image size.
+//! - `TransUnetHead` (regression, SFM's `DecoderCup` + `SegmentationHead`): final normed tokens
+//!   [B, C, h, w] and the input image [B, 1, H, W]; 4 stages of bilinear upsample ×2 then two
+//!   conv3×3+BN+ReLU (C→256→128→64→64 in SFM); the last stage concatenates a skip branch
+//!   (conv3×3+BN+ReLU of the image, 1→32 channels) after its upsampling and before its convs;
+//!   a 1×1 conv (with bias) to one channel.
 //! - `ClassificationHead`: pooled token [B, C] → Linear → logits.
 //!
-//! Bilinear resampling is PyTorch's `align_corners=False`. Convolutions followed by a BatchNorm
-//! have no bias; the final convolutions have one. Parameter names are this crate's own (no
-//! published checkpoint of these heads is mapped yet).
+//! All bilinear resampling is PyTorch's `align_corners=True`, as SFM's code does it
+//! (`nn.UpsamplingBilinear2d` in the regression decoder, `F.interpolate(..., mode='bilinear',
+//! align_corners=True)` in the segmentation head). Convolutions followed by a BatchNorm have no
+//! bias; the final convolutions have one. BatchNorm eps 1e-5, momentum 0.1 (PyTorch defaults).
+//!
+//! Parameter names are SFM-Finetune's state-dict names, so a converted fine-tuned checkpoint
+//! loads strictly (`weights/README.md`); visit the heads with the prefix "" next to the encoder:
+//! segmentation `decoder.mlahead.head{2,3,4,5}.{0,3}.weight` (the two convs of a branch),
+//! `decoder.mlahead.head{k}.{1,4}.*` (their BatchNorms), `decoder.cls.{weight,bias}`;
+//! regression `decoder.blocks.{s}.conv{1,2}.0.weight`, `decoder.blocks.{s}.conv{1,2}.1.*`,
+//! `decoder.conv_more.{0,1}.*` (the skip branch), `segmentation_head.0.{weight,bias}`.
+//! Their checkpoints also hold tensors no forward pass uses (timm's classifier `head.*`, an
+//! unused `segmentation_head.0` in the segmentation model, BatchNorm's `num_batches_tracked`):
+//! `weights::names::sfm_finetune_load_options` skips them.
 
 use crate::backend::Device;
 use crate::nn::batch_norm::BatchNorm2dCache;
@@ -23,7 +37,8 @@ use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Context, Result};
 
-/// conv3×3 (no bias) → BatchNorm2d → ReLU. Names `conv.weight`, `bn.*`.
+/// conv3×3 (no bias) → BatchNorm2d → ReLU, SFM's `Conv2dReLU` (an `nn.Sequential`). Names
+/// `0.weight` (conv), `1.*` (BatchNorm).
 #[derive(Debug)]
 pub struct ConvBnRelu {
     pub conv: Conv2d,
@@ -60,10 +75,18 @@ impl ConvBnRelu {
     }
 }
 
+impl ConvBnRelu {
+    /// Visits the conv as `{prefix}{at}.` and the BatchNorm as `{prefix}{at + 1}.`, the
+    /// indices of an `nn.Sequential` holding them (the ReLU at `at + 2` has no parameters).
+    pub fn visit_at(&mut self, prefix: &str, at: usize, f: &mut ParamVisitor) -> Result<()> {
+        self.conv.visit(&format!("{prefix}{at}."), f)?;
+        self.bn.visit(&format!("{prefix}{}.", at + 1), f)
+    }
+}
+
 impl Parameters for ConvBnRelu {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.conv.visit(&format!("{prefix}conv."), f)?;
-        self.bn.visit(&format!("{prefix}bn."), f)
+        self.visit_at(prefix, 0, f)
     }
 }
 
@@ -89,8 +112,9 @@ pub struct SetrMlaConfig {
     pub branch_upsample: usize,
 }
 
-/// SETR-MLA segmentation head. Names: `branches.{i}.{j}.conv.weight`, `branches.{i}.{j}.bn.*`
-/// (i = 0..4 from the shallowest feature map, j = 0, 1), `cls.weight`, `cls.bias`.
+/// SETR-MLA segmentation head (SFM's `VIT_MLAHead`). Names: branch i (0..4, from the shallowest
+/// feature map) is `decoder.mlahead.head{i + 2}` with its convs at `.0.`, `.3.` and BatchNorms at
+/// `.1.`, `.4.` (one `nn.Sequential` conv, bn, relu, conv, bn, relu); `decoder.cls.{weight,bias}`.
 #[derive(Debug)]
 pub struct SetrMlaHead {
     pub cfg: SetrMlaConfig,
@@ -158,12 +182,12 @@ impl SetrMlaHead {
                 .forward(f)
                 .with_context(|| format!("SetrMlaHead branch {i}"))?;
             let (b, cb) = br[1].forward(&a)?;
-            ups.push(ops::upsample_bilinear(&b, up)?);
+            ups.push(ops::upsample_bilinear(&b, up, true)?);
             caches.push([ca, cb]);
         }
         let cat = ops::concat_channels(&ups.iter().collect::<Vec<_>>())?;
         let (z, cls) = self.cls.forward(&cat)?;
-        let out = ops::upsample_bilinear(&z, image_size)?;
+        let out = ops::upsample_bilinear(&z, image_size, true)?;
         Ok((
             out,
             SetrMlaCache {
@@ -177,12 +201,12 @@ impl SetrMlaHead {
 
     /// Gradients of the four feature maps from dlogits; parameter gradients accumulate.
     pub fn backward(&mut self, dlogits: &Tensor, cache: &SetrMlaCache) -> Result<[Tensor; 4]> {
-        let dz = ops::upsample_bilinear_backward(dlogits, cache.up)?;
+        let dz = ops::upsample_bilinear_backward(dlogits, cache.up, true)?;
         let dcat = self.cls.backward(&dz, &cache.cls)?;
         let dups = ops::split_channels(&dcat, &[self.cfg.width; 4])?;
         let mut out = Vec::with_capacity(4);
         for ((du, br), c) in dups.iter().zip(&mut self.branches).zip(&cache.branches) {
-            let db = ops::upsample_bilinear_backward(du, cache.grid)?;
+            let db = ops::upsample_bilinear_backward(du, cache.grid, true)?;
             let da = br[1].backward(&db, &c[1])?;
             out.push(br[0].backward(&da, &c[0])?);
         }
@@ -194,11 +218,11 @@ impl SetrMlaHead {
 impl Parameters for SetrMlaHead {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
         for (i, br) in self.branches.iter_mut().enumerate() {
-            for (j, l) in br.iter_mut().enumerate() {
-                l.visit(&format!("{prefix}branches.{i}.{j}."), f)?;
-            }
+            let p = format!("{prefix}decoder.mlahead.head{}.", i + 2);
+            br[0].visit_at(&p, 0, f)?;
+            br[1].visit_at(&p, 3, f)?;
         }
-        self.cls.visit(&format!("{prefix}cls."), f)
+        self.cls.visit(&format!("{prefix}decoder.cls."), f)
     }
 }
 
@@ -228,8 +252,9 @@ impl TransUnetConfig {
     }
 }
 
-/// TransUNet-like regression head. Names: `stages.{s}.{j}.conv.weight`, `stages.{s}.{j}.bn.*`,
-/// `skip.conv.weight`, `skip.bn.*`, `head.weight`, `head.bias`.
+/// TransUNet-like regression head (SFM's `DecoderCup` and `SegmentationHead`). Names: stage s is
+/// `decoder.blocks.{s}` with `conv1.{0,1}.*` and `conv2.{0,1}.*` (conv, BatchNorm); the skip
+/// branch `decoder.conv_more.{0,1}.*`; the 1×1 conv `segmentation_head.0.{weight,bias}`.
 #[derive(Debug)]
 pub struct TransUnetHead {
     pub cfg: TransUnetConfig,
@@ -304,7 +329,7 @@ impl TransUnetHead {
         for (s, st) in self.stages.iter_mut().enumerate() {
             let (hh, ww) = (x.shape[2], x.shape[3]);
             sizes.push((hh, ww));
-            let mut u = ops::upsample_bilinear(&x, (2 * hh, 2 * ww))?;
+            let mut u = ops::upsample_bilinear(&x, (2 * hh, 2 * ww), true)?;
             if s == 3 {
                 u = ops::concat_channels(&[&u, &skip])?;
             }
@@ -341,7 +366,7 @@ impl TransUnetHead {
                 du = parts.pop().expect("two parts");
                 self.skip.backward(&dskip, &cache.skip)?;
             }
-            d = ops::upsample_bilinear_backward(&du, cache.sizes[s])?;
+            d = ops::upsample_bilinear_backward(&du, cache.sizes[s], true)?;
         }
         Ok(d)
     }
@@ -349,13 +374,13 @@ impl TransUnetHead {
 
 impl Parameters for TransUnetHead {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.skip.visit(&format!("{prefix}decoder.conv_more."), f)?;
         for (s, st) in self.stages.iter_mut().enumerate() {
             for (j, l) in st.iter_mut().enumerate() {
-                l.visit(&format!("{prefix}stages.{s}.{j}."), f)?;
+                l.visit(&format!("{prefix}decoder.blocks.{s}.conv{}.", j + 1), f)?;
             }
         }
-        self.skip.visit(&format!("{prefix}skip."), f)?;
-        self.head.visit(&format!("{prefix}head."), f)
+        self.head.visit(&format!("{prefix}segmentation_head.0."), f)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Resampling of NCHW tensors with PyTorch's `F.interpolate` semantics: nearest by an integer
-//! factor, bilinear to a given size (align_corners=False, source scale = input/output size,
-//! which equals 1/scale_factor for the integer factors the heads use).
+//! factor, bilinear to a given size. Bilinear takes PyTorch's `align_corners` flag:
+//! False (`F.interpolate`'s default; source scale = input/output size, which equals
+//! 1/scale_factor for the integer factors the heads use) or True (`nn.UpsamplingBilinear2d`,
+//! scale = (input − 1)/(output − 1), the corner pixels of input and output coincide).
 
 use super::*;
 use crate::backend::cpu::upsample as cpu;
@@ -55,8 +57,8 @@ pub fn upsample_nearest_backward(dy: &Tensor, k: usize) -> Result<Tensor> {
     Ok(dx)
 }
 
-/// Bilinear resize to `size` = (height, width), align_corners=False.
-pub fn upsample_bilinear(x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
+/// Bilinear resize to `size` = (height, width), with PyTorch's `align_corners`.
+pub fn upsample_bilinear(x: &Tensor, size: (usize, usize), align_corners: bool) -> Result<Tensor> {
     let op = "upsample_bilinear";
     let (planes, h, w) = nchw(op, x)?;
     let (ho, wo) = size;
@@ -67,16 +69,29 @@ pub fn upsample_bilinear(x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
     let d = x.device();
     if !d.is_cuda() {
         let mut out = vec![0.0; planes * ho * wo];
-        cpu::upsample_bilinear(&mut out, &host(x)?, h, w, ho, wo);
+        cpu::upsample_bilinear(&mut out, &host(x)?, (h, w), (ho, wo), align_corners);
         return from_host(&shape, out, x.dtype);
     }
     let out = output(&shape, x.dtype, &d)?;
-    gpu::bilinear_forward(backend(&d)?, dev(&out)?, dev(x)?, planes, h, w, ho, wo)?;
+    gpu::bilinear_forward(
+        backend(&d)?,
+        dev(&out)?,
+        dev(x)?,
+        planes,
+        (h, w),
+        (ho, wo),
+        align_corners,
+    )?;
     Ok(out)
 }
 
-/// dx of `upsample_bilinear(x, dy's size)` where x had spatial size `input_size`.
-pub fn upsample_bilinear_backward(dy: &Tensor, input_size: (usize, usize)) -> Result<Tensor> {
+/// dx of `upsample_bilinear(x, dy's size, align_corners)` where x had spatial size
+/// `input_size`.
+pub fn upsample_bilinear_backward(
+    dy: &Tensor,
+    input_size: (usize, usize),
+    align_corners: bool,
+) -> Result<Tensor> {
     let op = "upsample_bilinear_backward";
     let (planes, ho, wo) = nchw(op, dy)?;
     let (h, w) = input_size;
@@ -87,10 +102,18 @@ pub fn upsample_bilinear_backward(dy: &Tensor, input_size: (usize, usize)) -> Re
     let d = dy.device();
     if !d.is_cuda() {
         let mut dx = vec![0.0; planes * h * w];
-        cpu::upsample_bilinear_backward(&mut dx, &host(dy)?, h, w, ho, wo);
+        cpu::upsample_bilinear_backward(&mut dx, &host(dy)?, (h, w), (ho, wo), align_corners);
         return from_host(&shape, dx, dy.dtype);
     }
     let dx = output(&shape, dy.dtype, &d)?;
-    gpu::bilinear_backward(backend(&d)?, dev(&dx)?, dev(dy)?, planes, h, w, ho, wo)?;
+    gpu::bilinear_backward(
+        backend(&d)?,
+        dev(&dx)?,
+        dev(dy)?,
+        planes,
+        (h, w),
+        (ho, wo),
+        align_corners,
+    )?;
     Ok(dx)
 }

@@ -20,7 +20,7 @@ pub use safetensors_io::{dtype_name, save_tensors, SafetensorsFile, SaveOptions,
 
 use crate::nn::Parameters;
 use crate::tensor::Tensor;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use safetensors::tensor::Dtype;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -40,6 +40,9 @@ pub struct LoadOptions {
     /// pretraining checkpoint into the encoder strictly. They are listed in
     /// [`LoadReport::ignored`].
     pub ignore: Vec<String>,
+    /// Like `ignore`, for names that end with any of these, e.g. `.num_batches_tracked` (a
+    /// BatchNorm counter this crate does not keep).
+    pub ignore_suffixes: Vec<String>,
 }
 
 /// A tensor whose shape in the file differs from the parameter's.
@@ -67,8 +70,42 @@ pub struct LoadReport {
     pub converted: Vec<(String, String)>,
     /// File tensors skipped because they lack the prefix to strip.
     pub outside_prefix: Vec<String>,
-    /// File tensors skipped because they match `LoadOptions::ignore` and no parameter.
+    /// File tensors skipped because they match `LoadOptions::ignore` or `ignore_suffixes` and no
+    /// parameter.
     pub ignored: Vec<String>,
+    /// Position tables resampled from the file's grid to the model's
+    /// ([`load_from_file_interpolating`]); they are also in `loaded`.
+    pub interpolated: Vec<Interpolated>,
+}
+
+/// A position-embedding table of a model, [1, extra + gh·gw, dim], that a checkpoint may hold
+/// for another grid (another image size).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PosTable {
+    /// The parameter name, e.g. `pos_embed` or `decoder_pos_embed`.
+    pub name: String,
+    /// Rows before the grid (1: the cls token's).
+    pub extra: usize,
+    /// The model's grid (rows, columns).
+    pub grid: (usize, usize),
+}
+
+/// A position table loaded from another grid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interpolated {
+    pub name: String,
+    pub from: (usize, usize),
+    pub to: (usize, usize),
+}
+
+impl std::fmt::Display for Interpolated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the checkpoint's {}×{} grid interpolated to {}×{} (bicubic, as SFM's interpolate_pos_embed)",
+            self.name, self.from.0, self.from.1, self.to.0, self.to.1
+        )
+    }
 }
 
 impl LoadReport {
@@ -215,6 +252,10 @@ pub fn load_from_file(
             // is bookkeeping, not a weight: it only matters with momentum=None.
             if key.ends_with(".num_batches_tracked")
                 || opts.ignore.iter().any(|p| key.starts_with(p.as_str()))
+                || opts
+                    .ignore_suffixes
+                    .iter()
+                    .any(|p| key.ends_with(p.as_str()))
             {
                 report.ignored.push(fname.clone());
             } else {
@@ -242,6 +283,113 @@ pub fn load_from_file(
             p.value = t.to_device(&p.value.device())?;
             p.refresh_compute()?;
             report.loaded.push(name.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// A model seen without some of its parameters.
+struct Without<'a> {
+    inner: &'a mut dyn Parameters,
+    skip: &'a [String],
+}
+
+impl Parameters for Without<'_> {
+    fn visit(&mut self, prefix: &str, f: &mut crate::nn::ParamVisitor) -> Result<()> {
+        let skip = self.skip;
+        self.inner.visit(prefix, &mut |n, p| {
+            if skip.iter().any(|s| s == n) {
+                Ok(())
+            } else {
+                f(n, p)
+            }
+        })
+    }
+}
+
+/// [`load_from_file`], and each table of `tables` that the file holds for another grid is
+/// resampled to the model's grid as SFM-Finetune does it (MAE's `interpolate_pos_embed`: cls
+/// rows kept, grid rows bicubic, `align_corners=False`; see
+/// [`crate::models::pos_embed::interpolate_pos_embed`]) and listed in
+/// [`LoadReport::interpolated`]. The file's grid is square when its row count is a perfect
+/// square, else the factorisation with the model's aspect ratio. A table of another width or
+/// rank is left to the loader (a shape mismatch). With `opts.strict`, an error changes nothing.
+pub fn load_from_file_interpolating(
+    model: &mut dyn Parameters,
+    file: &SafetensorsFile,
+    opts: &LoadOptions,
+    tables: &[PosTable],
+) -> Result<LoadReport> {
+    let prefix = opts.strip_prefix.clone().unwrap_or_default();
+    let mut shapes: HashMap<String, Vec<usize>> = HashMap::new();
+    model.visit("", &mut |n, p| {
+        if tables.iter().any(|t| t.name == n) {
+            shapes.insert(n.to_string(), p.value.shape.clone());
+        }
+        Ok(())
+    })?;
+    let mut resampled: Vec<(Interpolated, Vec<f32>)> = Vec::new();
+    for t in tables {
+        let Some(shape) = shapes.get(&t.name) else {
+            bail!("the model has no position table named {}", t.name);
+        };
+        let fname = format!("{prefix}{}", t.name);
+        let Some(info) = file.info(&fname) else {
+            continue; // missing: the loader reports it
+        };
+        let dim = shape[shape.len() - 1];
+        let same_layout = shape.len() == 3
+            && info.shape.len() == 3
+            && info.shape[0] == 1
+            && info.shape[2] == dim
+            && info.shape[1] > t.extra;
+        if info.shape == *shape || !same_layout {
+            continue;
+        }
+        let rows = info.shape[1] - t.extra;
+        let Some(from) = crate::models::pos_embed::infer_grid(rows, t.grid) else {
+            bail!(
+                "{}: {fname} {:?} holds {rows} grid positions, which is neither a square grid nor one of the model's {}×{} aspect; cannot interpolate it",
+                file.path().display(),
+                info.shape,
+                t.grid.0,
+                t.grid.1
+            );
+        };
+        let values = file.read_f32(&fname)?;
+        let new =
+            crate::models::pos_embed::interpolate_pos_embed(&values, dim, t.extra, from, t.grid)
+                .with_context(|| format!("{}: interpolating {fname}", file.path().display()))?;
+        resampled.push((
+            Interpolated {
+                name: t.name.clone(),
+                from,
+                to: t.grid,
+            },
+            new,
+        ));
+    }
+    let skip: Vec<String> = resampled.iter().map(|(i, _)| i.name.clone()).collect();
+    let mut opts = opts.clone();
+    // The resampled tables' file tensors are used, not unexpected.
+    opts.ignore.extend(skip.iter().cloned());
+    let mut report = load_from_file(
+        &mut Without {
+            inner: &mut *model,
+            skip: &skip,
+        },
+        file,
+        &opts,
+    )?;
+    report
+        .ignored
+        .retain(|n| !skip.iter().any(|s| *n == format!("{prefix}{s}")));
+    model.visit("", &mut |n, p| {
+        if let Some((i, v)) = resampled.iter().find(|(i, _)| i.name == n) {
+            p.value = Tensor::from_f32(&p.value.shape, v.clone())?.to_device(&p.value.device())?;
+            report.loaded.push(n.to_string());
+            report.interpolated.push(i.clone());
         }
         Ok(())
     })?;

@@ -148,6 +148,26 @@ pub const MAE_DECODER_PREFIXES: &[&str] = &[
     "decoder_pred.",
 ];
 
+/// Tensors of SFM-Finetune's segmentation model that its forward pass never uses: timm's
+/// classifier `head.{weight,bias}` [classes, C] and a `segmentation_head.0` conv3×3 16→classes
+/// built in `__init__` but not called.
+pub const SFM_FINETUNE_SEGMENTATION_UNUSED: &[&str] = &["head.", "segmentation_head."];
+/// Tensors of SFM-Finetune's regression model that its forward pass never uses: timm's
+/// classifier `head.{weight,bias}` [1, C].
+pub const SFM_FINETUNE_REGRESSION_UNUSED: &[&str] = &["head."];
+
+/// Options to load a converted SFM-Finetune checkpoint (encoder + head, names unchanged) into
+/// the encoder and a head visited with the prefix "": skips `unused` (one of
+/// [`SFM_FINETUNE_SEGMENTATION_UNUSED`], [`SFM_FINETUNE_REGRESSION_UNUSED`]) and the BatchNorms' `num_batches_tracked`.
+pub fn sfm_finetune_load_options(strict: bool, unused: &[&str]) -> super::LoadOptions {
+    super::LoadOptions {
+        strict,
+        strip_prefix: None,
+        ignore: unused.iter().map(|s| s.to_string()).collect(),
+        ignore_suffixes: vec![".num_batches_tracked".to_string()],
+    }
+}
+
 /// Published presets: (name, family, dim, depth).
 const PRESETS: &[(&str, Family, usize, usize)] = &[
     ("sfm-base", Family::SfmVit, 768, 12),

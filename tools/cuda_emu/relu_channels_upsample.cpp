@@ -6,7 +6,8 @@
 #undef INSTANTIATE
 #include "../../kernels/upsample.cu"
 #include "util.h"
-double srcidx(int o, int in, int out, int* i0, int* i1) { float sc=(float)in/(float)out; float s=sc*((float)o+0.5f)-0.5f; if (s<0) s=0; *i0=std::min((int)s,in-1); *i1=*i0<in-1?*i0+1:*i0; return s-*i0; }
+// Source index as the CPU twin (src/backend/cpu/upsample.rs::bilinear_src) computes it, in f32.
+double srcidx(int o, int in, int out, int ac, int* i0, int* i1) { float s; if (ac) { float sc=out>1?(float)(in-1)/(float)(out-1):0.0f; s=sc*(float)o; } else { float sc=(float)in/(float)out; s=sc*((float)o+0.5f)-0.5f; if (s<0) s=0; } *i0=std::min((int)s,in-1); *i1=*i0<in-1?*i0+1:*i0; return s-*i0; }
 int main() {
   { auto x=randv(7001), dy=randv(7001); std::vector<float> y(7001), dx(7001); std::vector<double> yr(7001), dxr(7001);
     for (int i=0;i<7001;++i){ yr[i]=x[i]<0?0:x[i]; dxr[i]=yr[i]>0?dy[i]:0; }
@@ -25,17 +26,18 @@ int main() {
     std::vector<float> back(cat.size()); launch({3},{256},[&]{ transpose_last2_f32(back.data(), t.data(), N, HW, Ct); });
     check("nhwc->nchw", back, std::vector<double>(cat.begin(), cat.end()), 0); }
   struct S { int h, w, ho, wo; };
-  for (S s : {S{7,9,28,36}, S{13,11,5,7}, S{4,4,64,64}, S{3,5,56,72}, S{1,3,4,6}, S{14,14,224,224}, S{5,5,5,5}}) {
+  for (int ac : {0, 1})
+  for (S s : {S{7,9,28,36}, S{13,11,5,7}, S{4,4,64,64}, S{3,5,56,72}, S{1,3,4,6}, S{14,14,224,224}, S{5,5,5,5}, S{6,4,1,7}, S{14,14,28,28}}) {
     int P=6; auto x=randv(P*s.h*s.w), dy=randv(P*s.ho*s.wo); std::vector<double> yr(dy.size()), dxr(x.size());
-    for (int p=0;p<P;++p) for (int oy=0;oy<s.ho;++oy) for (int ox=0;ox<s.wo;++ox) { int y0,y1,x0,x1; double ly=srcidx(oy,s.h,s.ho,&y0,&y1), lx=srcidx(ox,s.w,s.wo,&x0,&x1);
+    for (int p=0;p<P;++p) for (int oy=0;oy<s.ho;++oy) for (int ox=0;ox<s.wo;++ox) { int y0,y1,x0,x1; double ly=srcidx(oy,s.h,s.ho,ac,&y0,&y1), lx=srcidx(ox,s.w,s.wo,ac,&x0,&x1);
       const float* xp=&x[p*s.h*s.w]; long o=(long)(p*s.ho+oy)*s.wo+ox;
       yr[o]=(1-ly)*((1-lx)*xp[y0*s.w+x0]+lx*xp[y0*s.w+x1])+ly*((1-lx)*xp[y1*s.w+x0]+lx*xp[y1*s.w+x1]);
       double* d=&dxr[p*s.h*s.w]; double g=dy[o]; d[y0*s.w+x0]+=(1-ly)*(1-lx)*g; d[y0*s.w+x1]+=(1-ly)*lx*g; d[y1*s.w+x0]+=ly*(1-lx)*g; d[y1*s.w+x1]+=ly*lx*g; }
     std::vector<float> y(dy.size()), dx(x.size()); char name[100];
-    launch({16},{256},[&]{ upsample_bilinear_forward_f32(y.data(), x.data(), P, s.h, s.w, s.ho, s.wo); });
-    snprintf(name,100,"bilinear fwd %dx%d->%dx%d",s.h,s.w,s.ho,s.wo); check(name, y, yr, 1e-6);
-    launch({16},{256},[&]{ upsample_bilinear_backward_f32(dx.data(), dy.data(), P, s.h, s.w, s.ho, s.wo); });
-    snprintf(name,100,"bilinear bwd %dx%d->%dx%d",s.h,s.w,s.ho,s.wo); check(name, dx, dxr, 1e-6);
+    launch({16},{256},[&]{ upsample_bilinear_forward_f32(y.data(), x.data(), P, s.h, s.w, s.ho, s.wo, ac); });
+    snprintf(name,100,"bilinear fwd ac=%d %dx%d->%dx%d",ac,s.h,s.w,s.ho,s.wo); check(name, y, yr, 1e-6);
+    launch({16},{256},[&]{ upsample_bilinear_backward_f32(dx.data(), dy.data(), P, s.h, s.w, s.ho, s.wo, ac); });
+    snprintf(name,100,"bilinear bwd ac=%d %dx%d->%dx%d",ac,s.h,s.w,s.ho,s.wo); check(name, dx, dxr, 1e-6);
   }
   for (int k : {1,2,4}) { int P=6,h=7,w=5; auto x=randv(P*h*w), dy=randv(P*h*w*k*k); std::vector<double> yr(dy.size()), dxr(x.size());
     for (int p=0;p<P;++p) for (int oy=0;oy<h*k;++oy) for (int ox=0;ox<w*k;++ox) { long o=((long)p*h*k+oy)*w*k+ox; yr[o]=x[(p*h+oy/k)*w+ox/k]; dxr[(p*h+oy/k)*w+ox/k]+=dy[o]; }

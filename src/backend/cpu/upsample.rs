@@ -1,15 +1,30 @@
 //! Resampling of NCHW planes, PyTorch's `F.interpolate` semantics: nearest by an integer
-//! factor, and bilinear to a given size with align_corners=False.
+//! factor, and bilinear to a given size with align_corners=False or True.
 
 use rayon::prelude::*;
 
-/// Bilinear source position of output index `dst` along an axis of `in_len` → `out_len`
-/// (align_corners=False): src = max((dst + 0.5)·scale − 0.5, 0) with scale = in/out.
+/// Bilinear source position of output index `dst` along an axis of `in_len` → `out_len`.
+/// align_corners=False: src = max((dst + 0.5)·scale − 0.5, 0) with scale = in/out;
+/// align_corners=True: src = dst·scale with scale = (in − 1)/(out − 1) (0 when out = 1).
 /// Returns (i0, i1, λ1): the value is (1 − λ1)·v[i0] + λ1·v[i1], i1 = min(i0 + 1, in − 1).
 /// Computed in f32 exactly as the kernel (and PyTorch's CPU/CUDA code for f32) does.
-pub fn bilinear_src(dst: usize, in_len: usize, out_len: usize) -> (usize, usize, f32) {
-    let scale = in_len as f32 / out_len as f32;
-    let src = (scale * (dst as f32 + 0.5) - 0.5).max(0.0);
+pub fn bilinear_src(
+    dst: usize,
+    in_len: usize,
+    out_len: usize,
+    align_corners: bool,
+) -> (usize, usize, f32) {
+    let src = if align_corners {
+        let scale = if out_len > 1 {
+            (in_len - 1) as f32 / (out_len - 1) as f32
+        } else {
+            0.0
+        };
+        scale * dst as f32
+    } else {
+        let scale = in_len as f32 / out_len as f32;
+        (scale * (dst as f32 + 0.5) - 0.5).max(0.0)
+    };
     let i0 = (src as usize).min(in_len - 1);
     let i1 = if i0 < in_len - 1 { i0 + 1 } else { i0 };
     (i0, i1, src - i0 as f32)
@@ -55,13 +70,23 @@ pub fn upsample_nearest_backward(dx: &mut [f32], dy: &[f32], h: usize, w: usize,
         });
 }
 
-/// Bilinear resize of each [h, w] plane to [ho, wo] (align_corners=False).
-pub fn upsample_bilinear(out: &mut [f32], x: &[f32], h: usize, w: usize, ho: usize, wo: usize) {
+/// Bilinear resize of each [h, w] plane to [ho, wo].
+pub fn upsample_bilinear(
+    out: &mut [f32],
+    x: &[f32],
+    (h, w): (usize, usize),
+    (ho, wo): (usize, usize),
+    align_corners: bool,
+) {
     if ho * wo == 0 || h * w == 0 {
         return;
     }
-    let ys: Vec<_> = (0..ho).map(|o| bilinear_src(o, h, ho)).collect();
-    let xs: Vec<_> = (0..wo).map(|o| bilinear_src(o, w, wo)).collect();
+    let ys: Vec<_> = (0..ho)
+        .map(|o| bilinear_src(o, h, ho, align_corners))
+        .collect();
+    let xs: Vec<_> = (0..wo)
+        .map(|o| bilinear_src(o, w, wo, align_corners))
+        .collect();
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .for_each(|(o, xi)| {
@@ -80,16 +105,19 @@ pub fn upsample_bilinear(out: &mut [f32], x: &[f32], h: usize, w: usize, ho: usi
 pub fn upsample_bilinear_backward(
     dx: &mut [f32],
     dy: &[f32],
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
+    (h, w): (usize, usize),
+    (ho, wo): (usize, usize),
+    align_corners: bool,
 ) {
     if ho * wo == 0 || h * w == 0 {
         return;
     }
-    let ys: Vec<_> = (0..ho).map(|o| bilinear_src(o, h, ho)).collect();
-    let xs: Vec<_> = (0..wo).map(|o| bilinear_src(o, w, wo)).collect();
+    let ys: Vec<_> = (0..ho)
+        .map(|o| bilinear_src(o, h, ho, align_corners))
+        .collect();
+    let xs: Vec<_> = (0..wo)
+        .map(|o| bilinear_src(o, w, wo, align_corners))
+        .collect();
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(ho * wo))
         .for_each(|(d, g)| {

@@ -63,17 +63,15 @@ pub fn nearest_backward(
     )
 }
 
-/// Bilinear [h, w] → [ho, wo], align_corners=False.
-#[allow(clippy::too_many_arguments)]
+/// Bilinear [h, w] → [ho, wo], with PyTorch's `align_corners` (passed as 0/1).
 pub fn bilinear_forward(
     b: &CudaBackend,
     out: &CudaBuf,
     x: &CudaBuf,
     planes: usize,
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
+    (h, w): (usize, usize),
+    (ho, wo): (usize, usize),
+    align_corners: bool,
 ) -> Result<()> {
     b.launch(
         FILE,
@@ -87,20 +85,19 @@ pub fn bilinear_forward(
             KArg::I32(w as i32),
             KArg::I32(ho as i32),
             KArg::I32(wo as i32),
+            KArg::I32(align_corners as i32),
         ],
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn bilinear_backward(
     b: &CudaBackend,
     dx: &CudaBuf,
     dy: &CudaBuf,
     planes: usize,
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
+    (h, w): (usize, usize),
+    (ho, wo): (usize, usize),
+    align_corners: bool,
 ) -> Result<()> {
     b.launch(
         FILE,
@@ -114,6 +111,7 @@ pub fn bilinear_backward(
             KArg::I32(w as i32),
             KArg::I32(ho as i32),
             KArg::I32(wo as i32),
+            KArg::I32(align_corners as i32),
         ],
     )
 }
