@@ -227,8 +227,8 @@ fn segmentation_head_loads_sfm_finetune_names_strictly() {
     assert!(r.is_exact(), "{:?}", r.problems());
     assert_eq!(r.ignored.len(), 8, "num_batches_tracked of 8 BatchNorms");
     assert_eq!(assert_values(&mut head, &want), r.loaded.len());
-    // Without skipping the counters a strict load names them.
-    let e = load_from_file(
+    // BatchNorm step counters are skipped by every load, strict ones included.
+    let r = load_from_file(
         &mut head,
         &file,
         &LoadOptions {
@@ -236,11 +236,8 @@ fn segmentation_head_loads_sfm_finetune_names_strictly() {
             ..Default::default()
         },
     )
-    .unwrap_err();
-    assert!(
-        format!("{e:#}").contains("decoder.mlahead.head2.1.num_batches_tracked"),
-        "{e:#}"
-    );
+    .unwrap();
+    assert!(r.ignored.iter().all(|n| n.ends_with("num_batches_tracked")));
 
     // The whole fine-tuned model: encoder + head + the tensors its forward never uses.
     let vc = small_vit();
