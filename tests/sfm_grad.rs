@@ -123,6 +123,65 @@ fn vit_gradients_match_finite_differences() {
     );
 }
 
+/// Fine-tuning as SFM-Finetune: the position table is trained (with MAE-style masking, rows of
+/// dropped patches get no gradient).
+#[test]
+fn trainable_pos_embed_gradient_matches_finite_differences() {
+    let mut vit = Vit::new(micro(), 4).unwrap();
+    vit.set_pos_embed_trainable(true);
+    let img = rand_tensor(&[2, 1, 8, 12], 5);
+    let up = rand_tensor(&[2, 7, 8], 6);
+    let upv = up.to_vec_f32().unwrap();
+    let weighted = |o: &Tensor| -> f64 {
+        o.to_vec_f32()
+            .unwrap()
+            .iter()
+            .zip(&upv)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum()
+    };
+    let (_, cache) = vit.forward(&img, None).unwrap();
+    vit.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false).unwrap();
+    check_params(
+        &mut vit,
+        &["pos_embed"],
+        |v: &Vit| weighted(&v.forward(&img, None).unwrap().0),
+        5e-3,
+    );
+    // Masked: 3 of 6 patches kept per image; the others' rows stay zero.
+    let keep = vec![vec![0usize, 2, 5], vec![1, 2, 4]];
+    let up = rand_tensor(&[2, 4, 8], 7);
+    let upv = up.to_vec_f32().unwrap();
+    let (_, cache) = vit.forward(&img, Some(&keep)).unwrap();
+    vit.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false).unwrap();
+    let g = grad_of(&mut vit, "pos_embed");
+    assert!(
+        g[(1 + 3) * 8..(1 + 4) * 8].iter().all(|&v| v == 0.0),
+        "patch 3 is dropped by both"
+    );
+    check_params(
+        &mut vit,
+        &["pos_embed"],
+        |v: &Vit| {
+            let o = v.forward(&img, Some(&keep)).unwrap().0;
+            o.to_vec_f32()
+                .unwrap()
+                .iter()
+                .zip(&upv)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum()
+        },
+        5e-3,
+    );
+    // Fixed (the default): no gradient is kept.
+    vit.set_pos_embed_trainable(false);
+    vit.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false).unwrap();
+    assert!(grad_of(&mut vit, "pos_embed").iter().all(|&v| v == 0.0));
+}
+
 #[test]
 fn mae_gradients_match_finite_differences() {
     let cfg = MaeConfig {

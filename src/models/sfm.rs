@@ -121,6 +121,12 @@ impl Vit {
         })
     }
 
+    /// Trains the position table as SFM-Finetune does (timm's VisionTransformer keeps
+    /// `pos_embed` as a parameter there); MAE pretraining keeps it fixed (the default).
+    pub fn set_pos_embed_trainable(&mut self, trainable: bool) {
+        self.pos_embed.trainable = trainable;
+    }
+
     pub fn device(&self) -> Device {
         self.cls_token.value.device()
     }
@@ -222,6 +228,16 @@ impl Vit {
         let mut dcls = Tensor::zeros(&[self.cfg.dim], dx.dtype, &self.device())?;
         let dtokens = ops::gather_rows_backward(&dx, &c.idx, c.num_tokens, Some(&mut dcls))?;
         self.cls_token.add_grad(&dcls)?;
+        if self.pos_embed.trainable {
+            // pos[0] was added to the cls row, pos[1 + j] to patch j of every image.
+            let (b, n, ch) = (dtokens.shape[0], c.num_tokens, self.cfg.dim);
+            let dpatch = ops::sum_rows(&dtokens.try_clone()?.reshape(&[b, n * ch])?)?
+                .reshape(&[1, n, ch])?;
+            let idx: Vec<i32> = std::iter::once(-1).chain(0..n as i32).collect();
+            let idx = Tensor::from_i32(&[1, n + 1], idx)?.to_device(&self.device())?;
+            let dpos = ops::gather_rows(&dpatch, &idx, Some(&dcls))?;
+            self.pos_embed.add_grad(&dpos)?;
+        }
         self.patch_embed
             .backward(&c.patch, &dtokens, want_image_grad)
     }
