@@ -11,10 +11,10 @@ mkdir -p "$out"
 status=0
 # Kernels with dynamic shared memory: point `smem` at the emulation's static buffer.
 mkdir -p gen
-for k in matmul attention wav2vec2; do
+for k in matmul attention wav2vec2 conv1d; do
     sed 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' "../../kernels/$k.cu" > "gen/$k.cu"
 done
-for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops wav2vec2; do
+for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops wav2vec2 conv1d; do
     g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1
