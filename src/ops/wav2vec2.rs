@@ -262,8 +262,9 @@ pub fn codebook_perplexity(
 #[derive(Debug)]
 pub struct ContrastiveTargets {
     rows: usize,
-    pos: Vec<usize>,
-    negs: Vec<Vec<usize>>,
+    frames: usize,
+    /// (positives, negatives) for the CPU twin; not kept for CUDA targets.
+    host: Option<(Vec<usize>, Vec<Vec<usize>>)>,
     /// i32 [M, K+1]: column 0 the positive.
     cand: Tensor,
     /// i32 [rows+1] and [M·(K+1)]: the slots m·(K+1)+k naming row j, increasing.
@@ -324,15 +325,15 @@ impl ContrastiveTargets {
         let up = |shape: &[usize], v: Vec<i32>| Tensor::from_i32(shape, v)?.to_device(device);
         Ok(ContrastiveTargets {
             rows,
-            pos: pos.to_vec(),
-            negs: negs.to_vec(),
+            frames: m,
+            host: (!device.is_cuda()).then(|| (pos.to_vec(), negs.to_vec())),
             cand: up(&[m, k + 1], cand)?,
             offsets: up(&[rows + 1], offsets)?,
             entries: up(&[m * (k + 1)], entries)?,
         })
     }
     pub fn masked_frames(&self) -> usize {
-        self.pos.len()
+        self.frames
     }
     pub fn device(&self) -> Device {
         self.cand.device()
@@ -366,14 +367,14 @@ pub fn contrastive_loss(
         bail!("{OP}: the temperature κ must be positive and finite, found {kappa}");
     }
     let dev_ = check_device(OP, &[c, q, &targets.cand])?;
-    if !dev_.is_cuda() {
+    if let Some((pos, negs)) = &targets.host {
         let (mut dc, mut dq) = (vec![0.0f32; c.numel()], vec![0.0f32; q.numel()]);
         let total = cpu::contrastive(
             c.f32s()?,
             q.f32s()?,
             f,
-            &targets.pos,
-            &targets.negs,
+            pos,
+            negs,
             kappa,
             dloss,
             &mut dc,
