@@ -147,10 +147,16 @@ impl SeislmPretrain {
             seed,
             step,
         )?;
-        let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
+        if let Some(tr) =
+            (0..b).find(|&tr| mask[tr * t..(tr + 1) * t].iter().filter(|&&m| m).count() < 2)
+        {
+            bail!("trace {tr} has fewer than 2 masked frames; negatives need at least 2");
+        }
         let (out, cache) = self.wav2vec2.forward(wave, Some(&mask))?;
+        // The negatives are drawn on the host while a GPU runs the encoder's queued kernels.
         // Everything below stays on the model's device; the mask, the sampled candidates and
         // the scalars are all that cross.
+        let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
         let mut logits = self.weight_proj.forward(&out.extract_features)?;
         ops::scale_assign(&mut logits, cfg.logit_scale)?;
         let quant = ops::gumbel_quantize(

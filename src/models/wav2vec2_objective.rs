@@ -9,6 +9,7 @@
 
 use crate::backend::cpu::philox::uniform;
 use anyhow::{bail, Result};
+use rayon::prelude::*;
 
 /// Span masking as HF's `_compute_mask_indices`: per trace ⌊p·T/span + u⌋ spans (u uniform,
 /// at least `min_spans`) of `span` frames at distinct random starts; overlapping spans merge.
@@ -47,6 +48,8 @@ pub fn span_mask(
 
 /// For each masked frame (trace order), `k` negatives: other masked frames of the same trace,
 /// uniformly, never the frame itself. Returns (positive rows, negative rows), rows = b·T + t.
+/// Draw c (counted from 1 over the whole batch, trace by trace) uses Philox element c, so the
+/// traces are sampled in parallel with the same result as one sequential pass.
 pub fn sample_negatives(
     mask: &[bool],
     batch: usize,
@@ -55,34 +58,52 @@ pub fn sample_negatives(
     seed: u64,
     step: u32,
 ) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
-    let (mut pos, mut negs) = (Vec::new(), Vec::new());
-    let mut c = 0u64;
-    for b in 0..batch {
-        let masked: Vec<usize> = (0..frames).filter(|&t| mask[b * frames + t]).collect();
-        if masked.len() < 2 {
-            bail!(
-                "trace {b} has {} masked frames; negatives need at least 2",
-                masked.len()
-            );
-        }
-        for (i, &t) in masked.iter().enumerate() {
-            let row = (0..k)
-                .map(|_| {
-                    c += 1;
-                    let mut j = ((uniform(seed, step, 0x004e_4547, c) as f64
-                        * (masked.len() - 1) as f64) as usize)
-                        .min(masked.len() - 2);
-                    if j >= i {
-                        j += 1;
-                    }
-                    b * frames + masked[j]
-                })
-                .collect();
-            pos.push(b * frames + t);
-            negs.push(row);
-        }
+    let masked: Vec<Vec<usize>> = (0..batch)
+        .map(|b| (0..frames).filter(|&t| mask[b * frames + t]).collect())
+        .collect();
+    if let Some((b, m)) = masked.iter().enumerate().find(|(_, m)| m.len() < 2) {
+        bail!(
+            "trace {b} has {} masked frames; negatives need at least 2",
+            m.len()
+        );
     }
-    Ok((pos, negs))
+    // the draw counter before each trace
+    let mut first = Vec::with_capacity(batch);
+    let mut c = 0u64;
+    for m in &masked {
+        first.push(c);
+        c += (m.len() * k) as u64;
+    }
+    let per_trace: Vec<Vec<Vec<usize>>> = masked
+        .par_iter()
+        .zip(&first)
+        .enumerate()
+        .map(|(b, (masked, &c0))| {
+            (0..masked.len())
+                .map(|i| {
+                    (0..k)
+                        .map(|r| {
+                            let c = c0 + (i * k + r) as u64 + 1;
+                            let mut j = ((uniform(seed, step, 0x004e_4547, c) as f64
+                                * (masked.len() - 1) as f64)
+                                as usize)
+                                .min(masked.len() - 2);
+                            if j >= i {
+                                j += 1;
+                            }
+                            b * frames + masked[j]
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let pos = masked
+        .iter()
+        .enumerate()
+        .flat_map(|(b, m)| m.iter().map(move |&t| b * frames + t))
+        .collect();
+    Ok((pos, per_trace.into_iter().flatten().collect()))
 }
 
 pub use crate::backend::cpu::wav2vec2::{
