@@ -356,3 +356,38 @@ fn pretraining_step_parity() {
         assert!(e < 1e-3, "gradient of {n}: relative error {e:.2e}");
     }
 }
+
+#[test]
+fn pretraining_step_in_bf16_follows_fp32() {
+    // bf16 activations (compute copies of the weights), the objective itself in fp32
+    let cfg = PretrainConfig::preset("seislm-tiny").unwrap();
+    let wave = rand_tensor(&[2, 3, 601], 21);
+    let run = |bf16: bool| {
+        let mut model = SeislmPretrain::new(cfg.clone(), 3).unwrap();
+        let w = if bf16 {
+            model.set_compute_dtype(DType::BF16).unwrap();
+            to_bf16(&wave)
+        } else {
+            wave.try_clone().unwrap()
+        };
+        model.zero_grad().unwrap();
+        let st = model.train_step(&w, 1.5, 5, 2).unwrap();
+        let mut g = Vec::new();
+        model
+            .visit("", &mut |_, p| {
+                g.extend(p.grad.to_vec_f32()?);
+                Ok(())
+            })
+            .unwrap();
+        (st, g)
+    };
+    let (want, wg) = run(false);
+    let (got, gg) = run(true);
+    println!("fp32 {want:?}\nbf16 {got:?}");
+    assert!(gg.iter().all(|v| v.is_finite()));
+    assert!((got.contrastive - want.contrastive).abs() < 0.05 * want.contrastive);
+    assert!((got.perplexity - want.perplexity).abs() < 0.05 * want.perplexity);
+    let e = rel_err(&gg, &wg);
+    println!("bf16 gradient relative error {e:.2e}");
+    assert!(e < 5e-2, "bf16 gradients off by {e}");
+}

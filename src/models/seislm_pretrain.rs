@@ -7,7 +7,7 @@ use super::seislm::{Seislm, SeislmConfig};
 use super::wav2vec2_objective as obj;
 use crate::nn::{Init, Linear, Param, ParamVisitor, Parameters};
 use crate::ops;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +91,15 @@ pub struct PretrainStats {
     pub masked_frames: usize,
 }
 
+/// `t` as `dtype` (moved when it already is).
+fn in_dtype(t: Tensor, dtype: DType) -> Result<Tensor> {
+    if t.dtype == dtype {
+        Ok(t)
+    } else {
+        ops::cast(&t, dtype)
+    }
+}
+
 impl SeislmPretrain {
     pub fn new(cfg: PretrainConfig, seed: u64) -> Result<Self> {
         if !cfg.codevector_dim.is_multiple_of(cfg.groups) {
@@ -157,7 +166,10 @@ impl SeislmPretrain {
         // Everything below stays on the model's device; the mask, the sampled candidates and
         // the scalars are all that cross.
         let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
-        let mut logits = self.weight_proj.forward(&out.extract_features)?;
+        // The objective runs in fp32 (as HF's `.float()`); bf16 activations are cast at its
+        // boundaries. With fp32 activations nothing is cast.
+        let adt = out.extract_features.dtype;
+        let mut logits = in_dtype(self.weight_proj.forward(&out.extract_features)?, DType::F32)?;
         ops::scale_assign(&mut logits, cfg.logit_scale)?;
         let quant = ops::gumbel_quantize(
             &logits,
@@ -167,8 +179,15 @@ impl SeislmPretrain {
             seed,
             step,
         )?;
-        let q = self.project_q.forward(&quant.q)?;
-        let c = self.project_hid.forward(&out.last_hidden_state)?;
+        let qcast = (adt != DType::F32)
+            .then(|| ops::cast(&quant.q, adt))
+            .transpose()?;
+        let qin = qcast.as_ref().unwrap_or(&quant.q);
+        let q = in_dtype(self.project_q.forward(qin)?, DType::F32)?;
+        let c = in_dtype(
+            self.project_hid.forward(&out.last_hidden_state)?,
+            DType::F32,
+        )?;
         let m = pos.len();
         let targets = ops::ContrastiveTargets::new(&pos, &negs, b * t, &dev)?;
         let (csum, dc, dq) = ops::contrastive_loss(&c, &q, &targets, cfg.kappa, 1.0 / m as f32)?;
@@ -184,7 +203,8 @@ impl SeislmPretrain {
             bail!("pretraining loss is {loss} at step {step}");
         }
         // backward
-        let dqv = self.project_q.backward(&quant.q, &dq)?;
+        let dqv = self.project_q.backward(qin, &in_dtype(dq, adt)?)?;
+        let dqv = in_dtype(dqv, DType::F32)?;
         let mut dlogits = ops::gumbel_quantize_backward(
             &quant,
             &self.codevectors.value,
@@ -193,8 +213,11 @@ impl SeislmPretrain {
         )?;
         ops::add_assign(&mut dlogits, &dlogits_ppl)?;
         ops::scale_assign(&mut dlogits, cfg.logit_scale)?;
+        let dlogits = in_dtype(dlogits, adt)?;
         let dfeat = self.weight_proj.backward(&out.extract_features, &dlogits)?;
-        let dh = self.project_hid.backward(&out.last_hidden_state, &dc)?;
+        let dh = self
+            .project_hid
+            .backward(&out.last_hidden_state, &in_dtype(dc, adt)?)?;
         self.wav2vec2.backward(&cache, &dh, Some(&dfeat), false)?;
         Ok(PretrainStats {
             loss,
