@@ -1,6 +1,7 @@
 // 1-D convolution on NCW tensors (grouped, strided, zero-padded) and its companions for the
 // wav2vec2 encoder: weight norm over all dims but one, the [B, M, N] -> [B, N, M] transpose, and a
-// slice along one axis. Every reduction is a fixed tree per block (no atomics).
+// slice along one axis. Every reduction has a fixed order (trees per block, in-order sums of
+// split partials): no atomics.
 // CPU twin: src/backend/cpu/conv1d.rs.
 
 #define CONV_TILE 128  // output positions per block in the forward pass (= blockDim.x)
@@ -80,32 +81,72 @@ __device__ void conv1d_backward_input_impl(T* dx, const T* dy, const T* w, int C
     if (p < Lin) st(dx, ((long long)b * Cin + ci) * Lin + p, acc);
 }
 
-// Weight gradient (accumulated). One block per weight row (co, cl); for each tap j the block
-// sums dy[b, co, t] * x[b, ci, t*stride - pad + j] over (b, t) with a fixed tree.
+// Weight gradient, as a matrix product per group: dW[co, n] (n = cl·K + j, the weight row
+// layout) = Σ_{b,t} dy[b, co, t] · x[b, g·cig + cl, t·stride − pad + j], reduced over
+// R = B·Lout. Block (tile of WG_T columns n, tile of WG_T output channels of group g, split s):
+// chunks of WG_T reduction steps of dy and of the gathered input (im2col on the fly) are
+// staged in shared memory and each thread accumulates WG_T/8 outputs. Split s covers
+// reduction steps [s·per, (s+1)·per) and writes fp32 partials part[s][co][n]; the reduce kernel
+// adds the splits in order into dw. Fixed order everywhere: no atomics.
+#define WG_T 32  // blockDim.x = 256 = WG_T · 8
+
 template <typename T>
-__device__ void conv1d_backward_weight_impl(T* dw, const T* dy, const T* x, int B, int Cin,
-                                            int Cout, int Lin, int Lout, int K, int stride,
-                                            int pad, int groups) {
-    __shared__ float scratch[32];
-    const int cig = Cin / groups, cog = Cout / groups;
-    const int row = blockIdx.x;  // co * cig + cl
-    const int co = row / cig, cl = row % cig;
-    const int ci = (co / cog) * cig + cl;
-    const long long n = (long long)B * Lout;
-    for (int j = 0; j < K; ++j) {
+__device__ void conv1d_backward_weight_partial_impl(float* part, const T* dy, const T* x, int B,
+                                                    int Cin, int Cout, int Lin, int Lout, int K,
+                                                    int stride, int pad, int groups, int splits,
+                                                    long long per) {
+    __shared__ float dys[WG_T][WG_T + 1];  // [co][step]
+    __shared__ float xs[WG_T][WG_T + 1];   // [n][step]
+    const int cig = Cin / groups, cog = Cout / groups, N = cig * K;
+    const int n0 = blockIdx.x * WG_T, co0 = blockIdx.y * WG_T;
+    const int g = blockIdx.z / splits, sp = blockIdx.z % splits;
+    const long long R = (long long)B * Lout;
+    const long long r0 = (long long)sp * per, r1 = min(R, r0 + per);
+    const int tx = threadIdx.x % WG_T, ty = threadIdx.x / WG_T;
+    float acc[WG_T / 8];
+    for (int i = 0; i < WG_T / 8; ++i) acc[i] = 0.0f;
+    for (long long rc = r0; rc < r1; rc += WG_T) {
+        __syncthreads();
+        for (int e = threadIdx.x; e < WG_T * WG_T; e += blockDim.x) {
+            const int row = e / WG_T, step = e % WG_T;
+            const long long r = rc + step;
+            const int b = (int)(r / Lout), t = (int)(r % Lout);
+            const int col = co0 + row;  // dy tile: output channel
+            float v = 0.0f;
+            if (r < r1 && col < cog) v = ld(dy, ((long long)b * Cout + g * cog + col) * Lout + t);
+            dys[row][step] = v;
+            const int n = n0 + row;  // input tile: weight column
+            float u = 0.0f;
+            if (r < r1 && n < N) {
+                const int cl = n / K, j = n % K;
+                const long long pos = (long long)t * stride - pad + j;
+                if (pos >= 0 && pos < Lin) u = ld(x, ((long long)b * Cin + g * cig + cl) * Lin + pos);
+            }
+            xs[row][step] = u;
+        }
+        __syncthreads();
+        for (int step = 0; step < WG_T; ++step) {
+            const float xv = xs[tx][step];
+            for (int i = 0; i < WG_T / 8; ++i) acc[i] += dys[ty + 8 * i][step] * xv;
+        }
+    }
+    const int n = n0 + tx;
+    if (n < N)
+        for (int i = 0; i < WG_T / 8; ++i) {
+            const int col = co0 + ty + 8 * i;
+            if (col < cog) part[((long long)sp * Cout + g * cog + col) * N + n] = acc[i];
+        }
+}
+
+// dw[i] += Σ_s part[s][i] over the splits, in order (grid-stride over the n weights).
+template <typename T>
+__device__ void conv1d_backward_weight_reduce_impl(T* dw, const float* part, long long n,
+                                                   int splits) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
         float s = 0.0f;
-        for (long long e = threadIdx.x; e < n; e += blockDim.x) {
-            int b = (int)(e / Lout), t = (int)(e % Lout);
-            long long pos = (long long)t * stride - pad + j;
-            if (pos >= 0 && pos < Lin)
-                s += ld(dy, ((long long)b * Cout + co) * Lout + t) *
-                     ld(x, ((long long)b * Cin + ci) * Lin + pos);
-        }
-        s = block_sum(s, scratch);
-        if (threadIdx.x == 0) {
-            long long idx = (long long)row * K + j;
-            st(dw, idx, ld(dw, idx) + s);
-        }
+        for (int k = 0; k < splits; ++k) s += part[(long long)k * n + i];
+        st(dw, i, ld(dw, i) + s);
     }
 }
 
@@ -241,10 +282,15 @@ __device__ void slice_axis_backward_impl(T* dx, const T* dy, long long outer, in
         int pad, int groups, int cc) {                                                            \
         conv1d_backward_input_impl(dx, dy, w, Cin, Cout, Lin, Lout, K, stride, pad, groups, cc); \
     }                                                                                             \
-    extern "C" __global__ void conv1d_backward_weight_##SUF(                                      \
-        T* dw, const T* dy, const T* x, int B, int Cin, int Cout, int Lin, int Lout, int K,      \
-        int stride, int pad, int groups) {                                                        \
-        conv1d_backward_weight_impl(dw, dy, x, B, Cin, Cout, Lin, Lout, K, stride, pad, groups); \
+    extern "C" __global__ void conv1d_backward_weight_partial_##SUF(                              \
+        float* part, const T* dy, const T* x, int B, int Cin, int Cout, int Lin, int Lout, int K, \
+        int stride, int pad, int groups, int splits, long long per) {                            \
+        conv1d_backward_weight_partial_impl(part, dy, x, B, Cin, Cout, Lin, Lout, K, stride, pad, \
+                                            groups, splits, per);                                 \
+    }                                                                                             \
+    extern "C" __global__ void conv1d_backward_weight_reduce_##SUF(T* dw, const float* part,      \
+                                                                   long long n, int splits) {     \
+        conv1d_backward_weight_reduce_impl(dw, part, n, splits);                                  \
     }                                                                                             \
     extern "C" __global__ void conv1d_backward_bias_##SUF(T* db, const T* dy, int B, int Cout,   \
                                                           int Lout) {                            \

@@ -25,5 +25,6 @@ done
 run bench-ops timeout 180 .gpu/seisfuse --device cuda bench ops
 run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base --mae
 run bench-seislm timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base
+run bench-seislm-pretrain timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base --pretrain
 run bench-mel timeout 120 .gpu/seisfuse --device cuda bench mel
 echo "logs in $LOG"

@@ -1,6 +1,7 @@
-//! Runs tools/cuda_emu: the engine, matmul, attention and SFM-head kernels executed on the CPU under a
-//! small emulation of the CUDA execution model and compared with double loops. It checks kernel
-//! logic where there is no GPU; skipped (with a printed line) without g++ for C++20.
+//! Runs tools/cuda_emu: the engine, matmul, attention, SFM-head, wav2vec2-objective and conv1d
+//! weight-gradient kernels executed on the CPU under a small emulation of the CUDA execution
+//! model and compared with double loops. It checks kernel logic where there is no GPU; skipped
+//! (with a printed line) without g++ for C++20.
 
 #[test]
 fn kernels_match_double_loops_under_cpu_emulation() {
@@ -22,7 +23,11 @@ fn kernels_match_double_loops_under_cpu_emulation() {
     println!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "kernel emulation failed:\n{text}");
     assert!(
-        text.contains("attention dqkv") && text.contains("matmul"),
-        "the attention and matmul cases ran"
+        text.contains("attention dqkv")
+            && text.contains("matmul")
+            && text.contains("contrastive dq")
+            && text.contains("codevector backward dcode")
+            && text.contains("conv1d dw"),
+        "the attention, matmul, wav2vec2 objective and conv1d weight-gradient cases ran"
     );
 }

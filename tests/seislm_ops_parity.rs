@@ -18,6 +18,7 @@ fn conv1d_parity() {
         (1, 48, 48, 131, 128, 1, 64, 16), // seislm-base's kernel and groups, narrower
         (2, 7, 7, 45, 5, 3, 2, 7),
         (1, 40, 24, 260, 7, 1, 3, 1), // more input channels than one shared-memory pass
+        (4, 3, 64, 3001, 3, 2, 0, 1), // the first feature conv: a long reduction, many splits
     ] {
         parity(
             &format!("conv1d b{b} cin{cin} cout{cout} l{lin} k{k} s{s} p{p} g{g}"),
@@ -82,6 +83,31 @@ fn transpose_and_slice_parity() {
                 let dx = ops::slice_axis_backward(&dy, axis, start, shape[axis]).unwrap();
                 vec![y, dx]
             },
+        );
+    }
+}
+
+#[test]
+fn conv1d_weight_gradient_splits_cover_the_reduction() {
+    use seisfuse::backend::cuda::conv1d::weight_grad_splits;
+    // (tiles, batch·time, weights, groups): empty, tiny, the three SeisLM convs at batch 64
+    for &(tiles, r, weights, groups) in &[
+        (1usize, 0usize, 9usize, 1usize),
+        (1, 5, 9, 1),
+        (8, 64 * 1500, 256 * 9, 1),
+        (192, 64 * 749, 256 * 768, 1),
+        (960, 64 * 749, 240 * 15 * 128, 16),
+    ] {
+        let (splits, per) = weight_grad_splits(tiles, r, weights, groups);
+        assert!(splits >= 1 && per % 32 == 0, "{splits} splits of {per}");
+        assert!(
+            splits * per >= r && (splits - 1) * per < r.max(1),
+            "{splits} × {per} for {r}"
+        );
+        assert!(splits * groups <= 65535 && splits * weights <= 1 << 26);
+        println!(
+            "tiles {tiles} r {r}: {splits} splits of {per} ({} blocks)",
+            tiles * splits
         );
     }
 }

@@ -42,6 +42,10 @@ pub struct SeislmArgs {
     /// copies, fp32 masters, gradients and optimizer state).
     #[arg(long, default_value = "fp32,bf16", value_parser = parse_precisions)]
     pub precision: Precisions,
+    /// Also time a contrastive pretraining step (wav2vec2 objective, forward + backward +
+    /// AdamW) and the objective's ops alone.
+    #[arg(long)]
+    pub pretrain: bool,
 }
 
 /// The precisions a benchmark times, in order.
@@ -360,5 +364,77 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
             b as f64 / secs
         );
     }
+    if a.pretrain {
+        drop(model);
+        bench_seislm_pretrain(d, &a, b)?;
+    }
+    Ok(())
+}
+
+fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
+    use crate::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
+    use crate::models::wav2vec2_objective as obj;
+    use crate::nn::Parameters;
+    let cfg = PretrainConfig::preset(&a.preset)?;
+    let Some(t) = cfg.encoder.frames(a.samples) else {
+        anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
+    };
+    let mut model = SeislmPretrain::new(cfg.clone(), 0)?;
+    model.to_device(d)?;
+    let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
+        lr: 1e-4,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    });
+    let wave = random(&[b, 3, a.samples], d, DType::F32)?;
+    let mut step = 0u32;
+    let secs = time_it(d, a.iters, || {
+        model.zero_grad()?;
+        model.train_step(&wave, 1.0, 0, step)?;
+        opt.step(&mut model, 1e-4)?;
+        step += 1;
+        Ok(())
+    })?;
+    println!(
+        "pretrain step (wav2vec2 objective): {:.1} ms, {:.2} waveforms/s",
+        secs * 1e3,
+        b as f64 / secs
+    );
+    // the objective's ops alone, on the shapes of one step
+    let (gv, f, cd) = (cfg.groups * cfg.vars, cfg.final_dim, cfg.codevector_dim);
+    let mask = obj::span_mask(b, t, cfg.mask_prob, cfg.mask_span, cfg.min_spans, 0, 0)?;
+    let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, 0, 0)?;
+    let logits = random(&[b, t, gv], d, DType::F32)?;
+    let code = random(&[1, gv, cd / cfg.groups], d, DType::F32)?;
+    let weight: Vec<f32> = mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+    let weight = Tensor::from_f32(&[b * t], weight)?.to_device(d)?;
+    let (c, q) = (
+        random(&[b, t, f], d, DType::F32)?,
+        random(&[b, t, f], d, DType::F32)?,
+    );
+    let mut dcode = Tensor::zeros(&code.shape, DType::F32, d)?;
+    let secs = time_it(d, a.iters, || {
+        let out = ops::gumbel_quantize(&logits, &code, cfg.groups, 1.0, 0, 0)?;
+        let dq = Tensor::zeros(&out.q.shape, DType::F32, d)?;
+        ops::gumbel_quantize_backward(&out, &code, &dq, &mut dcode)?;
+        Ok(())
+    })?;
+    println!("gumbel quantize forward + backward: {:.2} ms", secs * 1e3);
+    let secs = time_it(d, a.iters, || {
+        ops::codebook_perplexity(&logits, cfg.groups, &weight, 1.0).map(|_| ())
+    })?;
+    println!("codebook perplexity + gradient: {:.2} ms", secs * 1e3);
+    let secs = time_it(d, a.iters, || {
+        let tg = ops::ContrastiveTargets::new(&pos, &negs, b * t, d)?;
+        ops::contrastive_loss(&c, &q, &tg, cfg.kappa, 1.0).map(|_| ())
+    })?;
+    println!(
+        "contrastive loss + gradients ({} masked frames × {} candidates, indices uploaded): {:.2} ms",
+        pos.len(),
+        cfg.negatives + 1,
+        secs * 1e3
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::seislm::{Seislm, SeislmConfig};
 use super::wav2vec2_objective as obj;
 use crate::nn::{Init, Linear, Param, ParamVisitor, Parameters};
 use crate::ops;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,8 +91,13 @@ pub struct PretrainStats {
     pub masked_frames: usize,
 }
 
-fn host(t: &Tensor) -> Result<Vec<f32>> {
-    t.to_vec_f32()
+/// `t` as `dtype` (moved when it already is).
+fn in_dtype(t: Tensor, dtype: DType) -> Result<Tensor> {
+    if t.dtype == dtype {
+        Ok(t)
+    } else {
+        ops::cast(&t, dtype)
+    }
 }
 
 impl SeislmPretrain {
@@ -151,45 +156,46 @@ impl SeislmPretrain {
             seed,
             step,
         )?;
-        let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
+        if let Some(tr) =
+            (0..b).find(|&tr| mask[tr * t..(tr + 1) * t].iter().filter(|&&m| m).count() < 2)
+        {
+            bail!("trace {tr} has fewer than 2 masked frames; negatives need at least 2");
+        }
         let (out, cache) = self.wav2vec2.forward(wave, Some(&mask))?;
-        // quantizer
-        let mut logits = self.weight_proj.forward(&out.extract_features)?;
+        // The negatives are drawn on the host while a GPU runs the encoder's queued kernels.
+        // Everything below stays on the model's device; the mask, the sampled candidates and
+        // the scalars are all that cross.
+        let (pos, negs) = obj::sample_negatives(&mask, b, t, cfg.negatives, seed, step)?;
+        // The objective runs in fp32 (as HF's `.float()`); bf16 activations are cast at its
+        // boundaries. With fp32 activations nothing is cast.
+        let adt = out.extract_features.dtype;
+        let mut logits = in_dtype(self.weight_proj.forward(&out.extract_features)?, DType::F32)?;
         ops::scale_assign(&mut logits, cfg.logit_scale)?;
-        let lh = host(&logits)?;
-        let choice = obj::gumbel_choice(&lh, cfg.groups, cfg.vars, tau, seed, step);
-        let d = cfg.codevector_dim / cfg.groups;
-        let code = host(&self.codevectors.value)?;
-        let qv_host = obj::gather_codevectors(&choice, &code, d);
-        let qv = Tensor::from_f32(&[b, t, cfg.codevector_dim], qv_host)?.to_device(&dev)?;
-        let q = self.project_q.forward(&qv)?;
-        let c = self.project_hid.forward(&out.last_hidden_state)?;
-        // losses on the host
-        let f = cfg.final_dim;
-        let (ch, qh) = (host(&c)?, host(&q)?);
-        let (mut dc, mut dq) = (vec![0.0f32; ch.len()], vec![0.0f32; qh.len()]);
+        let quant = ops::gumbel_quantize(
+            &logits,
+            &self.codevectors.value,
+            cfg.groups,
+            tau,
+            seed,
+            step,
+        )?;
+        let qcast = (adt != DType::F32)
+            .then(|| ops::cast(&quant.q, adt))
+            .transpose()?;
+        let qin = qcast.as_ref().unwrap_or(&quant.q);
+        let q = in_dtype(self.project_q.forward(qin)?, DType::F32)?;
+        let c = in_dtype(
+            self.project_hid.forward(&out.last_hidden_state)?,
+            DType::F32,
+        )?;
         let m = pos.len();
-        let csum = obj::contrastive(
-            &ch,
-            &qh,
-            f,
-            &pos,
-            &negs,
-            cfg.kappa,
-            1.0 / m as f32,
-            &mut dc,
-            &mut dq,
-        );
+        let targets = ops::ContrastiveTargets::new(&pos, &negs, b * t, &dev)?;
+        let (csum, dc, dq) = ops::contrastive_loss(&c, &q, &targets, cfg.kappa, 1.0 / m as f32)?;
         let gv = (cfg.groups * cfg.vars) as f32;
         let weight: Vec<f32> = mask.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect();
-        let mut dlogits = vec![0.0f32; lh.len()];
-        let ppl = obj::perplexity(
-            &lh,
-            cfg.groups,
-            cfg.vars,
-            &weight,
-            Some((-cfg.diversity_weight / gv, &mut dlogits)),
-        );
+        let weight = Tensor::from_f32(&[b * t], weight)?.to_device(&dev)?;
+        let (ppl, dlogits_ppl) =
+            ops::codebook_perplexity(&logits, cfg.groups, &weight, -cfg.diversity_weight / gv)?;
         let contrastive = csum / m as f32;
         let diversity = (gv - ppl) / gv;
         let loss = contrastive + cfg.diversity_weight * diversity;
@@ -197,17 +203,21 @@ impl SeislmPretrain {
             bail!("pretraining loss is {loss} at step {step}");
         }
         // backward
-        let dq_t = Tensor::from_f32(&q.shape, dq)?.to_device(&dev)?;
-        let dqv = host(&self.project_q.backward(&qv, &dq_t)?)?;
-        let mut dcode = vec![0.0f32; code.len()];
-        obj::codevector_backward(&choice, &code, d, &dqv, &mut dcode, &mut dlogits);
-        let dcode = Tensor::from_f32(&self.codevectors.value.shape, dcode)?.to_device(&dev)?;
-        ops::add_assign(&mut self.codevectors.grad, &dcode)?;
-        dlogits.iter_mut().for_each(|v| *v *= cfg.logit_scale);
-        let dl = Tensor::from_f32(&logits.shape, dlogits)?.to_device(&dev)?;
-        let dfeat = self.weight_proj.backward(&out.extract_features, &dl)?;
-        let dc_t = Tensor::from_f32(&c.shape, dc)?.to_device(&dev)?;
-        let dh = self.project_hid.backward(&out.last_hidden_state, &dc_t)?;
+        let dqv = self.project_q.backward(qin, &in_dtype(dq, adt)?)?;
+        let dqv = in_dtype(dqv, DType::F32)?;
+        let mut dlogits = ops::gumbel_quantize_backward(
+            &quant,
+            &self.codevectors.value,
+            &dqv,
+            &mut self.codevectors.grad,
+        )?;
+        ops::add_assign(&mut dlogits, &dlogits_ppl)?;
+        ops::scale_assign(&mut dlogits, cfg.logit_scale)?;
+        let dlogits = in_dtype(dlogits, adt)?;
+        let dfeat = self.weight_proj.backward(&out.extract_features, &dlogits)?;
+        let dh = self
+            .project_hid
+            .backward(&out.last_hidden_state, &in_dtype(dc, adt)?)?;
         self.wav2vec2.backward(&cache, &dh, Some(&dfeat), false)?;
         Ok(PretrainStats {
             loss,

@@ -3,11 +3,13 @@
 //! Gumbel-softmax codevector choice with its straight-through gradient, the contrastive loss on
 //! cosine similarities at temperature κ, and the codebook diversity loss.
 //!
-//! These pieces run on the host in f32 with explicit backward passes; the model around them
-//! (seislm_pretrain.rs) moves the few tensors involved between device and host.
+//! Masking and negative sampling run on the host (their results are small index sets); the
+//! quantizer, perplexity and contrastive pieces are CPU twins in `backend::cpu::wav2vec2`
+//! (re-exported here) with CUDA kernels behind the tensor ops in `ops::wav2vec2`.
 
 use crate::backend::cpu::philox::uniform;
 use anyhow::{bail, Result};
+use rayon::prelude::*;
 
 /// Span masking as HF's `_compute_mask_indices`: per trace ⌊p·T/span + u⌋ spans (u uniform,
 /// at least `min_spans`) of `span` frames at distinct random starts; overlapping spans merge.
@@ -46,6 +48,8 @@ pub fn span_mask(
 
 /// For each masked frame (trace order), `k` negatives: other masked frames of the same trace,
 /// uniformly, never the frame itself. Returns (positive rows, negative rows), rows = b·T + t.
+/// Draw c (counted from 1 over the whole batch, trace by trace) uses Philox element c, so the
+/// traces are sampled in parallel with the same result as one sequential pass.
 pub fn sample_negatives(
     mask: &[bool],
     batch: usize,
@@ -54,252 +58,54 @@ pub fn sample_negatives(
     seed: u64,
     step: u32,
 ) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
-    let (mut pos, mut negs) = (Vec::new(), Vec::new());
+    let masked: Vec<Vec<usize>> = (0..batch)
+        .map(|b| (0..frames).filter(|&t| mask[b * frames + t]).collect())
+        .collect();
+    if let Some((b, m)) = masked.iter().enumerate().find(|(_, m)| m.len() < 2) {
+        bail!(
+            "trace {b} has {} masked frames; negatives need at least 2",
+            m.len()
+        );
+    }
+    // the draw counter before each trace
+    let mut first = Vec::with_capacity(batch);
     let mut c = 0u64;
-    for b in 0..batch {
-        let masked: Vec<usize> = (0..frames).filter(|&t| mask[b * frames + t]).collect();
-        if masked.len() < 2 {
-            bail!(
-                "trace {b} has {} masked frames; negatives need at least 2",
-                masked.len()
-            );
-        }
-        for (i, &t) in masked.iter().enumerate() {
-            let row = (0..k)
-                .map(|_| {
-                    c += 1;
-                    let mut j = ((uniform(seed, step, 0x004e_4547, c) as f64
-                        * (masked.len() - 1) as f64) as usize)
-                        .min(masked.len() - 2);
-                    if j >= i {
-                        j += 1;
-                    }
-                    b * frames + masked[j]
+    for m in &masked {
+        first.push(c);
+        c += (m.len() * k) as u64;
+    }
+    let per_trace: Vec<Vec<Vec<usize>>> = masked
+        .par_iter()
+        .zip(&first)
+        .enumerate()
+        .map(|(b, (masked, &c0))| {
+            (0..masked.len())
+                .map(|i| {
+                    (0..k)
+                        .map(|r| {
+                            let c = c0 + (i * k + r) as u64 + 1;
+                            let mut j = ((uniform(seed, step, 0x004e_4547, c) as f64
+                                * (masked.len() - 1) as f64)
+                                as usize)
+                                .min(masked.len() - 2);
+                            if j >= i {
+                                j += 1;
+                            }
+                            b * frames + masked[j]
+                        })
+                        .collect()
                 })
-                .collect();
-            pos.push(b * frames + t);
-            negs.push(row);
-        }
-    }
-    Ok((pos, negs))
+                .collect()
+        })
+        .collect();
+    let pos = masked
+        .iter()
+        .enumerate()
+        .flat_map(|(b, m)| m.iter().map(move |&t| b * frames + t))
+        .collect();
+    Ok((pos, per_trace.into_iter().flatten().collect()))
 }
 
-/// One Gumbel-softmax choice per (row, group): the hard index (forward) and the soft
-/// probabilities softmax((logits + g)/τ) that carry the straight-through gradient.
-pub struct GumbelChoice {
-    pub groups: usize,
-    pub vars: usize,
-    pub hard: Vec<usize>,
-    pub soft: Vec<f32>,
-    pub tau: f32,
-}
-
-/// logits [rows, groups·vars]; Gumbel noise g = −log(−log u), u from Philox (seed, step).
-pub fn gumbel_choice(
-    logits: &[f32],
-    groups: usize,
-    vars: usize,
-    tau: f32,
-    seed: u64,
-    step: u32,
-) -> GumbelChoice {
-    let mut soft = vec![0.0f32; logits.len()];
-    let mut hard = Vec::with_capacity(logits.len() / vars);
-    for (r, (row, s)) in logits.chunks(vars).zip(soft.chunks_mut(vars)).enumerate() {
-        for (i, (o, &z)) in s.iter_mut().zip(row).enumerate() {
-            let u =
-                uniform(seed, step, 0x4755_4d42, (r * vars + i) as u64).clamp(1e-10, 1.0 - 1e-7);
-            *o = (z - (-u.ln()).ln()) / tau;
-        }
-        let (mut best, mut m) = (0, f32::NEG_INFINITY);
-        for (i, &v) in s.iter().enumerate() {
-            if v > m {
-                m = v;
-                best = i;
-            }
-        }
-        let sum: f32 = s.iter().map(|v| (v - m).exp()).sum();
-        s.iter_mut().for_each(|v| *v = (*v - m).exp() / sum);
-        hard.push(best);
-    }
-    GumbelChoice {
-        groups,
-        vars,
-        hard,
-        soft,
-        tau,
-    }
-}
-
-/// Quantized vectors [rows, groups·d] from the hard choices and codevectors [groups·vars, d].
-pub fn gather_codevectors(ch: &GumbelChoice, code: &[f32], d: usize) -> Vec<f32> {
-    let rows = ch.hard.len() / ch.groups;
-    let mut q = vec![0.0f32; rows * ch.groups * d];
-    for r in 0..rows {
-        for g in 0..ch.groups {
-            let v = ch.hard[r * ch.groups + g];
-            let src = &code[(g * ch.vars + v) * d..(g * ch.vars + v + 1) * d];
-            q[(r * ch.groups + g) * d..(r * ch.groups + g + 1) * d].copy_from_slice(src);
-        }
-    }
-    q
-}
-
-/// Straight-through backward: dcode[g·V + v] += Σ rows choosing v of dq, and
-/// dlogits = softmax′(soft) · (dq · codevector) / τ.
-pub fn codevector_backward(
-    ch: &GumbelChoice,
-    code: &[f32],
-    d: usize,
-    dq: &[f32],
-    dcode: &mut [f32],
-    dlogits: &mut [f32],
-) {
-    let (gr, vars) = (ch.groups, ch.vars);
-    let rows = ch.hard.len() / gr;
-    for r in 0..rows {
-        for g in 0..gr {
-            let dqs = &dq[(r * gr + g) * d..(r * gr + g + 1) * d];
-            let v = ch.hard[r * gr + g];
-            for (o, &x) in dcode[(g * vars + v) * d..(g * vars + v + 1) * d]
-                .iter_mut()
-                .zip(dqs)
-            {
-                *o += x;
-            }
-            let base = (r * gr + g) * vars;
-            let s = &ch.soft[base..base + vars];
-            let dp: Vec<f32> = (0..vars)
-                .map(|u| {
-                    code[(g * vars + u) * d..(g * vars + u + 1) * d]
-                        .iter()
-                        .zip(dqs)
-                        .map(|(a, b)| a * b)
-                        .sum()
-                })
-                .collect();
-            let dot: f32 = s.iter().zip(&dp).map(|(a, b)| a * b).sum();
-            for u in 0..vars {
-                dlogits[base + u] += s[u] * (dp[u] - dot) / ch.tau;
-            }
-        }
-    }
-}
-
-/// Codebook perplexity Σ_g exp(−Σ_v p̄ log(p̄ + 1e-7)) of softmax(logits) averaged over the rows
-/// with `weight` 1, and (with `dppl`) the gradient of dppl · perplexity added into `dlogits`.
-pub fn perplexity(
-    logits: &[f32],
-    groups: usize,
-    vars: usize,
-    weight: &[f32],
-    dppl: Option<(f32, &mut [f32])>,
-) -> f32 {
-    let rows = logits.len() / (groups * vars);
-    let wsum: f32 = weight.iter().sum::<f32>().max(1e-6);
-    let mut probs = vec![0.0f32; logits.len()];
-    for (row, p) in logits.chunks(vars).zip(probs.chunks_mut(vars)) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let s: f32 = row.iter().map(|v| (v - m).exp()).sum();
-        for (o, &v) in p.iter_mut().zip(row) {
-            *o = (v - m).exp() / s;
-        }
-    }
-    let mut ppl = 0.0f32;
-    let mut dmarg = vec![0.0f32; groups * vars];
-    for g in 0..groups {
-        let mut marg = vec![0.0f32; vars];
-        for r in 0..rows {
-            let w = weight[r];
-            if w != 0.0 {
-                for v in 0..vars {
-                    marg[v] += w * probs[(r * groups + g) * vars + v];
-                }
-            }
-        }
-        marg.iter_mut().for_each(|m| *m /= wsum);
-        let h: f32 = -marg.iter().map(|&p| p * (p + 1e-7).ln()).sum::<f32>();
-        let e = h.exp();
-        ppl += e;
-        for v in 0..vars {
-            let p = marg[v];
-            dmarg[g * vars + v] = -e * ((p + 1e-7).ln() + p / (p + 1e-7));
-        }
-    }
-    if let Some((dp, dlogits)) = dppl {
-        for (r, &w) in weight.iter().enumerate().take(rows) {
-            if w == 0.0 {
-                continue;
-            }
-            for g in 0..groups {
-                let base = (r * groups + g) * vars;
-                let p = &probs[base..base + vars];
-                let gp: Vec<f32> = (0..vars)
-                    .map(|v| dp * w / wsum * dmarg[g * vars + v])
-                    .collect();
-                let dot: f32 = p.iter().zip(&gp).map(|(a, b)| a * b).sum();
-                for v in 0..vars {
-                    dlogits[base + v] += p[v] * (gp[v] - dot);
-                }
-            }
-        }
-    }
-    ppl
-}
-
-/// The contrastive loss summed over masked frames: for frame m, logits_k = cos(c_m, cand_k)/κ
-/// over cand = [q_pos, q_neg…] (negatives identical to the positive are excluded, as HF), loss
-/// −log softmax(logits)_0. c and q are [rows, f]. Returns the sum, and adds dloss · its gradient
-/// into dc and dq.
-#[allow(clippy::too_many_arguments)]
-pub fn contrastive(
-    c: &[f32],
-    q: &[f32],
-    f: usize,
-    pos: &[usize],
-    negs: &[Vec<usize>],
-    kappa: f32,
-    dloss: f32,
-    dc: &mut [f32],
-    dq: &mut [f32],
-) -> f32 {
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let mut total = 0.0f64;
-    for (m, &p) in pos.iter().enumerate() {
-        let cm = &c[p * f..(p + 1) * f];
-        let cn = norm(cm);
-        let qp = &q[p * f..(p + 1) * f];
-        let cands: Vec<usize> = std::iter::once(p).chain(negs[m].iter().copied()).collect();
-        let mut logits = Vec::with_capacity(cands.len());
-        let mut cos = Vec::with_capacity(cands.len());
-        for (k, &j) in cands.iter().enumerate() {
-            let qj = &q[j * f..(j + 1) * f];
-            if k > 0 && qj == qp {
-                logits.push(f32::NEG_INFINITY);
-                cos.push(0.0);
-                continue;
-            }
-            let den = (cn * norm(qj)).max(1e-8);
-            let cs = cm.iter().zip(qj).map(|(a, b)| a * b).sum::<f32>() / den;
-            cos.push(cs);
-            logits.push(cs / kappa);
-        }
-        let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let z: f32 = logits.iter().map(|l| (l - mx).exp()).sum();
-        total += (mx + z.ln() - logits[0]) as f64;
-        for (k, &j) in cands.iter().enumerate() {
-            if logits[k] == f32::NEG_INFINITY {
-                continue;
-            }
-            let g = dloss * ((logits[k] - mx).exp() / z - if k == 0 { 1.0 } else { 0.0 }) / kappa;
-            let qj = &q[j * f..(j + 1) * f];
-            let qn = norm(qj);
-            let den = (cn * qn).max(1e-8);
-            for i in 0..f {
-                dc[p * f + i] += g * (qj[i] / den - cos[k] * cm[i] / (cn * cn).max(1e-16));
-                dq[j * f + i] += g * (cm[i] / den - cos[k] * qj[i] / (qn * qn).max(1e-16));
-            }
-        }
-    }
-    total as f32
-}
+pub use crate::backend::cpu::wav2vec2::{
+    codevector_backward, contrastive, gather_codevectors, gumbel_choice, perplexity, GumbelChoice,
+};

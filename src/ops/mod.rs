@@ -20,6 +20,7 @@ pub mod relu;
 pub mod softmax;
 pub mod tokens;
 pub mod upsample;
+pub mod wav2vec2;
 
 pub use attention::*;
 pub use batch_norm::*;
@@ -38,6 +39,7 @@ pub use relu::*;
 pub use softmax::*;
 pub use tokens::*;
 pub use upsample::*;
+pub use wav2vec2::*;
 
 use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs CUDA kernels (the engine ops, matmul, attention and the SFM heads) on the CPU under a
+# Runs CUDA kernels (the engine ops, matmul, attention, the SFM heads and the wav2vec2 objective) on the CPU under a
 # small emulation of the CUDA execution model (emu.h: one block at a time, one std::thread per CUDA thread, __syncthreads as a barrier,
 # warp shuffles through shared slots) and compares them with plain double-precision loops.
 # For machines without a GPU: it checks kernel logic (indexing, halos, reductions, transposes),
@@ -11,10 +11,10 @@ mkdir -p "$out"
 status=0
 # Kernels with dynamic shared memory: point `smem` at the emulation's static buffer.
 mkdir -p gen
-for k in matmul attention; do
+for k in matmul attention wav2vec2 conv1d; do
     sed 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' "../../kernels/$k.cu" > "gen/$k.cu"
 done
-for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops; do
+for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops wav2vec2 conv1d; do
     g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1

@@ -21,6 +21,7 @@ pub mod softmax;
 pub mod ssim;
 pub mod tokens;
 pub mod upsample;
+pub mod wav2vec2;
 
 use crate::tensor::CpuStorage;
 use half::bf16;

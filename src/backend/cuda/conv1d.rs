@@ -71,6 +71,82 @@ pub fn forward(
     b.launch(FILE, crate::kname!("conv1d_forward", x.dtype()), cfg, &args)
 }
 
+/// Splits of the weight gradient's reduction over batch × time: enough blocks to fill a large
+/// GPU (about 2048), each split at least `WG_MIN_STEPS` steps, the fp32 partials at most
+/// `WG_MAX_PARTIAL` floats.
+const WG_TILE: usize = 32;
+const WG_MIN_STEPS: usize = 256;
+const WG_MAX_PARTIAL: usize = 1 << 26;
+
+/// (splits, steps per split) for `tiles` output tiles reducing over `r` steps into `weights`.
+pub fn weight_grad_splits(tiles: usize, r: usize, weights: usize, groups: usize) -> (usize, usize) {
+    let by_blocks = 2048usize.div_ceil(tiles.max(1));
+    let by_steps = r.div_ceil(WG_MIN_STEPS).max(1);
+    let by_memory = (WG_MAX_PARTIAL / weights.max(1)).max(1);
+    let by_grid = (65535 / groups.max(1)).max(1);
+    let s = by_blocks.min(by_steps).min(by_memory).min(by_grid).max(1);
+    let per = r.div_ceil(s).div_ceil(WG_TILE) * WG_TILE;
+    (r.div_ceil(per.max(1)).max(1), per.max(WG_TILE))
+}
+
+/// dw += the weight gradient (kernels/conv1d.cu: tiled partial products over splits of the
+/// batch × time reduction, then an in-order sum of the splits).
+fn weight_gradient(
+    b: &CudaBackend,
+    dw: &CudaBuf,
+    dy: &CudaBuf,
+    x: &CudaBuf,
+    s: &Conv1dShape,
+) -> Result<()> {
+    let dt = dy.dtype();
+    let lout = s.lout().unwrap_or(0);
+    let (cig, cog) = (s.cin_per_group(), s.cout_per_group());
+    let n = cig * s.k;
+    let r = s.batch * lout;
+    let tiles = n.div_ceil(WG_TILE) * cog.div_ceil(WG_TILE) * s.groups;
+    let (splits, per) = weight_grad_splits(tiles, r, s.cout * n, s.groups);
+    if cog.div_ceil(WG_TILE) > 65535 {
+        bail!("conv1d: {cog} output channels per group are too many for the weight-gradient grid");
+    }
+    let part = CudaBuf::F32(b.stream.alloc_zeros::<f32>(splits * s.cout * n)?);
+    let mut args = vec![
+        KArg::Ptr(part.ptr(b)),
+        KArg::Ptr(dy.ptr(b)),
+        KArg::Ptr(x.ptr(b)),
+        KArg::I32(s.batch as i32),
+    ];
+    args.extend(dims(s)?);
+    args.push(KArg::I32(splits as i32));
+    args.push(KArg::I64(per as i64));
+    let cfg = LaunchConfig {
+        grid_dim: (
+            n.div_ceil(WG_TILE) as u32,
+            cog.div_ceil(WG_TILE) as u32,
+            (s.groups * splits) as u32,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    b.launch(
+        FILE,
+        crate::kname!("conv1d_backward_weight_partial", dt),
+        cfg,
+        &args,
+    )?;
+    let total = s.cout * n;
+    b.launch(
+        FILE,
+        crate::kname!("conv1d_backward_weight_reduce", dt),
+        stride_cfg(total),
+        &[
+            KArg::Ptr(dw.ptr(b)),
+            KArg::Ptr(part.ptr(b)),
+            KArg::I64(total as i64),
+            KArg::I32(splits as i32),
+        ],
+    )
+}
+
 /// dx (written), then dw and db (accumulated); `dx` None skips the input gradient.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
@@ -106,19 +182,7 @@ pub fn backward(
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut args = vec![
-        KArg::Ptr(dw.ptr(b)),
-        KArg::Ptr(dy.ptr(b)),
-        KArg::Ptr(x.ptr(b)),
-        KArg::I32(s.batch as i32),
-    ];
-    args.extend(dims(s)?);
-    b.launch(
-        FILE,
-        crate::kname!("conv1d_backward_weight", dt),
-        rows_cfg(s.cout * s.cin_per_group()),
-        &args,
-    )?;
+    weight_gradient(b, dw, dy, x, s)?;
     if let Some(db) = db {
         b.launch(
             FILE,

@@ -24,6 +24,7 @@ pub mod ssim;
 pub mod stft_mel;
 pub mod tokens;
 pub mod upsample;
+pub mod wav2vec2;
 
 use crate::tensor::{CpuStorage, DType};
 use anyhow::{anyhow, bail, Context, Result};
