@@ -66,6 +66,26 @@ fn parse_precisions(s: &str) -> std::result::Result<Precisions, String> {
         .map(Precisions)
 }
 
+/// The benchmarks' AdamW (β1 0.9, ε 1e-8), as the models' papers set the rest.
+fn adamw(lr: f32, beta2: f32, weight_decay: f32) -> crate::train::AdamW {
+    crate::train::AdamW::new(ops::AdamWConfig {
+        lr,
+        beta1: 0.9,
+        beta2,
+        eps: 1e-8,
+        weight_decay,
+    })
+}
+
+/// What a bf16 figure means on the CPU, printed beside it.
+fn emulation_note(d: &Device, dt: DType) -> &'static str {
+    if dt == DType::BF16 && !d.is_cuda() {
+        " (bf16 is emulated on the CPU: rounded, computed in f32)"
+    } else {
+        ""
+    }
+}
+
 fn precision_name(dt: DType) -> &'static str {
     match dt {
         DType::BF16 => "bf16",
@@ -218,23 +238,11 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         params as f64 / 1e6,
         d.name()
     );
-    let note = |dt: DType| {
-        if dt == DType::BF16 && !gpu {
-            " (bf16 is emulated on the CPU: rounded, computed in f32)"
-        } else {
-            ""
-        }
-    };
+    let note = |dt: DType| emulation_note(d, dt);
     for dt in a.precision.0.iter().copied() {
         let p = precision_name(dt);
         vit.set_compute_dtype(dt)?;
-        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.05,
-        });
+        let mut opt = adamw(1e-4, 0.95, 0.05);
         let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, dt)?;
         let n = cfg.num_patches() + 1;
         let up = random(&[bt, n, cfg.dim], d, dt)?;
@@ -284,13 +292,7 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
     );
     for dt in a.precision.0.iter().copied() {
         mae.set_compute_dtype(dt)?;
-        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-            lr: 1.5e-4,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.05,
-        });
+        let mut opt = adamw(1.5e-4, 0.95, 0.05);
         let img = random(&[b, 1, e.img_h, e.img_w], d, dt)?;
         let mut step = 0u32;
         let secs = time_it(d, a.iters, || {
@@ -302,11 +304,7 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
             opt.step(&mut mae, 1.5e-4)?;
             Ok(())
         })?;
-        let note = if dt == DType::BF16 && !d.is_cuda() {
-            " (bf16 is emulated on the CPU: rounded, computed in f32)"
-        } else {
-            ""
-        };
+        let note = emulation_note(d, dt);
         println!(
             "{} MAE train step, batch {b}: {:.1} ms, {:.1} images/s{note}",
             precision_name(dt),
@@ -336,13 +334,7 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     );
     for dt in a.precision.0.iter().copied() {
         model.set_compute_dtype(dt)?;
-        let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        });
+        let mut opt = adamw(1e-4, 0.999, 0.0);
         let wave = random(&[b, 3, a.samples], d, dt)?;
         let up = random(&[b, frames, cfg.hidden], d, dt)?;
         let secs = time_it(d, a.iters, || {
@@ -352,11 +344,7 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
             opt.step(&mut model, 1e-4)?;
             Ok(())
         })?;
-        let note = if dt == DType::BF16 && !d.is_cuda() {
-            " (bf16 is emulated on the CPU: rounded, computed in f32)"
-        } else {
-            ""
-        };
+        let note = emulation_note(d, dt);
         println!(
             "{} train step: {:.1} ms, {:.2} waveforms/s{note}",
             precision_name(dt),
@@ -381,13 +369,7 @@ fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
     };
     let mut model = SeislmPretrain::new(cfg.clone(), 0)?;
     model.to_device(d)?;
-    let mut opt = crate::train::AdamW::new(ops::AdamWConfig {
-        lr: 1e-4,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    });
+    let mut opt = adamw(1e-4, 0.999, 0.0);
     let wave = random(&[b, 3, a.samples], d, DType::F32)?;
     let mut step = 0u32;
     let secs = time_it(d, a.iters, || {

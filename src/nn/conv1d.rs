@@ -100,39 +100,32 @@ impl Conv1d {
             Some(b) => Some(b.value_as(dt)?),
             None => None,
         };
-        match &self.weight {
-            ConvWeight::Plain(w) => {
-                let w = w.value_as(dt)?;
-                let y = ops::conv1d(
-                    &x,
-                    &w,
-                    bias.as_deref(),
-                    self.stride,
-                    self.padding,
-                    self.groups,
-                )?;
-                Ok((y, Conv1dCache { x, normed: None }))
-            }
+        // The effective weight in the input's dtype (weight norm's also kept for its backward).
+        let normed = match &self.weight {
+            ConvWeight::Plain(_) => None,
             ConvWeight::Normed { g, v, dim } => {
                 let (gv, vv) = (g.value_as(dt)?, v.value_as(dt)?);
-                let (w, wc) = ops::weight_norm(&gv, &vv, *dim)?;
-                let y = ops::conv1d(
-                    &x,
-                    &w,
-                    bias.as_deref(),
-                    self.stride,
-                    self.padding,
-                    self.groups,
-                )?;
-                Ok((
-                    y,
-                    Conv1dCache {
-                        x,
-                        normed: Some((w, wc)),
-                    },
-                ))
+                Some(ops::weight_norm(&gv, &vv, *dim)?)
             }
-        }
+        };
+        let plain;
+        let w: &Tensor = match (&self.weight, &normed) {
+            (_, Some((w, _))) => w,
+            (ConvWeight::Plain(p), None) => {
+                plain = p.value_as(dt)?;
+                &plain
+            }
+            (ConvWeight::Normed { .. }, None) => unreachable!("weight norm computed above"),
+        };
+        let y = ops::conv1d(
+            &x,
+            w,
+            bias.as_deref(),
+            self.stride,
+            self.padding,
+            self.groups,
+        )?;
+        Ok((y, Conv1dCache { x, normed }))
     }
 
     /// Accumulates the parameter gradients; returns dx when `want_dx`.
