@@ -25,4 +25,8 @@ fn kernels_match_double_loops_under_cpu_emulation() {
         text.contains("attention dqkv") && text.contains("matmul"),
         "the attention and matmul cases ran"
     );
+    assert!(
+        text.contains("attention bf16 dqkv") && text.contains("adamw bf16 copy"),
+        "the bf16 instantiations ran (bf16_ops.cpp)"
+    );
 }
