@@ -34,17 +34,24 @@ inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned 
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 using std::min; using std::max;
 
+// The block's threads are started once per launch and walk the grid together: a second barrier
+// ends each block, so one block's shared memory is never seen by the next too early.
 template <class F> void launch(dim3 grid, dim3 block, F f) {
     gridDim = grid; blockDim = block;
     int nt = block.x;
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-        for (unsigned by = 0; by < grid.y; ++by)
-            for (unsigned bx = 0; bx < grid.x; ++bx) {
-                std::barrier<> bar(nt);
-                g_bar = &bar;
-                std::vector<std::thread> ts;
-                for (int t = 0; t < nt; ++t)
-                    ts.emplace_back([&, t] { threadIdx = {(unsigned)t, 0, 0}; blockIdx = {bx, by, bz}; f(); });
-                for (auto& th : ts) th.join();
-            }
+    std::barrier<> bar(nt), block_end(nt);
+    g_bar = &bar;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < nt; ++t)
+        ts.emplace_back([&, t] {
+            threadIdx = {(unsigned)t, 0, 0};
+            for (unsigned bz = 0; bz < grid.z; ++bz)
+                for (unsigned by = 0; by < grid.y; ++by)
+                    for (unsigned bx = 0; bx < grid.x; ++bx) {
+                        blockIdx = {bx, by, bz};
+                        f();
+                        block_end.arrive_and_wait();
+                    }
+        });
+    for (auto& th : ts) th.join();
 }
