@@ -5,19 +5,9 @@
 // left is the kernel's own error: these kernels accumulate in fp32 and round only the output,
 // so the bound is about one bf16 ulp of the output (ULP below), and fp32 side outputs (mean,
 // rstd, lse, norms) are held to fp32 accuracy. Casts, gathers and dropout masks are exact.
-// run.sh rewrites `extern __shared__ float smem[];` in matmul, attention and conv1d first.
+// run.sh rewrites `extern __shared__ float smem[];` in attention and conv1d first; launches
+// give dynamic shared memory the size the CUDA wrappers give it.
 #include "emu.h"
-static float g_dyn_smem[64 * 1024];
-inline float* emu_dyn_smem() { return g_dyn_smem; }
-#define __launch_bounds__(x)
-inline float __shfl_sync(unsigned, float v, int src) {
-    int t = threadIdx.x;
-    g_slots[t] = v;
-    __syncthreads();
-    float r = g_slots[(t & ~31) + (src & 31)];
-    __syncthreads();
-    return r;
-}
 #include "../../kernels/common.cuh"
 #include "gen/matmul.cu"
 #include "gen/attention.cu"
@@ -163,13 +153,16 @@ static void attention_case(int B, int Nq, int Nk, int H, int D, bool fused) {
     bf16_t* dKp = fused ? dQ.data() : dK_sep.data();
     bf16_t* dVp = fused ? dQ.data() : dV_sep.data();
     const float sc = (float)scale;
-    launch({(unsigned)((Nq + 15) / 16), (unsigned)(B * H), 1}, {128}, [&] {
+    const size_t KT = 32, ROWS = 16, fwd_smem = 4 * (KT * (D + 1) + KT * D + ROWS * D),
+                 dq_smem = 4 * (2 * KT * (D + 1) + 2 * ROWS * D),
+                 dkdv_smem = 4 * (2 * KT * (D + 1) + 2 * KT + 2 * ROWS * D);  // as src/backend/cuda/attention.rs
+    launch({(unsigned)((Nq + 15) / 16), (unsigned)(B * H), 1}, {128}, fwd_smem, [&] {
         attention_forward_bf16(O.data(), L.data(), Qp, Kp, Vp, H, Nq, Nk, D, qs, qo, ks, ko, vs, vo, sc);
     });
-    launch({(unsigned)((Nq + 15) / 16), (unsigned)(B * H), 1}, {128}, [&] {
+    launch({(unsigned)((Nq + 15) / 16), (unsigned)(B * H), 1}, {128}, dq_smem, [&] {
         attention_backward_dq_bf16(dQp, Dv.data(), Qp, Kp, Vp, O.data(), dO.data(), L.data(), H, Nq, Nk, D, qs, qo, ks, ko, vs, vo, qs, qo, sc);
     });
-    launch({(unsigned)((Nk + 15) / 16), (unsigned)(B * H), 1}, {128}, [&] {
+    launch({(unsigned)((Nk + 15) / 16), (unsigned)(B * H), 1}, {128}, dkdv_smem, [&] {
         attention_backward_dkdv_bf16(dKp, dVp, Qp, Kp, Vp, dO.data(), L.data(), Dv.data(), H, Nq, Nk, D, qs, qo, ks, ko, vs, vo, ks, ko, vs, vo, sc);
     });
     char name[120];
@@ -409,10 +402,10 @@ static void conv1d_case(int Bn, int Cin, int Cout, int Lin, int K, int stride, i
             }
     vb X = tobf(x), Wt = tobf(w), Bi = tobf(bv), dY = tobf(dy), Y(ry.size()), dX(x.size()), dW(w.size(), 0), dB(Cout, 0);
     const int win = 127 * stride + K, ccf = channels_per_pass(win + K, cig), ccb = channels_per_pass(K, cog);
-    launch({(unsigned)((Lout + 127) / 128), (unsigned)Cout, (unsigned)Bn}, {128}, [&] {
+    launch({(unsigned)((Lout + 127) / 128), (unsigned)Cout, (unsigned)Bn}, {128}, (size_t)ccf * (win + K) * 4, [&] {
         conv1d_forward_bf16(Y.data(), X.data(), Wt.data(), bias ? Bi.data() : nullptr, Cin, Cout, Lin, Lout, K, stride, pad, groups, ccf);
     });
-    launch({(unsigned)((Lin + 127) / 128), (unsigned)Cin, (unsigned)Bn}, {128}, [&] {
+    launch({(unsigned)((Lin + 127) / 128), (unsigned)Cin, (unsigned)Bn}, {128}, (size_t)ccb * K * 4, [&] {
         conv1d_backward_input_bf16(dX.data(), dY.data(), Wt.data(), Cin, Cout, Lin, Lout, K, stride, pad, groups, ccb);
     });
     launch({(unsigned)(Cout * cig)}, {256}, [&] { conv1d_backward_weight_bf16(dW.data(), dY.data(), X.data(), Bn, Cin, Cout, Lin, Lout, K, stride, pad, groups); });
