@@ -457,6 +457,34 @@ static void weight_norm_case(int outer, int kdim, int inner) {
     checkb(name, dV, rdv, ULP);
 }
 
+// conv1d.cu's layout kernels: transpose_last2 on 32x8 thread blocks (2-D), slice_axis and its
+// backward. Pure copies: exact.
+static void conv1d_layout() {
+    int Bn = 2, M = 37, N = 70;  // neither a multiple of the 32x32 tile
+    vf x = rnd(randv((size_t)Bn * M * N));
+    vd rt(x.size());
+    for (int b = 0; b < Bn; ++b)
+        for (int m = 0; m < M; ++m)
+            for (int n = 0; n < N; ++n) rt[((size_t)b * N + n) * M + m] = x[((size_t)b * M + m) * N + n];
+    vb X = tobf(x), T(x.size());
+    launch({(unsigned)((N + 31) / 32), (unsigned)((M + 31) / 32), (unsigned)Bn}, {32, 8, 1}, [&] { transpose_last2_bf16(T.data(), X.data(), M, N); });
+    checkb("transpose_last2 bf16 (conv1d, 32x8 blocks)", T, rt, 0);
+    int outer = 3, len_in = 29, inner = 5, start = 4, len = 20;
+    vf v = rnd(randv((size_t)outer * len_in * inner)), dy = rnd(randv((size_t)outer * len * inner));
+    vd rs((size_t)outer * len * inner), rb((size_t)outer * len_in * inner, 0.0);
+    for (int o = 0; o < outer; ++o)
+        for (int t = 0; t < len; ++t)
+            for (int i = 0; i < inner; ++i) {
+                rs[((size_t)o * len + t) * inner + i] = v[((size_t)o * len_in + start + t) * inner + i];
+                rb[((size_t)o * len_in + start + t) * inner + i] = dy[((size_t)o * len + t) * inner + i];
+            }
+    vb V = tobf(v), dY = tobf(dy), S(rs.size()), dX(rb.size());
+    launch({2}, {256}, [&] { slice_axis_bf16(S.data(), V.data(), outer, len_in, inner, start, len); });
+    checkb("slice_axis bf16", S, rs, 0);
+    launch({2}, {256}, [&] { slice_axis_backward_bf16(dX.data(), dY.data(), outer, len_in, inner, start, len); });
+    checkb("slice_axis backward bf16 (zeros outside)", dX, rb, 0);
+}
+
 // ---------------------------------------------------------------- batch norm, conv2d
 static void batch_norm_case(int N, int C, int H, int W) {
     long HW = (long)H * W, M = N * HW;
@@ -628,6 +656,7 @@ int main() {
     conv1d_case(2, 16, 16, 37, 9, 1, 4, 4, true);   // grouped positional conv
     conv1d_case(1, 8, 6, 131, 3, 2, 1, 2, true);    // strided, padded, Lout = 66
     conv1d_case(1, 17, 17, 40, 3, 2, 0, 1, true);   // 17 channels: two staging passes (16 + 1)
+    conv1d_layout();
     weight_norm_case(16 * 4, 9, 1);  // dim = 2 of a [16, 4, 9] pos-conv weight
     weight_norm_case(1, 6, 35);      // dim = 0
     batch_norm_case(3, 13, 9, 11);
