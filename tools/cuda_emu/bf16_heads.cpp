@@ -17,14 +17,7 @@
 #include "../../kernels/reduce.cu"
 #include "util.h"
 
-typedef std::vector<float> vf;
-typedef std::vector<double> vd;
-typedef std::vector<bf16_t> vb;
-static const double ULP = 4e-3;
-static const double F32 = 1e-5;
-static vf rnd(const vf& v) { return frombf(tobf(v)); }
-static vd dbl(const vf& v) { return vd(v.begin(), v.end()); }
-static void checkb(const char* name, const vb& got, const vd& ref, double tol) { check(name, frombf(got), ref, tol); }
+#include "bf16_util.h"
 
 static void relu_and_copies() {
     const long long n = 3001;

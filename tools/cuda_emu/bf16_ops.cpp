@@ -32,15 +32,7 @@
 #include "util.h"
 #include <cstdint>
 
-typedef std::vector<float> vf;
-typedef std::vector<double> vd;
-typedef std::vector<bf16_t> vb;
-static const double ULP = 4e-3;  // ~one bf16 rounding of the output (2^-8 relative at most)
-static const double F32 = 1e-5;  // fp32 side outputs computed from bf16 inputs
-
-static vf rnd(const vf& v) { return frombf(tobf(v)); }  // the values a bf16 tensor holds
-static vd dbl(const vf& v) { return vd(v.begin(), v.end()); }
-static void checkb(const char* name, const vb& got, const vd& ref, double tol) { check(name, frombf(got), ref, tol); }
+#include "bf16_util.h"
 
 // ---------------------------------------------------------------- matmul and sum_rows
 static void matmul_case(int B, int M, int N, int K, bool ta, bool tb, bool bias, bool acc) {
@@ -106,48 +98,61 @@ static void attention_case(int B, int Nq, int Nk, int H, int D, bool fused) {
     auto ki_ = [&](int b, int j, int h, int d) { return (size_t)(b * Nk + j) * ks + ko + h * D + d; };
     auto vi_ = [&](int b, int j, int h, int d) { return (size_t)(b * Nk + j) * vs + vo + h * D + d; };
     auto oi_ = [&](int b, int i, int h, int d) { return (size_t)(b * Nq + i) * C + h * D + d; };
-    vd o((size_t)B * Nq * C), lse((size_t)B * H * Nq), rdq(nq, 0.0), rdk_sep(fused ? 0 : nk, 0.0), rdv_sep(fused ? 0 : nv, 0.0);
-    vd& rdk = fused ? rdq : rdk_sep;
-    vd& rdv = fused ? rdq : rdv_sep;
-    for (int b = 0; b < B; ++b)
-        for (int h = 0; h < H; ++h)
-            for (int i = 0; i < Nq; ++i) {
-                vd P(Nk), dp(Nk);
-                double m = -1e300, z = 0, di = 0;
-                for (int j = 0; j < Nk; ++j) {
-                    double s = 0;
-                    for (int d = 0; d < D; ++d) s += (double)q[qi_(b, i, h, d)] * k[ki_(b, j, h, d)];
-                    P[j] = s * scale;
-                    m = std::max(m, P[j]);
-                }
-                for (int j = 0; j < Nk; ++j) z += std::exp(P[j] - m);
-                for (int j = 0; j < Nk; ++j) P[j] = std::exp(P[j] - m) / z;
-                lse[(size_t)(b * H + h) * Nq + i] = m + std::log(z);
-                for (int d = 0; d < D; ++d) {
-                    double s = 0;
-                    for (int j = 0; j < Nk; ++j) s += P[j] * v[vi_(b, j, h, d)];
-                    o[oi_(b, i, h, d)] = s;
-                }
-                for (int j = 0; j < Nk; ++j) {
-                    double s = 0;
-                    for (int d = 0; d < D; ++d) s += (double)dout[oi_(b, i, h, d)] * v[vi_(b, j, h, d)];
-                    dp[j] = s;
-                    di += P[j] * s;
-                }
-                for (int j = 0; j < Nk; ++j) {
-                    double ds = P[j] * (dp[j] - di) * scale;
+    // The reference; D_i = dO_i . O_i from the exact O, or (Ok given) from the bf16 O the
+    // forward kernel stored, which is what the backward kernels read (as FlashAttention-2 does).
+    struct Ref { vd o, lse, dq, dk, dv; };
+    auto reference = [&](const vb* Ok) {
+        Ref r{vd((size_t)B * Nq * C), vd((size_t)B * H * Nq), vd(nq, 0.0), vd(fused ? 0 : nk, 0.0), vd(fused ? 0 : nv, 0.0)};
+        vd& o = r.o;
+        vd& lse = r.lse;
+        vd& rdq = r.dq;
+        vd& rdk = fused ? r.dq : r.dk;
+        vd& rdv = fused ? r.dq : r.dv;
+        for (int b = 0; b < B; ++b)
+            for (int h = 0; h < H; ++h)
+                for (int i = 0; i < Nq; ++i) {
+                    vd P(Nk), dp(Nk);
+                    double m = -1e300, z = 0, di = 0;
+                    for (int j = 0; j < Nk; ++j) {
+                        double s = 0;
+                        for (int d = 0; d < D; ++d) s += (double)q[qi_(b, i, h, d)] * k[ki_(b, j, h, d)];
+                        P[j] = s * scale;
+                        m = std::max(m, P[j]);
+                    }
+                    for (int j = 0; j < Nk; ++j) z += std::exp(P[j] - m);
+                    for (int j = 0; j < Nk; ++j) P[j] = std::exp(P[j] - m) / z;
+                    lse[(size_t)(b * H + h) * Nq + i] = m + std::log(z);
                     for (int d = 0; d < D; ++d) {
-                        rdq[qi_(b, i, h, d)] += ds * k[ki_(b, j, h, d)];
-                        rdk[ki_(b, j, h, d)] += ds * q[qi_(b, i, h, d)];
-                        rdv[vi_(b, j, h, d)] += P[j] * dout[oi_(b, i, h, d)];
+                        double s = 0;
+                        for (int j = 0; j < Nk; ++j) s += P[j] * v[vi_(b, j, h, d)];
+                        o[oi_(b, i, h, d)] = s;
+                    }
+                    for (int j = 0; j < Nk; ++j) {
+                        double s = 0;
+                        for (int d = 0; d < D; ++d) s += (double)dout[oi_(b, i, h, d)] * v[vi_(b, j, h, d)];
+                        dp[j] = s;
+                        di += P[j] * s;
+                    }
+                    if (Ok) {
+                        di = 0;
+                        for (int d = 0; d < D; ++d) di += (double)dout[oi_(b, i, h, d)] * bf16_to_f32((*Ok)[oi_(b, i, h, d)]);
+                    }
+                    for (int j = 0; j < Nk; ++j) {
+                        double ds = P[j] * (dp[j] - di) * scale;
+                        for (int d = 0; d < D; ++d) {
+                            rdq[qi_(b, i, h, d)] += ds * k[ki_(b, j, h, d)];
+                            rdk[ki_(b, j, h, d)] += ds * q[qi_(b, i, h, d)];
+                            rdv[vi_(b, j, h, d)] += P[j] * dout[oi_(b, i, h, d)];
+                        }
                     }
                 }
-            }
-    vb Q = tobf(q), K = fused ? vb() : tobf(k), V = fused ? vb() : tobf(v), dO = tobf(dout), O(o.size());
+        return r;
+    };
+    vb Q = tobf(q), K = fused ? vb() : tobf(k), V = fused ? vb() : tobf(v), dO = tobf(dout), O((size_t)B * Nq * C);
     const bf16_t* Qp = Q.data();
     const bf16_t* Kp = fused ? Q.data() : K.data();
     const bf16_t* Vp = fused ? Q.data() : V.data();
-    vf L(lse.size()), Dv(lse.size());
+    vf L((size_t)B * H * Nq), Dv((size_t)B * H * Nq);
     vb dQ(nq, 0), dK_sep(fused ? 0 : nk, 0), dV_sep(fused ? 0 : nv, 0);
     bf16_t* dQp = dQ.data();
     bf16_t* dKp = fused ? dQ.data() : dK_sep.data();
@@ -165,22 +170,26 @@ static void attention_case(int B, int Nq, int Nk, int H, int D, bool fused) {
     launch({(unsigned)((Nk + 15) / 16), (unsigned)(B * H), 1}, {128}, dkdv_smem, [&] {
         attention_backward_dkdv_bf16(dKp, dVp, Qp, Kp, Vp, dO.data(), L.data(), Dv.data(), H, Nq, Nk, D, qs, qo, ks, ko, vs, vo, ks, ko, vs, vo, sc);
     });
+    const Ref ex = reference(nullptr), kr = reference(&O);
     char name[120];
     const char* lay = fused ? "qkv" : "q,k,v";
     snprintf(name, 120, "attention bf16 fwd %s B%d Nq%d Nk%d H%d D%d", lay, B, Nq, Nk, H, D);
-    checkb(name, O, o, ULP);
+    checkb(name, O, ex.o, ULP);
     snprintf(name, 120, "attention bf16 lse (f32) %s D%d", lay, D);
-    check(name, L, lse, F32);
-    if (fused) {
-        snprintf(name, 120, "attention bf16 dqkv B%d N%d H%d D%d", B, Nq, H, D);
-        checkb(name, dQ, rdq, ULP);
-    } else {
-        snprintf(name, 120, "attention bf16 dq %s D%d", lay, D);
-        checkb(name, dQ, rdq, ULP);
-        snprintf(name, 120, "attention bf16 dk %s D%d", lay, D);
-        checkb(name, dK_sep, rdk, ULP);
-        snprintf(name, 120, "attention bf16 dv %s D%d", lay, D);
-        checkb(name, dV_sep, rdv, ULP);
+    check(name, L, ex.lse, F32);
+    // Gradients: the norm against the exact reference; every element within an ulp of the
+    // reference that takes D_i from the stored bf16 O.
+    auto grads = [&](const char* what, const vb& got, const vd& exact, const vd& same_di) {
+        snprintf(name, 120, "attention bf16 %s %s B%d Nq%d H%d D%d", what, lay, B, Nq, H, D);
+        check(name, frombf(got), exact, ULP);
+        snprintf(name, 120, "attention bf16 %s %s D%d, D_i from bf16 O", what, lay, D);
+        checkb(name, got, same_di, ULP);
+    };
+    if (fused) grads("dqkv", dQ, ex.dq, kr.dq);
+    else {
+        grads("dq", dQ, ex.dq, kr.dq);
+        grads("dk", dK_sep, ex.dk, kr.dk);
+        grads("dv", dV_sep, ex.dv, kr.dv);
     }
 }
 
