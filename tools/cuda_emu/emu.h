@@ -2,40 +2,51 @@
 // shared by the drivers in this folder (run.sh, tests/kernel_emu.rs) and by
 // tests/dsp_kernel_emu.rs (kernels/stft_mel.cu through stft_mel_entry.cpp).
 //
-// One block at a time; the block's threads are std::threads (started once per launch, walking
-// the grid together, a barrier ending each block); __syncthreads is a std::barrier; warp
-// shuffles go through a block-wide exchange array, so every thread of a block must call them
-// together (as all our kernels do). Blocks may be 1-, 2- or 3-dimensional; warps are 32
-// consecutive linear thread ids, as on CUDA.
+// One block at a time. The block's CUDA threads are fibers (ucontext) on one OS thread, run in
+// rounds: each runs until its next __syncthreads (or its end), then the next; a round over all
+// of them is a barrier. Threads that have returned no longer take part, as on sm_70 and later.
+// Warp shuffles go through a block-wide exchange array between two barriers, so every thread of
+// a block must call them together (as all our kernels do). Blocks may be 1-, 2- or
+// 3-dimensional; warps are 32 consecutive linear thread ids, as on CUDA.
 // Shared memory: `__shared__` arrays become function statics (kept across blocks); dynamic
 // shared memory is emu_dyn_smem() (the driver rewrites `extern __shared__ float smem[];` into
 // `float* smem = emu_dyn_smem();`), sized by the launch's smem_bytes and filled with NaN before
 // every block, so a read the kernel never wrote shows up as NaN in the results; emu_static_smem()
 // is 64 such floats for sources rewritten the same way. It checks indexing, synchronisation
-// points and arithmetic, not timing, coalescing or CUDA's memory model.
+// points and arithmetic, not timing, coalescing, CUDA's memory model or races within a round.
 #pragma once
 #include <algorithm>
-#include <barrier>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <math.h>
+#include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <ucontext.h>
 #include <vector>
 
 struct dim3 { unsigned x = 1, y = 1, z = 1; };
 using emu_dim3 = dim3;
 namespace emu {
-inline thread_local dim3 thread_idx, block_idx;
-inline thread_local unsigned linear_tid;
-inline dim3 block_dim, grid_dim;
-inline std::barrier<>* bar = nullptr;
+inline dim3 thread_idx, block_idx, block_dim, grid_dim;
+inline unsigned linear_tid;
 inline std::vector<float> dyn_smem, static_smem, shfl;
+// Fibers: one context and stack per CUDA thread of a block, reused across blocks and launches.
+constexpr size_t kStack = 256 * 1024;
+struct Fiber { ucontext_t ctx; std::unique_ptr<char[]> stack; bool done = false; };
+inline std::vector<Fiber> fibers;
+inline ucontext_t scheduler;
+inline Fiber* current = nullptr;
+inline const std::function<void()>* body = nullptr;
+inline void fiber_main() {
+    (*body)();
+    current->done = true;  // returns to uc_link, the scheduler
+}
 }  // namespace emu
 #define threadIdx emu::thread_idx
 #define blockIdx emu::block_idx
@@ -48,7 +59,7 @@ inline std::vector<float> dyn_smem, static_smem, shfl;
 #define __restrict__
 #define __launch_bounds__(x)
 
-inline void __syncthreads() { emu::bar->arrive_and_wait(); }
+inline void __syncthreads() { swapcontext(&emu::current->ctx, &emu::scheduler); }
 inline float* emu_dyn_smem() { return emu::dyn_smem.data(); }
 inline float* emu_static_smem() { return emu::static_smem.data(); }
 
@@ -80,30 +91,39 @@ template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, F f) {
     emu::grid_dim = grid;
     emu::block_dim = block;
     const unsigned nt = block.x * block.y * block.z;
-    auto fresh_block = [smem_bytes]() noexcept {
-        emu::dyn_smem.assign(smem_bytes / 4 + 1, std::numeric_limits<float>::quiet_NaN());
-        emu::static_smem.assign(64, std::numeric_limits<float>::quiet_NaN());
-    };
-    fresh_block();
+    const std::function<void()> body = f;
+    emu::body = &body;
     emu::shfl.assign(nt, 0.0f);
-    std::barrier<> bar(nt);
-    std::barrier block_end(nt, fresh_block);
-    emu::bar = &bar;
-    std::vector<std::thread> ts;
-    ts.reserve(nt);
-    for (unsigned t = 0; t < nt; ++t)
-        ts.emplace_back([&, t] {
-            emu::linear_tid = t;
-            emu::thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-            for (unsigned bz = 0; bz < grid.z; ++bz)
-                for (unsigned by = 0; by < grid.y; ++by)
-                    for (unsigned bx = 0; bx < grid.x; ++bx) {
-                        emu::block_idx = {bx, by, bz};
-                        f();
-                        block_end.arrive_and_wait();
+    if (emu::fibers.size() < nt) emu::fibers.resize(nt);
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                emu::block_idx = {bx, by, bz};
+                emu::dyn_smem.assign(smem_bytes / 4 + 1, std::numeric_limits<float>::quiet_NaN());
+                emu::static_smem.assign(64, std::numeric_limits<float>::quiet_NaN());
+                for (unsigned t = 0; t < nt; ++t) {
+                    emu::Fiber& fb = emu::fibers[t];
+                    if (!fb.stack) fb.stack.reset(new char[emu::kStack]);
+                    getcontext(&fb.ctx);
+                    fb.ctx.uc_stack.ss_sp = fb.stack.get();
+                    fb.ctx.uc_stack.ss_size = emu::kStack;
+                    fb.ctx.uc_link = &emu::scheduler;
+                    makecontext(&fb.ctx, emu::fiber_main, 0);
+                    fb.done = false;
+                }
+                for (unsigned live = nt; live > 0;) {  // one round = one barrier
+                    live = 0;
+                    for (unsigned t = 0; t < nt; ++t) {
+                        emu::Fiber& fb = emu::fibers[t];
+                        if (fb.done) continue;
+                        emu::current = &fb;
+                        emu::linear_tid = t;
+                        emu::thread_idx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+                        swapcontext(&emu::scheduler, &fb.ctx);
+                        live += !fb.done;
                     }
-        });
-    for (auto& th : ts) th.join();
+                }
+            }
 }
 // Kernels without dynamic shared memory.
 template <class F> void launch(dim3 grid, dim3 block, F f) { launch(grid, block, 0, f); }
