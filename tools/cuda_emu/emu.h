@@ -111,9 +111,14 @@ template <class F> void launch(dim3 grid, dim3 block, size_t smem_bytes, F f) {
                     makecontext(&fb.ctx, emu::fiber_main, 0);
                     fb.done = false;
                 }
-                for (unsigned live = nt; live > 0;) {  // one round = one barrier
+                // One round = one barrier. Odd blocks run their threads in reverse order, so a
+                // read of shared memory another thread writes without a barrier in between
+                // sees stale data (NaN in dynamic shared memory) in one order or the other.
+                const bool reverse = (bx + by + bz) & 1;
+                for (unsigned live = nt; live > 0;) {
                     live = 0;
-                    for (unsigned t = 0; t < nt; ++t) {
+                    for (unsigned i = 0; i < nt; ++i) {
+                        const unsigned t = reverse ? nt - 1 - i : i;
                         emu::Fiber& fb = emu::fibers[t];
                         if (fb.done) continue;
                         emu::current = &fb;
