@@ -1,9 +1,10 @@
 //! Runs kernels/stft_mel.cu — the very source NVRTC compiles, common.cuh included — through a
-//! CPU emulation of CUDA (tests/emu/cuda_emu.hpp: a std::thread per CUDA thread, a barrier for
-//! __syncthreads) built with the system C++ compiler, with the launches planned exactly as the
-//! CUDA wrappers plan them, and compares with the CPU reference. It checks the kernels' indexing,
-//! synchronisation points and arithmetic where no GPU exists; it says nothing about speed or
-//! about CUDA's memory model. Skipped (with a message) when no C++20 compiler is found.
+//! CPU emulation of CUDA (tools/cuda_emu/emu.h, shared with tests/kernel_emu.rs: a fiber per
+//! CUDA thread, a barrier for __syncthreads) built with the system C++ compiler, with the
+//! launches planned exactly as the CUDA wrappers plan them, and compares with the CPU reference.
+//! It checks the kernels' indexing, synchronisation points and arithmetic where no GPU exists; it
+//! says nothing about speed or about CUDA's memory model. Skipped (with a message) when no C++20
+//! compiler is found.
 
 use seisfuse::backend::cuda::launch::KArg;
 use seisfuse::backend::cuda::stft_mel::{
@@ -43,11 +44,11 @@ fn build() -> Result<Emu, String> {
         !src.contains("__shared__"),
         "a shared-memory declaration the emulation does not translate"
     );
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu");
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cuda_emu");
     let read = |f: &str| std::fs::read_to_string(here.join(f)).map_err(|e| format!("{f}: {e}"));
     let all = format!(
-        "{}\n{}\n#line 1 \"tests/emu/stft_mel_entry.cpp\"\n{}",
-        read("cuda_emu.hpp")?,
+        "{}\n{}\n#line 1 \"tools/cuda_emu/stft_mel_entry.cpp\"\n{}",
+        read("emu.h")?,
         src,
         read("stft_mel_entry.cpp")?
     );
@@ -72,8 +73,8 @@ fn build() -> Result<Emu, String> {
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
         let log = String::from_utf8_lossy(&out.stderr);
-        if log.contains("barrier") && log.contains("No such file") {
-            return Err(format!("{cxx} has no C++20 <barrier>"));
+        if log.contains("No such file") {
+            return Err(format!("{cxx} lacks a header the emulation needs:\n{log}"));
         }
         panic!("the emulated kernel failed to compile:\n{log}");
     }

@@ -30,4 +30,8 @@ fn kernels_match_double_loops_under_cpu_emulation() {
             && text.contains("conv1d dw"),
         "the attention, matmul, wav2vec2 objective and conv1d weight-gradient cases ran"
     );
+    assert!(
+        text.contains("attention bf16 dqkv") && text.contains("adamw bf16 copy"),
+        "the bf16 instantiations ran (bf16_ops.cpp)"
+    );
 }

@@ -1,18 +1,7 @@
 // The engine's matmul and attention kernels under the CPU emulation of emu.h, against plain
 // double loops. run.sh first rewrites `extern __shared__ float smem[];` (dynamic shared memory)
-// into a pointer to a static buffer, which the emulation supports.
+// into emu_dyn_smem(), sized per launch as the CUDA wrappers size it.
 #include "emu.h"
-static float g_dyn_smem[64 * 1024];
-inline float* emu_dyn_smem() { return g_dyn_smem; }
-#define __launch_bounds__(x)
-inline float __shfl_sync(unsigned, float v, int src) {
-    int t = threadIdx.x;
-    g_slots[t] = v;
-    __syncthreads();
-    float r = g_slots[(t & ~31) + (src & 31)];
-    __syncthreads();
-    return r;
-}
 #include "../../kernels/common.cuh"
 #include "gen/matmul.cu"
 #undef INSTANTIATE
@@ -100,8 +89,9 @@ static void attention_case(int B, int N, int H, int D) {
     const int ROWS = 16, KT = 32;
     std::vector<float> of(o.size()), lf(lse.size()), dv(lse.size()), g(qkv.size());
     dim3 grid{(unsigned)((N + ROWS - 1) / ROWS), (unsigned)(B * H), 1};
-    (void)KT;
-    launch(grid, {128}, [&] {
+    const size_t fwd_smem = 4 * (KT * (D + 1) + KT * D + ROWS * D), dq_smem = 4 * (2 * KT * (D + 1) + 2 * ROWS * D),
+                 dkdv_smem = 4 * (2 * KT * (D + 1) + 2 * KT + 2 * ROWS * D);  // as src/backend/cuda/attention.rs
+    launch(grid, {128}, fwd_smem, [&] {
         attention_forward_f32(of.data(), lf.data(), qkv.data(), qkv.data(), qkv.data(), H, N, N, D, 3 * C, 0, 3 * C, C, 3 * C, 2 * C, (float)scale);
     });
     char name[120];
@@ -109,10 +99,10 @@ static void attention_case(int B, int N, int H, int D) {
     check(name, of, o, 1e-5);
     snprintf(name, 120, "attention lse B%d N%d H%d D%d", B, N, H, D);
     check(name, lf, lse, 1e-5);
-    launch(grid, {128}, [&] {
+    launch(grid, {128}, dq_smem, [&] {
         attention_backward_dq_f32(g.data(), dv.data(), qkv.data(), qkv.data(), qkv.data(), of.data(), dout.data(), lf.data(), H, N, N, D, 3 * C, 0, 3 * C, C, 3 * C, 2 * C, 3 * C, 0, (float)scale);
     });
-    launch(grid, {128}, [&] {
+    launch(grid, {128}, dkdv_smem, [&] {
         attention_backward_dkdv_f32(g.data(), g.data(), qkv.data(), qkv.data(), qkv.data(), dout.data(), lf.data(), dv.data(), H, N, N, D, 3 * C, 0, 3 * C, C, 3 * C, 2 * C, 3 * C, C, 3 * C, 2 * C, (float)scale);
     });
     snprintf(name, 120, "attention dqkv B%d N%d H%d D%d", B, N, H, D);

@@ -19,4 +19,12 @@ for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engin
     echo "== $t"
     "$out/$t" || status=1
 done
+# The bf16 instantiations (bf16_ops.cpp, bf16_heads.cpp); bf16_ops also needs conv1d's dynamic
+# shared memory rewritten.
+sed 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' ../../kernels/conv1d.cu > gen/conv1d.cu
+for t in bf16_ops bf16_heads; do
+    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    echo "== $t"
+    "$out/$t" || status=1
+done
 exit $status
