@@ -417,7 +417,19 @@ static void conv1d_case(int Bn, int Cin, int Cout, int Lin, int K, int stride, i
     launch({(unsigned)((Lin + 127) / 128), (unsigned)Cin, (unsigned)Bn}, {128}, (size_t)ccb * K * 4, [&] {
         conv1d_backward_input_bf16(dX.data(), dY.data(), Wt.data(), Cin, Cout, Lin, Lout, K, stride, pad, groups, ccb);
     });
-    launch({(unsigned)(Cout * cig)}, {256}, [&] { conv1d_backward_weight_bf16(dW.data(), dY.data(), X.data(), Bn, Cin, Cout, Lin, Lout, K, stride, pad, groups); });
+    {
+        // The weight gradient as src/backend/cuda/conv1d.rs launches it: fp32 partial products
+        // over splits of batch × time (64 steps each here, so several splits), then their sum.
+        const int n = cig * K;
+        const long long R = (long long)Bn * Lout, per = 64;
+        const int splits = (int)((R + per - 1) / per);
+        std::vector<float> part((size_t)splits * Cout * n, NAN);
+        dim3 grid{(unsigned)((n + 31) / 32), (unsigned)((cog + 31) / 32), (unsigned)(groups * splits)};
+        launch(grid, {256}, [&] {
+            conv1d_backward_weight_partial_bf16(part.data(), dY.data(), X.data(), Bn, Cin, Cout, Lin, Lout, K, stride, pad, groups, splits, per);
+        });
+        launch({3}, {128}, [&] { conv1d_backward_weight_reduce_bf16(dW.data(), part.data(), (long long)Cout * n, splits); });
+    }
     launch({(unsigned)Cout}, {256}, [&] { conv1d_backward_bias_bf16(dB.data(), dY.data(), Bn, Cout, Lout); });
     char name[120];
     snprintf(name, 120, "conv1d bf16 fwd B%d %d->%d L%d k%d s%d p%d g%d", Bn, Cin, Cout, Lin, K, stride, pad, groups);

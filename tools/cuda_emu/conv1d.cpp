@@ -1,9 +1,6 @@
 // The conv1d weight gradient (tiled partial products over splits of batch × time, then an
 // in-order sum of the splits) under the CPU emulation of emu.h, against a double loop.
 #include "emu.h"
-static float g_dyn_smem[64 * 1024];
-inline float* emu_dyn_smem() { return g_dyn_smem; }
-#define __launch_bounds__(x)
 #include "../../kernels/common.cuh"
 #include "gen/conv1d.cu"
 #include "util.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs CUDA kernels (the engine ops, matmul, attention, the SFM heads and the wav2vec2 objective) on the CPU under a
-# small emulation of the CUDA execution model (emu.h: one block at a time, one std::thread per CUDA thread, __syncthreads as a barrier,
+# small emulation of the CUDA execution model (emu.h: one block at a time, each CUDA thread a ucontext fiber, __syncthreads as a barrier,
 # warp shuffles through shared slots) and compares them with plain double-precision loops.
 # For machines without a GPU: it checks kernel logic (indexing, halos, reductions, transposes),
 # not timing, memory coalescing or real warp behaviour. Needs g++ with C++20 (std::barrier).

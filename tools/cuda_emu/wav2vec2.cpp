@@ -2,9 +2,6 @@
 // contrastive loss) under the CPU emulation of emu.h, against double loops that follow the CPU
 // twin (src/backend/cpu/wav2vec2.rs) step by step. run.sh rewrites the dynamic shared memory.
 #include "emu.h"
-static float g_dyn_smem[64 * 1024];
-inline float* emu_dyn_smem() { return g_dyn_smem; }
-#define __launch_bounds__(x)
 #include "../../kernels/common.cuh"
 #include "gen/wav2vec2.cu"
 #include "util.h"
@@ -67,7 +64,7 @@ static void gumbel_case(int R, int G, int V, int D, float tau) {
         for (int u = 0; u < V; ++u) rdl[(size_t)rg * V + u] = soft[(size_t)rg * V + u] * (dp[u] - dot) / tau;
         for (int k = 0; k < D; ++k) rdc[((size_t)g * V + hard[rg]) * D + k] += dq[(size_t)rg * D + k];
     }
-    launch({(unsigned)n}, {256}, [&] { codevector_backward_logits_f32(dl.data(), soft.data(), code.data(), dq.data(), G, V, D, tau); });
+    launch({(unsigned)n}, {256}, (size_t)V * 4, [&] { codevector_backward_logits_f32(dl.data(), soft.data(), code.data(), dq.data(), G, V, D, tau); });
     snprintf(name, 120, "codevector backward dlogits R%d G%d V%d d%d", R, G, V, D);
     check(name, dl, rdl, 1e-5);
     launch({(unsigned)(G * V)}, {256}, [&] { codevector_backward_code_f32(dcode.data(), dq.data(), hard.data(), R, G, V, D); });
@@ -184,7 +181,7 @@ static void contrastive_case(int rows, int f, int M, int K, float kappa, float d
         }
     }
     vf loss(M), dc((size_t)rows * f, 0.0f), dq((size_t)rows * f, 0.0f), ca(S), cb(S);
-    launch({(unsigned)M}, {256}, [&] { contrastive_forward_f32(loss.data(), dc.data(), ca.data(), cb.data(), c.data(), q.data(), cand.data(), K + 1, f, kappa, dloss); });
+    launch({(unsigned)M}, {256}, (size_t)(2 * f + 3 * (K + 1)) * 4, [&] { contrastive_forward_f32(loss.data(), dc.data(), ca.data(), cb.data(), c.data(), q.data(), cand.data(), K + 1, f, kappa, dloss); });
     char name[120];
     snprintf(name, 120, "contrastive loss rows%d f%d M%d K%d", rows, f, M, K);
     check(name, loss, rloss, 1e-5);
