@@ -327,3 +327,30 @@ fn seislm_heads_bf16_follow_fp32() {
     m.backward(&cb, &dlb).unwrap();
     compare_grads("event head", &grads(&mut m), &grads(&mut a));
 }
+
+#[test]
+fn loading_weights_refreshes_the_compute_copies() {
+    let dir = std::env::temp_dir().join(format!("seisfuse-mp-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vit.safetensors");
+    let mut src = Vit::new(micro_vit(), 11).unwrap();
+    seisfuse::weights::save_from(&mut src, &path, true).unwrap();
+    let mut dst = Vit::new(micro_vit(), 12).unwrap();
+    dst.set_compute_dtype(DType::BF16).unwrap();
+    let opts = seisfuse::weights::LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    seisfuse::weights::load_into_with(&mut dst, &path, &opts).unwrap();
+    dst.visit("", &mut |n, p| {
+        let want = p.value.to_dtype(DType::BF16)?.to_vec_f32()?;
+        let got = p.compute.as_ref().expect("compute copy").to_vec_f32()?;
+        assert_eq!(
+            got, want,
+            "{n}: the compute copy must follow the loaded master"
+        );
+        Ok(())
+    })
+    .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}

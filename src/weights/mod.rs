@@ -388,6 +388,7 @@ pub fn load_from_file_interpolating(
     model.visit("", &mut |n, p| {
         if let Some((i, v)) = resampled.iter().find(|(i, _)| i.name == n) {
             p.value = Tensor::from_f32(&p.value.shape, v.clone())?.to_device(&p.value.device())?;
+            p.refresh_compute()?;
             report.loaded.push(n.to_string());
             report.interpolated.push(i.clone());
         }
