@@ -57,6 +57,45 @@ fn embed_writes_the_features_of_the_saved_encoder() {
     for (a, b) in g.iter().zip(&want) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
+    // bf16 inference: the same features within bf16 accuracy
+    let out16 = dir.join("emb16.npy");
+    let st = exe()
+        .args([
+            "--device",
+            "cpu",
+            "embed",
+            "--model",
+            "sfm-tiny",
+            "--pool",
+            "mean",
+            "--precision",
+            "bf16",
+        ])
+        .arg("--weights")
+        .arg(&w)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out16)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let g16 = seisfuse::data::npy::read_f32_tensor(&out16)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let mut mean = Vec::with_capacity(3 * 64);
+    for b in 0..3 {
+        for j in 0..64 {
+            mean.push((1..65).map(|r| t[b * 65 * 64 + r * 64 + j]).sum::<f32>() / 64.0);
+        }
+    }
+    let e = common_rel_err(&g16, &mean);
+    assert!(e < 2e-2, "bf16 mean features off by {e}");
     // refuses to overwrite; a wrong model name and a wrong input shape are clear errors
     let again = exe()
         .args([
@@ -182,4 +221,11 @@ fn embed_seislm_waveforms_mean_pools_the_frames() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// ‖a − b‖ / ‖b‖.
+fn common_rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
 }

@@ -5,12 +5,40 @@ use crate::backend::{select, DeviceRequest};
 use crate::models::sfm::{normalize_images, Vit, VitConfig};
 use crate::nn::Parameters;
 use crate::ops;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::{
     self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, LoadOptions,
 };
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
+
+/// Arithmetic of the forward pass.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// fp32 throughout.
+    Fp32,
+    /// bf16 weights and activations, fp32 accumulation (on the CPU emulated by rounding, so
+    /// only slower there); the features are written as f32.
+    Bf16,
+}
+
+impl Precision {
+    fn dtype(self) -> DType {
+        match self {
+            Precision::Fp32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// `t` in `dt` (moved, not copied, when it already is).
+fn in_dtype(t: Tensor, dt: DType) -> Result<Tensor> {
+    if t.dtype == dt {
+        Ok(t)
+    } else {
+        ops::cast(&t, dt)
+    }
+}
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pool {
@@ -49,6 +77,9 @@ pub struct Args {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
+    /// fp32 or bf16.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: Precision,
     /// Overwrite --out if it exists.
     #[arg(long)]
     pub force: bool,
@@ -89,6 +120,10 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         ),
     }
     vit.to_device(&device)?;
+    let dt = a.precision.dtype();
+    if dt != DType::F32 {
+        vit.cast_values(dt)?;
+    }
     let mut data = images.to_vec_f32()?;
     normalize_images(&mut data, h * w);
     let bar = indicatif::ProgressBar::new(n as u64);
@@ -110,7 +145,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             data[start * h * w..(start + b) * h * w].to_vec(),
         )?
         .to_device(&device)?;
-        let (tokens, _) = vit.forward(&x, None)?;
+        let (tokens, _) = vit.forward(&in_dtype(x, dt)?, None)?;
         let feats = match a.pool {
             Pool::Tokens => tokens,
             Pool::Cls => {
@@ -125,7 +160,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                         .collect(),
                 )?
                 .to_device(&device)?;
-                ops::matmul(&ones, &tokens, false, false, None)?
+                ops::matmul(&in_dtype(ones, dt)?, &tokens, false, false, None)?
             }
         };
         out.extend(feats.to_vec_f32()?);
@@ -217,6 +252,10 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
         ),
     }
     model.to_device(&device)?;
+    let dt = a.precision.dtype();
+    if dt != DType::F32 {
+        model.cast_values(dt)?;
+    }
     let mut data = waves.to_vec_f32()?;
     for ch in data.chunks_mut(t) {
         crate::data::transforms::zscore_in_place(ch, 1e-6);
@@ -230,14 +269,14 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
             data[start * c * t..(start + b) * c * t].to_vec(),
         )?
         .to_device(&device)?;
-        let (o, _) = model.forward(&x, None)?;
+        let (o, _) = model.forward(&in_dtype(x, dt)?, None)?;
         let h = o.last_hidden_state;
         let feats = match a.pool {
             Pool::Tokens => h,
             _ => {
                 let ones = Tensor::from_f32(&[1, frames], vec![1.0 / frames as f32; frames])?
                     .to_device(&device)?;
-                ops::matmul(&ones, &h, false, false, None)?
+                ops::matmul(&in_dtype(ones, dt)?, &h, false, false, None)?
             }
         };
         out.extend(feats.to_vec_f32()?);
