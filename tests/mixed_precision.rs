@@ -354,3 +354,29 @@ fn loading_weights_refreshes_the_compute_copies() {
     .unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// bf16 inference (`cast_values`) of a model with BatchNorm: the running statistics stay fp32.
+#[test]
+fn bf16_inference_of_a_batchnorm_head_follows_fp32() {
+    use seisfuse::models::seislm_heads::{HeadConfig, PhasePickHead};
+    let hidden = rand_tensor(&[2, 20, 16], 3);
+    let wave = rand_tensor(&[2, 3, 81], 4);
+    let mut a = PhasePickHead::new(HeadConfig::picking(16, 19), 2).unwrap();
+    // A few train-mode passes give the running statistics non-trivial values.
+    for _ in 0..3 {
+        a.forward(&hidden, &wave).unwrap();
+    }
+    a.set_training(false);
+    let (want, _) = a.forward(&hidden, &wave).unwrap();
+    a.cast_values(DType::BF16).unwrap();
+    a.visit("", &mut |n, p| {
+        let dt = if p.trainable { DType::BF16 } else { DType::F32 };
+        assert_eq!(p.value.dtype, dt, "{n}");
+        Ok(())
+    })
+    .unwrap();
+    let (got, _) = a.forward(&bf16(&hidden), &bf16(&wave)).unwrap();
+    let e = rel_err(&got.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap());
+    println!("bf16 inference of the picking head: rel err {e:.2e}");
+    assert!(e < OUT_TOL);
+}

@@ -194,11 +194,15 @@ pub trait Parameters {
     fn set_compute_dtype(&mut self, dtype: DType) -> Result<()> {
         self.visit("", &mut |_, p| p.set_compute_dtype(Some(dtype)))
     }
-    /// Stores every value as `dtype` (bf16 for inference: forward passes then run in bf16 with
-    /// fp32 accumulation). Gradients stay fp32, so a bf16 model is for inference only.
+    /// Stores every trainable value as `dtype` (bf16 for inference: forward passes then run in
+    /// bf16 with fp32 accumulation). Fixed tensors (position tables, BatchNorm running
+    /// statistics) stay fp32: layers read them in the activations' dtype, and BatchNorm keeps
+    /// its statistics in fp32. Gradients stay fp32, so a bf16 model is for inference only.
     fn cast_values(&mut self, dtype: crate::tensor::DType) -> Result<()> {
         self.visit("", &mut |_, p| {
-            p.value = crate::ops::cast(&p.value, dtype)?;
+            if p.trainable {
+                p.value = crate::ops::cast(&p.value, dtype)?;
+            }
             Ok(())
         })
     }
