@@ -85,6 +85,31 @@ fn pick_writes_csv_and_probabilities_of_the_saved_model() {
         }
     }
 
+    // bf16: the same probabilities within bf16 accuracy.
+    let probs16 = dir.join("probs16.npy");
+    let o = pick(
+        &[
+            "--precision",
+            "bf16",
+            "--probs",
+            probs16.to_str().unwrap(),
+            "--out",
+            dir.join("picks16.csv").to_str().unwrap(),
+        ],
+        Some(&w),
+        &input,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let g16 = seisfuse::data::npy::read_f32_tensor(&probs16)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let worst = g16
+        .iter()
+        .zip(&g)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 2e-2, "bf16 probabilities differ by up to {worst}");
+
     // CSV: header, 5 columns, picks at local maxima above the threshold, ≥ 1 s apart.
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();

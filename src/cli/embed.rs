@@ -23,7 +23,7 @@ pub enum Precision {
 }
 
 impl Precision {
-    fn dtype(self) -> DType {
+    pub fn dtype(self) -> DType {
         match self {
             Precision::Fp32 => DType::F32,
             Precision::Bf16 => DType::BF16,
@@ -32,7 +32,7 @@ impl Precision {
 }
 
 /// `t` in `dt` (moved, not copied, when it already is).
-fn in_dtype(t: Tensor, dt: DType) -> Result<Tensor> {
+pub fn in_dtype(t: Tensor, dt: DType) -> Result<Tensor> {
     if t.dtype == dt {
         Ok(t)
     } else {

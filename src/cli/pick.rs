@@ -65,6 +65,10 @@ pub struct Args {
     /// Picks CSV (trace, phase, sample, time_s, probability); standard output when absent.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// fp32 or bf16 (bf16 weights and activations with fp32 accumulation; on the CPU emulated
+    /// by rounding, so only slower there).
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: super::embed::Precision,
     /// Also write the per-sample probabilities as .npy N×3×T (P, S, noise).
     #[arg(long)]
     pub probs: Option<PathBuf>,
@@ -300,6 +304,10 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     }
     let device = select(req)?;
     model.to_device(&device)?;
+    let dt = a.precision.dtype();
+    if dt != crate::tensor::DType::F32 {
+        model.cast_values(dt)?;
+    }
     // Per trace [3, t] (P, S, noise), the maximum over the windows covering each sample.
     let mut probs = vec![f32::NEG_INFINITY; n * 3 * t];
     let windows: Vec<(usize, usize)> = (0..n)
@@ -316,6 +324,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             }
         }
         let x = Tensor::from_f32(&[batch.len(), 3, len], x)?.to_device(&device)?;
+        let x = super::embed::in_dtype(x, dt)?;
         let p = model.probabilities(&x)?.to_vec_f32()?; // [windows, len, 3]
         for (w, &(i, s)) in batch.iter().enumerate() {
             for k in 0..len {
