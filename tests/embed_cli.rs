@@ -1,5 +1,6 @@
 //! `seisfuse embed` end to end: weights saved from a model, images from `.npy`, features out.
 
+mod common;
 use seisfuse::models::sfm::{normalize_images, Vit, VitConfig};
 use seisfuse::Tensor;
 use std::process::Command;
@@ -94,7 +95,7 @@ fn embed_writes_the_features_of_the_saved_encoder() {
             mean.push((1..65).map(|r| t[b * 65 * 64 + r * 64 + j]).sum::<f32>() / 64.0);
         }
     }
-    let e = common_rel_err(&g16, &mean);
+    let e = common::rel_err(&g16, &mean);
     assert!(e < 2e-2, "bf16 mean features off by {e}");
     // refuses to overwrite; a wrong model name and a wrong input shape are clear errors
     let again = exe()
@@ -221,11 +222,4 @@ fn embed_seislm_waveforms_mean_pools_the_frames() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// ‖a − b‖ / ‖b‖.
-fn common_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den.max(1e-30)).sqrt()
 }
