@@ -110,6 +110,7 @@ fn check_len(shape: &[usize], len: usize) -> Result<()> {
 impl Tensor {
     pub fn from_cpu(shape: &[usize], data: CpuStorage) -> Result<Self> {
         check_len(shape, data.len())?;
+        crate::backend::counters::count_allocation();
         Ok(Tensor {
             shape: shape.to_vec(),
             dtype: data.dtype(),
@@ -126,6 +127,7 @@ impl Tensor {
         Self::from_cpu(shape, CpuStorage::I32(data))
     }
     pub fn scalar_f32(v: f32) -> Self {
+        crate::backend::counters::count_allocation();
         Tensor {
             shape: vec![],
             dtype: DType::F32,
@@ -136,6 +138,7 @@ impl Tensor {
     /// A zero-filled tensor on `device`.
     pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Self> {
         let n = numel(shape);
+        crate::backend::counters::count_allocation();
         let storage = match device {
             Device::Cpu => Storage::Cpu(CpuStorage::zeros(dtype, n)),
             Device::Cuda(dev) => Storage::Cuda(dev.zeros(dtype, n)?),
@@ -180,6 +183,7 @@ impl Tensor {
 
     /// Copies the tensor to `device` (a clone when it is already there).
     pub fn to_device(&self, device: &Device) -> Result<Self> {
+        crate::backend::counters::count_allocation();
         let storage = match (&self.storage, device) {
             (Storage::Cpu(c), Device::Cpu) => Storage::Cpu(c.clone()),
             (Storage::Cpu(c), Device::Cuda(dev)) => Storage::Cuda(dev.upload(c)?),
@@ -205,6 +209,7 @@ impl Tensor {
 
     /// Host copy of the values as f32 (bf16 widened exactly; i32 converted).
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        crate::backend::counters::count_host_sync();
         let host;
         let c = match &self.storage {
             Storage::Cpu(c) => c,

@@ -1,5 +1,6 @@
 //! Devices: the CPU reference backend and the CUDA backend, and how one is chosen.
 
+pub mod counters;
 pub mod cpu;
 pub mod cuda;
 

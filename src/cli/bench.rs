@@ -1,6 +1,7 @@
 //! `seisfuse bench`: throughput of the engine's ops (and, as they land, whole models) on the
 //! current device. Timings exclude the first (warm-up) run, which compiles kernels.
 
+use crate::backend::counters::{self, Counts};
 use crate::backend::{select, Device, DeviceRequest};
 use crate::ops;
 use crate::tensor::{DType, Tensor};
@@ -46,6 +47,9 @@ pub struct SeislmArgs {
     /// AdamW) and the objective's ops alone.
     #[arg(long)]
     pub pretrain: bool,
+    /// Print per-step allocations, launches and host syncs (see `bench sfm --counts`).
+    #[arg(long)]
+    pub counts: bool,
 }
 
 /// The precisions a benchmark times, in order.
@@ -122,6 +126,11 @@ pub struct SfmArgs {
     /// MAE batch (default 256 on a GPU as REFERENCE.md's baseline, 2 on the CPU).
     #[arg(long)]
     pub mae_batch: Option<usize>,
+    /// Print what one steady-state training step asks of the device: buffer allocations,
+    /// launches (op calls on the CPU) and host syncs, for the whole step and for the
+    /// optimizer part (zero_grad, gradient norm, AdamW).
+    #[arg(long)]
+    pub counts: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -142,6 +151,22 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         What::Seislm(a) => bench_seislm(&device, a),
         What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
     }
+}
+
+/// The counts of one steady-state call of `step`: it runs twice and the second call is
+/// counted (the first allocates the optimizer state and compiles kernels).
+fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Counts> {
+    step()?;
+    sync(d)?;
+    let c0 = counters::snapshot();
+    step()?;
+    sync(d)?;
+    Ok(counters::snapshot() - c0)
+}
+
+fn print_counts(what: &str, step: Counts, opt: Counts) {
+    println!("{what}, per step: {step}");
+    println!("  of which zero_grad + gradient norm + AdamW: {opt}");
 }
 
 fn sync(d: &Device) -> Result<()> {
@@ -246,6 +271,21 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, dt)?;
         let n = cfg.num_patches() + 1;
         let up = random(&[bt, n, cfg.dim], d, dt)?;
+        if a.counts {
+            let mut opt_counts = Counts::default();
+            let step = step_counts(d, || {
+                let (_, cache) = vit.forward(&img, None)?;
+                let c0 = counters::snapshot();
+                vit.zero_grad()?;
+                let c1 = counters::snapshot();
+                vit.backward(&cache, &up, &[], false)?;
+                let c2 = counters::snapshot();
+                opt.step(&mut vit, 1e-4)?;
+                opt_counts = (c1 - c0) + (counters::snapshot() - c2);
+                Ok(())
+            })?;
+            print_counts(&format!("{p} train step, batch {bt}"), step, opt_counts);
+        }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = vit.forward(&img, None)?;
             vit.zero_grad()?;
@@ -337,6 +377,25 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
         let mut opt = adamw(1e-4, 0.999, 0.0);
         let wave = random(&[b, 3, a.samples], d, dt)?;
         let up = random(&[b, frames, cfg.hidden], d, dt)?;
+        if a.counts {
+            let mut opt_counts = Counts::default();
+            let step = step_counts(d, || {
+                let (_, cache) = model.forward(&wave, None)?;
+                let c0 = counters::snapshot();
+                model.zero_grad()?;
+                let c1 = counters::snapshot();
+                model.backward(&cache, &up, None, false)?;
+                let c2 = counters::snapshot();
+                opt.step(&mut model, 1e-4)?;
+                opt_counts = (c1 - c0) + (counters::snapshot() - c2);
+                Ok(())
+            })?;
+            print_counts(
+                &format!("{} train step", precision_name(dt)),
+                step,
+                opt_counts,
+            );
+        }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = model.forward(&wave, None)?;
             model.zero_grad()?;

@@ -6,6 +6,7 @@ use crate::backend::cuda::reduce as gpu;
 
 fn reduce(x: &Tensor, square: bool, scale: f32) -> Result<Tensor> {
     check_float("reduce", "x", x)?;
+    crate::backend::counters::count_launch();
     let d = x.device();
     if !d.is_cuda() {
         let v = host(x)?;
