@@ -106,7 +106,7 @@ fn targets_stack_by_kind() {
     let b = l.epoch(0).next().unwrap().unwrap();
     let t = b.targets.unwrap();
     assert_eq!(t.shape, vec![4]);
-    assert_eq!(t.i32s().unwrap(), &[0, 1, 2, 0]);
+    assert_eq!(&*t.i32s().unwrap(), &[0, 1, 2, 0]);
 
     let l = Loader::new(
         NpyDataset::open(&x)
@@ -126,7 +126,10 @@ fn targets_stack_by_kind() {
     )
     .unwrap();
     let b = l.epoch(0).next().unwrap().unwrap();
-    assert_eq!(b.targets.unwrap().f32s().unwrap(), b.inputs.f32s().unwrap());
+    assert_eq!(
+        &*b.targets.unwrap().f32s().unwrap(),
+        &*b.inputs.f32s().unwrap()
+    );
 
     let l = Loader::new(
         NpyDataset::open(&x)
@@ -138,7 +141,7 @@ fn targets_stack_by_kind() {
     .unwrap();
     let t = l.epoch(0).next().unwrap().unwrap().targets.unwrap();
     assert_eq!(
-        t.f32s().unwrap(),
+        &*t.f32s().unwrap(),
         &[1.0, 3.0, -1.0, -1.0, 2.0, 4.0, 0.0, -1.0]
     );
 
@@ -265,6 +268,7 @@ fn recycled_buffers_are_reused_and_refilled() {
             for (k, &i) in b.indices.iter().enumerate() {
                 assert_eq!(x[k * 20 + 19], (100 * i + 19) as f32);
             }
+            drop(x);
             l.recycle(b);
         }
     }

@@ -245,7 +245,7 @@ fn mae_trains_in_bf16() {
         }
     }
     let mut img = Tensor::from_f32(&[4, 1, h, w], v).unwrap();
-    seisfuse::models::sfm::normalize_images(img.f32s_mut().unwrap(), h * w);
+    seisfuse::models::sfm::normalize_images(&mut img.f32s_mut().unwrap(), h * w);
     let img = bf16(&img.to_device(&d).unwrap());
     let n = cfg.encoder.num_patches();
     let mut losses = Vec::new();

@@ -20,7 +20,7 @@ fn poke<M: Parameters>(m: &mut M, name: &str, i: usize, v: f32) -> f32 {
     let mut old = 0.0;
     m.visit("", &mut |n, p| {
         if n == name {
-            let d = p.value.f32s_mut()?;
+            let mut d = p.value.f32s_mut()?;
             old = d[i];
             d[i] = v;
         }

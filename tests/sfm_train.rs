@@ -17,7 +17,7 @@ fn sections(batch: usize, size: usize, seed: u64) -> Tensor {
         v.extend(generate(&cfg, 100 + seed, i as u64).clean);
     }
     let mut t = Tensor::from_f32(&[batch, 1, size, size], v).unwrap();
-    seisfuse::models::sfm::normalize_images(t.f32s_mut().unwrap(), size * size);
+    seisfuse::models::sfm::normalize_images(&mut t.f32s_mut().unwrap(), size * size);
     t
 }
 

@@ -9,7 +9,7 @@
 use super::dataset::{Dataset, Target};
 use super::synth::Rng;
 use super::transforms::Transform;
-use crate::tensor::{CpuStorage, Storage, Tensor};
+use crate::tensor::{CpuStorage, Tensor};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -93,7 +93,7 @@ impl<D: Dataset + 'static> Loader<D> {
     /// Hands a consumed batch's input buffer back for reuse (optional; it saves the page
     /// faults of a fresh allocation per batch).
     pub fn recycle(&self, batch: Batch) {
-        if let Storage::Cpu(CpuStorage::F32(v)) = batch.inputs.storage {
+        if let Ok(CpuStorage::F32(v)) = batch.inputs.to_cpu_storage() {
             let cap = self.cfg.workers.max(1) * (self.cfg.prefetch.max(1) + 2);
             if let Ok(mut p) = self.pool.lock() {
                 if p.len() < cap {

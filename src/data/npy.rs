@@ -678,9 +678,9 @@ impl<T: NpyElem> NpyWriter<T> {
 
 /// Writes an f32 CPU tensor.
 pub fn write_tensor(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
-    match &t.storage {
-        crate::tensor::Storage::Cpu(crate::tensor::CpuStorage::F32(v)) => write(path, &t.shape, v),
-        crate::tensor::Storage::Cpu(crate::tensor::CpuStorage::I32(v)) => write(path, &t.shape, v),
+    match (t.is_cpu(), t.dtype) {
+        (true, crate::tensor::DType::F32) => write(path, &t.shape, &t.f32s()?),
+        (true, crate::tensor::DType::I32) => write(path, &t.shape, &t.i32s()?),
         _ => bail!(
             "writing {}: only f32 and i32 CPU tensors can be saved as .npy (found {} on {})",
             path.as_ref().display(),

@@ -135,8 +135,8 @@ pub fn batch_norm_eval(
             &host(x)?,
             &host(w)?,
             &host(b)?,
-            running_mean.f32s()?,
-            running_var.f32s()?,
+            &running_mean.f32s()?,
+            &running_var.f32s()?,
             hw,
             eps,
         );
@@ -188,8 +188,8 @@ pub fn batch_norm_backward(
             &host(dy)?,
             &host(x)?,
             &host(w)?,
-            cache.mean.f32s()?,
-            cache.rstd.f32s()?,
+            &cache.mean.f32s()?,
+            &cache.rstd.f32s()?,
             n,
             hw,
         );

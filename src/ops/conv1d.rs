@@ -268,7 +268,7 @@ pub fn weight_norm_backward(
             &host(dw)?,
             &host(g)?,
             &host(v)?,
-            cache.norm.f32s()?,
+            &cache.norm.f32s()?,
             outer,
             inner,
         );

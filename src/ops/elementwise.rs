@@ -83,16 +83,13 @@ pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
 /// x *= s, in place.
 pub fn scale_assign(x: &mut Tensor, s: f32) -> Result<()> {
     check_float("scale", "x", x)?;
-    match &mut x.storage {
-        Storage::Cpu(c) => {
-            let dtype = c.dtype();
-            let mut v = crate::backend::cpu::widen(c).into_owned();
-            cpu::scale(&mut v, s);
-            *c = crate::backend::cpu::narrow(v, dtype);
-            Ok(())
-        }
-        Storage::Cuda(g) => gpu::scale(&g.backend, &g.buf, s),
+    if x.is_cpu() {
+        let mut v = x.host_f32()?.into_owned();
+        cpu::scale(&mut v, s);
+        return x.write_f32(&v);
     }
+    let d = x.device();
+    gpu::scale(backend(&d)?, dev(x)?, s)
 }
 
 /// f32 ↔ bf16 on the tensor's own device (round to nearest even).

@@ -97,8 +97,8 @@ pub fn layer_norm_backward(
             &host(dy)?,
             &host(x)?,
             &host(w)?,
-            cache.mean.f32s()?,
-            cache.rstd.f32s()?,
+            &cache.mean.f32s()?,
+            &cache.rstd.f32s()?,
         );
         *dw = from_host(&w.shape, dwv, dw.dtype)?;
         *db = from_host(&w.shape, dbv, db.dtype)?;

@@ -33,7 +33,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
     let (total, count) = if !d.is_cuda() {
         let mut l = vec![0.0; rows];
         let t = targets.i32s()?;
-        cpu::nll_forward(&mut l, &host(logits)?, t, classes);
+        cpu::nll_forward(&mut l, &host(logits)?, &t, classes);
         let count = t.iter().filter(|&&v| cpu::target_valid(v, classes)).count();
         (l.iter().map(|&v| v as f64).sum::<f64>() as f32, count)
     } else {
@@ -73,7 +73,7 @@ pub fn cross_entropy_backward(
     let d = check_device("cross_entropy_backward", &[logits, targets])?;
     if !d.is_cuda() {
         let mut g = vec![0.0; logits.numel()];
-        cpu::nll_backward(&mut g, &host(logits)?, targets.i32s()?, classes, scale);
+        cpu::nll_backward(&mut g, &host(logits)?, &targets.i32s()?, classes, scale);
         return from_host(&logits.shape, g, logits.dtype);
     }
     let g = output(&logits.shape, logits.dtype, &d)?;
@@ -208,7 +208,7 @@ pub fn masked_row_mse(x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(f32, f32
     let msum = super::reduce::item(&super::reduce::sum(mask)?)?;
     let total = if !d.is_cuda() {
         let mut l = vec![0.0; rows];
-        cpu::masked_row_mse_forward(&mut l, &host(x)?, &host(y)?, mask.f32s()?, cols);
+        cpu::masked_row_mse_forward(&mut l, &host(x)?, &host(y)?, &mask.f32s()?, cols);
         l.iter().map(|&v| v as f64).sum::<f64>() as f32
     } else {
         let l = output(&[rows], DType::F32, &d)?;
@@ -235,7 +235,7 @@ pub fn masked_row_mse_backward(
     let d = check_device("masked_row_mse_backward", &[x, y, mask])?;
     if !d.is_cuda() {
         let mut g = vec![0.0; x.numel()];
-        cpu::masked_row_mse_backward(&mut g, &host(x)?, &host(y)?, mask.f32s()?, cols, scale);
+        cpu::masked_row_mse_backward(&mut g, &host(x)?, &host(y)?, &mask.f32s()?, cols, scale);
         return from_host(&x.shape, g, x.dtype);
     }
     let g = output(&x.shape, x.dtype, &d)?;

@@ -161,12 +161,14 @@ pub fn matmul_raw(
             Some(t) => Some(host(t)?),
             None => None,
         };
-        let dtype = c.dtype;
-        let cs = c.cpu_mut()?;
-        let mut cv = crate::backend::cpu::widen(cs).into_owned();
+        let mut cv = if accumulate {
+            c.host_f32()?.into_owned()
+        } else {
+            vec![0.0; c.numel()]
+        };
         cpu::matmul(&mut cv, &av, &bv, biasv.as_deref(), s, accumulate);
-        *cs = crate::backend::cpu::narrow(cv, dtype);
-        return Ok(());
+        drop((av, bv, biasv));
+        return c.write_f32(&cv);
     }
     gpu::matmul(
         backend(&d)?,

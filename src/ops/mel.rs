@@ -114,7 +114,7 @@ pub fn mel_images(x: &Tensor, cfg: &MelImageConfig) -> Result<Tensor> {
     let (n, c, t) = (x.shape[0], x.shape[1], x.shape[2]);
     let d = x.device();
     if !d.is_cuda() {
-        let (v, shape) = images::mel_images(x.f32s()?, n, c, t, cfg)?;
+        let (v, shape) = images::mel_images(&x.f32s()?, n, c, t, cfg)?;
         return Tensor::from_f32(&shape, v);
     }
     let plan = MelImagePlan::new(cfg, t)?;

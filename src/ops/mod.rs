@@ -45,7 +45,6 @@ use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;
 use crate::tensor::{DType, Storage, Tensor};
 use anyhow::{bail, Result};
-use std::borrow::Cow;
 
 /// An error unless `t` holds floats (f32 or bf16).
 pub(crate) fn check_float(op: &str, what: &str, t: &Tensor) -> Result<()> {
@@ -90,14 +89,15 @@ pub(crate) fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 }
 
 /// A CPU tensor's values as f32.
-pub(crate) fn host(t: &Tensor) -> Result<Cow<'_, [f32]>> {
-    Ok(crate::backend::cpu::widen(t.cpu()?))
+pub(crate) fn host(t: &Tensor) -> Result<crate::tensor::HostF32<'_>> {
+    t.host_f32()
 }
 
-/// A CUDA tensor's buffer.
+/// A CUDA tensor's buffer (whole-buffer tensors only: the launch wrappers take buffers).
 pub(crate) fn dev(t: &Tensor) -> Result<&CudaBuf> {
-    match &t.storage {
-        Storage::Cuda(s) => Ok(&s.buf),
+    match t.storage() {
+        Storage::Cuda(s) if t.is_whole() => Ok(&s.buf),
+        Storage::Cuda(_) => bail!("this op does not take views of part of a CUDA buffer yet"),
         Storage::Cpu(_) => bail!("expected a CUDA tensor, found a CPU one"),
     }
 }

@@ -39,7 +39,7 @@ pub fn adamw_step(
         let g = grad.f32s()?.to_vec();
         let mut mv = m.f32s()?.to_vec();
         let mut vv = v.f32s()?.to_vec();
-        cpu::adamw_step(param.f32s_mut()?, &g, &mut mv, &mut vv, cfg, t);
+        cpu::adamw_step(&mut param.f32s_mut()?, &g, &mut mv, &mut vv, cfg, t);
         m.f32s_mut()?.copy_from_slice(&mv);
         v.f32s_mut()?.copy_from_slice(&vv);
         if let Some(pb) = param_bf16 {

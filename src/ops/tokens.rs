@@ -112,7 +112,7 @@ pub fn gather_rows(src: &Tensor, idx: &Tensor, fill: Option<&Tensor>) -> Result<
         cpu::gather_rows(
             &mut out,
             &host(src)?,
-            idx.i32s()?,
+            &idx.i32s()?,
             fv.as_deref(),
             b,
             ns,
@@ -165,7 +165,7 @@ pub fn gather_rows_backward(
                     &mut ds,
                     Some(&mut fv),
                     &host(dout)?,
-                    idx.i32s()?,
+                    &idx.i32s()?,
                     b,
                     ns,
                     nd,
@@ -174,7 +174,7 @@ pub fn gather_rows_backward(
                 *df = from_host(&df.shape.clone(), fv, df.dtype)?;
             }
             None => {
-                cpu::gather_rows_backward(&mut ds, None, &host(dout)?, idx.i32s()?, b, ns, nd, c)
+                cpu::gather_rows_backward(&mut ds, None, &host(dout)?, &idx.i32s()?, b, ns, nd, c)
             }
         }
         return from_host(&shape, ds, dout.dtype);

@@ -96,8 +96,8 @@ pub fn gumbel_quantize(
     let mut qshape = logits.shape.clone();
     *qshape.last_mut().unwrap_or(&mut 0) = groups * d;
     let (q, hard, soft) = if !dev_.is_cuda() {
-        let ch = cpu::gumbel_choice(logits.f32s()?, groups, vars, tau, seed, step);
-        let q = cpu::gather_codevectors(&ch, codevectors.f32s()?, d);
+        let ch = cpu::gumbel_choice(&logits.f32s()?, groups, vars, tau, seed, step);
+        let q = cpu::gather_codevectors(&ch, &codevectors.f32s()?, d);
         let hard: Vec<i32> = ch.hard.iter().map(|&h| h as i32).collect();
         (
             Tensor::from_f32(&qshape, q)?,
@@ -179,7 +179,14 @@ pub fn gumbel_quantize_backward(
         let mut dl = vec![0.0f32; rows * g * v];
         // summed from zero, then added once (as the kernel does)
         let mut dcode = vec![0.0f32; codevectors.numel()];
-        cpu::codevector_backward(&ch, codevectors.f32s()?, d, dq.f32s()?, &mut dcode, &mut dl);
+        cpu::codevector_backward(
+            &ch,
+            &codevectors.f32s()?,
+            d,
+            &dq.f32s()?,
+            &mut dcode,
+            &mut dl,
+        );
         super::add_assign(dcodevectors, &Tensor::from_f32(&codevectors.shape, dcode)?)?;
         return Tensor::from_f32(&lshape, dl);
     }
@@ -227,10 +234,10 @@ pub fn codebook_perplexity(
     if !dev_.is_cuda() {
         let mut dl = vec![0.0f32; logits.numel()];
         let ppl = cpu::perplexity(
-            logits.f32s()?,
+            &logits.f32s()?,
             groups,
             vars,
-            weight.f32s()?,
+            &weight.f32s()?,
             Some((dppl, &mut dl)),
         );
         return Ok((ppl, Tensor::from_f32(&logits.shape, dl)?));
@@ -370,8 +377,8 @@ pub fn contrastive_loss(
     if let Some((pos, negs)) = &targets.host {
         let (mut dc, mut dq) = (vec![0.0f32; c.numel()], vec![0.0f32; q.numel()]);
         let total = cpu::contrastive(
-            c.f32s()?,
-            q.f32s()?,
+            &c.f32s()?,
+            &q.f32s()?,
             f,
             pos,
             negs,

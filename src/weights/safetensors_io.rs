@@ -271,15 +271,8 @@ impl View for &Bytes {
 }
 
 fn to_bytes(name: &str, t: &Tensor) -> Result<Bytes> {
-    let host;
-    let c = match t.cpu() {
-        Ok(c) => c,
-        Err(_) => {
-            host = t.to_device(&crate::backend::Device::Cpu)?;
-            host.cpu()?
-        }
-    };
-    let (dtype, data) = match c {
+    let c = t.to_cpu_storage()?;
+    let (dtype, data) = match &c {
         CpuStorage::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         CpuStorage::BF16(v) => (
             Dtype::BF16,

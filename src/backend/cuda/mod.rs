@@ -74,22 +74,29 @@ impl CudaStorage {
             CudaBuf::I32(_) => DType::I32,
         }
     }
-    pub fn download(&self) -> Result<CpuStorage> {
+    /// Elements `start .. start + len` copied to the host.
+    pub fn download_range(&self, start: usize, len: usize) -> Result<CpuStorage> {
         let s = &self.backend.stream;
+        let r = start..start + len;
         Ok(match &self.buf {
-            CudaBuf::F32(b) => CpuStorage::F32(s.clone_dtoh(b)?),
-            CudaBuf::BF16(b) => {
-                CpuStorage::BF16(s.clone_dtoh(b)?.into_iter().map(bf16::from_bits).collect())
-            }
-            CudaBuf::I32(b) => CpuStorage::I32(s.clone_dtoh(b)?),
+            CudaBuf::F32(b) => CpuStorage::F32(s.clone_dtoh(&b.slice(r))?),
+            CudaBuf::BF16(b) => CpuStorage::BF16(
+                s.clone_dtoh(&b.slice(r))?
+                    .into_iter()
+                    .map(bf16::from_bits)
+                    .collect(),
+            ),
+            CudaBuf::I32(b) => CpuStorage::I32(s.clone_dtoh(&b.slice(r))?),
         })
     }
-    pub fn try_clone(&self) -> Result<Self> {
+    /// Elements `start .. start + len` copied into a new device buffer.
+    pub fn clone_range(&self, start: usize, len: usize) -> Result<Self> {
         let s = &self.backend.stream;
+        let r = start..start + len;
         let buf = match &self.buf {
-            CudaBuf::F32(b) => CudaBuf::F32(s.clone_dtod(b)?),
-            CudaBuf::BF16(b) => CudaBuf::BF16(s.clone_dtod(b)?),
-            CudaBuf::I32(b) => CudaBuf::I32(s.clone_dtod(b)?),
+            CudaBuf::F32(b) => CudaBuf::F32(s.clone_dtod(&b.slice(r))?),
+            CudaBuf::BF16(b) => CudaBuf::BF16(s.clone_dtod(&b.slice(r))?),
+            CudaBuf::I32(b) => CudaBuf::I32(s.clone_dtod(&b.slice(r))?),
         };
         Ok(CudaStorage {
             backend: self.backend.clone(),
