@@ -53,9 +53,9 @@ __device__ void scale_impl(T* x, float s, long long n) {
 INSTANTIATE(f32, float)
 INSTANTIATE(bf16, bf16_t)
 
-extern "C" __global__ void cast_f32_to_bf16(bf16_t* out, const float* in, long long n) {
-    GRID_STRIDE(i, n) out[i] = f32_to_bf16(in[i]);
+extern "C" __global__ void cast_f32_to_bf16(bf16_t* out, const float* x, long long n) {
+    GRID_STRIDE(i, n) out[i] = f32_to_bf16(x[i]);
 }
-extern "C" __global__ void cast_bf16_to_f32(float* out, const bf16_t* in, long long n) {
-    GRID_STRIDE(i, n) out[i] = bf16_to_f32(in[i]);
+extern "C" __global__ void cast_bf16_to_f32(float* out, const bf16_t* x, long long n) {
+    GRID_STRIDE(i, n) out[i] = bf16_to_f32(x[i]);
 }

@@ -82,9 +82,9 @@ __device__ void matmul_tiled(T* __restrict__ C, const T* __restrict__ A, const T
 
 #define MATMUL_KERNEL(NAME, T, TA, TB)                                                            \
     extern "C" __global__ void __launch_bounds__(MM_THREADS)                                      \
-        NAME(T* C, const T* A, const T* B, const T* bias, int M, int N, int K, long long strideA, \
-             long long strideB, int accumulate) {                                                 \
-        matmul_tiled<T, TA, TB>(C, A, B, bias, M, N, K, strideA, strideB, accumulate);            \
+        NAME(T* c, const T* a, const T* b, const T* bias, int m, int n, int k, long long a_stride, \
+             long long b_stride, int accumulate) {                                                \
+        matmul_tiled<T, TA, TB>(c, a, b, bias, m, n, k, a_stride, b_stride, accumulate);          \
     }
 
 MATMUL_KERNEL(matmul_nn_f32, float, false, false)
@@ -107,9 +107,11 @@ __device__ void sum_rows_impl(T* out, const T* x, int rows, int cols, int accumu
     if (accumulate) s += ld(out, c);
     st(out, c, s);
 }
-extern "C" __global__ void sum_rows_f32(float* out, const float* x, int rows, int cols, int acc) {
-    sum_rows_impl(out, x, rows, cols, acc);
+extern "C" __global__ void sum_rows_f32(float* out, const float* x, int rows, int cols,
+                                        int accumulate) {
+    sum_rows_impl(out, x, rows, cols, accumulate);
 }
-extern "C" __global__ void sum_rows_bf16(bf16_t* out, const bf16_t* x, int rows, int cols, int acc) {
-    sum_rows_impl(out, x, rows, cols, acc);
+extern "C" __global__ void sum_rows_bf16(bf16_t* out, const bf16_t* x, int rows, int cols,
+                                         int accumulate) {
+    sum_rows_impl(out, x, rows, cols, accumulate);
 }

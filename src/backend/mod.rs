@@ -1,8 +1,11 @@
 //! Devices: the CPU reference backend and the CUDA backend, and how one is chosen.
 
+pub mod api;
 pub mod counters;
 pub mod cpu;
 pub mod cuda;
+
+pub use api::Backend;
 
 use anyhow::{bail, Result};
 use std::sync::Arc;
@@ -34,6 +37,21 @@ impl PartialEq for Device {
 }
 
 impl Device {
+    /// The implementation of every op on this device.
+    pub fn backend(&self) -> &dyn Backend {
+        match self {
+            Device::Cpu => &cpu::CPU,
+            Device::Cuda(b) => &**b,
+        }
+    }
+    /// The backend, for running one op: on the CPU the call counts as one launch
+    /// (`counters`); CUDA counts its real kernel launches as they are made.
+    pub fn run(&self) -> &dyn Backend {
+        if !self.is_cuda() {
+            counters::count_launch();
+        }
+        self.backend()
+    }
     pub fn is_cuda(&self) -> bool {
         matches!(self, Device::Cuda(_))
     }

@@ -1,8 +1,6 @@
 //! Elementwise ops: residual add, bias add, GELU, scale, dtype casts.
 
 use super::*;
-use crate::backend::cpu::elementwise as cpu;
-use crate::backend::cuda::elementwise as gpu;
 
 /// a + b (residual connections). Backward: the output gradient flows to both inputs.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -10,21 +8,19 @@ pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     check_same_dtype("add", a, b)?;
     check_same_shape("add", a, b)?;
     let d = check_device("add", &[a, b])?;
-    if !d.is_cuda() {
-        let mut out = vec![0.0; a.numel()];
-        cpu::add(&mut out, &host(a)?, &host(b)?);
-        return from_host(&a.shape, out, a.dtype);
-    }
-    let out = output(&a.shape, a.dtype, &d)?;
-    gpu::add(backend(&d)?, dev(&out)?, dev(a)?, dev(b)?)?;
+    let mut out = alloc(&d, &a.shape, a.dtype)?;
+    d.run().add(&mut out, a, b)?;
     Ok(out)
 }
 
-/// acc += x (gradient accumulation).
+/// acc += x, in place (gradient accumulation; `acc` may be a view of a larger buffer).
 pub fn add_assign(acc: &mut Tensor, x: &Tensor) -> Result<()> {
-    let sum = add(acc, x)?;
-    *acc = sum;
-    Ok(())
+    check_float("add_assign", "acc", acc)?;
+    check_same_dtype("add_assign", acc, x)?;
+    check_same_shape("add_assign", acc, x)?;
+    let d = check_device("add_assign", &[acc, x])?;
+    let a = acc.clone();
+    d.run().add(acc, &a, x)
 }
 
 /// x[..., c] + bias[c] (bias of any shape with that many elements). The bias gradient is `sum_rows` of the output gradient.
@@ -40,13 +36,8 @@ pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
             bias.shape
         );
     }
-    if !d.is_cuda() {
-        let mut out = vec![0.0; x.numel()];
-        cpu::bias_add(&mut out, &host(x)?, &host(bias)?);
-        return from_host(&x.shape, out, x.dtype);
-    }
-    let out = output(&x.shape, x.dtype, &d)?;
-    gpu::bias_add(backend(&d)?, dev(&out)?, dev(x)?, dev(bias)?)?;
+    let mut out = alloc(&d, &x.shape, x.dtype)?;
+    d.run().bias_add(&mut out, x, bias)?;
     Ok(out)
 }
 
@@ -54,13 +45,8 @@ pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     check_float("gelu", "x", x)?;
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; x.numel()];
-        cpu::gelu(&mut out, &host(x)?);
-        return from_host(&x.shape, out, x.dtype);
-    }
-    let out = output(&x.shape, x.dtype, &d)?;
-    gpu::gelu(backend(&d)?, dev(&out)?, dev(x)?)?;
+    let mut out = alloc(&d, &x.shape, x.dtype)?;
+    d.run().gelu(&mut out, x)?;
     Ok(out)
 }
 
@@ -70,38 +56,30 @@ pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     check_same_dtype("gelu_backward", x, dy)?;
     check_same_shape("gelu_backward", x, dy)?;
     let d = check_device("gelu_backward", &[x, dy])?;
-    if !d.is_cuda() {
-        let mut out = vec![0.0; x.numel()];
-        cpu::gelu_backward(&mut out, &host(x)?, &host(dy)?);
-        return from_host(&x.shape, out, x.dtype);
-    }
-    let out = output(&x.shape, x.dtype, &d)?;
-    gpu::gelu_backward(backend(&d)?, dev(&out)?, dev(x)?, dev(dy)?)?;
+    let mut out = alloc(&d, &x.shape, x.dtype)?;
+    d.run().gelu_backward(&mut out, x, dy)?;
     Ok(out)
 }
 
 /// x *= s, in place.
 pub fn scale_assign(x: &mut Tensor, s: f32) -> Result<()> {
     check_float("scale", "x", x)?;
-    if x.is_cpu() {
-        let mut v = x.host_f32()?.into_owned();
-        cpu::scale(&mut v, s);
-        return x.write_f32(&v);
-    }
     let d = x.device();
-    gpu::scale(backend(&d)?, dev(x)?, s)
+    d.run().scale(x, s)
 }
 
-/// f32 ↔ bf16 on the tensor's own device (round to nearest even).
+/// f32 ↔ bf16 on the tensor's own device (round to nearest even); a copy when the dtype is
+/// already `dtype`.
 pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     if x.dtype == dtype {
         return x.try_clone();
     }
-    let d = x.device();
-    if !d.is_cuda() {
-        return x.to_dtype(dtype);
+    check_float("cast", "x", x)?;
+    if !dtype.is_float() {
+        bail!("cast: conversion to {dtype} is not supported; labels are made as i32");
     }
-    let out = output(&x.shape, dtype, &d)?;
-    gpu::cast(backend(&d)?, dev(&out)?, dev(x)?)?;
+    let d = x.device();
+    let mut out = alloc(&d, &x.shape, dtype)?;
+    d.run().cast(&mut out, x)?;
     Ok(out)
 }

@@ -1,8 +1,7 @@
 //! LayerNorm over the last axis.
 
 use super::*;
-use crate::backend::cpu::layer_norm as cpu;
-use crate::backend::cuda::layer_norm as gpu;
+use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOut};
 
 /// What the backward pass needs from the forward pass: per-row mean and 1/std (f32).
 pub struct LayerNormCache {
@@ -32,39 +31,15 @@ pub fn layer_norm(
 ) -> Result<(Tensor, LayerNormCache)> {
     let (rows, _c) = check("layer_norm", x, w, b)?;
     let d = check_device("layer_norm", &[x, w, b])?;
-    if !d.is_cuda() {
-        let mut y = vec![0.0; x.numel()];
-        let (mut mean, mut rstd) = (vec![0.0; rows], vec![0.0; rows]);
-        cpu::layer_norm(
-            &mut y,
-            &mut mean,
-            &mut rstd,
-            &host(x)?,
-            &host(w)?,
-            &host(b)?,
-            eps,
-        );
-        return Ok((
-            from_host(&x.shape, y, x.dtype)?,
-            LayerNormCache {
-                mean: Tensor::from_f32(&[rows], mean)?,
-                rstd: Tensor::from_f32(&[rows], rstd)?,
-            },
-        ));
-    }
-    let y = output(&x.shape, x.dtype, &d)?;
-    let mean = output(&[rows], DType::F32, &d)?;
-    let rstd = output(&[rows], DType::F32, &d)?;
-    gpu::forward(
-        backend(&d)?,
-        dev(&y)?,
-        dev(&mean)?,
-        dev(&rstd)?,
-        dev(x)?,
-        dev(w)?,
-        dev(b)?,
-        eps,
-    )?;
+    let mut y = alloc(&d, &x.shape, x.dtype)?;
+    let mut mean = alloc(&d, &[rows], DType::F32)?;
+    let mut rstd = alloc(&d, &[rows], DType::F32)?;
+    let out = LayerNormOut {
+        y: &mut y,
+        mean: &mut mean,
+        rstd: &mut rstd,
+    };
+    d.run().layer_norm(out, x, w, b, eps)?;
     Ok((y, LayerNormCache { mean, rstd }))
 }
 
@@ -82,39 +57,22 @@ pub fn layer_norm_backward(
     check_same_dtype("layer_norm_backward", dy, x)?;
     check_same_shape("layer_norm_backward", dw, w)?;
     check_same_shape("layer_norm_backward", db, w)?;
+    check_same_dtype("layer_norm_backward", dw, w)?;
+    check_same_dtype("layer_norm_backward", db, w)?;
     let d = check_device(
         "layer_norm_backward",
         &[dy, x, w, dw, db, &cache.mean, &cache.rstd],
     )?;
-    if !d.is_cuda() {
-        let mut dx = vec![0.0; x.numel()];
-        let mut dwv = host(dw)?.into_owned();
-        let mut dbv = host(db)?.into_owned();
-        cpu::layer_norm_backward(
-            &mut dx,
-            &mut dwv,
-            &mut dbv,
-            &host(dy)?,
-            &host(x)?,
-            &host(w)?,
-            &cache.mean.f32s()?,
-            &cache.rstd.f32s()?,
-        );
-        *dw = from_host(&w.shape, dwv, dw.dtype)?;
-        *db = from_host(&w.shape, dbv, db.dtype)?;
-        return from_host(&x.shape, dx, x.dtype);
-    }
-    let dx = output(&x.shape, x.dtype, &d)?;
-    gpu::backward(
-        backend(&d)?,
-        dev(&dx)?,
-        dev(dw)?,
-        dev(db)?,
-        dev(dy)?,
-        dev(x)?,
-        dev(w)?,
-        dev(&cache.mean)?,
-        dev(&cache.rstd)?,
-    )?;
+    let mut dx = alloc(&d, &x.shape, x.dtype)?;
+    d.run().layer_norm_backward(LayerNormBackward {
+        dx: &mut dx,
+        dw,
+        db,
+        dy,
+        x,
+        w,
+        mean: &cache.mean,
+        rstd: &cache.rstd,
+    })?;
     Ok(dx)
 }

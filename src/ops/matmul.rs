@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::backend::cpu::matmul::{self as cpu, MatmulShape};
-use crate::backend::cuda::matmul as gpu;
 
 /// Works out the product's shape: a is [..., M, K] ([..., K, M] when `ta`), b is [..., K, N]
 /// ([..., N, K] when `tb`) or 2-D (shared by every batch entry), likewise a may be 2-D.
@@ -155,30 +154,7 @@ pub fn matmul_raw(
     if let Some(bias) = bias {
         check_device("matmul", &[a, bias])?;
     }
-    if !d.is_cuda() {
-        let (av, bv) = (host(a)?, host(b)?);
-        let biasv = match bias {
-            Some(t) => Some(host(t)?),
-            None => None,
-        };
-        let mut cv = if accumulate {
-            c.host_f32()?.into_owned()
-        } else {
-            vec![0.0; c.numel()]
-        };
-        cpu::matmul(&mut cv, &av, &bv, biasv.as_deref(), s, accumulate);
-        drop((av, bv, biasv));
-        return c.write_f32(&cv);
-    }
-    gpu::matmul(
-        backend(&d)?,
-        dev(c)?,
-        dev(a)?,
-        dev(b)?,
-        bias.map(dev).transpose()?,
-        s,
-        accumulate,
-    )
+    d.run().matmul(c, a, b, bias, s, accumulate)
 }
 
 /// op(a) · op(b) (+ bias over the last axis).
@@ -352,13 +328,8 @@ pub fn sum_rows(x: &Tensor) -> Result<Tensor> {
     }
     let cols = x.shape[1];
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; cols];
-        cpu::sum_rows(&mut out, &host(x)?, false);
-        return from_host(&[cols], out, x.dtype);
-    }
-    let out = output(&[cols], x.dtype, &d)?;
-    gpu::sum_rows(backend(&d)?, dev(&out)?, dev(x)?, false)?;
+    let mut out = alloc(&d, &[cols], x.dtype)?;
+    d.run().sum_rows(&mut out, x, false)?;
     Ok(out)
 }
 

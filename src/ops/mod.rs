@@ -112,6 +112,11 @@ pub(crate) fn output(shape: &[usize], dtype: DType, device: &Device) -> Result<T
     Tensor::zeros(shape, dtype, device)
 }
 
+/// An output of an op on `d`, from the device's allocator (its contents are overwritten).
+pub(crate) fn alloc(d: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    d.backend().alloc(shape, dtype)
+}
+
 /// The CUDA backend of a device (for the CUDA arm of an op).
 pub(crate) fn backend(d: &Device) -> Result<&std::sync::Arc<crate::backend::cuda::CudaBackend>> {
     match d {

@@ -1,24 +1,12 @@
 //! Whole-tensor reductions, returned as scalar f32 tensors on the input's device.
 
 use super::*;
-use crate::backend::cpu::reduce as cpu;
-use crate::backend::cuda::reduce as gpu;
 
 fn reduce(x: &Tensor, square: bool, scale: f32) -> Result<Tensor> {
     check_float("reduce", "x", x)?;
-    crate::backend::counters::count_launch();
     let d = x.device();
-    if !d.is_cuda() {
-        let v = host(x)?;
-        let s = if square {
-            cpu::sum_squares(&v) as f32
-        } else {
-            cpu::sum(&v)
-        };
-        return Ok(Tensor::scalar_f32(s * scale));
-    }
-    let out = output(&[], DType::F32, &d)?;
-    gpu::sum_into(backend(&d)?, dev(&out)?, dev(x)?, square, scale)?;
+    let mut out = alloc(&d, &[], DType::F32)?;
+    d.run().sum(&mut out, x, square, scale)?;
     Ok(out)
 }
 

@@ -1,6 +1,53 @@
 //! Elementwise ops: add, bias add, GELU (erf form) and its derivative, scale, fill.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::ElementwiseOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl ElementwiseOps for Cpu {
+    fn add(&self, out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
+        // `out` may view a's buffer (in-place accumulation): read the inputs first.
+        if out.shares_storage(a) || out.shares_storage(b) {
+            let (av, bv) = (input(a)?.into_owned(), input(b)?.into_owned());
+            let mut o = HostOut::new(out)?;
+            add(&mut o, &av, &bv);
+            return o.finish();
+        }
+        let (a, b) = (input(a)?, input(b)?);
+        let mut o = HostOut::new(out)?;
+        add(&mut o, &a, &b);
+        o.finish()
+    }
+    fn bias_add(&self, out: &mut Tensor, x: &Tensor, bias: &Tensor) -> Result<()> {
+        let (x, bias) = (input(x)?, input(bias)?);
+        let mut o = HostOut::new(out)?;
+        bias_add(&mut o, &x, &bias);
+        o.finish()
+    }
+    fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        let x = input(x)?;
+        let mut o = HostOut::new(out)?;
+        gelu(&mut o, &x);
+        o.finish()
+    }
+    fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
+        let (x, dy) = (input(x)?, input(dy)?);
+        let mut o = HostOut::new(dx)?;
+        gelu_backward(&mut o, &x, &dy);
+        o.finish()
+    }
+    fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
+        let mut o = HostOut::update(x)?;
+        scale(&mut o, s);
+        o.finish()
+    }
+    fn cast(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        let x = input(x)?;
+        out.write_f32(&x)
+    }
+}
 
 fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
     if out.len() >= super::PAR_MIN {

@@ -1,7 +1,46 @@
 //! LayerNorm over the last axis: y = (x − mean) · rstd · w + b, with the mean and rstd kept
 //! for the backward pass.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOps, LayerNormOut};
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl LayerNormOps for Cpu {
+    fn layer_norm(
+        &self,
+        out: LayerNormOut,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+    ) -> Result<()> {
+        let (x, w, b) = (input(x)?, input(w)?, input(b)?);
+        let mut y = HostOut::new(out.y)?;
+        layer_norm(
+            &mut y,
+            &mut out.mean.f32s_mut()?,
+            &mut out.rstd.f32s_mut()?,
+            &x,
+            &w,
+            &b,
+            eps,
+        );
+        y.finish()
+    }
+    fn layer_norm_backward(&self, a: LayerNormBackward) -> Result<()> {
+        let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
+        let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
+        let mut dx = HostOut::new(a.dx)?;
+        let mut dw = HostOut::update(a.dw)?;
+        let mut db = HostOut::update(a.db)?;
+        layer_norm_backward(&mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &rstd);
+        dx.finish()?;
+        dw.finish()?;
+        db.finish()
+    }
+}
 
 /// Forward over rows of length `w.len()`; writes y, mean[rows], rstd[rows].
 pub fn layer_norm(

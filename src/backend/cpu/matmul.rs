@@ -1,7 +1,43 @@
 //! Matrix products through the `gemm` crate (SIMD, parallel), plus the plain f64 loop the
 //! tests use as their oracle.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::MatmulOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use gemm::Parallelism;
+
+impl MatmulOps for Cpu {
+    fn matmul(
+        &self,
+        c: &mut Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        bias: Option<&Tensor>,
+        s: &MatmulShape,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (av, bv) = (input(a)?, input(b)?);
+        let biasv = bias.map(input).transpose()?;
+        let mut cv = if accumulate {
+            HostOut::update(c)?
+        } else {
+            HostOut::new(c)?
+        };
+        matmul(&mut cv, &av, &bv, biasv.as_deref(), s, accumulate);
+        cv.finish()
+    }
+    fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
+        let x = input(x)?;
+        let mut o = if accumulate {
+            HostOut::update(out)?
+        } else {
+            HostOut::new(out)?
+        };
+        sum_rows(&mut o, &x, accumulate);
+        o.finish()
+    }
+}
 
 /// C[b] = op(A[b]) · op(B[b]) (+ bias) (+ C[b] when accumulating), for b in 0..batch.
 /// A is [M, K] row-major, or [K, M] when `ta`; B is [K, N], or [N, K] when `tb`; C is [M, N].

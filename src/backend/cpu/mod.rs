@@ -23,9 +23,117 @@ pub mod tokens;
 pub mod upsample;
 pub mod wav2vec2;
 
-use crate::tensor::CpuStorage;
+use crate::backend::api::Backend;
+use crate::tensor::{CpuStorage, DType, HostF32, HostMut, Tensor};
+use anyhow::{bail, Result};
 use half::bf16;
 use std::borrow::Cow;
+
+/// The CPU backend (stateless: host memory, rayon threads).
+pub struct Cpu;
+
+/// The one CPU backend.
+pub static CPU: Cpu = Cpu;
+
+impl Backend for Cpu {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+    fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        self.zeros(shape, dtype)
+    }
+    fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        Tensor::from_cpu(shape, CpuStorage::zeros(dtype, crate::tensor::numel(shape)))
+    }
+    fn fill_zero(&self, t: &mut Tensor) -> Result<()> {
+        match t.dtype {
+            DType::F32 => t.f32s_mut()?.fill(0.0),
+            DType::BF16 => t.host_mut::<bf16>()?.fill(bf16::ZERO),
+            DType::I32 => t.host_mut::<i32>()?.fill(0),
+        }
+        Ok(())
+    }
+    fn copy(&self, dst: &mut Tensor, src: &Tensor) -> Result<()> {
+        if dst.dtype != src.dtype || dst.numel() != src.numel() {
+            bail!(
+                "copy: {} {:?} into {} {:?}",
+                src.dtype,
+                src.shape,
+                dst.dtype,
+                dst.shape
+            );
+        }
+        let v = src.to_cpu_storage()?;
+        match v {
+            CpuStorage::F32(v) => dst.f32s_mut()?.copy_from_slice(&v),
+            CpuStorage::BF16(v) => dst.host_mut::<bf16>()?.copy_from_slice(&v),
+            CpuStorage::I32(v) => dst.host_mut::<i32>()?.copy_from_slice(&v),
+        }
+        Ok(())
+    }
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An output view as an f32 slice: the view itself when it is f32, a scratch buffer rounded
+/// into it by [`HostOut::finish`] when it is bf16 (what the bf16 kernels do per element).
+pub enum HostOut<'a> {
+    Direct(HostMut<'a, f32>),
+    Rounded(Vec<f32>, &'a mut Tensor),
+}
+
+impl<'a> HostOut<'a> {
+    /// For an output that is written: a bf16 view starts from zeros.
+    pub fn new(t: &'a mut Tensor) -> Result<Self> {
+        match t.dtype {
+            DType::F32 => Ok(HostOut::Direct(t.f32s_mut()?)),
+            DType::BF16 => Ok(HostOut::Rounded(vec![0.0; t.numel()], t)),
+            DType::I32 => bail!("expected a float output, found i32"),
+        }
+    }
+    /// For an output that is accumulated into: a bf16 view starts from its current values.
+    pub fn update(t: &'a mut Tensor) -> Result<Self> {
+        match t.dtype {
+            DType::BF16 => {
+                let v = t.host_f32()?.into_owned();
+                Ok(HostOut::Rounded(v, t))
+            }
+            _ => Self::new(t),
+        }
+    }
+    /// Stores a bf16 output's values (rounded); a no-op for f32.
+    pub fn finish(self) -> Result<()> {
+        match self {
+            HostOut::Direct(_) => Ok(()),
+            HostOut::Rounded(v, t) => t.write_f32(&v),
+        }
+    }
+}
+
+impl std::ops::Deref for HostOut<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            HostOut::Direct(g) => g,
+            HostOut::Rounded(v, _) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for HostOut<'_> {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match self {
+            HostOut::Direct(g) => g,
+            HostOut::Rounded(v, _) => v,
+        }
+    }
+}
+
+/// A float input view's values as f32 (borrowed when f32).
+pub fn input(t: &Tensor) -> Result<HostF32<'_>> {
+    t.host_f32()
+}
 
 /// f32 → bf16, round to nearest even (bit-identical to `f32_to_bf16` in common.cuh).
 pub fn f32_to_bf16(f: f32) -> bf16 {

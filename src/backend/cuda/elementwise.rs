@@ -1,111 +1,90 @@
-//! Launch wrappers for kernels/elementwise.cu.
+//! kernels/elementwise.cu: declarations and the CUDA implementation of [`ElementwiseOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::kname;
-use crate::tensor::DType;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::ElementwiseOps;
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
+use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "elementwise";
-const BLOCK: u32 = 256;
+kernels! { file "elementwise";
+    Add = add<T>(out: out T, a: inp T, b: inp T, n: val i64);
+    BiasAdd = bias_add<T>(out: out T, x: inp T, bias: inp T, n: val i64, cols: val i64);
+    GeluForward = gelu_forward<T>(out: out T, x: inp T, n: val i64);
+    GeluBackward = gelu_backward<T>(dx: out T, x: inp T, dy: inp T, n: val i64);
+    Scale = scale<T>(x: out T, s: val f32, n: val i64);
+    CastF32ToBf16 = cast_f32_to_bf16(out: out bf16, x: inp f32, n: val i64);
+    CastBf16ToF32 = cast_bf16_to_f32(out: out f32, x: inp bf16, n: val i64);
+}
 
-fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
-    // Grid-stride kernels: cap the grid, the loop covers the rest.
-    let mut c = grid_1d(n, BLOCK);
+/// Grid-stride kernels: 256 threads, the grid capped, the loop covers the rest.
+fn cfg(n: usize) -> LaunchConfig {
+    let mut c = grid_1d(n, 256);
     c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
     c
 }
 
-pub fn add(b: &CudaBackend, out: &CudaBuf, x: &CudaBuf, y: &CudaBuf) -> Result<()> {
-    let n = out.len();
-    let k = kname!("add", out.dtype());
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
-}
-
-pub fn bias_add(b: &CudaBackend, out: &CudaBuf, x: &CudaBuf, bias: &CudaBuf) -> Result<()> {
-    let n = out.len();
-    let k = kname!("bias_add", out.dtype());
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(bias.ptr(b)),
-            KArg::I64(n as i64),
-            KArg::I64(bias.len() as i64),
-        ],
-    )
-}
-
-pub fn gelu(b: &CudaBackend, out: &CudaBuf, x: &CudaBuf) -> Result<()> {
-    let n = out.len();
-    let k = kname!("gelu_forward", out.dtype());
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
-}
-
-pub fn gelu_backward(b: &CudaBackend, dx: &CudaBuf, x: &CudaBuf, dy: &CudaBuf) -> Result<()> {
-    let n = dx.len();
-    let k = kname!("gelu_backward", dx.dtype());
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
-}
-
-pub fn scale(b: &CudaBackend, x: &CudaBuf, s: f32) -> Result<()> {
-    let n = x.len();
-    let k = kname!("scale", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[KArg::Ptr(x.ptr(b)), KArg::F32(s), KArg::I64(n as i64)],
-    )
-}
-
-pub fn cast(b: &CudaBackend, out: &CudaBuf, x: &CudaBuf) -> Result<()> {
-    let n = out.len();
-    let k = match (x.dtype(), out.dtype()) {
-        (DType::F32, DType::BF16) => "cast_f32_to_bf16",
-        (DType::BF16, DType::F32) => "cast_bf16_to_f32",
-        (a, o) => bail!("no cast kernel from {a} to {o}"),
-    };
-    b.launch(
-        FILE,
-        k,
-        cfg(n),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
+impl ElementwiseOps for CudaBackend {
+    fn add(&self, out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
+        let n = out.numel();
+        Add {
+            out,
+            a,
+            b,
+            n: n as i64,
+        }
+        .launch(self, cfg(n))
+    }
+    fn bias_add(&self, out: &mut Tensor, x: &Tensor, bias: &Tensor) -> Result<()> {
+        let (n, cols) = (out.numel() as i64, bias.numel() as i64);
+        BiasAdd {
+            out,
+            x,
+            bias,
+            n,
+            cols,
+        }
+        .launch(self, cfg(out.numel()))
+    }
+    fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        let n = out.numel();
+        GeluForward {
+            out,
+            x,
+            n: n as i64,
+        }
+        .launch(self, cfg(n))
+    }
+    fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
+        let n = dx.numel();
+        GeluBackward {
+            dx,
+            x,
+            dy,
+            n: n as i64,
+        }
+        .launch(self, cfg(n))
+    }
+    fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
+        let n = x.numel();
+        Scale { x, s, n: n as i64 }.launch(self, cfg(n))
+    }
+    fn cast(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        let n = out.numel();
+        match (x.dtype, out.dtype) {
+            (DType::F32, DType::BF16) => CastF32ToBf16 {
+                out,
+                x,
+                n: n as i64,
+            }
+            .launch(self, cfg(n)),
+            (DType::BF16, DType::F32) => CastBf16ToF32 {
+                out,
+                x,
+                n: n as i64,
+            }
+            .launch(self, cfg(n)),
+            (a, o) => bail!("no cast kernel from {a} to {o}"),
+        }
+    }
 }

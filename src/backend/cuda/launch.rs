@@ -1,12 +1,77 @@
-//! Launching a kernel: arguments as plain values and raw device pointers (llm.c style), the
-//! kernel name recorded for the profiler, and launch errors turned into `Result`s.
+//! Typed kernel launches.
+//!
+//! Each `kernels/*.cu` file's kernels are declared once in Rust with [`kernels!`]: a struct per
+//! kernel whose fields are the kernel's arguments in order, with their roles and element types.
+//! Filling the struct names every argument at the call site, and `launch` checks each tensor
+//! (device, dtype, the shared element type `T` of a kernel instantiated for f32 and bf16) before
+//! pushing its address, then picks the instantiation (`_f32` or `_bf16`) from `T`. The same
+//! declarations form a table ([`KernelSig`]) that `tests/kernel_signatures.rs` checks against
+//! every `extern "C" __global__` signature of `kernels/*.cu`, so an argument-order or type
+//! mismatch between Rust and CUDA fails without a GPU.
+//!
+//! Argument syntax: `name: out E` (written pointer), `name: inp E` (read-only pointer),
+//! `name: opt_out E` / `name: opt_inp E` (nullable pointers, `Option<&Tensor>`), `name: val S`
+//! (a scalar of type S: i32, i64, u32, u64 or f32). E is `T` (the instantiation's type), `f32`,
+//! `bf16` or `i32`.
 
-use super::{CudaBackend, CudaBuf};
-use crate::tensor::DType;
+use super::CudaBackend;
+use crate::backend::counters;
+use crate::tensor::{DType, Storage, Tensor};
 use anyhow::{anyhow, bail, Result};
 use cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
 
-/// One kernel argument.
+/// Element type of a pointer argument. `T` is the type a generic kernel is instantiated for.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    T,
+    f32,
+    bf16,
+    i32,
+}
+
+/// One argument of a kernel as declared in Rust.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A pointer: `write` false means `const E*` in CUDA.
+    Ptr {
+        elem: Elem,
+        write: bool,
+        optional: bool,
+    },
+    i32,
+    i64,
+    u32,
+    u64,
+    f32,
+}
+
+/// A kernel's declaration: its file, base name (without the `_f32`/`_bf16` suffix when
+/// generic) and arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSig {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub generic: bool,
+    pub args: &'static [(&'static str, ArgKind)],
+}
+
+impl KernelSig {
+    /// The instantiated kernel names: `name` alone, or `name_f32` and `name_bf16`.
+    pub fn instances(&self) -> Vec<(String, Option<DType>)> {
+        if self.generic {
+            vec![
+                (format!("{}_f32", self.name), Some(DType::F32)),
+                (format!("{}_bf16", self.name), Some(DType::BF16)),
+            ]
+        } else {
+            vec![(self.name.to_string(), None)]
+        }
+    }
+}
+
+/// One argument value as pushed to the driver.
 #[derive(Clone, Copy, Debug)]
 pub enum KArg {
     Ptr(u64),
@@ -17,48 +82,189 @@ pub enum KArg {
     F32(f32),
 }
 
-impl CudaBuf {
-    /// The raw device address (the backend runs everything on one stream, so no events).
-    pub fn ptr(&self, b: &CudaBackend) -> u64 {
-        let s = &b.stream;
-        match self {
-            CudaBuf::F32(x) => x.device_ptr(s).0,
-            CudaBuf::BF16(x) => x.device_ptr(s).0,
-            CudaBuf::I32(x) => x.device_ptr(s).0,
+/// The arguments of one launch, checked as they are pushed.
+pub struct Args {
+    kernel: &'static str,
+    dtype: Option<DType>,
+    vals: Vec<KArg>,
+}
+
+impl Args {
+    pub fn new(kernel: &'static str) -> Self {
+        Args {
+            kernel,
+            dtype: None,
+            vals: Vec::with_capacity(16),
         }
     }
-    pub fn len(&self) -> usize {
-        match self {
-            CudaBuf::F32(x) => x.len(),
-            CudaBuf::BF16(x) => x.len(),
-            CudaBuf::I32(x) => x.len(),
+    /// The type `T` was bound to by the tensors pushed so far.
+    pub fn dtype(&self) -> Option<DType> {
+        self.dtype
+    }
+    pub fn values(&self) -> &[KArg] {
+        &self.vals
+    }
+
+    fn address(&mut self, b: &CudaBackend, name: &str, t: &Tensor, elem: Elem) -> Result<u64> {
+        let k = self.kernel;
+        let want = match elem {
+            Elem::T => match self.dtype {
+                Some(d) => d,
+                None => {
+                    if !t.dtype.is_float() {
+                        bail!("{k}: argument {name} is {}, not f32 or bf16", t.dtype);
+                    }
+                    self.dtype = Some(t.dtype);
+                    t.dtype
+                }
+            },
+            Elem::f32 => DType::F32,
+            Elem::bf16 => DType::BF16,
+            Elem::i32 => DType::I32,
+        };
+        if t.dtype != want {
+            bail!(
+                "{k}: argument {name} must be {want}, found {} (shape {:?})",
+                t.dtype,
+                t.shape
+            );
+        }
+        match t.storage() {
+            Storage::Cuda(s) if std::ptr::eq(&*s.backend, b) => {
+                Ok(s.buf.base_ptr(b) + (t.offset() * t.dtype.size_bytes()) as u64)
+            }
+            Storage::Cuda(s) => bail!(
+                "{k}: argument {name} lives on cuda:{}, the launch is on cuda:{}",
+                s.backend.ordinal,
+                b.ordinal
+            ),
+            Storage::Cpu(_) => bail!("{k}: argument {name} is a CPU tensor"),
         }
     }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+
+    pub fn ptr(&mut self, b: &CudaBackend, name: &str, t: &Tensor, elem: Elem) -> Result<()> {
+        let p = self.address(b, name, t, elem)?;
+        self.vals.push(KArg::Ptr(p));
+        Ok(())
     }
-    pub fn dtype(&self) -> DType {
-        match self {
-            CudaBuf::F32(_) => DType::F32,
-            CudaBuf::BF16(_) => DType::BF16,
-            CudaBuf::I32(_) => DType::I32,
-        }
+    pub fn opt_ptr(
+        &mut self,
+        b: &CudaBackend,
+        name: &str,
+        t: Option<&Tensor>,
+        elem: Elem,
+    ) -> Result<()> {
+        let p = match t {
+            Some(t) => self.address(b, name, t, elem)?,
+            None => 0,
+        };
+        self.vals.push(KArg::Ptr(p));
+        Ok(())
+    }
+    pub fn i32(&mut self, v: i32) {
+        self.vals.push(KArg::I32(v));
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.vals.push(KArg::I64(v));
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.vals.push(KArg::U32(v));
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.vals.push(KArg::U64(v));
+    }
+    pub fn f32(&mut self, v: f32) {
+        self.vals.push(KArg::F32(v));
     }
 }
 
-/// The kernel name for a float dtype: `{base}_f32` or `{base}_bf16`.
-#[macro_export]
-macro_rules! kname {
-    ($base:literal, $dtype:expr) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => concat!($base, "_f32"),
-            $crate::tensor::DType::BF16 => concat!($base, "_bf16"),
-            d => anyhow::bail!("{} has no {} kernel", $base, d),
+/// Declares the kernels of one `kernels/*.cu` file; see the module documentation.
+macro_rules! kernels {
+    (file $file:literal; $(
+        $(#[$meta:meta])*
+        $S:ident = $k:ident $(<$g:ident>)? ( $( $f:ident : $role:ident $e:ident ),* $(,)? );
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy)]
+            pub struct $S<'a> {
+                $( pub $f: $crate::backend::cuda::launch::kernels!(@ty $role $e), )*
+            }
+            impl $S<'_> {
+                pub const SIG: $crate::backend::cuda::launch::KernelSig =
+                    $crate::backend::cuda::launch::KernelSig {
+                        file: $file,
+                        name: stringify!($k),
+                        generic: $crate::backend::cuda::launch::kernels!(@generic $($g)?),
+                        args: &[$( (stringify!($f),
+                            $crate::backend::cuda::launch::kernels!(@kind $role $e)) ),*],
+                    };
+                /// Checks the arguments and launches on `b`'s stream.
+                pub fn launch(
+                    &self,
+                    b: &$crate::backend::cuda::CudaBackend,
+                    cfg: cudarc::driver::LaunchConfig,
+                ) -> anyhow::Result<()> {
+                    let mut args = $crate::backend::cuda::launch::Args::new(stringify!($k));
+                    $( $crate::backend::cuda::launch::kernels!(@push args, b, self.$f, $f, $role, $e); )*
+                    let name = $crate::backend::cuda::launch::kernels!(@name $k, args.dtype(), $($g)?)?;
+                    b.launch_args($file, name, cfg, &args)
+                }
+            }
+        )*
+        /// Every kernel of this file as declared here (checked against the .cu file by
+        /// tests/kernel_signatures.rs).
+        pub const SIGNATURES: &[$crate::backend::cuda::launch::KernelSig] = &[$( $S::SIG ),*];
+    };
+    (@ty out $e:ident) => { &'a $crate::tensor::Tensor };
+    (@ty inp $e:ident) => { &'a $crate::tensor::Tensor };
+    (@ty opt_out $e:ident) => { Option<&'a $crate::tensor::Tensor> };
+    (@ty opt_inp $e:ident) => { Option<&'a $crate::tensor::Tensor> };
+    (@ty val $t:ident) => { $t };
+    (@kind out $e:ident) => { $crate::backend::cuda::launch::ArgKind::Ptr {
+        elem: $crate::backend::cuda::launch::Elem::$e, write: true, optional: false } };
+    (@kind inp $e:ident) => { $crate::backend::cuda::launch::ArgKind::Ptr {
+        elem: $crate::backend::cuda::launch::Elem::$e, write: false, optional: false } };
+    (@kind opt_out $e:ident) => { $crate::backend::cuda::launch::ArgKind::Ptr {
+        elem: $crate::backend::cuda::launch::Elem::$e, write: true, optional: true } };
+    (@kind opt_inp $e:ident) => { $crate::backend::cuda::launch::ArgKind::Ptr {
+        elem: $crate::backend::cuda::launch::Elem::$e, write: false, optional: true } };
+    (@kind val $t:ident) => { $crate::backend::cuda::launch::ArgKind::$t };
+    (@push $a:ident, $b:ident, $v:expr, $f:ident, out, $e:ident) => {
+        $a.ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
+    (@push $a:ident, $b:ident, $v:expr, $f:ident, inp, $e:ident) => {
+        $a.ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
+    (@push $a:ident, $b:ident, $v:expr, $f:ident, opt_out, $e:ident) => {
+        $a.opt_ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
+    (@push $a:ident, $b:ident, $v:expr, $f:ident, opt_inp, $e:ident) => {
+        $a.opt_ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
+    (@push $a:ident, $b:ident, $v:expr, $f:ident, val, $t:ident) => { $a.$t($v) };
+    (@generic) => { false };
+    (@generic $g:ident) => { true };
+    (@name $k:ident, $dt:expr, ) => { anyhow::Ok::<&'static str>(stringify!($k)) };
+    (@name $k:ident, $dt:expr, $g:ident) => {
+        match $dt {
+            Some($crate::tensor::DType::F32) => anyhow::Ok::<&'static str>(concat!(stringify!($k), "_f32")),
+            Some($crate::tensor::DType::BF16) => Ok(concat!(stringify!($k), "_bf16")),
+            other => Err(anyhow::anyhow!("{}: no instantiation for {:?}", stringify!($k), other)),
         }
     };
 }
+pub(crate) use kernels;
 
 impl CudaBackend {
+    /// Launches `kernel` of `kernels/{file}.cu` on this backend's stream with checked
+    /// arguments (see [`kernels!`]).
+    pub fn launch_args(
+        &self,
+        file: &'static str,
+        kernel: &'static str,
+        cfg: LaunchConfig,
+        args: &Args,
+    ) -> Result<()> {
+        self.launch(file, kernel, cfg, args.values())
+    }
+
     /// Launches `kernel` of `kernels/{file}.cu` on this backend's stream.
     pub fn launch(
         &self,
@@ -95,10 +301,56 @@ impl CudaBackend {
                 KArg::F32(v) => lb.arg(v),
             };
         }
+        counters::count_launch();
         self.profiler
             .run(&self.stream, kernel, || {
                 unsafe { lb.launch(cfg) }.map(|_| ())
             })
             .map_err(|e| anyhow!("{e:#} (kernels/{file}.cu)"))
     }
+}
+
+impl super::CudaBuf {
+    /// The device address of the buffer's first element.
+    pub fn base_ptr(&self, b: &CudaBackend) -> u64 {
+        let s = &b.stream;
+        match self {
+            super::CudaBuf::F32(x) => x.device_ptr(s).0,
+            super::CudaBuf::BF16(x) => x.device_ptr(s).0,
+            super::CudaBuf::I32(x) => x.device_ptr(s).0,
+        }
+    }
+    /// The raw device address (the backend runs everything on one stream, so no events).
+    pub fn ptr(&self, b: &CudaBackend) -> u64 {
+        self.base_ptr(b)
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            super::CudaBuf::F32(x) => x.len(),
+            super::CudaBuf::BF16(x) => x.len(),
+            super::CudaBuf::I32(x) => x.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn dtype(&self) -> DType {
+        match self {
+            super::CudaBuf::F32(_) => DType::F32,
+            super::CudaBuf::BF16(_) => DType::BF16,
+            super::CudaBuf::I32(_) => DType::I32,
+        }
+    }
+}
+
+/// The kernel name for a float dtype: `{base}_f32` or `{base}_bf16`.
+#[macro_export]
+macro_rules! kname {
+    ($base:literal, $dtype:expr) => {
+        match $dtype {
+            $crate::tensor::DType::F32 => concat!($base, "_f32"),
+            $crate::tensor::DType::BF16 => concat!($base, "_bf16"),
+            d => anyhow::bail!("{} has no {} kernel", $base, d),
+        }
+    };
 }

@@ -1,11 +1,23 @@
-//! Launch wrappers for kernels/layer_norm.cu.
+//! kernels/layer_norm.cu: declarations and the CUDA implementation of [`LayerNormOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOps, LayerNormOut};
+use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "layer_norm";
+kernels! { file "layer_norm";
+    /// One block per row.
+    LayerNormForward = layer_norm_forward<T>(y: out T, mean: out f32, rstd: out f32,
+        x: inp T, w: inp T, b: inp T, cols: val i32, eps: val f32);
+    /// One block per row.
+    LayerNormBackwardDx = layer_norm_backward_dx<T>(dx: out T, dy: inp T, x: inp T, w: inp T,
+        mean: inp f32, rstd: inp f32, cols: val i32);
+    /// One thread per column, accumulating into dw and db.
+    LayerNormBackwardDwdb = layer_norm_backward_dwdb<T>(dw: out T, db: out T, dy: inp T,
+        x: inp T, mean: inp f32, rstd: inp f32, rows: val i32, cols: val i32);
+}
 
 fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     let threads = if cols >= 512 {
@@ -22,79 +34,52 @@ fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn forward(
-    b: &CudaBackend,
-    y: &CudaBuf,
-    mean: &CudaBuf,
-    rstd: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    bias: &CudaBuf,
-    eps: f32,
-) -> Result<()> {
-    let cols = w.len();
-    let rows = x.len() / cols;
-    let k = crate::kname!("layer_norm_forward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(bias.ptr(b)),
-            KArg::I32(cols as i32),
-            KArg::F32(eps),
-        ],
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    dw: &CudaBuf,
-    db: &CudaBuf,
-    dy: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    mean: &CudaBuf,
-    rstd: &CudaBuf,
-) -> Result<()> {
-    let cols = w.len();
-    let rows = x.len() / cols;
-    let dt = x.dtype();
-    b.launch(
-        FILE,
-        crate::kname!("layer_norm_backward_dx", dt),
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::I32(cols as i32),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        crate::kname!("layer_norm_backward_dwdb", dt),
-        grid_1d(cols, 128),
-        &[
-            KArg::Ptr(dw.ptr(b)),
-            KArg::Ptr(db.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::I32(rows as i32),
-            KArg::I32(cols as i32),
-        ],
-    )
+impl LayerNormOps for CudaBackend {
+    fn layer_norm(
+        &self,
+        out: LayerNormOut,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+    ) -> Result<()> {
+        let cols = w.numel();
+        let rows = x.numel() / cols;
+        LayerNormForward {
+            y: out.y,
+            mean: out.mean,
+            rstd: out.rstd,
+            x,
+            w,
+            b,
+            cols: cols as i32,
+            eps,
+        }
+        .launch(self, row_cfg(rows, cols))
+    }
+    fn layer_norm_backward(&self, a: LayerNormBackward) -> Result<()> {
+        let cols = a.w.numel();
+        let rows = a.x.numel() / cols;
+        LayerNormBackwardDx {
+            dx: a.dx,
+            dy: a.dy,
+            x: a.x,
+            w: a.w,
+            mean: a.mean,
+            rstd: a.rstd,
+            cols: cols as i32,
+        }
+        .launch(self, row_cfg(rows, cols))?;
+        LayerNormBackwardDwdb {
+            dw: a.dw,
+            db: a.db,
+            dy: a.dy,
+            x: a.x,
+            mean: a.mean,
+            rstd: a.rstd,
+            rows: rows as i32,
+            cols: cols as i32,
+        }
+        .launch(self, grid_1d(cols, 128))
+    }
 }

@@ -45,6 +45,19 @@ pub struct KernelSource {
 
 include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 
+/// Every kernel declared in Rust (`kernels!`), file by file.
+pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
+    [
+        elementwise::SIGNATURES,
+        layer_norm::SIGNATURES,
+        matmul::SIGNATURES,
+        reduce::SIGNATURES,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub fn kernel_source(name: &str) -> Result<&'static KernelSource> {
     KERNEL_SOURCES
         .iter()
@@ -113,6 +126,8 @@ pub struct CudaBackend {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    /// Kernel handles, looked up once per kernel name.
+    functions: Mutex<HashMap<&'static str, CudaFunction>>,
     pub profiler: profiler::Profiler,
 }
 
@@ -165,7 +180,11 @@ impl CudaBackend {
         unsafe { ctx.disable_event_tracking() };
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let compute_capability = ctx.compute_capability().map_err(|e| anyhow!("{e:?}"))?;
-        let stream = ctx.default_stream();
+        // A stream of our own, never the legacy default stream: it does not synchronise with
+        // other streams behind our back, and it can be captured into a CUDA graph.
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| anyhow!("creating a stream on cuda:{ordinal}: {e:?}"))?;
         let b = Arc::new(CudaBackend {
             ordinal,
             name,
@@ -173,6 +192,7 @@ impl CudaBackend {
             ctx,
             stream,
             modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
             profiler: profiler::Profiler::default(),
         });
         all.insert(ordinal, b.clone());
@@ -209,10 +229,25 @@ impl CudaBackend {
         Ok(m)
     }
 
-    pub fn function(&self, file: &'static str, kernel: &str) -> Result<CudaFunction> {
-        self.module(file)?
+    /// The handle of `kernel` in `kernels/{file}.cu`, looked up once.
+    pub fn function(&self, file: &'static str, kernel: &'static str) -> Result<CudaFunction> {
+        if let Some(f) = self
+            .functions
+            .lock()
+            .map_err(|_| anyhow!("kernel handle cache poisoned"))?
+            .get(kernel)
+        {
+            return Ok(f.clone());
+        }
+        let f = self
+            .module(file)?
             .load_function(kernel)
-            .map_err(|e| anyhow!("kernel {kernel} not found in kernels/{file}.cu: {e:?}"))
+            .map_err(|e| anyhow!("kernel {kernel} not found in kernels/{file}.cu: {e:?}"))?;
+        self.functions
+            .lock()
+            .map_err(|_| anyhow!("kernel handle cache poisoned"))?
+            .insert(kernel, f.clone());
+        Ok(f)
     }
 
     pub fn zeros(self: &Arc<Self>, dtype: DType, n: usize) -> Result<CudaStorage> {
@@ -257,5 +292,66 @@ pub fn grid_1d(n: usize, block: u32) -> LaunchConfig {
         grid_dim: (blocks, 1, 1),
         block_dim: (block, 1, 1),
         shared_mem_bytes: 0,
+    }
+}
+
+impl CudaBackend {
+    /// The device address of a CUDA view's first element; an error for a tensor elsewhere.
+    pub fn address(&self, t: &crate::tensor::Tensor) -> Result<u64> {
+        match t.storage() {
+            crate::tensor::Storage::Cuda(s) if std::ptr::eq(&*s.backend, self) => {
+                Ok(s.buf.base_ptr(self) + (t.offset() * t.dtype.size_bytes()) as u64)
+            }
+            _ => bail!(
+                "expected a tensor on cuda:{}, found one on {:?}",
+                self.ordinal,
+                t.device()
+            ),
+        }
+    }
+}
+
+impl crate::backend::api::Backend for CudaBackend {
+    fn name(&self) -> String {
+        format!("cuda:{}", self.ordinal)
+    }
+    fn alloc(&self, shape: &[usize], dtype: DType) -> Result<crate::tensor::Tensor> {
+        self.zeros(shape, dtype)
+    }
+    fn zeros(&self, shape: &[usize], dtype: DType) -> Result<crate::tensor::Tensor> {
+        let me = CudaBackend::get(self.ordinal)?;
+        crate::tensor::Tensor::from_cuda(shape, me.zeros(dtype, crate::tensor::numel(shape))?)
+    }
+    fn fill_zero(&self, t: &mut crate::tensor::Tensor) -> Result<()> {
+        let p = self.address(t)?;
+        let bytes = t.numel() * t.dtype.size_bytes();
+        // SAFETY: `p .. p + bytes` is the view's range inside a live buffer of this context,
+        // and the memset is ordered on the stream every op of this backend uses.
+        unsafe { cudarc::driver::result::memset_d8_async(p, 0, bytes, self.stream.cu_stream()) }
+            .map_err(|e| anyhow!("cuMemsetD8Async: {e:?}"))?;
+        crate::backend::counters::count_launch();
+        Ok(())
+    }
+    fn copy(&self, dst: &mut crate::tensor::Tensor, src: &crate::tensor::Tensor) -> Result<()> {
+        if dst.dtype != src.dtype || dst.numel() != src.numel() {
+            bail!(
+                "copy: {} {:?} into {} {:?}",
+                src.dtype,
+                src.shape,
+                dst.dtype,
+                dst.shape
+            );
+        }
+        let (d, s) = (self.address(dst)?, self.address(src)?);
+        let bytes = dst.numel() * dst.dtype.size_bytes();
+        // SAFETY: both ranges lie in live buffers of this context; stream-ordered.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
+            .map_err(|e| anyhow!("cuMemcpyDtoDAsync: {e:?}"))?;
+        crate::backend::counters::count_launch();
+        Ok(())
+    }
+    fn synchronize(&self) -> Result<()> {
+        crate::backend::counters::count_host_sync();
+        CudaBackend::synchronize(self)
     }
 }

@@ -43,8 +43,10 @@ impl Profiler {
             return Ok(());
         }
         let ctx = stream.context();
-        let start = ctx.new_event(None)?;
-        let end = ctx.new_event(None)?;
+        // cudarc's default flags disable timing; the profiler needs it.
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = ctx.new_event(timing)?;
+        let end = ctx.new_event(timing)?;
         start.record(stream)?;
         launch().map_err(|e| anyhow::anyhow!("launching {name}: {e:?}"))?;
         end.record(stream)?;

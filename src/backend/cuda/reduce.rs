@@ -1,12 +1,21 @@
-//! Launch wrappers for kernels/reduce.cu: deterministic two-pass sums.
+//! kernels/reduce.cu: deterministic two-pass sums, and the CUDA implementation of
+//! [`ReduceOps`].
 
-use super::launch::KArg;
-use super::{CudaBackend, CudaBuf};
-use crate::tensor::DType;
+use super::launch::kernels;
+use super::CudaBackend;
+use crate::backend::api::{Backend, ReduceOps};
+use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "reduce";
+kernels! { file "reduce";
+    /// One partial sum per block; the grid size depends only on n.
+    SumPartials = sum_partials<T>(partials: out f32, x: inp T, n: val i64);
+    SumsqPartials = sumsq_partials<T>(partials: out f32, x: inp T, n: val i64);
+    /// One block sums the partials.
+    SumFinal = sum_final(out: out f32, partials: inp f32, count: val i32, scale: val f32);
+}
+
 const THREADS: u32 = 256;
 
 /// The number of partial sums for n elements (a function of n only, so results are
@@ -15,52 +24,43 @@ fn blocks_for(n: usize) -> u32 {
     (n.div_ceil(THREADS as usize * 8)).clamp(1, 1024) as u32
 }
 
-/// out[0] = scale · Σ x (or Σ x² when `square`); `out` is a 1-element f32 buffer.
-pub fn sum_into(
-    b: &std::sync::Arc<CudaBackend>,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    square: bool,
-    scale: f32,
-) -> Result<()> {
-    let n = x.len();
-    let g = blocks_for(n);
-    let partials = b.zeros(DType::F32, g as usize)?;
-    let k = match (square, x.dtype()) {
-        (false, DType::BF16) => "sum_partials_bf16",
-        (true, DType::BF16) => "sumsq_partials_bf16",
-        (false, _) => "sum_partials_f32",
-        (true, _) => "sumsq_partials_f32",
-    };
-    let cfg = LaunchConfig {
-        grid_dim: (g, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    b.launch(
-        FILE,
-        k,
-        cfg,
-        &[
-            KArg::Ptr(partials.buf.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )?;
-    let one = LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (1024, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    b.launch(
-        FILE,
-        "sum_final",
-        one,
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(partials.buf.ptr(b)),
-            KArg::I32(g as i32),
-            KArg::F32(scale),
-        ],
-    )
+impl ReduceOps for CudaBackend {
+    fn sum(&self, out: &mut Tensor, x: &Tensor, square: bool, scale: f32) -> Result<()> {
+        let n = x.numel();
+        let g = blocks_for(n);
+        let mut partials = self.alloc(&[g as usize], DType::F32)?;
+        let cfg = LaunchConfig {
+            grid_dim: (g, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let p = &mut partials;
+        if square {
+            SumsqPartials {
+                partials: p,
+                x,
+                n: n as i64,
+            }
+            .launch(self, cfg)?;
+        } else {
+            SumPartials {
+                partials: p,
+                x,
+                n: n as i64,
+            }
+            .launch(self, cfg)?;
+        }
+        let one = LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (1024, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        SumFinal {
+            out,
+            partials: &partials,
+            count: g as i32,
+            scale,
+        }
+        .launch(self, one)
+    }
 }

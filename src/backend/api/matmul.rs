@@ -1,0 +1,20 @@
+//! Matrix products and row sums (the bias gradient).
+
+pub use crate::backend::cpu::matmul::MatmulShape;
+use crate::tensor::Tensor;
+use anyhow::Result;
+
+pub trait MatmulOps {
+    /// c = op(a) · op(b) (+ bias over columns) (+ c when `accumulate`), per `s`.
+    fn matmul(
+        &self,
+        c: &mut Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        bias: Option<&Tensor>,
+        s: &MatmulShape,
+        accumulate: bool,
+    ) -> Result<()>;
+    /// out[c] = Σ_r x[r, c] (+ out[c] when `accumulate`), rows of `out.numel()` columns.
+    fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()>;
+}

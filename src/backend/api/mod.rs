@@ -1,0 +1,37 @@
+//! What a backend computes: the `Backend` trait and one trait per op family.
+//!
+//! `ops/` checks shapes, dtypes and devices once, allocates the outputs through
+//! [`Backend::alloc`], and calls the device's implementation of these traits: `backend::cpu`
+//! (the reference, on host slices) or `backend::cuda` (typed kernel launches). The methods
+//! take their outputs as `&mut Tensor` views that they write (`=`) or, where the name or the
+//! documentation says so, accumulate into (`+=`); they may assume what `ops/` checked. A new
+//! backend implements these traits and nothing in `ops/` changes.
+
+pub mod elementwise;
+pub mod layer_norm;
+pub mod matmul;
+pub mod reduce;
+
+pub use elementwise::ElementwiseOps;
+pub use layer_norm::{LayerNormBackward, LayerNormOps};
+pub use matmul::MatmulOps;
+pub use reduce::ReduceOps;
+
+use crate::tensor::{DType, Tensor};
+use anyhow::Result;
+
+/// A device's implementation of every op family, plus its memory operations.
+pub trait Backend: Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + ReduceOps {
+    /// `cpu` or `cuda:N`.
+    fn name(&self) -> String;
+    /// A tensor on this device whose contents the caller overwrites.
+    fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor>;
+    /// A zero-filled tensor on this device.
+    fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor>;
+    /// Sets every element of the view to zero (one memset).
+    fn fill_zero(&self, t: &mut Tensor) -> Result<()>;
+    /// dst = src, elementwise (same dtype and element count).
+    fn copy(&self, dst: &mut Tensor, src: &Tensor) -> Result<()>;
+    /// Waits until everything queued on this device has run.
+    fn synchronize(&self) -> Result<()>;
+}
