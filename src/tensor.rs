@@ -86,14 +86,9 @@ impl CpuStorage {
             DType::I32 => CpuStorage::I32(vec![0; n]),
         }
     }
-    /// Elements `start .. start + len` as a new buffer.
+    /// Elements `start .. start + len` as a new buffer (from the CPU backend's cache).
     fn range(&self, start: usize, len: usize) -> CpuStorage {
-        let r = start..start + len;
-        match self {
-            CpuStorage::F32(v) => CpuStorage::F32(v[r].to_vec()),
-            CpuStorage::BF16(v) => CpuStorage::BF16(v[r].to_vec()),
-            CpuStorage::I32(v) => CpuStorage::I32(v[r].to_vec()),
-        }
+        crate::backend::cpu::pool::take_copy(self, start, len)
     }
 }
 
@@ -104,9 +99,23 @@ pub enum Storage {
     Cuda(CudaStorage),
 }
 
+impl Drop for Storage {
+    /// A CPU buffer goes back to the CPU backend's cache (CUDA buffers free themselves).
+    fn drop(&mut self) {
+        if let Storage::Cpu(lock) = self {
+            if let Ok(c) = lock.get_mut() {
+                crate::backend::cpu::pool::give_back(std::mem::replace(
+                    c,
+                    CpuStorage::F32(Vec::new()),
+                ));
+            }
+        }
+    }
+}
+
 impl Storage {
+    /// Wraps a host buffer (made by the caller or taken from the CPU cache).
     fn cpu(c: CpuStorage) -> Arc<Storage> {
-        counters::count_allocation();
         Arc::new(Storage::Cpu(RwLock::new(c)))
     }
     fn cuda(c: CudaStorage) -> Arc<Storage> {
@@ -291,7 +300,7 @@ impl Tensor {
     pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Self> {
         let n = numel(shape);
         let storage = match device {
-            Device::Cpu => Storage::cpu(CpuStorage::zeros(dtype, n)),
+            Device::Cpu => Storage::cpu(crate::backend::cpu::pool::take_zeroed(dtype, n)),
             Device::Cuda(dev) => Storage::cuda(dev.zeros(dtype, n)?),
         };
         Ok(Tensor {
@@ -427,7 +436,7 @@ impl Tensor {
     /// Host copy of the values as f32 (bf16 widened exactly; i32 converted).
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let c = match &*self.storage {
-            Storage::Cpu(_) => self.read_cpu()?,
+            Storage::Cpu(_) => return Ok(self.host_f32()?.to_vec()),
             Storage::Cuda(g) => {
                 counters::count_host_sync();
                 g.download_range(self.offset, self.numel())?

@@ -754,29 +754,22 @@ fn bilinear_align_corners_matches_pytorch() {
 #[test]
 fn heads_backward_matches_differences() {
     use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
-    use seisfuse::nn::Parameters;
+    use seisfuse::nn::{ParamStore, Parameters};
     use seisfuse::Device;
     use std::cell::RefCell;
 
-    fn param(head: &mut impl Parameters, name: &str) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
-        let mut out = None;
-        head.visit("", &mut |n, p| {
-            if n == name {
-                out = Some((
-                    p.value.shape.clone(),
-                    p.value.to_vec_f32()?,
-                    p.grad.to_vec_f32()?,
-                ));
-            }
-            Ok(())
-        })
-        .unwrap();
-        out.unwrap_or_else(|| panic!("no parameter {name}"))
+    fn param(store: &ParamStore, name: &str) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
+        let v = store.value(name).unwrap();
+        (
+            v.shape.clone(),
+            v.to_vec_f32().unwrap(),
+            grad_of(store, name),
+        )
     }
     fn set_param(head: &mut impl Parameters, name: &str, v: &[f32]) {
         head.visit("", &mut |n, p| {
             if n == name {
-                p.value = Tensor::from_f32(&p.value.shape, v.to_vec())?;
+                p.value.f32s_mut()?.copy_from_slice(v);
             }
             Ok(())
         })
@@ -790,7 +783,9 @@ fn heads_backward_matches_differences() {
         classes: 2,
         branch_upsample: 4,
     };
-    let head = RefCell::new(SetrMlaHead::new(cfg, 21, &Device::Cpu).unwrap());
+    let mut seg = SetrMlaHead::new(cfg, 21).unwrap();
+    let mut store = pack(&mut seg, &Device::Cpu);
+    let head = RefCell::new(seg);
     let fs = [2usize, 3, 2, 2];
     let feats: Vec<Tensor> = (0..4).map(|i| rand_tensor(&fs, 500 + i)).collect();
     let size = (6, 10);
@@ -800,8 +795,8 @@ fn heads_backward_matches_differences() {
         .unwrap();
     let gw = rand_vec(y.numel(), 510, -1.0, 1.0);
     let df = head
-        .borrow_mut()
-        .backward(&t(&y.shape, &gw), &cache)
+        .borrow()
+        .backward(&cache, &t(&y.shape, &gw), &mut store.grads)
         .unwrap();
     let run = |f2: &Tensor| {
         let (y, _) = head
@@ -824,7 +819,7 @@ fn heads_backward_matches_differences() {
         "decoder.mlahead.head3.0.weight",
         "decoder.mlahead.head5.4.weight",
     ] {
-        let (shape, value, grad) = param(&mut *head.borrow_mut(), name);
+        let (shape, value, grad) = param(&store, name);
         check_grad(
             &format!("SETR-MLA d {name}"),
             &value,
@@ -853,12 +848,14 @@ fn heads_backward_matches_differences() {
         image_channels: 1,
         out_channels: 1,
     };
-    let head = RefCell::new(TransUnetHead::new(cfg, 22, &Device::Cpu).unwrap());
+    let mut reg = TransUnetHead::new(cfg, 22).unwrap();
+    let mut store = pack(&mut reg, &Device::Cpu);
+    let head = RefCell::new(reg);
     head.borrow_mut()
         .visit("", &mut |n, p| {
             // The BatchNorm biases (Sequential index 1 of each Conv2dReLU).
             if n.ends_with(".1.bias") {
-                p.value = Tensor::from_f32(&p.value.shape, vec![4.0; p.value.numel()])?;
+                p.value.f32s_mut()?.fill(4.0);
             }
             Ok(())
         })
@@ -869,8 +866,8 @@ fn heads_backward_matches_differences() {
     let (y, cache) = head.borrow_mut().forward(&tokens, &image).unwrap();
     let gw = rand_vec(y.numel(), 522, -1.0, 1.0);
     let dtok = head
-        .borrow_mut()
-        .backward(&t(&y.shape, &gw), &cache)
+        .borrow()
+        .backward(&cache, &t(&y.shape, &gw), &mut store.grads)
         .unwrap();
     let run = |tk: &Tensor| {
         head.borrow_mut()
@@ -896,7 +893,7 @@ fn heads_backward_matches_differences() {
         "segmentation_head.0.weight",
         "segmentation_head.0.bias",
     ] {
-        let (_, value, grad) = param(&mut *head.borrow_mut(), name);
+        let (_, value, grad) = param(&store, name);
         check_grad(
             &format!("TransUNet d {name}"),
             &value,
@@ -918,7 +915,6 @@ fn heads_backward_matches_differences() {
 #[test]
 fn bad_input_is_a_clear_error() {
     use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
-    use seisfuse::Device;
     let msg = |r: anyhow::Result<Tensor>| format!("{:#}", r.expect_err("an error"));
     let x = rand_tensor(&[1, 3, 4, 4], 1);
     let m = msg(ops::conv2d(&x, &rand_tensor(&[2, 4, 3, 3], 2), None));
@@ -941,7 +937,7 @@ fn bad_input_is_a_clear_error() {
         classes: 2,
         branch_upsample: 4,
     };
-    let mut seg = SetrMlaHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let mut seg = SetrMlaHead::new(cfg, 1).unwrap();
     let f = rand_tensor(&[1, 3, 2, 2], 3);
     let g = rand_tensor(&[1, 3, 2, 3], 4);
     let e = seg.forward([&f, &f, &g, &f], (8, 8)).err().unwrap();
@@ -953,7 +949,7 @@ fn bad_input_is_a_clear_error() {
         image_channels: 1,
         out_channels: 1,
     };
-    let mut reg = TransUnetHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let mut reg = TransUnetHead::new(cfg, 1).unwrap();
     let e = reg
         .forward(&f, &rand_tensor(&[1, 1, 30, 32], 5))
         .err()

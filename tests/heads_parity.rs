@@ -5,9 +5,8 @@
 mod common;
 use common::*;
 use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
-use seisfuse::nn::Parameters;
 use seisfuse::ops;
-use seisfuse::{DType, Device, Tensor};
+use seisfuse::{DType, Tensor};
 
 #[test]
 fn conv2d_parity() {
@@ -196,8 +195,8 @@ fn heads_parity() {
                 classes: 3,
                 branch_upsample: 4,
             };
-            let mut head = SetrMlaHead::new(cfg, 5, &Device::Cpu).unwrap();
-            head.to_device(d).unwrap();
+            let mut head = SetrMlaHead::new(cfg, 5).unwrap();
+            let mut store = pack(&mut head, d);
             let feats: Vec<Tensor> = (0..4)
                 .map(|i| input(&[2, 12, 3, 5], 10 + i, d, dt))
                 .collect();
@@ -206,13 +205,11 @@ fn heads_parity() {
                 .unwrap();
             let dl = input(&logits.shape, 20, d, dt);
             let mut outs = vec![logits];
-            outs.extend(head.backward(&dl, &cache).unwrap());
-            head.visit("", &mut |_, p| {
-                outs.push(p.grad.try_clone()?);
-                outs.push(p.value.try_clone()?);
-                Ok(())
-            })
-            .unwrap();
+            outs.extend(head.backward(&cache, &dl, &mut store.grads).unwrap());
+            for e in store.entries() {
+                outs.push(store.grad(&e.name).unwrap().try_clone().unwrap());
+                outs.push(store.value(&e.name).unwrap().try_clone().unwrap());
+            }
             outs
         },
     );
@@ -228,19 +225,17 @@ fn heads_parity() {
                 image_channels: 1,
                 out_channels: 1,
             };
-            let mut head = TransUnetHead::new(cfg, 6, &Device::Cpu).unwrap();
-            head.to_device(d).unwrap();
+            let mut head = TransUnetHead::new(cfg, 6).unwrap();
+            let mut store = pack(&mut head, d);
             let tokens = input(&[2, 12, 2, 3], 30, d, dt);
             let image = input(&[2, 1, 32, 48], 31, d, dt);
             let (pred, cache) = head.forward(&tokens, &image).unwrap();
             let dp = input(&pred.shape, 32, d, dt);
-            let dt_ = head.backward(&dp, &cache).unwrap();
+            let dt_ = head.backward(&cache, &dp, &mut store.grads).unwrap();
             let mut outs = vec![pred, dt_];
-            head.visit("", &mut |_, p| {
-                outs.push(p.grad.try_clone()?);
-                Ok(())
-            })
-            .unwrap();
+            for e in store.entries() {
+                outs.push(store.grad(&e.name).unwrap().try_clone().unwrap());
+            }
             outs
         },
     );

@@ -6,48 +6,33 @@ use common::*;
 use seisfuse::models::sfm_heads::{
     ClassificationHead, SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead,
 };
-use seisfuse::nn::Parameters;
+use seisfuse::nn::{ParamStore, Parameters};
 use seisfuse::ops::{self, AdamWConfig};
-use seisfuse::{DType, Device, Tensor};
-use std::collections::HashMap;
+use seisfuse::{Device, Tensor};
 
-/// AdamW over every trainable parameter of a model, moments kept by parameter name.
+/// AdamW (no weight decay) over a model's parameter store, zeroing the gradients after each
+/// step.
 struct AdamW {
-    cfg: AdamWConfig,
-    t: u32,
-    state: HashMap<String, (Tensor, Tensor)>,
+    opt: seisfuse::train::AdamW,
+    lr: f32,
 }
 
 impl AdamW {
     fn new(lr: f32) -> Self {
         AdamW {
-            cfg: AdamWConfig {
+            opt: seisfuse::train::AdamW::new(AdamWConfig {
                 lr,
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
                 weight_decay: 0.0,
-            },
-            t: 0,
-            state: HashMap::new(),
+            }),
+            lr,
         }
     }
-    fn step(&mut self, model: &mut impl Parameters) {
-        self.t += 1;
-        let (cfg, t, state) = (self.cfg, self.t, &mut self.state);
-        model
-            .visit("", &mut |name, p| {
-                if !p.trainable {
-                    return Ok(());
-                }
-                let (m, v) = state.entry(name.to_string()).or_insert_with(|| {
-                    let z = || Tensor::zeros(&p.value.shape, DType::F32, &Device::Cpu).unwrap();
-                    (z(), z())
-                });
-                ops::adamw_step(&mut p.value, &p.grad, m, v, None, &cfg, t)
-            })
-            .unwrap();
-        model.zero_grad().unwrap();
+    fn step(&mut self, store: &mut ParamStore) {
+        self.opt.step(store, self.lr).unwrap();
+        store.zero_grad().unwrap();
     }
 }
 
@@ -81,7 +66,8 @@ fn segmentation_head_overfits_a_tiny_label_map() {
         classes,
         branch_upsample: 4,
     };
-    let mut head = SetrMlaHead::new(cfg, 7, &Device::Cpu).unwrap();
+    let mut head = SetrMlaHead::new(cfg, 7).unwrap();
+    let mut store = pack(&mut head, &Device::Cpu);
     let names = head.param_shapes().unwrap();
     assert!(names
         .iter()
@@ -120,9 +106,9 @@ fn segmentation_head_overfits_a_tiny_label_map() {
         first.get_or_insert((l.loss, acc));
         last = (l.loss, acc);
         let dl = ops::pixel_cross_entropy_backward(&logits, &tt, l.count, 1.0).unwrap();
-        let dfeats = head.backward(&dl, &cache).unwrap();
+        let dfeats = head.backward(&cache, &dl, &mut store.grads).unwrap();
         assert!(dfeats.iter().all(|d| d.shape == vec![b, c, g, g]));
-        opt.step(&mut head);
+        opt.step(&mut store);
     }
     let first = first.unwrap();
     println!(
@@ -167,7 +153,8 @@ fn regression_head_overfits_a_tiny_denoising_target() {
         image_channels: 1,
         out_channels: 1,
     };
-    let mut head = TransUnetHead::new(cfg, 11, &Device::Cpu).unwrap();
+    let mut head = TransUnetHead::new(cfg, 11).unwrap();
+    let mut store = pack(&mut head, &Device::Cpu);
     let names = head.param_shapes().unwrap();
     assert!(names
         .iter()
@@ -200,9 +187,9 @@ fn regression_head_overfits_a_tiny_denoising_target() {
         first.get_or_insert(l);
         last = l;
         let dp = ops::mse_backward(&pred, &target, 1.0).unwrap();
-        let dt = head.backward(&dp, &cache).unwrap();
+        let dt = head.backward(&cache, &dp, &mut store.grads).unwrap();
         assert_eq!(dt.shape, tokens.shape);
-        opt.step(&mut head);
+        opt.step(&mut store);
     }
     let first = first.unwrap();
     println!(
@@ -215,7 +202,8 @@ fn regression_head_overfits_a_tiny_denoising_target() {
 #[test]
 fn classification_head_overfits_random_tokens() {
     let (b, c, k) = (8usize, 12usize, 4usize);
-    let mut head = ClassificationHead::new(c, k, 3, &Device::Cpu).unwrap();
+    let mut head = ClassificationHead::new(c, k, 3).unwrap();
+    let mut store = pack(&mut head, &Device::Cpu);
     let x = rand_tensor(&[b, c], 3000);
     let labels: Vec<i32> = (0..b as i32).map(|i| i % k as i32).collect();
     let tt = Tensor::from_i32(&[b], labels).unwrap();
@@ -227,9 +215,9 @@ fn classification_head_overfits_random_tokens() {
         first.get_or_insert(l.loss);
         last = l.loss;
         let dl = ops::cross_entropy_backward(&logits, &tt, l.count, 1.0).unwrap();
-        let dx = head.backward(&dl, &cache).unwrap();
+        let dx = head.backward(&cache, &dl, &mut store.grads).unwrap();
         assert_eq!(dx.shape, vec![b, c]);
-        opt.step(&mut head);
+        opt.step(&mut store);
     }
     println!(
         "classification: cross-entropy {:.4} → {last:.4}",

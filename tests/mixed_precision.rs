@@ -20,18 +20,6 @@ use std::collections::BTreeMap;
 const OUT_TOL: f64 = 2e-2;
 const GRAD_TOL: f64 = 5e-2;
 
-fn grads<M: Parameters>(m: &mut M) -> BTreeMap<String, Vec<f32>> {
-    let mut out = BTreeMap::new();
-    m.visit("", &mut |n, p| {
-        if p.trainable {
-            out.insert(n.to_string(), p.grad.to_vec_f32()?);
-        }
-        Ok(())
-    })
-    .unwrap();
-    out
-}
-
 fn compare_grads(what: &str, got: &BTreeMap<String, Vec<f32>>, want: &BTreeMap<String, Vec<f32>>) {
     assert_eq!(got.len(), want.len(), "{what}: parameter sets differ");
     let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
@@ -99,8 +87,9 @@ fn vit_bf16_forward_and_gradients_follow_fp32() {
     let cfg = micro_vit();
     let mut a = Vit::new(cfg.clone(), 3).unwrap();
     let mut b = Vit::new(cfg.clone(), 3).unwrap();
-    b.to_device(&d).unwrap();
-    b.set_compute_dtype(DType::BF16).unwrap();
+    let mut sa = pack(&mut a, &Device::Cpu);
+    let mut sb = pack(&mut b, &d);
+    sb.set_compute_dtype(&mut b, DType::BF16).unwrap();
     let img = rand_tensor(&[2, 1, 16, 24], 1);
     let (ya, ca) = a.forward(&img, None).unwrap();
     let (yb, cb) = b.forward(&bf16(&img.to_device(&d).unwrap()), None).unwrap();
@@ -109,18 +98,27 @@ fn vit_bf16_forward_and_gradients_follow_fp32() {
     println!("vit bf16 output rel err {e:.2e}");
     assert!(e < OUT_TOL, "output off by {e}");
     let up = rand_tensor(&ya.shape, 2);
-    let da = a.backward(&ca, &up, &[], true).unwrap().unwrap();
+    let da = a
+        .backward(&ca, &up, &[], true, &mut sa.grads)
+        .unwrap()
+        .unwrap();
     let db = b
-        .backward(&cb, &bf16(&up.to_device(&d).unwrap()), &[], true)
+        .backward(
+            &cb,
+            &bf16(&up.to_device(&d).unwrap()),
+            &[],
+            true,
+            &mut sb.grads,
+        )
         .unwrap()
         .unwrap();
     let e = rel_err(&db.to_vec_f32().unwrap(), &da.to_vec_f32().unwrap());
     assert!(e < GRAD_TOL, "image gradient off by {e}");
-    compare_grads("vit", &grads(&mut b), &grads(&mut a));
+    compare_grads("vit", &grads_of(&sb), &grads_of(&sa));
     // Masters and gradients stay fp32.
+    assert_eq!(sb.grads.flat().dtype, DType::F32, "gradients");
     b.visit("", &mut |n, p| {
         assert_eq!(p.value.dtype, DType::F32, "{n} master");
-        assert_eq!(p.grad.dtype, DType::F32, "{n} grad");
         assert_eq!(p.compute.as_ref().map(|c| c.dtype), Some(DType::BF16));
         Ok(())
     })
@@ -137,8 +135,9 @@ fn mae_bf16_loss_and_gradients_follow_fp32() {
     cfg.decoder_heads = 2;
     let mut a = Mae::new(cfg.clone(), 5).unwrap();
     let mut b = Mae::new(cfg.clone(), 5).unwrap();
-    b.to_device(&d).unwrap();
-    b.set_compute_dtype(DType::BF16).unwrap();
+    let mut sa = pack(&mut a, &Device::Cpu);
+    let mut sb = pack(&mut b, &d);
+    sb.set_compute_dtype(&mut b, DType::BF16).unwrap();
     let img = rand_tensor(&[2, 1, 16, 24], 4);
     let n = cfg.encoder.num_patches();
     let mk = || Masking::random(9, 0, 2, n, cfg.len_keep()).unwrap();
@@ -150,9 +149,9 @@ fn mae_bf16_loss_and_gradients_follow_fp32() {
         oa.loss, ob.loss
     );
     assert!(e < OUT_TOL);
-    a.backward(&oa.cache).unwrap();
-    b.backward(&ob.cache).unwrap();
-    compare_grads("mae", &grads(&mut b), &grads(&mut a));
+    a.backward(&oa.cache, &mut sa.grads).unwrap();
+    b.backward(&ob.cache, &mut sb.grads).unwrap();
+    compare_grads("mae", &grads_of(&sb), &grads_of(&sa));
 }
 
 #[test]
@@ -161,8 +160,9 @@ fn seislm_bf16_forward_and_gradients_follow_fp32() {
     let cfg = SeislmConfig::preset("seislm-tiny").unwrap();
     let mut a = Seislm::new(cfg.clone(), 7).unwrap();
     let mut b = Seislm::new(cfg.clone(), 7).unwrap();
-    b.to_device(&d).unwrap();
-    b.set_compute_dtype(DType::BF16).unwrap();
+    let mut sa = pack(&mut a, &Device::Cpu);
+    let mut sb = pack(&mut b, &d);
+    sb.set_compute_dtype(&mut b, DType::BF16).unwrap();
     let wave = rand_tensor(&[2, 3, 301], 8);
     let t = cfg.frames(301).unwrap();
     let mask: Vec<bool> = (0..2 * t).map(|i| i % 7 < 2).collect();
@@ -177,20 +177,30 @@ fn seislm_bf16_forward_and_gradients_follow_fp32() {
     println!("seislm bf16 output rel err {e:.2e}");
     assert!(e < OUT_TOL, "output off by {e}");
     let up = rand_tensor(&oa.last_hidden_state.shape, 9);
-    let da = a.backward(&ca, &up, None, true).unwrap().unwrap();
+    let da = a
+        .backward(&ca, &up, None, true, &mut sa.grads)
+        .unwrap()
+        .unwrap();
     let db = b
-        .backward(&cb, &bf16(&up.to_device(&d).unwrap()), None, true)
+        .backward(
+            &cb,
+            &bf16(&up.to_device(&d).unwrap()),
+            None,
+            true,
+            &mut sb.grads,
+        )
         .unwrap()
         .unwrap();
     let e = rel_err(&db.to_vec_f32().unwrap(), &da.to_vec_f32().unwrap());
     assert!(e < GRAD_TOL, "waveform gradient off by {e}");
-    compare_grads("seislm", &grads(&mut b), &grads(&mut a));
+    compare_grads("seislm", &grads_of(&sb), &grads_of(&sa));
 }
 
 #[test]
 fn adamw_refreshes_the_bf16_compute_copies() {
     let mut vit = Vit::new(micro_vit(), 1).unwrap();
-    vit.set_compute_dtype(DType::BF16).unwrap();
+    let mut store = pack(&mut vit, &Device::Cpu);
+    store.set_compute_dtype(&mut vit, DType::BF16).unwrap();
     let mut opt = AdamW::new(AdamWConfig {
         lr: 1e-2,
         beta1: 0.9,
@@ -200,9 +210,15 @@ fn adamw_refreshes_the_bf16_compute_copies() {
     });
     let img = bf16(&rand_tensor(&[1, 1, 16, 24], 2));
     let (y, c) = vit.forward(&img, None).unwrap();
-    vit.backward(&c, &bf16(&rand_tensor(&y.shape, 3)), &[], false)
-        .unwrap();
-    opt.step(&mut vit, 1e-2).unwrap();
+    vit.backward(
+        &c,
+        &bf16(&rand_tensor(&y.shape, 3)),
+        &[],
+        false,
+        &mut store.grads,
+    )
+    .unwrap();
+    opt.step(&mut store, 1e-2).unwrap();
     vit.visit("", &mut |n, p| {
         let want = p.value.to_dtype(DType::BF16)?.to_vec_f32()?;
         let got = p.compute.as_ref().expect("compute copy").to_vec_f32()?;
@@ -224,8 +240,8 @@ fn mae_trains_in_bf16() {
     cfg.decoder_heads = 2;
     let d = bf16_device();
     let mut mae = Mae::new(cfg.clone(), 0).unwrap();
-    mae.to_device(&d).unwrap();
-    mae.set_compute_dtype(DType::BF16).unwrap();
+    let mut store = pack(&mut mae, &d);
+    store.set_compute_dtype(&mut mae, DType::BF16).unwrap();
     let mut opt = AdamW::new(AdamWConfig {
         lr: 2e-3,
         beta1: 0.9,
@@ -252,9 +268,9 @@ fn mae_trains_in_bf16() {
     for step in 0..60 {
         let m = Masking::random(3, step, 4, n, cfg.len_keep()).unwrap();
         let out = mae.forward(&img, m).unwrap();
-        mae.zero_grad().unwrap();
-        mae.backward(&out.cache).unwrap();
-        opt.step(&mut mae, 2e-3).unwrap();
+        store.zero_grad().unwrap();
+        mae.backward(&out.cache, &mut store.grads).unwrap();
+        opt.step(&mut store, 2e-3).unwrap();
         losses.push(out.loss);
     }
     let first = losses[..5].iter().sum::<f32>() / 5.0;
@@ -284,8 +300,9 @@ fn seislm_heads_bf16_follow_fp32() {
     let targets = Tensor::from_f32(&[b, t, 3], targets).unwrap();
     let mut a = PhasePickHead::new(HeadConfig::picking(h, 8), 5).unwrap();
     let mut m = PhasePickHead::new(HeadConfig::picking(h, 8), 5).unwrap();
-    m.to_device(&d).unwrap();
-    m.set_compute_dtype(DType::BF16).unwrap();
+    let mut sa = pack(&mut a, &Device::Cpu);
+    let mut sm = pack(&mut m, &d);
+    sm.set_compute_dtype(&mut m, DType::BF16).unwrap();
     let (la, ca) = a.forward(&hidden, &wave).unwrap();
     let (lb, cb) = m
         .forward(
@@ -298,10 +315,10 @@ fn seislm_heads_bf16_follow_fp32() {
     assert!(e < OUT_TOL);
     let (_, dla) = pick_loss(&la, &targets).unwrap();
     let (_, dlb) = pick_loss(&lb, &bf16(&targets.to_device(&d).unwrap())).unwrap();
-    let dha = a.backward(&ca, &dla).unwrap();
-    let dhb = m.backward(&cb, &dlb).unwrap();
+    let dha = a.backward(&ca, &dla, &mut sa.grads).unwrap();
+    let dhb = m.backward(&cb, &dlb, &mut sm.grads).unwrap();
     assert!(rel_err(&dhb.to_vec_f32().unwrap(), &dha.to_vec_f32().unwrap()) < GRAD_TOL);
-    compare_grads("picking head", &grads(&mut m), &grads(&mut a));
+    compare_grads("picking head", &grads_of(&sm), &grads_of(&sa));
 
     let cfg = HeadConfig {
         hidden: h,
@@ -312,8 +329,9 @@ fn seislm_heads_bf16_follow_fp32() {
     };
     let mut a = EventHead::new(cfg.clone(), 9).unwrap();
     let mut m = EventHead::new(cfg, 9).unwrap();
-    m.to_device(&d).unwrap();
-    m.set_compute_dtype(DType::BF16).unwrap();
+    let mut sa = pack(&mut a, &Device::Cpu);
+    let mut sm = pack(&mut m, &d);
+    sm.set_compute_dtype(&mut m, DType::BF16).unwrap();
     let (la, ca) = a.forward(&hidden).unwrap();
     let (lb, cb) = m.forward(&bf16(&hidden.to_device(&d).unwrap())).unwrap();
     let e = rel_err(&lb.to_vec_f32().unwrap(), &la.to_vec_f32().unwrap());
@@ -323,9 +341,9 @@ fn seislm_heads_bf16_follow_fp32() {
     assert!(e < GRAD_TOL);
     let (_, dla) = class_loss(&la, &[0, 2]).unwrap();
     let (_, dlb) = class_loss(&lb, &[0, 2]).unwrap();
-    a.backward(&ca, &dla).unwrap();
-    m.backward(&cb, &dlb).unwrap();
-    compare_grads("event head", &grads(&mut m), &grads(&mut a));
+    a.backward(&ca, &dla, &mut sa.grads).unwrap();
+    m.backward(&cb, &dlb, &mut sm.grads).unwrap();
+    compare_grads("event head", &grads_of(&sm), &grads_of(&sa));
 }
 
 #[test]
@@ -336,7 +354,8 @@ fn loading_weights_refreshes_the_compute_copies() {
     let mut src = Vit::new(micro_vit(), 11).unwrap();
     seisfuse::weights::save_from(&mut src, &path, true).unwrap();
     let mut dst = Vit::new(micro_vit(), 12).unwrap();
-    dst.set_compute_dtype(DType::BF16).unwrap();
+    let mut store = pack(&mut dst, &Device::Cpu);
+    store.set_compute_dtype(&mut dst, DType::BF16).unwrap();
     let opts = seisfuse::weights::LoadOptions {
         strict: true,
         ..Default::default()
@@ -355,7 +374,8 @@ fn loading_weights_refreshes_the_compute_copies() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// bf16 inference (`cast_values`) of a model with BatchNorm: the running statistics stay fp32.
+/// bf16 inference (a bf16 compute copy, bf16 inputs) of a model with BatchNorm: the running
+/// statistics stay fp32.
 #[test]
 fn bf16_inference_of_a_batchnorm_head_follows_fp32() {
     use seisfuse::models::seislm_heads::{HeadConfig, PhasePickHead};
@@ -368,10 +388,10 @@ fn bf16_inference_of_a_batchnorm_head_follows_fp32() {
     }
     a.set_training(false);
     let (want, _) = a.forward(&hidden, &wave).unwrap();
-    a.cast_values(DType::BF16).unwrap();
+    let mut store = pack(&mut a, &Device::Cpu);
+    store.set_compute_dtype(&mut a, DType::BF16).unwrap();
     a.visit("", &mut |n, p| {
-        let dt = if p.trainable { DType::BF16 } else { DType::F32 };
-        assert_eq!(p.value.dtype, dt, "{n}");
+        assert_eq!(p.value.dtype, DType::F32, "{n}");
         Ok(())
     })
     .unwrap();

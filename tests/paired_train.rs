@@ -4,7 +4,6 @@
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
 use seisfuse::models::seislm::{Seislm, SeislmConfig};
 use seisfuse::models::sfm::{normalize_images, VitConfig};
-use seisfuse::nn::Parameters;
 use seisfuse::ops::AdamWConfig;
 use seisfuse::train::AdamW;
 use seisfuse::Tensor;
@@ -61,6 +60,7 @@ fn paired_files_train_the_image_encoder_and_feed_seislm() {
         norm_pix_loss: false,
     };
     let mut mae = Mae::new(cfg.clone(), 1).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut mae, &seisfuse::Device::Cpu).unwrap();
     let mut px = images.to_vec_f32().unwrap();
     normalize_images(&mut px, 32 * 32);
     let imgs = Tensor::from_f32(&[16, 1, 32, 32], px).unwrap();
@@ -75,9 +75,9 @@ fn paired_files_train_the_image_encoder_and_feed_seislm() {
     let mut losses = Vec::new();
     for _ in 0..60 {
         let out = mae.forward(&imgs, masking.clone()).unwrap();
-        mae.zero_grad().unwrap();
-        mae.backward(&out.cache).unwrap();
-        opt.step(&mut mae, 2e-3).unwrap();
+        store.zero_grad().unwrap();
+        mae.backward(&out.cache, &mut store.grads).unwrap();
+        opt.step(&mut store, 2e-3).unwrap();
         losses.push(out.loss);
     }
     let (a, b) = (

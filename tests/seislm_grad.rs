@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use seisfuse::models::seislm::{Seislm, SeislmConfig};
-use seisfuse::nn::Parameters;
+use seisfuse::nn::{ParamStore, Parameters};
+use seisfuse::Device;
 use seisfuse::Tensor;
 
 fn micro(pos_kernel: usize) -> SeislmConfig {
@@ -23,41 +24,19 @@ fn micro(pos_kernel: usize) -> SeislmConfig {
     }
 }
 
-/// Sets element `i` of parameter `name` to `v`, returning the old value.
-fn poke<M: Parameters>(m: &mut M, name: &str, i: usize, v: f32) -> f32 {
-    let mut old = 0.0;
-    m.visit("", &mut |n, p| {
-        if n == name {
-            let mut d = p.value.f32s_mut()?;
-            old = d[i];
-            d[i] = v;
-        }
-        Ok(())
-    })
-    .unwrap();
-    old
-}
-
-fn grad_of<M: Parameters>(m: &mut M, name: &str) -> Vec<f32> {
-    let mut g = Vec::new();
-    m.visit("", &mut |n, p| {
-        if n == name {
-            g = p.grad.to_vec_f32()?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    g
-}
-
 const H: f32 = 2e-3;
 const TOL: f64 = 5e-3;
 const SCALE_FLOOR: f64 = 0.1;
 
 /// Compares d loss / d param[i] against central differences for a few elements of each name.
-fn check_params<M: Parameters>(m: &mut M, names: &[String], loss: impl Fn(&M) -> f64) {
+fn check_params<M: Parameters>(
+    m: &mut M,
+    s: &ParamStore,
+    names: &[String],
+    loss: impl Fn(&M) -> f64,
+) {
     for name in names {
-        let g = grad_of(m, name);
+        let g = grad_of(s, name);
         assert!(!g.is_empty(), "no parameter {name}");
         // The f32 forward passes leave ~1e-4 of noise in a central difference; a gradient
         // smaller than that (k_proj.bias is exactly zero: softmax ignores a shift common to all
@@ -99,6 +78,7 @@ fn seislm_gradients_match_finite_differences() {
     for (pos_kernel, masked) in [(4usize, true), (3, false)] {
         let cfg = micro(pos_kernel);
         let mut model = Seislm::new(cfg.clone(), 7).unwrap();
+        let mut store = pack(&mut model, &Device::Cpu);
         // 23 samples → 11 → 5 frames.
         let (b, l, t) = (2usize, 23usize, 5usize);
         assert_eq!(cfg.frames(l), Some(t));
@@ -110,11 +90,11 @@ fn seislm_gradients_match_finite_differences() {
         let up_x = rand_vec(b * t * cfg.conv_dim(), 3, -1.0, 1.0);
         let (out, cache) = model.forward(&wave, mask).unwrap();
         assert_eq!(out.last_hidden_state.shape, vec![b, t, cfg.hidden]);
-        model.zero_grad().unwrap();
+        store.zero_grad().unwrap();
         let dup = Tensor::from_f32(&out.last_hidden_state.shape, up.clone()).unwrap();
         let dupx = Tensor::from_f32(&out.extract_features.shape, up_x.clone()).unwrap();
         let dwave = model
-            .backward(&cache, &dup, Some(&dupx), true)
+            .backward(&cache, &dup, Some(&dupx), true, &mut store.grads)
             .unwrap()
             .unwrap();
         let loss = |m: &Seislm, w: &Tensor| -> f64 {
@@ -129,7 +109,7 @@ fn seislm_gradients_match_finite_differences() {
             .collect();
         if !masked {
             // Without masking, masked_spec_embed is unused: its gradient stays zero.
-            assert!(grad_of(&mut model, "masked_spec_embed")
+            assert!(grad_of(&store, "masked_spec_embed")
                 .iter()
                 .all(|&g| g == 0.0));
             names.retain(|n| n != "masked_spec_embed");
@@ -137,7 +117,7 @@ fn seislm_gradients_match_finite_differences() {
         assert!(names
             .iter()
             .any(|n| n == "encoder.pos_conv_embed.conv.weight_g"));
-        check_params(&mut model, &names, |m: &Seislm| loss(m, &wave));
+        check_params(&mut model, &store, &names, |m: &Seislm| loss(m, &wave));
 
         // The waveform gradient, every element.
         let x = wave.to_vec_f32().unwrap();

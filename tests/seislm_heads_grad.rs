@@ -9,43 +9,19 @@ use seisfuse::models::seislm::{Seislm, SeislmConfig};
 use seisfuse::models::seislm_heads::{
     class_loss, pick_loss, EventHead, HeadConfig, PhasePickHead, SeislmPicker,
 };
-use seisfuse::nn::Parameters;
+use seisfuse::nn::{ParamStore, Parameters};
+use seisfuse::Device;
 use seisfuse::Tensor;
 
 const H: f32 = 2e-3;
 const TOL: f64 = 5e-3;
 const SCALE_FLOOR: f64 = 0.1;
 
-fn poke<M: Parameters>(m: &mut M, name: &str, i: usize, v: f32) -> f32 {
-    let mut old = 0.0;
-    m.visit("", &mut |n, p| {
-        if n == name {
-            let mut d = p.value.f32s_mut()?;
-            old = d[i];
-            d[i] = v;
-        }
-        Ok(())
-    })
-    .unwrap();
-    old
-}
-
-fn grad_of<M: Parameters>(m: &mut M, name: &str) -> Vec<f32> {
-    let mut g = Vec::new();
-    m.visit("", &mut |n, p| {
-        if n == name {
-            g = p.grad.to_vec_f32()?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    g
-}
-
 /// Every trainable parameter (a few elements each) and every element of `x` against central
 /// differences of `loss(model, x)`.
 fn check_all<M: Parameters>(
     m: &mut M,
+    s: &ParamStore,
     x: &Tensor,
     dx: &Tensor,
     mut loss: impl FnMut(&mut M, &Tensor) -> f64,
@@ -60,7 +36,7 @@ fn check_all<M: Parameters>(
     .unwrap();
     assert!(names.len() >= 6, "{names:?}");
     for name in &names {
-        let g = grad_of(m, name);
+        let g = grad_of(s, name);
         let scale = g.iter().fold(SCALE_FLOOR, |a, &b| a.max(b.abs() as f64));
         for i in (0..g.len()).step_by((g.len() / 5).max(1)).take(6) {
             let x0 = poke(m, name, i, 0.0);
@@ -121,17 +97,18 @@ fn phase_pick_head_gradients_match_finite_differences() {
     // 5 frames of hidden size 4 interpolated to 23 samples, + 3 raw channels → width 3.
     let (b, frames, h, t) = (2usize, 5usize, 4usize, 23usize);
     let mut head = PhasePickHead::new(HeadConfig::picking(h, 3), 5).unwrap();
+    let mut store = pack(&mut head, &Device::Cpu);
     head.step = 3;
     let hidden = rand_tensor(&[b, frames, h], 1);
     let wave = rand_tensor(&[b, 3, t], 2);
     let targets = Tensor::from_f32(&[b, t, 3], soft_targets(b * t, 3)).unwrap();
     let (logits, cache) = head.forward(&hidden, &wave).unwrap();
     assert_eq!(logits.shape, vec![b, t, 3]);
-    head.zero_grad().unwrap();
+    store.zero_grad().unwrap();
     let (_, dlogits) = pick_loss(&logits, &targets).unwrap();
-    let dh = head.backward(&cache, &dlogits).unwrap();
+    let dh = head.backward(&cache, &dlogits, &mut store.grads).unwrap();
     assert_eq!(dh.shape, hidden.shape);
-    check_all(&mut head, &hidden, &dh, |m, x| {
+    check_all(&mut head, &store, &hidden, &dh, |m, x| {
         let (l, _) = m.forward(x, &wave).unwrap();
         pick_loss(&l, &targets).unwrap().0.loss as f64
     });
@@ -149,16 +126,17 @@ fn event_head_gradients_match_finite_differences() {
         dropout: 0.2,
     };
     let mut head = EventHead::new(cfg, 9).unwrap();
+    let mut store = pack(&mut head, &Device::Cpu);
     head.step = 1;
     let hidden = rand_tensor(&[b, frames, h], 4);
     let targets = [0, 2, 1];
     let (logits, cache) = head.forward(&hidden).unwrap();
     assert_eq!(logits.shape, vec![b, 3]);
-    head.zero_grad().unwrap();
+    store.zero_grad().unwrap();
     let (_, dlogits) = class_loss(&logits, &targets).unwrap();
-    let dh = head.backward(&cache, &dlogits).unwrap();
+    let dh = head.backward(&cache, &dlogits, &mut store.grads).unwrap();
     assert_eq!(dh.shape, hidden.shape);
-    check_all(&mut head, &hidden, &dh, |m, x| {
+    check_all(&mut head, &store, &hidden, &dh, |m, x| {
         let (l, _) = m.forward(x).unwrap();
         class_loss(&l, &targets).unwrap().0.loss as f64
     });
@@ -201,6 +179,7 @@ fn picker_gradients_reach_the_encoder() {
         encoder: Seislm::new(cfg, 7).unwrap(),
         head: PhasePickHead::new(HeadConfig::picking(8, 3), 5).unwrap(),
     };
+    let mut store = pack(&mut m, &Device::Cpu);
     let (b, t) = (2usize, 23usize);
     let wave = rand_tensor(&[b, 3, t], 1);
     let targets = Tensor::from_f32(&[b, t, 3], soft_targets(b * t, 3)).unwrap();
@@ -211,10 +190,12 @@ fn picker_gradients_reach_the_encoder() {
     };
     let (o, ec) = m.encoder.forward(&wave, None).unwrap();
     let (logits, hc) = m.head.forward(&o.last_hidden_state, &wave).unwrap();
-    m.zero_grad().unwrap();
+    store.zero_grad().unwrap();
     let (_, dl) = pick_loss(&logits, &targets).unwrap();
-    let dh = m.head.backward(&hc, &dl).unwrap();
-    m.encoder.backward(&ec, &dh, None, false).unwrap();
+    let dh = m.head.backward(&hc, &dl, &mut store.grads).unwrap();
+    m.encoder
+        .backward(&ec, &dh, None, false, &mut store.grads)
+        .unwrap();
     for name in [
         "wav2vec2.feature_extractor.conv_layers.0.conv.weight",
         "wav2vec2.feature_projection.projection.weight",
@@ -224,7 +205,7 @@ fn picker_gradients_reach_the_encoder() {
         "wav2vec2.encoder.layer_norm.weight",
         "classifier.weight",
     ] {
-        let g = grad_of(&mut m, name);
+        let g = grad_of(&store, name);
         assert!(!g.is_empty(), "no parameter {name}");
         let scale = g.iter().fold(SCALE_FLOOR, |a, &v| a.max(v.abs() as f64));
         for i in (0..g.len()).step_by((g.len() / 4).max(1)).take(5) {

@@ -60,7 +60,7 @@ fn picking_head_matches_pytorch() {
         };
         let mut head = PhasePickHead::new(cfg, 0).unwrap();
         load(&mut head, "pick.");
-        head.to_device(&dev).unwrap();
+        let mut store = pack(&mut head, &dev);
         let t = |n: &str| f.tensor(n).unwrap().to_device(&dev).unwrap();
         let (hidden, wave) = (t("input.hidden"), t("input.wave"));
         head.set_training(false);
@@ -69,18 +69,17 @@ fn picking_head_matches_pytorch() {
         head.set_training(true);
         let (l, c) = head.forward(&hidden, &wave).unwrap();
         close("train logits", &l, &f.tensor("train.pick_logits").unwrap());
-        head.zero_grad().unwrap();
-        let dh = head.backward(&c, &t("input.pick_up")).unwrap();
+        store.zero_grad().unwrap();
+        let dh = head
+            .backward(&c, &t("input.pick_up"), &mut store.grads)
+            .unwrap();
         close("d hidden", &dh, &f.tensor("grad.pick.hidden").unwrap());
         let mut n = 0;
-        head.visit("", &mut |name, p| {
-            if p.trainable {
-                close(name, &p.grad, &f.tensor(&format!("grad.pick.{name}"))?);
-                n += 1;
-            }
-            Ok(())
-        })
-        .unwrap();
+        for e in store.entries().iter().filter(|e| e.trainable) {
+            let want = f.tensor(&format!("grad.pick.{}", e.name)).unwrap();
+            close(&e.name, &store.grad(&e.name).unwrap(), &want);
+            n += 1;
+        }
         assert_eq!(n, 8);
     }
 }
@@ -98,7 +97,7 @@ fn event_head_matches_pytorch() {
         };
         let mut head = EventHead::new(cfg, 0).unwrap();
         load(&mut head, "event.");
-        head.to_device(&dev).unwrap();
+        let mut store = pack(&mut head, &dev);
         let hidden = f
             .tensor("input.event_hidden")
             .unwrap()
@@ -110,19 +109,16 @@ fn event_head_matches_pytorch() {
         head.set_training(true);
         let (l, c) = head.forward(&hidden).unwrap();
         close("train logits", &l, &f.tensor("train.event_logits").unwrap());
-        head.zero_grad().unwrap();
+        store.zero_grad().unwrap();
         let up = f.tensor("input.event_up").unwrap().to_device(&dev).unwrap();
-        let dh = head.backward(&c, &up).unwrap();
+        let dh = head.backward(&c, &up, &mut store.grads).unwrap();
         close("d hidden", &dh, &f.tensor("grad.event.hidden").unwrap());
         let mut n = 0;
-        head.visit("", &mut |name, p| {
-            if p.trainable {
-                close(name, &p.grad, &f.tensor(&format!("grad.event.{name}"))?);
-                n += 1;
-            }
-            Ok(())
-        })
-        .unwrap();
+        for e in store.entries().iter().filter(|e| e.trainable) {
+            let want = f.tensor(&format!("grad.event.{}", e.name)).unwrap();
+            close(&e.name, &store.grad(&e.name).unwrap(), &want);
+            n += 1;
+        }
         assert_eq!(n, 14);
     }
 }

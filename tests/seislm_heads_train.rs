@@ -12,7 +12,6 @@ use seisfuse::models::seislm::{Seislm, SeislmConfig};
 use seisfuse::models::seislm_heads::{
     class_loss, pick_loss, pick_targets, EventHead, HeadConfig, PhasePickHead,
 };
-use seisfuse::nn::Parameters;
 use seisfuse::ops::{self, AdamWConfig};
 use seisfuse::train::optimizer::AdamW;
 use seisfuse::Tensor;
@@ -91,6 +90,7 @@ fn picking_head_learns_p_and_s_onsets() {
         .collect();
     let targets = Tensor::from_f32(&[b, SAMPLES, 3], targets).unwrap();
     let mut head = PhasePickHead::new(HeadConfig::picking(48, 16), 1).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut head, &seisfuse::Device::Cpu).unwrap();
     let eval_loss = |head: &mut PhasePickHead| {
         head.set_training(false);
         let (logits, _) = head.forward(&hidden, &wave).unwrap();
@@ -104,9 +104,9 @@ fn picking_head_learns_p_and_s_onsets() {
         let (logits, cache) = head.forward(&hidden, &wave).unwrap();
         let (l, dl) = pick_loss(&logits, &targets).unwrap();
         assert!(l.loss.is_finite(), "step {step}: loss {}", l.loss);
-        head.zero_grad().unwrap();
-        head.backward(&cache, &dl).unwrap();
-        opt.step(&mut head, 1e-2).unwrap();
+        store.zero_grad().unwrap();
+        head.backward(&cache, &dl, &mut store.grads).unwrap();
+        opt.step(&mut store, 1e-2).unwrap();
     }
     let (last, logits) = eval_loss(&mut head);
     let probs = ops::softmax(&logits).unwrap().to_vec_f32().unwrap();
@@ -164,6 +164,7 @@ fn event_head_separates_events_from_noise() {
         dropout: 0.2,
     };
     let mut head = EventHead::new(cfg, 2).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut head, &seisfuse::Device::Cpu).unwrap();
     let mut opt = adamw(1e-2);
     let mut first = None;
     for step in 0..40 {
@@ -171,9 +172,9 @@ fn event_head_separates_events_from_noise() {
         let (logits, cache) = head.forward(&hidden).unwrap();
         let (l, dl) = class_loss(&logits, &labels).unwrap();
         first.get_or_insert(l.loss);
-        head.zero_grad().unwrap();
-        head.backward(&cache, &dl).unwrap();
-        opt.step(&mut head, 1e-2).unwrap();
+        store.zero_grad().unwrap();
+        head.backward(&cache, &dl, &mut store.grads).unwrap();
+        opt.step(&mut store, 1e-2).unwrap();
     }
     head.set_training(false);
     let (logits, _) = head.forward(&hidden).unwrap();
@@ -226,6 +227,7 @@ fn event_head_separates_foreshocks_from_aftershocks() {
         dropout: 0.2,
     };
     let mut head = EventHead::new(head_cfg, 4).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut head, &seisfuse::Device::Cpu).unwrap();
     let mut opt = adamw(1e-2);
     let mut first = None;
     for step in 0..60 {
@@ -233,9 +235,9 @@ fn event_head_separates_foreshocks_from_aftershocks() {
         let (logits, cache) = head.forward(&htrain).unwrap();
         let (l, dl) = class_loss(&logits, train).unwrap();
         first.get_or_insert(l.loss);
-        head.zero_grad().unwrap();
-        head.backward(&cache, &dl).unwrap();
-        opt.step(&mut head, 1e-2).unwrap();
+        store.zero_grad().unwrap();
+        head.backward(&cache, &dl, &mut store.grads).unwrap();
+        opt.step(&mut store, 1e-2).unwrap();
     }
     head.set_training(false);
     let predict = |head: &mut EventHead, x: &Tensor| -> Vec<i32> {

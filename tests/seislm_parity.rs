@@ -67,7 +67,7 @@ fn seislm_matches_hf_wav2vec2_forward_and_backward() {
         let report = load_into_with(&mut model, fixture_path(), &opts).unwrap();
         assert!(report.is_exact(), "{:?}", report.problems());
         let f = SafetensorsFile::open(fixture_path()).unwrap();
-        model.to_device(&dev).unwrap();
+        let mut store = pack(&mut model, &dev);
         let wave = f
             .tensor("input.waveforms")
             .unwrap()
@@ -103,29 +103,31 @@ fn seislm_matches_hf_wav2vec2_forward_and_backward() {
             (loss - want).abs() < 1e-5 * want.abs().max(1.0),
             "loss {loss} vs {want}"
         );
-        model.zero_grad().unwrap();
-        let dwave = model.backward(&cache, &up, None, true).unwrap().unwrap();
-        let mut n = 0;
-        model
-            .visit("", &mut |name, p| {
-                let want = f.tensor(&format!("grad.{name}"))?;
-                if name.ends_with("k_proj.bias") {
-                    // Softmax ignores a shift common to all keys, so this gradient is zero up
-                    // to rounding in both implementations: compare absolutely.
-                    let g = p.grad.to_vec_f32()?;
-                    let norm = g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-                    let wn = rel_err(&want.to_vec_f32()?, &vec![0.0; g.len()]);
-                    assert!(
-                        norm < 1e-5 && wn < 1e-5,
-                        "grad.{name}: norms {norm:.2e} (ours) and {wn:.2e} (HF) should both be ~0"
-                    );
-                } else {
-                    worst = worst.max(assert_close(&format!("grad.{name}"), &p.grad, &want, tol));
-                }
-                n += 1;
-                Ok(())
-            })
+        store.zero_grad().unwrap();
+        let dwave = model
+            .backward(&cache, &up, None, true, &mut store.grads)
+            .unwrap()
             .unwrap();
+        let mut n = 0;
+        for e in store.entries() {
+            let name = &e.name;
+            let want = f.tensor(&format!("grad.{name}")).unwrap();
+            let grad = store.grad(name).unwrap();
+            if name.ends_with("k_proj.bias") {
+                // Softmax ignores a shift common to all keys, so this gradient is zero up to
+                // rounding in both implementations: compare absolutely.
+                let g = grad.to_vec_f32().unwrap();
+                let norm = g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+                let wn = rel_err(&want.to_vec_f32().unwrap(), &vec![0.0; g.len()]);
+                assert!(
+                    norm < 1e-5 && wn < 1e-5,
+                    "grad.{name}: norms {norm:.2e} (ours) and {wn:.2e} (HF) should both be ~0"
+                );
+            } else {
+                worst = worst.max(assert_close(&format!("grad.{name}"), &grad, &want, tol));
+            }
+            n += 1;
+        }
         assert_eq!(n, 49, "every parameter of the fixture has a gradient");
         worst = worst.max(assert_close(
             "grad.input.waveforms",

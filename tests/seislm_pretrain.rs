@@ -6,7 +6,6 @@ use common::*;
 use seisfuse::data::synth::waveforms::{generate, WaveformConfig};
 use seisfuse::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
 use seisfuse::models::wav2vec2_objective as obj;
-use seisfuse::nn::Parameters;
 use seisfuse::ops::AdamWConfig;
 use seisfuse::train::AdamW;
 use seisfuse::Tensor;
@@ -150,6 +149,7 @@ fn seislm_tiny_pretraining_losses_fall() {
     cfg.logit_scale = env("PT_SCALE", cfg.logit_scale);
     let lr = env("PT_LR", 2e-3);
     let mut model = SeislmPretrain::new(cfg.clone(), 3).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut model, &seisfuse::Device::Cpu).unwrap();
     let mut opt = AdamW::new(AdamWConfig {
         lr,
         beta1: 0.9,
@@ -176,11 +176,17 @@ fn seislm_tiny_pretraining_losses_fall() {
             v.extend(d);
         }
         let wave = Tensor::from_f32(&[4, 3, L], v).unwrap();
-        model.zero_grad().unwrap();
+        store.zero_grad().unwrap();
         let st = model
-            .train_step(&wave, cfg.tau(step, steps), 5, step as u32)
+            .train_step(
+                &wave,
+                cfg.tau(step, steps),
+                5,
+                step as u32,
+                &mut store.grads,
+            )
             .unwrap();
-        opt.step(&mut model, lr).unwrap();
+        opt.step(&mut store, lr).unwrap();
         if step % 10 == 0 {
             println!(
                 "step {step}: contrastive {:.3} diversity {:.3} perplexity {:.2} ({} masked)",

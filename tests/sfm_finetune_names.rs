@@ -18,7 +18,6 @@ use seisfuse::weights::names::{
     sfm_finetune_load_options, SFM_FINETUNE_REGRESSION_UNUSED, SFM_FINETUNE_SEGMENTATION_UNUSED,
 };
 use seisfuse::weights::{load_from_file, LoadOptions, SafetensorsFile};
-use seisfuse::Device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -221,7 +220,7 @@ fn segmentation_head_loads_sfm_finetune_names_strictly() {
     // The head alone (only its counters to skip).
     let f = TempFile::new("seg-head");
     let want = write(&f.0, &head_spec);
-    let mut head = SetrMlaHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let mut head = SetrMlaHead::new(cfg, 1).unwrap();
     let file = SafetensorsFile::open(&f.0).unwrap();
     let r = load_from_file(&mut head, &file, &sfm_finetune_load_options(true, &[])).unwrap();
     assert!(r.is_exact(), "{:?}", r.problems());
@@ -247,7 +246,7 @@ fn segmentation_head_loads_sfm_finetune_names_strictly() {
     let f = TempFile::new("seg-model");
     let want = write(&f.0, &spec);
     let mut vit = Vit::new(vc, 2).unwrap();
-    let mut head = SetrMlaHead::new(cfg, 3, &Device::Cpu).unwrap();
+    let mut head = SetrMlaHead::new(cfg, 3).unwrap();
     let mut model = FineTuned {
         vit: &mut vit,
         head: &mut head,
@@ -273,7 +272,7 @@ fn regression_head_loads_sfm_finetune_names_strictly() {
     };
     let f = TempFile::new("reg-head");
     let want = write(&f.0, &head_spec);
-    let mut head = TransUnetHead::new(cfg, 1, &Device::Cpu).unwrap();
+    let mut head = TransUnetHead::new(cfg, 1).unwrap();
     let file = SafetensorsFile::open(&f.0).unwrap();
     let r = load_from_file(&mut head, &file, &sfm_finetune_load_options(true, &[])).unwrap();
     assert!(r.is_exact(), "{:?}", r.problems());
@@ -287,7 +286,7 @@ fn regression_head_loads_sfm_finetune_names_strictly() {
     let f = TempFile::new("reg-model");
     let want = write(&f.0, &spec);
     let mut vit = Vit::new(vc, 2).unwrap();
-    let mut head = TransUnetHead::new(cfg, 3, &Device::Cpu).unwrap();
+    let mut head = TransUnetHead::new(cfg, 3).unwrap();
     let mut model = FineTuned {
         vit: &mut vit,
         head: &mut head,
@@ -302,7 +301,7 @@ fn regression_head_loads_sfm_finetune_names_strictly() {
     // SFM's shapes: a head for the ViT-Base width has SFM's channel counts.
     let sfm = TransUnetConfig::sfm(768);
     let (spec, _) = regression_spec(768, sfm.channels, sfm.skip_channels);
-    let mut head = TransUnetHead::new(sfm, 0, &Device::Cpu).unwrap();
+    let mut head = TransUnetHead::new(sfm, 0).unwrap();
     let mut shapes = BTreeMap::new();
     head.visit("", &mut |n, p| {
         shapes.insert(n.to_string(), p.value.shape.clone());

@@ -4,7 +4,8 @@ mod common;
 use common::*;
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
 use seisfuse::models::sfm::{Vit, VitConfig};
-use seisfuse::nn::Parameters;
+use seisfuse::nn::{ParamStore, Parameters};
+use seisfuse::Device;
 use seisfuse::Tensor;
 
 fn micro() -> VitConfig {
@@ -21,38 +22,17 @@ fn micro() -> VitConfig {
     }
 }
 
-/// Sets element `i` of parameter `name` to `v`, returning the old value.
-fn poke<M: Parameters>(m: &mut M, name: &str, i: usize, v: f32) -> f32 {
-    let mut old = 0.0;
-    m.visit("", &mut |n, p| {
-        if n == name {
-            let mut d = p.value.f32s_mut()?;
-            old = d[i];
-            d[i] = v;
-        }
-        Ok(())
-    })
-    .unwrap();
-    old
-}
-
-fn grad_of<M: Parameters>(m: &mut M, name: &str) -> Vec<f32> {
-    let mut g = Vec::new();
-    m.visit("", &mut |n, p| {
-        if n == name {
-            g = p.grad.to_vec_f32()?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    g
-}
-
 /// Compares d loss / d param[i] against central differences for a few elements of each name.
-fn check_params<M: Parameters>(m: &mut M, names: &[&str], loss: impl Fn(&M) -> f64, tol: f64) {
+fn check_params<M: Parameters>(
+    m: &mut M,
+    s: &ParamStore,
+    names: &[&str],
+    loss: impl Fn(&M) -> f64,
+    tol: f64,
+) {
     let h = 2e-3f32;
     for name in names {
-        let g = grad_of(m, name);
+        let g = grad_of(s, name);
         assert!(!g.is_empty(), "no parameter {name}");
         let scale = g.iter().fold(1e-3f64, |a, &b| a.max(b.abs() as f64));
         for i in (0..g.len()).step_by((g.len() / 5).max(1)).take(6) {
@@ -77,13 +57,17 @@ fn check_params<M: Parameters>(m: &mut M, names: &[&str], loss: impl Fn(&M) -> f
 #[test]
 fn vit_gradients_match_finite_differences() {
     let mut vit = Vit::new(micro(), 3).unwrap();
+    let mut store = pack(&mut vit, &Device::Cpu);
     let img = rand_tensor(&[2, 1, 8, 12], 1);
     let up = rand_tensor(&[2, 7, 8], 2);
     let upv = up.to_vec_f32().unwrap();
     let (out, cache) = vit.forward(&img, None).unwrap();
     assert_eq!(out.shape, vec![2, 7, 8]);
-    vit.zero_grad().unwrap();
-    let dimg = vit.backward(&cache, &up, &[], true).unwrap().unwrap();
+    store.zero_grad().unwrap();
+    let dimg = vit
+        .backward(&cache, &up, &[], true, &mut store.grads)
+        .unwrap()
+        .unwrap();
     let names = [
         "cls_token",
         "patch_embed.proj.weight",
@@ -104,6 +88,7 @@ fn vit_gradients_match_finite_differences() {
     };
     check_params(
         &mut vit,
+        &store,
         &names,
         |v: &Vit| weighted(&v.forward(&img, None).unwrap().0),
         5e-3,
@@ -129,6 +114,7 @@ fn vit_gradients_match_finite_differences() {
 fn trainable_pos_embed_gradient_matches_finite_differences() {
     let mut vit = Vit::new(micro(), 4).unwrap();
     vit.set_pos_embed_trainable(true);
+    let mut store = pack(&mut vit, &Device::Cpu);
     let img = rand_tensor(&[2, 1, 8, 12], 5);
     let up = rand_tensor(&[2, 7, 8], 6);
     let upv = up.to_vec_f32().unwrap();
@@ -141,10 +127,12 @@ fn trainable_pos_embed_gradient_matches_finite_differences() {
             .sum()
     };
     let (_, cache) = vit.forward(&img, None).unwrap();
-    vit.zero_grad().unwrap();
-    vit.backward(&cache, &up, &[], false).unwrap();
+    store.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false, &mut store.grads)
+        .unwrap();
     check_params(
         &mut vit,
+        &store,
         &["pos_embed"],
         |v: &Vit| weighted(&v.forward(&img, None).unwrap().0),
         5e-3,
@@ -154,15 +142,17 @@ fn trainable_pos_embed_gradient_matches_finite_differences() {
     let up = rand_tensor(&[2, 4, 8], 7);
     let upv = up.to_vec_f32().unwrap();
     let (_, cache) = vit.forward(&img, Some(&keep)).unwrap();
-    vit.zero_grad().unwrap();
-    vit.backward(&cache, &up, &[], false).unwrap();
-    let g = grad_of(&mut vit, "pos_embed");
+    store.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false, &mut store.grads)
+        .unwrap();
+    let g = grad_of(&store, "pos_embed");
     assert!(
         g[(1 + 3) * 8..(1 + 4) * 8].iter().all(|&v| v == 0.0),
         "patch 3 is dropped by both"
     );
     check_params(
         &mut vit,
+        &store,
         &["pos_embed"],
         |v: &Vit| {
             let o = v.forward(&img, Some(&keep)).unwrap().0;
@@ -177,9 +167,10 @@ fn trainable_pos_embed_gradient_matches_finite_differences() {
     );
     // Fixed (the default): no gradient is kept.
     vit.set_pos_embed_trainable(false);
-    vit.zero_grad().unwrap();
-    vit.backward(&cache, &up, &[], false).unwrap();
-    assert!(grad_of(&mut vit, "pos_embed").iter().all(|&v| v == 0.0));
+    store.zero_grad().unwrap();
+    vit.backward(&cache, &up, &[], false, &mut store.grads)
+        .unwrap();
+    assert!(grad_of(&store, "pos_embed").iter().all(|&v| v == 0.0));
 }
 
 #[test]
@@ -196,12 +187,13 @@ fn mae_gradients_match_finite_differences() {
         let mut cfg = cfg.clone();
         cfg.norm_pix_loss = norm_pix;
         let mut mae = Mae::new(cfg.clone(), 5).unwrap();
+        let mut store = pack(&mut mae, &Device::Cpu);
         let img = rand_tensor(&[2, 1, 8, 12], 3);
         let masking = Masking::random(9, 1, 2, 6, cfg.len_keep()).unwrap();
         assert_eq!(masking.keep[0].len(), 3);
         let out = mae.forward(&img, masking.clone()).unwrap();
-        mae.zero_grad().unwrap();
-        mae.backward(&out.cache).unwrap();
+        store.zero_grad().unwrap();
+        mae.backward(&out.cache, &mut store.grads).unwrap();
         let names = [
             "mask_token",
             "decoder_pred.weight",
@@ -214,6 +206,7 @@ fn mae_gradients_match_finite_differences() {
         ];
         check_params(
             &mut mae,
+            &store,
             &names,
             |m: &Mae| m.forward(&img, masking.clone()).unwrap().loss as f64,
             5e-3,

@@ -8,7 +8,6 @@ use common::{assert_close, fixtures_dir};
 use seisfuse::models::sfm_heads::{SetrMlaConfig, SetrMlaHead, TransUnetConfig, TransUnetHead};
 use seisfuse::weights::names::sfm_finetune_load_options;
 use seisfuse::weights::{load_from_file, SafetensorsFile};
-use seisfuse::Device;
 
 fn fixture() -> SafetensorsFile {
     SafetensorsFile::open(fixtures_dir().join("sfm_heads_torch.safetensors"))
@@ -35,7 +34,7 @@ fn segmentation_head_matches_pytorch() {
         classes: 2,
         branch_upsample: 4,
     };
-    let mut head = SetrMlaHead::new(cfg, 0, &Device::Cpu).unwrap();
+    let mut head = SetrMlaHead::new(cfg, 0).unwrap();
     load(&mut head, &f, "seg.");
     let feats: Vec<_> = (0..4)
         .map(|i| f.tensor(&format!("seg_in.f{i}")).unwrap())
@@ -66,7 +65,7 @@ fn regression_head_matches_pytorch() {
         image_channels: 1,
         out_channels: 1,
     };
-    let mut head = TransUnetHead::new(cfg, 0, &Device::Cpu).unwrap();
+    let mut head = TransUnetHead::new(cfg, 0).unwrap();
     load(&mut head, &f, "reg.");
     let tokens = f.tensor("reg_in.tokens").unwrap();
     let image = f.tensor("reg_in.image").unwrap();

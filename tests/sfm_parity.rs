@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
 use seisfuse::models::sfm::{Vit, VitConfig};
-use seisfuse::nn::Parameters;
+use seisfuse::nn::{ParamStore, Parameters};
 use seisfuse::weights::safetensors_io::SafetensorsFile;
 use seisfuse::weights::{load_into_with, LoadOptions};
 use seisfuse::{Device, Tensor};
@@ -63,18 +63,14 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
 }
 
 /// Every trainable parameter's gradient against `grad.<name>`.
-fn check_grads(model: &mut dyn Parameters, f: &SafetensorsFile, tol: f64) -> usize {
+fn check_grads(store: &ParamStore, f: &SafetensorsFile, tol: f64) -> usize {
     let mut n = 0;
-    model
-        .visit("", &mut |name, p| {
-            if p.trainable {
-                let want = f.tensor(&format!("grad.{name}"))?;
-                assert_close(&format!("grad.{name}"), &p.grad, &want, tol);
-                n += 1;
-            }
-            Ok(())
-        })
-        .unwrap();
+    for e in store.entries().iter().filter(|e| e.trainable) {
+        let want = f.tensor(&format!("grad.{}", e.name)).unwrap();
+        let got = store.grad(&e.name).unwrap();
+        assert_close(&format!("grad.{}", e.name), &got, &want, tol);
+        n += 1;
+    }
     n
 }
 
@@ -83,7 +79,7 @@ fn vit_matches_timm_forward_and_backward() {
     for dev in devices("vit parity") {
         let mut vit = Vit::new(tiny(), 0).unwrap();
         let f = load(&mut vit, "vit_tiny.safetensors");
-        vit.to_device(&dev).unwrap();
+        let mut store = pack(&mut vit, &dev);
         let img = f.tensor("input.images").unwrap().to_device(&dev).unwrap();
         let up = f.tensor("input.upstream").unwrap().to_device(&dev).unwrap();
         let (out, cache) = vit.forward(&img, None).unwrap();
@@ -100,9 +96,12 @@ fn vit_matches_timm_forward_and_backward() {
             (loss - want).abs() < 1e-4 * want.abs().max(1.0),
             "loss {loss} vs {want}"
         );
-        vit.zero_grad().unwrap();
-        let dimg = vit.backward(&cache, &up, &[], true).unwrap().unwrap();
-        let n = check_grads(&mut vit, &f, 1e-5);
+        store.zero_grad().unwrap();
+        let dimg = vit
+            .backward(&cache, &up, &[], true, &mut store.grads)
+            .unwrap()
+            .unwrap();
+        let n = check_grads(&store, &f, 1e-5);
         assert_close(
             "grad.input.images",
             &dimg,
@@ -130,7 +129,7 @@ fn mae_matches_reference_forward_and_backward() {
             };
             let mut mae = Mae::new(cfg.clone(), 0).unwrap();
             let f = load(&mut mae, file);
-            mae.to_device(&dev).unwrap();
+            let mut store = pack(&mut mae, &dev);
             let img = f.tensor("input.images").unwrap().to_device(&dev).unwrap();
             let noise = f.tensor("input.noise").unwrap().to_vec_f32().unwrap();
             let masking = Masking::from_noise(&noise, 2, 25, cfg.len_keep()).unwrap();
@@ -149,9 +148,9 @@ fn mae_matches_reference_forward_and_backward() {
                 &f.tensor("output.pred").unwrap(),
                 1e-5,
             );
-            mae.zero_grad().unwrap();
-            mae.backward(&out.cache).unwrap();
-            let n = check_grads(&mut mae, &f, 1e-5);
+            store.zero_grad().unwrap();
+            mae.backward(&out.cache, &mut store.grads).unwrap();
+            let n = check_grads(&store, &f, 1e-5);
             println!("{dev:?} {file}: MAE loss, predictions and {n} parameter gradients match");
         }
     }
@@ -162,10 +161,12 @@ fn vit_runs_in_bf16_for_inference() {
     for dev in devices("vit bf16") {
         let mut vit = Vit::new(tiny(), 0).unwrap();
         let f = load(&mut vit, "vit_tiny.safetensors");
-        vit.to_device(&dev).unwrap();
+        let mut store = pack(&mut vit, &dev);
         let img = f.tensor("input.images").unwrap().to_device(&dev).unwrap();
         let (want, _) = vit.forward(&img, None).unwrap();
-        vit.cast_values(seisfuse::DType::BF16).unwrap();
+        store
+            .set_compute_dtype(&mut vit, seisfuse::DType::BF16)
+            .unwrap();
         let (got, _) = vit
             .forward(&img.to_dtype(seisfuse::DType::BF16).unwrap(), None)
             .unwrap();

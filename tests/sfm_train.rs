@@ -3,7 +3,6 @@
 
 use seisfuse::data::synth::images::{generate, ImageConfig};
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
-use seisfuse::nn::Parameters;
 use seisfuse::ops::AdamWConfig;
 use seisfuse::train::{AdamW, Schedule};
 use seisfuse::Tensor;
@@ -26,6 +25,7 @@ fn sfm_tiny_mae_masked_loss_falls() {
     let cfg = MaeConfig::preset("sfm-tiny").unwrap();
     let size = cfg.encoder.img_h;
     let mut mae = Mae::new(cfg.clone(), 0).unwrap();
+    let mut store = seisfuse::nn::ParamStore::pack(&mut mae, &seisfuse::Device::Cpu).unwrap();
     let mut opt = AdamW::new(AdamWConfig {
         lr: 1e-3,
         beta1: 0.9,
@@ -55,9 +55,9 @@ fn sfm_tiny_mae_masked_loss_falls() {
         let img = sections(8, size, (step % 2) as u64);
         let masking = Masking::random(7, step as u32, 8, n, cfg.len_keep()).unwrap();
         let out = mae.forward(&img, masking).unwrap();
-        mae.zero_grad().unwrap();
-        mae.backward(&out.cache).unwrap();
-        opt.step(&mut mae, sched.lr(step)).unwrap();
+        store.zero_grad().unwrap();
+        mae.backward(&out.cache, &mut store.grads).unwrap();
+        opt.step(&mut store, sched.lr(step)).unwrap();
         if step % 25 == 0 {
             println!("step {step}: {:.4}", out.loss);
         }

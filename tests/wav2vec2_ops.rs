@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use seisfuse::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
 use seisfuse::models::wav2vec2_objective as obj;
-use seisfuse::nn::Parameters;
 use seisfuse::ops::{self, ContrastiveTargets};
 use seisfuse::{DType, Device, Tensor};
 
@@ -323,19 +322,11 @@ fn pretraining_step_parity() {
     let wave = rand_tensor(&[2, 3, 601], 21);
     let run = |dv: &Device| {
         let mut model = SeislmPretrain::new(cfg.clone(), 3).unwrap();
-        model.to_device(dv).unwrap();
-        model.zero_grad().unwrap();
+        let mut store = pack(&mut model, dv);
         let st = model
-            .train_step(&wave.to_device(dv).unwrap(), 1.5, 5, 2)
+            .train_step(&wave.to_device(dv).unwrap(), 1.5, 5, 2, &mut store.grads)
             .unwrap();
-        let mut grads = Vec::new();
-        model
-            .visit("", &mut |name, p| {
-                grads.push((name.to_string(), p.grad.to_vec_f32()?));
-                Ok(())
-            })
-            .unwrap();
-        (st, grads)
+        (st, grads_of(&store))
     };
     let (want, wg) = run(&Device::Cpu);
     let (got, gg) = run(&gpu);
@@ -364,21 +355,15 @@ fn pretraining_step_in_bf16_follows_fp32() {
     let wave = rand_tensor(&[2, 3, 601], 21);
     let run = |bf16: bool| {
         let mut model = SeislmPretrain::new(cfg.clone(), 3).unwrap();
+        let mut store = pack(&mut model, &Device::Cpu);
         let w = if bf16 {
-            model.set_compute_dtype(DType::BF16).unwrap();
+            store.set_compute_dtype(&mut model, DType::BF16).unwrap();
             to_bf16(&wave)
         } else {
             wave.try_clone().unwrap()
         };
-        model.zero_grad().unwrap();
-        let st = model.train_step(&w, 1.5, 5, 2).unwrap();
-        let mut g = Vec::new();
-        model
-            .visit("", &mut |_, p| {
-                g.extend(p.grad.to_vec_f32()?);
-                Ok(())
-            })
-            .unwrap();
+        let st = model.train_step(&w, 1.5, 5, 2, &mut store.grads).unwrap();
+        let g: Vec<f32> = grads_of(&store).into_values().flatten().collect();
         (st, g)
     };
     let (want, wg) = run(false);

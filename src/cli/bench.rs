@@ -247,11 +247,11 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
 
 fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
     use crate::models::sfm::{Vit, VitConfig};
-    use crate::nn::Parameters;
+    use crate::nn::ParamStore;
     let cfg = VitConfig::preset(&a.preset)?;
     let mut vit = Vit::new(cfg.clone(), 0)?;
-    vit.to_device(d)?;
-    let params = vit.num_params()?;
+    let mut store = ParamStore::pack(&mut vit, d)?;
+    let params = store.num_params();
     let gpu = d.is_cuda();
     let (bt, bi) = (
         a.batch.unwrap_or(if gpu { 64 } else { 2 }),
@@ -266,7 +266,7 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
     let note = |dt: DType| emulation_note(d, dt);
     for dt in a.precision.0.iter().copied() {
         let p = precision_name(dt);
-        vit.set_compute_dtype(dt)?;
+        store.set_compute_dtype(&mut vit, dt)?;
         let mut opt = adamw(1e-4, 0.95, 0.05);
         let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, dt)?;
         let n = cfg.num_patches() + 1;
@@ -276,11 +276,11 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
             let step = step_counts(d, || {
                 let (_, cache) = vit.forward(&img, None)?;
                 let c0 = counters::snapshot();
-                vit.zero_grad()?;
+                store.zero_grad()?;
                 let c1 = counters::snapshot();
-                vit.backward(&cache, &up, &[], false)?;
+                vit.backward(&cache, &up, &[], false, &mut store.grads)?;
                 let c2 = counters::snapshot();
-                opt.step(&mut vit, 1e-4)?;
+                opt.step(&mut store, 1e-4)?;
                 opt_counts = (c1 - c0) + (counters::snapshot() - c2);
                 Ok(())
             })?;
@@ -288,9 +288,9 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = vit.forward(&img, None)?;
-            vit.zero_grad()?;
-            vit.backward(&cache, &up, &[], false)?;
-            opt.step(&mut vit, 1e-4)?;
+            store.zero_grad()?;
+            vit.backward(&cache, &up, &[], false, &mut store.grads)?;
+            opt.step(&mut store, 1e-4)?;
             Ok(())
         })?;
         println!(
@@ -319,19 +319,19 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
 /// backward, AdamW) at each precision.
 fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
     use crate::models::mae::{Mae, MaeConfig, Masking};
-    use crate::nn::Parameters;
+    use crate::nn::ParamStore;
     let cfg = MaeConfig::preset(&a.preset)?;
     let mut mae = Mae::new(cfg.clone(), 0)?;
-    mae.to_device(d)?;
+    let mut store = ParamStore::pack(&mut mae, d)?;
     let b = a.mae_batch.unwrap_or(if d.is_cuda() { 256 } else { 2 });
     let e = &cfg.encoder;
     println!(
         "MAE on {} ({:.1}M parameters with the decoder), batch {b}",
         a.preset,
-        mae.num_params()? as f64 / 1e6
+        store.num_params() as f64 / 1e6
     );
     for dt in a.precision.0.iter().copied() {
-        mae.set_compute_dtype(dt)?;
+        store.set_compute_dtype(&mut mae, dt)?;
         let mut opt = adamw(1.5e-4, 0.95, 0.05);
         let img = random(&[b, 1, e.img_h, e.img_w], d, dt)?;
         let mut step = 0u32;
@@ -339,9 +339,9 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
             step += 1;
             let m = Masking::random(0, step, b, e.num_patches(), cfg.len_keep())?;
             let out = mae.forward(&img, m)?;
-            mae.zero_grad()?;
-            mae.backward(&out.cache)?;
-            opt.step(&mut mae, 1.5e-4)?;
+            store.zero_grad()?;
+            mae.backward(&out.cache, &mut store.grads)?;
+            opt.step(&mut store, 1.5e-4)?;
             Ok(())
         })?;
         let note = emulation_note(d, dt);
@@ -357,23 +357,23 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
 
 fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     use crate::models::seislm::{Seislm, SeislmConfig};
-    use crate::nn::Parameters;
+    use crate::nn::ParamStore;
     let cfg = SeislmConfig::preset(&a.preset)?;
     let Some(frames) = cfg.frames(a.samples) else {
         anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
     };
     let mut model = Seislm::new(cfg.clone(), 0)?;
-    model.to_device(d)?;
+    let mut store = ParamStore::pack(&mut model, d)?;
     let b = a.batch.unwrap_or(if d.is_cuda() { 64 } else { 2 });
     println!(
         "{} ({:.1}M parameters) on {}, batch {b} × 3 × {}",
         a.preset,
-        model.num_params()? as f64 / 1e6,
+        store.num_params() as f64 / 1e6,
         d.name(),
         a.samples
     );
     for dt in a.precision.0.iter().copied() {
-        model.set_compute_dtype(dt)?;
+        store.set_compute_dtype(&mut model, dt)?;
         let mut opt = adamw(1e-4, 0.999, 0.0);
         let wave = random(&[b, 3, a.samples], d, dt)?;
         let up = random(&[b, frames, cfg.hidden], d, dt)?;
@@ -382,11 +382,11 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
             let step = step_counts(d, || {
                 let (_, cache) = model.forward(&wave, None)?;
                 let c0 = counters::snapshot();
-                model.zero_grad()?;
+                store.zero_grad()?;
                 let c1 = counters::snapshot();
-                model.backward(&cache, &up, None, false)?;
+                model.backward(&cache, &up, None, false, &mut store.grads)?;
                 let c2 = counters::snapshot();
-                opt.step(&mut model, 1e-4)?;
+                opt.step(&mut store, 1e-4)?;
                 opt_counts = (c1 - c0) + (counters::snapshot() - c2);
                 Ok(())
             })?;
@@ -398,9 +398,9 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
         }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = model.forward(&wave, None)?;
-            model.zero_grad()?;
-            model.backward(&cache, &up, None, false)?;
-            opt.step(&mut model, 1e-4)?;
+            store.zero_grad()?;
+            model.backward(&cache, &up, None, false, &mut store.grads)?;
+            opt.step(&mut store, 1e-4)?;
             Ok(())
         })?;
         let note = emulation_note(d, dt);
@@ -421,20 +421,20 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
 fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
     use crate::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
     use crate::models::wav2vec2_objective as obj;
-    use crate::nn::Parameters;
+    use crate::nn::ParamStore;
     let cfg = PretrainConfig::preset(&a.preset)?;
     let Some(t) = cfg.encoder.frames(a.samples) else {
         anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
     };
     let mut model = SeislmPretrain::new(cfg.clone(), 0)?;
-    model.to_device(d)?;
+    let mut store = ParamStore::pack(&mut model, d)?;
     let mut opt = adamw(1e-4, 0.999, 0.0);
     let wave = random(&[b, 3, a.samples], d, DType::F32)?;
     let mut step = 0u32;
     let secs = time_it(d, a.iters, || {
-        model.zero_grad()?;
-        model.train_step(&wave, 1.0, 0, step)?;
-        opt.step(&mut model, 1e-4)?;
+        store.zero_grad()?;
+        model.train_step(&wave, 1.0, 0, step, &mut store.grads)?;
+        opt.step(&mut store, 1e-4)?;
         step += 1;
         Ok(())
     })?;

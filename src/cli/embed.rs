@@ -119,10 +119,10 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
         ),
     }
-    vit.to_device(&device)?;
+    let mut store = crate::nn::ParamStore::pack(&mut vit, &device)?;
     let dt = a.precision.dtype();
     if dt != DType::F32 {
-        vit.cast_values(dt)?;
+        store.set_compute_dtype(&mut vit, dt)?;
     }
     let mut data = images.to_vec_f32()?;
     normalize_images(&mut data, h * w);
@@ -251,10 +251,10 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
             "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
         ),
     }
-    model.to_device(&device)?;
+    let mut store = crate::nn::ParamStore::pack(&mut model, &device)?;
     let dt = a.precision.dtype();
     if dt != DType::F32 {
-        model.cast_values(dt)?;
+        store.set_compute_dtype(&mut model, dt)?;
     }
     let mut data = waves.to_vec_f32()?;
     for ch in data.chunks_mut(t) {

@@ -303,10 +303,10 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         );
     }
     let device = select(req)?;
-    model.to_device(&device)?;
+    let mut store = crate::nn::ParamStore::pack(&mut model, &device)?;
     let dt = a.precision.dtype();
     if dt != crate::tensor::DType::F32 {
-        model.cast_values(dt)?;
+        store.set_compute_dtype(&mut model, dt)?;
     }
     // Per trace [3, t] (P, S, noise), the maximum over the windows covering each sample.
     let mut probs = vec![f32::NEG_INFINITY; n * 3 * t];

@@ -6,8 +6,11 @@
 use super::pos_embed::sincos_2d;
 use super::sfm::{Vit, VitCache, VitConfig};
 use crate::backend::cpu::philox::uniform;
-use crate::nn::{Block, BlockCache, Init, LayerNorm, Linear, Param, ParamVisitor, Parameters};
-use crate::ops::{self, LayerNormCache};
+use crate::nn::layer_norm::LayerNormLayerCache;
+use crate::nn::{
+    Block, BlockCache, Grads, Init, LayerNorm, Linear, Param, ParamVisitor, Parameters,
+};
+use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
@@ -112,8 +115,7 @@ pub struct MaeCache {
     latent: Tensor,
     dec_idx: Tensor,
     dec_blocks: Vec<BlockCache>,
-    pre_norm: Tensor,
-    norm: LayerNormCache,
+    norm: LayerNormLayerCache,
     normed: Tensor,
     pred_idx: Tensor,
     pub pred: Tensor,
@@ -194,12 +196,12 @@ impl Mae {
         let dec_idx = Tensor::from_i32(&[b, n + 1], idx)?.to_device(&dev)?;
         let d = self.cfg.decoder_dim;
         let dt = x.dtype;
-        let fill = self.mask_token.value_as(dt)?.into_owned()?.reshape(&[d])?;
+        let fill = self.mask_token.value_as(dt)?.into_owned().reshape(&[d])?;
         let x = ops::gather_rows(&x, &dec_idx, Some(&fill))?;
         let pos = self
             .decoder_pos_embed
             .value_as(dt)?
-            .into_owned()?
+            .into_owned()
             .reshape(&[(n + 1) * d])?;
         let mut x = ops::bias_add(&x.reshape(&[b, (n + 1) * d])?, &pos)?.reshape(&[b, n + 1, d])?;
         let mut dec_blocks = Vec::new();
@@ -227,7 +229,6 @@ impl Mae {
                 latent,
                 dec_idx,
                 dec_blocks,
-                pre_norm: x,
                 norm,
                 normed,
                 pred_idx,
@@ -239,23 +240,23 @@ impl Mae {
         })
     }
 
-    /// Backward from d(loss) = 1; accumulates every parameter gradient.
-    pub fn backward(&mut self, c: &MaeCache) -> Result<()> {
+    /// Backward from d(loss) = 1, adding every parameter gradient into `grads`.
+    pub fn backward(&self, c: &MaeCache, grads: &mut Grads) -> Result<()> {
         let n = self.cfg.encoder.num_patches();
         let dpred = ops::masked_row_mse_backward(&c.pred, &c.target, &c.mask, c.mask_sum, 1.0)?;
         let dpred_full = ops::gather_rows_backward(&dpred, &c.pred_idx, n + 1, None)?;
-        let dnormed = self.decoder_pred.backward(&c.normed, &dpred_full)?;
-        let mut dx = self.decoder_norm.backward(&c.pre_norm, &c.norm, &dnormed)?;
+        let dnormed = self.decoder_pred.backward(&c.normed, &dpred_full, grads)?;
+        let mut dx = self.decoder_norm.backward(&c.norm, &dnormed, grads)?;
         for i in (0..self.decoder_blocks.len()).rev() {
-            dx = self.decoder_blocks[i].backward(&c.dec_blocks[i], &dx)?;
+            dx = self.decoder_blocks[i].backward(&c.dec_blocks[i], &dx, grads)?;
         }
         let d = self.cfg.decoder_dim;
-        let mut dmask = Tensor::zeros(&[d], dx.dtype, &dx.device())?;
+        let mut dmask = dx.device().backend().zeros(&[d], dx.dtype)?;
         let l1 = c.latent.shape[1];
         let demb = ops::gather_rows_backward(&dx, &c.dec_idx, l1, Some(&mut dmask))?;
-        self.mask_token.add_grad(&dmask)?;
-        let dlatent = self.decoder_embed.backward(&c.latent, &demb)?;
-        self.encoder.backward(&c.enc, &dlatent, &[], false)?;
+        grads.accumulate(&self.mask_token, &dmask)?;
+        let dlatent = self.decoder_embed.backward(&c.latent, &demb, grads)?;
+        self.encoder.backward(&c.enc, &dlatent, &[], false, grads)?;
         Ok(())
     }
 }

@@ -9,8 +9,9 @@
 
 use crate::backend::Device;
 use crate::nn::conv1d::{Conv1d, Conv1dCache};
-use crate::nn::{Init, LayerNorm, Linear, Mlp, MlpCache, Param, ParamVisitor, Parameters};
-use crate::ops::{self, AttnOut, LayerNormCache};
+use crate::nn::layer_norm::LayerNormLayerCache;
+use crate::nn::{Grads, Init, LayerNorm, Linear, Mlp, MlpCache, Param, ParamVisitor, Parameters};
+use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
@@ -113,9 +114,9 @@ pub struct FeatureConvLayer {
 
 struct FeatureConvCache {
     conv: Conv1dCache,
-    /// Conv output as [B, T, C] (the LayerNorm input) and the normed values (the GELU input).
-    yt: Tensor,
-    ln: LayerNormCache,
+    /// The LayerNorm over channels (its input is the conv output as [B, T, C]) and the normed
+    /// values (the GELU input).
+    ln: LayerNormLayerCache,
     n: Tensor,
 }
 
@@ -126,19 +127,20 @@ impl FeatureConvLayer {
         let yt = ops::transpose_last2(&y)?;
         let (n, ln) = self.layer_norm.forward(&yt)?;
         let a = ops::gelu(&n)?;
-        Ok((a, FeatureConvCache { conv, yt, ln, n }))
+        Ok((a, FeatureConvCache { conv, ln, n }))
     }
     /// From the gradient of the [B, T, C] output; returns dx [B, Cin, L] when asked.
     fn backward(
-        &mut self,
+        &self,
         c: &FeatureConvCache,
         da: &Tensor,
         want_dx: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
         let dn = ops::gelu_backward(&c.n, da)?;
-        let dyt = self.layer_norm.backward(&c.yt, &c.ln, &dn)?;
+        let dyt = self.layer_norm.backward(&c.ln, &dn, grads)?;
         let dy = ops::transpose_last2_backward(&dyt)?;
-        self.conv.backward(&c.conv, &dy, want_dx)
+        self.conv.backward(&c.conv, &dy, want_dx, grads)
     }
 }
 
@@ -165,16 +167,13 @@ pub struct EncoderLayer {
 }
 
 struct EncoderLayerCache {
-    h: Tensor,
     n1: Tensor,
-    c1: LayerNormCache,
+    c1: LayerNormLayerCache,
     q: Tensor,
     k: Tensor,
     v: Tensor,
     attn: AttnOut,
-    h1: Tensor,
-    n2: Tensor,
-    c2: LayerNormCache,
+    c2: LayerNormLayerCache,
     cm: MlpCache,
 }
 
@@ -207,31 +206,28 @@ impl EncoderLayer {
         Ok((
             y,
             EncoderLayerCache {
-                h,
                 n1,
                 c1,
                 q,
                 k,
                 v,
                 attn,
-                h1,
-                n2,
                 c2,
                 cm,
             },
         ))
     }
 
-    fn backward(&mut self, c: &EncoderLayerCache, dy: &Tensor) -> Result<Tensor> {
-        let dn2 = self.feed_forward.backward(&c.n2, &c.cm, dy)?;
-        let mut dh1 = self.final_layer_norm.backward(&c.h1, &c.c2, &dn2)?;
+    fn backward(&self, c: &EncoderLayerCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
+        let dn2 = self.feed_forward.backward(&c.cm, dy, grads)?;
+        let mut dh1 = self.final_layer_norm.backward(&c.c2, &dn2, grads)?;
         ops::add_assign(&mut dh1, dy)?;
-        let dattn = self.out_proj.backward(&c.attn.out, &dh1)?;
+        let dattn = self.out_proj.backward(&c.attn.out, &dh1, grads)?;
         let (dq, dk, dv) = ops::attention_backward(&c.q, &c.k, &c.v, &c.attn, &dattn, self.heads)?;
-        let mut dn1 = self.q_proj.backward(&c.n1, &dq)?;
-        ops::add_assign(&mut dn1, &self.k_proj.backward(&c.n1, &dk)?)?;
-        ops::add_assign(&mut dn1, &self.v_proj.backward(&c.n1, &dv)?)?;
-        let mut dh = self.layer_norm.backward(&c.h, &c.c1, &dn1)?;
+        let mut dn1 = self.q_proj.backward(&c.n1, &dq, grads)?;
+        ops::add_assign(&mut dn1, &self.k_proj.backward(&c.n1, &dk, grads)?)?;
+        ops::add_assign(&mut dn1, &self.v_proj.backward(&c.n1, &dv, grads)?)?;
+        let mut dh = self.layer_norm.backward(&c.c1, &dn1, grads)?;
         ops::add_assign(&mut dh, &dh1)?;
         Ok(dh)
     }
@@ -287,8 +283,7 @@ pub struct SeislmOutput {
 
 pub struct SeislmCache {
     convs: Vec<FeatureConvCache>,
-    features: Tensor,
-    fp_ln: LayerNormCache,
+    fp_ln: LayerNormLayerCache,
     extract: Tensor,
     /// Row index of the masking gather ([B, T], −1 for masked frames), when masking was given.
     mask_idx: Option<Tensor>,
@@ -297,8 +292,7 @@ pub struct SeislmCache {
     pos_t: Tensor,
     pos_len: usize,
     layers: Vec<EncoderLayerCache>,
-    pre_norm: Tensor,
-    norm: LayerNormCache,
+    norm: LayerNormLayerCache,
 }
 
 impl Seislm {
@@ -377,7 +371,7 @@ impl Seislm {
         let h = self.cfg.hidden;
         // Feature extractor: NCW in, channels-last out of every layer; transposed back to NCW
         // for the next convolution.
-        let mut x = wave.try_clone()?;
+        let mut x = wave.clone();
         let mut convs = Vec::with_capacity(self.conv_layers.len());
         for (i, layer) in self.conv_layers.iter().enumerate() {
             let (a, cache) = layer.forward(x)?;
@@ -435,11 +429,10 @@ impl Seislm {
         Ok((
             SeislmOutput {
                 last_hidden_state: out,
-                extract_features: extract.try_clone()?,
+                extract_features: extract.clone(),
             },
             SeislmCache {
                 convs,
-                features,
                 fp_ln,
                 extract,
                 mask_idx,
@@ -447,31 +440,31 @@ impl Seislm {
                 pos_t,
                 pos_len,
                 layers,
-                pre_norm: hs,
                 norm,
             },
         ))
     }
 
     /// Backward from the gradient of last_hidden_state (and optionally of extract_features);
-    /// accumulates every parameter gradient and returns the waveform gradient when asked.
+    /// adds every parameter gradient into `grads` and returns the waveform gradient when asked.
     pub fn backward(
-        &mut self,
+        &self,
         c: &SeislmCache,
         dout: &Tensor,
         dextract: Option<&Tensor>,
         want_input_grad: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
-        if dout.shape != c.pre_norm.shape {
+        if dout.shape != c.norm.x.shape {
             bail!(
                 "SeisLM backward: the output gradient must be {:?}, found {:?}",
-                c.pre_norm.shape,
+                c.norm.x.shape,
                 dout.shape
             );
         }
-        let mut dh = self.layer_norm.backward(&c.pre_norm, &c.norm, dout)?;
-        for (layer, cache) in self.layers.iter_mut().zip(&c.layers).rev() {
-            dh = layer.backward(cache, &dh)?;
+        let mut dh = self.layer_norm.backward(&c.norm, dout, grads)?;
+        for (layer, cache) in self.layers.iter().zip(&c.layers).rev() {
+            dh = layer.backward(cache, &dh, grads)?;
         }
         // h = h0 + gelu(pos(h0)): the gradient reaches h0 directly and through the conv.
         let t = c.pos_t.shape[1];
@@ -480,29 +473,29 @@ impl Seislm {
         if c.pos_len != t {
             dp = ops::slice_axis_backward(&dp, 2, 0, c.pos_len)?;
         }
-        let dht = self.pos_conv.backward(&c.pos, &dp, true)?;
+        let dht = self.pos_conv.backward(&c.pos, &dp, true, grads)?;
         if let Some(dht) = dht {
             ops::add_assign(&mut dh, &ops::transpose_last2_backward(&dht)?)?;
         }
         if let Some(idx) = &c.mask_idx {
-            let Some(emb) = &mut self.masked_spec_embed else {
+            let Some(emb) = &self.masked_spec_embed else {
                 bail!("SeisLM backward: the cache was made with masking but the model has no masked_spec_embed");
             };
-            let mut demb = Tensor::zeros(&[self.cfg.hidden], dh.dtype, &dh.device())?;
+            let mut demb = dh.device().backend().zeros(&[self.cfg.hidden], dh.dtype)?;
             dh = ops::gather_rows_backward(&dh, idx, t, Some(&mut demb))?;
-            emb.add_grad(&demb)?;
+            grads.accumulate(emb, &demb)?;
         }
-        let mut dextract_total = self.fp_projection.backward(&c.extract, &dh)?;
+        let mut dextract_total = self.fp_projection.backward(&c.extract, &dh, grads)?;
         if let Some(de) = dextract {
             ops::add_assign(&mut dextract_total, de)?;
         }
         let mut da = self
             .fp_layer_norm
-            .backward(&c.features, &c.fp_ln, &dextract_total)?;
+            .backward(&c.fp_ln, &dextract_total, grads)?;
         let n = self.conv_layers.len();
         for i in (0..n).rev() {
             let want = i > 0 || want_input_grad;
-            let dx = self.conv_layers[i].backward(&c.convs[i], &da, want)?;
+            let dx = self.conv_layers[i].backward(&c.convs[i], &da, want, grads)?;
             match dx {
                 Some(dx) if i > 0 => da = ops::transpose_last2(&dx)?,
                 other => return Ok(other),

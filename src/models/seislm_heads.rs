@@ -25,7 +25,7 @@
 use crate::data::transforms::gaussian_row;
 use crate::nn::batch_norm::BatchNorm2dCache;
 use crate::nn::conv1d::{Conv1d, Conv1dCache};
-use crate::nn::{BatchNorm2d, Init, Linear, ParamVisitor, Parameters};
+use crate::nn::{BatchNorm2d, Grads, Init, Linear, ParamVisitor, Parameters};
 use crate::ops::{self, DropoutKey, LossValue};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -58,7 +58,7 @@ impl ConvBnGelu {
     ) -> Result<Self> {
         Ok(ConvBnGelu {
             conv: Conv1d::new(cin, cout, 3, stride, padding, 1, false, false, init)?,
-            bn: BatchNorm2d::new(cout, &crate::Device::Cpu)?,
+            bn: BatchNorm2d::new(cout)?,
         })
     }
 
@@ -84,15 +84,15 @@ impl ConvBnGelu {
     }
 
     fn backward(
-        &mut self,
+        &self,
         c: &ConvBnGeluCache,
         dy: &Tensor,
-        p: f32,
-        want_dx: bool,
+        (p, want_dx): (f32, bool),
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
         let da = match c.key {
             Some(k) => ops::dropout_backward(dy, p, k)?,
-            None => dy.try_clone()?,
+            None => dy.clone(),
         };
         let dn = ops::gelu_backward(&c.pre, &da)?;
         let [b, ch, l] = dn.shape[..] else {
@@ -101,9 +101,11 @@ impl ConvBnGelu {
                 dn.shape
             );
         };
-        let dbn = self.bn.backward(&dn.reshape(&[b, ch, l, 1])?, &c.bn)?;
+        let dbn = self
+            .bn
+            .backward(&c.bn, &dn.reshape(&[b, ch, l, 1])?, grads)?;
         self.conv
-            .backward(&c.conv, &dbn.reshape(&[b, ch, l])?, want_dx)
+            .backward(&c.conv, &dbn.reshape(&[b, ch, l])?, want_dx, grads)
     }
 }
 
@@ -171,18 +173,19 @@ impl DoubleConv {
         Ok((y, DoubleConvCache { s1, s2 }))
     }
 
-    /// Accumulates parameter gradients; returns dx when `want_dx`.
+    /// Adds the parameter gradients into `grads`; returns dx when `want_dx`.
     pub fn backward(
-        &mut self,
+        &self,
         c: &DoubleConvCache,
         dy: &Tensor,
         want_dx: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
         let p = self.dropout;
-        let Some(dh) = self.stage2.backward(&c.s2, dy, p, true)? else {
+        let Some(dh) = self.stage2.backward(&c.s2, dy, (p, true), grads)? else {
             bail!("DoubleConv backward: the second stage returned no input gradient");
         };
-        self.stage1.backward(&c.s1, &dh, p, want_dx)
+        self.stage1.backward(&c.s1, &dh, (p, want_dx), grads)
     }
 }
 
@@ -316,7 +319,7 @@ impl PhasePickHead {
         // (the width axis maps 1 → 1 exactly under align_corners=False).
         let ht = ops::transpose_last2(hidden)?.reshape(&[b, h, frames, 1])?;
         let up = ops::upsample_bilinear(&ht, (t, 1), false)?;
-        let w4 = wave.try_clone()?.reshape(&[b, c, t, 1])?;
+        let w4 = wave.clone().reshape(&[b, c, t, 1])?;
         let x = ops::concat_channels(&[&up, &w4])?.reshape(&[b, h + c, t])?;
         let key = self.training.then_some(DropoutKey {
             seed: self.seed,
@@ -337,9 +340,14 @@ impl PhasePickHead {
         Ok((logits, PhasePickCache { frames, dc, z, key }))
     }
 
-    /// From dlogits [B, T, classes]: accumulates the head's parameter gradients and returns
-    /// the gradient of the hidden states [B, T', H].
-    pub fn backward(&mut self, c: &PhasePickCache, dlogits: &Tensor) -> Result<Tensor> {
+    /// From dlogits [B, T, classes]: adds the head's parameter gradients into `grads` and
+    /// returns the gradient of the hidden states [B, T', H].
+    pub fn backward(
+        &self,
+        c: &PhasePickCache,
+        dlogits: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
         if dlogits.rank() != 3 || dlogits.shape[..2] != c.z.shape[..2] {
             bail!(
                 "phase-picking head backward: dlogits must be [{}, {}, {}], found {:?}",
@@ -349,12 +357,12 @@ impl PhasePickHead {
                 dlogits.shape
             );
         }
-        let mut dz = self.classifier.backward(&c.z, dlogits)?;
+        let mut dz = self.classifier.backward(&c.z, dlogits, grads)?;
         if let Some(k) = c.key {
             dz = ops::dropout_backward(&dz, self.cfg.dropout, k)?;
         }
         let dy = ops::transpose_last2_backward(&dz)?;
-        let Some(dx) = self.double_conv.backward(&c.dc, &dy, true)? else {
+        let Some(dx) = self.double_conv.backward(&c.dc, &dy, true, grads)? else {
             bail!("phase-picking head backward: DoubleConv returned no input gradient");
         };
         let (b, t) = (c.z.shape[0], c.z.shape[1]);
@@ -491,8 +499,9 @@ impl EventHead {
         ))
     }
 
-    /// From dlogits [B, classes]: accumulates parameter gradients, returns d hidden [B, T', H].
-    pub fn backward(&mut self, c: &EventCache, dlogits: &Tensor) -> Result<Tensor> {
+    /// From dlogits [B, classes]: adds the parameter gradients into `grads`, returns d hidden
+    /// [B, T', H].
+    pub fn backward(&self, c: &EventCache, dlogits: &Tensor, grads: &mut Grads) -> Result<Tensor> {
         if dlogits.shape != [c.pooled.shape[0], self.cfg.classes] {
             bail!(
                 "event head backward: dlogits must be [{}, {}], found {:?}",
@@ -501,7 +510,7 @@ impl EventHead {
                 dlogits.shape
             );
         }
-        let dp = self.classifier.backward(&c.pooled, dlogits)?;
+        let dp = self.classifier.backward(&c.pooled, dlogits, grads)?;
         let (b, ch) = (dp.shape[0], dp.shape[1]);
         let mean = ops::cast(
             &Tensor::from_f32(&[1, c.len], vec![1.0 / c.len as f32; c.len])?
@@ -510,10 +519,10 @@ impl EventHead {
         )?;
         let dy2 = ops::matmul(&dp.reshape(&[b * ch, 1])?, &mean, false, false, None)?
             .reshape(&[b, ch, c.len])?;
-        let Some(dy1) = self.block2.backward(&c.b2, &dy2, true)? else {
+        let Some(dy1) = self.block2.backward(&c.b2, &dy2, true, grads)? else {
             bail!("event head backward: block2 returned no input gradient");
         };
-        let Some(dx) = self.block1.backward(&c.b1, &dy1, true)? else {
+        let Some(dx) = self.block1.backward(&c.b1, &dy1, true, grads)? else {
             bail!("event head backward: block1 returned no input gradient");
         };
         ops::transpose_last2_backward(&dx)

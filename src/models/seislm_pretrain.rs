@@ -5,7 +5,7 @@
 
 use super::seislm::{Seislm, SeislmConfig};
 use super::wav2vec2_objective as obj;
-use crate::nn::{Init, Linear, Param, ParamVisitor, Parameters};
+use crate::nn::{Grads, Init, Linear, Param, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
@@ -131,14 +131,15 @@ impl SeislmPretrain {
         })
     }
 
-    /// Forward and backward of one batch (gradients accumulate; the caller steps the
-    /// optimizer). Masks, negatives and Gumbel noise are drawn from (seed, step).
+    /// Forward and backward of one batch (gradients are added into `grads`; the caller steps
+    /// the optimizer). Masks, negatives and Gumbel noise are drawn from (seed, step).
     pub fn train_step(
-        &mut self,
+        &self,
         wave: &Tensor,
         tau: f32,
         seed: u64,
         step: u32,
+        grads: &mut Grads,
     ) -> Result<PretrainStats> {
         let cfg = self.cfg.clone();
         let dev = self.wav2vec2.device();
@@ -203,22 +204,22 @@ impl SeislmPretrain {
             bail!("pretraining loss is {loss} at step {step}");
         }
         // backward
-        let dqv = self.project_q.backward(qin, &in_dtype(dq, adt)?)?;
+        let dqv = self.project_q.backward(qin, &in_dtype(dq, adt)?, grads)?;
         let dqv = in_dtype(dqv, DType::F32)?;
-        let mut dlogits = ops::gumbel_quantize_backward(
-            &quant,
-            &self.codevectors.value,
-            &dqv,
-            &mut self.codevectors.grad,
-        )?;
+        let mut dcode = grads.of(&self.codevectors)?;
+        let mut dlogits =
+            ops::gumbel_quantize_backward(&quant, &self.codevectors.value, &dqv, &mut dcode)?;
         ops::add_assign(&mut dlogits, &dlogits_ppl)?;
         ops::scale_assign(&mut dlogits, cfg.logit_scale)?;
         let dlogits = in_dtype(dlogits, adt)?;
-        let dfeat = self.weight_proj.backward(&out.extract_features, &dlogits)?;
+        let dfeat = self
+            .weight_proj
+            .backward(&out.extract_features, &dlogits, grads)?;
         let dh = self
             .project_hid
-            .backward(&out.last_hidden_state, &in_dtype(dc, adt)?)?;
-        self.wav2vec2.backward(&cache, &dh, Some(&dfeat), false)?;
+            .backward(&out.last_hidden_state, &in_dtype(dc, adt)?, grads)?;
+        self.wav2vec2
+            .backward(&cache, &dh, Some(&dfeat), false, grads)?;
         Ok(PretrainStats {
             loss,
             contrastive,

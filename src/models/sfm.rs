@@ -4,11 +4,12 @@
 
 use super::pos_embed::sincos_2d;
 use crate::backend::Device;
+use crate::nn::layer_norm::LayerNormLayerCache;
 use crate::nn::{
-    Block, BlockCache, Init, LayerNorm, Param, ParamVisitor, Parameters, PatchEmbed,
+    Block, BlockCache, Grads, Init, LayerNorm, Param, ParamVisitor, Parameters, PatchEmbed,
     PatchEmbedCache,
 };
-use crate::ops::{self, LayerNormCache};
+use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
@@ -83,8 +84,7 @@ pub struct VitCache {
     patch: PatchEmbedCache,
     idx: Tensor,
     blocks: Vec<BlockCache>,
-    pre_norm: Tensor,
-    norm: LayerNormCache,
+    norm: LayerNormLayerCache,
     num_tokens: usize,
 }
 
@@ -94,7 +94,7 @@ impl VitCache {
     pub fn block_output(&self, i: usize) -> Option<&Tensor> {
         match i + 1 {
             n if n < self.blocks.len() => Some(Block::cached_input(&self.blocks[n])),
-            n if n == self.blocks.len() => Some(&self.pre_norm),
+            n if n == self.blocks.len() => Some(&self.norm.x),
             _ => None,
         }
     }
@@ -122,7 +122,8 @@ impl Vit {
     }
 
     /// Trains the position table as SFM-Finetune does (timm's VisionTransformer keeps
-    /// `pos_embed` as a parameter there); MAE pretraining keeps it fixed (the default).
+    /// `pos_embed` as a parameter there); MAE pretraining keeps it fixed (the default). Call it
+    /// before packing the model; the backward pass computes the table's gradient only then.
     pub fn set_pos_embed_trainable(&mut self, trainable: bool) {
         self.pos_embed.trainable = trainable;
     }
@@ -182,7 +183,7 @@ impl Vit {
         let pos_cls = ops::gather_rows(pe, &rows(vec![0])?, None)?.reshape(&[c])?;
         let tokens =
             ops::bias_add(&tokens.reshape(&[b, n * c])?, &pos_patches)?.reshape(&[b, n, c])?;
-        let cls = self.cls_token.value_as(dt)?.into_owned()?.reshape(&[c])?;
+        let cls = self.cls_token.value_as(dt)?.into_owned().reshape(&[c])?;
         let fill = ops::add(&cls, &pos_cls)?;
         let idx = self.token_index(b, keep)?;
         let mut x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
@@ -199,47 +200,47 @@ impl Vit {
                 patch,
                 idx,
                 blocks: caches,
-                pre_norm: x,
                 norm,
                 num_tokens: n,
             },
         ))
     }
 
-    /// Backward from the gradient of the final tokens; returns the image gradient when asked.
-    /// `extra` adds gradients arriving at intermediate block outputs (SETR heads): pairs of
-    /// (block index, gradient).
+    /// Backward from the gradient of the final tokens, adding every parameter gradient into
+    /// `grads`; returns the image gradient when asked. `extra` adds gradients arriving at
+    /// intermediate block outputs (SETR heads): pairs of (block index, gradient).
     pub fn backward(
-        &mut self,
+        &self,
         c: &VitCache,
         dout: &Tensor,
         extra: &[(usize, &Tensor)],
         want_image_grad: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
-        let mut dx = self.norm.backward(&c.pre_norm, &c.norm, dout)?;
+        let mut dx = self.norm.backward(&c.norm, dout, grads)?;
         for i in (0..self.blocks.len()).rev() {
             for (k, g) in extra {
                 if *k == i {
                     ops::add_assign(&mut dx, g)?;
                 }
             }
-            dx = self.blocks[i].backward(&c.blocks[i], &dx)?;
+            dx = self.blocks[i].backward(&c.blocks[i], &dx, grads)?;
         }
-        let mut dcls = Tensor::zeros(&[self.cfg.dim], dx.dtype, &self.device())?;
+        let mut dcls = self.device().backend().zeros(&[self.cfg.dim], dx.dtype)?;
         let dtokens = ops::gather_rows_backward(&dx, &c.idx, c.num_tokens, Some(&mut dcls))?;
-        self.cls_token.add_grad(&dcls)?;
+        grads.accumulate(&self.cls_token, &dcls)?;
         if self.pos_embed.trainable {
             // pos[0] was added to the cls row, pos[1 + j] to patch j of every image.
             let (b, n, ch) = (dtokens.shape[0], c.num_tokens, self.cfg.dim);
-            let dpatch = ops::sum_rows(&dtokens.try_clone()?.reshape(&[b, n * ch])?)?
-                .reshape(&[1, n, ch])?;
+            let dpatch =
+                ops::sum_rows(&dtokens.clone().reshape(&[b, n * ch])?)?.reshape(&[1, n, ch])?;
             let idx: Vec<i32> = std::iter::once(-1).chain(0..n as i32).collect();
             let idx = Tensor::from_i32(&[1, n + 1], idx)?.to_device(&self.device())?;
             let dpos = ops::gather_rows(&dpatch, &idx, Some(&dcls))?;
-            self.pos_embed.add_grad(&dpos)?;
+            grads.accumulate(&self.pos_embed, &dpos)?;
         }
         self.patch_embed
-            .backward(&c.patch, &dtokens, want_image_grad)
+            .backward(&c.patch, &dtokens, want_image_grad, grads)
     }
 }
 

@@ -29,10 +29,9 @@
 //! unused `segmentation_head.0` in the segmentation model, BatchNorm's `num_batches_tracked`):
 //! `weights::names::sfm_finetune_load_options` skips them.
 
-use crate::backend::Device;
 use crate::nn::batch_norm::BatchNorm2dCache;
-use crate::nn::conv2d::{uniform_tensor, Conv2dCache};
-use crate::nn::{BatchNorm2d, Conv2d, Param, ParamVisitor, Parameters};
+use crate::nn::conv2d::Conv2dCache;
+use crate::nn::{BatchNorm2d, Conv2d, Grads, Init, Param, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Context, Result};
@@ -53,10 +52,10 @@ pub struct ConvBnReluCache {
 }
 
 impl ConvBnRelu {
-    pub fn new(cin: usize, cout: usize, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(cin: usize, cout: usize, init: &mut Init) -> Result<Self> {
         Ok(ConvBnRelu {
-            conv: Conv2d::new(cin, cout, 3, false, seed, device)?,
-            bn: BatchNorm2d::new(cout, device)?,
+            conv: Conv2d::new(cin, cout, 3, false, init)?,
+            bn: BatchNorm2d::new(cout)?,
         })
     }
     pub fn set_training(&mut self, training: bool) {
@@ -66,12 +65,17 @@ impl ConvBnRelu {
         let (c, conv) = self.conv.forward(x)?;
         let (b, bn) = self.bn.forward(&c)?;
         let y = ops::relu(&b)?;
-        Ok((y.try_clone()?, ConvBnReluCache { conv, bn, y }))
+        Ok((y.clone(), ConvBnReluCache { conv, bn, y }))
     }
-    pub fn backward(&mut self, dy: &Tensor, cache: &ConvBnReluCache) -> Result<Tensor> {
+    pub fn backward(
+        &self,
+        cache: &ConvBnReluCache,
+        dy: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
         let db = ops::relu_backward(&cache.y, dy)?;
-        let dc = self.bn.backward(&db, &cache.bn)?;
-        self.conv.backward(&dc, &cache.conv)
+        let dc = self.bn.backward(&cache.bn, &db, grads)?;
+        self.conv.backward(&cache.conv, &dc, grads)
     }
 }
 
@@ -130,18 +134,19 @@ pub struct SetrMlaCache {
 }
 
 impl SetrMlaHead {
-    pub fn new(cfg: SetrMlaConfig, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(cfg: SetrMlaConfig, seed: u64) -> Result<Self> {
         if cfg.in_channels == 0 || cfg.width == 0 || cfg.classes == 0 || cfg.branch_upsample == 0 {
             bail!("SetrMlaHead: every size must be non-zero, found {cfg:?}");
         }
+        let mut init = Init::new(seed);
         let mut branches = Vec::with_capacity(4);
-        for i in 0..4u64 {
+        for _ in 0..4 {
             branches.push([
-                ConvBnRelu::new(cfg.in_channels, cfg.width, seed + 10 * i, device)?,
-                ConvBnRelu::new(cfg.width, cfg.width, seed + 10 * i + 1, device)?,
+                ConvBnRelu::new(cfg.in_channels, cfg.width, &mut init)?,
+                ConvBnRelu::new(cfg.width, cfg.width, &mut init)?,
             ]);
         }
-        let cls = Conv2d::new(4 * cfg.width, cfg.classes, 3, true, seed + 100, device)?;
+        let cls = Conv2d::new(4 * cfg.width, cfg.classes, 3, true, &mut init)?;
         Ok(SetrMlaHead { cfg, branches, cls })
     }
 
@@ -199,16 +204,21 @@ impl SetrMlaHead {
         ))
     }
 
-    /// Gradients of the four feature maps from dlogits; parameter gradients accumulate.
-    pub fn backward(&mut self, dlogits: &Tensor, cache: &SetrMlaCache) -> Result<[Tensor; 4]> {
+    /// Gradients of the four feature maps from dlogits; parameter gradients go to `grads`.
+    pub fn backward(
+        &self,
+        cache: &SetrMlaCache,
+        dlogits: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<[Tensor; 4]> {
         let dz = ops::upsample_bilinear_backward(dlogits, cache.up, true)?;
-        let dcat = self.cls.backward(&dz, &cache.cls)?;
+        let dcat = self.cls.backward(&cache.cls, &dz, grads)?;
         let dups = ops::split_channels(&dcat, &[self.cfg.width; 4])?;
         let mut out = Vec::with_capacity(4);
-        for ((du, br), c) in dups.iter().zip(&mut self.branches).zip(&cache.branches) {
+        for ((du, br), c) in dups.iter().zip(&self.branches).zip(&cache.branches) {
             let db = ops::upsample_bilinear_backward(du, cache.grid, true)?;
-            let da = br[1].backward(&db, &c[1])?;
-            out.push(br[0].backward(&da, &c[0])?);
+            let da = br[1].backward(&c[1], &db, grads)?;
+            out.push(br[0].backward(&c[0], &da, grads)?);
         }
         out.try_into()
             .map_err(|_| anyhow::anyhow!("SetrMlaHead: expected four gradients"))
@@ -272,7 +282,7 @@ pub struct TransUnetCache {
 }
 
 impl TransUnetHead {
-    pub fn new(cfg: TransUnetConfig, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(cfg: TransUnetConfig, seed: u64) -> Result<Self> {
         if cfg.in_channels == 0
             || cfg.channels.contains(&0)
             || cfg.skip_channels == 0
@@ -281,22 +291,22 @@ impl TransUnetHead {
         {
             bail!("TransUnetHead: every size must be non-zero, found {cfg:?}");
         }
+        let mut init = Init::new(seed);
         let mut stages = Vec::with_capacity(4);
         let mut cin = cfg.in_channels;
         for (s, &c) in cfg.channels.iter().enumerate() {
             let first_in = if s == 3 { cin + cfg.skip_channels } else { cin };
-            let seed_s = seed + 10 * s as u64;
             stages.push([
-                ConvBnRelu::new(first_in, c, seed_s, device)?,
-                ConvBnRelu::new(c, c, seed_s + 1, device)?,
+                ConvBnRelu::new(first_in, c, &mut init)?,
+                ConvBnRelu::new(c, c, &mut init)?,
             ]);
             cin = c;
         }
         Ok(TransUnetHead {
             cfg,
             stages,
-            skip: ConvBnRelu::new(cfg.image_channels, cfg.skip_channels, seed + 100, device)?,
-            head: Conv2d::new(cin, cfg.out_channels, 1, true, seed + 101, device)?,
+            skip: ConvBnRelu::new(cfg.image_channels, cfg.skip_channels, &mut init)?,
+            head: Conv2d::new(cin, cfg.out_channels, 1, true, &mut init)?,
         })
     }
 
@@ -323,7 +333,7 @@ impl TransUnetHead {
             );
         }
         let (skip, skip_cache) = self.skip.forward(image)?;
-        let mut x = tokens.try_clone()?;
+        let mut x = tokens.clone();
         let mut sizes = Vec::with_capacity(4);
         let mut caches = Vec::with_capacity(4);
         for (s, st) in self.stages.iter_mut().enumerate() {
@@ -350,21 +360,26 @@ impl TransUnetHead {
         ))
     }
 
-    /// The gradient of the tokens from dpred; parameter gradients (skip branch included)
-    /// accumulate. The image's gradient is not formed beyond the skip convolution.
-    pub fn backward(&mut self, dpred: &Tensor, cache: &TransUnetCache) -> Result<Tensor> {
-        let mut d = self.head.backward(dpred, &cache.head)?;
+    /// The gradient of the tokens from dpred; parameter gradients (skip branch included) go
+    /// to `grads`. The image's gradient is not formed beyond the skip convolution.
+    pub fn backward(
+        &self,
+        cache: &TransUnetCache,
+        dpred: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
+        let mut d = self.head.backward(&cache.head, dpred, grads)?;
         for s in (0..4).rev() {
-            let st = &mut self.stages[s];
+            let st = &self.stages[s];
             let c = &cache.stages[s];
-            let da = st[1].backward(&d, &c[1])?;
-            let mut du = st[0].backward(&da, &c[0])?;
+            let da = st[1].backward(&c[1], &d, grads)?;
+            let mut du = st[0].backward(&c[0], &da, grads)?;
             if s == 3 {
                 let up_c = du.shape[1] - self.cfg.skip_channels;
                 let mut parts = ops::split_channels(&du, &[up_c, self.cfg.skip_channels])?;
                 let dskip = parts.pop().expect("two parts");
                 du = parts.pop().expect("two parts");
-                self.skip.backward(&dskip, &cache.skip)?;
+                self.skip.backward(&cache.skip, &dskip, grads)?;
             }
             d = ops::upsample_bilinear_backward(&du, cache.sizes[s], true)?;
         }
@@ -398,16 +413,15 @@ pub struct ClassificationCache {
 
 impl ClassificationHead {
     /// PyTorch's Linear initialisation: U(±1/√C) for weight and bias.
-    pub fn new(in_features: usize, classes: usize, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(in_features: usize, classes: usize, seed: u64) -> Result<Self> {
         if in_features == 0 || classes == 0 {
             bail!("ClassificationHead: sizes must be non-zero, found {in_features} → {classes}");
         }
         let bound = 1.0 / (in_features as f32).sqrt();
+        let mut init = Init::new(seed);
         Ok(ClassificationHead {
-            weight: Param::new(
-                uniform_tensor(&[classes, in_features], bound, seed, 1)?.to_device(device)?,
-            )?,
-            bias: Param::new(uniform_tensor(&[classes], bound, seed, 2)?.to_device(device)?)?,
+            weight: Param::new(init.uniform(&[classes, in_features], -bound, bound)?)?,
+            bias: Param::new(init.uniform(&[classes], -bound, bound)?)?,
         })
     }
 
@@ -422,19 +436,23 @@ impl ClassificationHead {
         let w = self.weight.value_as(x.dtype)?;
         let b = self.bias.value_as(x.dtype)?;
         let y = ops::matmul(x, &w, false, true, Some(&b))?;
-        Ok((y, ClassificationCache { x: x.try_clone()? }))
+        Ok((y, ClassificationCache { x: x.clone() }))
     }
 
-    /// dx from dlogits; adds the weight and bias gradients.
-    pub fn backward(&mut self, dlogits: &Tensor, cache: &ClassificationCache) -> Result<Tensor> {
+    /// dx from dlogits; adds the weight and bias gradients into `grads`.
+    pub fn backward(
+        &self,
+        cache: &ClassificationCache,
+        dlogits: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
         let dt = cache.x.dtype;
-        let g = {
-            let w = self.weight.value_as(dt)?;
-            ops::matmul_backward(&cache.x, &w, false, true, true, dlogits)?
-        };
-        let dbias = g.dbias.expect("bias requested");
-        self.weight.add_grad(&g.db)?;
-        self.bias.add_grad(&dbias)?;
+        let w = self.weight.value_as(dt)?;
+        let g = ops::matmul_backward(&cache.x, &w, false, true, true, dlogits)?;
+        grads.accumulate(&self.weight, &g.db)?;
+        if let Some(dbias) = &g.dbias {
+            grads.accumulate(&self.bias, dbias)?;
+        }
         Ok(g.da)
     }
 }

@@ -1,6 +1,6 @@
 //! timm's `Attention`: one fused qkv Linear (with bias), multi-head attention, output projection.
 
-use super::{Init, Linear, ParamVisitor, Parameters};
+use super::{Grads, Init, Linear, ParamVisitor, Parameters};
 use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -13,6 +13,7 @@ pub struct SelfAttention {
 }
 
 pub struct SelfAttentionCache {
+    pub x: Tensor,
     pub qkv: Tensor,
     pub attn: AttnOut,
 }
@@ -30,12 +31,24 @@ impl SelfAttention {
         let qkv = self.qkv.forward(x)?;
         let attn = ops::attention_qkv(&qkv, self.heads)?;
         let y = self.proj.forward(&attn.out)?;
-        Ok((y, SelfAttentionCache { qkv, attn }))
+        Ok((
+            y,
+            SelfAttentionCache {
+                x: x.clone(),
+                qkv,
+                attn,
+            },
+        ))
     }
-    pub fn backward(&mut self, x: &Tensor, c: &SelfAttentionCache, dy: &Tensor) -> Result<Tensor> {
-        let dattn = self.proj.backward(&c.attn.out, dy)?;
+    pub fn backward(
+        &self,
+        c: &SelfAttentionCache,
+        dy: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
+        let dattn = self.proj.backward(&c.attn.out, dy, grads)?;
         let dqkv = ops::attention_qkv_backward(&c.qkv, &c.attn, &dattn, self.heads)?;
-        self.qkv.backward(x, &dqkv)
+        self.qkv.backward(&c.x, &dqkv, grads)
     }
 }
 

@@ -3,8 +3,7 @@
 //! Names: `weight`, `bias`, and the fixed (non-trained) `running_mean`, `running_var`
 //! (`num_batches_tracked` is not kept).
 
-use super::param::{Param, ParamVisitor, Parameters};
-use crate::backend::Device;
+use super::{Grads, Param, ParamVisitor, Parameters};
 use crate::ops::{self, BatchNormCache};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -29,10 +28,8 @@ pub struct BatchNorm2dCache {
 
 impl BatchNorm2d {
     /// weight 1, bias 0, running mean 0, running variance 1, train mode.
-    pub fn new(channels: usize, device: &Device) -> Result<Self> {
-        let full = |v: f32| -> Result<Tensor> {
-            Tensor::from_f32(&[channels], vec![v; channels])?.to_device(device)
-        };
+    pub fn new(channels: usize) -> Result<Self> {
+        let full = |v: f32| -> Result<Tensor> { Tensor::from_f32(&[channels], vec![v; channels]) };
         Ok(BatchNorm2d {
             weight: Param::new(full(1.0)?)?,
             bias: Param::new(full(0.0)?)?,
@@ -45,10 +42,11 @@ impl BatchNorm2d {
     }
 
     pub fn forward(&mut self, x: &Tensor) -> Result<(Tensor, BatchNorm2dCache)> {
-        let w = self.weight.value_as(x.dtype)?.into_owned()?;
-        let b = self.bias.value_as(x.dtype)?.into_owned()?;
+        let w = self.weight.value_as(x.dtype)?.into_owned();
+        let b = self.bias.value_as(x.dtype)?.into_owned();
         let (w, b) = (&w, &b);
         let (y, stats) = if self.training {
+            // The running statistics are updated in place (views of the store's values).
             let (y, s) = ops::batch_norm_train(
                 x,
                 w,
@@ -73,24 +71,30 @@ impl BatchNorm2d {
         Ok((
             y,
             BatchNorm2dCache {
-                x: x.try_clone()?,
+                x: x.clone(),
                 stats,
             },
         ))
     }
 
-    /// Train-mode backward: returns dx; adds the weight and bias gradients.
-    pub fn backward(&mut self, dy: &Tensor, cache: &BatchNorm2dCache) -> Result<Tensor> {
+    /// Train-mode backward: adds the weight and bias gradients into `grads`; returns dx.
+    pub fn backward(
+        &self,
+        cache: &BatchNorm2dCache,
+        dy: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
         let Some(stats) = &cache.stats else {
             bail!("BatchNorm2d: backward needs a train-mode forward pass (set training = true before the forward pass)");
         };
         let dt = cache.x.dtype;
-        let w = self.weight.value_as(dt)?.into_owned()?;
-        let x = &cache.x;
-        let bias = &mut self.bias;
-        self.weight.accumulate_grad(dt, |dw| {
-            bias.accumulate_grad(dt, |db| ops::batch_norm_backward(dy, x, &w, stats, dw, db))
-        })
+        let w = self.weight.value_as(dt)?;
+        let mut dw = grads.slot(&self.weight, dt)?;
+        let mut db = grads.slot(&self.bias, dt)?;
+        let dx = ops::batch_norm_backward(dy, &cache.x, &w, stats, &mut dw, &mut db)?;
+        grads.commit(dw)?;
+        grads.commit(db)?;
+        Ok(dx)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Pre-LN transformer block (timm `Block`): x + attn(norm1(x)), then + mlp(norm2(·)).
 
+use super::layer_norm::LayerNormLayerCache;
 use super::{
-    Init, LayerNorm, Mlp, MlpCache, ParamVisitor, Parameters, SelfAttention, SelfAttentionCache,
+    Grads, Init, LayerNorm, Mlp, MlpCache, ParamVisitor, Parameters, SelfAttention,
+    SelfAttentionCache,
 };
-use crate::ops::{self, LayerNormCache};
+use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::Result;
 
@@ -16,13 +18,9 @@ pub struct Block {
 }
 
 pub struct BlockCache {
-    x: Tensor,
-    n1: Tensor,
-    c1: LayerNormCache,
+    c1: LayerNormLayerCache,
     ca: SelfAttentionCache,
-    x1: Tensor,
-    n2: Tensor,
-    c2: LayerNormCache,
+    c2: LayerNormLayerCache,
     cm: MlpCache,
 }
 
@@ -49,34 +47,22 @@ impl Block {
         let (n2, c2) = self.norm2.forward(&x1)?;
         let (m, cm) = self.mlp.forward(&n2)?;
         let y = ops::add(&x1, &m)?;
-        Ok((
-            y,
-            BlockCache {
-                x,
-                n1,
-                c1,
-                ca,
-                x1,
-                n2,
-                c2,
-                cm,
-            },
-        ))
+        Ok((y, BlockCache { c1, ca, c2, cm }))
     }
 
-    pub fn backward(&mut self, c: &BlockCache, dy: &Tensor) -> Result<Tensor> {
-        let dn2 = self.mlp.backward(&c.n2, &c.cm, dy)?;
-        let mut dx1 = self.norm2.backward(&c.x1, &c.c2, &dn2)?;
+    pub fn backward(&self, c: &BlockCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
+        let dn2 = self.mlp.backward(&c.cm, dy, grads)?;
+        let mut dx1 = self.norm2.backward(&c.c2, &dn2, grads)?;
         ops::add_assign(&mut dx1, dy)?;
-        let dn1 = self.attn.backward(&c.n1, &c.ca, &dx1)?;
-        let mut dx = self.norm1.backward(&c.x, &c.c1, &dn1)?;
+        let dn1 = self.attn.backward(&c.ca, &dx1, grads)?;
+        let mut dx = self.norm1.backward(&c.c1, &dn1, grads)?;
         ops::add_assign(&mut dx, &dx1)?;
         Ok(dx)
     }
 
     /// The block's input, kept in its cache (multi-level heads read intermediate features).
     pub fn cached_input(c: &BlockCache) -> &Tensor {
-        &c.x
+        &c.c1.x
     }
 }
 

@@ -3,7 +3,7 @@
 //! positional convolution (`weight_g` [1, 1, K], `weight_v` [Cout, Cin/groups, K], norm over all
 //! dims but 2).
 
-use super::{Init, Param, ParamVisitor, Parameters};
+use super::{Grads, Init, Param, ParamVisitor, Parameters};
 use crate::ops::{self, WeightNormCache};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -128,42 +128,66 @@ impl Conv1d {
         Ok((y, Conv1dCache { x, normed }))
     }
 
-    /// Accumulates the parameter gradients; returns dx when `want_dx`.
+    /// Adds the parameter gradients into `grads`; returns dx when `want_dx`.
     pub fn backward(
-        &mut self,
+        &self,
         c: &Conv1dCache,
         dy: &Tensor,
         want_dx: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
         let (stride, padding, groups) = (self.stride, self.padding, self.groups);
         let dt = c.x.dtype;
-        // The weight gradient (of the effective weight), accumulated into the bias's gradient
-        // on the way; `run` gets the buffer the weight gradient goes to.
-        let bias = &mut self.bias;
-        let conv = |w: &Tensor, dw: &mut Tensor, bias: &mut Option<Param>| match bias {
-            Some(b) => b.accumulate_grad(dt, |db| {
-                ops::conv1d_backward(dy, &c.x, w, stride, padding, groups, dw, Some(db), want_dx)
-            }),
-            None => ops::conv1d_backward(dy, &c.x, w, stride, padding, groups, dw, None, want_dx),
+        let mut db = match &self.bias {
+            Some(b) => Some(grads.slot(b, dt)?),
+            None => None,
         };
-        match (&mut self.weight, &c.normed) {
+        let dx = match (&self.weight, &c.normed) {
             (ConvWeight::Plain(w), None) => {
-                let wv = w.value_as(dt)?.into_owned()?;
-                w.accumulate_grad(dt, |dw| conv(&wv, dw, bias))
+                let wv = w.value_as(dt)?;
+                let mut dw = grads.slot(w, dt)?;
+                let dx = ops::conv1d_backward(
+                    dy,
+                    &c.x,
+                    &wv,
+                    stride,
+                    padding,
+                    groups,
+                    &mut dw,
+                    db.as_deref_mut(),
+                    want_dx,
+                )?;
+                grads.commit(dw)?;
+                dx
             }
             (ConvWeight::Normed { g, v, dim }, Some((w, wc))) => {
-                let mut dw = Tensor::zeros(&w.shape, w.dtype, &w.device())?;
-                let dx = conv(w, &mut dw, bias)?;
-                let (gv, vv) = (g.value_as(dt)?.into_owned()?, v.value_as(dt)?.into_owned()?);
-                g.accumulate_grad(dt, |dg| {
-                    v.accumulate_grad(dt, |dv| {
-                        ops::weight_norm_backward(&dw, &gv, &vv, *dim, wc, dg, dv)
-                    })
-                })?;
-                Ok(dx)
+                // The gradient of the effective weight, then through weight norm to (g, v).
+                let mut dw = w.device().backend().zeros(&w.shape, w.dtype)?;
+                let dx = ops::conv1d_backward(
+                    dy,
+                    &c.x,
+                    w,
+                    stride,
+                    padding,
+                    groups,
+                    &mut dw,
+                    db.as_deref_mut(),
+                    want_dx,
+                )?;
+                let (gv, vv) = (g.value_as(dt)?, v.value_as(dt)?);
+                let mut dg = grads.slot(g, dt)?;
+                let mut dv = grads.slot(v, dt)?;
+                ops::weight_norm_backward(&dw, &gv, &vv, *dim, wc, &mut dg, &mut dv)?;
+                grads.commit(dg)?;
+                grads.commit(dv)?;
+                dx
             }
             _ => bail!("conv1d backward: the cache does not come from this layer's forward"),
+        };
+        if let Some(db) = db {
+            grads.commit(db)?;
         }
+        Ok(dx)
     }
 }
 

@@ -1,27 +1,10 @@
 //! `Conv2d`: a 2-D convolution layer (NCHW, 1×1 or 3×3 kernel, stride 1, padding k/2,
 //! optional bias), PyTorch names `weight` [cout, cin, k, k] and `bias` [cout].
 
-use super::param::{Param, ParamVisitor, Parameters};
-use crate::backend::cpu::philox::PhiloxStream;
-use crate::backend::Device;
+use super::{Grads, Init, Param, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::Result;
-
-/// U(−bound, bound) values from a seeded stream, as a CPU f32 tensor.
-pub(crate) fn uniform_tensor(
-    shape: &[usize],
-    bound: f32,
-    seed: u64,
-    stream: u32,
-) -> Result<Tensor> {
-    let mut s = PhiloxStream::new(seed, 0, stream);
-    let n = shape.iter().product();
-    Tensor::from_f32(
-        shape,
-        (0..n).map(|_| (2.0 * s.next_f32() - 1.0) * bound).collect(),
-    )
-}
 
 #[derive(Debug)]
 pub struct Conv2d {
@@ -36,24 +19,15 @@ pub struct Conv2dCache {
 
 impl Conv2d {
     /// PyTorch's default initialisation: weight and bias U(±1/√(cin·k²)) (kaiming_uniform with
-    /// a = √5), from a Philox stream keyed by `seed`.
-    pub fn new(
-        cin: usize,
-        cout: usize,
-        k: usize,
-        bias: bool,
-        seed: u64,
-        device: &Device,
-    ) -> Result<Self> {
+    /// a = √5).
+    pub fn new(cin: usize, cout: usize, k: usize, bias: bool, init: &mut Init) -> Result<Self> {
         if !(k == 1 || k == 3) || cin == 0 || cout == 0 {
             anyhow::bail!("Conv2d: needs k = 1 or 3 and non-zero channels, found cin {cin}, cout {cout}, k {k}");
         }
         let bound = 1.0 / ((cin * k * k) as f32).sqrt();
-        let w = uniform_tensor(&[cout, cin, k, k], bound, seed, 1)?.to_device(device)?;
+        let w = init.uniform(&[cout, cin, k, k], -bound, bound)?;
         let b = if bias {
-            Some(Param::new(
-                uniform_tensor(&[cout], bound, seed, 2)?.to_device(device)?,
-            )?)
+            Some(Param::new(init.uniform(&[cout], -bound, bound)?)?)
         } else {
             None
         };
@@ -78,22 +52,24 @@ impl Conv2d {
             None => None,
         };
         let y = ops::conv2d(x, &w, b.as_deref())?;
-        Ok((y, Conv2dCache { x: x.try_clone()? }))
+        Ok((y, Conv2dCache { x: x.clone() }))
     }
 
-    /// Returns dx; adds the weight (and bias) gradients into the parameters' grads.
-    pub fn backward(&mut self, dy: &Tensor, cache: &Conv2dCache) -> Result<Tensor> {
+    /// Adds the weight (and bias) gradients into `grads`; returns dx.
+    pub fn backward(&self, cache: &Conv2dCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
         let dt = cache.x.dtype;
-        let w = self.weight.value_as(dt)?.into_owned()?;
-        let x = &cache.x;
-        match &mut self.bias {
-            None => self
-                .weight
-                .accumulate_grad(dt, |dw| ops::conv2d_backward(dy, x, &w, dw, None)),
-            Some(bias) => self.weight.accumulate_grad(dt, |dw| {
-                bias.accumulate_grad(dt, |db| ops::conv2d_backward(dy, x, &w, dw, Some(db)))
-            }),
+        let w = self.weight.value_as(dt)?;
+        let mut dw = grads.slot(&self.weight, dt)?;
+        let mut db = match &self.bias {
+            Some(b) => Some(grads.slot(b, dt)?),
+            None => None,
+        };
+        let dx = ops::conv2d_backward(dy, &cache.x, &w, &mut dw, db.as_deref_mut())?;
+        grads.commit(dw)?;
+        if let Some(db) = db {
+            grads.commit(db)?;
         }
+        Ok(dx)
     }
 }
 

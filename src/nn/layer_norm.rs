@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis with learned weight and bias.
 
-use super::{Init, Param, ParamVisitor, Parameters};
+use super::{Grads, Init, Param, ParamVisitor, Parameters};
 use crate::ops::{self, LayerNormCache};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -12,6 +12,12 @@ pub struct LayerNorm {
     pub eps: f32,
 }
 
+/// The input and the row statistics.
+pub struct LayerNormLayerCache {
+    pub x: Tensor,
+    pub stats: LayerNormCache,
+}
+
 impl LayerNorm {
     pub fn new(dim: usize, eps: f32, init: &mut Init) -> Result<Self> {
         Ok(LayerNorm {
@@ -20,18 +26,33 @@ impl LayerNorm {
             eps,
         })
     }
-    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, LayerNormCache)> {
+    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, LayerNormLayerCache)> {
         let w = self.weight.value_as(x.dtype)?;
         let b = self.bias.value_as(x.dtype)?;
-        ops::layer_norm(x, &w, &b, self.eps)
+        let (y, stats) = ops::layer_norm(x, &w, &b, self.eps)?;
+        Ok((
+            y,
+            LayerNormLayerCache {
+                x: x.clone(),
+                stats,
+            },
+        ))
     }
-    pub fn backward(&mut self, x: &Tensor, cache: &LayerNormCache, dy: &Tensor) -> Result<Tensor> {
-        let dt = x.dtype;
-        let w = self.weight.value_as(dt)?.into_owned()?;
-        let bias = &mut self.bias;
-        self.weight.accumulate_grad(dt, |dw| {
-            bias.accumulate_grad(dt, |db| ops::layer_norm_backward(dy, x, &w, cache, dw, db))
-        })
+    /// Adds the weight and bias gradients into `grads`; returns dx.
+    pub fn backward(
+        &self,
+        c: &LayerNormLayerCache,
+        dy: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
+        let dt = c.x.dtype;
+        let w = self.weight.value_as(dt)?;
+        let mut dw = grads.slot(&self.weight, dt)?;
+        let mut db = grads.slot(&self.bias, dt)?;
+        let dx = ops::layer_norm_backward(dy, &c.x, &w, &c.stats, &mut dw, &mut db)?;
+        grads.commit(dw)?;
+        grads.commit(db)?;
+        Ok(dx)
     }
 }
 

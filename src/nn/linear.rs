@@ -1,6 +1,6 @@
 //! Linear layer y = x Wᵀ + b with W [out, in] (PyTorch layout).
 
-use super::{Init, Param, ParamVisitor, Parameters};
+use super::{Grads, Init, Param, ParamVisitor, Parameters};
 use crate::backend::cpu::matmul::MatmulShape;
 use crate::ops;
 use crate::tensor::Tensor;
@@ -30,7 +30,7 @@ impl Linear {
         self.weight.value.shape[0]
     }
 
-    /// x [..., in] → [..., out].
+    /// x [..., in] → [..., out]. The layer's cache is its input x.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.shape.last() != Some(&self.in_features()) {
             bail!(
@@ -47,8 +47,8 @@ impl Linear {
         ops::matmul(x, &w, false, true, b.as_deref())
     }
 
-    /// Accumulates dW += dyᵀ x and db += Σ dy; returns dx = dy W.
-    pub fn backward(&mut self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    /// Adds dW += dyᵀ x and db += Σ dy into `grads`; returns dx = dy W.
+    pub fn backward(&self, x: &Tensor, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
         let (inp, out) = (self.in_features(), self.out_features());
         let rows = x.numel() / inp;
         if dy.numel() != rows * out {
@@ -68,11 +68,13 @@ impl Linear {
             a_stride: 0,
             b_stride: 0,
         };
-        self.weight
-            .accumulate_grad(dy.dtype, |g| ops::matmul_raw(g, dy, x, None, &s, true))?;
-        if let Some(b) = &mut self.bias {
-            let db = ops::sum_rows(&dy.try_clone()?.reshape(&[rows, out])?)?;
-            b.add_grad(&db)?;
+        let mut dw = grads.slot(&self.weight, dy.dtype)?;
+        ops::matmul_raw(&mut dw, dy, x, None, &s, true)?;
+        grads.commit(dw)?;
+        if let Some(b) = &self.bias {
+            let mut db = grads.slot(b, dy.dtype)?;
+            ops::sum_rows_into(&mut db, dy, true)?;
+            grads.commit(db)?;
         }
         let ds = MatmulShape {
             batch: 1,
@@ -84,7 +86,7 @@ impl Linear {
             a_stride: 0,
             b_stride: 0,
         };
-        let mut dx = Tensor::zeros(&x.shape, x.dtype, &x.device())?;
+        let mut dx = x.device().backend().alloc(&x.shape, x.dtype)?;
         let w = self.weight.value_as(dy.dtype)?;
         ops::matmul_raw(&mut dx, dy, &w, None, &ds, false)?;
         Ok(dx)

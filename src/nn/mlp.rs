@@ -1,6 +1,6 @@
 //! Transformer MLP: Linear → GELU (erf) → Linear (timm `Mlp`, wav2vec2 feed-forward).
 
-use super::{Init, Linear, ParamVisitor, Parameters};
+use super::{Grads, Init, Linear, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -12,6 +12,7 @@ pub struct Mlp {
 }
 
 pub struct MlpCache {
+    pub x: Tensor,
     pub h: Tensor,
     pub a: Tensor,
 }
@@ -27,12 +28,12 @@ impl Mlp {
         let h = self.fc1.forward(x)?;
         let a = ops::gelu(&h)?;
         let y = self.fc2.forward(&a)?;
-        Ok((y, MlpCache { h, a }))
+        Ok((y, MlpCache { x: x.clone(), h, a }))
     }
-    pub fn backward(&mut self, x: &Tensor, c: &MlpCache, dy: &Tensor) -> Result<Tensor> {
-        let da = self.fc2.backward(&c.a, dy)?;
+    pub fn backward(&self, c: &MlpCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
+        let da = self.fc2.backward(&c.a, dy, grads)?;
         let dh = ops::gelu_backward(&c.h, &da)?;
-        self.fc1.backward(x, &dh)
+        self.fc1.backward(&c.x, &dh, grads)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Layers with explicit forward and backward passes (llm.c style, no autograd graph).
 //!
 //! Each layer's `forward` returns its output and a cache of what its `backward` needs;
-//! `backward` takes the output gradient and the cache, accumulates (`+=`) its parameter
-//! gradients and returns the input gradient (written, `=`). Parameters are named with the
+//! `backward(&self, cache, dy, grads)` adds (`+=`) its parameter gradients into the
+//! parameter store's gradient buffer ([`Grads`]) and returns the input gradient (written,
+//! `=`). Layers read their parameters (views of the store's values) and never own gradients. Parameters are named with the
 //! tensor names of the published checkpoints (timm/MAE for SFM, HF wav2vec2 for SeisLM), so a
 //! converted checkpoint loads without renaming.
 
@@ -17,6 +18,7 @@ pub mod linear;
 pub mod mlp;
 pub mod param;
 pub mod patch_embed;
+pub mod store;
 
 pub use attention::{SelfAttention, SelfAttentionCache};
 pub use batch_norm::BatchNorm2d;
@@ -26,5 +28,6 @@ pub use init::Init;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpCache};
-pub use param::{Param, ParamVisitor, Parameters};
+pub use param::{Param, ParamView, ParamVisitor, Parameters};
 pub use patch_embed::{PatchEmbed, PatchEmbedCache};
+pub use store::{GradSlot, Grads, ParamEntry, ParamStore};

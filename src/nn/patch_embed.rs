@@ -1,7 +1,7 @@
 //! Patch embedding: a P×P stride-P convolution, as patchify + one matrix product. The weight
 //! keeps the convolution's shape [E, C, P, P] (`patch_embed.proj.weight` in timm checkpoints).
 
-use super::{Init, Param, ParamVisitor, Parameters};
+use super::{Grads, Init, Param, ParamVisitor, Parameters};
 use crate::backend::cpu::matmul::MatmulShape;
 use crate::ops;
 use crate::tensor::Tensor;
@@ -61,7 +61,7 @@ impl PatchEmbed {
         }
         let patches = ops::patchify(img, self.patch)?;
         let (b, n) = (patches.shape[0], patches.shape[1]);
-        let mut out = Tensor::zeros(&[b, n, self.dim], img.dtype, &img.device())?;
+        let mut out = img.device().backend().alloc(&[b, n, self.dim], img.dtype)?;
         let (w, bias) = (
             self.weight.value_as(img.dtype)?,
             self.bias.value_as(img.dtype)?,
@@ -83,17 +83,18 @@ impl PatchEmbed {
         ))
     }
 
-    /// Accumulates the weight and bias gradients; returns the image gradient when asked.
+    /// Adds the weight and bias gradients into `grads`; returns the image gradient when asked.
     pub fn backward(
-        &mut self,
+        &self,
         c: &PatchEmbedCache,
         dtokens: &Tensor,
         want_image_grad: bool,
+        grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
         let (b, n) = (c.patches.shape[0], c.patches.shape[1]);
         let k = self.in_chans * self.patch * self.patch;
         let rows = b * n;
-        let dw = MatmulShape {
+        let dw_shape = MatmulShape {
             batch: 1,
             m: self.dim,
             n: k,
@@ -103,16 +104,20 @@ impl PatchEmbed {
             a_stride: 0,
             b_stride: 0,
         };
-        let patches = &c.patches;
-        self.weight.accumulate_grad(dtokens.dtype, |g| {
-            ops::matmul_raw(g, dtokens, patches, None, &dw, true)
-        })?;
-        let db = ops::sum_rows(&dtokens.try_clone()?.reshape(&[rows, self.dim])?)?;
-        self.bias.add_grad(&db)?;
+        let dt = dtokens.dtype;
+        let mut dw = grads.slot(&self.weight, dt)?;
+        ops::matmul_raw(&mut dw, dtokens, &c.patches, None, &dw_shape, true)?;
+        grads.commit(dw)?;
+        let mut db = grads.slot(&self.bias, dt)?;
+        ops::sum_rows_into(&mut db, dtokens, true)?;
+        grads.commit(db)?;
         if !want_image_grad {
             return Ok(None);
         }
-        let mut dp = Tensor::zeros(&c.patches.shape, dtokens.dtype, &dtokens.device())?;
+        let mut dp = dtokens
+            .device()
+            .backend()
+            .alloc(&c.patches.shape, dtokens.dtype)?;
         let dx = MatmulShape {
             batch: 1,
             m: rows,

@@ -320,6 +320,22 @@ pub fn matmul_backward(
     Ok(MatmulGrads { da, db, dbias })
 }
 
+/// out (+)= Σ over rows of a [rows, cols] tensor (bias gradients accumulate into `out`, a
+/// [cols] view that may be part of a larger buffer).
+pub fn sum_rows_into(out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
+    check_float("sum_rows", "x", x)?;
+    check_same_dtype("sum_rows", out, x)?;
+    let cols = out.numel();
+    if cols == 0 || !x.numel().is_multiple_of(cols) {
+        bail!(
+            "sum_rows: {:?} is not made of rows of {cols} columns",
+            x.shape
+        );
+    }
+    let d = check_device("sum_rows", &[out, x])?;
+    d.run().sum_rows(out, x, accumulate)
+}
+
 /// Σ over rows of a [rows, cols] tensor → [cols] (bias gradients).
 pub fn sum_rows(x: &Tensor) -> Result<Tensor> {
     check_float("sum_rows", "x", x)?;

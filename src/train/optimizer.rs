@@ -1,28 +1,17 @@
-//! AdamW over a model's named parameters, with optional gradient-norm clipping. Moments live
-//! beside each parameter, on its device, created at the first step.
+//! AdamW over a parameter store: the gradient norm (one reduction, read once by the host),
+//! optional clipping applied inside the update, and the update itself as one multi-tensor
+//! launch over the store's flat buffers (values, moments and the bf16 compute copy at once).
 
-use crate::nn::Parameters;
+use crate::nn::ParamStore;
 use crate::ops::{self, AdamWConfig};
-use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
-use std::collections::HashMap;
 
 pub struct AdamW {
     pub cfg: AdamWConfig,
     /// Clip the global gradient norm to this value before each step.
     pub max_grad_norm: Option<f32>,
-    /// Names (or name prefixes) excluded from weight decay; by default biases, norms and tokens.
-    pub no_decay: fn(&str) -> bool,
-    state: HashMap<String, (Tensor, Tensor)>,
+    /// Steps taken (the bias correction's t after the next step is t + 1).
     pub t: u32,
-}
-
-/// MAE/timm convention: no weight decay on 1-D tensors (biases, norm weights) and tokens.
-pub fn default_no_decay(name: &str) -> bool {
-    name.ends_with(".bias")
-        || name.contains("norm")
-        || name.ends_with("token")
-        || name.ends_with("pos_embed")
 }
 
 impl AdamW {
@@ -30,58 +19,44 @@ impl AdamW {
         AdamW {
             cfg,
             max_grad_norm: None,
-            no_decay: default_no_decay,
-            state: HashMap::new(),
             t: 0,
         }
     }
 
-    /// One step at learning rate `lr`; returns the gradient norm (before clipping).
-    pub fn step(&mut self, model: &mut dyn Parameters, lr: f32) -> Result<f32> {
-        self.t += 1;
-        let mut norm2 = 0.0f64;
-        let self_t = self.t;
-        model.visit("", &mut |name, p| {
-            if p.trainable {
-                let s = ops::item(&ops::sum_squares(&p.grad)?)? as f64;
-                if !s.is_finite() {
-                    bail!(
-                        "the gradient of {name} is not finite (optimizer step {})",
-                        self_t
-                    );
-                }
-                norm2 += s;
-            }
-            Ok(())
+    /// One step at learning rate `lr`; returns the gradient norm (before clipping). A
+    /// non-finite gradient is an error naming the parameter, and the values stay as they were.
+    pub fn step(&mut self, store: &mut ParamStore, lr: f32) -> Result<f32> {
+        let t = self.t + 1;
+        let (mut values, grads, mut m, mut v, mut compute, mut chunks) = store.optimizer_view()?;
+        ops::grad_norm_sq(&grads, &mut chunks)?;
+        let mut cfg = self.cfg;
+        cfg.lr = lr;
+        ops::adamw_chunks(ops::AdamWStep {
+            values: &mut values,
+            m: &mut m,
+            v: &mut v,
+            compute: compute.as_mut(),
+            grads: &grads,
+            chunks: &chunks,
+            norm_sq: &chunks.norm_sq,
+            cfg,
+            t,
+            max_norm: self.max_grad_norm.unwrap_or(0.0),
         })?;
-        let norm = norm2.sqrt() as f32;
-        let clip = match self.max_grad_norm {
-            Some(m) if norm > m => m / (norm + 1e-6),
-            _ => 1.0,
-        };
-        let (t, base, no_decay, state) = (self.t, self.cfg, self.no_decay, &mut self.state);
-        model.visit("", &mut |name, p| {
-            if !p.trainable {
-                return Ok(());
-            }
-            if clip != 1.0 {
-                ops::scale_assign(&mut p.grad, clip)?;
-            }
-            if !state.contains_key(name) {
-                let dev = p.value.device();
-                let z = || Tensor::zeros(&p.value.shape, DType::F32, &dev);
-                state.insert(name.to_string(), (z()?, z()?));
-            }
-            let (m, v) = state.get_mut(name).expect("inserted above");
-            let mut cfg = base;
-            cfg.lr = lr;
-            if no_decay(name) {
-                cfg.weight_decay = 0.0;
-            }
-            // A bf16 compute copy (mixed precision) is refreshed by the same step.
-            let copy = p.compute.as_mut().filter(|c| c.dtype == DType::BF16);
-            ops::adamw_step(&mut p.value, &p.grad, m, v, copy, &cfg, t)
-        })?;
-        Ok(norm)
+        let norm_sq = ops::item(&chunks.norm_sq)?;
+        if !norm_sq.is_finite() {
+            let bad = store
+                .per_param_grad_sq()?
+                .into_iter()
+                .filter(|(_, s)| !s.is_finite())
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>();
+            bail!(
+                "the gradient is not finite at optimizer step {t} (parameters: {}); the values were left unchanged",
+                bad.join(", ")
+            );
+        }
+        self.t = t;
+        Ok(norm_sq.sqrt())
     }
 }

@@ -279,14 +279,24 @@ pub fn load_from_file(
     model.visit("", &mut |name, p| {
         if let Some(fname) = plan.get(name) {
             let values = file.read_f32(fname)?;
-            let t = Tensor::from_f32(&p.value.shape, values)?;
-            p.value = t.to_device(&p.value.device())?;
-            p.refresh_compute()?;
+            write_param(p, values)?;
             report.loaded.push(name.to_string());
         }
         Ok(())
     })?;
     Ok(report)
+}
+
+/// Overwrites a parameter's value in place (it may be a view of a parameter store, on any
+/// device) and its compute copy, if it keeps one.
+fn write_param(p: &mut crate::nn::Param, values: Vec<f32>) -> Result<()> {
+    let dev = p.value.device();
+    let src = Tensor::from_f32(&p.value.shape, values)?.to_device(&dev)?;
+    dev.backend().copy(&mut p.value, &src)?;
+    if let Some(c) = &mut p.compute {
+        dev.run().cast(c, &p.value)?;
+    }
+    Ok(())
 }
 
 /// A model seen without some of its parameters.
@@ -387,8 +397,7 @@ pub fn load_from_file_interpolating(
         .retain(|n| !skip.iter().any(|s| *n == format!("{prefix}{s}")));
     model.visit("", &mut |n, p| {
         if let Some((i, v)) = resampled.iter().find(|(i, _)| i.name == n) {
-            p.value = Tensor::from_f32(&p.value.shape, v.clone())?.to_device(&p.value.device())?;
-            p.refresh_compute()?;
+            write_param(p, v.clone())?;
             report.loaded.push(n.to_string());
             report.interpolated.push(i.clone());
         }

@@ -188,3 +188,47 @@ pub fn input(shape: &[usize], seed: u64, d: &Device, dtype: DType) -> Tensor {
         .to_device(d)
         .unwrap()
 }
+
+/// Packs a model into a parameter store on `d` (its parameters become views of the store).
+pub fn pack<M: seisfuse::nn::Parameters>(m: &mut M, d: &Device) -> seisfuse::nn::ParamStore {
+    seisfuse::nn::ParamStore::pack(m, d).unwrap()
+}
+
+/// Every trainable parameter's gradient, by name.
+pub fn grads_of(s: &seisfuse::nn::ParamStore) -> std::collections::BTreeMap<String, Vec<f32>> {
+    s.entries()
+        .iter()
+        .filter(|e| e.trainable)
+        .map(|e| {
+            (
+                e.name.clone(),
+                s.grad(&e.name).unwrap().to_vec_f32().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Sets element `i` of parameter `name` to `v` (in place: in a packed model, in the store);
+/// returns the old value.
+pub fn poke<M: seisfuse::nn::Parameters>(m: &mut M, name: &str, i: usize, v: f32) -> f32 {
+    let mut old = f32::NAN;
+    m.visit("", &mut |n, p| {
+        if n == name {
+            let mut d = p.value.f32s_mut()?;
+            old = d[i];
+            d[i] = v;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(!old.is_nan(), "no parameter {name}");
+    old
+}
+
+/// The gradient of parameter `name` in a store.
+pub fn grad_of(s: &seisfuse::nn::ParamStore, name: &str) -> Vec<f32> {
+    s.grad(name)
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .to_vec_f32()
+        .unwrap()
+}

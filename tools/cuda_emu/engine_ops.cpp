@@ -151,23 +151,63 @@ int main() {
         launch({1}, {1024}, [&] { sum_final(out.data(), part.data(), G, 1.0f); });
         check("sum of squares", out, vd{s2}, 1e-6);
     }
-    {   // AdamW, three steps
-        int N = 1001;
-        vf p = randv(N), m(N, 0.f), v(N, 0.f);
-        std::vector<bf16_t> pb(N);
-        vd rp(p.begin(), p.end()), rm(N, 0), rv(N, 0);
-        for (int t = 1; t <= 3; ++t) {
-            vf g = randv(N);
-            double bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.95, t);
-            for (int i = 0; i < N; ++i) {
-                rm[i] = 0.9 * rm[i] + 0.1 * g[i];
-                rv[i] = 0.95 * rv[i] + 0.05 * (double)g[i] * g[i];
-                rp[i] = rp[i] * (1 - 1e-2 * 0.05) - 1e-2 * (rm[i] / bc1) / (std::sqrt(rv[i] / bc2) + 1e-8);
+    {   // The optimizer over a flat buffer: three parameters at aligned offsets with gaps, cut
+        // into chunks (one longer than a block's stride), per-chunk lr scale and decay; the
+        // norm's partials + sum_final; clipping read on the device; a non-finite norm skips.
+        const int N = 4096;
+        struct R { int off, len; float lr_scale, decay; };
+        std::vector<R> params = {{0, 700, 1.0f, 1.0f}, {768, 1500, 0.5f, 0.0f}, {2304, 37, 2.0f, 1.0f}};
+        std::vector<int> coff, clen; vf clr, cdec;
+        const int CH = 1024;  // chunk size of this test (the engine uses 32768)
+        for (auto& r : params)
+            for (int s0 = 0; s0 < r.len; s0 += CH) {
+                coff.push_back(r.off + s0); clen.push_back(std::min(CH, r.len - s0));
+                clr.push_back(r.lr_scale); cdec.push_back(r.decay);
             }
-            launch({4}, {256}, [&] { adamw_step_f32(p.data(), g.data(), m.data(), v.data(), pb.data(), N, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.05f, (float)bc1, (float)std::sqrt(bc2)); });
+        const int C = (int)coff.size();
+        vf p = randv(N), m(N, 0.f), v(N, 0.f), part(C), nsq(1);
+        std::vector<bf16_t> pb(N, 0);
+        vd rp(p.begin(), p.end()), rm(N, 0), rv(N, 0);
+        const float lr = 1e-2f, wd = 0.05f, b1 = 0.9f, b2 = 0.95f, max_norm = 1.5f;
+        for (int t = 1; t <= 3; ++t) {
+            vf g = randv(N, -0.2f, 0.2f);
+            double ss = 0;
+            for (auto& r : params) for (int i = r.off; i < r.off + r.len; ++i) ss += (double)g[i] * g[i];
+            launch({(unsigned)C}, {256}, [&] { grad_norm_partials(part.data(), g.data(), coff.data(), clen.data()); });
+            launch({1}, {1024}, [&] { sum_final(nsq.data(), part.data(), C, 1.0f); });
+            check("grad norm² over the chunks", nsq, vd{ss}, 1e-6);
+            double norm = std::sqrt(ss), clip = norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+            double bc1 = 1 - std::pow((double)b1, t), bc2 = 1 - std::pow((double)b2, t);
+            for (auto& r : params)
+                for (int i = r.off; i < r.off + r.len; ++i) {
+                    double gi = g[i] * clip, lrc = lr * r.lr_scale, w = wd * r.decay;
+                    rm[i] = b1 * rm[i] + (1 - b1) * gi;
+                    rv[i] = b2 * rv[i] + (1 - b2) * gi * gi;
+                    rp[i] = rp[i] * (1 - lrc * w) - lrc * (rm[i] / bc1) / (std::sqrt(rv[i] / bc2) + 1e-8);
+                }
+            launch({(unsigned)C}, {256}, [&] {
+                adamw_chunks(p.data(), m.data(), v.data(), pb.data(), g.data(), coff.data(), clen.data(),
+                             clr.data(), cdec.data(), nsq.data(), lr, b1, b2, 1e-8f, wd, (float)bc1,
+                             (float)std::sqrt(bc2), max_norm);
+            });
         }
-        check("adamw (3 steps)", p, rp, 1e-6);
-        check("adamw bf16 copy", frombf(pb), rp, 4e-3);
+        check("adamw over chunks, clipped (3 steps)", p, rp, 1e-6);
+        int bad = 0;
+        for (auto& r : params) for (int i = r.off; i < r.off + r.len; ++i) bad += pb[i] != f32_to_bf16(p[i]);
+        for (int i = 700; i < 768; ++i) bad += pb[i] != 0 || m[i] != 0.f;  // a gap stays untouched
+        printf("%-50s %d wrong %s\n", "adamw bf16 copies, gaps untouched", bad, bad ? "FAIL" : "ok");
+        if (bad) ++failures;
+        vf before = p, g = randv(N);
+        g[5] = std::numeric_limits<float>::quiet_NaN();
+        launch({(unsigned)C}, {256}, [&] { grad_norm_partials(part.data(), g.data(), coff.data(), clen.data()); });
+        launch({1}, {1024}, [&] { sum_final(nsq.data(), part.data(), C, 1.0f); });
+        launch({(unsigned)C}, {256}, [&] {
+            adamw_chunks(p.data(), m.data(), v.data(), nullptr, g.data(), coff.data(), clen.data(),
+                         clr.data(), cdec.data(), nsq.data(), lr, b1, b2, 1e-8f, wd, 0.5f, 0.5f, 0.0f);
+        });
+        bool same = std::isnan(nsq[0]) && p == before;
+        printf("%-50s %s\n", "a non-finite gradient leaves the values", same ? "ok" : "FAIL");
+        if (!same) ++failures;
     }
     {   // tokens: patchify round trip, gathers with a fill row, and their backward
         int B = 2, C = 1, H = 12, W = 8, P = 4, np = (H / P) * (W / P), pv = C * P * P;

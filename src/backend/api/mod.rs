@@ -10,18 +10,22 @@
 pub mod elementwise;
 pub mod layer_norm;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
 pub use matmul::MatmulOps;
+pub use optim::OptimOps;
 pub use reduce::ReduceOps;
 
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 
 /// A device's implementation of every op family, plus its memory operations.
-pub trait Backend: Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + ReduceOps {
+pub trait Backend:
+    Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + OptimOps + ReduceOps
+{
     /// `cpu` or `cuda:N`.
     fn name(&self) -> String;
     /// A tensor on this device whose contents the caller overwrites.

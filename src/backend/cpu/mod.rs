@@ -15,6 +15,7 @@ pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 pub mod philox;
+pub mod pool;
 pub mod reduce;
 pub mod relu;
 pub mod softmax;
@@ -43,7 +44,7 @@ impl Backend for Cpu {
         self.zeros(shape, dtype)
     }
     fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        Tensor::from_cpu(shape, CpuStorage::zeros(dtype, crate::tensor::numel(shape)))
+        Tensor::from_cpu(shape, pool::take_zeroed(dtype, crate::tensor::numel(shape)))
     }
     fn fill_zero(&self, t: &mut Tensor) -> Result<()> {
         match t.dtype {
@@ -76,37 +77,42 @@ impl Backend for Cpu {
     }
 }
 
-/// An output view as an f32 slice: the view itself when it is f32, a scratch buffer rounded
-/// into it by [`HostOut::finish`] when it is bf16 (what the bf16 kernels do per element).
+/// An output view as an f32 slice. A whole f32 buffer (a freshly allocated output) is written
+/// in place. Anything else goes through a scratch buffer stored by [`HostOut::finish`]: a bf16
+/// view (rounded there, as the bf16 kernels round each element), and a view of part of a
+/// buffer, such as one parameter's gradient inside the store's flat gradient buffer: an op may
+/// write several such views of one buffer (a weight's and a bias's gradient), and each is
+/// locked only for its own store.
 pub enum HostOut<'a> {
     Direct(HostMut<'a, f32>),
-    Rounded(Vec<f32>, &'a mut Tensor),
+    Deferred(Vec<f32>, &'a mut Tensor),
 }
 
 impl<'a> HostOut<'a> {
-    /// For an output that is written: a bf16 view starts from zeros.
+    /// For an output that is written: a deferred view starts from zeros.
     pub fn new(t: &'a mut Tensor) -> Result<Self> {
         match t.dtype {
-            DType::F32 => Ok(HostOut::Direct(t.f32s_mut()?)),
-            DType::BF16 => Ok(HostOut::Rounded(vec![0.0; t.numel()], t)),
+            DType::F32 if t.is_whole() => Ok(HostOut::Direct(t.f32s_mut()?)),
+            DType::F32 | DType::BF16 => Ok(HostOut::Deferred(vec![0.0; t.numel()], t)),
             DType::I32 => bail!("expected a float output, found i32"),
         }
     }
-    /// For an output that is accumulated into: a bf16 view starts from its current values.
+    /// For an output that is accumulated into: a deferred view starts from its current values.
     pub fn update(t: &'a mut Tensor) -> Result<Self> {
         match t.dtype {
-            DType::BF16 => {
+            DType::F32 if t.is_whole() => Ok(HostOut::Direct(t.f32s_mut()?)),
+            DType::F32 | DType::BF16 => {
                 let v = t.host_f32()?.into_owned();
-                Ok(HostOut::Rounded(v, t))
+                Ok(HostOut::Deferred(v, t))
             }
-            _ => Self::new(t),
+            DType::I32 => bail!("expected a float output, found i32"),
         }
     }
-    /// Stores a bf16 output's values (rounded); a no-op for f32.
+    /// Stores a deferred output's values (rounded for bf16); a no-op for a direct one.
     pub fn finish(self) -> Result<()> {
         match self {
             HostOut::Direct(_) => Ok(()),
-            HostOut::Rounded(v, t) => t.write_f32(&v),
+            HostOut::Deferred(v, t) => t.write_f32(&v),
         }
     }
 }
@@ -116,7 +122,7 @@ impl std::ops::Deref for HostOut<'_> {
     fn deref(&self) -> &[f32] {
         match self {
             HostOut::Direct(g) => g,
-            HostOut::Rounded(v, _) => v,
+            HostOut::Deferred(v, _) => v,
         }
     }
 }
@@ -125,7 +131,7 @@ impl std::ops::DerefMut for HostOut<'_> {
     fn deref_mut(&mut self) -> &mut [f32] {
         match self {
             HostOut::Direct(g) => g,
-            HostOut::Rounded(v, _) => v,
+            HostOut::Deferred(v, _) => v,
         }
     }
 }

@@ -48,6 +48,7 @@ include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 /// Every kernel declared in Rust (`kernels!`), file by file.
 pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
+        adamw::SIGNATURES,
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
         matmul::SIGNATURES,

@@ -1,0 +1,105 @@
+//! The CPU backend's caching allocator: buffers of dropped tensors are kept by (dtype, length)
+//! and handed out again, so a training step whose shapes repeat allocates nothing once the
+//! first step has run. The cache is bounded: at most [`PER_SIZE`] buffers of one size and an
+//! eighth of the machine's memory (at most 2 GiB) in all; beyond that, dropped buffers go back
+//! to the system.
+
+use crate::backend::counters;
+use crate::tensor::{CpuStorage, DType};
+use half::bf16;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+struct Pool {
+    free: HashMap<(DType, usize), Vec<CpuStorage>>,
+    bytes: usize,
+    limit: usize,
+}
+
+fn pool() -> &'static Mutex<Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Mutex::new(Pool {
+            free: HashMap::new(),
+            bytes: 0,
+            limit: default_limit(),
+        })
+    })
+}
+
+fn default_limit() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30);
+    (total / 8).min(2 << 30)
+}
+
+/// Free buffers kept per (dtype, length).
+pub const PER_SIZE: usize = 1024;
+
+fn bytes_of(dtype: DType, n: usize) -> usize {
+    n * dtype.size_bytes()
+}
+
+/// A zero-filled buffer of `n` elements, from the cache when one of that size is free (a miss
+/// counts as one allocation in `counters`).
+pub fn take_zeroed(dtype: DType, n: usize) -> CpuStorage {
+    if n > 0 {
+        if let Ok(mut p) = pool().lock() {
+            if let Some(mut c) = p.free.get_mut(&(dtype, n)).and_then(|v| v.pop()) {
+                p.bytes -= bytes_of(dtype, n);
+                drop(p);
+                match &mut c {
+                    CpuStorage::F32(v) => v.fill(0.0),
+                    CpuStorage::BF16(v) => v.fill(bf16::ZERO),
+                    CpuStorage::I32(v) => v.fill(0),
+                }
+                return c;
+            }
+        }
+    }
+    counters::count_allocation();
+    CpuStorage::zeros(dtype, n)
+}
+
+/// A copy of `src`'s elements `start .. start + len` in a buffer from the cache.
+pub fn take_copy(src: &CpuStorage, start: usize, len: usize) -> CpuStorage {
+    let mut c = take_zeroed(src.dtype(), len);
+    let r = start..start + len;
+    match (&mut c, src) {
+        (CpuStorage::F32(d), CpuStorage::F32(s)) => d.copy_from_slice(&s[r]),
+        (CpuStorage::BF16(d), CpuStorage::BF16(s)) => d.copy_from_slice(&s[r]),
+        (CpuStorage::I32(d), CpuStorage::I32(s)) => d.copy_from_slice(&s[r]),
+        _ => unreachable!("take_zeroed returns the source's dtype"),
+    }
+    c
+}
+
+/// Keeps a dropped tensor's buffer for reuse (or frees it when the cache is full).
+pub fn give_back(c: CpuStorage) {
+    let (dtype, n) = (c.dtype(), c.len());
+    if n == 0 {
+        return;
+    }
+    if let Ok(mut p) = pool().lock() {
+        let b = bytes_of(dtype, n);
+        if p.bytes + b <= p.limit {
+            let list = p.free.entry((dtype, n)).or_default();
+            if list.len() < PER_SIZE {
+                list.push(c);
+                p.bytes += b;
+            }
+        }
+    }
+}
+
+/// Bytes held by the cache now.
+pub fn cached_bytes() -> usize {
+    pool().lock().map(|p| p.bytes).unwrap_or(0)
+}
