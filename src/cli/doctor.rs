@@ -43,6 +43,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         ),
         Err(e) => println!("libnvrtc: not found ({e:#})"),
     }
+    println!("{}", crate::dist::nccl_lib::status_line());
     println!("kernel cache: {}", cuda::cache::cache_dir().display());
     println!(
         "kernel files: {}",
