@@ -1,5 +1,6 @@
 //! `seisfuse launch`: ranks started with their environment and prefixed output, a failing
-//! rank stops the others and is named, SIGTERM to the launcher reaches the ranks.
+//! rank stops the others and is named, SIGTERM to the launcher reaches the ranks, and
+//! `bench allreduce` runs under it over TCP.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -174,6 +175,37 @@ fn sigterm_is_forwarded_to_the_ranks() {
         let alive = unsafe { libc::kill(pid, 0) } == 0;
         assert!(!alive, "rank process {pid} still exists");
     }
+}
+
+#[test]
+fn bench_allreduce_runs_under_the_launcher() {
+    let o = launch(&[
+        "--nproc-per-node",
+        "2",
+        "--",
+        "--device",
+        "cpu",
+        "bench",
+        "allreduce",
+    ])
+    .args([
+        "--sizes", "1K,64K", "--iters", "3", "--warmup", "1", "--dtype", "fp32",
+    ])
+    .output()
+    .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("[rank 0] # seisfuse bench allreduce: 2 ranks, backend tcp"),
+        "{out}"
+    );
+    assert!(out.contains("busbw"), "{out}");
+    assert!(out.contains("65536"), "{out}");
+    assert!(out.contains("Out of bounds values : 0 OK"), "{out}");
+    assert!(
+        !out.contains("[rank 1] #"),
+        "only rank 0 prints the table: {out}"
+    );
 }
 
 #[test]

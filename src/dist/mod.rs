@@ -18,6 +18,7 @@
 //! }
 //! ```
 
+pub mod bench;
 pub mod buckets;
 pub mod comm;
 pub mod compress;
