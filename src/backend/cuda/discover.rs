@@ -45,29 +45,33 @@ pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
 }
 
 /// Python's site-packages folders: the active virtual environment's, then the ones the
-/// `python3` on PATH reports. Empty when there is no Python.
+/// `python3` on PATH reports. Empty when there is no Python. Asked once per process (NVRTC
+/// and NCCL discovery both search there).
 pub(crate) fn python_site_packages() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
-            for e in rd.flatten() {
-                out.push(e.path().join("site-packages"));
-            }
-        }
-    }
-    let script =
-        "import site,sys\nfor p in site.getsitepackages()+[site.getusersitepackages()]: print(p)";
-    for py in ["python3", "python"] {
-        if let Ok(o) = std::process::Command::new(py).args(["-c", script]).output() {
-            if o.status.success() {
-                for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    out.push(PathBuf::from(line.trim()));
+    static DIRS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let mut out = Vec::new();
+        if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+            if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
+                for e in rd.flatten() {
+                    out.push(e.path().join("site-packages"));
                 }
-                break;
             }
         }
-    }
-    out
+        let script = "import site,sys\nfor p in site.getsitepackages()+[site.getusersitepackages()]: print(p)";
+        for py in ["python3", "python"] {
+            if let Ok(o) = std::process::Command::new(py).args(["-c", script]).output() {
+                if o.status.success() {
+                    for line in String::from_utf8_lossy(&o.stdout).lines() {
+                        out.push(PathBuf::from(line.trim()));
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    })
+    .clone()
 }
 
 /// Where NVRTC could be opened from: an explicit file, or a name for the loader to resolve.
