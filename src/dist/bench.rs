@@ -134,6 +134,9 @@ pub fn run(req: DeviceRequest, a: AllreduceArgs) -> Result<()> {
              `seisfuse launch --nproc-per-node 8 -- bench allreduce`"
         );
     }
+    if backend == CommBackend::Nccl {
+        super::selftest::nccl_ready(&info)?;
+    }
     let ropts = RendezvousOptions::with_timeout(Duration::from_secs_f64(a.timeout.max(0.1)));
     let rdv = rendezvous(&info, &ropts)?;
     let elem = match a.dtype {

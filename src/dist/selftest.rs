@@ -66,6 +66,14 @@ pub fn choose_backend(
     }
 }
 
+/// Checks that NCCL and this rank's GPU are there; returns the GPU.
+pub fn nccl_ready(info: &RankInfo) -> Result<usize> {
+    super::nccl_lib::NcclLib::global()
+        .with_context(|| format!("rank {}: the nccl backend needs NCCL", info.rank))?;
+    info.cuda_device(gpu_count())
+        .with_context(|| format!("rank {}: the nccl backend needs a GPU", info.rank))
+}
+
 /// Joins the rendezvous; rank 0 prints its address first when MASTER_PORT was 0 (any free
 /// port), so that a test or script can start the other ranks with the real port.
 pub fn rendezvous(info: &RankInfo, opts: &RendezvousOptions) -> Result<Rendezvous> {
@@ -97,6 +105,10 @@ pub fn run(req: DeviceRequest, opts: &SelftestOptions) -> Result<()> {
         bail!("rank {r}: failing on purpose (--dist-fail-rank {r})");
     }
     let (backend, why) = choose_backend(req, opts.backend, &info);
+    if backend == CommBackend::Nccl {
+        // Before the rendezvous, so that every rank says at once what is missing.
+        nccl_ready(&info)?;
+    }
     let ropts = RendezvousOptions::with_timeout(opts.timeout);
     let t = Instant::now();
     let rdv = rendezvous(&info, &ropts)?;
