@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod dsp;
 pub mod metrics;
 pub mod models;

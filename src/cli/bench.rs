@@ -25,6 +25,9 @@ pub enum What {
     /// Mel images of 3072 traces × 6000 samples (n_fft 448, hop 27, 224 mels); on the CPU a
     /// smaller batch, against one thread.
     Mel(MelArgs),
+    /// All-reduce bandwidth by message size, like nccl-tests (algbw, busbw); run one process
+    /// per GPU: `seisfuse launch --nproc-per-node 8 -- bench allreduce`.
+    Allreduce(crate::dist::bench::AllreduceArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -144,12 +147,17 @@ pub struct OpsArgs {
 }
 
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
+    // Each rank picks its own GPU (cuda:LOCAL_RANK): no device is selected for it here.
+    if let What::Allreduce(a) = args.what {
+        return crate::dist::bench::run(req, a);
+    }
     let device = select(req)?;
     match args.what {
         What::Ops(a) => bench_ops(&device, a),
         What::Sfm(a) => bench_sfm(&device, a),
         What::Seislm(a) => bench_seislm(&device, a),
         What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
+        What::Allreduce(_) => unreachable!("handled before a device is selected"),
     }
 }
 

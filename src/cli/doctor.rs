@@ -15,9 +15,36 @@ pub struct Args {
     /// (registers, shared memory, spills per kernel), which needs no GPU.
     #[arg(long)]
     pub ptxas_info: bool,
+    /// Check the distributed setup instead: read this rank from the environment (RANK /
+    /// WORLD_SIZE, or Slurm), join the rendezvous and all-reduce known values. Run it as
+    /// training will run: `seisfuse launch --nproc-per-node 8 -- doctor --dist`, or
+    /// `srun seisfuse doctor --dist`.
+    #[arg(long)]
+    pub dist: bool,
+    /// With --dist: auto (NCCL when it and this rank's GPU are present), tcp or nccl.
+    #[arg(long, default_value = "auto")]
+    pub dist_backend: crate::dist::CommBackend,
+    /// With --dist: seconds to wait for every rank at the rendezvous.
+    #[arg(long, default_value_t = 60.0)]
+    pub dist_timeout: f64,
+    /// With --dist: this rank fails at once (to test launchers).
+    #[arg(long, hide = true)]
+    pub dist_fail_rank: Option<usize>,
 }
 
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
+    if args.dist {
+        if !(args.dist_timeout.is_finite() && args.dist_timeout > 0.0) {
+            anyhow::bail!("--dist-timeout must be a positive number of seconds");
+        }
+        let opts = crate::dist::selftest::SelftestOptions {
+            backend: args.dist_backend,
+            timeout: std::time::Duration::from_secs_f64(args.dist_timeout),
+            fail_rank: args.dist_fail_rank,
+            ..Default::default()
+        };
+        return crate::dist::selftest::run(req, &opts);
+    }
     println!("seisfuse {}", env!("CARGO_PKG_VERSION"));
     println!("cpu threads: {} (rayon)", rayon::current_num_threads());
     let driver = discover::driver_present();
@@ -43,6 +70,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         ),
         Err(e) => println!("libnvrtc: not found ({e:#})"),
     }
+    println!("{}", crate::dist::nccl_lib::status_line());
     println!("kernel cache: {}", cuda::cache::cache_dir().display());
     println!(
         "kernel files: {}",

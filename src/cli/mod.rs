@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_mel;
 pub mod doctor;
 pub mod embed;
+pub mod launch;
 pub mod mel;
 pub mod pick;
 pub mod synth;
@@ -46,6 +47,9 @@ pub enum Command {
     Synth(synth::Args),
     /// Draw samples of .npy datasets as PNG figures.
     Viz(viz::Args),
+    /// Start one process per local GPU running a seisfuse command, like torchrun:
+    /// `seisfuse launch --nproc-per-node 8 -- train ...` (see docs/cluster.md).
+    Launch(launch::Args),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -58,5 +62,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pick(a) => pick::run(cli.device, a),
         Command::Synth(a) => synth::run(a),
         Command::Viz(a) => viz::run(a),
+        Command::Launch(a) => launch::run(a),
     }
 }

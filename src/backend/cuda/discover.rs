@@ -3,6 +3,9 @@
 //! cudarc opens its libraries by soname and panics when none is found, so we look first.
 //! NVRTC is opened by us (see `nvrtc.rs`) from a full path, which lets seisfuse use NVRTC
 //! from a toolkit, from `$CUDA_HOME`, or from NVIDIA's PyPI wheels (`nvidia/cu13/lib`).
+//! NCCL is opened the same way (by full path, `src/dist/nccl_lib.rs`): cudarc 0.19's NCCL
+//! loader tries `libnccl.so` and `libnccl.so.<CUDA major>` but never NCCL's own soname
+//! `libnccl.so.2`, the only name a runtime install or the `nvidia-nccl-cu12` wheel provides.
 
 use std::path::{Path, PathBuf};
 
@@ -42,29 +45,33 @@ pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
 }
 
 /// Python's site-packages folders: the active virtual environment's, then the ones the
-/// `python3` on PATH reports. Empty when there is no Python.
-fn python_site_packages() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
-            for e in rd.flatten() {
-                out.push(e.path().join("site-packages"));
-            }
-        }
-    }
-    let script =
-        "import site,sys\nfor p in site.getsitepackages()+[site.getusersitepackages()]: print(p)";
-    for py in ["python3", "python"] {
-        if let Ok(o) = std::process::Command::new(py).args(["-c", script]).output() {
-            if o.status.success() {
-                for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    out.push(PathBuf::from(line.trim()));
+/// `python3` on PATH reports. Empty when there is no Python. Asked once per process (NVRTC
+/// and NCCL discovery both search there).
+pub(crate) fn python_site_packages() -> Vec<PathBuf> {
+    static DIRS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let mut out = Vec::new();
+        if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+            if let Ok(rd) = std::fs::read_dir(Path::new(&venv).join("lib")) {
+                for e in rd.flatten() {
+                    out.push(e.path().join("site-packages"));
                 }
-                break;
             }
         }
-    }
-    out
+        let script = "import site,sys\nfor p in site.getsitepackages()+[site.getusersitepackages()]: print(p)";
+        for py in ["python3", "python"] {
+            if let Ok(o) = std::process::Command::new(py).args(["-c", script]).output() {
+                if o.status.success() {
+                    for line in String::from_utf8_lossy(&o.stdout).lines() {
+                        out.push(PathBuf::from(line.trim()));
+                    }
+                    break;
+                }
+            }
+        }
+        out
+    })
+    .clone()
 }
 
 /// Where NVRTC could be opened from: an explicit file, or a name for the loader to resolve.
@@ -103,6 +110,79 @@ pub fn nvrtc_candidates() -> Vec<LibLocation> {
             .filter(|p| {
                 let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 n.starts_with("libnvrtc.so") && !n.contains("builtins") && !n.contains(".alt.")
+            })
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(LibLocation::File));
+    }
+    out
+}
+
+/// NCCL sonames tried on the loader path: NCCL's own soname first (runtime packages and the
+/// PyPI wheels ship only that one), then the development symlink.
+pub const NCCL_SONAMES: &[&str] = &["libnccl.so.2", "libnccl.so"];
+
+/// Directories searched (in order) for NCCL when it is not on the loader path:
+/// `$NCCL_HOME`/`$NCCL_ROOT` (`lib`, `lib64`), the distribution's library folder
+/// (`/usr/lib/x86_64-linux-gnu`), the CUDA folders (`$CUDA_HOME`, `/usr/local/cuda`), and
+/// Python's `site-packages/nvidia/nccl/lib` (wheels `nvidia-nccl-cu13` / `nvidia-nccl-cu12`).
+pub fn nccl_search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for var in ["NCCL_HOME", "NCCL_ROOT", "NCCL_DIR"] {
+        if let Some(root) = std::env::var_os(var) {
+            let root = PathBuf::from(root);
+            dirs.push(root.join("lib"));
+            dirs.push(root.join("lib64"));
+            dirs.push(root);
+        }
+    }
+    dirs.push(format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH).into());
+    dirs.push("/usr/lib64".into());
+    for var in ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"] {
+        if let Some(root) = std::env::var_os(var) {
+            let root = PathBuf::from(root);
+            dirs.push(root.join("lib64"));
+            dirs.push(root.join("lib"));
+            dirs.push(root.join(format!("targets/{}-linux/lib", std::env::consts::ARCH)));
+        }
+    }
+    dirs.push("/usr/local/cuda/lib64".into());
+    dirs.push(
+        format!(
+            "/usr/local/cuda/targets/{}-linux/lib",
+            std::env::consts::ARCH
+        )
+        .into(),
+    );
+    for sp in python_site_packages() {
+        for sub in ["nvidia/nccl/lib", "nvidia/cu13/lib", "nvidia/cu12/lib"] {
+            dirs.push(sp.join(sub));
+        }
+    }
+    dirs
+}
+
+/// Lists NCCL candidates in the order they are tried: `$SEISFUSE_NCCL` (a file), the loader
+/// path ([`NCCL_SONAMES`]), then the `libnccl.so*` files of [`nccl_search_dirs`].
+pub fn nccl_candidates() -> Vec<LibLocation> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("SEISFUSE_NCCL") {
+        out.push(LibLocation::File(PathBuf::from(p)));
+    }
+    for s in NCCL_SONAMES {
+        out.push(LibLocation::Soname((*s).to_string()));
+    }
+    for d in nccl_search_dirs() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libnccl.so"))
             })
             .collect();
         files.sort();
