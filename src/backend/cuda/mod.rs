@@ -126,8 +126,9 @@ pub struct CudaBackend {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
-    /// Kernel handles, looked up once per kernel name.
-    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Kernel handles, looked up once per (file, kernel name): two files may define kernels of
+    /// the same name (`transpose_last2_f32` is in channels.cu and in conv1d.cu).
+    functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     pub profiler: profiler::Profiler,
 }
 
@@ -235,7 +236,7 @@ impl CudaBackend {
             .functions
             .lock()
             .map_err(|_| anyhow!("kernel handle cache poisoned"))?
-            .get(kernel)
+            .get(&(file, kernel))
         {
             return Ok(f.clone());
         }
@@ -246,7 +247,7 @@ impl CudaBackend {
         self.functions
             .lock()
             .map_err(|_| anyhow!("kernel handle cache poisoned"))?
-            .insert(kernel, f.clone());
+            .insert((file, kernel), f.clone());
         Ok(f)
     }
 
