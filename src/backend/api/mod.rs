@@ -7,21 +7,37 @@
 //! documentation says so, accumulate into (`+=`); they may assume what `ops/` checked. A new
 //! backend implements these traits and nothing in `ops/` changes.
 
+pub mod channels;
+pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
 pub mod matmul;
 pub mod reduce;
+pub mod relu;
 
+pub use channels::{ChannelsOps, StridedCopy};
+pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
 pub use matmul::MatmulOps;
 pub use reduce::ReduceOps;
+pub use relu::ReluOps;
 
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 
 /// A device's implementation of every op family, plus its memory operations.
-pub trait Backend: Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + ReduceOps {
+pub trait Backend:
+    Send
+    + Sync
+    + ChannelsOps
+    + DropoutOps
+    + ElementwiseOps
+    + LayerNormOps
+    + MatmulOps
+    + ReduceOps
+    + ReluOps
+{
     /// `cpu` or `cuda:N`.
     fn name(&self) -> String;
     /// A tensor on this device whose contents the caller overwrites.

@@ -48,10 +48,13 @@ include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 /// Every kernel declared in Rust (`kernels!`), file by file.
 pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
+        channels::SIGNATURES,
+        dropout::SIGNATURES,
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
         matmul::SIGNATURES,
         reduce::SIGNATURES,
+        relu::SIGNATURES,
     ]
     .into_iter()
     .flatten()
