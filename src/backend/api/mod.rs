@@ -7,7 +7,9 @@
 //! documentation says so, accumulate into (`+=`); they may assume what `ops/` checked. A new
 //! backend implements these traits and nothing in `ops/` changes.
 
+pub mod batch_norm;
 pub mod channels;
+pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
@@ -15,7 +17,9 @@ pub mod matmul;
 pub mod reduce;
 pub mod relu;
 
+pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 pub use channels::{ChannelsOps, StridedCopy};
+pub use conv2d::Conv2dOps;
 pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
@@ -30,7 +34,9 @@ use anyhow::Result;
 pub trait Backend:
     Send
     + Sync
+    + BatchNormOps
     + ChannelsOps
+    + Conv2dOps
     + DropoutOps
     + ElementwiseOps
     + LayerNormOps

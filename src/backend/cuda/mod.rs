@@ -48,7 +48,9 @@ include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 /// Every kernel declared in Rust (`kernels!`), file by file.
 pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
+        batch_norm::SIGNATURES,
         channels::SIGNATURES,
+        conv2d::SIGNATURES,
         dropout::SIGNATURES,
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
