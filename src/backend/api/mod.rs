@@ -9,6 +9,7 @@
 
 pub mod batch_norm;
 pub mod channels;
+pub mod conv1d;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
@@ -19,6 +20,7 @@ pub mod relu;
 
 pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 pub use channels::{ChannelsOps, StridedCopy};
+pub use conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
 pub use conv2d::Conv2dOps;
 pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
@@ -36,6 +38,7 @@ pub trait Backend:
     + Sync
     + BatchNormOps
     + ChannelsOps
+    + Conv1dOps
     + Conv2dOps
     + DropoutOps
     + ElementwiseOps

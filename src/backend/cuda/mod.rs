@@ -50,6 +50,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
         batch_norm::SIGNATURES,
         channels::SIGNATURES,
+        conv1d::SIGNATURES,
         conv2d::SIGNATURES,
         dropout::SIGNATURES,
         elementwise::SIGNATURES,
