@@ -7,6 +7,7 @@
 //! documentation says so, accumulate into (`+=`); they may assume what `ops/` checked. A new
 //! backend implements these traits and nothing in `ops/` changes.
 
+pub mod attention;
 pub mod batch_norm;
 pub mod channels;
 pub mod conv1d;
@@ -18,6 +19,7 @@ pub mod matmul;
 pub mod reduce;
 pub mod relu;
 
+pub use attention::{AttentionBackward, AttentionOps, AttnGrads};
 pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 pub use channels::{ChannelsOps, StridedCopy};
 pub use conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
@@ -36,6 +38,7 @@ use anyhow::Result;
 pub trait Backend:
     Send
     + Sync
+    + AttentionOps
     + BatchNormOps
     + ChannelsOps
     + Conv1dOps

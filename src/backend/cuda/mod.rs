@@ -48,6 +48,7 @@ include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 /// Every kernel declared in Rust (`kernels!`), file by file.
 pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
+        attention::SIGNATURES,
         batch_norm::SIGNATURES,
         channels::SIGNATURES,
         conv1d::SIGNATURES,
