@@ -272,23 +272,24 @@ __device__ void attention_backward_dkdv_impl(T* dK, T* dV, const T* Q, const T* 
 
 #define INSTANTIATE(SUF, T)                                                                          \
     extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_forward_##SUF(            \
-        T* O, float* L, const T* Q, const T* K, const T* V, int H, int Nq, int Nk, int D, int qs,   \
-        int qo, int ks, int ko, int vs, int vo, float scale) {                                       \
-        attention_forward_impl(O, L, Q, K, V, H, Nq, Nk, D, qs, qo, ks, ko, vs, vo, scale);          \
+        T* o, float* lse, const T* q, const T* k, const T* v, int heads, int seq_q, int seq_k,       \
+        int head_dim, int qs, int qo, int ks, int ko, int vs, int vo, float scale) {                 \
+        attention_forward_impl(o, lse, q, k, v, heads, seq_q, seq_k, head_dim, qs, qo, ks, ko, vs,   \
+                               vo, scale);                                                           \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_backward_dq_##SUF(        \
-        T* dQ, float* Dv, const T* Q, const T* K, const T* V, const T* O, const T* dO,               \
-        const float* L, int H, int Nq, int Nk, int D, int qs, int qo, int ks, int ko, int vs,        \
-        int vo, int dqs, int dqo, float scale) {                                                     \
-        attention_backward_dq_impl(dQ, Dv, Q, K, V, O, dO, L, H, Nq, Nk, D, qs, qo, ks, ko, vs, vo,  \
-                                   dqs, dqo, scale);                                                 \
+        T* dq, float* delta, const T* q, const T* k, const T* v, const T* o, const T* dout,          \
+        const float* lse, int heads, int seq_q, int seq_k, int head_dim, int qs, int qo, int ks,     \
+        int ko, int vs, int vo, int dqs, int dqo, float scale) {                                     \
+        attention_backward_dq_impl(dq, delta, q, k, v, o, dout, lse, heads, seq_q, seq_k, head_dim,  \
+                                   qs, qo, ks, ko, vs, vo, dqs, dqo, scale);                         \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(ATT_WARPS * 32) attention_backward_dkdv_##SUF(      \
-        T* dK, T* dV, const T* Q, const T* K, const T* V, const T* dO, const float* L,               \
-        const float* Dv, int H, int Nq, int Nk, int D, int qs, int qo, int ks, int ko, int vs,       \
-        int vo, int dks, int dko, int dvs, int dvo, float scale) {                                   \
-        attention_backward_dkdv_impl(dK, dV, Q, K, V, dO, L, Dv, H, Nq, Nk, D, qs, qo, ks, ko, vs,   \
-                                     vo, dks, dko, dvs, dvo, scale);                                 \
+        T* dk, T* dv, const T* q, const T* k, const T* v, const T* dout, const float* lse,           \
+        const float* delta, int heads, int seq_q, int seq_k, int head_dim, int qs, int qo, int ks,   \
+        int ko, int vs, int vo, int dks, int dko, int dvs, int dvo, float scale) {                   \
+        attention_backward_dkdv_impl(dk, dv, q, k, v, dout, lse, delta, heads, seq_q, seq_k,         \
+                                     head_dim, qs, qo, ks, ko, vs, vo, dks, dko, dvs, dvo, scale);   \
     }
 
 INSTANTIATE(f32, float)

@@ -92,26 +92,26 @@ __device__ void batch_norm_backward_impl(T* dx, T* dw, T* db, const T* dy, const
 #define INSTANTIATE(SUF, T)                                                                     \
     extern "C" __global__ void batch_norm_stats_##SUF(float* mean, float* rstd,                \
                                                      float* run_mean, float* run_var,          \
-                                                     const T* x, int N, int C, long long HW,    \
+                                                     const T* x, int n, int c, long long hw,    \
                                                      float eps, float momentum) {               \
-        batch_norm_stats_impl(mean, rstd, run_mean, run_var, x, N, C, HW, eps, momentum);       \
+        batch_norm_stats_impl(mean, rstd, run_mean, run_var, x, n, c, hw, eps, momentum);       \
     }                                                                                           \
     extern "C" __global__ void batch_norm_apply_##SUF(T* y, const T* x, const T* w, const T* b, \
                                                      const float* mean, const float* rstd,      \
-                                                     int C, long long HW, long long n) {        \
-        batch_norm_apply_impl(y, x, w, b, mean, rstd, C, HW, n);                                \
+                                                     int c, long long hw, long long n) {        \
+        batch_norm_apply_impl(y, x, w, b, mean, rstd, c, hw, n);                                \
     }                                                                                           \
     extern "C" __global__ void batch_norm_eval_##SUF(T* y, const T* x, const T* w, const T* b,  \
                                                     const float* run_mean,                     \
-                                                    const float* run_var, int C, long long HW,  \
+                                                    const float* run_var, int c, long long hw,  \
                                                     long long n, float eps) {                   \
-        batch_norm_eval_impl(y, x, w, b, run_mean, run_var, C, HW, n, eps);                     \
+        batch_norm_eval_impl(y, x, w, b, run_mean, run_var, c, hw, n, eps);                     \
     }                                                                                           \
     extern "C" __global__ void batch_norm_backward_##SUF(T* dx, T* dw, T* db, const T* dy,      \
                                                         const T* x, const T* w,                \
                                                         const float* mean, const float* rstd,  \
-                                                        int N, int C, long long HW) {           \
-        batch_norm_backward_impl(dx, dw, db, dy, x, w, mean, rstd, N, C, HW);                   \
+                                                        int n, int c, long long hw) {           \
+        batch_norm_backward_impl(dx, dw, db, dy, x, w, mean, rstd, n, c, hw);                   \
     }
 
 INSTANTIATE(f32, float)

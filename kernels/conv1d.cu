@@ -273,28 +273,28 @@ __device__ void slice_axis_backward_impl(T* dx, const T* dy, long long outer, in
 
 #define INSTANTIATE(SUF, T)                                                                       \
     extern "C" __global__ void conv1d_forward_##SUF(T* y, const T* x, const T* w, const T* bias, \
-                                                    int Cin, int Cout, int Lin, int Lout, int K, \
+                                                    int cin, int cout, int lin, int lout, int k, \
                                                     int stride, int pad, int groups, int cc) {   \
-        conv1d_forward_impl(y, x, w, bias, Cin, Cout, Lin, Lout, K, stride, pad, groups, cc);    \
+        conv1d_forward_impl(y, x, w, bias, cin, cout, lin, lout, k, stride, pad, groups, cc);    \
     }                                                                                             \
     extern "C" __global__ void conv1d_backward_input_##SUF(                                       \
-        T* dx, const T* dy, const T* w, int Cin, int Cout, int Lin, int Lout, int K, int stride, \
+        T* dx, const T* dy, const T* w, int cin, int cout, int lin, int lout, int k, int stride, \
         int pad, int groups, int cc) {                                                            \
-        conv1d_backward_input_impl(dx, dy, w, Cin, Cout, Lin, Lout, K, stride, pad, groups, cc); \
+        conv1d_backward_input_impl(dx, dy, w, cin, cout, lin, lout, k, stride, pad, groups, cc); \
     }                                                                                             \
     extern "C" __global__ void conv1d_backward_weight_partial_##SUF(                              \
-        float* part, const T* dy, const T* x, int B, int Cin, int Cout, int Lin, int Lout, int K, \
-        int stride, int pad, int groups, int splits, long long per) {                            \
-        conv1d_backward_weight_partial_impl(part, dy, x, B, Cin, Cout, Lin, Lout, K, stride, pad, \
-                                            groups, splits, per);                                 \
+        float* part, const T* dy, const T* x, int batch, int cin, int cout, int lin, int lout,    \
+        int k, int stride, int pad, int groups, int splits, long long per) {                      \
+        conv1d_backward_weight_partial_impl(part, dy, x, batch, cin, cout, lin, lout, k, stride,  \
+                                            pad, groups, splits, per);                            \
     }                                                                                             \
     extern "C" __global__ void conv1d_backward_weight_reduce_##SUF(T* dw, const float* part,      \
                                                                    long long n, int splits) {     \
         conv1d_backward_weight_reduce_impl(dw, part, n, splits);                                  \
     }                                                                                             \
-    extern "C" __global__ void conv1d_backward_bias_##SUF(T* db, const T* dy, int B, int Cout,   \
-                                                          int Lout) {                            \
-        conv1d_backward_bias_impl(db, dy, B, Cout, Lout);                                         \
+    extern "C" __global__ void conv1d_backward_bias_##SUF(T* db, const T* dy, int batch,          \
+                                                          int cout, int lout) {                   \
+        conv1d_backward_bias_impl(db, dy, batch, cout, lout);                                     \
     }                                                                                             \
     extern "C" __global__ void weight_norm_norms_##SUF(float* norm, const T* v, int outer,       \
                                                        int kdim, int inner) {                    \
@@ -315,8 +315,8 @@ __device__ void slice_axis_backward_impl(T* dx, const T* dy, long long outer, in
         long long n, int kdim, int inner) {                                                       \
         weight_norm_backward_v_impl(dv, dw, g, v, norm, s, n, kdim, inner);                       \
     }                                                                                             \
-    extern "C" __global__ void transpose_last2_##SUF(T* out, const T* x, int M, int N) {         \
-        transpose_last2_impl(out, x, M, N);                                                       \
+    extern "C" __global__ void transpose_last2_##SUF(T* out, const T* x, int m, int n) {         \
+        transpose_last2_impl(out, x, m, n);                                                       \
     }                                                                                             \
     extern "C" __global__ void slice_axis_##SUF(T* out, const T* x, long long outer, int len_in, \
                                                 int inner, int start, int len) {                 \

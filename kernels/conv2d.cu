@@ -127,27 +127,28 @@ __device__ void conv2d_backward_bias_impl(T* __restrict__ db, const T* __restric
 }
 
 #define INSTANTIATE_K(SUF, T, K)                                                                \
-    extern "C" __global__ void conv2d_forward_k##K##_##SUF(T* y, const T* x, const T* w,       \
-                                                          const T* bias, int has_bias, int N,  \
-                                                          int Cin, int Cout, int H, int W) {   \
-        conv2d_direct<T, K, false>(y, x, w, bias, has_bias, N, Cin, Cout, H, W);                \
+    extern "C" __global__ void conv2d_forward_k##K##_##SUF(T* y, const T* x, const T* w,        \
+                                                          const T* bias, int has_bias, int n,   \
+                                                          int cin, int cout, int height,        \
+                                                          int width) {                          \
+        conv2d_direct<T, K, false>(y, x, w, bias, has_bias, n, cin, cout, height, width);       \
     }                                                                                           \
     extern "C" __global__ void conv2d_backward_input_k##K##_##SUF(                              \
-        T* dx, const T* dy, const T* w, int N, int Cin, int Cout, int H, int W) {               \
-        /* dx has Cin channels and is computed from dy's Cout channels. */                      \
-        conv2d_direct<T, K, true>(dx, dy, w, (const T*)0, 0, N, Cout, Cin, H, W);               \
+        T* dx, const T* dy, const T* w, int n, int cin, int cout, int height, int width) {      \
+        /* dx has cin channels and is computed from dy's cout channels. */                      \
+        conv2d_direct<T, K, true>(dx, dy, w, (const T*)0, 0, n, cout, cin, height, width);      \
     }                                                                                           \
     extern "C" __global__ void conv2d_backward_weight_k##K##_##SUF(                             \
-        T* dw, const T* dy, const T* x, int N, int Cin, int Cout, int H, int W) {               \
-        conv2d_backward_weight_impl<T, K>(dw, dy, x, N, Cin, Cout, H, W);                       \
+        T* dw, const T* dy, const T* x, int n, int cin, int cout, int height, int width) {      \
+        conv2d_backward_weight_impl<T, K>(dw, dy, x, n, cin, cout, height, width);              \
     }
 
 #define INSTANTIATE(SUF, T)                                                                     \
     INSTANTIATE_K(SUF, T, 1)                                                                    \
     INSTANTIATE_K(SUF, T, 3)                                                                    \
-    extern "C" __global__ void conv2d_backward_bias_##SUF(T* db, const T* dy, int N, int Cout,  \
-                                                          long long HW) {                       \
-        conv2d_backward_bias_impl(db, dy, N, Cout, HW);                                         \
+    extern "C" __global__ void conv2d_backward_bias_##SUF(T* db, const T* dy, int n, int cout,  \
+                                                          long long hw) {                       \
+        conv2d_backward_bias_impl(db, dy, n, cout, hw);                                         \
     }
 
 INSTANTIATE(f32, float)

@@ -217,3 +217,91 @@ fn cross_entropy_of_uniform_logits_is_log_classes() {
         }
     );
 }
+
+/// Parameter gradients accumulate in place into views of one flat buffer (as an optimizer's
+/// flat gradient buffer holds them), exactly as into separate tensors.
+#[test]
+fn parameter_gradients_accumulate_into_views_of_one_buffer() {
+    /// Runs `f` on gradients of `shapes` given as separate tensors and as views of one buffer,
+    /// both starting from the same nonzero values, and compares the results bit for bit.
+    fn check(what: &str, shapes: &[&[usize]], f: impl Fn(&mut [Tensor])) {
+        let sizes: Vec<usize> = shapes.iter().map(|s| s.iter().product()).collect();
+        let total: usize = sizes.iter().sum::<usize>() + 3;
+        let init = rand_vec(total, 99, -1.0, 1.0);
+        let mut offs = vec![1usize];
+        for n in &sizes {
+            offs.push(offs.last().unwrap() + n);
+        }
+        let mut separate: Vec<Tensor> = shapes
+            .iter()
+            .zip(&offs)
+            .map(|(s, &o)| {
+                let n: usize = s.iter().product();
+                Tensor::from_f32(s, init[o..o + n].to_vec()).unwrap()
+            })
+            .collect();
+        f(&mut separate);
+        let flat = Tensor::from_f32(&[total], init.clone()).unwrap();
+        let mut views: Vec<Tensor> = shapes
+            .iter()
+            .zip(&offs)
+            .map(|(s, &o)| flat.view(o, s).unwrap())
+            .collect();
+        f(&mut views);
+        drop(views);
+        let got = flat.to_vec_f32().unwrap();
+        assert_eq!(got[0], init[0], "{what}: wrote before the first view");
+        assert_eq!(
+            got[total - 2..],
+            init[total - 2..],
+            "{what}: wrote past the views"
+        );
+        for (i, (t, &o)) in separate.iter().zip(&offs).enumerate() {
+            let want = t.to_vec_f32().unwrap();
+            assert_eq!(got[o..o + want.len()], want[..], "{what}: gradient {i}");
+            assert_ne!(
+                want[..],
+                init[o..o + want.len()],
+                "{what}: gradient {i} unchanged"
+            );
+        }
+    }
+
+    let (x, w) = (rand_tensor(&[2, 4, 9], 1), rand_tensor(&[6, 2, 3], 2));
+    let dy = rand_tensor(&[2, 6, 5], 3);
+    check("conv1d", &[&[6, 2, 3], &[6]], |g| {
+        let [dw, db] = g else { unreachable!() };
+        ops::conv1d_backward(&dy, &x, &w, 2, 1, 2, dw, Some(db), true).unwrap();
+    });
+
+    let (x, w) = (rand_tensor(&[2, 3, 5, 4], 4), rand_tensor(&[5, 3, 3, 3], 5));
+    let dy = rand_tensor(&[2, 5, 5, 4], 6);
+    check("conv2d", &[&[5, 3, 3, 3], &[5]], |g| {
+        let [dw, db] = g else { unreachable!() };
+        ops::conv2d_backward(&dy, &x, &w, dw, Some(db)).unwrap();
+    });
+
+    let (x, w, b) = (
+        rand_tensor(&[3, 4, 2, 5], 7),
+        rand_tensor(&[4], 8),
+        rand_tensor(&[4], 9),
+    );
+    let (mut rm, mut rv) = (
+        Tensor::from_f32(&[4], vec![0.0; 4]).unwrap(),
+        Tensor::from_f32(&[4], vec![1.0; 4]).unwrap(),
+    );
+    let (_, cache) = ops::batch_norm_train(&x, &w, &b, &mut rm, &mut rv, 1e-5, 0.1).unwrap();
+    let dy = rand_tensor(&[3, 4, 2, 5], 10);
+    check("batch_norm", &[&[4], &[4]], |g| {
+        let [dw, db] = g else { unreachable!() };
+        ops::batch_norm_backward(&dy, &x, &w, &cache, dw, db).unwrap();
+    });
+
+    let (g, v) = (rand_tensor(&[1, 1, 3], 11), rand_tensor(&[4, 2, 3], 12));
+    let (_, cache) = ops::weight_norm(&g, &v, 2).unwrap();
+    let dw = rand_tensor(&[4, 2, 3], 13);
+    check("weight_norm", &[&[1, 1, 3], &[4, 2, 3]], |gr| {
+        let [dg, dv] = gr else { unreachable!() };
+        ops::weight_norm_backward(&dw, &g, &v, 2, &cache, dg, dv).unwrap();
+    });
+}

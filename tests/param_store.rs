@@ -225,7 +225,7 @@ fn gradients_are_bit_identical_between_runs() {
 fn bf16_gradients_widen_into_the_fp32_store() {
     let mut vit = Vit::new(micro(), 2).unwrap();
     let mut store = pack(&mut vit, &Device::Cpu);
-    let p = &vit.blocks[0].mlp.fc1.bias;
+    let p = vit.blocks[0].mlp.fc1.bias.as_ref().unwrap();
     let mut slot = store.grads.slot(p, DType::BF16).unwrap();
     assert_eq!(slot.dtype, DType::BF16);
     let n = slot.numel();

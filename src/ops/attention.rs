@@ -2,8 +2,7 @@
 //! (SeisLM, cross-attention), with the fused kernels of kernels/attention.cu.
 
 use super::*;
-use crate::backend::cpu::attention::{self as cpu, AttnShape, HeadLayout};
-use crate::backend::cuda::attention as gpu;
+use crate::backend::api::attention::{AttentionBackward, AttnGrads, AttnShape, HeadLayout};
 
 /// The output [B, Nq, C] and each query's log-sum-exp [B, H, Nq] (for the backward pass).
 pub struct AttnOut {
@@ -31,27 +30,9 @@ fn head_dim(op: &str, c: usize, heads: usize) -> Result<usize> {
 
 fn run_forward(q: &Tensor, k: &Tensor, v: &Tensor, s: &AttnShape) -> Result<AttnOut> {
     let d = check_device("attention", &[q, k, v])?;
-    let (oshape, lshape) = ([s.batch, s.seq_q, s.width()], [s.batch, s.heads, s.seq_q]);
-    if !d.is_cuda() {
-        let mut o = vec![0.0; s.batch * s.seq_q * s.width()];
-        let mut l = vec![0.0; s.batch * s.heads * s.seq_q];
-        cpu::attention_forward(&mut o, &mut l, &host(q)?, &host(k)?, &host(v)?, s);
-        return Ok(AttnOut {
-            out: from_host(&oshape, o, q.dtype)?,
-            lse: Tensor::from_f32(&lshape, l)?,
-        });
-    }
-    let out = output(&oshape, q.dtype, &d)?;
-    let lse = output(&lshape, DType::F32, &d)?;
-    gpu::forward(
-        backend(&d)?,
-        dev(&out)?,
-        dev(&lse)?,
-        dev(q)?,
-        dev(k)?,
-        dev(v)?,
-        s,
-    )?;
+    let mut out = alloc(&d, &[s.batch, s.seq_q, s.width()], q.dtype)?;
+    let mut lse = alloc(&d, &[s.batch, s.heads, s.seq_q], DType::F32)?;
+    d.run().attention(&mut out, &mut lse, q, k, v, s)?;
     Ok(AttnOut { out, lse })
 }
 
@@ -104,33 +85,17 @@ pub fn attention_qkv_backward(
         );
     }
     let d = check_device("attention_qkv_backward", &[qkv, dout, &fwd.out, &fwd.lse])?;
-    if !d.is_cuda() {
-        let mut g = vec![0.0; qkv.numel()];
-        let qv = host(qkv)?;
-        cpu::attention_backward(&qv, &qv, &qv, &host(dout)?, &s, |which, bi, h, src| {
-            let l = [s.q, s.k, s.v][which];
-            cpu::put_head(&mut g, &s, l, n, bi, h, src);
-        });
-        return from_host(&qkv.shape, g, qkv.dtype);
-    }
-    let g = output(&qkv.shape, qkv.dtype, &d)?;
-    let gb = dev(&g)?;
-    let targets = gpu::GradTargets {
-        dq: (gb, s.q),
-        dk: (gb, s.k),
-        dv: (gb, s.v),
+    let mut g = alloc(&d, &qkv.shape, qkv.dtype)?;
+    let a = AttentionBackward {
+        grads: AttnGrads::Fused(&mut g),
+        q: qkv,
+        k: qkv,
+        v: qkv,
+        out: &fwd.out,
+        lse: &fwd.lse,
+        dout,
     };
-    gpu::backward(
-        backend(&d)?,
-        targets,
-        dev(qkv)?,
-        dev(qkv)?,
-        dev(qkv)?,
-        dev(&fwd.out)?,
-        dev(dout)?,
-        dev(&fwd.lse)?,
-        &s,
-    )?;
+    d.run().attention_backward(a, &s)?;
     Ok(g)
 }
 
@@ -184,50 +149,24 @@ pub fn attention_backward(
         );
     }
     let d = check_device("attention_backward", &[q, k, v, dout])?;
-    if !d.is_cuda() {
-        let mut g = [
-            vec![0.0; q.numel()],
-            vec![0.0; k.numel()],
-            vec![0.0; v.numel()],
-        ];
-        cpu::attention_backward(
-            &host(q)?,
-            &host(k)?,
-            &host(v)?,
-            &host(dout)?,
-            &s,
-            |which, bi, h, src| {
-                let seq = if which == 0 { s.seq_q } else { s.seq_k };
-                cpu::put_head(&mut g[which], &s, s.q, seq, bi, h, src);
-            },
-        );
-        let [gq, gk, gv] = g;
-        return Ok((
-            from_host(&q.shape, gq, q.dtype)?,
-            from_host(&k.shape, gk, k.dtype)?,
-            from_host(&v.shape, gv, v.dtype)?,
-        ));
-    }
-    let (gq, gk, gv) = (
-        output(&q.shape, q.dtype, &d)?,
-        output(&k.shape, k.dtype, &d)?,
-        output(&v.shape, v.dtype, &d)?,
+    let (mut gq, mut gk, mut gv) = (
+        alloc(&d, &q.shape, q.dtype)?,
+        alloc(&d, &k.shape, k.dtype)?,
+        alloc(&d, &v.shape, v.dtype)?,
     );
-    let targets = gpu::GradTargets {
-        dq: (dev(&gq)?, s.q),
-        dk: (dev(&gk)?, s.k),
-        dv: (dev(&gv)?, s.v),
+    let a = AttentionBackward {
+        grads: AttnGrads::Separate {
+            dq: &mut gq,
+            dk: &mut gk,
+            dv: &mut gv,
+        },
+        q,
+        k,
+        v,
+        out: &fwd.out,
+        lse: &fwd.lse,
+        dout,
     };
-    gpu::backward(
-        backend(&d)?,
-        targets,
-        dev(q)?,
-        dev(k)?,
-        dev(v)?,
-        dev(&fwd.out)?,
-        dev(dout)?,
-        dev(&fwd.lse)?,
-        &s,
-    )?;
+    d.run().attention_backward(a, &s)?;
     Ok((gq, gk, gv))
 }

@@ -1,8 +1,7 @@
 //! BatchNorm2d over NCHW (statistics per channel over N, H, W), train and eval modes.
 
 use super::*;
-use crate::backend::cpu::batch_norm as cpu;
-use crate::backend::cuda::batch_norm as gpu;
+use crate::backend::api::batch_norm::{BatchNormBackward, BatchNormRunning, BatchNormTrainOut};
 
 /// What the train-mode backward pass needs: per-channel batch mean and 1/std (f32, [C]).
 pub struct BatchNormCache {
@@ -64,53 +63,17 @@ pub fn batch_norm_train(
         );
     }
     let d = check_device(op, &[x, w, b, running_mean, running_var])?;
-    if !d.is_cuda() {
-        let mut y = vec![0.0; x.numel()];
-        let (mut mean, mut rstd) = (vec![0.0; c], vec![0.0; c]);
-        let mut rm = running_mean.f32s()?.to_vec();
-        let mut rv = running_var.f32s()?.to_vec();
-        cpu::batch_norm_train(
-            &mut y,
-            &mut mean,
-            &mut rstd,
-            &mut rm,
-            &mut rv,
-            &host(x)?,
-            &host(w)?,
-            &host(b)?,
-            n,
-            hw,
-            eps,
-            momentum,
-        );
-        running_mean.f32s_mut()?.copy_from_slice(&rm);
-        running_var.f32s_mut()?.copy_from_slice(&rv);
-        return Ok((
-            from_host(&x.shape, y, x.dtype)?,
-            BatchNormCache {
-                mean: Tensor::from_f32(&[c], mean)?,
-                rstd: Tensor::from_f32(&[c], rstd)?,
-            },
-        ));
-    }
-    let y = output(&x.shape, x.dtype, &d)?;
-    let mean = output(&[c], DType::F32, &d)?;
-    let rstd = output(&[c], DType::F32, &d)?;
-    gpu::forward_train(
-        backend(&d)?,
-        dev(&y)?,
-        dev(&mean)?,
-        dev(&rstd)?,
-        dev(running_mean)?,
-        dev(running_var)?,
-        dev(x)?,
-        dev(w)?,
-        dev(b)?,
-        n,
-        hw,
-        eps,
-        momentum,
-    )?;
+    let mut y = alloc(&d, &x.shape, x.dtype)?;
+    let mut mean = alloc(&d, &[c], DType::F32)?;
+    let mut rstd = alloc(&d, &[c], DType::F32)?;
+    let out = BatchNormTrainOut {
+        y: &mut y,
+        mean: &mut mean,
+        rstd: &mut rstd,
+        running_mean,
+        running_var,
+    };
+    d.run().batch_norm_train(out, x, w, b, eps, momentum)?;
     Ok((y, BatchNormCache { mean, rstd }))
 }
 
@@ -124,36 +87,16 @@ pub fn batch_norm_eval(
     eps: f32,
 ) -> Result<Tensor> {
     let op = "batch_norm_eval";
-    let (_, c, hw) = check(op, x, w, b)?;
+    let (_, c, _) = check(op, x, w, b)?;
     check_stat(op, "running_mean", running_mean, c)?;
     check_stat(op, "running_var", running_var, c)?;
     let d = check_device(op, &[x, w, b, running_mean, running_var])?;
-    if !d.is_cuda() {
-        let mut y = vec![0.0; x.numel()];
-        cpu::batch_norm_eval(
-            &mut y,
-            &host(x)?,
-            &host(w)?,
-            &host(b)?,
-            &running_mean.f32s()?,
-            &running_var.f32s()?,
-            hw,
-            eps,
-        );
-        return from_host(&x.shape, y, x.dtype);
-    }
-    let y = output(&x.shape, x.dtype, &d)?;
-    gpu::forward_eval(
-        backend(&d)?,
-        dev(&y)?,
-        dev(x)?,
-        dev(w)?,
-        dev(b)?,
-        dev(running_mean)?,
-        dev(running_var)?,
-        hw,
-        eps,
-    )?;
+    let mut y = alloc(&d, &x.shape, x.dtype)?;
+    let running = BatchNormRunning {
+        mean: running_mean,
+        var: running_var,
+    };
+    d.run().batch_norm_eval(&mut y, x, w, b, running, eps)?;
     Ok(y)
 }
 
@@ -167,7 +110,7 @@ pub fn batch_norm_backward(
     db: &mut Tensor,
 ) -> Result<Tensor> {
     let op = "batch_norm_backward";
-    let (n, c, hw) = check(op, x, w, w)?;
+    let (_, c, _) = check(op, x, w, w)?;
     check_same_shape(op, dy, x)?;
     check_same_dtype(op, dy, x)?;
     check_same_shape(op, dw, w)?;
@@ -177,39 +120,16 @@ pub fn batch_norm_backward(
     check_stat(op, "cache.mean", &cache.mean, c)?;
     check_stat(op, "cache.rstd", &cache.rstd, c)?;
     let d = check_device(op, &[dy, x, w, dw, db, &cache.mean, &cache.rstd])?;
-    if !d.is_cuda() {
-        let mut dx = vec![0.0; x.numel()];
-        let mut dwv = host(dw)?.into_owned();
-        let mut dbv = host(db)?.into_owned();
-        cpu::batch_norm_backward(
-            &mut dx,
-            &mut dwv,
-            &mut dbv,
-            &host(dy)?,
-            &host(x)?,
-            &host(w)?,
-            &cache.mean.f32s()?,
-            &cache.rstd.f32s()?,
-            n,
-            hw,
-        );
-        *dw = from_host(&w.shape, dwv, dw.dtype)?;
-        *db = from_host(&w.shape, dbv, db.dtype)?;
-        return from_host(&x.shape, dx, x.dtype);
-    }
-    let dx = output(&x.shape, x.dtype, &d)?;
-    gpu::backward(
-        backend(&d)?,
-        dev(&dx)?,
-        dev(dw)?,
-        dev(db)?,
-        dev(dy)?,
-        dev(x)?,
-        dev(w)?,
-        dev(&cache.mean)?,
-        dev(&cache.rstd)?,
-        n,
-        hw,
-    )?;
+    let mut dx = alloc(&d, &x.shape, x.dtype)?;
+    d.run().batch_norm_backward(BatchNormBackward {
+        dx: &mut dx,
+        dw,
+        db,
+        dy,
+        x,
+        w,
+        mean: &cache.mean,
+        rstd: &cache.rstd,
+    })?;
     Ok(dx)
 }

@@ -2,44 +2,7 @@
 //! permutation (each the other's backward).
 
 use super::*;
-use crate::backend::cpu::channels as cpu;
-use crate::backend::cuda::channels as gpu;
-
-/// Copies `src` (batch entries of `len` values) into `dst` at the given offsets/strides.
-#[allow(clippy::too_many_arguments)]
-fn copy_strided(
-    dst: &mut Tensor,
-    src: &Tensor,
-    batch: usize,
-    len: usize,
-    dst_stride: usize,
-    dst_off: usize,
-    src_stride: usize,
-    src_off: usize,
-) -> Result<()> {
-    if !dst.is_cpu() {
-        let d = dst.device();
-        return gpu::copy_strided(
-            backend(&d)?,
-            dev(dst)?,
-            dev(src)?,
-            batch,
-            len,
-            dst_stride,
-            dst_off,
-            src_stride,
-            src_off,
-        );
-    }
-    let dtype = dst.dtype;
-    let sv = host(src)?.into_owned();
-    let _ = dtype;
-    let mut dv = dst.host_f32()?.into_owned();
-    cpu::copy_strided(
-        &mut dv, &sv, batch, len, dst_stride, dst_off, src_stride, src_off,
-    );
-    dst.write_f32(&dv)
-}
+use crate::backend::api::StridedCopy;
 
 /// Concatenates NCHW tensors along C: they must agree in N, H, W, dtype and device.
 pub fn concat_channels(xs: &[&Tensor]) -> Result<Tensor> {
@@ -61,11 +24,19 @@ pub fn concat_channels(xs: &[&Tensor]) -> Result<Tensor> {
     }
     let (n, hw) = (first.shape[0], first.shape[2] * first.shape[3]);
     let ctot: usize = xs.iter().map(|x| x.shape[1]).sum();
-    let mut out = output(&[n, ctot, first.shape[2], first.shape[3]], first.dtype, &d)?;
+    let mut out = alloc(&d, &[n, ctot, first.shape[2], first.shape[3]], first.dtype)?;
     let mut off = 0;
     for x in xs {
         let len = x.shape[1] * hw;
-        copy_strided(&mut out, x, n, len, ctot * hw, off * hw, len, 0)?;
+        let c = StridedCopy {
+            batch: n,
+            len,
+            dst_stride: ctot * hw,
+            dst_off: off * hw,
+            src_stride: len,
+            src_off: 0,
+        };
+        d.run().copy_strided(&mut out, x, &c)?;
         off += x.shape[1];
     }
     Ok(out)
@@ -88,24 +59,27 @@ pub fn split_channels(x: &Tensor, channels: &[usize]) -> Result<Vec<Tensor>> {
     let mut outs = Vec::with_capacity(channels.len());
     let mut off = 0;
     for &c in channels {
-        let mut o = output(&[n, c, x.shape[2], x.shape[3]], x.dtype, &d)?;
-        copy_strided(&mut o, x, n, c * hw, c * hw, 0, ctot * hw, off * hw)?;
+        let mut o = alloc(&d, &[n, c, x.shape[2], x.shape[3]], x.dtype)?;
+        let cp = StridedCopy {
+            batch: n,
+            len: c * hw,
+            dst_stride: c * hw,
+            dst_off: 0,
+            src_stride: ctot * hw,
+            src_off: off * hw,
+        };
+        d.run().copy_strided(&mut o, x, &cp)?;
         off += c;
         outs.push(o);
     }
     Ok(outs)
 }
 
+/// out[b, c, r] = x[b, r, c] for x viewed as [batch, rows, cols], shaped `shape`.
 fn transpose_last2(x: &Tensor, rows: usize, cols: usize, shape: &[usize]) -> Result<Tensor> {
-    let batch = x.numel() / (rows * cols).max(1);
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; x.numel()];
-        cpu::transpose_last2(&mut out, &host(x)?, rows, cols);
-        return from_host(shape, out, x.dtype);
-    }
-    let out = output(shape, x.dtype, &d)?;
-    gpu::transpose_last2(backend(&d)?, dev(&out)?, dev(x)?, batch, rows, cols)?;
+    let mut out = alloc(&d, shape, x.dtype)?;
+    d.run().permute_last2(&mut out, x, rows, cols)?;
     Ok(out)
 }
 

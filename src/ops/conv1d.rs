@@ -3,9 +3,8 @@
 //! (see backend/cpu/conv1d.rs).
 
 use super::*;
-use crate::backend::cpu::conv1d as cpu;
-use crate::backend::cuda::conv1d as gpu;
-pub use cpu::Conv1dShape;
+pub use crate::backend::api::conv1d::Conv1dShape;
+use crate::backend::api::conv1d::{Conv1dBackward, SliceDims, WeightNormBackward};
 
 /// Checks x [B, Cin, L], w [Cout, Cin/groups, K] and the bias [Cout], and returns the shape.
 fn conv_shape(
@@ -80,22 +79,8 @@ pub fn conv1d(
     let mut ts = vec![x, w];
     ts.extend(bias);
     let d = check_device("conv1d", &ts)?;
-    let shape = [s.batch, s.cout, s.lout().unwrap_or(0)];
-    if !d.is_cuda() {
-        let mut y = vec![0.0; shape.iter().product()];
-        let bv = bias.map(host).transpose()?;
-        cpu::conv1d(&mut y, &host(x)?, &host(w)?, bv.as_deref(), &s);
-        return from_host(&shape, y, x.dtype);
-    }
-    let y = output(&shape, x.dtype, &d)?;
-    gpu::forward(
-        backend(&d)?,
-        dev(&y)?,
-        dev(x)?,
-        dev(w)?,
-        bias.map(dev).transpose()?,
-        &s,
-    )?;
+    let mut y = alloc(&d, &[s.batch, s.cout, s.lout().unwrap_or(0)], x.dtype)?;
+    d.run().conv1d(&mut y, x, w, bias, &s)?;
     Ok(y)
 }
 
@@ -137,40 +122,20 @@ pub fn conv1d_backward(
     if let Some(db) = db.as_deref() {
         check_device(op, &[dy, db])?;
     }
-    if !d.is_cuda() {
-        let dyv = host(dy)?;
-        let mut dwv = host(dw)?.into_owned();
-        match db {
-            Some(db) => {
-                let mut dbv = host(db)?.into_owned();
-                cpu::conv1d_backward_params(&mut dwv, Some(&mut dbv), &dyv, &host(x)?, &s);
-                *db = from_host(&[s.cout], dbv, db.dtype)?;
-            }
-            None => cpu::conv1d_backward_params(&mut dwv, None, &dyv, &host(x)?, &s),
-        }
-        *dw = from_host(&w.shape, dwv, dw.dtype)?;
-        if !want_dx {
-            return Ok(None);
-        }
-        let mut dx = vec![0.0; x.numel()];
-        cpu::conv1d_backward_input(&mut dx, &dyv, &host(w)?, &s);
-        return Ok(Some(from_host(&x.shape, dx, x.dtype)?));
-    }
-    let dx = if want_dx {
-        Some(output(&x.shape, x.dtype, &d)?)
+    let mut dx = if want_dx {
+        Some(alloc(&d, &x.shape, x.dtype)?)
     } else {
         None
     };
-    gpu::backward(
-        backend(&d)?,
-        dx.as_ref().map(dev).transpose()?,
-        dev(dw)?,
-        db.map(|t| dev(t)).transpose()?,
-        dev(dy)?,
-        dev(x)?,
-        dev(w)?,
-        &s,
-    )?;
+    let a = Conv1dBackward {
+        dx: dx.as_mut(),
+        dw,
+        db,
+        dy,
+        x,
+        w,
+    };
+    d.run().conv1d_backward(a, &s)?;
     Ok(dx)
 }
 
@@ -207,29 +172,9 @@ fn wn_dims(op: &str, g: &Tensor, v: &Tensor, dim: usize) -> Result<(usize, usize
 pub fn weight_norm(g: &Tensor, v: &Tensor, dim: usize) -> Result<(Tensor, WeightNormCache)> {
     let (outer, kdim, inner) = wn_dims("weight_norm", g, v, dim)?;
     let d = check_device("weight_norm", &[g, v])?;
-    if !d.is_cuda() {
-        let mut w = vec![0.0; v.numel()];
-        let mut norm = vec![0.0; kdim];
-        cpu::weight_norm(&mut w, &mut norm, &host(g)?, &host(v)?, outer, inner);
-        let w = from_host(&v.shape, w, v.dtype)?;
-        return Ok((
-            w,
-            WeightNormCache {
-                norm: Tensor::from_f32(&[kdim], norm)?,
-            },
-        ));
-    }
-    let w = output(&v.shape, v.dtype, &d)?;
-    let norm = output(&[kdim], DType::F32, &d)?;
-    gpu::weight_norm(
-        backend(&d)?,
-        dev(&w)?,
-        dev(&norm)?,
-        dev(g)?,
-        dev(v)?,
-        outer,
-        inner,
-    )?;
+    let mut w = alloc(&d, &v.shape, v.dtype)?;
+    let mut norm = alloc(&d, &[kdim], DType::F32)?;
+    d.run().weight_norm(&mut w, &mut norm, g, v, outer, inner)?;
     Ok((w, WeightNormCache { norm }))
 }
 
@@ -259,45 +204,24 @@ pub fn weight_norm_backward(
         );
     }
     let d = check_device(op, &[dw, g, v, dg, dv, &cache.norm])?;
-    if !d.is_cuda() {
-        let mut dgv = host(dg)?.into_owned();
-        let mut dvv = host(dv)?.into_owned();
-        cpu::weight_norm_backward(
-            &mut dgv,
-            &mut dvv,
-            &host(dw)?,
-            &host(g)?,
-            &host(v)?,
-            &cache.norm.f32s()?,
-            outer,
-            inner,
-        );
-        *dg = from_host(&g.shape, dgv, dg.dtype)?;
-        *dv = from_host(&v.shape, dvv, dv.dtype)?;
-        return Ok(());
-    }
-    let scratch = output(&[kdim], DType::F32, &d)?;
-    gpu::weight_norm_backward(
-        backend(&d)?,
-        dev(dg)?,
-        dev(dv)?,
-        dev(&scratch)?,
-        dev(dw)?,
-        dev(g)?,
-        dev(v)?,
-        dev(&cache.norm)?,
+    d.run().weight_norm_backward(WeightNormBackward {
+        dg,
+        dv,
+        dw,
+        g,
+        v,
+        norm: &cache.norm,
         outer,
         inner,
-    )
+    })
 }
 
 /// [B, M, N] → [B, N, M] (NCW ↔ NWC; a rank-2 tensor is one batch). Its backward pass is the
 /// same op on the output gradient.
 pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
     check_float("transpose_last2", "x", x)?;
-    let (batch, m, n) = match x.shape[..] {
-        [m, n] => (1, m, n),
-        [b, m, n] => (b, m, n),
+    let (m, n) = match x.shape[..] {
+        [m, n] | [_, m, n] => (m, n),
         _ => bail!(
             "transpose_last2: x must be [batch, rows, cols] or [rows, cols], found {:?}",
             x.shape
@@ -307,19 +231,8 @@ pub fn transpose_last2(x: &Tensor) -> Result<Tensor> {
     let r = shape.len();
     shape.swap(r - 2, r - 1);
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; x.numel()];
-        cpu::transpose_last2(&mut out, &host(x)?, batch, m, n);
-        return from_host(&shape, out, x.dtype);
-    }
-    let out = output(&shape, x.dtype, &d)?;
-    if batch > 65535 || m.div_ceil(32) > 65535 {
-        bail!(
-            "transpose_last2: {:?} exceeds the CUDA grid limits",
-            x.shape
-        );
-    }
-    gpu::transpose_last2(backend(&d)?, dev(&out)?, dev(x)?, batch, m, n)?;
+    let mut out = alloc(&d, &shape, x.dtype)?;
+    d.run().transpose_last2(&mut out, x, m, n)?;
     Ok(out)
 }
 
@@ -353,19 +266,15 @@ pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<T
     let mut shape = x.shape.clone();
     shape[axis] = len;
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; shape.iter().product()];
-        cpu::slice_axis(&mut out, &host(x)?, outer, len_in, inner, start, len);
-        return from_host(&shape, out, x.dtype);
-    }
-    let out = output(&shape, x.dtype, &d)?;
-    gpu::slice_axis(
-        backend(&d)?,
-        dev(&out)?,
-        dev(x)?,
-        [outer, len_in, inner, start, len],
-        false,
-    )?;
+    let mut out = alloc(&d, &shape, x.dtype)?;
+    let dims = SliceDims {
+        outer,
+        len_in,
+        inner,
+        start,
+        len,
+    };
+    d.run().slice_axis(&mut out, x, &dims)?;
     Ok(out)
 }
 
@@ -388,18 +297,14 @@ pub fn slice_axis_backward(
     let mut shape = dy.shape.clone();
     shape[axis] = len_in;
     let d = dy.device();
-    if !d.is_cuda() {
-        let mut dx = vec![0.0; shape.iter().product()];
-        cpu::slice_axis_backward(&mut dx, &host(dy)?, outer, len_in, inner, start, len);
-        return from_host(&shape, dx, dy.dtype);
-    }
-    let dx = output(&shape, dy.dtype, &d)?;
-    gpu::slice_axis(
-        backend(&d)?,
-        dev(&dx)?,
-        dev(dy)?,
-        [outer, len_in, inner, start, len],
-        true,
-    )?;
+    let mut dx = alloc(&d, &shape, dy.dtype)?;
+    let dims = SliceDims {
+        outer,
+        len_in,
+        inner,
+        start,
+        len,
+    };
+    d.run().slice_axis_backward(&mut dx, dy, &dims)?;
     Ok(dx)
 }

@@ -2,8 +2,7 @@
 //! backward pass.
 
 use super::*;
-use crate::backend::cpu::conv2d::{self as cpu, Conv2dShape};
-use crate::backend::cuda::conv2d as gpu;
+use crate::backend::api::conv2d::Conv2dShape;
 
 /// Checks x [n, cin, h, w] against weight [cout, cin, k, k] (k = 1 or 3) and the optional bias
 /// [cout]; returns the convolution's shape.
@@ -60,22 +59,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let mut ts = vec![x, w];
     ts.extend(bias);
     let d = check_device("conv2d", &ts)?;
-    let out_shape = [s.n, s.cout, s.h, s.w];
-    if !d.is_cuda() {
-        let mut y = vec![0.0; s.n * s.cout * s.hw()];
-        let bv = bias.map(host).transpose()?;
-        cpu::conv2d(&mut y, &host(x)?, &host(w)?, bv.as_deref(), &s);
-        return from_host(&out_shape, y, x.dtype);
-    }
-    let y = output(&out_shape, x.dtype, &d)?;
-    gpu::forward(
-        backend(&d)?,
-        dev(&y)?,
-        dev(x)?,
-        dev(w)?,
-        bias.map(dev).transpose()?,
-        &s,
-    )?;
+    let mut y = alloc(&d, &[s.n, s.cout, s.h, s.w], x.dtype)?;
+    d.run().conv2d(&mut y, x, w, bias, &s)?;
     Ok(y)
 }
 
@@ -115,32 +100,8 @@ pub fn conv2d_backward(
         ts.push(db);
     }
     let d = check_device(op, &ts)?;
-    if !d.is_cuda() {
-        let (dyv, xv, wv) = (host(dy)?, host(x)?, host(w)?);
-        let mut dx = vec![0.0; x.numel()];
-        cpu::conv2d_backward_input(&mut dx, &dyv, &wv, &s);
-        let mut dwv = host(dw)?.into_owned();
-        match dbias {
-            Some(db) => {
-                let mut dbv = host(db)?.into_owned();
-                cpu::conv2d_backward_params(&mut dwv, Some(&mut dbv), &dyv, &xv, &s);
-                *db = from_host(&[s.cout], dbv, db.dtype)?;
-            }
-            None => cpu::conv2d_backward_params(&mut dwv, None, &dyv, &xv, &s),
-        }
-        *dw = from_host(&w.shape, dwv, dw.dtype)?;
-        return from_host(&x.shape, dx, x.dtype);
-    }
-    let b = backend(&d)?;
-    let dx = output(&x.shape, x.dtype, &d)?;
-    gpu::backward_input(b, dev(&dx)?, dev(dy)?, dev(w)?, &s)?;
-    gpu::backward_params(
-        b,
-        dev(dw)?,
-        dbias.map(|t| dev(t)).transpose()?,
-        dev(dy)?,
-        dev(x)?,
-        &s,
-    )?;
+    let mut dx = alloc(&d, &x.shape, x.dtype)?;
+    d.run().conv2d_backward_input(&mut dx, dy, w, &s)?;
+    d.run().conv2d_backward_params(dw, dbias, dy, x, &s)?;
     Ok(dx)
 }

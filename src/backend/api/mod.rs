@@ -7,24 +7,51 @@
 //! documentation says so, accumulate into (`+=`); they may assume what `ops/` checked. A new
 //! backend implements these traits and nothing in `ops/` changes.
 
+pub mod attention;
+pub mod batch_norm;
+pub mod channels;
+pub mod conv1d;
+pub mod conv2d;
+pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
+pub mod relu;
 
+pub use attention::{AttentionBackward, AttentionOps, AttnGrads};
+pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
+pub use channels::{ChannelsOps, StridedCopy};
+pub use conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
+pub use conv2d::Conv2dOps;
+pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
 pub use matmul::MatmulOps;
 pub use optim::OptimOps;
 pub use reduce::ReduceOps;
+pub use relu::ReluOps;
 
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 
 /// A device's implementation of every op family, plus its memory operations.
 pub trait Backend:
-    Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + OptimOps + ReduceOps
+    Send
+    + Sync
+    + AttentionOps
+    + BatchNormOps
+    + ChannelsOps
+    + Conv1dOps
+    + Conv2dOps
+    + DropoutOps
+    + ElementwiseOps
+    + LayerNormOps
+    + MatmulOps
+    + OptimOps
+    + ReduceOps
+    + ReluOps
 {
     /// `cpu` or `cuda:N`.
     fn name(&self) -> String;

@@ -6,7 +6,52 @@
 //! ([B, N, C], stride C) need no permute. The output is [B, Nq, H·D]; `lse` [B, H, Nq] is the
 //! log-sum-exp of each query's scaled scores, kept for the backward pass.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::attention::{AttentionBackward, AttentionOps, AttnGrads};
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl AttentionOps for Cpu {
+    fn attention(
+        &self,
+        out: &mut Tensor,
+        lse: &mut Tensor,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        s: &AttnShape,
+    ) -> Result<()> {
+        let (qv, kv, vv) = (input(q)?, input(k)?, input(v)?);
+        let mut o = HostOut::new(out)?;
+        attention_forward(&mut o, &mut lse.f32s_mut()?, &qv, &kv, &vv, s);
+        o.finish()
+    }
+    fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
+        let (qv, kv, vv, dout) = (input(a.q)?, input(a.k)?, input(a.v)?, input(a.dout)?);
+        let layouts = [s.q, s.k, s.v];
+        let seq = |which: usize| if which == 0 { s.seq_q } else { s.seq_k };
+        match a.grads {
+            AttnGrads::Fused(g) => {
+                let mut gv = HostOut::new(g)?;
+                attention_backward(&qv, &kv, &vv, &dout, s, |which, b, h, src| {
+                    put_head(&mut gv, s, layouts[which], seq(which), b, h, src);
+                });
+                gv.finish()
+            }
+            AttnGrads::Separate { dq, dk, dv } => {
+                let mut g = [HostOut::new(dq)?, HostOut::new(dk)?, HostOut::new(dv)?];
+                attention_backward(&qv, &kv, &vv, &dout, s, |which, b, h, src| {
+                    put_head(&mut g[which], s, layouts[which], seq(which), b, h, src);
+                });
+                let [gq, gk, gv] = g;
+                gq.finish()?;
+                gk.finish()?;
+                gv.finish()
+            }
+        }
+    }
+}
 
 /// Where one operand's heads live in its buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,92 @@
 //! batch mean and the biased variance and updates the running statistics with the unbiased
 //! variance (as PyTorch); eval mode normalises with the running statistics.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::batch_norm::{
+    BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut,
+};
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+/// (n, h·w) of an NCHW tensor.
+fn n_hw(x: &Tensor) -> (usize, usize) {
+    (x.shape[0], x.shape[2] * x.shape[3])
+}
+
+impl BatchNormOps for Cpu {
+    fn batch_norm_train(
+        &self,
+        out: BatchNormTrainOut,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+        momentum: f32,
+    ) -> Result<()> {
+        let (n, hw) = n_hw(x);
+        // The running statistics are updated through copies: they may be views of one buffer
+        // (the parameter store's values) that also holds w and b, whose read guards must be
+        // gone before the copies are stored.
+        let mut rm = out.running_mean.f32s()?.to_vec();
+        let mut rv = out.running_var.f32s()?.to_vec();
+        {
+            let (xv, wv, bv) = (input(x)?, input(w)?, input(b)?);
+            let mut y = HostOut::new(out.y)?;
+            batch_norm_train(
+                &mut y,
+                &mut out.mean.f32s_mut()?,
+                &mut out.rstd.f32s_mut()?,
+                &mut rm,
+                &mut rv,
+                &xv,
+                &wv,
+                &bv,
+                n,
+                hw,
+                eps,
+                momentum,
+            );
+            y.finish()?;
+        }
+        out.running_mean.f32s_mut()?.copy_from_slice(&rm);
+        out.running_var.f32s_mut()?.copy_from_slice(&rv);
+        Ok(())
+    }
+    fn batch_norm_eval(
+        &self,
+        y: &mut Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        running: BatchNormRunning,
+        eps: f32,
+    ) -> Result<()> {
+        let (_, hw) = n_hw(x);
+        let (xv, wv, bv) = (input(x)?, input(w)?, input(b)?);
+        let (rm, rv) = (running.mean.f32s()?, running.var.f32s()?);
+        let mut o = HostOut::new(y)?;
+        batch_norm_eval(&mut o, &xv, &wv, &bv, &rm, &rv, hw, eps);
+        o.finish()
+    }
+    fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()> {
+        let (n, hw) = n_hw(a.x);
+        // dw and db accumulate through copies: they may be views of one gradient buffer.
+        let mut dwv = input(a.dw)?.into_owned();
+        let mut dbv = input(a.db)?.into_owned();
+        {
+            let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
+            let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
+            let mut dx = HostOut::new(a.dx)?;
+            batch_norm_backward(
+                &mut dx, &mut dwv, &mut dbv, &dy, &x, &w, &mean, &rstd, n, hw,
+            );
+            dx.finish()?;
+        }
+        a.dw.write_f32(&dwv)?;
+        a.db.write_f32(&dbv)
+    }
+}
 
 /// Train-mode forward. Writes y, mean[c], rstd[c]; updates running_mean and running_var with
 /// `momentum` (new = (1 − m)·old + m·batch, the variance unbiased by M/(M − 1), M = n·hw).

@@ -1,7 +1,36 @@
 //! Layout ops on NCHW tensors: concatenation along C and its inverse (split), and the
 //! NCHW ↔ NHWC permutation (a transpose of the last two axes of [n, rows, cols]).
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::{ChannelsOps, StridedCopy};
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl ChannelsOps for Cpu {
+    fn copy_strided(&self, dst: &mut Tensor, src: &Tensor, c: &StridedCopy) -> Result<()> {
+        // `dst` keeps the values outside the copied blocks, and may share a buffer with `src`.
+        let sv = input(src)?.into_owned();
+        let mut d = HostOut::update(dst)?;
+        copy_strided(
+            &mut d,
+            &sv,
+            c.batch,
+            c.len,
+            c.dst_stride,
+            c.dst_off,
+            c.src_stride,
+            c.src_off,
+        );
+        d.finish()
+    }
+    fn permute_last2(&self, out: &mut Tensor, x: &Tensor, rows: usize, cols: usize) -> Result<()> {
+        let x = input(x)?;
+        let mut o = HostOut::new(out)?;
+        transpose_last2(&mut o, &x, rows, cols);
+        o.finish()
+    }
+}
 
 /// For each of `batch` entries, copies `len` contiguous values from
 /// `src[b·src_stride + src_off ..]` to `dst[b·dst_stride + dst_off ..]`. Concatenation along C

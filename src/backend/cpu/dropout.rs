@@ -3,7 +3,20 @@
 //! and the GPU draws the same mask.
 
 use super::philox::uniform;
+use super::{input, Cpu, HostOut};
+use crate::backend::api::{DropoutKey, DropoutOps};
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl DropoutOps for Cpu {
+    fn dropout(&self, out: &mut Tensor, x: &Tensor, p: f32, key: DropoutKey) -> Result<()> {
+        let x = input(x)?;
+        let mut o = HostOut::new(out)?;
+        dropout(&mut o, &x, p, key.seed, key.step, key.stream_id);
+        o.finish()
+    }
+}
 
 /// Keeps element i when its uniform ≥ p, scaled by 1/(1−p). Used forward (x → y) and
 /// backward (dy → dx) alike.

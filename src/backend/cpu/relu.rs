@@ -1,7 +1,25 @@
 //! ReLU: y = max(x, 0) (NaN passes through, as PyTorch); dx = dy where y > 0, else 0.
 
-use super::PAR_MIN;
+use super::{input, Cpu, HostOut, PAR_MIN};
+use crate::backend::api::ReluOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl ReluOps for Cpu {
+    fn relu(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
+        let x = input(x)?;
+        let mut o = HostOut::new(y)?;
+        relu(&mut o, &x);
+        o.finish()
+    }
+    fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
+        let (y, dy) = (input(y)?, input(dy)?);
+        let mut o = HostOut::new(dx)?;
+        relu_backward(&mut o, &y, &dy);
+        o.finish()
+    }
+}
 
 pub fn relu(y: &mut [f32], x: &[f32]) {
     let f = |(o, &v): (&mut f32, &f32)| *o = if v < 0.0 { 0.0 } else { v };

@@ -1,12 +1,29 @@
-//! Launch wrappers for kernels/batch_norm.cu.
+//! kernels/batch_norm.cu: declarations and the CUDA implementation of [`BatchNormOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::kname;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::batch_norm::{
+    BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut,
+};
+use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "batch_norm";
+kernels! { file "batch_norm";
+    /// One block per channel: batch mean and rstd, running statistics updated.
+    BatchNormStats = batch_norm_stats<T>(mean: out f32, rstd: out f32, run_mean: out f32,
+        run_var: out f32, x: inp T, n: val i32, c: val i32, hw: val i64, eps: val f32,
+        momentum: val f32);
+    /// Grid-stride over the elements.
+    BatchNormApply = batch_norm_apply<T>(y: out T, x: inp T, w: inp T, b: inp T,
+        mean: inp f32, rstd: inp f32, c: val i32, hw: val i64, n: val i64);
+    /// Grid-stride over the elements.
+    BatchNormEval = batch_norm_eval<T>(y: out T, x: inp T, w: inp T, b: inp T,
+        run_mean: inp f32, run_var: inp f32, c: val i32, hw: val i64, n: val i64, eps: val f32);
+    /// One block per channel: dx written, dw and db accumulated.
+    BatchNormBackwardKernel = batch_norm_backward<T>(dx: out T, dw: out T, db: out T, dy: inp T,
+        x: inp T, w: inp T, mean: inp f32, rstd: inp f32, n: val i32, c: val i32, hw: val i64);
+}
 
 fn channel_cfg(c: usize) -> LaunchConfig {
     LaunchConfig {
@@ -22,125 +39,90 @@ fn elementwise_cfg(n: usize) -> LaunchConfig {
     c
 }
 
-/// Train mode: batch statistics into mean/rstd, running statistics updated, y normalised.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_train(
-    b: &CudaBackend,
-    y: &CudaBuf,
-    mean: &CudaBuf,
-    rstd: &CudaBuf,
-    running_mean: &CudaBuf,
-    running_var: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    bias: &CudaBuf,
-    n: usize,
-    hw: usize,
-    eps: f32,
-    momentum: f32,
-) -> Result<()> {
-    let c = w.len();
-    let dt = x.dtype();
-    b.launch(
-        FILE,
-        kname!("batch_norm_stats", dt),
-        channel_cfg(c),
-        &[
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::Ptr(running_mean.ptr(b)),
-            KArg::Ptr(running_var.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I32(n as i32),
-            KArg::I32(c as i32),
-            KArg::I64(hw as i64),
-            KArg::F32(eps),
-            KArg::F32(momentum),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        kname!("batch_norm_apply", dt),
-        elementwise_cfg(x.len()),
-        &[
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(bias.ptr(b)),
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::I32(c as i32),
-            KArg::I64(hw as i64),
-            KArg::I64(x.len() as i64),
-        ],
-    )
+/// (n, h·w) of an NCHW tensor.
+fn n_hw(x: &Tensor) -> (usize, usize) {
+    (x.shape[0], x.shape[2] * x.shape[3])
 }
 
-/// Eval mode: y normalised with the running statistics.
-#[allow(clippy::too_many_arguments)]
-pub fn forward_eval(
-    b: &CudaBackend,
-    y: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    bias: &CudaBuf,
-    running_mean: &CudaBuf,
-    running_var: &CudaBuf,
-    hw: usize,
-    eps: f32,
-) -> Result<()> {
-    let c = w.len();
-    b.launch(
-        FILE,
-        kname!("batch_norm_eval", x.dtype()),
-        elementwise_cfg(x.len()),
-        &[
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(bias.ptr(b)),
-            KArg::Ptr(running_mean.ptr(b)),
-            KArg::Ptr(running_var.ptr(b)),
-            KArg::I32(c as i32),
-            KArg::I64(hw as i64),
-            KArg::I64(x.len() as i64),
-            KArg::F32(eps),
-        ],
-    )
-}
-
-/// Train-mode backward: dx written, dw and db accumulated.
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    dw: &CudaBuf,
-    db: &CudaBuf,
-    dy: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    mean: &CudaBuf,
-    rstd: &CudaBuf,
-    n: usize,
-    hw: usize,
-) -> Result<()> {
-    let c = w.len();
-    b.launch(
-        FILE,
-        kname!("batch_norm_backward", x.dtype()),
-        channel_cfg(c),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(dw.ptr(b)),
-            KArg::Ptr(db.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(mean.ptr(b)),
-            KArg::Ptr(rstd.ptr(b)),
-            KArg::I32(n as i32),
-            KArg::I32(c as i32),
-            KArg::I64(hw as i64),
-        ],
-    )
+impl BatchNormOps for CudaBackend {
+    fn batch_norm_train(
+        &self,
+        out: BatchNormTrainOut,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        eps: f32,
+        momentum: f32,
+    ) -> Result<()> {
+        let (n, hw) = n_hw(x);
+        let c = w.numel();
+        BatchNormStats {
+            mean: out.mean,
+            rstd: out.rstd,
+            run_mean: out.running_mean,
+            run_var: out.running_var,
+            x,
+            n: n as i32,
+            c: c as i32,
+            hw: hw as i64,
+            eps,
+            momentum,
+        }
+        .launch(self, channel_cfg(c))?;
+        BatchNormApply {
+            y: out.y,
+            x,
+            w,
+            b,
+            mean: out.mean,
+            rstd: out.rstd,
+            c: c as i32,
+            hw: hw as i64,
+            n: x.numel() as i64,
+        }
+        .launch(self, elementwise_cfg(x.numel()))
+    }
+    fn batch_norm_eval(
+        &self,
+        y: &mut Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        running: BatchNormRunning,
+        eps: f32,
+    ) -> Result<()> {
+        let (_, hw) = n_hw(x);
+        let c = w.numel();
+        BatchNormEval {
+            y,
+            x,
+            w,
+            b,
+            run_mean: running.mean,
+            run_var: running.var,
+            c: c as i32,
+            hw: hw as i64,
+            n: x.numel() as i64,
+            eps,
+        }
+        .launch(self, elementwise_cfg(x.numel()))
+    }
+    fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()> {
+        let (n, hw) = n_hw(a.x);
+        let c = a.w.numel();
+        BatchNormBackwardKernel {
+            dx: a.dx,
+            dw: a.dw,
+            db: a.db,
+            dy: a.dy,
+            x: a.x,
+            w: a.w,
+            mean: a.mean,
+            rstd: a.rstd,
+            n: n as i32,
+            c: c as i32,
+            hw: hw as i64,
+        }
+        .launch(self, channel_cfg(c))
+    }
 }

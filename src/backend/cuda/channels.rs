@@ -1,67 +1,50 @@
-//! Launch wrappers for kernels/channels.cu.
+//! kernels/channels.cu: declarations and the CUDA implementation of [`ChannelsOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::kname;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::{ChannelsOps, StridedCopy};
+use crate::tensor::Tensor;
 use anyhow::Result;
+use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "channels";
+kernels! { file "channels";
+    /// Grid-stride over the batch · len copied elements.
+    CopyStrided = copy_strided<T>(dst: out T, src: inp T, batch: val i64, len: val i64,
+        dst_stride: val i64, dst_off: val i64, src_stride: val i64, src_off: val i64);
+    /// Grid-stride over the output elements.
+    TransposeLast2 = transpose_last2<T>(out: out T, x: inp T, batch: val i64, rows: val i64,
+        cols: val i64);
+}
 
-fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
+fn cfg(n: usize) -> LaunchConfig {
     let mut c = grid_1d(n, 256);
     c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
     c
 }
 
-/// See `backend::cpu::channels::copy_strided`.
-#[allow(clippy::too_many_arguments)]
-pub fn copy_strided(
-    b: &CudaBackend,
-    dst: &CudaBuf,
-    src: &CudaBuf,
-    batch: usize,
-    len: usize,
-    dst_stride: usize,
-    dst_off: usize,
-    src_stride: usize,
-    src_off: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("copy_strided", src.dtype()),
-        cfg(batch * len),
-        &[
-            KArg::Ptr(dst.ptr(b)),
-            KArg::Ptr(src.ptr(b)),
-            KArg::I64(batch as i64),
-            KArg::I64(len as i64),
-            KArg::I64(dst_stride as i64),
-            KArg::I64(dst_off as i64),
-            KArg::I64(src_stride as i64),
-            KArg::I64(src_off as i64),
-        ],
-    )
-}
-
-/// out[b, c, r] = x[b, r, c].
-pub fn transpose_last2(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    batch: usize,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("transpose_last2", x.dtype()),
-        cfg(x.len()),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(batch as i64),
-            KArg::I64(rows as i64),
-            KArg::I64(cols as i64),
-        ],
-    )
+impl ChannelsOps for CudaBackend {
+    fn copy_strided(&self, dst: &mut Tensor, src: &Tensor, c: &StridedCopy) -> Result<()> {
+        CopyStrided {
+            dst,
+            src,
+            batch: c.batch as i64,
+            len: c.len as i64,
+            dst_stride: c.dst_stride as i64,
+            dst_off: c.dst_off as i64,
+            src_stride: c.src_stride as i64,
+            src_off: c.src_off as i64,
+        }
+        .launch(self, cfg(c.batch * c.len))
+    }
+    fn permute_last2(&self, out: &mut Tensor, x: &Tensor, rows: usize, cols: usize) -> Result<()> {
+        let batch = x.numel() / (rows * cols).max(1);
+        TransposeLast2 {
+            out,
+            x,
+            batch: batch as i64,
+            rows: rows as i64,
+            cols: cols as i64,
+        }
+        .launch(self, cfg(x.numel()))
+    }
 }

@@ -1,13 +1,58 @@
-//! Launch wrappers for kernels/conv1d.cu.
+//! kernels/conv1d.cu: declarations and the CUDA implementation of [`Conv1dOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::backend::cpu::conv1d::Conv1dShape;
-use crate::tensor::DType;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::conv1d::{
+    Conv1dBackward, Conv1dOps, Conv1dShape, SliceDims, WeightNormBackward,
+};
+use crate::backend::api::Backend;
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "conv1d";
+kernels! { file "conv1d";
+    /// Block (tile of CONV_TILE outputs, co, b); `cc` input channels staged per pass in
+    /// cc·(win + k) floats of dynamic shared memory.
+    Conv1dForward = conv1d_forward<T>(y: out T, x: inp T, w: inp T, bias: opt_inp T,
+        cin: val i32, cout: val i32, lin: val i32, lout: val i32, k: val i32, stride: val i32,
+        pad: val i32, groups: val i32, cc: val i32);
+    /// Block (tile of input positions, ci, b); `cc` output channels' weights staged per pass.
+    Conv1dBackwardInput = conv1d_backward_input<T>(dx: out T, dy: inp T, w: inp T,
+        cin: val i32, cout: val i32, lin: val i32, lout: val i32, k: val i32, stride: val i32,
+        pad: val i32, groups: val i32, cc: val i32);
+    /// fp32 partial weight gradients part[split][co][n], one split of the batch × time
+    /// reduction per grid z (with the group).
+    Conv1dBackwardWeightPartial = conv1d_backward_weight_partial<T>(part: out f32, dy: inp T,
+        x: inp T, batch: val i32, cin: val i32, cout: val i32, lin: val i32, lout: val i32,
+        k: val i32, stride: val i32, pad: val i32, groups: val i32, splits: val i32,
+        per: val i64);
+    /// dw += Σ over the splits of part, in order (grid-stride).
+    Conv1dBackwardWeightReduce = conv1d_backward_weight_reduce<T>(dw: out T, part: inp f32,
+        n: val i64, splits: val i32);
+    /// One block per output channel, accumulating into db.
+    Conv1dBackwardBias = conv1d_backward_bias<T>(db: out T, dy: inp T, batch: val i32,
+        cout: val i32, lout: val i32);
+    /// One block per index k of the kept axis.
+    WeightNormNorms = weight_norm_norms<T>(norm: out f32, v: inp T, outer: val i32,
+        kdim: val i32, inner: val i32);
+    /// Grid-stride over the elements.
+    WeightNormForward = weight_norm_forward<T>(w: out T, g: inp T, v: inp T, norm: inp f32,
+        n: val i64, kdim: val i32, inner: val i32);
+    /// One block per k: s[k] written, dg accumulated.
+    WeightNormBackwardG = weight_norm_backward_g<T>(dg: out T, s: out f32, dw: inp T,
+        v: inp T, norm: inp f32, outer: val i32, kdim: val i32, inner: val i32);
+    /// Grid-stride, accumulating into dv.
+    WeightNormBackwardV = weight_norm_backward_v<T>(dv: out T, dw: inp T, g: inp T, v: inp T,
+        norm: inp f32, s: inp f32, n: val i64, kdim: val i32, inner: val i32);
+    /// 32×32 tiles; block (32, 8), grid (⌈n/32⌉, ⌈m/32⌉, batch).
+    TransposeLast2 = transpose_last2<T>(out: out T, x: inp T, m: val i32, n: val i32);
+    /// Grid-stride over the output elements.
+    SliceAxis = slice_axis<T>(out: out T, x: inp T, outer: val i64, len_in: val i32,
+        inner: val i32, start: val i32, len: val i32);
+    SliceAxisBackward = slice_axis_backward<T>(dx: out T, dy: inp T, outer: val i64,
+        len_in: val i32, inner: val i32, start: val i32, len: val i32);
+}
+
 /// Output positions per forward block (`CONV_TILE` in the kernel).
 const TILE: usize = 128;
 /// Shared-memory budget per block for the staged tiles (floats), below the 48 KiB default.
@@ -19,21 +64,35 @@ fn stride_cfg(n: usize) -> LaunchConfig {
     c
 }
 
-fn dims(s: &Conv1dShape) -> Result<[KArg; 8]> {
+/// The shape arguments every convolution kernel takes (cin, cout, lin, lout, k, stride, pad,
+/// groups), checked against the grid limits.
+#[derive(Clone, Copy)]
+struct Dims {
+    cin: i32,
+    cout: i32,
+    lin: i32,
+    lout: i32,
+    k: i32,
+    stride: i32,
+    pad: i32,
+    groups: i32,
+}
+
+fn dims(s: &Conv1dShape) -> Result<Dims> {
     let lout = s.lout().unwrap_or(0);
     if s.cout > 65535 || s.cin > 65535 || s.batch > 65535 {
         bail!("conv1d: batch, channels must each be ≤ 65535 on CUDA, found {s:?}");
     }
-    Ok([
-        KArg::I32(s.cin as i32),
-        KArg::I32(s.cout as i32),
-        KArg::I32(s.lin as i32),
-        KArg::I32(lout as i32),
-        KArg::I32(s.k as i32),
-        KArg::I32(s.stride as i32),
-        KArg::I32(s.padding as i32),
-        KArg::I32(s.groups as i32),
-    ])
+    Ok(Dims {
+        cin: s.cin as i32,
+        cout: s.cout as i32,
+        lin: s.lin as i32,
+        lout: lout as i32,
+        k: s.k as i32,
+        stride: s.stride as i32,
+        pad: s.padding as i32,
+        groups: s.groups as i32,
+    })
 }
 
 /// Channels staged per pass when one channel needs `per` floats of shared memory.
@@ -42,33 +101,6 @@ fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
         bail!("conv1d: a kernel of this size needs {per} floats of shared memory per channel, more than the {SMEM_FLOATS} this kernel stages");
     }
     Ok((SMEM_FLOATS / per).clamp(1, 16).min(total.max(1)))
-}
-
-pub fn forward(
-    b: &CudaBackend,
-    y: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    bias: Option<&CudaBuf>,
-    s: &Conv1dShape,
-) -> Result<()> {
-    let lout = s.lout().unwrap_or(0);
-    let win = (TILE - 1) * s.stride + s.k;
-    let cc = channels_per_pass(win + s.k, s.cin_per_group())?;
-    let cfg = LaunchConfig {
-        grid_dim: (lout.div_ceil(TILE) as u32, s.cout as u32, s.batch as u32),
-        block_dim: (TILE as u32, 1, 1),
-        shared_mem_bytes: (cc * (win + s.k) * 4) as u32,
-    };
-    let mut args = vec![
-        KArg::Ptr(y.ptr(b)),
-        KArg::Ptr(x.ptr(b)),
-        KArg::Ptr(w.ptr(b)),
-        KArg::Ptr(bias.map_or(0, |t| t.ptr(b))),
-    ];
-    args.extend(dims(s)?);
-    args.push(KArg::I32(cc as i32));
-    b.launch(FILE, crate::kname!("conv1d_forward", x.dtype()), cfg, &args)
 }
 
 /// Splits of the weight gradient's reduction over batch × time: enough blocks to fill a large
@@ -89,115 +121,65 @@ pub fn weight_grad_splits(tiles: usize, r: usize, weights: usize, groups: usize)
     (r.div_ceil(per.max(1)).max(1), per.max(WG_TILE))
 }
 
-/// dw += the weight gradient (kernels/conv1d.cu: tiled partial products over splits of the
-/// batch × time reduction, then an in-order sum of the splits).
-fn weight_gradient(
-    b: &CudaBackend,
-    dw: &CudaBuf,
-    dy: &CudaBuf,
-    x: &CudaBuf,
-    s: &Conv1dShape,
-) -> Result<()> {
-    let dt = dy.dtype();
-    let lout = s.lout().unwrap_or(0);
-    let (cig, cog) = (s.cin_per_group(), s.cout_per_group());
-    let n = cig * s.k;
-    let r = s.batch * lout;
-    let tiles = n.div_ceil(WG_TILE) * cog.div_ceil(WG_TILE) * s.groups;
-    let (splits, per) = weight_grad_splits(tiles, r, s.cout * n, s.groups);
-    if cog.div_ceil(WG_TILE) > 65535 {
-        bail!("conv1d: {cog} output channels per group are too many for the weight-gradient grid");
-    }
-    let part = CudaBuf::F32(b.stream.alloc_zeros::<f32>(splits * s.cout * n)?);
-    let mut args = vec![
-        KArg::Ptr(part.ptr(b)),
-        KArg::Ptr(dy.ptr(b)),
-        KArg::Ptr(x.ptr(b)),
-        KArg::I32(s.batch as i32),
-    ];
-    args.extend(dims(s)?);
-    args.push(KArg::I32(splits as i32));
-    args.push(KArg::I64(per as i64));
-    let cfg = LaunchConfig {
-        grid_dim: (
-            n.div_ceil(WG_TILE) as u32,
-            cog.div_ceil(WG_TILE) as u32,
-            (s.groups * splits) as u32,
-        ),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    b.launch(
-        FILE,
-        crate::kname!("conv1d_backward_weight_partial", dt),
-        cfg,
-        &args,
-    )?;
-    let total = s.cout * n;
-    b.launch(
-        FILE,
-        crate::kname!("conv1d_backward_weight_reduce", dt),
-        stride_cfg(total),
-        &[
-            KArg::Ptr(dw.ptr(b)),
-            KArg::Ptr(part.ptr(b)),
-            KArg::I64(total as i64),
-            KArg::I32(splits as i32),
-        ],
-    )
-}
-
-/// dx (written), then dw and db (accumulated); `dx` None skips the input gradient.
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    b: &CudaBackend,
-    dx: Option<&CudaBuf>,
-    dw: &CudaBuf,
-    db: Option<&CudaBuf>,
-    dy: &CudaBuf,
-    x: &CudaBuf,
-    w: &CudaBuf,
-    s: &Conv1dShape,
-) -> Result<()> {
-    let dt = dy.dtype();
-    let lout = s.lout().unwrap_or(0);
-    if let Some(dx) = dx {
-        let cc = channels_per_pass(s.k, s.cout_per_group())?;
+impl CudaBackend {
+    /// dw += the weight gradient (tiled partial products over splits of the batch × time
+    /// reduction, then an in-order sum of the splits).
+    fn conv1d_weight_gradient(
+        &self,
+        dw: &mut Tensor,
+        dy: &Tensor,
+        x: &Tensor,
+        s: &Conv1dShape,
+    ) -> Result<()> {
+        let lout = s.lout().unwrap_or(0);
+        let (cig, cog) = (s.cin_per_group(), s.cout_per_group());
+        let n = cig * s.k;
+        let r = s.batch * lout;
+        let tiles = n.div_ceil(WG_TILE) * cog.div_ceil(WG_TILE) * s.groups;
+        let (splits, per) = weight_grad_splits(tiles, r, s.cout * n, s.groups);
+        if cog.div_ceil(WG_TILE) > 65535 {
+            bail!(
+                "conv1d: {cog} output channels per group are too many for the weight-gradient grid"
+            );
+        }
+        // Every partial is written: split sp covers its (group, co, n) entries.
+        let mut part = self.alloc(&[splits * s.cout * n], DType::F32)?;
+        let d = dims(s)?;
         let cfg = LaunchConfig {
-            grid_dim: (s.lin.div_ceil(TILE) as u32, s.cin as u32, s.batch as u32),
-            block_dim: (TILE as u32, 1, 1),
-            shared_mem_bytes: (cc * s.k * 4) as u32,
+            grid_dim: (
+                n.div_ceil(WG_TILE) as u32,
+                cog.div_ceil(WG_TILE) as u32,
+                (s.groups * splits) as u32,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
         };
-        let mut args = vec![
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::Ptr(w.ptr(b)),
-        ];
-        args.extend(dims(s)?);
-        args.push(KArg::I32(cc as i32));
-        b.launch(FILE, crate::kname!("conv1d_backward_input", dt), cfg, &args)?;
+        Conv1dBackwardWeightPartial {
+            part: &mut part,
+            dy,
+            x,
+            batch: s.batch as i32,
+            cin: d.cin,
+            cout: d.cout,
+            lin: d.lin,
+            lout: d.lout,
+            k: d.k,
+            stride: d.stride,
+            pad: d.pad,
+            groups: d.groups,
+            splits: splits as i32,
+            per: per as i64,
+        }
+        .launch(self, cfg)?;
+        let total = s.cout * n;
+        Conv1dBackwardWeightReduce {
+            dw,
+            part: &part,
+            n: total as i64,
+            splits: splits as i32,
+        }
+        .launch(self, stride_cfg(total))
     }
-    let rows_cfg = |rows: usize| LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    weight_gradient(b, dw, dy, x, s)?;
-    if let Some(db) = db {
-        b.launch(
-            FILE,
-            crate::kname!("conv1d_backward_bias", dt),
-            rows_cfg(s.cout),
-            &[
-                KArg::Ptr(db.ptr(b)),
-                KArg::Ptr(dy.ptr(b)),
-                KArg::I32(s.batch as i32),
-                KArg::I32(s.cout as i32),
-                KArg::I32(lout as i32),
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 fn per_k_cfg(kdim: usize) -> LaunchConfig {
@@ -208,148 +190,188 @@ fn per_k_cfg(kdim: usize) -> LaunchConfig {
     }
 }
 
-/// w = g · v / ‖v‖ per index of the kept axis; writes `norm` (f32, [kdim]).
-pub fn weight_norm(
-    b: &CudaBackend,
-    w: &CudaBuf,
-    norm: &CudaBuf,
-    g: &CudaBuf,
-    v: &CudaBuf,
-    outer: usize,
-    inner: usize,
-) -> Result<()> {
-    let kdim = g.len();
-    let dt = v.dtype();
-    b.launch(
-        FILE,
-        crate::kname!("weight_norm_norms", dt),
-        per_k_cfg(kdim),
-        &[
-            KArg::Ptr(norm.ptr(b)),
-            KArg::Ptr(v.ptr(b)),
-            KArg::I32(outer as i32),
-            KArg::I32(kdim as i32),
-            KArg::I32(inner as i32),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        crate::kname!("weight_norm_forward", dt),
-        stride_cfg(v.len()),
-        &[
-            KArg::Ptr(w.ptr(b)),
-            KArg::Ptr(g.ptr(b)),
-            KArg::Ptr(v.ptr(b)),
-            KArg::Ptr(norm.ptr(b)),
-            KArg::I64(v.len() as i64),
-            KArg::I32(kdim as i32),
-            KArg::I32(inner as i32),
-        ],
-    )
-}
-
-/// dg and dv accumulated; `scratch` is an f32 buffer of kdim elements.
-#[allow(clippy::too_many_arguments)]
-pub fn weight_norm_backward(
-    b: &CudaBackend,
-    dg: &CudaBuf,
-    dv: &CudaBuf,
-    scratch: &CudaBuf,
-    dw: &CudaBuf,
-    g: &CudaBuf,
-    v: &CudaBuf,
-    norm: &CudaBuf,
-    outer: usize,
-    inner: usize,
-) -> Result<()> {
-    let kdim = g.len();
-    let dt = v.dtype();
-    if scratch.dtype() != DType::F32 || scratch.len() != kdim {
-        bail!("weight_norm_backward: scratch must be f32 [{kdim}]");
+impl Conv1dOps for CudaBackend {
+    fn conv1d(
+        &self,
+        y: &mut Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        s: &Conv1dShape,
+    ) -> Result<()> {
+        let lout = s.lout().unwrap_or(0);
+        let win = (TILE - 1) * s.stride + s.k;
+        let cc = channels_per_pass(win + s.k, s.cin_per_group())?;
+        let cfg = LaunchConfig {
+            grid_dim: (lout.div_ceil(TILE) as u32, s.cout as u32, s.batch as u32),
+            block_dim: (TILE as u32, 1, 1),
+            shared_mem_bytes: (cc * (win + s.k) * 4) as u32,
+        };
+        let d = dims(s)?;
+        Conv1dForward {
+            y,
+            x,
+            w,
+            bias,
+            cin: d.cin,
+            cout: d.cout,
+            lin: d.lin,
+            lout: d.lout,
+            k: d.k,
+            stride: d.stride,
+            pad: d.pad,
+            groups: d.groups,
+            cc: cc as i32,
+        }
+        .launch(self, cfg)
     }
-    b.launch(
-        FILE,
-        crate::kname!("weight_norm_backward_g", dt),
-        per_k_cfg(kdim),
-        &[
-            KArg::Ptr(dg.ptr(b)),
-            KArg::Ptr(scratch.ptr(b)),
-            KArg::Ptr(dw.ptr(b)),
-            KArg::Ptr(v.ptr(b)),
-            KArg::Ptr(norm.ptr(b)),
-            KArg::I32(outer as i32),
-            KArg::I32(kdim as i32),
-            KArg::I32(inner as i32),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        crate::kname!("weight_norm_backward_v", dt),
-        stride_cfg(v.len()),
-        &[
-            KArg::Ptr(dv.ptr(b)),
-            KArg::Ptr(dw.ptr(b)),
-            KArg::Ptr(g.ptr(b)),
-            KArg::Ptr(v.ptr(b)),
-            KArg::Ptr(norm.ptr(b)),
-            KArg::Ptr(scratch.ptr(b)),
-            KArg::I64(v.len() as i64),
-            KArg::I32(kdim as i32),
-            KArg::I32(inner as i32),
-        ],
-    )
-}
-
-/// out [B, N, M] = x [B, M, N] transposed.
-pub fn transpose_last2(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    batch: usize,
-    m: usize,
-    n: usize,
-) -> Result<()> {
-    let cfg = LaunchConfig {
-        grid_dim: (n.div_ceil(32) as u32, m.div_ceil(32) as u32, batch as u32),
-        block_dim: (32, 8, 1),
-        shared_mem_bytes: 0,
-    };
-    b.launch(
-        FILE,
-        crate::kname!("transpose_last2", x.dtype()),
-        cfg,
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I32(m as i32),
-            KArg::I32(n as i32),
-        ],
-    )
-}
-
-/// Forward (`backward` false): out = x[:, start..start+len, :]; backward: out = dx with the
-/// slice filled from `x` (= dy) and zeros elsewhere. dims = (outer, len_in, inner, start, len).
-pub fn slice_axis(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    dims: [usize; 5],
-    backward: bool,
-) -> Result<()> {
-    let [outer, len_in, inner, start, len] = dims;
-    let args = [
-        KArg::Ptr(out.ptr(b)),
-        KArg::Ptr(x.ptr(b)),
-        KArg::I64(outer as i64),
-        KArg::I32(len_in as i32),
-        KArg::I32(inner as i32),
-        KArg::I32(start as i32),
-        KArg::I32(len as i32),
-    ];
-    let k = if backward {
-        crate::kname!("slice_axis_backward", x.dtype())
-    } else {
-        crate::kname!("slice_axis", x.dtype())
-    };
-    b.launch(FILE, k, stride_cfg(out.len()), &args)
+    fn conv1d_backward(&self, a: Conv1dBackward, s: &Conv1dShape) -> Result<()> {
+        let lout = s.lout().unwrap_or(0);
+        if let Some(dx) = a.dx {
+            let cc = channels_per_pass(s.k, s.cout_per_group())?;
+            let cfg = LaunchConfig {
+                grid_dim: (s.lin.div_ceil(TILE) as u32, s.cin as u32, s.batch as u32),
+                block_dim: (TILE as u32, 1, 1),
+                shared_mem_bytes: (cc * s.k * 4) as u32,
+            };
+            let d = dims(s)?;
+            Conv1dBackwardInput {
+                dx,
+                dy: a.dy,
+                w: a.w,
+                cin: d.cin,
+                cout: d.cout,
+                lin: d.lin,
+                lout: d.lout,
+                k: d.k,
+                stride: d.stride,
+                pad: d.pad,
+                groups: d.groups,
+                cc: cc as i32,
+            }
+            .launch(self, cfg)?;
+        }
+        self.conv1d_weight_gradient(a.dw, a.dy, a.x, s)?;
+        if let Some(db) = a.db {
+            let cfg = LaunchConfig {
+                grid_dim: (s.cout as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            Conv1dBackwardBias {
+                db,
+                dy: a.dy,
+                batch: s.batch as i32,
+                cout: s.cout as i32,
+                lout: lout as i32,
+            }
+            .launch(self, cfg)?;
+        }
+        Ok(())
+    }
+    fn weight_norm(
+        &self,
+        w: &mut Tensor,
+        norm: &mut Tensor,
+        g: &Tensor,
+        v: &Tensor,
+        outer: usize,
+        inner: usize,
+    ) -> Result<()> {
+        let kdim = g.numel();
+        WeightNormNorms {
+            norm,
+            v,
+            outer: outer as i32,
+            kdim: kdim as i32,
+            inner: inner as i32,
+        }
+        .launch(self, per_k_cfg(kdim))?;
+        WeightNormForward {
+            w,
+            g,
+            v,
+            norm,
+            n: v.numel() as i64,
+            kdim: kdim as i32,
+            inner: inner as i32,
+        }
+        .launch(self, stride_cfg(v.numel()))
+    }
+    fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
+        let kdim = a.g.numel();
+        let n = a.v.numel();
+        // s[k] = Σ dw·v over the slice, written by the first kernel for the second.
+        let mut s = self.alloc(&[kdim], DType::F32)?;
+        WeightNormBackwardG {
+            dg: a.dg,
+            s: &mut s,
+            dw: a.dw,
+            v: a.v,
+            norm: a.norm,
+            outer: a.outer as i32,
+            kdim: kdim as i32,
+            inner: a.inner as i32,
+        }
+        .launch(self, per_k_cfg(kdim))?;
+        WeightNormBackwardV {
+            dv: a.dv,
+            dw: a.dw,
+            g: a.g,
+            v: a.v,
+            norm: a.norm,
+            s: &s,
+            n: n as i64,
+            kdim: kdim as i32,
+            inner: a.inner as i32,
+        }
+        .launch(self, stride_cfg(n))
+    }
+    fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {
+        let batch = x.numel() / (m * n).max(1);
+        if batch > 65535 || m.div_ceil(32) > 65535 {
+            bail!(
+                "transpose_last2: {:?} exceeds the CUDA grid limits",
+                x.shape
+            );
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(32) as u32, m.div_ceil(32) as u32, batch as u32),
+            block_dim: (32, 8, 1),
+            shared_mem_bytes: 0,
+        };
+        TransposeLast2 {
+            out,
+            x,
+            m: m as i32,
+            n: n as i32,
+        }
+        .launch(self, cfg)
+    }
+    fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
+        let cfg = stride_cfg(out.numel());
+        SliceAxis {
+            out,
+            x,
+            outer: d.outer as i64,
+            len_in: d.len_in as i32,
+            inner: d.inner as i32,
+            start: d.start as i32,
+            len: d.len as i32,
+        }
+        .launch(self, cfg)
+    }
+    fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
+        let cfg = stride_cfg(dx.numel());
+        SliceAxisBackward {
+            dx,
+            dy,
+            outer: d.outer as i64,
+            len_in: d.len_in as i32,
+            inner: d.inner as i32,
+            start: d.start as i32,
+            len: d.len as i32,
+        }
+        .launch(self, cfg)
+    }
 }

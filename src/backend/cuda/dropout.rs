@@ -1,34 +1,31 @@
-//! Launch wrapper for kernels/dropout.cu.
+//! kernels/dropout.cu: declarations and the CUDA implementation of [`DropoutOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::{DropoutKey, DropoutOps};
+use crate::tensor::Tensor;
 use anyhow::Result;
 
-pub fn dropout(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    p: f32,
-    seed: u64,
-    step: u32,
-    stream_id: u32,
-) -> Result<()> {
-    let n = x.len();
-    let mut cfg = grid_1d(n, 256);
-    cfg.grid_dim.0 = cfg.grid_dim.0.min(65535 * 4);
-    let k = crate::kname!("dropout", x.dtype());
-    b.launch(
-        "dropout",
-        k,
-        cfg,
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(n as i64),
-            KArg::F32(p),
-            KArg::U64(seed),
-            KArg::U32(step),
-            KArg::U32(stream_id),
-        ],
-    )
+kernels! { file "dropout";
+    /// Grid-stride; the mask is Philox(seed, step, stream_id, i) ≥ p.
+    Dropout = dropout<T>(out: out T, x: inp T, n: val i64, p: val f32, seed: val u64,
+        step: val u32, stream_id: val u32);
+}
+
+impl DropoutOps for CudaBackend {
+    fn dropout(&self, out: &mut Tensor, x: &Tensor, p: f32, key: DropoutKey) -> Result<()> {
+        let n = x.numel();
+        let mut cfg = grid_1d(n, 256);
+        cfg.grid_dim.0 = cfg.grid_dim.0.min(65535 * 4);
+        Dropout {
+            out,
+            x,
+            n: n as i64,
+            p,
+            seed: key.seed,
+            step: key.step,
+            stream_id: key.stream_id,
+        }
+        .launch(self, cfg)
+    }
 }

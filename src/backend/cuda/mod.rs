@@ -49,10 +49,17 @@ include!(concat!(env!("OUT_DIR"), "/kernel_sources.rs"));
 pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
         adamw::SIGNATURES,
+        attention::SIGNATURES,
+        batch_norm::SIGNATURES,
+        channels::SIGNATURES,
+        conv1d::SIGNATURES,
+        conv2d::SIGNATURES,
+        dropout::SIGNATURES,
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
         matmul::SIGNATURES,
         reduce::SIGNATURES,
+        relu::SIGNATURES,
     ]
     .into_iter()
     .flatten()
@@ -127,8 +134,9 @@ pub struct CudaBackend {
     pub ctx: Arc<CudaContext>,
     pub stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
-    /// Kernel handles, looked up once per kernel name.
-    functions: Mutex<HashMap<&'static str, CudaFunction>>,
+    /// Kernel handles, looked up once per (file, kernel name): two files may define kernels of
+    /// the same name (`transpose_last2_f32` is in channels.cu and in conv1d.cu).
+    functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     pub profiler: profiler::Profiler,
 }
 
@@ -236,7 +244,7 @@ impl CudaBackend {
             .functions
             .lock()
             .map_err(|_| anyhow!("kernel handle cache poisoned"))?
-            .get(kernel)
+            .get(&(file, kernel))
         {
             return Ok(f.clone());
         }
@@ -247,7 +255,7 @@ impl CudaBackend {
         self.functions
             .lock()
             .map_err(|_| anyhow!("kernel handle cache poisoned"))?
-            .insert(kernel, f.clone());
+            .insert((file, kernel), f.clone());
         Ok(f)
     }
 

@@ -1,43 +1,37 @@
-//! Launch wrappers for kernels/relu.cu.
+//! kernels/relu.cu: declarations and the CUDA implementation of [`ReluOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::kname;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::ReluOps;
+use crate::tensor::Tensor;
 use anyhow::Result;
+use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "relu";
+kernels! { file "relu";
+    ReluForward = relu_forward<T>(y: out T, x: inp T, n: val i64);
+    ReluBackward = relu_backward<T>(dx: out T, y: inp T, dy: inp T, n: val i64);
+}
 
-fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
+/// Grid-stride kernels: 256 threads, the grid capped, the loop covers the rest.
+fn cfg(n: usize) -> LaunchConfig {
     let mut c = grid_1d(n, 256);
     c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
     c
 }
 
-pub fn forward(b: &CudaBackend, y: &CudaBuf, x: &CudaBuf) -> Result<()> {
-    let n = x.len();
-    b.launch(
-        FILE,
-        kname!("relu_forward", x.dtype()),
-        cfg(n),
-        &[
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
-}
-
-pub fn backward(b: &CudaBackend, dx: &CudaBuf, y: &CudaBuf, dy: &CudaBuf) -> Result<()> {
-    let n = y.len();
-    b.launch(
-        FILE,
-        kname!("relu_backward", y.dtype()),
-        cfg(n),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
+impl ReluOps for CudaBackend {
+    fn relu(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
+        let n = x.numel();
+        ReluForward { y, x, n: n as i64 }.launch(self, cfg(n))
+    }
+    fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
+        let n = y.numel();
+        ReluBackward {
+            dx,
+            y,
+            dy,
+            n: n as i64,
+        }
+        .launch(self, cfg(n))
+    }
 }
