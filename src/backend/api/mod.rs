@@ -9,19 +9,44 @@
 
 pub mod elementwise;
 pub mod layer_norm;
+pub mod loss;
 pub mod matmul;
 pub mod reduce;
+pub mod softmax;
+pub mod ssim;
+pub mod tokens;
+pub mod upsample;
+pub mod wav2vec2;
 
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
+pub use loss::LossOps;
 pub use matmul::MatmulOps;
 pub use reduce::ReduceOps;
+pub use softmax::SoftmaxOps;
+pub use ssim::SsimOps;
+pub use tokens::TokenOps;
+pub use upsample::UpsampleOps;
+pub use wav2vec2::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
 
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 
 /// A device's implementation of every op family, plus its memory operations.
-pub trait Backend: Send + Sync + ElementwiseOps + LayerNormOps + MatmulOps + ReduceOps {
+pub trait Backend:
+    Send
+    + Sync
+    + ElementwiseOps
+    + LayerNormOps
+    + LossOps
+    + MatmulOps
+    + ReduceOps
+    + SoftmaxOps
+    + SsimOps
+    + TokenOps
+    + UpsampleOps
+    + Wav2vec2Ops
+{
     /// `cpu` or `cuda:N`.
     fn name(&self) -> String;
     /// A tensor on this device whose contents the caller overwrites.

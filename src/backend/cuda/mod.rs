@@ -50,8 +50,14 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
+        loss::SIGNATURES,
         matmul::SIGNATURES,
         reduce::SIGNATURES,
+        softmax::SIGNATURES,
+        ssim::SIGNATURES,
+        tokens::SIGNATURES,
+        upsample::SIGNATURES,
+        wav2vec2::SIGNATURES,
     ]
     .into_iter()
     .flatten()
