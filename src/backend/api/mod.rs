@@ -14,6 +14,7 @@ pub mod matmul;
 pub mod reduce;
 pub mod softmax;
 pub mod ssim;
+pub mod stft_mel;
 pub mod tokens;
 pub mod upsample;
 pub mod wav2vec2;
@@ -25,6 +26,7 @@ pub use matmul::MatmulOps;
 pub use reduce::ReduceOps;
 pub use softmax::SoftmaxOps;
 pub use ssim::SsimOps;
+pub use stft_mel::StftMelOps;
 pub use tokens::TokenOps;
 pub use upsample::UpsampleOps;
 pub use wav2vec2::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
@@ -43,6 +45,7 @@ pub trait Backend:
     + ReduceOps
     + SoftmaxOps
     + SsimOps
+    + StftMelOps
     + TokenOps
     + UpsampleOps
     + Wav2vec2Ops

@@ -55,6 +55,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         reduce::SIGNATURES,
         softmax::SIGNATURES,
         ssim::SIGNATURES,
+        stft_mel::SIGNATURES,
         tokens::SIGNATURES,
         upsample::SIGNATURES,
         wav2vec2::SIGNATURES,
