@@ -24,11 +24,11 @@ __device__ __forceinline__ void ssim_window(float* g) {
 
 // Along H: out[m][p][oy][c] for the five maps x, y, x², y², xy; oh = h − 10 (or h when h < 11).
 extern "C" __global__ void ssim_filter_rows(float* out, const float* x, const float* y,
-                                            long long P, int h, int w) {
+                                            long long planes, int h, int w) {
     float g[SSIM_TAPS];
     ssim_window(g);
     const int filt = h >= SSIM_TAPS, oh = filt ? h - SSIM_TAPS + 1 : h, taps = filt ? SSIM_TAPS : 1;
-    const long long plane = (long long)oh * w, n = P * plane;
+    const long long plane = (long long)oh * w, n = planes * plane;
     GRID_STRIDE(i, n) {
         long long p = i / plane;
         int q = (int)(i % plane), oy = q / w, c = q % w;
@@ -42,34 +42,34 @@ extern "C" __global__ void ssim_filter_rows(float* out, const float* x, const fl
     }
 }
 
-// Along W on `maps` stacked maps [maps][P][h][w] → [maps][P][h][ow].
-extern "C" __global__ void ssim_filter_cols(float* out, const float* in, int maps, long long P,
-                                            int h, int w) {
+// Along W on `maps` stacked maps [maps][planes][h][w] → [maps][planes][h][ow].
+extern "C" __global__ void ssim_filter_cols(float* out, const float* input, int maps,
+                                            long long planes, int h, int w) {
     float g[SSIM_TAPS];
     ssim_window(g);
     const int filt = w >= SSIM_TAPS, ow = filt ? w - SSIM_TAPS + 1 : w, taps = filt ? SSIM_TAPS : 1;
-    const long long n = (long long)maps * P * h * ow;
+    const long long n = (long long)maps * planes * h * ow;
     GRID_STRIDE(i, n) {
         long long row = i / ow;
         int oc = (int)(i % ow);
-        const float* r = in + row * w;
+        const float* r = input + row * w;
         float s = 0.0f;
         for (int j = 0; j < taps; ++j) s += (filt ? g[j] : 1.0f) * r[oc + j];
         out[i] = s;
     }
 }
 
-// The transpose of ssim_filter_cols: [maps][P][h][ow] → [maps][P][h][w] (a gather).
-extern "C" __global__ void ssim_filter_cols_t(float* out, const float* in, int maps, long long P,
-                                              int h, int w) {
+// The transpose of ssim_filter_cols: [maps][planes][h][ow] → [maps][planes][h][w] (a gather).
+extern "C" __global__ void ssim_filter_cols_t(float* out, const float* input, int maps,
+                                              long long planes, int h, int w) {
     float g[SSIM_TAPS];
     ssim_window(g);
     const int filt = w >= SSIM_TAPS, ow = filt ? w - SSIM_TAPS + 1 : w, taps = filt ? SSIM_TAPS : 1;
-    const long long n = (long long)maps * P * h * w;
+    const long long n = (long long)maps * planes * h * w;
     GRID_STRIDE(i, n) {
         long long row = i / w;
         int c = (int)(i % w);
-        const float* r = in + row * ow;
+        const float* r = input + row * ow;
         float s = 0.0f;
         for (int j = 0; j < taps; ++j) {
             int oc = c - j;
@@ -79,11 +79,11 @@ extern "C" __global__ void ssim_filter_cols_t(float* out, const float* in, int m
     }
 }
 
-// Per plane (one block each): mean cs and mean ssim over the filtered maps [5][P][oh][ow].
+// Per plane (one block each): mean cs and mean ssim over the filtered maps [5][planes][oh][ow].
 extern "C" __global__ void ssim_plane_means(float* cs_mean, float* ssim_mean, const float* f,
-                                            long long P, int plane, float c1, float c2) {
+                                            long long planes, int plane, float c1, float c2) {
     __shared__ float scratch[32];
-    const long long p = blockIdx.x, n = P * plane;
+    const long long p = blockIdx.x, n = planes * plane;
     float scs = 0.0f, sss = 0.0f;
     for (int q = threadIdx.x; q < plane; q += blockDim.x) {
         long long i = p * plane + q;
@@ -103,11 +103,11 @@ extern "C" __global__ void ssim_plane_means(float* cs_mean, float* ssim_mean, co
 }
 
 // Per pixel of the filtered maps, the gradients of gs[p]·mean(ssim) + gc[p]·mean(cs) with
-// respect to μx, E[x²] and E[xy]: out [3][P][oh][ow].
+// respect to μx, E[x²] and E[xy]: out [3][planes][oh][ow].
 extern "C" __global__ void ssim_grad_maps(float* out, const float* f, const float* gs,
-                                          const float* gc, long long P, int plane, float c1,
-                                          float c2) {
-    const long long n = P * plane;
+                                          const float* gc, long long planes, int plane,
+                                          float c1, float c2) {
+    const long long n = planes * plane;
     GRID_STRIDE(i, n) {
         long long p = i / plane;
         float m1 = f[i], m2 = f[n + i];
@@ -124,15 +124,16 @@ extern "C" __global__ void ssim_grad_maps(float* out, const float* f, const floa
     }
 }
 
-// The transpose of the H filtering of the three gradient maps [3][P][oh][w], combined into dx:
-// dx = Gᵀg_μ + 2x·Gᵀg_xx + y·Gᵀg_xy (written, or added when `accumulate`).
-extern "C" __global__ void ssim_filter_rows_t_combine(float* dx, const float* in, const float* x,
-                                                      const float* y, long long P, int h, int w,
+// The transpose of the H filtering of the three gradient maps [3][planes][oh][w], combined into
+// dx: dx = Gᵀg_μ + 2x·Gᵀg_xx + y·Gᵀg_xy (written, or added when `accumulate`).
+extern "C" __global__ void ssim_filter_rows_t_combine(float* dx, const float* input,
+                                                      const float* x, const float* y,
+                                                      long long planes, int h, int w,
                                                       int accumulate) {
     float g[SSIM_TAPS];
     ssim_window(g);
     const int filt = h >= SSIM_TAPS, oh = filt ? h - SSIM_TAPS + 1 : h, taps = filt ? SSIM_TAPS : 1;
-    const long long n_in = P * oh * w, n = P * h * w;
+    const long long n_in = planes * oh * w, n = planes * h * w;
     GRID_STRIDE(i, n) {
         long long p = i / ((long long)h * w);
         int q = (int)(i % ((long long)h * w)), r = q / w, c = q % w;
@@ -142,17 +143,19 @@ extern "C" __global__ void ssim_filter_rows_t_combine(float* dx, const float* in
             if (orow < 0 || orow >= oh) continue;
             long long k = (p * oh + orow) * w + c;
             float gj = filt ? g[j] : 1.0f;
-            s[0] += gj * in[k]; s[1] += gj * in[n_in + k]; s[2] += gj * in[2 * n_in + k];
+            s[0] += gj * input[k]; s[1] += gj * input[n_in + k]; s[2] += gj * input[2 * n_in + k];
         }
         float v = s[0] + 2.0f * x[i] * s[1] + y[i] * s[2];
         dx[i] = accumulate ? dx[i] + v : v;
     }
 }
 
-// 2×2 average pooling, stride 2, padding (h%2, w%2), divisor 4: [P, h, w] → [P, oh, ow].
-extern "C" __global__ void ssim_avg_pool(float* out, const float* x, long long P, int h, int w) {
+// 2×2 average pooling, stride 2, padding (h%2, w%2), divisor 4: [planes, h, w] →
+// [planes, oh, ow].
+extern "C" __global__ void ssim_avg_pool(float* out, const float* x, long long planes, int h,
+                                         int w) {
     const int ph = h % 2, pw = w % 2, oh = (h + 2 * ph - 2) / 2 + 1, ow = (w + 2 * pw - 2) / 2 + 1;
-    const long long n = P * oh * ow;
+    const long long n = planes * oh * ow;
     GRID_STRIDE(i, n) {
         long long p = i / ((long long)oh * ow);
         int q = (int)(i % ((long long)oh * ow)), oy = q / ow, ox = q % ow;
@@ -166,12 +169,12 @@ extern "C" __global__ void ssim_avg_pool(float* out, const float* x, long long P
     }
 }
 
-// dx[P, h, w] += the transpose of ssim_avg_pool applied to d [P, oh, ow] (each input pixel lies
-// in exactly one window).
-extern "C" __global__ void ssim_avg_pool_backward_add(float* dx, const float* d, long long P, int h,
-                                                      int w) {
+// dx[planes, h, w] += the transpose of ssim_avg_pool applied to d [planes, oh, ow] (each input
+// pixel lies in exactly one window).
+extern "C" __global__ void ssim_avg_pool_backward_add(float* dx, const float* d, long long planes,
+                                                      int h, int w) {
     const int ph = h % 2, pw = w % 2, oh = (h + 2 * ph - 2) / 2 + 1, ow = (w + 2 * pw - 2) / 2 + 1;
-    const long long n = P * h * w;
+    const long long n = planes * h * w;
     GRID_STRIDE(i, n) {
         long long p = i / ((long long)h * w);
         int q = (int)(i % ((long long)h * w)), iy = q / w, ix = q % w;

@@ -108,7 +108,7 @@ __device__ void mel_log_write(float* out, const float* pw, int nf, const float* 
 // Dynamic shared memory: 3·N complex values (24·N bytes).
 extern "C" __global__ void log_mel_frames_fft(
     float* out, const float* x, const float* window, const float* twiddles, const float* fb,
-    const int* fb_range, int T, int n_fft, int hop, int pad, int reflect, int frames,
+    const int* fb_range, int t, int n_fft, int hop, int pad, int reflect, int frames,
     int n_mels, unsigned long long radix_code, int n_stages, int log_kind, float log_floor,
     float log_offset) {
     extern __shared__ float smem[];
@@ -120,14 +120,14 @@ extern "C" __global__ void log_mel_frames_fft(
     const int f0 = 2 * blockIdx.x;
     if (f0 >= frames) return;
     const bool second = f0 + 1 < frames;
-    const float* xt = x + trace * T;
+    const float* xt = x + trace * t;
     for (int n = threadIdx.x; n < N; n += blockDim.x) {
         tw[n].re = twiddles[2 * n];
         tw[n].im = twiddles[2 * n + 1];
         const int p = f0 * hop + n - pad;
         const float w = window[n];
-        a[n].re = w * padded_sample(xt, T, p, reflect);
-        a[n].im = second ? w * padded_sample(xt, T, p + hop, reflect) : 0.0f;
+        a[n].re = w * padded_sample(xt, t, p, reflect);
+        a[n].im = second ? w * padded_sample(xt, t, p + hop, reflect) : 0.0f;
     }
     __syncthreads();
     cf* z = fft_shared(a, b, tw, N, radix_code, n_stages);
@@ -148,7 +148,7 @@ extern "C" __global__ void log_mel_frames_fft(
 // the host's twiddle table. Dynamic shared memory: N + nf floats.
 extern "C" __global__ void log_mel_frames_dft(
     float* out, const float* x, const float* window, const float* twiddles, const float* fb,
-    const int* fb_range, int T, int n_fft, int hop, int pad, int reflect, int frames,
+    const int* fb_range, int t, int n_fft, int hop, int pad, int reflect, int frames,
     int n_mels, int log_kind, float log_floor, float log_offset) {
     extern __shared__ float smem[];
     const int N = n_fft, nf = N / 2 + 1;
@@ -156,9 +156,9 @@ extern "C" __global__ void log_mel_frames_dft(
     float* pw = a + N;
     const long long trace = blockIdx.y;
     const int f = blockIdx.x;
-    const float* xt = x + trace * T;
+    const float* xt = x + trace * t;
     for (int n = threadIdx.x; n < N; n += blockDim.x)
-        a[n] = window[n] * padded_sample(xt, T, f * hop + n - pad, reflect);
+        a[n] = window[n] * padded_sample(xt, t, f * hop + n - pad, reflect);
     __syncthreads();
     for (int k = threadIdx.x; k < nf; k += blockDim.x) {
         float re = 0.0f, im = 0.0f;
@@ -182,7 +182,7 @@ extern "C" __global__ void log_mel_frames_dft(
 // Dynamic shared memory: N + 3·nf + n_mels floats.
 extern "C" __global__ void log_mel_frames_backward_dft(
     float* dframes, const float* x, const float* dy, const float* window, const float* twiddles,
-    const float* fb, const int* fb_range, int T, int n_fft, int hop, int pad, int reflect,
+    const float* fb, const int* fb_range, int t, int n_fft, int hop, int pad, int reflect,
     int frames, int n_mels, int log_kind, float log_floor) {
     extern __shared__ float smem[];
     const int N = n_fft, nf = N / 2 + 1;
@@ -193,9 +193,9 @@ extern "C" __global__ void log_mel_frames_backward_dft(
     float* dm = dp + nf;
     const long long trace = blockIdx.y;
     const int f = blockIdx.x;
-    const float* xt = x + trace * T;
+    const float* xt = x + trace * t;
     for (int n = threadIdx.x; n < N; n += blockDim.x)
-        a[n] = window[n] * padded_sample(xt, T, f * hop + n - pad, reflect);
+        a[n] = window[n] * padded_sample(xt, t, f * hop + n - pad, reflect);
     __syncthreads();
     for (int k = threadIdx.x; k < nf; k += blockDim.x) {
         float re = 0.0f, im = 0.0f;
@@ -256,19 +256,19 @@ __device__ __forceinline__ float padded_grad(const float* d, int p, int N, int h
 // Backward, step 2: dx[trace, j] = the gradients of every padded position that read x[j]
 // (itself and, with reflect padding, its mirror images). A gather: no atomics.
 extern "C" __global__ void log_mel_overlap_add_backward(float* dx, const float* dframes,
-                                                        long long total, int T, int n_fft,
+                                                        long long total, int t, int n_fft,
                                                         int hop, int pad, int reflect,
                                                         int frames) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
-        const long long trace = i / T;
-        const int j = (int)(i % T);
+        const long long trace = i / t;
+        const int j = (int)(i % t);
         const float* d = dframes + trace * frames * (long long)n_fft;
         float s = padded_grad(d, j + pad, n_fft, hop, frames);
         if (reflect && pad > 0) {
             if (j >= 1 && j <= pad) s += padded_grad(d, pad - j, n_fft, hop, frames);
-            if (j >= T - 1 - pad && j <= T - 2)
-                s += padded_grad(d, pad + 2 * (T - 1) - j, n_fft, hop, frames);
+            if (j >= t - 1 - pad && j <= t - 2)
+                s += padded_grad(d, pad + 2 * (t - 1) - j, n_fft, hop, frames);
         }
         dx[i] = s;
     }
@@ -290,23 +290,23 @@ __device__ __forceinline__ float resampled(const float* lm, int i, int F, int W,
     return a + (b - a) * t;
 }
 
-extern "C" __global__ void mel_image_finish(float* out, const float* logmel, int H, int F, int W,
+extern "C" __global__ void mel_image_finish(float* out, const float* logmel, int h, int f, int w,
                                             int has_top_db, float top_db, int normalize) {
     __shared__ float scratch[32];
-    const float* lm = logmel + (long long)blockIdx.x * H * F;
-    float* o = out + (long long)blockIdx.x * H * W;
-    const int hw = H * W;
+    const float* lm = logmel + (long long)blockIdx.x * h * f;
+    float* o = out + (long long)blockIdx.x * h * w;
+    const int hw = h * w;
     float lo = -SF_INF;
     if (has_top_db) {
         float mx = -SF_INF;
-        for (int i = threadIdx.x; i < H * F; i += blockDim.x) mx = fmaxf(mx, lm[i]);
+        for (int i = threadIdx.x; i < h * f; i += blockDim.x) mx = fmaxf(mx, lm[i]);
         lo = block_max(mx, scratch) - top_db;
     }
-    const float scale = (W > 1 && F > 1) ? (float)(F - 1) / (float)(W - 1) : 0.0f;
+    const float scale = (w > 1 && f > 1) ? (float)(f - 1) / (float)(w - 1) : 0.0f;
     if (normalize == 1) {
         float mn = SF_INF, mx = -SF_INF;
         for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-            const float v = resampled(lm, i, F, W, scale, lo);
+            const float v = resampled(lm, i, f, w, scale, lo);
             mn = fminf(mn, v);
             mx = fmaxf(mx, v);
         }
@@ -314,34 +314,34 @@ extern "C" __global__ void mel_image_finish(float* out, const float* logmel, int
         mn = -block_max(-mn, scratch);
         const float span = mx - mn;
         for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-            const float v = resampled(lm, i, F, W, scale, lo);
+            const float v = resampled(lm, i, f, w, scale, lo);
             o[i] = span > 0.0f ? (v - mn) / span : 0.0f;
         }
     } else if (normalize == 2) {
         float s = 0.0f;
-        for (int i = threadIdx.x; i < hw; i += blockDim.x) s += resampled(lm, i, F, W, scale, lo);
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) s += resampled(lm, i, f, w, scale, lo);
         const float mean = block_sum(s, scratch) / (float)hw;
         float q = 0.0f;
         for (int i = threadIdx.x; i < hw; i += blockDim.x) {
-            const float d = resampled(lm, i, F, W, scale, lo) - mean;
+            const float d = resampled(lm, i, f, w, scale, lo) - mean;
             q += d * d;
         }
         const float inv = 1.0f / (sqrtf(block_sum(q, scratch) / (float)hw) + 1e-6f);
         for (int i = threadIdx.x; i < hw; i += blockDim.x)
-            o[i] = (resampled(lm, i, F, W, scale, lo) - mean) * inv;
+            o[i] = (resampled(lm, i, f, w, scale, lo) - mean) * inv;
     } else {
-        for (int i = threadIdx.x; i < hw; i += blockDim.x) o[i] = resampled(lm, i, F, W, scale, lo);
+        for (int i = threadIdx.x; i < hw; i += blockDim.x) o[i] = resampled(lm, i, f, w, scale, lo);
     }
 }
 
-// out[n, i] = mean over c of in[n, c, i] (one-channel images for the one-channel encoder).
-extern "C" __global__ void mean_over_channels(float* out, const float* in, long long total, int C,
-                                              long long hw) {
+// out[n, i] = mean over c of input[n, c, i] (one-channel images for the one-channel encoder).
+extern "C" __global__ void mean_over_channels(float* out, const float* input, long long total,
+                                              int channels, long long hw) {
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
          i += (long long)gridDim.x * blockDim.x) {
         const long long n = i / hw, r = i % hw;
         float s = 0.0f;
-        for (int c = 0; c < C; ++c) s += in[(n * C + c) * hw + r];
-        out[i] = s * (1.0f / (float)C);
+        for (int c = 0; c < channels; ++c) s += input[(n * channels + c) * hw + r];
+        out[i] = s * (1.0f / (float)channels);
     }
 }

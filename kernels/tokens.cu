@@ -63,25 +63,25 @@ __device__ void gather_fill_backward_impl(T* dfill, const T* dout, const int* id
 }
 
 #define INSTANTIATE(SUF, T)                                                                       \
-    extern "C" __global__ void patchify_##SUF(T* patches, const T* img, int B, int C, int H,     \
-                                              int W, int P) {                                    \
-        patch_map(patches, (T*)img, B, C, H, W, P, true);                                        \
+    extern "C" __global__ void patchify_##SUF(T* patches, const T* img, int b, int c, int h,     \
+                                              int w, int p) {                                    \
+        patch_map(patches, (T*)img, b, c, h, w, p, true);                                        \
     }                                                                                             \
-    extern "C" __global__ void unpatchify_##SUF(T* img, const T* patches, int B, int C, int H,   \
-                                                int W, int P) {                                  \
-        patch_map((T*)patches, img, B, C, H, W, P, false);                                       \
+    extern "C" __global__ void unpatchify_##SUF(T* img, const T* patches, int b, int c, int h,   \
+                                                int w, int p) {                                  \
+        patch_map((T*)patches, img, b, c, h, w, p, false);                                       \
     }                                                                                             \
     extern "C" __global__ void gather_rows_##SUF(T* out, const T* src, const int* idx,           \
-                                                 const T* fill, int Ns, int Nd, int C) {         \
-        gather_rows_impl(out, src, idx, fill, Ns, Nd, C);                                        \
+                                                 const T* fill, int ns, int nd, int c) {         \
+        gather_rows_impl(out, src, idx, fill, ns, nd, c);                                        \
     }                                                                                             \
     extern "C" __global__ void gather_rows_backward_##SUF(T* dsrc, const T* dout, const int* idx, \
-                                                          int Ns, int Nd, int C) {               \
-        gather_rows_backward_impl(dsrc, dout, idx, Ns, Nd, C);                                   \
+                                                          int ns, int nd, int c) {               \
+        gather_rows_backward_impl(dsrc, dout, idx, ns, nd, c);                                   \
     }                                                                                             \
     extern "C" __global__ void gather_fill_backward_##SUF(T* dfill, const T* dout, const int* idx, \
-                                                          long long rows, int C) {               \
-        gather_fill_backward_impl(dfill, dout, idx, rows, C);                                    \
+                                                          long long rows, int c) {               \
+        gather_fill_backward_impl(dfill, dout, idx, rows, c);                                    \
     }
 
 INSTANTIATE(f32, float)

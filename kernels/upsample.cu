@@ -138,24 +138,24 @@ __device__ void upsample_bilinear_backward_impl(T* dx, const T* dy, long long pl
 
 #define INSTANTIATE(SUF, T)                                                                     \
     extern "C" __global__ void upsample_nearest_forward_##SUF(T* out, const T* x,               \
-                                                             long long planes, int H, int W,    \
+                                                             long long planes, int h, int w,    \
                                                              int k) {                           \
-        upsample_nearest_forward_impl(out, x, planes, H, W, k);                                 \
+        upsample_nearest_forward_impl(out, x, planes, h, w, k);                                 \
     }                                                                                           \
     extern "C" __global__ void upsample_nearest_backward_##SUF(T* dx, const T* dy,              \
-                                                              long long planes, int H, int W,   \
+                                                              long long planes, int h, int w,   \
                                                               int k) {                          \
-        upsample_nearest_backward_impl(dx, dy, planes, H, W, k);                                \
+        upsample_nearest_backward_impl(dx, dy, planes, h, w, k);                                \
     }                                                                                           \
     extern "C" __global__ void upsample_bilinear_forward_##SUF(T* out, const T* x,              \
-                                                              long long planes, int H, int W,   \
-                                                              int Ho, int Wo, int ac) {         \
-        upsample_bilinear_forward_impl(out, x, planes, H, W, Ho, Wo, ac);                       \
+                                                              long long planes, int h, int w,   \
+                                                              int ho, int wo, int ac) {         \
+        upsample_bilinear_forward_impl(out, x, planes, h, w, ho, wo, ac);                       \
     }                                                                                           \
     extern "C" __global__ void upsample_bilinear_backward_##SUF(T* dx, const T* dy,             \
-                                                               long long planes, int H, int W,  \
-                                                               int Ho, int Wo, int ac) {        \
-        upsample_bilinear_backward_impl(dx, dy, planes, H, W, Ho, Wo, ac);                      \
+                                                               long long planes, int h, int w,  \
+                                                               int ho, int wo, int ac) {        \
+        upsample_bilinear_backward_impl(dx, dy, planes, h, w, ho, wo, ac);                      \
     }
 
 INSTANTIATE(f32, float)

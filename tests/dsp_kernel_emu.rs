@@ -6,12 +6,12 @@
 //! says nothing about speed or about CUDA's memory model. Skipped (with a message) when no C++20
 //! compiler is found.
 
-use seisfuse::backend::cuda::launch::KArg;
 use seisfuse::backend::cuda::stft_mel::{
     backward_chunk, backward_launches, finish_launch, forward_launches, mean_launch, Launch,
-    MelTables, TablePtrs,
+    MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
 };
 use seisfuse::dsp::*;
+use seisfuse::{DType, Device, Tensor};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -99,51 +99,142 @@ fn emu() -> Option<&'static Emu> {
     }
 }
 
-fn run(e: &Emu, launches: &[Launch]) {
-    for l in launches {
-        let slots: Vec<u64> = l
-            .args
-            .iter()
-            .map(|a| match *a {
-                KArg::Ptr(v) | KArg::U64(v) => v,
-                KArg::I64(v) => v as u64,
-                KArg::I32(v) => v as u32 as u64,
-                KArg::U32(v) => v as u64,
-                KArg::F32(v) => v.to_bits() as u64,
-            })
-            .collect();
-        let name = std::ffi::CString::new(l.kernel).unwrap();
-        let (g, b) = (l.cfg.grid_dim, l.cfg.block_dim);
-        // SAFETY: every pointer in the slots addresses a live host buffer of the planned size.
-        let rc = unsafe {
-            (e.run)(
-                name.as_ptr(),
-                g.0,
-                g.1,
-                g.2,
-                b.0,
-                b.1,
-                b.2,
-                l.cfg.shared_mem_bytes,
-                slots.as_ptr(),
-                slots.len() as i32,
-            )
-        };
-        assert_eq!(rc, 0, "the emulation does not know kernel {}", l.kernel);
+/// The host address of a CPU tensor view's first element (the emulated kernels read and write
+/// the buffer through it; it does not move while the tensor lives).
+fn addr(t: &Tensor) -> u64 {
+    match t.dtype {
+        DType::F32 => t.f32s().unwrap().as_ptr() as u64,
+        DType::I32 => t.i32s().unwrap().as_ptr() as u64,
+        d => panic!("no {d} buffers in kernels/stft_mel.cu"),
     }
 }
 
-fn p<T>(v: &[T]) -> u64 {
-    v.as_ptr() as u64
+/// A launch's arguments as the 64-bit slots of tools/cuda_emu/stft_mel_entry.cpp, in the
+/// kernel's parameter order (the same as the typed declaration's, which
+/// tests/kernel_signatures.rs checks against the .cu file).
+fn slots(l: &Launch) -> Vec<u64> {
+    let p = addr;
+    let i = |v: i32| v as u32 as u64;
+    let f = |v: f32| v.to_bits() as u64;
+    match &l.kernel {
+        MelKernel::FramesFft(k) => vec![
+            p(k.out),
+            p(k.x),
+            p(k.window),
+            p(k.twiddles),
+            p(k.fb),
+            p(k.fb_range),
+            i(k.t),
+            i(k.n_fft),
+            i(k.hop),
+            i(k.pad),
+            i(k.reflect),
+            i(k.frames),
+            i(k.n_mels),
+            k.radix_code,
+            i(k.n_stages),
+            i(k.log_kind),
+            f(k.log_floor),
+            f(k.log_offset),
+        ],
+        MelKernel::FramesDft(k) => vec![
+            p(k.out),
+            p(k.x),
+            p(k.window),
+            p(k.twiddles),
+            p(k.fb),
+            p(k.fb_range),
+            i(k.t),
+            i(k.n_fft),
+            i(k.hop),
+            i(k.pad),
+            i(k.reflect),
+            i(k.frames),
+            i(k.n_mels),
+            i(k.log_kind),
+            f(k.log_floor),
+            f(k.log_offset),
+        ],
+        MelKernel::FramesBackwardDft(k) => vec![
+            p(k.dframes),
+            p(k.x),
+            p(k.dy),
+            p(k.window),
+            p(k.twiddles),
+            p(k.fb),
+            p(k.fb_range),
+            i(k.t),
+            i(k.n_fft),
+            i(k.hop),
+            i(k.pad),
+            i(k.reflect),
+            i(k.frames),
+            i(k.n_mels),
+            i(k.log_kind),
+            f(k.log_floor),
+        ],
+        MelKernel::OverlapAddBackward(k) => vec![
+            p(k.dx),
+            p(k.dframes),
+            k.total as u64,
+            i(k.t),
+            i(k.n_fft),
+            i(k.hop),
+            i(k.pad),
+            i(k.reflect),
+            i(k.frames),
+        ],
+        MelKernel::ImageFinish(k) => vec![
+            p(k.out),
+            p(k.logmel),
+            i(k.h),
+            i(k.f),
+            i(k.w),
+            i(k.has_top_db),
+            f(k.top_db),
+            i(k.normalize),
+        ],
+        MelKernel::MeanOverChannels(k) => vec![
+            p(k.out),
+            p(k.input),
+            k.total as u64,
+            i(k.channels),
+            k.hw as u64,
+        ],
+    }
 }
 
-fn ptrs(t: &MelTables) -> TablePtrs {
-    TablePtrs {
-        window: p(&t.window),
-        twiddles: p(&t.twiddles),
-        fb: p(&t.fb),
-        ranges: p(&t.ranges),
-    }
+/// Runs one planned launch through the emulation.
+fn run(e: &Emu, l: Launch) -> anyhow::Result<()> {
+    let slots = slots(&l);
+    let name = std::ffi::CString::new(l.name()).unwrap();
+    let (g, b) = (l.cfg.grid_dim, l.cfg.block_dim);
+    // SAFETY: every pointer in the slots addresses a live host buffer of the planned size.
+    let rc = unsafe {
+        (e.run)(
+            name.as_ptr(),
+            g.0,
+            g.1,
+            g.2,
+            b.0,
+            b.1,
+            b.2,
+            l.cfg.shared_mem_bytes,
+            slots.as_ptr(),
+            slots.len() as i32,
+        )
+    };
+    assert_eq!(rc, 0, "the emulation does not know kernel {}", l.name());
+    Ok(())
+}
+
+/// A CPU tensor of NaNs (every value the kernels should write).
+fn nans(shape: &[usize]) -> Tensor {
+    Tensor::from_f32(shape, vec![f32::NAN; shape.iter().product()]).unwrap()
+}
+
+fn cpu(shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_f32(shape, v.to_vec()).unwrap()
 }
 
 fn waves(n: usize, seed: u32) -> Vec<f32> {
@@ -203,20 +294,25 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
     ];
     let (b, t) = (2, 1201);
     let x = waves(b * t, 5);
+    let xt = cpu(&[b, t], &x);
     for (lm, fast) in cases {
         let n = lm.stft.cfg.n_fft;
         let tb = MelTables::new(&lm).unwrap();
         assert_eq!(tb.radices.is_some(), fast, "n_fft {n}");
+        let tables = MelTableTensors::new(&tb, &Device::Cpu).unwrap();
         let f = lm.n_frames(t).unwrap();
         let nm = lm.n_mels();
+        let dims = MelDims {
+            batch: b,
+            t,
+            frames: f,
+        };
         let want: Vec<f32> = (0..b)
             .flat_map(|i| lm.forward(&x[i * t..(i + 1) * t]).unwrap())
             .collect();
-        let got = vec![f32::NAN; b * nm * f];
-        run(
-            e,
-            &forward_launches(&tb, &ptrs(&tb), p(&got), p(&x), b, t, f),
-        );
+        let out = nans(&[b, nm, f]);
+        forward_launches(&tb, &tables, &out, &xt, dims, &mut |l| run(e, l)).unwrap();
+        let got = out.to_vec_f32().unwrap();
         let r = rel(&got, &want);
         eprintln!("n_fft {n}: emulated forward rel {r:.2e}");
         assert!(r < 1e-5, "n_fft {n}: forward rel {r:.3e}");
@@ -228,12 +324,16 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
                     .unwrap()
             })
             .collect();
-        let dx = vec![f32::NAN; b * t];
-        let dframes = vec![f32::NAN; backward_chunk(b) * f * n];
-        let l = backward_launches(&tb, &ptrs(&tb), p(&dx), p(&x), p(&dy), p(&dframes), b, t, f)
-            .unwrap();
-        run(e, &l);
-        let r = rel(&dx, &want_dx);
+        let dx = nans(&[b, t]);
+        let dframes = nans(&[backward_chunk(b) * f * n]);
+        let a = MelBackward {
+            dx: &dx,
+            x: &xt,
+            dy: &cpu(&[b, nm, f], &dy),
+            dframes: &dframes,
+        };
+        backward_launches(&tb, &tables, a, dims, &mut |l| run(e, l)).unwrap();
+        let r = rel(&dx.to_vec_f32().unwrap(), &want_dx);
         eprintln!("n_fft {n}: emulated backward rel {r:.2e}");
         assert!(r < 1e-4, "n_fft {n}: backward rel {r:.3e}");
     }
@@ -244,6 +344,7 @@ fn emulated_image_kernels_match_the_cpu_reference() {
     let Some(e) = emu() else { return };
     let (n, c, t) = (2, 3, 1500);
     let x = waves(n * c * t, 3);
+    let xt = cpu(&[n, c, t], &x);
     let base = MelImageConfig {
         height: 40,
         width: 48, // hop 31, 49 frames resampled to 48 columns
@@ -266,32 +367,23 @@ fn emulated_image_kernels_match_the_cpu_reference() {
         let (want, _) = mel_images(&x, n, c, t, &cfg).unwrap();
         let plan = MelImagePlan::new(&cfg, t).unwrap();
         let tb = MelTables::new(&plan.log_mel().unwrap()).unwrap();
+        let tables = MelTableTensors::new(&tb, &Device::Cpu).unwrap();
         let (h, w, f) = (cfg.height, cfg.width, plan.frames);
-        let lmv = vec![f32::NAN; n * c * h * f];
-        let imgs = vec![f32::NAN; n * c * h * w];
-        let mut l = forward_launches(&tb, &ptrs(&tb), p(&lmv), p(&x), n * c, t, f);
-        let code = match cfg.normalize {
-            Normalize::None => 0,
-            Normalize::MinMax => 1,
-            Normalize::ZScore => 2,
+        let lmv = nans(&[n * c, h, f]);
+        let imgs = nans(&[n, c, h, w]);
+        let dims = MelDims {
+            batch: n * c,
+            t,
+            frames: f,
         };
-        l.push(finish_launch(
-            p(&imgs),
-            p(&lmv),
-            n * c,
-            h,
-            f,
-            w,
-            cfg.top_db,
-            code,
-        ));
-        let avg = vec![f32::NAN; n * h * w];
+        forward_launches(&tb, &tables, &lmv, &xt, dims, &mut |l| run(e, l)).unwrap();
+        run(e, finish_launch(&imgs, &lmv, &plan).unwrap()).unwrap();
+        let avg = nans(&[n, 1, h, w]);
         if cfg.average_channels {
-            l.push(mean_launch(p(&avg), p(&imgs), n, c, h * w));
+            run(e, mean_launch(&avg, &imgs, c).unwrap()).unwrap();
         }
-        run(e, &l);
         let got = if cfg.average_channels { &avg } else { &imgs };
-        let r = rel(got, &want);
+        let r = rel(&got.to_vec_f32().unwrap(), &want);
         eprintln!(
             "{:?} {}×{} from {f} frames: emulated images rel {r:.2e}",
             cfg.normalize, h, w

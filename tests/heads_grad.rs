@@ -783,7 +783,9 @@ fn heads_backward_matches_differences() {
         classes: 2,
         branch_upsample: 4,
     };
-    let mut seg = SetrMlaHead::new(cfg, 21).unwrap();
+    // (A seed whose ReLU inputs sit within a step of 0 makes a central difference cross the
+    // kink; this one has none there.)
+    let mut seg = SetrMlaHead::new(cfg, 23).unwrap();
     let mut store = pack(&mut seg, &Device::Cpu);
     let head = RefCell::new(seg);
     let fs = [2usize, 3, 2, 2];

@@ -1,13 +1,17 @@
-//! Per-process counters of what the engine asks of a device: buffer allocations, kernel
-//! launches (on the CPU: op calls into the backend) and host synchronisations (a value read
-//! back to the host). `seisfuse bench sfm|seislm --counts` prints them per training step, and a
-//! test asserts their steady-state values.
+//! Counters of what the engine asks of a device, kept per thread (the thread that issues the
+//! ops): buffer allocations (a buffer the device allocator had to get from the system because
+//! its cache had none of that size: a CUDA allocation or a new host buffer), kernel launches
+//! (on the CPU: op calls into the backend) and host synchronisations (a value the host waits
+//! for). `seisfuse bench sfm|seislm --counts` prints them per training step, and
+//! tests/param_store.rs asserts their steady-state values.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-static LAUNCHES: AtomicU64 = AtomicU64::new(0);
-static HOST_SYNCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LAUNCHES: Cell<u64> = const { Cell::new(0) };
+    static HOST_SYNCS: Cell<u64> = const { Cell::new(0) };
+}
 
 /// A snapshot of the counters; subtract two to get what happened in between.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,20 +53,24 @@ impl std::fmt::Display for Counts {
     }
 }
 
+/// This thread's counts so far.
 pub fn snapshot() -> Counts {
     Counts {
-        allocations: ALLOCATIONS.load(Ordering::Relaxed),
-        launches: LAUNCHES.load(Ordering::Relaxed),
-        host_syncs: HOST_SYNCS.load(Ordering::Relaxed),
+        allocations: ALLOCATIONS.with(Cell::get),
+        launches: LAUNCHES.with(Cell::get),
+        host_syncs: HOST_SYNCS.with(Cell::get),
     }
 }
 
+fn bump(c: &'static std::thread::LocalKey<Cell<u64>>) {
+    c.with(|v| v.set(v.get() + 1));
+}
 pub fn count_allocation() {
-    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    bump(&ALLOCATIONS);
 }
 pub fn count_launch() {
-    LAUNCHES.fetch_add(1, Ordering::Relaxed);
+    bump(&LAUNCHES);
 }
 pub fn count_host_sync() {
-    HOST_SYNCS.fetch_add(1, Ordering::Relaxed);
+    bump(&HOST_SYNCS);
 }

@@ -72,28 +72,28 @@ pub fn run_mel_bench_with(device: &Device, cpu_traces: Option<usize>) -> Result<
     );
     match device {
         Device::Cuda(b) => {
+            use crate::backend::api::{Backend, StftMelOps};
             use crate::backend::cuda::stft_mel as k;
             use crate::tensor::DType;
             let x = Tensor::from_f32(&[TRACES, 1, SAMPLES], workload(TRACES))?.to_device(device)?;
             // Kernels alone, on buffers allocated once (as a caching allocator would serve them).
             let lm = plan.log_mel()?;
             let tables = k::LogMelDevice::new(b, &lm)?;
-            let xb = crate::ops::dev(&x)?;
             let (h, w, f) = (cfg.height, cfg.width, plan.frames);
-            let logmel = b.zeros(DType::F32, TRACES * h * f)?.buf;
-            let images = b.zeros(DType::F32, TRACES * h * w)?.buf;
+            let mut logmel = b.alloc(&[TRACES, h, f], DType::F32)?;
+            let mut images = b.alloc(&[TRACES, h, w], DType::F32)?;
             let path = if tables.uses_fft() {
                 "shared-memory FFT"
             } else {
                 "direct DFT"
             };
             let frames_ms = time_ms(20, || {
-                k::log_mel_frames(b, &tables, &logmel, xb, TRACES, SAMPLES, f)?;
+                b.log_mel_frames(&tables, &mut logmel, &x)?;
                 b.synchronize()
             })?;
             let images_ms = time_ms(20, || {
-                k::log_mel_frames(b, &tables, &logmel, xb, TRACES, SAMPLES, f)?;
-                k::mel_image_finish(b, &images, &logmel, TRACES, h, f, w, cfg.top_db, 1)?;
+                b.log_mel_frames(&tables, &mut logmel, &x)?;
+                b.mel_image_finish(&mut images, &logmel, &plan)?;
                 b.synchronize()
             })?;
             // The tensor op end to end (tables uploaded and outputs allocated on every call).

@@ -9,19 +9,18 @@
 
 use super::*;
 use crate::backend::cpu::ssim as cpu;
-use crate::backend::cuda::ssim as gpu;
 
 /// The MSE weight of the denoising and inversion loss: 0.5·MSE + 0.5·(1 − MS-SSIM).
 pub const DENOISE_MSE_WEIGHT: f32 = 0.5;
 /// The MSE weight of the interpolation loss: 0.9·MSE + 0.1·(1 − MS-SSIM).
 pub const INTERPOLATION_MSE_WEIGHT: f32 = 0.9;
 
-/// Checks two same-shaped NCHW float images; returns (h, w).
-fn images(op: &str, x: &Tensor, y: &Tensor, data_range: f32) -> Result<(usize, usize)> {
+/// Checks two same-shaped NCHW float images; returns (h, w) and their device.
+fn images(op: &str, x: &Tensor, y: &Tensor, data_range: f32) -> Result<(usize, usize, Device)> {
     check_float(op, "x", x)?;
     check_same_dtype(op, x, y)?;
     check_same_shape(op, x, y)?;
-    check_device(op, &[x, y])?;
+    let d = check_device(op, &[x, y])?;
     if x.rank() != 4 || x.numel() == 0 {
         bail!(
             "{op}: images must be non-empty NCHW (4-D) tensors, found shape {:?}",
@@ -31,7 +30,7 @@ fn images(op: &str, x: &Tensor, y: &Tensor, data_range: f32) -> Result<(usize, u
     if !(data_range.is_finite() && data_range > 0.0) {
         bail!("{op}: data_range must be a positive number (e.g. 1.0 or 255.0), found {data_range}");
     }
-    Ok((x.shape[2], x.shape[3]))
+    Ok((x.shape[2], x.shape[3], d))
 }
 
 fn check_ms_ssim_size(op: &str, h: usize, w: usize) -> Result<()> {
@@ -47,23 +46,15 @@ fn check_ms_ssim_size(op: &str, h: usize, w: usize) -> Result<()> {
 /// Mean SSIM (Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, valid filtering) over images and
 /// channels.
 pub fn ssim(x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
-    let (h, w) = images("ssim", x, y, data_range)?;
-    if x.device().is_cuda() {
-        let lv = GpuLevels::new(x, y, h, w, data_range, 1)?;
-        let (_, ss) = lv.means(0)?;
-        return Ok((ss.iter().map(|&v| v as f64).sum::<f64>() / ss.len() as f64) as f32);
-    }
-    Ok(cpu::ssim(&x.to_vec_f32()?, &y.to_vec_f32()?, h, w, data_range as f64) as f32)
+    let (_, _, d) = images("ssim", x, y, data_range)?;
+    d.run().ssim(x, y, data_range)
 }
 
 /// Mean MS-SSIM over images and channels (5 scales; min side ≥ 161).
 pub fn ms_ssim(x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
-    let (h, w) = images("ms_ssim", x, y, data_range)?;
+    let (h, w, d) = images("ms_ssim", x, y, data_range)?;
     check_ms_ssim_size("ms_ssim", h, w)?;
-    if x.device().is_cuda() {
-        return Ok(gpu_ms_ssim(x, y, h, w, data_range, None)?.0);
-    }
-    Ok(cpu::ms_ssim(&x.to_vec_f32()?, &y.to_vec_f32()?, h, w, data_range as f64) as f32)
+    d.run().ms_ssim(x, y, data_range, None)
 }
 
 /// dx of `dvalue · ms_ssim(x, y)`, on x's device and dtype; also returns the MS-SSIM value.
@@ -73,196 +64,11 @@ pub fn ms_ssim_backward(
     data_range: f32,
     dvalue: f32,
 ) -> Result<(Tensor, f32)> {
-    let (h, w) = images("ms_ssim_backward", x, y, data_range)?;
+    let (h, w, d) = images("ms_ssim_backward", x, y, data_range)?;
     check_ms_ssim_size("ms_ssim_backward", h, w)?;
-    if x.device().is_cuda() {
-        let (v, g) = gpu_ms_ssim(x, y, h, w, data_range, Some(dvalue))?;
-        return Ok((g.expect("gradient requested"), v));
-    }
-    let mut dx = vec![0.0; x.numel()];
-    let v = cpu::ms_ssim_backward(
-        &mut dx,
-        &x.to_vec_f32()?,
-        &y.to_vec_f32()?,
-        h,
-        w,
-        data_range as f64,
-        dvalue as f64,
-    );
-    Ok((from_host(&x.shape, dx, x.dtype)?, v as f32))
-}
-
-/// The fp32 image pyramid of x and y on a GPU (levels 0..levels, ×2 average pooling between).
-struct GpuLevels {
-    device: Device,
-    planes: usize,
-    sizes: Vec<(usize, usize)>,
-    xs: Vec<Tensor>,
-    ys: Vec<Tensor>,
-    c1: f32,
-    c2: f32,
-}
-
-impl GpuLevels {
-    fn new(
-        x: &Tensor,
-        y: &Tensor,
-        h: usize,
-        w: usize,
-        data_range: f32,
-        levels: usize,
-    ) -> Result<Self> {
-        let device = x.device();
-        let planes = x.numel() / (h * w);
-        let b = backend(&device)?;
-        let mut xs = vec![cast(x, DType::F32)?];
-        let mut ys = vec![cast(y, DType::F32)?];
-        let mut sizes = vec![(h, w)];
-        for l in 1..levels {
-            let (hh, ww) = sizes[l - 1];
-            let (oh, ow) = (gpu::pooled(hh), gpu::pooled(ww));
-            let nx = output(&[planes * oh * ow], DType::F32, &device)?;
-            let ny = output(&[planes * oh * ow], DType::F32, &device)?;
-            gpu::avg_pool(b, dev(&nx)?, dev(&xs[l - 1])?, planes, hh, ww)?;
-            gpu::avg_pool(b, dev(&ny)?, dev(&ys[l - 1])?, planes, hh, ww)?;
-            xs.push(nx);
-            ys.push(ny);
-            sizes.push((oh, ow));
-        }
-        let r = data_range as f64;
-        Ok(GpuLevels {
-            device,
-            planes,
-            sizes,
-            xs,
-            ys,
-            c1: ((cpu::K1 * r) * (cpu::K1 * r)) as f32,
-            c2: ((cpu::K2 * r) * (cpu::K2 * r)) as f32,
-        })
-    }
-
-    /// The five filtered maps [5][planes][oh][ow] of level l.
-    fn filtered(&self, l: usize) -> Result<Tensor> {
-        let b = backend(&self.device)?;
-        let (h, w) = self.sizes[l];
-        let (oh, ow) = (gpu::filtered(h), gpu::filtered(w));
-        let rows = output(&[5 * self.planes * oh * w], DType::F32, &self.device)?;
-        gpu::filter_rows(
-            b,
-            dev(&rows)?,
-            dev(&self.xs[l])?,
-            dev(&self.ys[l])?,
-            self.planes,
-            h,
-            w,
-        )?;
-        let f = output(&[5 * self.planes * oh * ow], DType::F32, &self.device)?;
-        gpu::filter_cols(b, dev(&f)?, dev(&rows)?, 5, self.planes, oh, w)?;
-        Ok(f)
-    }
-
-    /// Per-plane (mean cs, mean ssim) of level l.
-    fn means(&self, l: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let b = backend(&self.device)?;
-        let (h, w) = self.sizes[l];
-        let f = self.filtered(l)?;
-        let cs = output(&[self.planes], DType::F32, &self.device)?;
-        let ss = output(&[self.planes], DType::F32, &self.device)?;
-        let plane = gpu::filtered(h) * gpu::filtered(w);
-        gpu::plane_means(
-            b,
-            dev(&cs)?,
-            dev(&ss)?,
-            dev(&f)?,
-            self.planes,
-            plane,
-            self.c1,
-            self.c2,
-        )?;
-        Ok((cs.to_vec_f32()?, ss.to_vec_f32()?))
-    }
-
-    /// The gradient [planes·h·w] (fp32) of Σ_p gs[p]·ssim_p + gc[p]·cs_p at level l w.r.t. x_l.
-    fn backward(&self, l: usize, gs: Vec<f32>, gc: Vec<f32>) -> Result<Tensor> {
-        let b = backend(&self.device)?;
-        let (h, w) = self.sizes[l];
-        let (oh, ow) = (gpu::filtered(h), gpu::filtered(w));
-        let p = self.planes;
-        let f = self.filtered(l)?;
-        let gs = Tensor::from_f32(&[p], gs)?.to_device(&self.device)?;
-        let gc = Tensor::from_f32(&[p], gc)?.to_device(&self.device)?;
-        let maps = output(&[3 * p * oh * ow], DType::F32, &self.device)?;
-        gpu::grad_maps(
-            b,
-            dev(&maps)?,
-            dev(&f)?,
-            dev(&gs)?,
-            dev(&gc)?,
-            p,
-            oh * ow,
-            self.c1,
-            self.c2,
-        )?;
-        let cols = output(&[3 * p * oh * w], DType::F32, &self.device)?;
-        gpu::filter_cols_t(b, dev(&cols)?, dev(&maps)?, 3, p, oh, w)?;
-        let dx = output(&[p * h * w], DType::F32, &self.device)?;
-        gpu::filter_rows_t_combine(
-            b,
-            dev(&dx)?,
-            dev(&cols)?,
-            dev(&self.xs[l])?,
-            dev(&self.ys[l])?,
-            p,
-            h,
-            w,
-            false,
-        )?;
-        Ok(dx)
-    }
-}
-
-/// MS-SSIM of CUDA tensors, and with `dvalue` the gradient of dvalue·MS-SSIM w.r.t. x.
-fn gpu_ms_ssim(
-    x: &Tensor,
-    y: &Tensor,
-    h: usize,
-    w: usize,
-    data_range: f32,
-    dvalue: Option<f32>,
-) -> Result<(f32, Option<Tensor>)> {
-    let lv = GpuLevels::new(x, y, h, w, data_range, 5)?;
-    let p = lv.planes;
-    let mut terms = vec![[0.0f64; 5]; p];
-    for l in 0..5 {
-        let (cs, ss) = lv.means(l)?;
-        for (i, t) in terms.iter_mut().enumerate() {
-            t[l] = if l < 4 { cs[i] } else { ss[i] } as f64;
-        }
-    }
-    let d = dvalue.unwrap_or(0.0) as f64 / p as f64;
-    let combined: Vec<(f64, [f64; 5])> = terms.iter().map(|t| cpu::ms_ssim_combine(t, d)).collect();
-    let value = (combined.iter().map(|c| c.0).sum::<f64>() / p as f64) as f32;
-    if dvalue.is_none() {
-        return Ok((value, None));
-    }
-    let b = backend(&lv.device)?;
-    let mut upper: Option<Tensor> = None;
-    for l in (0..5).rev() {
-        let dl: Vec<f32> = combined.iter().map(|c| c.1[l] as f32).collect();
-        let zero = vec![0.0f32; p];
-        let dx = if l < 4 {
-            lv.backward(l, zero, dl)?
-        } else {
-            lv.backward(l, dl, zero)?
-        };
-        if let Some(u) = &upper {
-            let (hh, ww) = lv.sizes[l];
-            gpu::avg_pool_backward_add(b, dev(&dx)?, dev(u)?, p, hh, ww)?;
-        }
-        upper = Some(dx);
-    }
-    let g = upper.expect("five levels").reshape(&x.shape)?;
-    Ok((value, Some(cast(&g, x.dtype)?)))
+    let mut dx = alloc(&d, &x.shape, x.dtype)?;
+    let v = d.run().ms_ssim(x, y, data_range, Some((&mut dx, dvalue)))?;
+    Ok((dx, v))
 }
 
 /// PSNR = 10·log10(range² / MSE) over all elements (+∞ for identical images).

@@ -1,8 +1,11 @@
 //! Losses, each a mean over rows (or elements) with its backward pass.
 
 use super::*;
-use crate::backend::cpu::loss as cpu;
-use crate::backend::cuda::loss as gpu;
+
+/// Σ of a tensor's values (the deterministic reduction of `ops::reduce`), read back.
+fn total(x: &Tensor) -> Result<f32> {
+    super::reduce::item(&super::reduce::sum(x)?)
+}
 
 /// A loss value and the count it was averaged over.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,35 +28,17 @@ fn rows_classes(op: &str, logits: &Tensor) -> Result<(usize, usize)> {
 /// Fused log-softmax + NLL (PyTorch's `cross_entropy` with class targets): mean over rows whose
 /// target is in [0, classes); others (e.g. −100) are ignored.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
-    let (rows, classes) = rows_classes("cross_entropy", logits)?;
+    let (rows, _classes) = rows_classes("cross_entropy", logits)?;
     if targets.dtype != DType::I32 || targets.numel() != rows {
         bail!("cross_entropy: targets must be i32 with {rows} elements (one per row of logits {:?}), found {} {:?}", logits.shape, targets.dtype, targets.shape);
     }
     let d = check_device("cross_entropy", &[logits, targets])?;
-    let (total, count) = if !d.is_cuda() {
-        let mut l = vec![0.0; rows];
-        let t = targets.i32s()?;
-        cpu::nll_forward(&mut l, &host(logits)?, &t, classes);
-        let count = t.iter().filter(|&&v| cpu::target_valid(v, classes)).count();
-        (l.iter().map(|&v| v as f64).sum::<f64>() as f32, count)
-    } else {
-        let losses = output(&[rows], DType::F32, &d)?;
-        let valid = output(&[rows], DType::F32, &d)?;
-        gpu::nll_forward(
-            backend(&d)?,
-            dev(&losses)?,
-            dev(&valid)?,
-            dev(logits)?,
-            dev(targets)?,
-            classes,
-        )?;
-        (
-            super::reduce::item(&super::reduce::sum(&losses)?)?,
-            super::reduce::item(&super::reduce::sum(&valid)?)?.round() as usize,
-        )
-    };
+    let mut losses = alloc(&d, &[rows], DType::F32)?;
+    let mut valid = alloc(&d, &[rows], DType::F32)?;
+    d.run().nll(&mut losses, &mut valid, logits, targets)?;
+    let (sum, count) = (total(&losses)?, total(&valid)?.round() as usize);
     Ok(LossValue {
-        loss: if count > 0 { total / count as f32 } else { 0.0 },
+        loss: if count > 0 { sum / count as f32 } else { 0.0 },
         count,
     })
 }
@@ -65,52 +50,27 @@ pub fn cross_entropy_backward(
     count: usize,
     dloss: f32,
 ) -> Result<Tensor> {
-    let (rows, classes) = rows_classes("cross_entropy_backward", logits)?;
+    let (rows, _classes) = rows_classes("cross_entropy_backward", logits)?;
     if targets.dtype != DType::I32 || targets.numel() != rows {
         bail!("cross_entropy_backward: targets must be i32 with {rows} elements");
     }
     let scale = if count > 0 { dloss / count as f32 } else { 0.0 };
     let d = check_device("cross_entropy_backward", &[logits, targets])?;
-    if !d.is_cuda() {
-        let mut g = vec![0.0; logits.numel()];
-        cpu::nll_backward(&mut g, &host(logits)?, &targets.i32s()?, classes, scale);
-        return from_host(&logits.shape, g, logits.dtype);
-    }
-    let g = output(&logits.shape, logits.dtype, &d)?;
-    gpu::nll_backward(
-        backend(&d)?,
-        dev(&g)?,
-        dev(logits)?,
-        dev(targets)?,
-        classes,
-        scale,
-    )?;
+    let mut g = alloc(&d, &logits.shape, logits.dtype)?;
+    d.run().nll_backward(&mut g, logits, targets, scale)?;
     Ok(g)
 }
 
 /// Cross-entropy against soft targets (a distribution per row), mean over rows.
 pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
-    let (rows, classes) = rows_classes("soft_cross_entropy", logits)?;
+    let (rows, _classes) = rows_classes("soft_cross_entropy", logits)?;
     check_same_shape("soft_cross_entropy", logits, targets)?;
     check_same_dtype("soft_cross_entropy", logits, targets)?;
     let d = check_device("soft_cross_entropy", &[logits, targets])?;
-    let total = if !d.is_cuda() {
-        let mut l = vec![0.0; rows];
-        cpu::soft_ce_forward(&mut l, &host(logits)?, &host(targets)?, classes);
-        l.iter().map(|&v| v as f64).sum::<f64>() as f32
-    } else {
-        let losses = output(&[rows], DType::F32, &d)?;
-        gpu::soft_ce_forward(
-            backend(&d)?,
-            dev(&losses)?,
-            dev(logits)?,
-            dev(targets)?,
-            classes,
-        )?;
-        super::reduce::item(&super::reduce::sum(&losses)?)?
-    };
+    let mut losses = alloc(&d, &[rows], DType::F32)?;
+    d.run().soft_ce(&mut losses, logits, targets)?;
     Ok(LossValue {
-        loss: total / rows.max(1) as f32,
+        loss: total(&losses)? / rows.max(1) as f32,
         count: rows,
     })
 }
@@ -120,24 +80,12 @@ pub fn soft_cross_entropy_backward(
     targets: &Tensor,
     dloss: f32,
 ) -> Result<Tensor> {
-    let (rows, classes) = rows_classes("soft_cross_entropy_backward", logits)?;
+    let (rows, _classes) = rows_classes("soft_cross_entropy_backward", logits)?;
     check_same_shape("soft_cross_entropy_backward", logits, targets)?;
     let scale = dloss / rows.max(1) as f32;
     let d = check_device("soft_cross_entropy_backward", &[logits, targets])?;
-    if !d.is_cuda() {
-        let mut g = vec![0.0; logits.numel()];
-        cpu::soft_ce_backward(&mut g, &host(logits)?, &host(targets)?, classes, scale);
-        return from_host(&logits.shape, g, logits.dtype);
-    }
-    let g = output(&logits.shape, logits.dtype, &d)?;
-    gpu::soft_ce_backward(
-        backend(&d)?,
-        dev(&g)?,
-        dev(logits)?,
-        dev(targets)?,
-        classes,
-        scale,
-    )?;
+    let mut g = alloc(&d, &logits.shape, logits.dtype)?;
+    d.run().soft_ce_backward(&mut g, logits, targets, scale)?;
     Ok(g)
 }
 
@@ -151,17 +99,10 @@ pub fn mse(x: &Tensor, y: &Tensor) -> Result<LossValue> {
         bail!("mse: empty tensors");
     }
     let d = check_device("mse", &[x, y])?;
-    let total = if !d.is_cuda() {
-        let mut sq = vec![0.0; n];
-        cpu::mse_forward(&mut sq, &host(x)?, &host(y)?);
-        sq.iter().map(|&v| v as f64).sum::<f64>() as f32
-    } else {
-        let sq = output(&[n], DType::F32, &d)?;
-        gpu::mse_forward(backend(&d)?, dev(&sq)?, dev(x)?, dev(y)?)?;
-        super::reduce::item(&super::reduce::sum(&sq)?)?
-    };
+    let mut sq = alloc(&d, &[n], DType::F32)?;
+    d.run().mse(&mut sq, x, y)?;
     Ok(LossValue {
-        loss: total / n as f32,
+        loss: total(&sq)? / n as f32,
         count: n,
     })
 }
@@ -171,13 +112,8 @@ pub fn mse_backward(x: &Tensor, y: &Tensor, dloss: f32) -> Result<Tensor> {
     check_same_shape("mse_backward", x, y)?;
     let scale = dloss / x.numel().max(1) as f32;
     let d = check_device("mse_backward", &[x, y])?;
-    if !d.is_cuda() {
-        let mut g = vec![0.0; x.numel()];
-        cpu::mse_backward(&mut g, &host(x)?, &host(y)?, scale);
-        return from_host(&x.shape, g, x.dtype);
-    }
-    let g = output(&x.shape, x.dtype, &d)?;
-    gpu::mse_backward(backend(&d)?, dev(&g)?, dev(x)?, dev(y)?, scale)?;
+    let mut g = alloc(&d, &x.shape, x.dtype)?;
+    d.run().mse_backward(&mut g, x, y, scale)?;
     Ok(g)
 }
 
@@ -203,19 +139,13 @@ fn masked_check(op: &str, x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(usiz
 /// Σ_r mask_r · mean_c (x − y)² / Σ_r mask_r: MAE's loss over the masked patches (mask 1) only.
 /// Returns (loss, Σ mask); the backward pass needs the sum.
 pub fn masked_row_mse(x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(f32, f32)> {
-    let (rows, cols) = masked_check("masked_row_mse", x, y, mask)?;
+    let (rows, _cols) = masked_check("masked_row_mse", x, y, mask)?;
     let d = check_device("masked_row_mse", &[x, y, mask])?;
-    let msum = super::reduce::item(&super::reduce::sum(mask)?)?;
-    let total = if !d.is_cuda() {
-        let mut l = vec![0.0; rows];
-        cpu::masked_row_mse_forward(&mut l, &host(x)?, &host(y)?, &mask.f32s()?, cols);
-        l.iter().map(|&v| v as f64).sum::<f64>() as f32
-    } else {
-        let l = output(&[rows], DType::F32, &d)?;
-        gpu::masked_row_mse_forward(backend(&d)?, dev(&l)?, dev(x)?, dev(y)?, dev(mask)?, cols)?;
-        super::reduce::item(&super::reduce::sum(&l)?)?
-    };
-    Ok((if msum > 0.0 { total / msum } else { 0.0 }, msum))
+    let msum = total(mask)?;
+    let mut l = alloc(&d, &[rows], DType::F32)?;
+    d.run().masked_row_mse(&mut l, x, y, mask)?;
+    let sum = total(&l)?;
+    Ok((if msum > 0.0 { sum / msum } else { 0.0 }, msum))
 }
 
 /// dx of `dloss · masked_row_mse`, with `mask_sum` from the forward pass.
@@ -226,27 +156,14 @@ pub fn masked_row_mse_backward(
     mask_sum: f32,
     dloss: f32,
 ) -> Result<Tensor> {
-    let (_rows, cols) = masked_check("masked_row_mse_backward", x, y, mask)?;
+    masked_check("masked_row_mse_backward", x, y, mask)?;
     let scale = if mask_sum > 0.0 {
         dloss / mask_sum
     } else {
         0.0
     };
     let d = check_device("masked_row_mse_backward", &[x, y, mask])?;
-    if !d.is_cuda() {
-        let mut g = vec![0.0; x.numel()];
-        cpu::masked_row_mse_backward(&mut g, &host(x)?, &host(y)?, &mask.f32s()?, cols, scale);
-        return from_host(&x.shape, g, x.dtype);
-    }
-    let g = output(&x.shape, x.dtype, &d)?;
-    gpu::masked_row_mse_backward(
-        backend(&d)?,
-        dev(&g)?,
-        dev(x)?,
-        dev(y)?,
-        dev(mask)?,
-        cols,
-        scale,
-    )?;
+    let mut g = alloc(&d, &x.shape, x.dtype)?;
+    d.run().masked_row_mse_backward(&mut g, x, y, mask, scale)?;
     Ok(g)
 }

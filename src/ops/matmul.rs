@@ -160,7 +160,7 @@ pub fn matmul_raw(
 /// op(a) · op(b) (+ bias over the last axis).
 pub fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool, bias: Option<&Tensor>) -> Result<Tensor> {
     let (s, out_shape) = infer_shape(&a.shape, &b.shape, ta, tb)?;
-    let mut c = output(&out_shape, a.dtype, &a.device())?;
+    let mut c = alloc(&a.device(), &out_shape, a.dtype)?;
     matmul_raw(&mut c, a, b, bias, &s, false)?;
     Ok(c)
 }
@@ -289,13 +289,13 @@ pub fn matmul_backward(
     let dev_ = a.device();
     // Which operand comes first in each gradient product (see the shapes above).
     let (dc_first_a, dc_first_b) = (!ta, tb);
-    let mut da = output(&[da_s.batch * da_s.m * da_s.n], a.dtype, &dev_)?;
+    let mut da = alloc(&dev_, &[da_s.batch * da_s.m * da_s.n], a.dtype)?;
     if dc_first_a {
         matmul_raw(&mut da, dc, b, None, &da_s, false)?;
     } else {
         matmul_raw(&mut da, b, dc, None, &da_s, false)?;
     }
-    let mut db = output(&[db_s.batch * db_s.m * db_s.n], a.dtype, &dev_)?;
+    let mut db = alloc(&dev_, &[db_s.batch * db_s.m * db_s.n], a.dtype)?;
     if dc_first_b {
         matmul_raw(&mut db, dc, a, None, &db_s, false)?;
     } else {

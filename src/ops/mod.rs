@@ -41,9 +41,8 @@ pub use tokens::*;
 pub use upsample::*;
 pub use wav2vec2::*;
 
-use crate::backend::cuda::CudaBuf;
 use crate::backend::Device;
-use crate::tensor::{DType, Storage, Tensor};
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 
 /// An error unless `t` holds floats (f32 or bf16).
@@ -88,39 +87,7 @@ pub(crate) fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// A CPU tensor's values as f32.
-pub(crate) fn host(t: &Tensor) -> Result<crate::tensor::HostF32<'_>> {
-    t.host_f32()
-}
-
-/// A CUDA tensor's buffer (whole-buffer tensors only: the launch wrappers take buffers).
-pub(crate) fn dev(t: &Tensor) -> Result<&CudaBuf> {
-    match t.storage() {
-        Storage::Cuda(s) if t.is_whole() => Ok(&s.buf),
-        Storage::Cuda(_) => bail!("this op does not take views of part of a CUDA buffer yet"),
-        Storage::Cpu(_) => bail!("expected a CUDA tensor, found a CPU one"),
-    }
-}
-
-/// A new CPU tensor from f32 values stored as `dtype`.
-pub(crate) fn from_host(shape: &[usize], v: Vec<f32>, dtype: DType) -> Result<Tensor> {
-    Tensor::from_cpu(shape, crate::backend::cpu::narrow(v, dtype))
-}
-
-/// A new tensor on `device` whose contents the caller will overwrite.
-pub(crate) fn output(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-    Tensor::zeros(shape, dtype, device)
-}
-
 /// An output of an op on `d`, from the device's allocator (its contents are overwritten).
 pub(crate) fn alloc(d: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
     d.backend().alloc(shape, dtype)
-}
-
-/// The CUDA backend of a device (for the CUDA arm of an op).
-pub(crate) fn backend(d: &Device) -> Result<&std::sync::Arc<crate::backend::cuda::CudaBackend>> {
-    match d {
-        Device::Cuda(b) => Ok(b),
-        Device::Cpu => bail!("expected a CUDA device"),
-    }
 }

@@ -1,8 +1,6 @@
 //! Patches and token gathers (see backend/cpu/tokens.rs).
 
 use super::*;
-use crate::backend::cpu::tokens as cpu;
-use crate::backend::cuda::tokens as gpu;
 
 fn image_dims(op: &str, img: &Tensor, p: usize) -> Result<[usize; 5]> {
     check_float(op, "images", img)?;
@@ -23,13 +21,8 @@ pub fn patchify(img: &Tensor, p: usize) -> Result<Tensor> {
     let [b, c, h, w, _] = image_dims("patchify", img, p)?;
     let shape = [b, (h / p) * (w / p), c * p * p];
     let d = img.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; img.numel()];
-        cpu::patchify(&mut out, &host(img)?, b, c, h, w, p);
-        return from_host(&shape, out, img.dtype);
-    }
-    let out = output(&shape, img.dtype, &d)?;
-    gpu::patch_map(backend(&d)?, dev(&out)?, dev(img)?, [b, c, h, w, p], true)?;
+    let mut out = alloc(&d, &shape, img.dtype)?;
+    d.run().patchify(&mut out, img, p)?;
     Ok(out)
 }
 
@@ -49,19 +42,8 @@ pub fn unpatchify(patches: &Tensor, c: usize, h: usize, w: usize, p: usize) -> R
     }
     let shape = [b, c, h, w];
     let d = patches.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; patches.numel()];
-        cpu::unpatchify(&mut out, &host(patches)?, b, c, h, w, p);
-        return from_host(&shape, out, patches.dtype);
-    }
-    let out = output(&shape, patches.dtype, &d)?;
-    gpu::patch_map(
-        backend(&d)?,
-        dev(patches)?,
-        dev(&out)?,
-        [b, c, h, w, p],
-        false,
-    )?;
+    let mut out = alloc(&d, &shape, patches.dtype)?;
+    d.run().unpatchify(&mut out, patches, p)?;
     Ok(out)
 }
 
@@ -103,39 +85,17 @@ fn gather_check(
 
 /// out[b, i] = src[b, idx[b, i]], or `fill` where idx < 0.
 pub fn gather_rows(src: &Tensor, idx: &Tensor, fill: Option<&Tensor>) -> Result<Tensor> {
-    let (b, ns, nd, c) = gather_check(src, idx, fill)?;
+    let (b, _ns, nd, c) = gather_check(src, idx, fill)?;
     let d = check_device("gather_rows", &[src, idx])?;
-    let shape = [b, nd, c];
-    if !d.is_cuda() {
-        let mut out = vec![0.0; b * nd * c];
-        let fv = fill.map(host).transpose()?;
-        cpu::gather_rows(
-            &mut out,
-            &host(src)?,
-            &idx.i32s()?,
-            fv.as_deref(),
-            b,
-            ns,
-            nd,
-            c,
-        );
-        return from_host(&shape, out, src.dtype);
+    if let Some(f) = fill {
+        check_device("gather_rows", &[src, f])?;
     }
-    let out = output(&shape, src.dtype, &d)?;
-    gpu::gather_rows(
-        backend(&d)?,
-        dev(&out)?,
-        dev(src)?,
-        dev(idx)?,
-        fill.map(dev).transpose()?,
-        ns,
-        nd,
-        c,
-    )?;
+    let mut out = alloc(&d, &[b, nd, c], src.dtype)?;
+    d.run().gather_rows(&mut out, src, idx, fill)?;
     Ok(out)
 }
 
-/// dsrc [B, Ns, C] of `gather_rows`; the fill vector's gradient is added into `dfill`.
+/// dsrc [B, Ns, C] of `gather_rows`; the fill vector's gradient is added into `dfill` (in place).
 pub fn gather_rows_backward(
     dout: &Tensor,
     idx: &Tensor,
@@ -155,40 +115,17 @@ pub fn gather_rows_backward(
         );
     }
     let d = check_device("gather_rows_backward", &[dout, idx])?;
-    let shape = [b, ns, c];
-    if !d.is_cuda() {
-        let mut ds = vec![0.0; b * ns * c];
-        match dfill {
-            Some(df) => {
-                let mut fv = host(df)?.into_owned();
-                cpu::gather_rows_backward(
-                    &mut ds,
-                    Some(&mut fv),
-                    &host(dout)?,
-                    &idx.i32s()?,
-                    b,
-                    ns,
-                    nd,
-                    c,
-                );
-                *df = from_host(&df.shape.clone(), fv, df.dtype)?;
-            }
-            None => {
-                cpu::gather_rows_backward(&mut ds, None, &host(dout)?, &idx.i32s()?, b, ns, nd, c)
-            }
+    if let Some(df) = &dfill {
+        check_same_dtype("gather_rows_backward", dout, df)?;
+        check_device("gather_rows_backward", &[dout, df])?;
+        if df.numel() != c {
+            bail!(
+                "gather_rows_backward: dfill must have {c} elements, found {:?}",
+                df.shape
+            );
         }
-        return from_host(&shape, ds, dout.dtype);
     }
-    let ds = output(&shape, dout.dtype, &d)?;
-    gpu::gather_rows_backward(
-        backend(&d)?,
-        dev(&ds)?,
-        dfill.map(|t| dev(t)).transpose()?,
-        dev(dout)?,
-        dev(idx)?,
-        ns,
-        nd,
-        c,
-    )?;
+    let mut ds = alloc(&d, &[b, ns, c], dout.dtype)?;
+    d.run().gather_rows_backward(&mut ds, dfill, dout, idx)?;
     Ok(ds)
 }

@@ -5,10 +5,8 @@
 //! scale = (input − 1)/(output − 1), the corner pixels of input and output coincide).
 
 use super::*;
-use crate::backend::cpu::upsample as cpu;
-use crate::backend::cuda::upsample as gpu;
 
-fn nchw(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
+fn nchw(op: &str, x: &Tensor) -> Result<(usize, usize)> {
     check_float(op, "x", x)?;
     if x.rank() != 4 {
         bail!(
@@ -16,72 +14,49 @@ fn nchw(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
             x.shape
         );
     }
-    Ok((x.shape[0] * x.shape[1], x.shape[2], x.shape[3]))
+    Ok((x.shape[2], x.shape[3]))
 }
 
 /// Nearest neighbour ×k: [n, c, h, w] → [n, c, h·k, w·k].
 pub fn upsample_nearest(x: &Tensor, k: usize) -> Result<Tensor> {
-    let (planes, h, w) = nchw("upsample_nearest", x)?;
+    let (h, w) = nchw("upsample_nearest", x)?;
     if k == 0 {
         bail!("upsample_nearest: the factor must be at least 1");
     }
     let shape = [x.shape[0], x.shape[1], h * k, w * k];
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; planes * h * w * k * k];
-        cpu::upsample_nearest(&mut out, &host(x)?, h, w, k);
-        return from_host(&shape, out, x.dtype);
-    }
-    let out = output(&shape, x.dtype, &d)?;
-    gpu::nearest_forward(backend(&d)?, dev(&out)?, dev(x)?, planes, h, w, k)?;
+    let mut out = alloc(&d, &shape, x.dtype)?;
+    d.run().upsample_nearest(&mut out, x, k)?;
     Ok(out)
 }
 
 /// dx of `upsample_nearest(x, k)` from dy [n, c, h·k, w·k].
 pub fn upsample_nearest_backward(dy: &Tensor, k: usize) -> Result<Tensor> {
     let op = "upsample_nearest_backward";
-    let (planes, ho, wo) = nchw(op, dy)?;
+    let (ho, wo) = nchw(op, dy)?;
     if k == 0 || ho % k != 0 || wo % k != 0 {
         bail!("{op}: dy's spatial size {ho}×{wo} must be a multiple of the factor {k}");
     }
     let (h, w) = (ho / k, wo / k);
     let shape = [dy.shape[0], dy.shape[1], h, w];
     let d = dy.device();
-    if !d.is_cuda() {
-        let mut dx = vec![0.0; planes * h * w];
-        cpu::upsample_nearest_backward(&mut dx, &host(dy)?, h, w, k);
-        return from_host(&shape, dx, dy.dtype);
-    }
-    let dx = output(&shape, dy.dtype, &d)?;
-    gpu::nearest_backward(backend(&d)?, dev(&dx)?, dev(dy)?, planes, h, w, k)?;
+    let mut dx = alloc(&d, &shape, dy.dtype)?;
+    d.run().upsample_nearest_backward(&mut dx, dy, k)?;
     Ok(dx)
 }
 
 /// Bilinear resize to `size` = (height, width), with PyTorch's `align_corners`.
 pub fn upsample_bilinear(x: &Tensor, size: (usize, usize), align_corners: bool) -> Result<Tensor> {
     let op = "upsample_bilinear";
-    let (planes, h, w) = nchw(op, x)?;
+    let (h, w) = nchw(op, x)?;
     let (ho, wo) = size;
     if h == 0 || w == 0 || ho == 0 || wo == 0 {
         bail!("{op}: sizes must be non-zero, found {h}×{w} → {ho}×{wo}");
     }
     let shape = [x.shape[0], x.shape[1], ho, wo];
     let d = x.device();
-    if !d.is_cuda() {
-        let mut out = vec![0.0; planes * ho * wo];
-        cpu::upsample_bilinear(&mut out, &host(x)?, (h, w), (ho, wo), align_corners);
-        return from_host(&shape, out, x.dtype);
-    }
-    let out = output(&shape, x.dtype, &d)?;
-    gpu::bilinear_forward(
-        backend(&d)?,
-        dev(&out)?,
-        dev(x)?,
-        planes,
-        (h, w),
-        (ho, wo),
-        align_corners,
-    )?;
+    let mut out = alloc(&d, &shape, x.dtype)?;
+    d.run().upsample_bilinear(&mut out, x, align_corners)?;
     Ok(out)
 }
 
@@ -93,27 +68,15 @@ pub fn upsample_bilinear_backward(
     align_corners: bool,
 ) -> Result<Tensor> {
     let op = "upsample_bilinear_backward";
-    let (planes, ho, wo) = nchw(op, dy)?;
+    let (ho, wo) = nchw(op, dy)?;
     let (h, w) = input_size;
     if h == 0 || w == 0 || ho == 0 || wo == 0 {
         bail!("{op}: sizes must be non-zero, found {h}×{w} → {ho}×{wo}");
     }
     let shape = [dy.shape[0], dy.shape[1], h, w];
     let d = dy.device();
-    if !d.is_cuda() {
-        let mut dx = vec![0.0; planes * h * w];
-        cpu::upsample_bilinear_backward(&mut dx, &host(dy)?, (h, w), (ho, wo), align_corners);
-        return from_host(&shape, dx, dy.dtype);
-    }
-    let dx = output(&shape, dy.dtype, &d)?;
-    gpu::bilinear_backward(
-        backend(&d)?,
-        dev(&dx)?,
-        dev(dy)?,
-        planes,
-        (h, w),
-        (ho, wo),
-        align_corners,
-    )?;
+    let mut dx = alloc(&d, &shape, dy.dtype)?;
+    d.run()
+        .upsample_bilinear_backward(&mut dx, dy, align_corners)?;
     Ok(dx)
 }

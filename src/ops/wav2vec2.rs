@@ -8,8 +8,7 @@
 //! loss weights before it runs, and the backward reuses everything the forward computed.
 
 use super::*;
-use crate::backend::cpu::wav2vec2 as cpu;
-use crate::backend::cuda::wav2vec2 as gpu;
+use crate::backend::api::{CodevectorBackward, ContrastiveIndex, ContrastiveOut};
 
 fn check_f32(op: &str, what: &str, t: &Tensor) -> Result<()> {
     if t.dtype != DType::F32 {
@@ -95,33 +94,13 @@ pub fn gumbel_quantize(
     let dev_ = check_device(OP, &[logits, codevectors])?;
     let mut qshape = logits.shape.clone();
     *qshape.last_mut().unwrap_or(&mut 0) = groups * d;
-    let (q, hard, soft) = if !dev_.is_cuda() {
-        let ch = cpu::gumbel_choice(&logits.f32s()?, groups, vars, tau, seed, step);
-        let q = cpu::gather_codevectors(&ch, &codevectors.f32s()?, d);
-        let hard: Vec<i32> = ch.hard.iter().map(|&h| h as i32).collect();
-        (
-            Tensor::from_f32(&qshape, q)?,
-            Tensor::from_i32(&[rows * groups], hard)?,
-            Tensor::from_f32(&[rows * groups, vars], ch.soft)?,
-        )
-    } else {
-        let b = backend(&dev_)?;
-        let hard = output(&[rows * groups], DType::I32, &dev_)?;
-        let soft = output(&[rows * groups, vars], DType::F32, &dev_)?;
-        gpu::gumbel_forward(
-            b,
-            dev(&hard)?,
-            dev(&soft)?,
-            dev(logits)?,
-            vars,
-            tau,
-            seed,
-            step,
-        )?;
-        let q = output(&qshape, DType::F32, &dev_)?;
-        gpu::codevector_gather(b, dev(&q)?, dev(codevectors)?, dev(&hard)?, groups, vars, d)?;
-        (q, hard, soft)
-    };
+    let mut hard = alloc(&dev_, &[rows * groups], DType::I32)?;
+    let mut soft = alloc(&dev_, &[rows * groups, vars], DType::F32)?;
+    dev_.run()
+        .gumbel_forward(&mut hard, &mut soft, logits, tau, seed, step)?;
+    let mut q = alloc(&dev_, &qshape, DType::F32)?;
+    dev_.run()
+        .codevector_gather(&mut q, codevectors, &hard, groups)?;
     Ok(GumbelOutput {
         q,
         hard,
@@ -162,48 +141,19 @@ pub fn gumbel_quantize_backward(
     if dcodevectors.device() != dev_ {
         bail!("{OP}: the codevector gradient is on another device than dq");
     }
-    let rows = out.hard.numel() / g;
     let mut lshape = out.q.shape.clone();
     *lshape.last_mut().unwrap_or(&mut 0) = g * v;
-    if !dev_.is_cuda() {
-        let ch = cpu::GumbelChoice {
-            groups: g,
-            vars: v,
-            hard: out.hard.i32s()?.iter().map(|&h| h as usize).collect(),
-            soft: out.soft.f32s()?.to_vec(),
-            tau: out.tau,
-        };
-        if ch.hard.iter().any(|&h| h >= v) {
-            bail!("{OP}: a hard choice is out of range 0..{v}");
-        }
-        let mut dl = vec![0.0f32; rows * g * v];
-        // summed from zero, then added once (as the kernel does)
-        let mut dcode = vec![0.0f32; codevectors.numel()];
-        cpu::codevector_backward(
-            &ch,
-            &codevectors.f32s()?,
-            d,
-            &dq.f32s()?,
-            &mut dcode,
-            &mut dl,
-        );
-        super::add_assign(dcodevectors, &Tensor::from_f32(&codevectors.shape, dcode)?)?;
-        return Tensor::from_f32(&lshape, dl);
-    }
-    let dl = output(&lshape, DType::F32, &dev_)?;
-    gpu::codevector_backward(
-        backend(&dev_)?,
-        dev(&dl)?,
-        dev(dcodevectors)?,
-        dev(&out.soft)?,
-        dev(&out.hard)?,
-        dev(codevectors)?,
-        dev(dq)?,
-        g,
-        v,
-        d,
-        out.tau,
-    )?;
+    let mut dl = alloc(&dev_, &lshape, DType::F32)?;
+    dev_.run().codevector_backward(CodevectorBackward {
+        dlogits: &mut dl,
+        dcode: dcodevectors,
+        soft: &out.soft,
+        hard: &out.hard,
+        code: codevectors,
+        dq,
+        groups: g,
+        tau: out.tau,
+    })?;
     Ok(dl)
 }
 
@@ -231,34 +181,10 @@ pub fn codebook_perplexity(
         );
     }
     let dev_ = check_device(OP, &[logits, weight])?;
-    if !dev_.is_cuda() {
-        let mut dl = vec![0.0f32; logits.numel()];
-        let ppl = cpu::perplexity(
-            &logits.f32s()?,
-            groups,
-            vars,
-            &weight.f32s()?,
-            Some((dppl, &mut dl)),
-        );
-        return Ok((ppl, Tensor::from_f32(&logits.shape, dl)?));
-    }
-    let b = backend(&dev_)?;
-    let wsum = super::reduce::item(&super::reduce::sum(weight)?)?.max(1e-6);
-    let probs = output(&logits.shape, DType::F32, &dev_)?;
-    crate::backend::cuda::softmax::forward(b, dev(&probs)?, dev(logits)?, vars)?;
-    let ppl = output(&[groups], DType::F32, &dev_)?;
-    let dl = output(&logits.shape, DType::F32, &dev_)?;
-    gpu::perplexity(
-        b,
-        dev(&ppl)?,
-        dev(&dl)?,
-        dev(&probs)?,
-        dev(weight)?,
-        groups,
-        vars,
-        wsum,
-        dppl,
-    )?;
+    let mut ppl = alloc(&dev_, &[groups], DType::F32)?;
+    let mut dl = alloc(&dev_, &logits.shape, DType::F32)?;
+    dev_.run()
+        .codebook_perplexity(&mut ppl, &mut dl, logits, weight, groups, dppl)?;
     let ppl: f32 = ppl.to_vec_f32()?.iter().sum();
     Ok((ppl, dl))
 }
@@ -270,8 +196,6 @@ pub fn codebook_perplexity(
 pub struct ContrastiveTargets {
     rows: usize,
     frames: usize,
-    /// (positives, negatives) for the CPU twin; not kept for CUDA targets.
-    host: Option<(Vec<usize>, Vec<Vec<usize>>)>,
     /// i32 [M, K+1]: column 0 the positive.
     cand: Tensor,
     /// i32 [rows+1] and [M·(K+1)]: the slots m·(K+1)+k naming row j, increasing.
@@ -333,7 +257,6 @@ impl ContrastiveTargets {
         Ok(ContrastiveTargets {
             rows,
             frames: m,
-            host: (!device.is_cuda()).then(|| (pos.to_vec(), negs.to_vec())),
             cand: up(&[m, k + 1], cand)?,
             offsets: up(&[rows + 1], offsets)?,
             entries: up(&[m * (k + 1)], entries)?,
@@ -374,43 +297,20 @@ pub fn contrastive_loss(
         bail!("{OP}: the temperature κ must be positive and finite, found {kappa}");
     }
     let dev_ = check_device(OP, &[c, q, &targets.cand])?;
-    if let Some((pos, negs)) = &targets.host {
-        let (mut dc, mut dq) = (vec![0.0f32; c.numel()], vec![0.0f32; q.numel()]);
-        let total = cpu::contrastive(
-            &c.f32s()?,
-            &q.f32s()?,
-            f,
-            pos,
-            negs,
-            kappa,
-            dloss,
-            &mut dc,
-            &mut dq,
-        );
-        return Ok((
-            total,
-            Tensor::from_f32(&c.shape, dc)?,
-            Tensor::from_f32(&q.shape, dq)?,
-        ));
-    }
-    let b = backend(&dev_)?;
-    let loss = output(&[targets.masked_frames()], DType::F32, &dev_)?;
-    let dc = output(&c.shape, DType::F32, &dev_)?;
-    let dq = output(&q.shape, DType::F32, &dev_)?;
-    gpu::contrastive(
-        b,
-        dev(&loss)?,
-        dev(&dc)?,
-        dev(&dq)?,
-        dev(c)?,
-        dev(q)?,
-        dev(&targets.cand)?,
-        dev(&targets.offsets)?,
-        dev(&targets.entries)?,
-        f,
-        kappa,
-        dloss,
-    )?;
+    let mut loss = alloc(&dev_, &[targets.masked_frames()], DType::F32)?;
+    let mut dc = alloc(&dev_, &c.shape, DType::F32)?;
+    let mut dq = alloc(&dev_, &q.shape, DType::F32)?;
+    let out = ContrastiveOut {
+        loss: &mut loss,
+        dc: &mut dc,
+        dq: &mut dq,
+    };
+    let idx = ContrastiveIndex {
+        cand: &targets.cand,
+        offsets: &targets.offsets,
+        entries: &targets.entries,
+    };
+    dev_.run().contrastive(out, c, q, idx, kappa, dloss)?;
     let total = super::reduce::item(&super::reduce::sum(&loss)?)?;
     Ok((total, dc, dq))
 }

@@ -15,10 +15,17 @@ pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
 pub mod layer_norm;
+pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod reduce;
 pub mod relu;
+pub mod softmax;
+pub mod ssim;
+pub mod stft_mel;
+pub mod tokens;
+pub mod upsample;
+pub mod wav2vec2;
 
 pub use attention::{AttentionBackward, AttentionOps, AttnGrads};
 pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
@@ -28,10 +35,17 @@ pub use conv2d::Conv2dOps;
 pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
+pub use loss::LossOps;
 pub use matmul::MatmulOps;
 pub use optim::OptimOps;
 pub use reduce::ReduceOps;
 pub use relu::ReluOps;
+pub use softmax::SoftmaxOps;
+pub use ssim::SsimOps;
+pub use stft_mel::StftMelOps;
+pub use tokens::TokenOps;
+pub use upsample::UpsampleOps;
+pub use wav2vec2::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
 
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
@@ -48,10 +62,17 @@ pub trait Backend:
     + DropoutOps
     + ElementwiseOps
     + LayerNormOps
+    + LossOps
     + MatmulOps
     + OptimOps
     + ReduceOps
     + ReluOps
+    + SoftmaxOps
+    + SsimOps
+    + StftMelOps
+    + TokenOps
+    + UpsampleOps
+    + Wav2vec2Ops
 {
     /// `cpu` or `cuda:N`.
     fn name(&self) -> String;

@@ -1,8 +1,99 @@
 //! Losses: fused log-softmax + NLL against class targets, cross-entropy against soft targets,
 //! mean-squared error. Each forward returns per-row losses; the ops layer averages.
 
-use super::softmax::logsumexp;
+use super::softmax::{last_axis, logsumexp};
+use super::{input, Cpu, HostOut};
+use crate::backend::api::LossOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl LossOps for Cpu {
+    fn nll(
+        &self,
+        losses: &mut Tensor,
+        valid: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let (z, t) = (input(logits)?, targets.i32s()?);
+        nll_forward(&mut losses.f32s_mut()?, &z, &t, classes);
+        for (v, &ti) in valid.f32s_mut()?.iter_mut().zip(t.iter()) {
+            *v = if target_valid(ti, classes) { 1.0 } else { 0.0 };
+        }
+        Ok(())
+    }
+    fn nll_backward(
+        &self,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let (z, t) = (input(logits)?, targets.i32s()?);
+        let mut o = HostOut::new(dlogits)?;
+        nll_backward(&mut o, &z, &t, classes, scale);
+        o.finish()
+    }
+    fn soft_ce(&self, losses: &mut Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
+        let classes = last_axis(logits);
+        let (z, t) = (input(logits)?, input(targets)?);
+        soft_ce_forward(&mut losses.f32s_mut()?, &z, &t, classes);
+        Ok(())
+    }
+    fn soft_ce_backward(
+        &self,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let (z, t) = (input(logits)?, input(targets)?);
+        let mut o = HostOut::new(dlogits)?;
+        soft_ce_backward(&mut o, &z, &t, classes, scale);
+        o.finish()
+    }
+    fn mse(&self, sq: &mut Tensor, x: &Tensor, y: &Tensor) -> Result<()> {
+        let (x, y) = (input(x)?, input(y)?);
+        mse_forward(&mut sq.f32s_mut()?, &x, &y);
+        Ok(())
+    }
+    fn mse_backward(&self, dx: &mut Tensor, x: &Tensor, y: &Tensor, scale: f32) -> Result<()> {
+        let (x, y) = (input(x)?, input(y)?);
+        let mut o = HostOut::new(dx)?;
+        mse_backward(&mut o, &x, &y, scale);
+        o.finish()
+    }
+    fn masked_row_mse(
+        &self,
+        row_loss: &mut Tensor,
+        x: &Tensor,
+        y: &Tensor,
+        mask: &Tensor,
+    ) -> Result<()> {
+        let cols = last_axis(x);
+        let (x, y, m) = (input(x)?, input(y)?, mask.f32s()?);
+        masked_row_mse_forward(&mut row_loss.f32s_mut()?, &x, &y, &m, cols);
+        Ok(())
+    }
+    fn masked_row_mse_backward(
+        &self,
+        dx: &mut Tensor,
+        x: &Tensor,
+        y: &Tensor,
+        mask: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let cols = last_axis(x);
+        let (x, y, m) = (input(x)?, input(y)?, mask.f32s()?);
+        let mut o = HostOut::new(dx)?;
+        masked_row_mse_backward(&mut o, &x, &y, &m, cols, scale);
+        o.finish()
+    }
+}
 
 /// Targets below 0 (PyTorch's ignore_index −100) or ≥ the class count contribute nothing.
 pub fn target_valid(t: i32, classes: usize) -> bool {

@@ -20,6 +20,7 @@ pub mod reduce;
 pub mod relu;
 pub mod softmax;
 pub mod ssim;
+pub mod stft_mel;
 pub mod tokens;
 pub mod upsample;
 pub mod wav2vec2;

@@ -1,6 +1,32 @@
 //! Softmax over the last axis and its backward.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::SoftmaxOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+/// The length of the last axis (`ops` checked it is non-zero).
+pub(crate) fn last_axis(t: &Tensor) -> usize {
+    t.shape.last().copied().unwrap_or(1)
+}
+
+impl SoftmaxOps for Cpu {
+    fn softmax(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
+        let cols = last_axis(x);
+        let x = input(x)?;
+        let mut o = HostOut::new(y)?;
+        softmax(&mut o, &x, cols);
+        o.finish()
+    }
+    fn softmax_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
+        let cols = last_axis(y);
+        let (y, dy) = (input(y)?, input(dy)?);
+        let mut o = HostOut::new(dx)?;
+        softmax_backward(&mut o, &y, &dy, cols);
+        o.finish()
+    }
+}
 
 pub fn softmax(y: &mut [f32], x: &[f32], cols: usize) {
     y.par_chunks_mut(cols)

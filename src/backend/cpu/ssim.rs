@@ -10,7 +10,35 @@
 //! counted, as `F.avg_pool2d`) between scales; value = Π_{l<4} relu(cs_l)^{w_l} ·
 //! relu(ssim_4)^{w_4}, averaged over planes. Everything is computed in f64.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::SsimOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+impl SsimOps for Cpu {
+    fn ssim(&self, x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
+        let (h, w) = (x.shape[2], x.shape[3]);
+        Ok(ssim(&input(x)?, &input(y)?, h, w, data_range as f64) as f32)
+    }
+    fn ms_ssim(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        data_range: f32,
+        grad: Option<(&mut Tensor, f32)>,
+    ) -> Result<f32> {
+        let (h, w) = (x.shape[2], x.shape[3]);
+        let (xv, yv) = (input(x)?, input(y)?);
+        let Some((dx, dvalue)) = grad else {
+            return Ok(ms_ssim(&xv, &yv, h, w, data_range as f64) as f32);
+        };
+        let mut o = HostOut::new(dx)?;
+        let v = ms_ssim_backward(&mut o, &xv, &yv, h, w, data_range as f64, dvalue as f64);
+        o.finish()?;
+        Ok(v as f32)
+    }
+}
 
 pub const WIN_SIZE: usize = 11;
 pub const WIN_SIGMA: f64 = 1.5;

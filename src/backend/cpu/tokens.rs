@@ -1,6 +1,69 @@
 //! Token bookkeeping: images ↔ patch rows, and gathering token rows by index (cls tokens,
 //! MAE's visible subset and its unshuffle, pooling), with backward passes.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::TokenOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
+
+/// (B, C, H, W) of an NCHW image tensor (`ops` checked the rank).
+fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
+    (t.shape[0], t.shape[1], t.shape[2], t.shape[3])
+}
+
+impl TokenOps for Cpu {
+    fn patchify(&self, patches: &mut Tensor, img: &Tensor, p: usize) -> Result<()> {
+        let (b, c, h, w) = nchw(img);
+        let x = input(img)?;
+        let mut o = HostOut::new(patches)?;
+        patchify(&mut o, &x, b, c, h, w, p);
+        o.finish()
+    }
+    fn unpatchify(&self, img: &mut Tensor, patches: &Tensor, p: usize) -> Result<()> {
+        let (b, c, h, w) = nchw(img);
+        let x = input(patches)?;
+        let mut o = HostOut::new(img)?;
+        unpatchify(&mut o, &x, b, c, h, w, p);
+        o.finish()
+    }
+    fn gather_rows(
+        &self,
+        out: &mut Tensor,
+        src: &Tensor,
+        idx: &Tensor,
+        fill: Option<&Tensor>,
+    ) -> Result<()> {
+        let (b, ns, c) = (src.shape[0], src.shape[1], src.shape[2]);
+        let nd = idx.shape[1];
+        let (s, i) = (input(src)?, idx.i32s()?);
+        let f = fill.map(input).transpose()?;
+        let mut o = HostOut::new(out)?;
+        gather_rows(&mut o, &s, &i, f.as_deref(), b, ns, nd, c);
+        o.finish()
+    }
+    fn gather_rows_backward(
+        &self,
+        dsrc: &mut Tensor,
+        dfill: Option<&mut Tensor>,
+        dout: &Tensor,
+        idx: &Tensor,
+    ) -> Result<()> {
+        let (b, ns, c) = (dsrc.shape[0], dsrc.shape[1], dsrc.shape[2]);
+        let nd = idx.shape[1];
+        let (g, i) = (input(dout)?, idx.i32s()?);
+        let mut o = HostOut::new(dsrc)?;
+        match dfill {
+            Some(df) => {
+                let mut f = HostOut::update(df)?;
+                gather_rows_backward(&mut o, Some(&mut f), &g, &i, b, ns, nd, c);
+                f.finish()?;
+            }
+            None => gather_rows_backward(&mut o, None, &g, &i, b, ns, nd, c),
+        }
+        o.finish()
+    }
+}
+
 /// Images [B, C, H, W] → patches [B, (H/P)(W/P), C·P·P], each patch vector in (c, py, px)
 /// order (the flattening of a stride-P convolution's weight [E, C, P, P]).
 pub fn patchify(out: &mut [f32], img: &[f32], b: usize, c: usize, h: usize, w: usize, p: usize) {

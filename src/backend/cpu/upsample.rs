@@ -1,7 +1,52 @@
 //! Resampling of NCHW planes, PyTorch's `F.interpolate` semantics: nearest by an integer
 //! factor, and bilinear to a given size with align_corners=False or True.
 
+use super::{input, Cpu, HostOut};
+use crate::backend::api::UpsampleOps;
+use crate::tensor::Tensor;
+use anyhow::Result;
 use rayon::prelude::*;
+
+/// (height, width) of an NCHW tensor (`ops` checked the rank).
+fn hw(t: &Tensor) -> (usize, usize) {
+    (t.shape[2], t.shape[3])
+}
+
+impl UpsampleOps for Cpu {
+    fn upsample_nearest(&self, out: &mut Tensor, x: &Tensor, k: usize) -> Result<()> {
+        let (h, w) = hw(x);
+        let x = input(x)?;
+        let mut o = HostOut::new(out)?;
+        upsample_nearest(&mut o, &x, h, w, k);
+        o.finish()
+    }
+    fn upsample_nearest_backward(&self, dx: &mut Tensor, dy: &Tensor, k: usize) -> Result<()> {
+        let (h, w) = hw(dx);
+        let dy = input(dy)?;
+        let mut o = HostOut::new(dx)?;
+        upsample_nearest_backward(&mut o, &dy, h, w, k);
+        o.finish()
+    }
+    fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
+        let (from, to) = (hw(x), hw(out));
+        let x = input(x)?;
+        let mut o = HostOut::new(out)?;
+        upsample_bilinear(&mut o, &x, from, to, align_corners);
+        o.finish()
+    }
+    fn upsample_bilinear_backward(
+        &self,
+        dx: &mut Tensor,
+        dy: &Tensor,
+        align_corners: bool,
+    ) -> Result<()> {
+        let (from, to) = (hw(dx), hw(dy));
+        let dy = input(dy)?;
+        let mut o = HostOut::new(dx)?;
+        upsample_bilinear_backward(&mut o, &dy, from, to, align_corners);
+        o.finish()
+    }
+}
 
 /// Bilinear source position of output index `dst` along an axis of `in_len` → `out_len`.
 /// align_corners=False: src = max((dst + 0.5)·scale − 0.5, 0) with scale = in/out;

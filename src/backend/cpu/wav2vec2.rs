@@ -3,6 +3,136 @@
 //! are the oracle for the kernels and what `ops::wav2vec2` runs on the CPU.
 
 use super::philox::uniform;
+use super::Cpu;
+use crate::backend::api::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
+use crate::tensor::Tensor;
+use anyhow::{bail, Result};
+
+/// The last axis of a tensor (`ops` checked it is non-zero).
+fn last(t: &Tensor) -> usize {
+    t.shape.last().copied().unwrap_or(1)
+}
+
+/// The hard choices as indices, each checked to be below `vars`.
+fn hard_choices(hard: &Tensor, vars: usize) -> Result<Vec<usize>> {
+    let h = hard.i32s()?;
+    if h.iter().any(|&v| v < 0 || v as usize >= vars) {
+        bail!("wav2vec2: a hard choice is out of range 0..{vars}");
+    }
+    Ok(h.iter().map(|&v| v as usize).collect())
+}
+
+impl Wav2vec2Ops for Cpu {
+    fn gumbel_forward(
+        &self,
+        hard: &mut Tensor,
+        soft: &mut Tensor,
+        logits: &Tensor,
+        tau: f32,
+        seed: u64,
+        step: u32,
+    ) -> Result<()> {
+        let vars = last(soft);
+        let groups = last(logits) / vars;
+        let ch = gumbel_choice(&logits.f32s()?, groups, vars, tau, seed, step);
+        for (o, &h) in hard.host_mut::<i32>()?.iter_mut().zip(&ch.hard) {
+            *o = h as i32;
+        }
+        soft.f32s_mut()?.copy_from_slice(&ch.soft);
+        Ok(())
+    }
+    fn codevector_gather(
+        &self,
+        q: &mut Tensor,
+        code: &Tensor,
+        hard: &Tensor,
+        groups: usize,
+    ) -> Result<()> {
+        let d = last(code);
+        let vars = code.numel() / (groups * d);
+        let ch = GumbelChoice {
+            groups,
+            vars,
+            hard: hard_choices(hard, vars)?,
+            soft: Vec::new(),
+            tau: 1.0,
+        };
+        let v = gather_codevectors(&ch, &code.f32s()?, d);
+        q.f32s_mut()?.copy_from_slice(&v);
+        Ok(())
+    }
+    fn codevector_backward(&self, a: CodevectorBackward) -> Result<()> {
+        let (groups, vars, d) = (a.groups, last(a.soft), last(a.code));
+        let ch = GumbelChoice {
+            groups,
+            vars,
+            hard: hard_choices(a.hard, vars)?,
+            soft: a.soft.f32s()?.to_vec(),
+            tau: a.tau,
+        };
+        // summed from zero, then added once (as the kernel does)
+        let mut dcode = vec![0.0f32; a.dcode.numel()];
+        let mut dl = a.dlogits.f32s_mut()?;
+        dl.fill(0.0);
+        codevector_backward(&ch, &a.code.f32s()?, d, &a.dq.f32s()?, &mut dcode, &mut dl);
+        for (o, &x) in a.dcode.f32s_mut()?.iter_mut().zip(&dcode) {
+            *o += x;
+        }
+        Ok(())
+    }
+    fn codebook_perplexity(
+        &self,
+        ppl: &mut Tensor,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        weight: &Tensor,
+        groups: usize,
+        dppl: f32,
+    ) -> Result<()> {
+        let vars = last(logits) / groups;
+        let mut dl = dlogits.f32s_mut()?;
+        dl.fill(0.0);
+        let e = perplexity_groups(
+            &logits.f32s()?,
+            groups,
+            vars,
+            &weight.f32s()?,
+            Some((dppl, &mut dl)),
+        );
+        ppl.f32s_mut()?.copy_from_slice(&e);
+        Ok(())
+    }
+    fn contrastive(
+        &self,
+        out: ContrastiveOut,
+        c: &Tensor,
+        q: &Tensor,
+        idx: ContrastiveIndex,
+        kappa: f32,
+        dloss: f32,
+    ) -> Result<()> {
+        let (f, ncand) = (last(c), last(idx.cand));
+        let cand = idx.cand.i32s()?;
+        let pos: Vec<usize> = cand.chunks(ncand).map(|r| r[0] as usize).collect();
+        let negs: Vec<Vec<usize>> = cand
+            .chunks(ncand)
+            .map(|r| r[1..].iter().map(|&j| j as usize).collect())
+            .collect();
+        let (mut dc, mut dq) = (out.dc.f32s_mut()?, out.dq.f32s_mut()?);
+        dc.fill(0.0);
+        dq.fill(0.0);
+        contrastive_frames(
+            &c.f32s()?,
+            &q.f32s()?,
+            f,
+            (&pos, &negs),
+            (kappa, dloss),
+            (&mut dc, &mut dq),
+            &mut out.loss.f32s_mut()?,
+        );
+        Ok(())
+    }
+}
 
 /// The Philox stream id of the Gumbel noise (kernels/wav2vec2.cu uses the same).
 pub const GUMBEL_STREAM: u32 = 0x4755_4d42;
@@ -118,6 +248,21 @@ pub fn perplexity(
     weight: &[f32],
     dppl: Option<(f32, &mut [f32])>,
 ) -> f32 {
+    let mut ppl = 0.0f32;
+    for e in perplexity_groups(logits, groups, vars, weight, dppl) {
+        ppl += e;
+    }
+    ppl
+}
+
+/// [`perplexity`] per group: exp(H(p̄_g)) for each g (their sum is the perplexity).
+pub fn perplexity_groups(
+    logits: &[f32],
+    groups: usize,
+    vars: usize,
+    weight: &[f32],
+    dppl: Option<(f32, &mut [f32])>,
+) -> Vec<f32> {
     let rows = logits.len() / (groups * vars);
     let wsum: f32 = weight.iter().sum::<f32>().max(1e-6);
     let mut probs = vec![0.0f32; logits.len()];
@@ -128,7 +273,7 @@ pub fn perplexity(
             *o = (v - m).exp() / s;
         }
     }
-    let mut ppl = 0.0f32;
+    let mut ppl = Vec::with_capacity(groups);
     let mut dmarg = vec![0.0f32; groups * vars];
     for g in 0..groups {
         let mut marg = vec![0.0f32; vars];
@@ -143,7 +288,7 @@ pub fn perplexity(
         marg.iter_mut().for_each(|m| *m /= wsum);
         let h: f32 = -marg.iter().map(|&p| p * (p + 1e-7).ln()).sum::<f32>();
         let e = h.exp();
-        ppl += e;
+        ppl.push(e);
         for v in 0..vars {
             let p = marg[v];
             dmarg[g * vars + v] = -e * ((p + 1e-7).ln() + p / (p + 1e-7));
@@ -186,8 +331,27 @@ pub fn contrastive(
     dc: &mut [f32],
     dq: &mut [f32],
 ) -> f32 {
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let mut loss = vec![0.0f32; pos.len()];
+    contrastive_frames(c, q, f, (pos, negs), (kappa, dloss), (dc, dq), &mut loss);
     let mut total = 0.0f64;
+    for &l in &loss {
+        total += l as f64;
+    }
+    total as f32
+}
+
+/// [`contrastive`] per masked frame: loss[m] is frame m's loss (written); the gradients are
+/// added into dc and dq. Takes (positives, negatives), (κ, dloss) and (dc, dq).
+pub fn contrastive_frames(
+    c: &[f32],
+    q: &[f32],
+    f: usize,
+    (pos, negs): (&[usize], &[Vec<usize>]),
+    (kappa, dloss): (f32, f32),
+    (dc, dq): (&mut [f32], &mut [f32]),
+    loss: &mut [f32],
+) {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
     for (m, &p) in pos.iter().enumerate() {
         let cm = &c[p * f..(p + 1) * f];
         let cn = norm(cm);
@@ -209,7 +373,7 @@ pub fn contrastive(
         }
         let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let z: f32 = logits.iter().map(|l| (l - mx).exp()).sum();
-        total += (mx + z.ln() - logits[0]) as f64;
+        loss[m] = mx + z.ln() - logits[0];
         for (k, &j) in cands.iter().enumerate() {
             if logits[k] == f32::NEG_INFINITY {
                 continue;
@@ -224,5 +388,4 @@ pub fn contrastive(
             }
         }
     }
-    total as f32
 }

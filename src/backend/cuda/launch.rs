@@ -320,10 +320,6 @@ impl super::CudaBuf {
             super::CudaBuf::I32(x) => x.device_ptr(s).0,
         }
     }
-    /// The raw device address (the backend runs everything on one stream, so no events).
-    pub fn ptr(&self, b: &CudaBackend) -> u64 {
-        self.base_ptr(b)
-    }
     pub fn len(&self) -> usize {
         match self {
             super::CudaBuf::F32(x) => x.len(),
@@ -341,16 +337,4 @@ impl super::CudaBuf {
             super::CudaBuf::I32(_) => DType::I32,
         }
     }
-}
-
-/// The kernel name for a float dtype: `{base}_f32` or `{base}_bf16`.
-#[macro_export]
-macro_rules! kname {
-    ($base:literal, $dtype:expr) => {
-        match $dtype {
-            $crate::tensor::DType::F32 => concat!($base, "_f32"),
-            $crate::tensor::DType::BF16 => concat!($base, "_bf16"),
-            d => anyhow::bail!("{} has no {} kernel", $base, d),
-        }
-    };
 }

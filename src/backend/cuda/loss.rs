@@ -1,191 +1,158 @@
-//! Launch wrappers for kernels/loss.cu.
+//! kernels/loss.cu: declarations and the CUDA implementation of [`LossOps`].
 
-use super::launch::KArg;
-use super::softmax::row_cfg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::softmax::{last_axis, row_cfg};
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::LossOps;
+use crate::tensor::Tensor;
 use anyhow::Result;
 
-const FILE: &str = "loss";
-
-pub fn nll_forward(
-    b: &CudaBackend,
-    losses: &CudaBuf,
-    valid: &CudaBuf,
-    logits: &CudaBuf,
-    targets: &CudaBuf,
-    classes: usize,
-) -> Result<()> {
-    let rows = targets.len();
-    let k = crate::kname!("nll_forward", logits.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, classes),
-        &[
-            KArg::Ptr(losses.ptr(b)),
-            KArg::Ptr(valid.ptr(b)),
-            KArg::Ptr(logits.ptr(b)),
-            KArg::Ptr(targets.ptr(b)),
-            KArg::I32(classes as i32),
-        ],
-    )
+kernels! { file "loss";
+    /// One block per row.
+    NllForward = nll_forward<T>(losses: out f32, valid: out f32, logits: inp T,
+        targets: inp i32, classes: val i32);
+    /// One block per row.
+    NllBackward = nll_backward<T>(dlogits: out T, logits: inp T, targets: inp i32,
+        classes: val i32, scale: val f32);
+    /// One block per row.
+    SoftCeForward = soft_ce_forward<T>(losses: out f32, logits: inp T, targets: inp T,
+        classes: val i32);
+    /// One block per row.
+    SoftCeBackward = soft_ce_backward<T>(dlogits: out T, logits: inp T, targets: inp T,
+        classes: val i32, scale: val f32);
+    /// Grid-stride over the elements.
+    MseForward = mse_forward<T>(sq: out f32, x: inp T, y: inp T, n: val i64);
+    /// Grid-stride over the elements.
+    MseBackward = mse_backward<T>(dx: out T, x: inp T, y: inp T, n: val i64, scale: val f32);
+    /// One block per row.
+    MaskedRowMseForward = masked_row_mse_forward<T>(row_loss: out f32, x: inp T, y: inp T,
+        mask: inp f32, cols: val i32);
+    /// One block per row.
+    MaskedRowMseBackward = masked_row_mse_backward<T>(dx: out T, x: inp T, y: inp T,
+        mask: inp f32, cols: val i32, scale: val f32);
 }
 
-pub fn nll_backward(
-    b: &CudaBackend,
-    dlogits: &CudaBuf,
-    logits: &CudaBuf,
-    targets: &CudaBuf,
-    classes: usize,
-    scale: f32,
-) -> Result<()> {
-    let rows = targets.len();
-    let k = crate::kname!("nll_backward", logits.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, classes),
-        &[
-            KArg::Ptr(dlogits.ptr(b)),
-            KArg::Ptr(logits.ptr(b)),
-            KArg::Ptr(targets.ptr(b)),
-            KArg::I32(classes as i32),
-            KArg::F32(scale),
-        ],
-    )
-}
-
-pub fn soft_ce_forward(
-    b: &CudaBackend,
-    losses: &CudaBuf,
-    logits: &CudaBuf,
-    targets: &CudaBuf,
-    classes: usize,
-) -> Result<()> {
-    let rows = logits.len() / classes;
-    let k = crate::kname!("soft_ce_forward", logits.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, classes),
-        &[
-            KArg::Ptr(losses.ptr(b)),
-            KArg::Ptr(logits.ptr(b)),
-            KArg::Ptr(targets.ptr(b)),
-            KArg::I32(classes as i32),
-        ],
-    )
-}
-
-pub fn soft_ce_backward(
-    b: &CudaBackend,
-    dlogits: &CudaBuf,
-    logits: &CudaBuf,
-    targets: &CudaBuf,
-    classes: usize,
-    scale: f32,
-) -> Result<()> {
-    let rows = logits.len() / classes;
-    let k = crate::kname!("soft_ce_backward", logits.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, classes),
-        &[
-            KArg::Ptr(dlogits.ptr(b)),
-            KArg::Ptr(logits.ptr(b)),
-            KArg::Ptr(targets.ptr(b)),
-            KArg::I32(classes as i32),
-            KArg::F32(scale),
-        ],
-    )
-}
-
-pub fn mse_forward(b: &CudaBackend, sq: &CudaBuf, x: &CudaBuf, y: &CudaBuf) -> Result<()> {
-    let n = x.len();
-    let k = crate::kname!("mse_forward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        grid_1d(n, 256),
-        &[
-            KArg::Ptr(sq.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::I64(n as i64),
-        ],
-    )
-}
-
-pub fn mse_backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    x: &CudaBuf,
-    y: &CudaBuf,
-    scale: f32,
-) -> Result<()> {
-    let n = x.len();
-    let k = crate::kname!("mse_backward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        grid_1d(n, 256),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::I64(n as i64),
-            KArg::F32(scale),
-        ],
-    )
-}
-
-pub fn masked_row_mse_forward(
-    b: &CudaBackend,
-    row_loss: &CudaBuf,
-    x: &CudaBuf,
-    y: &CudaBuf,
-    mask: &CudaBuf,
-    cols: usize,
-) -> Result<()> {
-    let rows = mask.len();
-    let k = crate::kname!("masked_row_mse_forward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(row_loss.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(mask.ptr(b)),
-            KArg::I32(cols as i32),
-        ],
-    )
-}
-
-pub fn masked_row_mse_backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    x: &CudaBuf,
-    y: &CudaBuf,
-    mask: &CudaBuf,
-    cols: usize,
-    scale: f32,
-) -> Result<()> {
-    let rows = mask.len();
-    let k = crate::kname!("masked_row_mse_backward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(mask.ptr(b)),
-            KArg::I32(cols as i32),
-            KArg::F32(scale),
-        ],
-    )
+impl LossOps for CudaBackend {
+    fn nll(
+        &self,
+        losses: &mut Tensor,
+        valid: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let rows = targets.numel();
+        NllForward {
+            losses,
+            valid,
+            logits,
+            targets,
+            classes: classes as i32,
+        }
+        .launch(self, row_cfg(rows, classes))
+    }
+    fn nll_backward(
+        &self,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let rows = targets.numel();
+        NllBackward {
+            dlogits,
+            logits,
+            targets,
+            classes: classes as i32,
+            scale,
+        }
+        .launch(self, row_cfg(rows, classes))
+    }
+    fn soft_ce(&self, losses: &mut Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
+        let classes = last_axis(logits);
+        let rows = logits.numel() / classes;
+        SoftCeForward {
+            losses,
+            logits,
+            targets,
+            classes: classes as i32,
+        }
+        .launch(self, row_cfg(rows, classes))
+    }
+    fn soft_ce_backward(
+        &self,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        targets: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let classes = last_axis(logits);
+        let rows = logits.numel() / classes;
+        SoftCeBackward {
+            dlogits,
+            logits,
+            targets,
+            classes: classes as i32,
+            scale,
+        }
+        .launch(self, row_cfg(rows, classes))
+    }
+    fn mse(&self, sq: &mut Tensor, x: &Tensor, y: &Tensor) -> Result<()> {
+        let n = x.numel();
+        MseForward {
+            sq,
+            x,
+            y,
+            n: n as i64,
+        }
+        .launch(self, grid_1d(n, 256))
+    }
+    fn mse_backward(&self, dx: &mut Tensor, x: &Tensor, y: &Tensor, scale: f32) -> Result<()> {
+        let n = x.numel();
+        MseBackward {
+            dx,
+            x,
+            y,
+            n: n as i64,
+            scale,
+        }
+        .launch(self, grid_1d(n, 256))
+    }
+    fn masked_row_mse(
+        &self,
+        row_loss: &mut Tensor,
+        x: &Tensor,
+        y: &Tensor,
+        mask: &Tensor,
+    ) -> Result<()> {
+        let (rows, cols) = (mask.numel(), last_axis(x));
+        MaskedRowMseForward {
+            row_loss,
+            x,
+            y,
+            mask,
+            cols: cols as i32,
+        }
+        .launch(self, row_cfg(rows, cols))
+    }
+    fn masked_row_mse_backward(
+        &self,
+        dx: &mut Tensor,
+        x: &Tensor,
+        y: &Tensor,
+        mask: &Tensor,
+        scale: f32,
+    ) -> Result<()> {
+        let (rows, cols) = (mask.numel(), last_axis(x));
+        MaskedRowMseBackward {
+            dx,
+            x,
+            y,
+            mask,
+            cols: cols as i32,
+            scale,
+        }
+        .launch(self, row_cfg(rows, cols))
+    }
 }

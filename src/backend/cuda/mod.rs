@@ -57,9 +57,16 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         dropout::SIGNATURES,
         elementwise::SIGNATURES,
         layer_norm::SIGNATURES,
+        loss::SIGNATURES,
         matmul::SIGNATURES,
         reduce::SIGNATURES,
         relu::SIGNATURES,
+        softmax::SIGNATURES,
+        ssim::SIGNATURES,
+        stft_mel::SIGNATURES,
+        tokens::SIGNATURES,
+        upsample::SIGNATURES,
+        wav2vec2::SIGNATURES,
     ]
     .into_iter()
     .flatten()

@@ -1,11 +1,18 @@
-//! Launch wrappers for kernels/softmax.cu.
+//! kernels/softmax.cu: declarations and the CUDA implementation of [`SoftmaxOps`].
 
-use super::launch::KArg;
-use super::{CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::CudaBackend;
+use crate::backend::api::SoftmaxOps;
+use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "softmax";
+kernels! { file "softmax";
+    /// One block per row.
+    SoftmaxForward = softmax_forward<T>(y: out T, x: inp T, cols: val i32);
+    /// One block per row.
+    SoftmaxBackward = softmax_backward<T>(dx: out T, y: inp T, dy: inp T, cols: val i32);
+}
 
 /// One block per row; narrow rows get fewer threads.
 pub fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
@@ -23,39 +30,31 @@ pub fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     }
 }
 
-pub fn forward(b: &CudaBackend, y: &CudaBuf, x: &CudaBuf, cols: usize) -> Result<()> {
-    let rows = x.len() / cols;
-    let k = crate::kname!("softmax_forward", x.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I32(cols as i32),
-        ],
-    )
+/// The length of the last axis (`ops` checked it is non-zero).
+pub(crate) fn last_axis(t: &Tensor) -> usize {
+    t.shape.last().copied().unwrap_or(1)
 }
 
-pub fn backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    y: &CudaBuf,
-    dy: &CudaBuf,
-    cols: usize,
-) -> Result<()> {
-    let rows = y.len() / cols;
-    let k = crate::kname!("softmax_backward", y.dtype());
-    b.launch(
-        FILE,
-        k,
-        row_cfg(rows, cols),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::I32(cols as i32),
-        ],
-    )
+impl SoftmaxOps for CudaBackend {
+    fn softmax(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
+        let cols = last_axis(x);
+        let rows = x.numel() / cols;
+        SoftmaxForward {
+            y,
+            x,
+            cols: cols as i32,
+        }
+        .launch(self, row_cfg(rows, cols))
+    }
+    fn softmax_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
+        let cols = last_axis(y);
+        let rows = y.numel() / cols;
+        SoftmaxBackward {
+            dx,
+            y,
+            dy,
+            cols: cols as i32,
+        }
+        .launch(self, row_cfg(rows, cols))
+    }
 }

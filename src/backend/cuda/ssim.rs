@@ -1,11 +1,43 @@
-//! Launch wrappers for kernels/ssim.cu (fp32 planes; see that file for the conventions).
+//! kernels/ssim.cu (fp32 planes; see that file for the conventions): declarations and the CUDA
+//! implementation of [`SsimOps`]. The per-pixel work (filtering, maps, reductions, pooling and
+//! their transposes) runs in fp32 kernels on images cast to fp32; only the per-plane scale terms
+//! (2 numbers per plane and scale) go to the host, which combines them in f64 exactly as the
+//! CPU reference does.
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::{Backend, ElementwiseOps, SsimOps};
+use crate::backend::cpu::ssim as cpu;
+use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "ssim";
+kernels! { file "ssim";
+    /// out [5][planes][filtered(h)][w]: x, y, x², y², xy filtered along H.
+    SsimFilterRows = ssim_filter_rows(out: out f32, x: inp f32, y: inp f32, planes: val i64,
+        h: val i32, w: val i32);
+    /// out [maps][planes][h][filtered(w)] from input [maps][planes][h][w].
+    SsimFilterCols = ssim_filter_cols(out: out f32, input: inp f32, maps: val i32,
+        planes: val i64, h: val i32, w: val i32);
+    /// The transpose of ssim_filter_cols.
+    SsimFilterColsT = ssim_filter_cols_t(out: out f32, input: inp f32, maps: val i32,
+        planes: val i64, h: val i32, w: val i32);
+    /// One block per plane: mean cs and mean ssim from the five filtered maps.
+    SsimPlaneMeans = ssim_plane_means(cs_mean: out f32, ssim_mean: out f32, f: inp f32,
+        planes: val i64, plane: val i32, c1: val f32, c2: val f32);
+    /// out [3][planes][plane]: gradients w.r.t. μx, E[x²], E[xy] of gs·mean(ssim) + gc·mean(cs).
+    SsimGradMaps = ssim_grad_maps(out: out f32, f: inp f32, gs: inp f32, gc: inp f32,
+        planes: val i64, plane: val i32, c1: val f32, c2: val f32);
+    /// dx [planes][h][w] (= or += when `accumulate`) from the column-transposed maps.
+    SsimFilterRowsTCombine = ssim_filter_rows_t_combine(dx: out f32, input: inp f32,
+        x: inp f32, y: inp f32, planes: val i64, h: val i32, w: val i32, accumulate: val i32);
+    /// out [planes][pooled(h)][pooled(w)].
+    SsimAvgPool = ssim_avg_pool(out: out f32, x: inp f32, planes: val i64, h: val i32,
+        w: val i32);
+    /// dx [planes][h][w] += the transpose of ssim_avg_pool applied to d.
+    SsimAvgPoolBackwardAdd = ssim_avg_pool_backward_add(dx: out f32, d: inp f32,
+        planes: val i64, h: val i32, w: val i32);
+}
 
 fn cfg(n: usize) -> LaunchConfig {
     let mut c = grid_1d(n, 256);
@@ -27,218 +59,232 @@ pub fn pooled(len: usize) -> usize {
     (len + 2 * (len % 2) - 2) / 2 + 1
 }
 
-/// out [5][p][filtered(h)][w]: x, y, x², y², xy filtered along H.
-pub fn filter_rows(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    y: &CudaBuf,
-    p: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_filter_rows",
-        cfg(p * filtered(h) * w),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-        ],
-    )
+/// An fp32 view of x: x itself when f32 (the kernels only read it), else a cast copy.
+fn as_f32(b: &CudaBackend, x: &Tensor) -> Result<Tensor> {
+    if x.dtype == DType::F32 {
+        return Ok(x.clone());
+    }
+    let mut out = b.alloc(&x.shape, DType::F32)?;
+    b.cast(&mut out, x)?;
+    Ok(out)
 }
 
-/// out [maps][p][h][filtered(w)] from in [maps][p][h][w].
-#[allow(clippy::too_many_arguments)]
-pub fn filter_cols(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    input: &CudaBuf,
-    maps: usize,
-    p: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_filter_cols",
-        cfg(maps * p * h * filtered(w)),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(input.ptr(b)),
-            KArg::I32(maps as i32),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-        ],
-    )
-}
-
-/// The transpose of `filter_cols`: out [maps][p][h][w] from in [maps][p][h][filtered(w)].
-#[allow(clippy::too_many_arguments)]
-pub fn filter_cols_t(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    input: &CudaBuf,
-    maps: usize,
-    p: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_filter_cols_t",
-        cfg(maps * p * h * w),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(input.ptr(b)),
-            KArg::I32(maps as i32),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-        ],
-    )
-}
-
-/// Per-plane means of the cs and ssim maps from the five filtered maps.
-#[allow(clippy::too_many_arguments)]
-pub fn plane_means(
-    b: &CudaBackend,
-    cs: &CudaBuf,
-    ssim: &CudaBuf,
-    f: &CudaBuf,
-    p: usize,
-    plane: usize,
+/// The fp32 image pyramid of x and y (levels 0..levels, ×2 average pooling between).
+struct Levels<'a> {
+    b: &'a CudaBackend,
+    planes: usize,
+    sizes: Vec<(usize, usize)>,
+    xs: Vec<Tensor>,
+    ys: Vec<Tensor>,
     c1: f32,
     c2: f32,
-) -> Result<()> {
-    let cfg = LaunchConfig {
-        grid_dim: (p as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    b.launch(
-        FILE,
-        "ssim_plane_means",
-        cfg,
-        &[
-            KArg::Ptr(cs.ptr(b)),
-            KArg::Ptr(ssim.ptr(b)),
-            KArg::Ptr(f.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(plane as i32),
-            KArg::F32(c1),
-            KArg::F32(c2),
-        ],
-    )
 }
 
-/// out [3][p][plane]: gradients w.r.t. μx, E[x²], E[xy] of gs·mean(ssim) + gc·mean(cs).
-#[allow(clippy::too_many_arguments)]
-pub fn grad_maps(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    f: &CudaBuf,
-    gs: &CudaBuf,
-    gc: &CudaBuf,
-    p: usize,
-    plane: usize,
-    c1: f32,
-    c2: f32,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_grad_maps",
-        cfg(p * plane),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(f.ptr(b)),
-            KArg::Ptr(gs.ptr(b)),
-            KArg::Ptr(gc.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(plane as i32),
-            KArg::F32(c1),
-            KArg::F32(c2),
-        ],
-    )
+impl<'a> Levels<'a> {
+    fn new(
+        b: &'a CudaBackend,
+        x: &Tensor,
+        y: &Tensor,
+        data_range: f32,
+        levels: usize,
+    ) -> Result<Self> {
+        let (h, w) = (x.shape[2], x.shape[3]);
+        let planes = x.numel() / (h * w);
+        let mut xs = vec![as_f32(b, x)?];
+        let mut ys = vec![as_f32(b, y)?];
+        let mut sizes = vec![(h, w)];
+        for l in 1..levels {
+            let (hh, ww) = sizes[l - 1];
+            let (oh, ow) = (pooled(hh), pooled(ww));
+            let mut nx = b.alloc(&[planes * oh * ow], DType::F32)?;
+            let mut ny = b.alloc(&[planes * oh * ow], DType::F32)?;
+            for (out, x) in [(&mut nx, &xs[l - 1]), (&mut ny, &ys[l - 1])] {
+                SsimAvgPool {
+                    out,
+                    x,
+                    planes: planes as i64,
+                    h: hh as i32,
+                    w: ww as i32,
+                }
+                .launch(b, cfg(planes * oh * ow))?;
+            }
+            xs.push(nx);
+            ys.push(ny);
+            sizes.push((oh, ow));
+        }
+        let r = data_range as f64;
+        Ok(Levels {
+            b,
+            planes,
+            sizes,
+            xs,
+            ys,
+            c1: ((cpu::K1 * r) * (cpu::K1 * r)) as f32,
+            c2: ((cpu::K2 * r) * (cpu::K2 * r)) as f32,
+        })
+    }
+
+    /// The five filtered maps [5][planes][oh][ow] of level l.
+    fn filtered(&self, l: usize) -> Result<Tensor> {
+        let b = self.b;
+        let (h, w) = self.sizes[l];
+        let (oh, ow) = (filtered(h), filtered(w));
+        let p = self.planes;
+        let mut rows = b.alloc(&[5 * p * oh * w], DType::F32)?;
+        SsimFilterRows {
+            out: &mut rows,
+            x: &self.xs[l],
+            y: &self.ys[l],
+            planes: p as i64,
+            h: h as i32,
+            w: w as i32,
+        }
+        .launch(b, cfg(p * oh * w))?;
+        let mut f = b.alloc(&[5 * p * oh * ow], DType::F32)?;
+        SsimFilterCols {
+            out: &mut f,
+            input: &rows,
+            maps: 5,
+            planes: p as i64,
+            h: oh as i32,
+            w: w as i32,
+        }
+        .launch(b, cfg(5 * p * oh * ow))?;
+        Ok(f)
+    }
+
+    /// Per-plane (mean cs, mean ssim) of level l.
+    fn means(&self, l: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let b = self.b;
+        let (h, w) = self.sizes[l];
+        let f = self.filtered(l)?;
+        let mut cs = b.alloc(&[self.planes], DType::F32)?;
+        let mut ss = b.alloc(&[self.planes], DType::F32)?;
+        let plane = filtered(h) * filtered(w);
+        let one_per_plane = LaunchConfig {
+            grid_dim: (self.planes as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        SsimPlaneMeans {
+            cs_mean: &mut cs,
+            ssim_mean: &mut ss,
+            f: &f,
+            planes: self.planes as i64,
+            plane: plane as i32,
+            c1: self.c1,
+            c2: self.c2,
+        }
+        .launch(b, one_per_plane)?;
+        Ok((cs.to_vec_f32()?, ss.to_vec_f32()?))
+    }
+
+    /// Writes into dx [planes·h·w] (fp32) the gradient of Σ_p gs[p]·ssim_p + gc[p]·cs_p at
+    /// level l w.r.t. x_l.
+    fn backward(&self, dx: &mut Tensor, l: usize, gs: Vec<f32>, gc: Vec<f32>) -> Result<()> {
+        let b = self.b;
+        let (h, w) = self.sizes[l];
+        let (oh, ow) = (filtered(h), filtered(w));
+        let p = self.planes;
+        let f = self.filtered(l)?;
+        let device = self.xs[l].device();
+        let gs = Tensor::from_f32(&[p], gs)?.to_device(&device)?;
+        let gc = Tensor::from_f32(&[p], gc)?.to_device(&device)?;
+        let mut maps = b.alloc(&[3 * p * oh * ow], DType::F32)?;
+        SsimGradMaps {
+            out: &mut maps,
+            f: &f,
+            gs: &gs,
+            gc: &gc,
+            planes: p as i64,
+            plane: (oh * ow) as i32,
+            c1: self.c1,
+            c2: self.c2,
+        }
+        .launch(b, cfg(p * oh * ow))?;
+        let mut cols = b.alloc(&[3 * p * oh * w], DType::F32)?;
+        SsimFilterColsT {
+            out: &mut cols,
+            input: &maps,
+            maps: 3,
+            planes: p as i64,
+            h: oh as i32,
+            w: w as i32,
+        }
+        .launch(b, cfg(3 * p * oh * w))?;
+        SsimFilterRowsTCombine {
+            dx,
+            input: &cols,
+            x: &self.xs[l],
+            y: &self.ys[l],
+            planes: p as i64,
+            h: h as i32,
+            w: w as i32,
+            accumulate: false as i32,
+        }
+        .launch(b, cfg(p * h * w))
+    }
 }
 
-/// dx [p][h][w] (= or +=) from the three column-transposed maps [3][p][filtered(h)][w].
-#[allow(clippy::too_many_arguments)]
-pub fn filter_rows_t_combine(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    input: &CudaBuf,
-    x: &CudaBuf,
-    y: &CudaBuf,
-    p: usize,
-    h: usize,
-    w: usize,
-    accumulate: bool,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_filter_rows_t_combine",
-        cfg(p * h * w),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(input.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::Ptr(y.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-            KArg::I32(accumulate as i32),
-        ],
-    )
-}
+impl SsimOps for CudaBackend {
+    fn ssim(&self, x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
+        let lv = Levels::new(self, x, y, data_range, 1)?;
+        let (_, ss) = lv.means(0)?;
+        Ok((ss.iter().map(|&v| v as f64).sum::<f64>() / ss.len() as f64) as f32)
+    }
 
-/// out [p][pooled(h)][pooled(w)].
-pub fn avg_pool(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    p: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_avg_pool",
-        cfg(p * pooled(h) * pooled(w)),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-        ],
-    )
-}
-
-/// dx [p][h][w] += the transpose of `avg_pool` applied to d [p][pooled(h)][pooled(w)].
-pub fn avg_pool_backward_add(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    d: &CudaBuf,
-    p: usize,
-    h: usize,
-    w: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        "ssim_avg_pool_backward_add",
-        cfg(p * h * w),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(d.ptr(b)),
-            KArg::I64(p as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-        ],
-    )
+    fn ms_ssim(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        data_range: f32,
+        grad: Option<(&mut Tensor, f32)>,
+    ) -> Result<f32> {
+        let lv = Levels::new(self, x, y, data_range, 5)?;
+        let p = lv.planes;
+        let mut terms = vec![[0.0f64; 5]; p];
+        for l in 0..5 {
+            let (cs, ss) = lv.means(l)?;
+            for (i, t) in terms.iter_mut().enumerate() {
+                t[l] = if l < 4 { cs[i] } else { ss[i] } as f64;
+            }
+        }
+        let d = grad.as_ref().map_or(0.0, |g| g.1) as f64 / p as f64;
+        let combined: Vec<(f64, [f64; 5])> =
+            terms.iter().map(|t| cpu::ms_ssim_combine(t, d)).collect();
+        let value = (combined.iter().map(|c| c.0).sum::<f64>() / p as f64) as f32;
+        let Some((dx, _)) = grad else {
+            return Ok(value);
+        };
+        let mut upper: Option<Tensor> = None;
+        for l in (0..5).rev() {
+            let dl: Vec<f32> = combined.iter().map(|c| c.1[l] as f32).collect();
+            let zero = vec![0.0f32; p];
+            let (hh, ww) = lv.sizes[l];
+            let mut g = self.alloc(&[p * hh * ww], DType::F32)?;
+            if l < 4 {
+                lv.backward(&mut g, l, zero, dl)?;
+            } else {
+                lv.backward(&mut g, l, dl, zero)?;
+            }
+            if let Some(u) = &upper {
+                SsimAvgPoolBackwardAdd {
+                    dx: &mut g,
+                    d: u,
+                    planes: p as i64,
+                    h: hh as i32,
+                    w: ww as i32,
+                }
+                .launch(self, cfg(p * hh * ww))?;
+            }
+            upper = Some(g);
+        }
+        let g = upper.expect("five levels");
+        if dx.dtype == DType::F32 {
+            self.copy(dx, &g)?;
+        } else {
+            self.cast(dx, &g)?;
+        }
+        Ok(value)
+    }
 }

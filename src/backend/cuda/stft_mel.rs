@@ -1,20 +1,51 @@
-//! Launch wrappers for kernels/stft_mel.cu: the fused log-mel forward (an FFT in shared memory
-//! for 7-smooth n_fft ≤ 2048, a direct DFT otherwise), its backward, and the mel-image finish.
+//! kernels/stft_mel.cu: declarations and the CUDA implementation of [`StftMelOps`]: the fused
+//! log-mel forward (an FFT in shared memory for 7-smooth n_fft ≤ 2048, a direct DFT otherwise),
+//! its backward, and the mel-image finish.
 //!
-//! Launches are planned as plain data ([`Launch`]: kernel, grid, arguments with raw pointers)
-//! from host tables ([`MelTables`]) and then run on the stream; the plan does not depend on
-//! CUDA, so tests can also run it through a CPU emulation of the kernels
-//! (tests/dsp_kernel_emu.rs).
+//! Launches are planned ([`forward_launches`], [`backward_launches`], ...) as typed kernel
+//! arguments over tensor views plus a grid ([`Launch`]), from host tables ([`MelTables`]); the
+//! plan does not depend on CUDA, so tests also run it, on CPU tensors, through a CPU emulation
+//! of the kernels (tests/dsp_kernel_emu.rs).
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::{Backend, StftMelOps};
+use crate::backend::Device;
+use crate::dsp::images::{MelImagePlan, Normalize};
 use crate::dsp::mel::{LogKind, LogMel};
-use crate::tensor::{CpuStorage, DType};
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
-use std::sync::Arc;
 
-pub const FILE: &str = "stft_mel";
+kernels! { file "stft_mel";
+    /// One block per (pair of frames, trace); 24·n_fft bytes of dynamic shared memory.
+    LogMelFramesFft = log_mel_frames_fft(out: out f32, x: inp f32, window: inp f32,
+        twiddles: inp f32, fb: inp f32, fb_range: inp i32, t: val i32, n_fft: val i32,
+        hop: val i32, pad: val i32, reflect: val i32, frames: val i32, n_mels: val i32,
+        radix_code: val u64, n_stages: val i32, log_kind: val i32, log_floor: val f32,
+        log_offset: val f32);
+    /// One block per (frame, trace); (n_fft + n_fft/2 + 1) floats of dynamic shared memory.
+    LogMelFramesDft = log_mel_frames_dft(out: out f32, x: inp f32, window: inp f32,
+        twiddles: inp f32, fb: inp f32, fb_range: inp i32, t: val i32, n_fft: val i32,
+        hop: val i32, pad: val i32, reflect: val i32, frames: val i32, n_mels: val i32,
+        log_kind: val i32, log_floor: val f32, log_offset: val f32);
+    /// One block per (frame, trace): the gradient of each windowed frame.
+    LogMelFramesBackwardDft = log_mel_frames_backward_dft(dframes: out f32, x: inp f32,
+        dy: inp f32, window: inp f32, twiddles: inp f32, fb: inp f32, fb_range: inp i32,
+        t: val i32, n_fft: val i32, hop: val i32, pad: val i32, reflect: val i32,
+        frames: val i32, n_mels: val i32, log_kind: val i32, log_floor: val f32);
+    /// Grid-stride over dx: a gather of the frame gradients.
+    LogMelOverlapAddBackward = log_mel_overlap_add_backward(dx: out f32, dframes: inp f32,
+        total: val i64, t: val i32, n_fft: val i32, hop: val i32, pad: val i32,
+        reflect: val i32, frames: val i32);
+    /// One block per image (a multiple of 32 threads).
+    MelImageFinish = mel_image_finish(out: out f32, logmel: inp f32, h: val i32, f: val i32,
+        w: val i32, has_top_db: val i32, top_db: val f32, normalize: val i32);
+    /// Grid-stride over out.
+    MeanOverChannels = mean_over_channels(out: out f32, input: inp f32, total: val i64,
+        channels: val i32, hw: val i64);
+}
+
 /// Threads per block of the per-frame kernels.
 pub const FRAME_BLOCK: u32 = 128;
 /// Threads per block of the per-image finish (a multiple of 32 for the block reductions).
@@ -119,21 +150,69 @@ impl MelTables {
     }
 }
 
-/// Device addresses of the four tables.
-#[derive(Clone, Copy, Debug)]
-pub struct TablePtrs {
-    pub window: u64,
-    pub twiddles: u64,
-    pub fb: u64,
-    pub ranges: u64,
+/// The four tables of a transform as tensors on the device that runs it.
+pub struct MelTableTensors {
+    pub window: Tensor,
+    pub twiddles: Tensor,
+    pub fb: Tensor,
+    /// i32 [2·n_mels]: per filter [lo, hi) of its non-zero bins.
+    pub ranges: Tensor,
+}
+
+impl MelTableTensors {
+    pub fn new(tb: &MelTables, device: &Device) -> Result<Self> {
+        let up = |v: &[f32]| Tensor::from_f32(&[v.len()], v.to_vec())?.to_device(device);
+        Ok(MelTableTensors {
+            window: up(&tb.window)?,
+            twiddles: up(&tb.twiddles)?,
+            fb: up(&tb.fb)?,
+            ranges: Tensor::from_i32(&[tb.ranges.len()], tb.ranges.clone())?.to_device(device)?,
+        })
+    }
+}
+
+/// The typed arguments of one kernel of kernels/stft_mel.cu.
+#[derive(Clone, Copy)]
+pub enum MelKernel<'a> {
+    FramesFft(LogMelFramesFft<'a>),
+    FramesDft(LogMelFramesDft<'a>),
+    FramesBackwardDft(LogMelFramesBackwardDft<'a>),
+    OverlapAddBackward(LogMelOverlapAddBackward<'a>),
+    ImageFinish(MelImageFinish<'a>),
+    MeanOverChannels(MeanOverChannels<'a>),
 }
 
 /// One planned kernel launch.
-#[derive(Clone, Debug)]
-pub struct Launch {
-    pub kernel: &'static str,
+#[derive(Clone, Copy)]
+pub struct Launch<'a> {
+    pub kernel: MelKernel<'a>,
     pub cfg: LaunchConfig,
-    pub args: Vec<KArg>,
+}
+
+impl Launch<'_> {
+    /// The kernel's name in kernels/stft_mel.cu.
+    pub fn name(&self) -> &'static str {
+        match self.kernel {
+            MelKernel::FramesFft(_) => LogMelFramesFft::SIG.name,
+            MelKernel::FramesDft(_) => LogMelFramesDft::SIG.name,
+            MelKernel::FramesBackwardDft(_) => LogMelFramesBackwardDft::SIG.name,
+            MelKernel::OverlapAddBackward(_) => LogMelOverlapAddBackward::SIG.name,
+            MelKernel::ImageFinish(_) => MelImageFinish::SIG.name,
+            MelKernel::MeanOverChannels(_) => MeanOverChannels::SIG.name,
+        }
+    }
+
+    /// Runs the launch on `b`'s stream.
+    pub fn launch(&self, b: &CudaBackend) -> Result<()> {
+        match &self.kernel {
+            MelKernel::FramesFft(k) => k.launch(b, self.cfg),
+            MelKernel::FramesDft(k) => k.launch(b, self.cfg),
+            MelKernel::FramesBackwardDft(k) => k.launch(b, self.cfg),
+            MelKernel::OverlapAddBackward(k) => k.launch(b, self.cfg),
+            MelKernel::ImageFinish(k) => k.launch(b, self.cfg),
+            MelKernel::MeanOverChannels(k) => k.launch(b, self.cfg),
+        }
+    }
 }
 
 fn cfg(grid: (u32, u32), block: u32, smem: usize) -> LaunchConfig {
@@ -150,69 +229,92 @@ fn grid_stride(total: usize) -> LaunchConfig {
     g
 }
 
-/// Forward: out [batch, n_mels, frames] (address `out`) from x [batch, t] (address `x`).
+/// The sizes of one transform's launches: `batch` traces of `t` samples, `frames` frames.
+#[derive(Clone, Copy, Debug)]
+pub struct MelDims {
+    pub batch: usize,
+    pub t: usize,
+    pub frames: usize,
+}
+
+/// Forward: out [batch, n_mels, frames] from x [batch, t]; each planned launch (views of out
+/// and x, one per chunk of at most [`MAX_GRID_Y`] traces) goes to `run`.
 pub fn forward_launches(
     tb: &MelTables,
-    p: &TablePtrs,
-    out: u64,
-    x: u64,
-    batch: usize,
-    t: usize,
-    frames: usize,
-) -> Vec<Launch> {
+    tables: &MelTableTensors,
+    out: &Tensor,
+    x: &Tensor,
+    dims: MelDims,
+    run: &mut dyn FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    let MelDims { batch, t, frames } = dims;
     let (kind, fl, off) = log_args(tb.log);
     let n = tb.n_fft;
-    let mut v = Vec::new();
     let mut start = 0;
     while start < batch {
         let cnt = (batch - start).min(MAX_GRID_Y);
-        let mut args = vec![
-            KArg::Ptr(out + (start * tb.n_mels * frames * 4) as u64),
-            KArg::Ptr(x + (start * t * 4) as u64),
-            KArg::Ptr(p.window),
-            KArg::Ptr(p.twiddles),
-            KArg::Ptr(p.fb),
-            KArg::Ptr(p.ranges),
-            KArg::I32(t as i32),
-            KArg::I32(n as i32),
-            KArg::I32(tb.hop as i32),
-            KArg::I32(tb.pad as i32),
-            KArg::I32(tb.reflect as i32),
-            KArg::I32(frames as i32),
-            KArg::I32(tb.n_mels as i32),
-        ];
-        if let Some(radices) = &tb.radices {
+        let per = tb.n_mels * frames;
+        let out = out.view(start * per, &[cnt * per])?;
+        let x = x.view(start * t, &[cnt * t])?;
+        let launch = if let Some(radices) = &tb.radices {
             let code = radices
                 .iter()
                 .enumerate()
                 .fold(0u64, |c, (i, &r)| c | ((r as u64) << (4 * i)));
-            args.extend([
-                KArg::U64(code),
-                KArg::I32(radices.len() as i32),
-                KArg::I32(kind),
-                KArg::F32(fl),
-                KArg::F32(off),
-            ]);
-            v.push(Launch {
-                kernel: "log_mel_frames_fft",
+            Launch {
+                kernel: MelKernel::FramesFft(LogMelFramesFft {
+                    out: &out,
+                    x: &x,
+                    window: &tables.window,
+                    twiddles: &tables.twiddles,
+                    fb: &tables.fb,
+                    fb_range: &tables.ranges,
+                    t: t as i32,
+                    n_fft: n as i32,
+                    hop: tb.hop as i32,
+                    pad: tb.pad as i32,
+                    reflect: tb.reflect as i32,
+                    frames: frames as i32,
+                    n_mels: tb.n_mels as i32,
+                    radix_code: code,
+                    n_stages: radices.len() as i32,
+                    log_kind: kind,
+                    log_floor: fl,
+                    log_offset: off,
+                }),
                 cfg: cfg((frames.div_ceil(2) as u32, cnt as u32), FRAME_BLOCK, 24 * n),
-                args,
-            });
+            }
         } else {
-            args.extend([KArg::I32(kind), KArg::F32(fl), KArg::F32(off)]);
-            v.push(Launch {
-                kernel: "log_mel_frames_dft",
+            Launch {
+                kernel: MelKernel::FramesDft(LogMelFramesDft {
+                    out: &out,
+                    x: &x,
+                    window: &tables.window,
+                    twiddles: &tables.twiddles,
+                    fb: &tables.fb,
+                    fb_range: &tables.ranges,
+                    t: t as i32,
+                    n_fft: n as i32,
+                    hop: tb.hop as i32,
+                    pad: tb.pad as i32,
+                    reflect: tb.reflect as i32,
+                    frames: frames as i32,
+                    n_mels: tb.n_mels as i32,
+                    log_kind: kind,
+                    log_floor: fl,
+                    log_offset: off,
+                }),
                 cfg: cfg(
                     (frames as u32, cnt as u32),
                     FRAME_BLOCK,
                     4 * (n + n / 2 + 1),
                 ),
-                args,
-            });
-        }
+            }
+        };
+        run(launch)?;
         start += cnt;
     }
-    v
+    Ok(())
 }
 
 /// Traces per backward step: the frame-gradient scratch holds this many traces.
@@ -220,20 +322,27 @@ pub fn backward_chunk(batch: usize) -> usize {
     batch.clamp(1, 256)
 }
 
-/// Backward: dx [batch, t] (written) from x and dy [batch, n_mels, frames]; `dframes` is a
-/// scratch of `backward_chunk(batch) · frames · n_fft` floats, reused chunk after chunk.
-#[allow(clippy::too_many_arguments)]
+/// The tensors of the backward pass.
+pub struct MelBackward<'a> {
+    /// Written: [batch, t].
+    pub dx: &'a Tensor,
+    pub x: &'a Tensor,
+    /// [batch, n_mels, frames].
+    pub dy: &'a Tensor,
+    /// Scratch of `backward_chunk(batch) · frames · n_fft` floats, reused chunk after chunk.
+    pub dframes: &'a Tensor,
+}
+
+/// Backward: dx [batch, t] (written) from x and dy [batch, n_mels, frames]; two launches per
+/// chunk of [`backward_chunk`] traces go to `run`.
 pub fn backward_launches(
     tb: &MelTables,
-    p: &TablePtrs,
-    dx: u64,
-    x: u64,
-    dy: u64,
-    dframes: u64,
-    batch: usize,
-    t: usize,
-    frames: usize,
-) -> Result<Vec<Launch>> {
+    tables: &MelTableTensors,
+    a: MelBackward,
+    dims: MelDims,
+    run: &mut dyn FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    let MelDims { batch, t, frames } = dims;
     let n = tb.n_fft;
     if n > BACKWARD_MAX_N {
         bail!("the GPU log-mel backward supports n_fft up to {BACKWARD_MAX_N}, found {n}");
@@ -243,147 +352,146 @@ pub fn backward_launches(
     let smem = 4 * (n + 3 * nf + tb.n_mels);
     check_shared("log_mel_frames_backward_dft", smem)?;
     let chunk = backward_chunk(batch);
-    let mut v = Vec::new();
+    if a.dframes.numel() < chunk * frames * n {
+        bail!(
+            "log_mel_backward: the frame scratch holds {} values, {} are needed",
+            a.dframes.numel(),
+            chunk * frames * n
+        );
+    }
     let mut start = 0;
     while start < batch {
         let cnt = (batch - start).min(chunk);
-        v.push(Launch {
-            kernel: "log_mel_frames_backward_dft",
+        let per = tb.n_mels * frames;
+        let x = a.x.view(start * t, &[cnt * t])?;
+        let dy = a.dy.view(start * per, &[cnt * per])?;
+        let dx = a.dx.view(start * t, &[cnt * t])?;
+        run(Launch {
+            kernel: MelKernel::FramesBackwardDft(LogMelFramesBackwardDft {
+                dframes: a.dframes,
+                x: &x,
+                dy: &dy,
+                window: &tables.window,
+                twiddles: &tables.twiddles,
+                fb: &tables.fb,
+                fb_range: &tables.ranges,
+                t: t as i32,
+                n_fft: n as i32,
+                hop: tb.hop as i32,
+                pad: tb.pad as i32,
+                reflect: tb.reflect as i32,
+                frames: frames as i32,
+                n_mels: tb.n_mels as i32,
+                log_kind: kind,
+                log_floor: fl,
+            }),
             cfg: cfg(
                 (frames as u32, cnt as u32),
                 FRAME_BLOCK,
                 4 * (n + 3 * nf + tb.n_mels),
             ),
-            args: vec![
-                KArg::Ptr(dframes),
-                KArg::Ptr(x + (start * t * 4) as u64),
-                KArg::Ptr(dy + (start * tb.n_mels * frames * 4) as u64),
-                KArg::Ptr(p.window),
-                KArg::Ptr(p.twiddles),
-                KArg::Ptr(p.fb),
-                KArg::Ptr(p.ranges),
-                KArg::I32(t as i32),
-                KArg::I32(n as i32),
-                KArg::I32(tb.hop as i32),
-                KArg::I32(tb.pad as i32),
-                KArg::I32(tb.reflect as i32),
-                KArg::I32(frames as i32),
-                KArg::I32(tb.n_mels as i32),
-                KArg::I32(kind),
-                KArg::F32(fl),
-            ],
-        });
+        })?;
         let total = cnt * t;
-        v.push(Launch {
-            kernel: "log_mel_overlap_add_backward",
+        run(Launch {
+            kernel: MelKernel::OverlapAddBackward(LogMelOverlapAddBackward {
+                dx: &dx,
+                dframes: a.dframes,
+                total: total as i64,
+                t: t as i32,
+                n_fft: n as i32,
+                hop: tb.hop as i32,
+                pad: tb.pad as i32,
+                reflect: tb.reflect as i32,
+                frames: frames as i32,
+            }),
             cfg: grid_stride(total),
-            args: vec![
-                KArg::Ptr(dx + (start * t * 4) as u64),
-                KArg::Ptr(dframes),
-                KArg::I64(total as i64),
-                KArg::I32(t as i32),
-                KArg::I32(n as i32),
-                KArg::I32(tb.hop as i32),
-                KArg::I32(tb.pad as i32),
-                KArg::I32(tb.reflect as i32),
-                KArg::I32(frames as i32),
-            ],
-        });
+        })?;
         start += cnt;
     }
-    Ok(v)
+    Ok(())
+}
+
+/// The normalisation code of the kernels (0 none, 1 min-max, 2 z-score).
+pub fn normalize_code(n: Normalize) -> i32 {
+    match n {
+        Normalize::None => 0,
+        Normalize::MinMax => 1,
+        Normalize::ZScore => 2,
+    }
 }
 
 /// out [images, h, w] from logmel [images, h, f]: top_db, resampling, normalisation
-/// (0 none, 1 min-max, 2 z-score).
-#[allow(clippy::too_many_arguments)]
-pub fn finish_launch(
-    out: u64,
-    logmel: u64,
-    images: usize,
-    h: usize,
-    f: usize,
-    w: usize,
-    top_db: Option<f32>,
-    normalize: i32,
-) -> Launch {
-    Launch {
-        kernel: "mel_image_finish",
-        cfg: cfg((images as u32, 1), IMAGE_BLOCK, 0),
-        args: vec![
-            KArg::Ptr(out),
-            KArg::Ptr(logmel),
-            KArg::I32(h as i32),
-            KArg::I32(f as i32),
-            KArg::I32(w as i32),
-            KArg::I32(top_db.is_some() as i32),
-            KArg::F32(top_db.unwrap_or(0.0)),
-            KArg::I32(normalize),
-        ],
+/// (the plan's height, width, frames and options).
+pub fn finish_launch<'a>(
+    out: &'a Tensor,
+    logmel: &'a Tensor,
+    plan: &MelImagePlan,
+) -> Result<Launch<'a>> {
+    let (h, w, f) = (plan.cfg.height, plan.cfg.width, plan.frames);
+    let images = logmel.numel() / (h * f).max(1);
+    if logmel.numel() != images * h * f || out.numel() != images * h * w {
+        bail!(
+            "mel_image_finish: {:?} log-mels of {h}×{f} into {:?} images of {h}×{w}",
+            logmel.shape,
+            out.shape
+        );
     }
+    if images > i32::MAX as usize {
+        bail!("too many images ({images}) for one launch");
+    }
+    Ok(Launch {
+        kernel: MelKernel::ImageFinish(MelImageFinish {
+            out,
+            logmel,
+            h: h as i32,
+            f: f as i32,
+            w: w as i32,
+            has_top_db: plan.cfg.top_db.is_some() as i32,
+            top_db: plan.cfg.top_db.unwrap_or(0.0),
+            normalize: normalize_code(plan.cfg.normalize),
+        }),
+        cfg: cfg((images as u32, 1), IMAGE_BLOCK, 0),
+    })
 }
 
 /// out [n, hw] = mean over c of input [n, c, hw].
-pub fn mean_launch(out: u64, input: u64, n: usize, c: usize, hw: usize) -> Launch {
-    Launch {
-        kernel: "mean_over_channels",
-        cfg: grid_stride(n * hw),
-        args: vec![
-            KArg::Ptr(out),
-            KArg::Ptr(input),
-            KArg::I64((n * hw) as i64),
-            KArg::I32(c as i32),
-            KArg::I64(hw as i64),
-        ],
-    }
-}
-
-fn run(b: &CudaBackend, launches: &[Launch]) -> Result<()> {
-    for l in launches {
-        b.launch(FILE, l.kernel, l.cfg, &l.args)?;
-    }
-    Ok(())
-}
-
-fn check_len(what: &str, buf: &CudaBuf, want: usize) -> Result<()> {
-    if buf.len() < want {
+pub fn mean_launch<'a>(out: &'a Tensor, input: &'a Tensor, c: usize) -> Result<Launch<'a>> {
+    let n_hw = out.numel();
+    if input.numel() != n_hw * c {
         bail!(
-            "{what}: the buffer holds {} values, {want} are needed",
-            buf.len()
+            "mean_over_channels: {:?} is not {c} channels of {:?}",
+            input.shape,
+            out.shape
         );
     }
-    Ok(())
+    let n = input.shape.first().copied().unwrap_or(1).max(1);
+    let hw = n_hw / n;
+    Ok(Launch {
+        kernel: MelKernel::MeanOverChannels(MeanOverChannels {
+            out,
+            input,
+            total: (n * hw) as i64,
+            channels: c as i32,
+            hw: hw as i64,
+        }),
+        cfg: grid_stride(n * hw),
+    })
 }
 
 /// The tables of one log-mel transform, uploaded.
 pub struct LogMelDevice {
     pub tables: MelTables,
-    window: CudaBuf,
-    twiddles: CudaBuf,
-    fb: CudaBuf,
-    ranges: CudaBuf,
+    pub tensors: MelTableTensors,
 }
 
 impl LogMelDevice {
-    pub fn new(b: &Arc<CudaBackend>, lm: &LogMel<f32>) -> Result<Self> {
+    pub fn new(b: &CudaBackend, lm: &LogMel<f32>) -> Result<Self> {
         let tables = MelTables::new(lm)?;
-        let up = |c: CpuStorage| -> Result<CudaBuf> { Ok(b.upload(&c)?.buf) };
+        let device = Device::Cuda(CudaBackend::get(b.ordinal)?);
         Ok(LogMelDevice {
-            window: up(CpuStorage::F32(tables.window.clone()))?,
-            twiddles: up(CpuStorage::F32(tables.twiddles.clone()))?,
-            fb: up(CpuStorage::F32(tables.fb.clone()))?,
-            ranges: up(CpuStorage::I32(tables.ranges.clone()))?,
+            tensors: MelTableTensors::new(&tables, &device)?,
             tables,
         })
-    }
-
-    fn ptrs(&self, b: &CudaBackend) -> TablePtrs {
-        TablePtrs {
-            window: self.window.ptr(b),
-            twiddles: self.twiddles.ptr(b),
-            fb: self.fb.ptr(b),
-            ranges: self.ranges.ptr(b),
-        }
     }
 
     /// Whether the forward runs the shared-memory FFT (else the direct DFT).
@@ -392,103 +500,60 @@ impl LogMelDevice {
     }
 }
 
-/// out [batch, n_mels, frames] = log-mel of x [batch, t].
-pub fn log_mel_frames(
-    b: &CudaBackend,
-    d: &LogMelDevice,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    batch: usize,
-    t: usize,
-    frames: usize,
-) -> Result<()> {
-    check_len("log_mel_frames x", x, batch * t)?;
-    check_len("log_mel_frames out", out, batch * d.tables.n_mels * frames)?;
-    let l = forward_launches(
-        &d.tables,
-        &d.ptrs(b),
-        out.ptr(b),
-        x.ptr(b),
-        batch,
-        t,
-        frames,
-    );
-    run(b, &l)
+/// (batch, t) of waveforms [.., t].
+fn traces(x: &Tensor) -> (usize, usize) {
+    let t = x.shape.last().copied().unwrap_or(1).max(1);
+    (x.numel() / t, t)
 }
 
-/// dx [batch, t] (written) = (∂ logmel / ∂x)ᵀ dy, dy [batch, n_mels, frames].
-#[allow(clippy::too_many_arguments)]
-pub fn log_mel_frames_backward(
-    b: &Arc<CudaBackend>,
-    d: &LogMelDevice,
-    dx: &CudaBuf,
-    x: &CudaBuf,
-    dy: &CudaBuf,
-    batch: usize,
-    t: usize,
-    frames: usize,
-) -> Result<()> {
-    check_len("log_mel_backward x", x, batch * t)?;
-    check_len("log_mel_backward dx", dx, batch * t)?;
-    check_len("log_mel_backward dy", dy, batch * d.tables.n_mels * frames)?;
-    let dframes = b.zeros(DType::F32, backward_chunk(batch) * frames * d.tables.n_fft)?;
-    let l = backward_launches(
-        &d.tables,
-        &d.ptrs(b),
-        dx.ptr(b),
-        x.ptr(b),
-        dy.ptr(b),
-        dframes.buf.ptr(b),
-        batch,
-        t,
-        frames,
-    )?;
-    run(b, &l)
-}
-
-/// See [`finish_launch`].
-#[allow(clippy::too_many_arguments)]
-pub fn mel_image_finish(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    logmel: &CudaBuf,
-    images: usize,
-    h: usize,
-    f: usize,
-    w: usize,
-    top_db: Option<f32>,
-    normalize: i32,
-) -> Result<()> {
-    check_len("mel_image_finish logmel", logmel, images * h * f)?;
-    check_len("mel_image_finish out", out, images * h * w)?;
-    if images > i32::MAX as usize {
-        bail!("too many images ({images}) for one launch");
+impl CudaBackend {
+    /// out [.., n_mels, frames] = log-mel of x [.., t] with tables uploaded once.
+    pub fn log_mel_frames(&self, d: &LogMelDevice, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        let (batch, t) = traces(x);
+        let frames = out.shape.last().copied().unwrap_or(0);
+        let dims = MelDims { batch, t, frames };
+        forward_launches(&d.tables, &d.tensors, out, x, dims, &mut |l| l.launch(self))
     }
-    run(
-        b,
-        &[finish_launch(
-            out.ptr(b),
-            logmel.ptr(b),
-            images,
-            h,
-            f,
-            w,
-            top_db,
-            normalize,
-        )],
-    )
 }
 
-/// out [n, hw] = mean over c of input [n, c, hw].
-pub fn mean_over_channels(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    input: &CudaBuf,
-    n: usize,
-    c: usize,
-    hw: usize,
-) -> Result<()> {
-    check_len("mean_over_channels input", input, n * c * hw)?;
-    check_len("mean_over_channels out", out, n * hw)?;
-    run(b, &[mean_launch(out.ptr(b), input.ptr(b), n, c, hw)])
+impl StftMelOps for CudaBackend {
+    fn log_mel(&self, out: &mut Tensor, x: &Tensor, lm: &LogMel<f32>) -> Result<()> {
+        let d = LogMelDevice::new(self, lm)?;
+        self.log_mel_frames(&d, out, x)
+    }
+
+    fn log_mel_backward(
+        &self,
+        dx: &mut Tensor,
+        x: &Tensor,
+        dy: &Tensor,
+        lm: &LogMel<f32>,
+    ) -> Result<()> {
+        let d = LogMelDevice::new(self, lm)?;
+        let (batch, t) = traces(x);
+        let frames = dy.shape.last().copied().unwrap_or(0);
+        let scratch = backward_chunk(batch) * frames * d.tables.n_fft;
+        let dframes = self.alloc(&[scratch], DType::F32)?;
+        let a = MelBackward {
+            dx,
+            x,
+            dy,
+            dframes: &dframes,
+        };
+        let dims = MelDims { batch, t, frames };
+        backward_launches(&d.tables, &d.tensors, a, dims, &mut |l| l.launch(self))
+    }
+
+    fn mel_image_finish(
+        &self,
+        images: &mut Tensor,
+        logmel: &Tensor,
+        plan: &MelImagePlan,
+    ) -> Result<()> {
+        finish_launch(images, logmel, plan)?.launch(self)
+    }
+
+    fn mean_over_channels(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
+        mean_launch(out, x, x.shape[1])?.launch(self)
+    }
 }

@@ -1,11 +1,29 @@
-//! Launch wrappers for kernels/tokens.cu.
+//! kernels/tokens.cu: declarations and the CUDA implementation of [`TokenOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::TokenOps;
+use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "tokens";
+kernels! { file "tokens";
+    /// Grid-stride over the patch elements; dims of the image [b, c, h, w], patch p.
+    Patchify = patchify<T>(patches: out T, img: inp T, b: val i32, c: val i32, h: val i32,
+        w: val i32, p: val i32);
+    /// Grid-stride over the patch elements.
+    Unpatchify = unpatchify<T>(img: out T, patches: inp T, b: val i32, c: val i32, h: val i32,
+        w: val i32, p: val i32);
+    /// One block per output row; `fill` may be null (zeros).
+    GatherRows = gather_rows<T>(out: out T, src: inp T, idx: inp i32, fill: opt_inp T,
+        ns: val i32, nd: val i32, c: val i32);
+    /// One block per source row.
+    GatherRowsBackward = gather_rows_backward<T>(dsrc: out T, dout: inp T, idx: inp i32,
+        ns: val i32, nd: val i32, c: val i32);
+    /// One thread per column, accumulating into dfill.
+    GatherFillBackward = gather_fill_backward<T>(dfill: out T, dout: inp T, idx: inp i32,
+        rows: val i64, c: val i32);
+}
 
 fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
     LaunchConfig {
@@ -15,95 +33,94 @@ fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
     }
 }
 
-/// `to_patches`: img → patches; else patches → img. dims = (B, C, H, W, P).
-pub fn patch_map(
-    b: &CudaBackend,
-    patches: &CudaBuf,
-    img: &CudaBuf,
-    dims: [usize; 5],
-    to_patches: bool,
-) -> Result<()> {
-    let n = patches.len();
+/// Grid-stride over the n patch elements: 256 threads, the grid capped.
+fn patch_cfg(n: usize) -> LaunchConfig {
     let mut cfg = grid_1d(n, 256);
     cfg.grid_dim.0 = cfg.grid_dim.0.min(65535 * 4);
-    let dims = dims.map(|d| KArg::I32(d as i32));
-    let (k, first, second) = if to_patches {
-        (crate::kname!("patchify", img.dtype()), patches, img)
-    } else {
-        (crate::kname!("unpatchify", img.dtype()), img, patches)
-    };
-    let mut args = vec![KArg::Ptr(first.ptr(b)), KArg::Ptr(second.ptr(b))];
-    args.extend(dims);
-    b.launch(FILE, k, cfg, &args)
+    cfg
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn gather_rows(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    src: &CudaBuf,
-    idx: &CudaBuf,
-    fill: Option<&CudaBuf>,
-    ns: usize,
-    nd: usize,
-    c: usize,
-) -> Result<()> {
-    let rows = idx.len();
-    b.launch(
-        FILE,
-        crate::kname!("gather_rows", out.dtype()),
-        rows_cfg(rows, c),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(src.ptr(b)),
-            KArg::Ptr(idx.ptr(b)),
-            KArg::Ptr(fill.map_or(0, |f| f.ptr(b))),
-            KArg::I32(ns as i32),
-            KArg::I32(nd as i32),
-            KArg::I32(c as i32),
-        ],
-    )
+/// (b, c, h, w) of an NCHW image as the kernels take them (`ops` checked the rank).
+fn dims(img: &Tensor) -> [i32; 4] {
+    [img.shape[0], img.shape[1], img.shape[2], img.shape[3]].map(|d| d as i32)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn gather_rows_backward(
-    b: &CudaBackend,
-    dsrc: &CudaBuf,
-    dfill: Option<&CudaBuf>,
-    dout: &CudaBuf,
-    idx: &CudaBuf,
-    ns: usize,
-    nd: usize,
-    c: usize,
-) -> Result<()> {
-    let batch = idx.len() / nd.max(1);
-    let dt = dout.dtype();
-    b.launch(
-        FILE,
-        crate::kname!("gather_rows_backward", dt),
-        rows_cfg(batch * ns, c),
-        &[
-            KArg::Ptr(dsrc.ptr(b)),
-            KArg::Ptr(dout.ptr(b)),
-            KArg::Ptr(idx.ptr(b)),
-            KArg::I32(ns as i32),
-            KArg::I32(nd as i32),
-            KArg::I32(c as i32),
-        ],
-    )?;
-    if let Some(df) = dfill {
-        b.launch(
-            FILE,
-            crate::kname!("gather_fill_backward", dt),
-            grid_1d(c, 128),
-            &[
-                KArg::Ptr(df.ptr(b)),
-                KArg::Ptr(dout.ptr(b)),
-                KArg::Ptr(idx.ptr(b)),
-                KArg::I64(idx.len() as i64),
-                KArg::I32(c as i32),
-            ],
-        )?;
+impl TokenOps for CudaBackend {
+    fn patchify(&self, patches: &mut Tensor, img: &Tensor, p: usize) -> Result<()> {
+        let [b, c, h, w] = dims(img);
+        let n = patches.numel();
+        Patchify {
+            patches,
+            img,
+            b,
+            c,
+            h,
+            w,
+            p: p as i32,
+        }
+        .launch(self, patch_cfg(n))
     }
-    Ok(())
+    fn unpatchify(&self, img: &mut Tensor, patches: &Tensor, p: usize) -> Result<()> {
+        let [b, c, h, w] = dims(img);
+        Unpatchify {
+            img,
+            patches,
+            b,
+            c,
+            h,
+            w,
+            p: p as i32,
+        }
+        .launch(self, patch_cfg(patches.numel()))
+    }
+    fn gather_rows(
+        &self,
+        out: &mut Tensor,
+        src: &Tensor,
+        idx: &Tensor,
+        fill: Option<&Tensor>,
+    ) -> Result<()> {
+        let (ns, c, nd) = (src.shape[1], src.shape[2], idx.shape[1]);
+        let rows = idx.numel();
+        GatherRows {
+            out,
+            src,
+            idx,
+            fill,
+            ns: ns as i32,
+            nd: nd as i32,
+            c: c as i32,
+        }
+        .launch(self, rows_cfg(rows, c))
+    }
+    fn gather_rows_backward(
+        &self,
+        dsrc: &mut Tensor,
+        dfill: Option<&mut Tensor>,
+        dout: &Tensor,
+        idx: &Tensor,
+    ) -> Result<()> {
+        let (ns, c, nd) = (dsrc.shape[1], dsrc.shape[2], idx.shape[1]);
+        let batch = idx.numel() / nd.max(1);
+        GatherRowsBackward {
+            dsrc,
+            dout,
+            idx,
+            ns: ns as i32,
+            nd: nd as i32,
+            c: c as i32,
+        }
+        .launch(self, rows_cfg(batch * ns, c))?;
+        if let Some(dfill) = dfill {
+            GatherFillBackward {
+                dfill,
+                dout,
+                idx,
+                rows: idx.numel() as i64,
+                c: c as i32,
+            }
+            .launch(self, grid_1d(c, 128))?;
+        }
+        Ok(())
+    }
 }

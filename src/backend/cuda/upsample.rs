@@ -1,11 +1,25 @@
-//! Launch wrappers for kernels/upsample.cu.
+//! kernels/upsample.cu: declarations and the CUDA implementation of [`UpsampleOps`].
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::kname;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::UpsampleOps;
+use crate::tensor::Tensor;
 use anyhow::Result;
 
-const FILE: &str = "upsample";
+kernels! { file "upsample";
+    /// Grid-stride over the output; `planes` = n·c of [h, w] inputs.
+    UpsampleNearestForward = upsample_nearest_forward<T>(out: out T, x: inp T, planes: val i64,
+        h: val i32, w: val i32, k: val i32);
+    /// Grid-stride over the input gradient (a gather of each k×k block).
+    UpsampleNearestBackward = upsample_nearest_backward<T>(dx: out T, dy: inp T,
+        planes: val i64, h: val i32, w: val i32, k: val i32);
+    /// Grid-stride over the output; `ac` = align_corners (0 or 1).
+    UpsampleBilinearForward = upsample_bilinear_forward<T>(out: out T, x: inp T,
+        planes: val i64, h: val i32, w: val i32, ho: val i32, wo: val i32, ac: val i32);
+    /// Grid-stride over the input gradient (a gather, no atomics).
+    UpsampleBilinearBackward = upsample_bilinear_backward<T>(dx: out T, dy: inp T,
+        planes: val i64, h: val i32, w: val i32, ho: val i32, wo: val i32, ac: val i32);
+}
 
 fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
     let mut c = grid_1d(n, 256);
@@ -13,105 +27,77 @@ fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
     c
 }
 
-/// Nearest ×k of `planes` planes of [h, w].
-pub fn nearest_forward(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    planes: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("upsample_nearest_forward", x.dtype()),
-        cfg(out.len()),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(planes as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-            KArg::I32(k as i32),
-        ],
+/// (planes = n·c, h, w) of an NCHW tensor (`ops` checked the rank).
+fn planes_hw(t: &Tensor) -> (i64, i32, i32) {
+    (
+        (t.shape[0] * t.shape[1]) as i64,
+        t.shape[2] as i32,
+        t.shape[3] as i32,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn nearest_backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    dy: &CudaBuf,
-    planes: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("upsample_nearest_backward", dy.dtype()),
-        cfg(dx.len()),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::I64(planes as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-            KArg::I32(k as i32),
-        ],
-    )
-}
-
-/// Bilinear [h, w] → [ho, wo], with PyTorch's `align_corners` (passed as 0/1).
-pub fn bilinear_forward(
-    b: &CudaBackend,
-    out: &CudaBuf,
-    x: &CudaBuf,
-    planes: usize,
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    align_corners: bool,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("upsample_bilinear_forward", x.dtype()),
-        cfg(out.len()),
-        &[
-            KArg::Ptr(out.ptr(b)),
-            KArg::Ptr(x.ptr(b)),
-            KArg::I64(planes as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-            KArg::I32(ho as i32),
-            KArg::I32(wo as i32),
-            KArg::I32(align_corners as i32),
-        ],
-    )
-}
-
-pub fn bilinear_backward(
-    b: &CudaBackend,
-    dx: &CudaBuf,
-    dy: &CudaBuf,
-    planes: usize,
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    align_corners: bool,
-) -> Result<()> {
-    b.launch(
-        FILE,
-        kname!("upsample_bilinear_backward", dy.dtype()),
-        cfg(dx.len()),
-        &[
-            KArg::Ptr(dx.ptr(b)),
-            KArg::Ptr(dy.ptr(b)),
-            KArg::I64(planes as i64),
-            KArg::I32(h as i32),
-            KArg::I32(w as i32),
-            KArg::I32(ho as i32),
-            KArg::I32(wo as i32),
-            KArg::I32(align_corners as i32),
-        ],
-    )
+impl UpsampleOps for CudaBackend {
+    fn upsample_nearest(&self, out: &mut Tensor, x: &Tensor, k: usize) -> Result<()> {
+        let (planes, h, w) = planes_hw(x);
+        let n = out.numel();
+        UpsampleNearestForward {
+            out,
+            x,
+            planes,
+            h,
+            w,
+            k: k as i32,
+        }
+        .launch(self, cfg(n))
+    }
+    fn upsample_nearest_backward(&self, dx: &mut Tensor, dy: &Tensor, k: usize) -> Result<()> {
+        let (planes, h, w) = planes_hw(dx);
+        let n = dx.numel();
+        UpsampleNearestBackward {
+            dx,
+            dy,
+            planes,
+            h,
+            w,
+            k: k as i32,
+        }
+        .launch(self, cfg(n))
+    }
+    fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
+        let (planes, h, w) = planes_hw(x);
+        let (_, ho, wo) = planes_hw(out);
+        let n = out.numel();
+        UpsampleBilinearForward {
+            out,
+            x,
+            planes,
+            h,
+            w,
+            ho,
+            wo,
+            ac: align_corners as i32,
+        }
+        .launch(self, cfg(n))
+    }
+    fn upsample_bilinear_backward(
+        &self,
+        dx: &mut Tensor,
+        dy: &Tensor,
+        align_corners: bool,
+    ) -> Result<()> {
+        let (planes, h, w) = planes_hw(dx);
+        let (_, ho, wo) = planes_hw(dy);
+        let n = dx.numel();
+        UpsampleBilinearBackward {
+            dx,
+            dy,
+            planes,
+            h,
+            w,
+            ho,
+            wo,
+            ac: align_corners as i32,
+        }
+        .launch(self, cfg(n))
+    }
 }

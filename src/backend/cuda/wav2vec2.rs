@@ -1,13 +1,49 @@
-//! Launch wrappers for kernels/wav2vec2.cu (fp32 only). Shapes are checked by `ops::wav2vec2`;
-//! these check the buffer lengths the kernels index, so a wrong call is an error, not a fault.
+//! kernels/wav2vec2.cu (fp32 only): declarations and the CUDA implementation of
+//! [`Wav2vec2Ops`]. Shapes are checked by `ops::wav2vec2`; the sizes the kernels take as `int`
+//! are checked to fit.
 
-use super::launch::KArg;
-use super::{grid_1d, CudaBackend, CudaBuf};
-use crate::tensor::DType;
+use super::launch::kernels;
+use super::{grid_1d, CudaBackend};
+use crate::backend::api::{
+    Backend, CodevectorBackward, ContrastiveIndex, ContrastiveOut, ReduceOps, SoftmaxOps,
+    Wav2vec2Ops,
+};
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
-const FILE: &str = "wav2vec2";
+kernels! { file "wav2vec2";
+    /// One block per (row, group).
+    GumbelForward = gumbel_forward_f32(hard: out i32, soft: out f32, logits: inp f32,
+        vars: val i32, tau: val f32, seed: val u64, step: val u32);
+    /// One thread per element of q.
+    CodevectorGather = codevector_gather_f32(q: out f32, code: inp f32, hard: inp i32,
+        n: val i64, groups: val i32, vars: val i32, d: val i32);
+    /// One block per (row, group); `vars` floats of dynamic shared memory.
+    CodevectorBackwardLogits = codevector_backward_logits_f32(dlogits: out f32, soft: inp f32,
+        code: inp f32, dq: inp f32, groups: val i32, vars: val i32, d: val i32, tau: val f32);
+    /// One block per codevector, accumulating into dcode.
+    CodevectorBackwardCode = codevector_backward_code_f32(dcode: out f32, dq: inp f32,
+        hard: inp i32, rows: val i32, groups: val i32, vars: val i32, d: val i32);
+    /// One block per 32 columns.
+    PerplexityMarginal = perplexity_marginal_f32(marg: out f32, probs: inp f32,
+        weight: inp f32, rows: val i32, cols: val i32, inv_wsum: val f32);
+    /// One block per group.
+    PerplexityFinish = perplexity_finish_f32(ppl: out f32, dmarg: out f32, marg: inp f32,
+        vars: val i32, dscale: val f32);
+    /// One block per (row, group).
+    PerplexityBackward = perplexity_backward_f32(dlogits: out f32, probs: inp f32,
+        weight: inp f32, dmarg: inp f32, groups: val i32, vars: val i32);
+    /// One block per masked frame; (2f + 3·ncand) floats of dynamic shared memory.
+    ContrastiveForward = contrastive_forward_f32(loss: out f32, dc: out f32, coef_a: out f32,
+        coef_b: out f32, c: inp f32, q: inp f32, cand: inp i32, ncand: val i32, f: val i32,
+        kappa: val f32, dloss: val f32);
+    /// One block per row of q.
+    ContrastiveBackwardQ = contrastive_backward_q_f32(dq: out f32, c: inp f32, q: inp f32,
+        coef_a: inp f32, coef_b: inp f32, cand: inp i32, offsets: inp i32, entries: inp i32,
+        ncand: val i32, f: val i32);
+}
+
 /// W2V_THREADS in the kernel file.
 const THREADS: u32 = 256;
 
@@ -22,273 +58,198 @@ fn blocks(n: usize, smem: usize) -> Result<LaunchConfig> {
     })
 }
 
-fn want(what: &str, buf: &CudaBuf, dtype: DType, len: usize) -> Result<()> {
-    if buf.dtype() != dtype || buf.len() != len {
-        bail!(
-            "wav2vec2 kernels: {what} must be {dtype} with {len} elements, found {} with {}",
-            buf.dtype(),
-            buf.len()
-        );
-    }
-    Ok(())
-}
-
-fn i32_arg(what: &str, v: usize) -> Result<KArg> {
+fn i32_arg(what: &str, v: usize) -> Result<i32> {
     match i32::try_from(v) {
-        Ok(x) => Ok(KArg::I32(x)),
+        Ok(x) => Ok(x),
         Err(_) => bail!("wav2vec2 kernels: {what} = {v} does not fit in i32"),
     }
 }
 
-/// hard [rows·G] (i32), soft [rows·G·V] from logits [rows·G·V].
-#[allow(clippy::too_many_arguments)]
-pub fn gumbel_forward(
-    b: &CudaBackend,
-    hard: &CudaBuf,
-    soft: &CudaBuf,
-    logits: &CudaBuf,
-    vars: usize,
-    tau: f32,
-    seed: u64,
-    step: u32,
-) -> Result<()> {
-    let n = hard.len();
-    want("hard", hard, DType::I32, n)?;
-    want("soft", soft, DType::F32, n * vars)?;
-    want("logits", logits, DType::F32, n * vars)?;
-    b.launch(
-        FILE,
-        "gumbel_forward_f32",
-        blocks(n, 0)?,
-        &[
-            KArg::Ptr(hard.ptr(b)),
-            KArg::Ptr(soft.ptr(b)),
-            KArg::Ptr(logits.ptr(b)),
-            i32_arg("vars", vars)?,
-            KArg::F32(tau),
-            KArg::U64(seed),
-            KArg::U32(step),
-        ],
-    )
+/// The last axis of a tensor (`ops` checked it is non-zero).
+fn last(t: &Tensor) -> usize {
+    t.shape.last().copied().unwrap_or(1)
 }
 
-/// q [rows·G·d] from code [G·V·d] and hard [rows·G].
-pub fn codevector_gather(
-    b: &CudaBackend,
-    q: &CudaBuf,
-    code: &CudaBuf,
-    hard: &CudaBuf,
-    groups: usize,
-    vars: usize,
-    d: usize,
-) -> Result<()> {
-    want("q", q, DType::F32, hard.len() * d)?;
-    want("codevectors", code, DType::F32, groups * vars * d)?;
-    let n = q.len();
-    b.launch(
-        FILE,
-        "codevector_gather_f32",
-        grid_1d(n, 256),
-        &[
-            KArg::Ptr(q.ptr(b)),
-            KArg::Ptr(code.ptr(b)),
-            KArg::Ptr(hard.ptr(b)),
-            KArg::I64(n as i64),
-            i32_arg("groups", groups)?,
-            i32_arg("vars", vars)?,
-            i32_arg("d", d)?,
-        ],
-    )
-}
+impl Wav2vec2Ops for CudaBackend {
+    fn gumbel_forward(
+        &self,
+        hard: &mut Tensor,
+        soft: &mut Tensor,
+        logits: &Tensor,
+        tau: f32,
+        seed: u64,
+        step: u32,
+    ) -> Result<()> {
+        let (n, vars) = (hard.numel(), last(soft));
+        GumbelForward {
+            hard,
+            soft,
+            logits,
+            vars: i32_arg("vars", vars)?,
+            tau,
+            seed,
+            step,
+        }
+        .launch(self, blocks(n, 0)?)
+    }
 
-/// dlogits [rows·G·V] (written) and dcode [G·V·d] (accumulated) of the straight-through
-/// quantizer, from dq [rows·G·d].
-#[allow(clippy::too_many_arguments)]
-pub fn codevector_backward(
-    b: &CudaBackend,
-    dlogits: &CudaBuf,
-    dcode: &CudaBuf,
-    soft: &CudaBuf,
-    hard: &CudaBuf,
-    code: &CudaBuf,
-    dq: &CudaBuf,
-    groups: usize,
-    vars: usize,
-    d: usize,
-    tau: f32,
-) -> Result<()> {
-    let rg = hard.len();
-    want("dlogits", dlogits, DType::F32, rg * vars)?;
-    want("soft", soft, DType::F32, rg * vars)?;
-    want("dq", dq, DType::F32, rg * d)?;
-    want("codevectors", code, DType::F32, groups * vars * d)?;
-    want("dcode", dcode, DType::F32, groups * vars * d)?;
-    if vars * 4 > 48 * 1024 {
-        bail!("codevector_backward: {vars} codevectors per group exceed the shared memory");
+    fn codevector_gather(
+        &self,
+        q: &mut Tensor,
+        code: &Tensor,
+        hard: &Tensor,
+        groups: usize,
+    ) -> Result<()> {
+        let d = last(code);
+        let vars = code.numel() / (groups * d);
+        let n = q.numel();
+        CodevectorGather {
+            q,
+            code,
+            hard,
+            n: n as i64,
+            groups: i32_arg("groups", groups)?,
+            vars: i32_arg("vars", vars)?,
+            d: i32_arg("d", d)?,
+        }
+        .launch(self, grid_1d(n, 256))
     }
-    b.launch(
-        FILE,
-        "codevector_backward_logits_f32",
-        blocks(rg, vars * 4)?,
-        &[
-            KArg::Ptr(dlogits.ptr(b)),
-            KArg::Ptr(soft.ptr(b)),
-            KArg::Ptr(code.ptr(b)),
-            KArg::Ptr(dq.ptr(b)),
-            i32_arg("groups", groups)?,
-            i32_arg("vars", vars)?,
-            i32_arg("d", d)?,
-            KArg::F32(tau),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        "codevector_backward_code_f32",
-        blocks(groups * vars, 0)?,
-        &[
-            KArg::Ptr(dcode.ptr(b)),
-            KArg::Ptr(dq.ptr(b)),
-            KArg::Ptr(hard.ptr(b)),
-            i32_arg("rows", rg / groups)?,
-            i32_arg("groups", groups)?,
-            i32_arg("vars", vars)?,
-            i32_arg("d", d)?,
-        ],
-    )
-}
 
-/// Per-group perplexities ppl [G] and the scaled marginal gradient dmarg [G·V] from the
-/// probabilities [rows, G·V] and row weights [rows]; then dlogits [rows·G·V] (written).
-#[allow(clippy::too_many_arguments)]
-pub fn perplexity(
-    b: &std::sync::Arc<CudaBackend>,
-    ppl: &CudaBuf,
-    dlogits: &CudaBuf,
-    probs: &CudaBuf,
-    weight: &CudaBuf,
-    groups: usize,
-    vars: usize,
-    wsum: f32,
-    dppl: f32,
-) -> Result<()> {
-    let rows = weight.len();
-    let cols = groups * vars;
-    want("probs", probs, DType::F32, rows * cols)?;
-    want("weight", weight, DType::F32, rows)?;
-    want("ppl", ppl, DType::F32, groups)?;
-    want("dlogits", dlogits, DType::F32, rows * cols)?;
-    let marg = b.zeros(DType::F32, cols)?;
-    let dmarg = b.zeros(DType::F32, cols)?;
-    b.launch(
-        FILE,
-        "perplexity_marginal_f32",
-        blocks(cols.div_ceil(32), 0)?,
-        &[
-            KArg::Ptr(marg.buf.ptr(b)),
-            KArg::Ptr(probs.ptr(b)),
-            KArg::Ptr(weight.ptr(b)),
-            i32_arg("rows", rows)?,
-            i32_arg("cols", cols)?,
-            KArg::F32(1.0 / wsum),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        "perplexity_finish_f32",
-        blocks(groups, 0)?,
-        &[
-            KArg::Ptr(ppl.ptr(b)),
-            KArg::Ptr(dmarg.buf.ptr(b)),
-            KArg::Ptr(marg.buf.ptr(b)),
-            i32_arg("vars", vars)?,
-            KArg::F32(dppl / wsum),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        "perplexity_backward_f32",
-        blocks(rows * groups, 0)?,
-        &[
-            KArg::Ptr(dlogits.ptr(b)),
-            KArg::Ptr(probs.ptr(b)),
-            KArg::Ptr(weight.ptr(b)),
-            KArg::Ptr(dmarg.buf.ptr(b)),
-            i32_arg("groups", groups)?,
-            i32_arg("vars", vars)?,
-        ],
-    )
-}
+    fn codevector_backward(&self, a: CodevectorBackward) -> Result<()> {
+        let (groups, vars, d) = (a.groups, last(a.soft), last(a.code));
+        let rg = a.hard.numel();
+        if vars * 4 > 48 * 1024 {
+            bail!("codevector_backward: {vars} codevectors per group exceed the shared memory");
+        }
+        CodevectorBackwardLogits {
+            dlogits: a.dlogits,
+            soft: a.soft,
+            code: a.code,
+            dq: a.dq,
+            groups: i32_arg("groups", groups)?,
+            vars: i32_arg("vars", vars)?,
+            d: i32_arg("d", d)?,
+            tau: a.tau,
+        }
+        .launch(self, blocks(rg, vars * 4)?)?;
+        CodevectorBackwardCode {
+            dcode: a.dcode,
+            dq: a.dq,
+            hard: a.hard,
+            rows: i32_arg("rows", rg / groups)?,
+            groups: i32_arg("groups", groups)?,
+            vars: i32_arg("vars", vars)?,
+            d: i32_arg("d", d)?,
+        }
+        .launch(self, blocks(groups * vars, 0)?)
+    }
 
-/// The contrastive loss per masked frame (loss [M]), dc (written on the positive rows; the
-/// caller zeroes it) and dq (written) of c, q [rows·f] with candidates cand [M·(K+1)] and
-/// their inverse (offsets [rows+1], entries [M·(K+1)]).
-#[allow(clippy::too_many_arguments)]
-pub fn contrastive(
-    b: &std::sync::Arc<CudaBackend>,
-    loss: &CudaBuf,
-    dc: &CudaBuf,
-    dq: &CudaBuf,
-    c: &CudaBuf,
-    q: &CudaBuf,
-    cand: &CudaBuf,
-    offsets: &CudaBuf,
-    entries: &CudaBuf,
-    f: usize,
-    kappa: f32,
-    dloss: f32,
-) -> Result<()> {
-    let m = loss.len();
-    let rows = offsets.len().saturating_sub(1);
-    let slots = cand.len();
-    if m == 0 || !slots.is_multiple_of(m) {
-        bail!("contrastive: {slots} candidate slots for {m} masked frames");
+    fn codebook_perplexity(
+        &self,
+        ppl: &mut Tensor,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        weight: &Tensor,
+        groups: usize,
+        dppl: f32,
+    ) -> Result<()> {
+        let cols = last(logits);
+        let vars = cols / groups;
+        let rows = weight.numel();
+        // Σ weight, read back: the kernels take 1 / Σ as a scalar.
+        let mut ws = self.alloc(&[], DType::F32)?;
+        self.sum(&mut ws, weight, false, 1.0)?;
+        let wsum = ws.to_vec_f32()?[0].max(1e-6);
+        // softmax over each group's codevectors: rows of `vars`
+        let mut probs = self.alloc(&[rows * groups, vars], DType::F32)?;
+        self.softmax(&mut probs, &logits.clone().reshape(&[rows * groups, vars])?)?;
+        let mut marg = self.alloc(&[cols], DType::F32)?;
+        let mut dmarg = self.alloc(&[cols], DType::F32)?;
+        PerplexityMarginal {
+            marg: &mut marg,
+            probs: &probs,
+            weight,
+            rows: i32_arg("rows", rows)?,
+            cols: i32_arg("cols", cols)?,
+            inv_wsum: 1.0 / wsum,
+        }
+        .launch(self, blocks(cols.div_ceil(32), 0)?)?;
+        PerplexityFinish {
+            ppl,
+            dmarg: &mut dmarg,
+            marg: &marg,
+            vars: i32_arg("vars", vars)?,
+            dscale: dppl / wsum,
+        }
+        .launch(self, blocks(groups, 0)?)?;
+        PerplexityBackward {
+            dlogits,
+            probs: &probs,
+            weight,
+            dmarg: &dmarg,
+            groups: i32_arg("groups", groups)?,
+            vars: i32_arg("vars", vars)?,
+        }
+        .launch(self, blocks(rows * groups, 0)?)
     }
-    let ncand = slots / m;
-    want("loss", loss, DType::F32, m)?;
-    for (w, x) in [("c", c), ("q", q), ("dc", dc), ("dq", dq)] {
-        want(w, x, DType::F32, rows * f)?;
+
+    fn contrastive(
+        &self,
+        out: ContrastiveOut,
+        c: &Tensor,
+        q: &Tensor,
+        idx: ContrastiveIndex,
+        kappa: f32,
+        dloss: f32,
+    ) -> Result<()> {
+        let m = out.loss.numel();
+        let rows = idx.offsets.numel().saturating_sub(1);
+        let slots = idx.cand.numel();
+        if m == 0 || !slots.is_multiple_of(m) {
+            bail!("contrastive: {slots} candidate slots for {m} masked frames");
+        }
+        let ncand = slots / m;
+        let f = last(c);
+        if c.numel() != rows * f || idx.entries.numel() != slots {
+            bail!(
+                "contrastive: c {:?} must have {rows} rows and the inverse map {slots} slots",
+                c.shape
+            );
+        }
+        let smem = (2 * f + 3 * ncand) * 4;
+        if smem > 48 * 1024 {
+            bail!("contrastive: width {f} with {ncand} candidates exceeds the shared memory");
+        }
+        // The forward writes dc on the positive rows only.
+        self.fill_zero(out.dc)?;
+        let mut coef_a = self.alloc(&[slots], DType::F32)?;
+        let mut coef_b = self.alloc(&[slots], DType::F32)?;
+        ContrastiveForward {
+            loss: out.loss,
+            dc: out.dc,
+            coef_a: &mut coef_a,
+            coef_b: &mut coef_b,
+            c,
+            q,
+            cand: idx.cand,
+            ncand: i32_arg("candidates", ncand)?,
+            f: i32_arg("f", f)?,
+            kappa,
+            dloss,
+        }
+        .launch(self, blocks(m, smem)?)?;
+        ContrastiveBackwardQ {
+            dq: out.dq,
+            c,
+            q,
+            coef_a: &coef_a,
+            coef_b: &coef_b,
+            cand: idx.cand,
+            offsets: idx.offsets,
+            entries: idx.entries,
+            ncand: i32_arg("candidates", ncand)?,
+            f: i32_arg("f", f)?,
+        }
+        .launch(self, blocks(rows, 0)?)
     }
-    want("cand", cand, DType::I32, slots)?;
-    want("entries", entries, DType::I32, slots)?;
-    let smem = (2 * f + 3 * ncand) * 4;
-    if smem > 48 * 1024 {
-        bail!("contrastive: width {f} with {ncand} candidates exceeds the shared memory");
-    }
-    let coef_a = b.zeros(DType::F32, slots)?;
-    let coef_b = b.zeros(DType::F32, slots)?;
-    b.launch(
-        FILE,
-        "contrastive_forward_f32",
-        blocks(m, smem)?,
-        &[
-            KArg::Ptr(loss.ptr(b)),
-            KArg::Ptr(dc.ptr(b)),
-            KArg::Ptr(coef_a.buf.ptr(b)),
-            KArg::Ptr(coef_b.buf.ptr(b)),
-            KArg::Ptr(c.ptr(b)),
-            KArg::Ptr(q.ptr(b)),
-            KArg::Ptr(cand.ptr(b)),
-            i32_arg("candidates", ncand)?,
-            i32_arg("f", f)?,
-            KArg::F32(kappa),
-            KArg::F32(dloss),
-        ],
-    )?;
-    b.launch(
-        FILE,
-        "contrastive_backward_q_f32",
-        blocks(rows, 0)?,
-        &[
-            KArg::Ptr(dq.ptr(b)),
-            KArg::Ptr(c.ptr(b)),
-            KArg::Ptr(q.ptr(b)),
-            KArg::Ptr(coef_a.buf.ptr(b)),
-            KArg::Ptr(coef_b.buf.ptr(b)),
-            KArg::Ptr(cand.ptr(b)),
-            KArg::Ptr(offsets.ptr(b)),
-            KArg::Ptr(entries.ptr(b)),
-            i32_arg("candidates", ncand)?,
-            i32_arg("f", f)?,
-        ],
-    )
 }

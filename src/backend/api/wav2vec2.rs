@@ -1,0 +1,84 @@
+//! The wav2vec2 pretraining objective (f32): the Gumbel product quantizer, the codebook
+//! perplexity and the contrastive loss, each with its backward pass.
+
+use crate::tensor::Tensor;
+use anyhow::Result;
+
+/// The straight-through backward of the quantizer; V = soft's last axis, d = code's last axis.
+pub struct CodevectorBackward<'a> {
+    /// Written: the logits' gradient [rows·G, V], soft′ · (dq · codevector) / τ.
+    pub dlogits: &'a mut Tensor,
+    /// Accumulated: dcode[g·V + v] += Σ of dq over the rows whose hard choice in group g is v.
+    pub dcode: &'a mut Tensor,
+    /// The forward's soft probabilities [rows·G, V] and i32 hard choices [rows·G].
+    pub soft: &'a Tensor,
+    pub hard: &'a Tensor,
+    /// The codevectors [G·V, d] and the gradient of the quantized vectors [rows·G·d].
+    pub code: &'a Tensor,
+    pub dq: &'a Tensor,
+    pub groups: usize,
+    pub tau: f32,
+}
+
+/// The outputs of the contrastive loss, all written.
+pub struct ContrastiveOut<'a> {
+    /// Per masked frame [M].
+    pub loss: &'a mut Tensor,
+    /// Gradients of dloss · Σ loss w.r.t. c and q ([rows, f]).
+    pub dc: &'a mut Tensor,
+    pub dq: &'a mut Tensor,
+}
+
+/// The candidates of the contrastive loss (i32): cand [M, K+1] (column 0 the positive row),
+/// and its inverse: the slots m·(K+1)+k naming row j are entries[offsets[j]..offsets[j+1]].
+#[derive(Clone, Copy)]
+pub struct ContrastiveIndex<'a> {
+    pub cand: &'a Tensor,
+    pub offsets: &'a Tensor,
+    pub entries: &'a Tensor,
+}
+
+pub trait Wav2vec2Ops {
+    /// Per (row, group) of logits [rows·G·V]: y = (z + g)/τ with Philox Gumbel noise
+    /// (seed, step); hard [rows·G] (i32) = argmax y, soft [rows·G, V] = softmax(y) (written).
+    fn gumbel_forward(
+        &self,
+        hard: &mut Tensor,
+        soft: &mut Tensor,
+        logits: &Tensor,
+        tau: f32,
+        seed: u64,
+        step: u32,
+    ) -> Result<()>;
+    /// q[r, g] = code[g·V + hard[r·G + g]] with code [G·V, d], q [rows·G·d] (written).
+    fn codevector_gather(
+        &self,
+        q: &mut Tensor,
+        code: &Tensor,
+        hard: &Tensor,
+        groups: usize,
+    ) -> Result<()>;
+    fn codevector_backward(&self, a: CodevectorBackward) -> Result<()>;
+    /// ppl[g] = exp(H(p̄_g)) of p = softmax(logits) per group, p̄ the mean over rows weighted
+    /// by `weight` [rows]; dlogits = the gradient of dppl · Σ_g ppl[g] (both written).
+    fn codebook_perplexity(
+        &self,
+        ppl: &mut Tensor,
+        dlogits: &mut Tensor,
+        logits: &Tensor,
+        weight: &Tensor,
+        groups: usize,
+        dppl: f32,
+    ) -> Result<()>;
+    /// Per masked frame m: −log softmax over [positive, negatives] of cos(c_p, q_j)/κ (a
+    /// negative equal to the positive excluded); c and q [rows, f].
+    fn contrastive(
+        &self,
+        out: ContrastiveOut,
+        c: &Tensor,
+        q: &Tensor,
+        idx: ContrastiveIndex,
+        kappa: f32,
+        dloss: f32,
+    ) -> Result<()>;
+}
