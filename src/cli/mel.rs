@@ -105,6 +105,16 @@ impl Args {
             average_channels: self.average_channels,
             ..Default::default()
         };
+        if let Some(f) = self.f_max {
+            let nyquist = self.sample_rate / 2.0;
+            if !(f.is_finite() && f > 0.0 && f <= nyquist) {
+                bail!(
+                    "--f-max {f} Hz is outside (0, {nyquist}] (the Nyquist frequency of \
+                     --sample-rate {}); filters above it would be empty",
+                    self.sample_rate
+                );
+            }
+        }
         if self.db {
             if !(self.top_db >= 0.0 && self.top_db.is_finite()) {
                 bail!(

@@ -311,14 +311,14 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     };
     // The model (with the head width from the flag or the file) before it is built.
     let win = if a.window == 0 { usize::MAX } else { a.window };
-    let model_bytes = |len: usize| estimate::seislm_bytes(&cfg, a.batch, len, channels);
+    let model_bytes = |batch: usize, len: usize| estimate::seislm_bytes(&cfg, batch, len, channels);
     let what_head = match &a.weights {
         Some(w) => format!("{}: a picking head of {channels} channels", w.display()),
         None => format!("--head-channels {channels}"),
     };
     limits::check(
-        format_args!("{what_head} on {} (--batch {})", a.model, a.batch),
-        model_bytes(win.min(3001)),
+        format_args!("{what_head} on {}", a.model),
+        model_bytes(1, win.min(3001)),
     )?;
     let mut model = SeislmPicker::new(&a.model, channels, 0)?;
     if let Some(w) = &a.weights {
@@ -346,14 +346,18 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     // of one batch are counted by the model estimate.
     let (data, n, t, rate) = read_traces(&a, 8)?;
     let len = if a.window == 0 { t } else { a.window.min(t) };
+    let per_trace = window_starts(t, len, a.overlap).len();
     limits::check(
         format_args!(
-            "{}: windows of {len} samples through {} (--batch {})",
+            "{}: {} windows of {len} samples (--window {}, --overlap {}) through {} (--batch {})",
             a.input.display(),
+            n * per_trace,
+            a.window,
+            a.overlap,
             a.model,
             a.batch
         ),
-        model_bytes(len),
+        model_bytes(a.batch.min(n * per_trace), len) + 16 * (n * per_trace) as u128,
     )?;
     if model.encoder.cfg.frames(len).is_none_or(|f| f == 0) {
         bail!(

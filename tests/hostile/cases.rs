@@ -697,6 +697,14 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         err(&["picker_nan.safetensors", "classifier.weight"]),
     ));
     v.push(case(
+        "mel_f_max_above_nyquist",
+        Nonsense,
+        os(&[
+            &cpu, &"cpu", &"mel", &"--input", &waves, &"--out", &"m.npy", &"--f-max", &"1e30",
+        ]),
+        err(&["--f-max"]),
+    ));
+    v.push(case(
         "mel_huge_finite_amplitudes",
         Nonsense,
         os(&[
