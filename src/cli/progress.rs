@@ -63,15 +63,6 @@ impl Progress {
         Self::with_mode(label, total, unit, Mode::Hidden)
     }
 
-    /// `new` when `total` reaches `min`, else `hidden`.
-    pub fn when(label: &str, total: u64, unit: &str, min: u64) -> Self {
-        if total >= min {
-            Self::new(label, total, unit)
-        } else {
-            Self::hidden(label, total, unit)
-        }
-    }
-
     fn with_mode(label: &str, total: u64, unit: &str, mode: Mode) -> Self {
         Progress {
             label: label.to_string(),
