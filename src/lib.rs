@@ -3,11 +3,13 @@
 //! Layers (dependencies point one way): `cli` → models/train/data → `nn` → `ops` → `backend`
 //! → `kernels/`. See `../shared/DESIGN.md`.
 
+pub mod atomic;
 pub mod backend;
 pub mod cli;
 pub mod data;
 pub mod dist;
 pub mod dsp;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod nn;

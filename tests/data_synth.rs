@@ -267,6 +267,7 @@ fn cli_writes_datasets_and_figures() {
         "3",
         "--out",
         png.to_str().unwrap(),
+        "--force",
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--index 3"));
     // An SFM raw .dat file with its shape on the command line, and without one.

@@ -4,14 +4,29 @@
 use crate::backend::counters::{self, Counts};
 use crate::backend::{select, Device, DeviceRequest};
 use crate::ops;
+use crate::outln;
 use crate::tensor::{DType, Tensor};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
+}
+
+impl Args {
+    /// The benchmark's `--device`.
+    pub fn device(&self) -> super::DeviceArg {
+        match &self.what {
+            What::Ops(a) => a.device,
+            What::Sfm(a) => a.device,
+            What::Seislm(a) => a.device,
+            What::Mel(a) => a.device,
+            // Each rank picks its own GPU (cuda:LOCAL_RANK).
+            What::Allreduce(_) => super::DeviceArg { device: None },
+        }
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -32,6 +47,8 @@ pub enum What {
 
 #[derive(clap::Args, Debug)]
 pub struct SeislmArgs {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// seislm-tiny, seislm-base or seislm-large.
     #[arg(long, default_value = "seislm-base")]
     pub preset: String,
@@ -102,6 +119,8 @@ fn precision_name(dt: DType) -> &'static str {
 
 #[derive(clap::Args, Debug)]
 pub struct MelArgs {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// On the CPU: traces to time (default 96).
     #[arg(long)]
     pub traces: Option<usize>,
@@ -109,6 +128,8 @@ pub struct MelArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct SfmArgs {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// sfm-tiny, sfm-base or sfm-large.
     #[arg(long, default_value = "sfm-base")]
     pub preset: String,
@@ -138,6 +159,8 @@ pub struct SfmArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct OpsArgs {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// Matrix size n for the n×n×n products (default: 4096 on a GPU, 1024 on the CPU).
     #[arg(long)]
     pub size: Option<usize>,
@@ -146,11 +169,84 @@ pub struct OpsArgs {
     pub iters: usize,
 }
 
+/// `--NAME` must be at least 1.
+fn positive(flag: &str, v: Option<usize>) -> Result<()> {
+    if v == Some(0) {
+        bail!("{flag} must be at least 1");
+    }
+    Ok(())
+}
+
+/// Refuses flags whose tensors would not fit in the memory budget, before the device starts.
+fn check_args(args: &Args) -> Result<()> {
+    use crate::limits::check;
+    // The sizes of a GPU run are the larger defaults; check those (the device is not known yet).
+    match &args.what {
+        What::Ops(a) => {
+            positive("--size", a.size)?;
+            let n = a.size.unwrap_or(4096) as u128;
+            // x, y, c in f32 and bf16 copies, and the random values made on the host
+            check(
+                format_args!("bench ops --size {n} ({n}×{n} matrices)"),
+                n * n * 4 * 6,
+            )?;
+        }
+        What::Sfm(a) => {
+            positive("--batch", a.batch)?;
+            positive("--infer-batch", a.infer_batch)?;
+            positive("--mae-batch", a.mae_batch)?;
+            let cfg = crate::models::sfm::VitConfig::preset(&a.preset)?;
+            let (b, bi) = (a.batch.unwrap_or(2), a.infer_batch.unwrap_or(4));
+            // a training step keeps activations and their gradients
+            check(
+                format_args!("bench sfm --batch {b} --infer-batch {bi} on {}", a.preset),
+                2 * super::estimate::vit_bytes(&cfg, b).max(super::estimate::vit_bytes(&cfg, bi)),
+            )?;
+            if a.mae {
+                let mb = a.mae_batch.unwrap_or(2);
+                check(
+                    format_args!("bench sfm --mae --mae-batch {mb} on {}", a.preset),
+                    2 * super::estimate::vit_bytes(&cfg, mb),
+                )?;
+            }
+        }
+        What::Seislm(a) => {
+            positive("--batch", a.batch)?;
+            if a.samples == 0 {
+                bail!("--samples must be at least 1");
+            }
+            let cfg = crate::models::seislm::SeislmConfig::preset(&a.preset)?;
+            let b = a.batch.unwrap_or(2);
+            check(
+                format_args!(
+                    "bench seislm --batch {b} --samples {} on {}",
+                    a.samples, a.preset
+                ),
+                2 * super::estimate::seislm_bytes(&cfg, b, a.samples, 0),
+            )?;
+        }
+        What::Mel(a) => {
+            positive("--traces", a.traces)?;
+            let t = a.traces.unwrap_or(super::bench_mel::CPU_TRACES) as u128;
+            let s = super::bench_mel::SAMPLES as u128;
+            // traces, their images and spectra
+            check(
+                format_args!("bench mel --traces {t}"),
+                t * (s * 4 + 224 * 224 * 8 + 224 * 225 * 8),
+            )?;
+        }
+        // Message sizes are checked by the all-reduce benchmark itself.
+        What::Allreduce(_) => {}
+    }
+    Ok(())
+}
+
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     // Each rank picks its own GPU (cuda:LOCAL_RANK): no device is selected for it here.
     if let What::Allreduce(a) = args.what {
         return crate::dist::bench::run(req, a);
     }
+    check_args(&args)?;
     let device = select(req)?;
     match args.what {
         What::Ops(a) => bench_ops(&device, a),
@@ -172,9 +268,9 @@ fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Count
     Ok(counters::snapshot() - c0)
 }
 
-fn print_counts(what: &str, step: Counts, opt: Counts) {
-    println!("{what}, per step: {step}");
-    println!("  of which zero_grad + gradient norm + AdamW: {opt}");
+fn print_counts(what: &str, step: Counts, opt: Counts) -> Result<()> {
+    outln!("{what}, per step: {step}")?;
+    outln!("  of which zero_grad + gradient norm + AdamW: {opt}")
 }
 
 fn sync(d: &Device) -> Result<()> {
@@ -210,7 +306,7 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
         Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
         Device::Cuda(b) => format!("{} (sm_{})", b.name, b.arch()),
     };
-    println!("device: {where_}");
+    outln!("device: {where_}")?;
     let dtypes: &[DType] = if d.is_cuda() {
         &[DType::F32, DType::BF16]
     } else {
@@ -224,11 +320,11 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
         let secs = time_it(d, a.iters, || {
             ops::matmul_raw(&mut c, &x, &y, None, &s, false)
         })?;
-        println!(
+        outln!(
             "matmul {dt} {n}x{n}x{n}: {:.3} ms, {:.2} TFLOP/s",
             secs * 1e3,
             s.flops() / secs / 1e12
-        );
+        )?;
     }
     let (rows, cols) = (if d.is_cuda() { 64 * 197 } else { 8 * 197 }, 768);
     for &dt in dtypes {
@@ -238,17 +334,17 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
         let secs = time_it(d, a.iters, || ops::layer_norm(&x, &w, &b, 1e-6).map(|_| ()))?;
         // read x, write y (+ mean/rstd, negligible)
         let bytes = 2.0 * (rows * cols * dt.size_bytes()) as f64;
-        println!(
+        outln!(
             "layer_norm {dt} {rows}x{cols}: {:.3} ms, {:.1} GB/s",
             secs * 1e3,
             bytes / secs / 1e9
-        );
+        )?;
         let secs = time_it(d, a.iters, || ops::softmax(&x).map(|_| ()))?;
-        println!(
+        outln!(
             "softmax {dt} {rows}x{cols}: {:.3} ms, {:.1} GB/s",
             secs * 1e3,
             bytes / secs / 1e9
-        );
+        )?;
     }
     Ok(())
 }
@@ -265,12 +361,12 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         a.batch.unwrap_or(if gpu { 64 } else { 2 }),
         a.infer_batch.unwrap_or(if gpu { 256 } else { 4 }),
     );
-    println!(
+    outln!(
         "{} ({:.1}M parameters) on {}",
         a.preset,
         params as f64 / 1e6,
         d.name()
-    );
+    )?;
     let note = |dt: DType| emulation_note(d, dt);
     for dt in a.precision.0.iter().copied() {
         let p = precision_name(dt);
@@ -292,7 +388,7 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
                 opt_counts = (c1 - c0) + (counters::snapshot() - c2);
                 Ok(())
             })?;
-            print_counts(&format!("{p} train step, batch {bt}"), step, opt_counts);
+            print_counts(&format!("{p} train step, batch {bt}"), step, opt_counts)?;
         }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = vit.forward(&img, None)?;
@@ -301,20 +397,20 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
             opt.step(&mut store, 1e-4)?;
             Ok(())
         })?;
-        println!(
+        outln!(
             "{p} train step, batch {bt}: {:.1} ms, {:.1} images/s{}",
             secs * 1e3,
             bt as f64 / secs,
             note(dt)
-        );
+        )?;
         let img = random(&[bi, 1, cfg.img_h, cfg.img_w], d, dt)?;
         let secs = time_it(d, a.iters, || vit.forward(&img, None).map(|_| ()))?;
-        println!(
+        outln!(
             "{p} inference, batch {bi}: {:.1} ms, {:.1} images/s{}",
             secs * 1e3,
             bi as f64 / secs,
             note(dt)
-        );
+        )?;
     }
     drop(vit);
     if a.mae {
@@ -333,11 +429,11 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
     let mut store = ParamStore::pack(&mut mae, d)?;
     let b = a.mae_batch.unwrap_or(if d.is_cuda() { 256 } else { 2 });
     let e = &cfg.encoder;
-    println!(
+    outln!(
         "MAE on {} ({:.1}M parameters with the decoder), batch {b}",
         a.preset,
         store.num_params() as f64 / 1e6
-    );
+    )?;
     for dt in a.precision.0.iter().copied() {
         store.set_compute_dtype(&mut mae, dt)?;
         let mut opt = adamw(1.5e-4, 0.95, 0.05);
@@ -353,12 +449,12 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
             Ok(())
         })?;
         let note = emulation_note(d, dt);
-        println!(
+        outln!(
             "{} MAE train step, batch {b}: {:.1} ms, {:.1} images/s{note}",
             precision_name(dt),
             secs * 1e3,
             b as f64 / secs
-        );
+        )?;
     }
     Ok(())
 }
@@ -373,13 +469,13 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     let mut model = Seislm::new(cfg.clone(), 0)?;
     let mut store = ParamStore::pack(&mut model, d)?;
     let b = a.batch.unwrap_or(if d.is_cuda() { 64 } else { 2 });
-    println!(
+    outln!(
         "{} ({:.1}M parameters) on {}, batch {b} × 3 × {}",
         a.preset,
         store.num_params() as f64 / 1e6,
         d.name(),
         a.samples
-    );
+    )?;
     for dt in a.precision.0.iter().copied() {
         store.set_compute_dtype(&mut model, dt)?;
         let mut opt = adamw(1e-4, 0.999, 0.0);
@@ -402,7 +498,7 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
                 &format!("{} train step", precision_name(dt)),
                 step,
                 opt_counts,
-            );
+            )?;
         }
         let secs = time_it(d, a.iters, || {
             let (_, cache) = model.forward(&wave, None)?;
@@ -412,12 +508,12 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
             Ok(())
         })?;
         let note = emulation_note(d, dt);
-        println!(
+        outln!(
             "{} train step: {:.1} ms, {:.2} waveforms/s{note}",
             precision_name(dt),
             secs * 1e3,
             b as f64 / secs
-        );
+        )?;
     }
     if a.pretrain {
         drop(model);
@@ -446,11 +542,11 @@ fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
         step += 1;
         Ok(())
     })?;
-    println!(
+    outln!(
         "pretrain step (wav2vec2 objective): {:.1} ms, {:.2} waveforms/s",
         secs * 1e3,
         b as f64 / secs
-    );
+    )?;
     // the objective's ops alone, on the shapes of one step
     let (gv, f, cd) = (cfg.groups * cfg.vars, cfg.final_dim, cfg.codevector_dim);
     let mask = obj::span_mask(b, t, cfg.mask_prob, cfg.mask_span, cfg.min_spans, 0, 0)?;
@@ -470,20 +566,20 @@ fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
         ops::gumbel_quantize_backward(&out, &code, &dq, &mut dcode)?;
         Ok(())
     })?;
-    println!("gumbel quantize forward + backward: {:.2} ms", secs * 1e3);
+    outln!("gumbel quantize forward + backward: {:.2} ms", secs * 1e3)?;
     let secs = time_it(d, a.iters, || {
         ops::codebook_perplexity(&logits, cfg.groups, &weight, 1.0).map(|_| ())
     })?;
-    println!("codebook perplexity + gradient: {:.2} ms", secs * 1e3);
+    outln!("codebook perplexity + gradient: {:.2} ms", secs * 1e3)?;
     let secs = time_it(d, a.iters, || {
         let tg = ops::ContrastiveTargets::new(&pos, &negs, b * t, d)?;
         ops::contrastive_loss(&c, &q, &tg, cfg.kappa, 1.0).map(|_| ())
     })?;
-    println!(
+    outln!(
         "contrastive loss + gradients ({} masked frames × {} candidates, indices uploaded): {:.2} ms",
         pos.len(),
         cfg.negatives + 1,
         secs * 1e3
-    );
+    )?;
     Ok(())
 }

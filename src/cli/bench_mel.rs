@@ -6,6 +6,7 @@ use crate::backend::Device;
 use crate::dsp::images::MelImageConfig;
 use crate::dsp::mel::LogKind;
 use crate::ops::mel::{log_mel, mel_images, LogMelSpec};
+use crate::outln;
 use crate::tensor::Tensor;
 use anyhow::Result;
 use std::time::Instant;
@@ -66,10 +67,10 @@ pub fn run_mel_bench_with(device: &Device, cpu_traces: Option<usize>) -> Result<
     let cfg = image_config();
     let spec = log_mel_spec()?;
     let plan = crate::dsp::images::MelImagePlan::new(&cfg, SAMPLES)?;
-    println!(
+    outln!(
         "mel bench: {} samples/trace → {} mels × {} frames → {}×{} images (n_fft {}, hop {}, dB top 80, min-max)",
         SAMPLES, cfg.height, plan.frames, cfg.height, cfg.width, plan.n_fft, plan.hop
-    );
+    )?;
     match device {
         Device::Cuda(b) => {
             use crate::backend::api::{Backend, StftMelOps};
@@ -106,15 +107,15 @@ pub fn run_mel_bench_with(device: &Device, cpu_traces: Option<usize>) -> Result<
                 let _y = log_mel(&x2, &spec)?;
                 b.synchronize()
             })?;
-            println!(
+            outln!(
                 "{} ({}): {TRACES} traces, {path}: log-mel kernel {frames_ms:.2} ms, log-mel + image finish {images_ms:.2} ms ({:.0} traces/s)",
                 device.name(),
                 b.name,
                 TRACES as f64 / (images_ms / 1e3)
-            );
-            println!(
+            )?;
+            outln!(
                 "  tensor ops with allocation: log_mel {lm_op_ms:.2} ms, mel_images {op_ms:.2} ms; PyTorch reference (H200, torchaudio MelSpectrogram): 6.1 ms"
-            );
+            )?;
         }
         Device::Cpu => {
             let n = cpu_traces.unwrap_or(CPU_TRACES).max(1);
@@ -127,15 +128,15 @@ pub fn run_mel_bench_with(device: &Device, cpu_traces: Option<usize>) -> Result<
                     .build()?;
                 let ms = pool.install(|| time_ms(3, || mel_images(&x, &cfg).map(|_| ())))?;
                 results.push(ms);
-                println!(
+                outln!(
                     "cpu, {threads} thread(s): {n} traces in {ms:.1} ms = {:.2} ms/trace ({:.0} traces/s); {TRACES} traces ≈ {:.2} s",
                     ms / n as f64,
                     n as f64 / (ms / 1e3),
                     ms / n as f64 * TRACES as f64 / 1e3
-                );
+                )?;
             }
             if results.len() == 2 {
-                println!("speed-up on {cores} cores: {:.2}×", results[0] / results[1]);
+                outln!("speed-up on {cores} cores: {:.2}×", results[0] / results[1])?;
             }
         }
     }

@@ -2,13 +2,17 @@
 
 use crate::backend::cuda::{self, discover, nvrtc::Nvrtc, CudaBackend, KERNEL_SOURCES};
 use crate::backend::DeviceRequest;
-use anyhow::Result;
+use crate::outln;
+use anyhow::{bail, Result};
 use cudarc::driver::sys::CUfunction_attribute_enum as Attr;
 use cudarc::driver::CudaContext;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// Also compile every kernel for these architectures with NVRTC (no GPU needed), e.g. 80,90.
+    /// Any kernel that fails to compile makes the command fail.
     #[arg(long, value_delimiter = ',')]
     pub compile_for: Vec<u32>,
     /// With --compile-for: compile afresh with `--ptxas-options=-v` and print ptxas's report
@@ -32,6 +36,11 @@ pub struct Args {
     pub dist_fail_rank: Option<usize>,
 }
 
+/// Compute capabilities (`sm_XY` as XY) that CUDA has had; `--compile-for` takes these.
+pub const KNOWN_ARCHS: &[u32] = &[
+    50, 52, 53, 60, 61, 62, 70, 72, 75, 80, 86, 87, 88, 89, 90, 100, 101, 103, 110, 120, 121,
+];
+
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     if args.dist {
         if !(args.dist_timeout.is_finite() && args.dist_timeout > 0.0) {
@@ -45,10 +54,26 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         };
         return crate::dist::selftest::run(req, &opts);
     }
-    println!("seisfuse {}", env!("CARGO_PKG_VERSION"));
-    println!("cpu threads: {} (rayon)", rayon::current_num_threads());
+    for &arch in &args.compile_for {
+        if !KNOWN_ARCHS.contains(&arch) {
+            bail!(
+                "--compile-for {arch}: not a GPU architecture; give compute capabilities as two \
+                 or three digits, e.g. 80 (A100), 90 (H100/H200), 89 (L4), 120 (RTX 50xx); known: {}",
+                KNOWN_ARCHS
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    if args.ptxas_info && args.compile_for.is_empty() {
+        bail!("--ptxas-info reports on the kernels that --compile-for compiles; give --compile-for too (e.g. --compile-for 80,90)");
+    }
+    outln!("seisfuse {}", env!("CARGO_PKG_VERSION"))?;
+    outln!("cpu threads: {} (rayon)", rayon::current_num_threads())?;
     let driver = discover::driver_present();
-    println!(
+    outln!(
         "libcuda: {}",
         if driver {
             // Opening it through cudarc puts it in /proc/self/maps.
@@ -59,52 +84,69 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         } else {
             "not found".into()
         }
-    );
+    )?;
     let nvrtc = Nvrtc::global();
     match &nvrtc {
-        Ok(n) => println!(
+        Ok(n) => outln!(
             "libnvrtc: NVRTC {}.{} at {}",
             n.version.0,
             n.version.1,
             n.path.display()
-        ),
-        Err(e) => println!("libnvrtc: not found ({e:#})"),
+        )?,
+        Err(e) => outln!("libnvrtc: not found ({e:#})")?,
     }
-    println!("{}", crate::dist::nccl_lib::status_line());
-    println!("kernel cache: {}", cuda::cache::cache_dir().display());
-    println!(
+    outln!("{}", crate::dist::nccl_lib::status_line())?;
+    outln!("kernel cache: {}", cuda::cache::cache_dir().display())?;
+    outln!(
         "kernel files: {}",
         KERNEL_SOURCES
             .iter()
             .map(|k| k.file)
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )?;
 
+    let mut failed: Vec<String> = Vec::new();
+    if let (Err(e), false) = (&nvrtc, args.compile_for.is_empty()) {
+        bail!("--compile-for needs NVRTC, which was not found ({e:#}); pip install \"nvidia-cuda-nvrtc==13.0.*\" or set SEISFUSE_NVRTC");
+    }
     if nvrtc.is_ok() {
         for &arch in &args.compile_for {
             for k in KERNEL_SOURCES {
                 if args.ptxas_info {
                     if let Ok(n) = &nvrtc {
                         match n.compile(k.source, k.file, arch, &["--ptxas-options=-v"]) {
-                            Ok(c) => println!("  {} sm_{arch}:\n{}", k.file, ptxas_summary(&c.log)),
-                            Err(e) => println!("  FAILED {} for sm_{arch}: {e:#}", k.file),
+                            Ok(c) => outln!("  {} sm_{arch}:\n{}", k.file, ptxas_summary(&c.log))?,
+                            Err(e) => {
+                                failed.push(format!("{} for sm_{arch}", k.file));
+                                outln!("  FAILED {} for sm_{arch}: {e:#}", k.file)?
+                            }
                         }
                     }
                     continue;
                 }
                 let t = std::time::Instant::now();
                 match cuda::cache::compiled_cubin(k, arch) {
-                    Ok(c) => println!(
+                    Ok(c) => outln!(
                         "  compiled {} for sm_{arch}: {} bytes in {:.2?}",
                         k.file,
                         c.len(),
                         t.elapsed()
-                    ),
-                    Err(e) => println!("  FAILED {} for sm_{arch}: {e:#}", k.file),
+                    )?,
+                    Err(e) => {
+                        failed.push(format!("{} for sm_{arch}", k.file));
+                        outln!("  FAILED {} for sm_{arch}: {e:#}", k.file)?
+                    }
                 }
             }
         }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} kernel compile(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
 
     let gpus = if driver {
@@ -113,29 +155,29 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         0
     };
     if gpus == 0 || matches!(req, DeviceRequest::Cpu) {
-        println!(
+        outln!(
             "no GPU{}",
             if driver {
                 " (the driver reports none)"
             } else {
                 ""
             }
-        );
+        )?;
         if let Some(why) = cuda::unavailable_reason() {
-            println!("CUDA unavailable: {why}");
+            outln!("CUDA unavailable: {why}")?;
         }
-        println!("device: cpu");
+        outln!("device: cpu")?;
         return Ok(());
     }
     let mut ver = 0i32;
     // SAFETY: plain query into an int.
     unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut ver) };
-    println!("driver: CUDA {}.{}", ver / 1000, (ver % 1000) / 10);
+    outln!("driver: CUDA {}.{}", ver / 1000, (ver % 1000) / 10)?;
     for i in 0..gpus as usize {
         let b = match CudaBackend::get(i) {
             Ok(b) => b,
             Err(e) => {
-                println!("cuda:{i}: {e:#}");
+                outln!("cuda:{i}: {e:#}")?;
                 continue;
             }
         };
@@ -146,20 +188,23 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
             )
             .unwrap_or(0);
         let mem = b.ctx.total_mem().unwrap_or(0) as f64 / (1u64 << 30) as f64;
-        println!(
+        outln!(
             "cuda:{i}: {} | sm_{} | {sms} SMs | {mem:.1} GiB",
             b.name,
             b.arch()
-        );
-        println!(
+        )?;
+        outln!(
             "  {:<34} {:>5} {:>9} {:>9}",
-            "kernel", "regs", "smem(B)", "local(B)"
-        );
+            "kernel",
+            "regs",
+            "smem(B)",
+            "local(B)"
+        )?;
         for k in KERNEL_SOURCES {
             let module = match b.module(k.name) {
                 Ok(m) => m,
                 Err(e) => {
-                    println!("  {}: {e:#}", k.file);
+                    outln!("  {}: {e:#}", k.file)?;
                     continue;
                 }
             };
@@ -167,15 +212,15 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
                 match module.load_function(&name) {
                     Ok(f) => {
                         let g = |a| f.get_attribute(a).unwrap_or(-1);
-                        println!(
+                        outln!(
                             "  {:<34} {:>5} {:>9} {:>9}",
                             name,
                             g(Attr::CU_FUNC_ATTRIBUTE_NUM_REGS),
                             g(Attr::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES),
                             g(Attr::CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES)
-                        );
+                        )?;
                     }
-                    Err(e) => println!("  {name}: {e:?}"),
+                    Err(e) => outln!("  {name}: {e:?}")?,
                 }
             }
         }

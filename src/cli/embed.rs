@@ -1,13 +1,18 @@
 //! `seisfuse embed`: encoder features for a batch of images or waveforms (.npy), on the CPU
 //! or a GPU.
 
+use super::estimate;
+use super::output::Outputs;
+use super::progress::Progress;
 use crate::backend::{select, DeviceRequest};
+use crate::limits;
 use crate::models::sfm::{normalize_images, Vit, VitConfig};
 use crate::nn::Parameters;
 use crate::ops;
+use crate::outln;
 use crate::tensor::{DType, Tensor};
 use crate::weights::{
-    self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, LoadOptions,
+    self, names::MAE_DECODER_PREFIXES, safetensors_io::SafetensorsFile, Family, LoadOptions,
 };
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -52,21 +57,29 @@ pub enum Pool {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// sfm-tiny, sfm-base, sfm-large (images) or seislm-tiny, seislm-base, seislm-large
     /// (waveforms N×3×T, normalised per trace: demean + per-channel std).
     #[arg(long, default_value = "sfm-base")]
     pub model: String,
-    /// Encoder weights (safetensors with timm names, e.g. from tools/convert_checkpoint.py).
-    /// MAE decoder tensors in the file are skipped.
+    /// Encoder weights (safetensors with timm names for SFM, HF wav2vec2 names for SeisLM,
+    /// e.g. from tools/convert_checkpoint.py). MAE decoder tensors in the file are skipped.
+    /// Every parameter must be found, with its shape, and nothing else (see --lenient).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Use randomly initialised weights instead of --weights (for trying the pipeline).
     #[arg(long, conflicts_with = "weights")]
     pub random_init: bool,
-    /// Missing, unexpected or mis-shaped tensors are fatal.
+    /// Load what matches and warn about missing, unexpected or mis-shaped tensors instead of
+    /// failing (a file that matches nothing still fails).
     #[arg(long)]
+    pub lenient: bool,
+    /// Strict loading (the default; kept for old scripts).
+    #[arg(long, hide = true, conflicts_with = "lenient")]
     pub strict: bool,
-    /// Images, float .npy of shape N×H×W or N×1×H×W (normalised per image here, as SFM does).
+    /// Input .npy: images N×H×W or N×1×H×W for sfm-* models (normalised per image here, as
+    /// SFM does), or waveforms N×3×T for seislm-* models (normalised per trace).
     #[arg(long)]
     pub input: PathBuf,
     /// Output .npy (f32).
@@ -74,7 +87,7 @@ pub struct Args {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value = "cls")]
     pub pool: Pool,
-    /// Images per forward pass.
+    /// Images or waveforms per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     /// fp32 or bf16.
@@ -86,11 +99,18 @@ pub struct Args {
 }
 
 pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
-    if a.out.exists() && !a.force {
-        bail!("{} exists; pass --force to overwrite it", a.out.display());
+    // The output first: nothing is read or computed for an output that cannot be written.
+    let mut outs = Outputs::new(a.force);
+    outs.input(&a.input);
+    if let Some(w) = &a.weights {
+        outs.input(w);
     }
+    outs.file("--out", &a.out)?;
     if a.batch == 0 {
         bail!("--batch must be at least 1");
+    }
+    if a.weights.is_none() && !a.random_init {
+        bail!("give --weights FILE (see weights/README.md), or --random-init to try the pipeline");
     }
     if a.model.starts_with("seislm-") {
         return run_seislm(req, &a);
@@ -98,48 +118,71 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     if !a.model.starts_with("sfm-") {
         bail!("unknown --model {}: expected sfm-tiny, sfm-base, sfm-large, seislm-tiny, seislm-base or seislm-large", a.model);
     }
-    let images = crate::data::npy::read_f32_tensor(&a.input)?;
-    let (n, h, w) = match images.shape[..] {
+    let input = &a.input;
+    // The header alone first: shapes and sizes are checked before any data are read.
+    let file = crate::data::npy::NpyFile::open(input)?;
+    let (n, h, w) = match file.shape()[..] {
+        [_, 3, _] => bail!(
+            "{}: shape {:?} looks like 3-component waveforms N×3×T, not images; {} embeds \
+             images N×H×W (use a seislm-* model for waveforms)",
+            input.display(),
+            file.shape(),
+            a.model
+        ),
         [n, h, w] | [n, 1, h, w] => (n, h, w),
         _ => bail!(
-            "{}: expected images of shape N×H×W or N×1×H×W, found {:?}",
-            a.input.display(),
-            images.shape
+            "{}: expected images of shape N×H×W or N×1×H×W for {}, found {:?}",
+            input.display(),
+            a.model,
+            file.shape()
         ),
     };
-    let cfg = VitConfig::preset(&a.model)?.with_image(h, w)?;
-    let device = select(req)?;
-    let mut vit = Vit::new(cfg.clone(), 0)?;
-    match (&a.weights, a.random_init) {
-        (Some(path), _) => load_encoder(&mut vit, path, a.strict)?,
-        (None, true) => {
-            eprintln!("warning: random weights (--random-init): the features mean nothing")
-        }
-        (None, false) => bail!(
-            "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
-        ),
+    if n == 0 || h == 0 || w == 0 {
+        bail!(
+            "{}: shape {:?} holds no images (a zero-length axis); nothing to embed",
+            input.display(),
+            file.shape()
+        );
     }
-    let mut store = crate::nn::ParamStore::pack(&mut vit, &device)?;
-    let dt = a.precision.dtype();
-    if dt != DType::F32 {
-        store.set_compute_dtype(&mut vit, dt)?;
-    }
-    let mut data = images.to_vec_f32()?;
-    normalize_images(&mut data, h * w);
-    let bar = indicatif::ProgressBar::new(n as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("embedding {bar:40} {pos}/{len} images ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let cfg = VitConfig::preset(&a.model)?
+        .with_image(h, w)
+        .with_context(|| format!("{}: images of {h}×{w}", input.display()))?;
+    let batch = a.batch.min(n);
     let np = cfg.num_patches();
     let c = cfg.dim;
     let per = match a.pool {
         Pool::Tokens => (1 + np) * c,
         _ => c,
     };
+    limits::check(
+        format_args!(
+            "{}: {n} images of {h}×{w} through {} (--batch {batch}, --pool {:?})",
+            input.display(),
+            a.model,
+            a.pool
+        ),
+        estimate::vit_bytes(&cfg, batch)
+            + 2 * limits::bytes_of(&[n, h, w], 4)
+            + limits::bytes_of(&[n, per], 4),
+    )?;
+    let mut vit = Vit::new(cfg.clone(), 0)?;
+    match &a.weights {
+        Some(path) => load_encoder(&mut vit, path, !a.lenient)?,
+        None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
+    }
+    let device = select(req)?;
+    let mut store = crate::nn::ParamStore::pack(&mut vit, &device)?;
+    let dt = a.precision.dtype();
+    if dt != DType::F32 {
+        store.set_compute_dtype(&mut vit, dt)?;
+    }
+    let mut data = file.to_f32_vec()?;
+    drop(file);
+    normalize_images(&mut data, h * w);
+    let progress = Progress::new("embed", n as u64, "images");
     let mut out = Vec::with_capacity(n * per);
-    for start in (0..n).step_by(a.batch) {
-        let b = a.batch.min(n - start);
+    for start in (0..n).step_by(batch) {
+        let b = batch.min(n - start);
         let x = Tensor::from_f32(
             &[b, 1, h, w],
             data[start * h * w..(start + b) * h * w].to_vec(),
@@ -163,24 +206,48 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                 ops::matmul(&in_dtype(ones, dt)?, &tokens, false, false, None)?
             }
         };
-        out.extend(feats.to_vec_f32()?);
-        bar.inc(b as u64);
+        let v = feats.to_vec_f32()?;
+        check_features(&v, start, b, &a, "images")?;
+        out.extend(v);
+        progress.inc(b as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     let shape: Vec<usize> = match a.pool {
         Pool::Tokens => vec![n, 1 + np, c],
         _ => vec![n, c],
     };
-    crate::data::npy::write(&a.out, &shape, &out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
+    crate::data::npy::write(&a.out, &shape, &out)?;
+    outln!(
         "{}: {} features {:?} from {} on {}",
         a.out.display(),
         format!("{:?}", a.pool).to_lowercase(),
         shape,
         a.model,
         device.name()
-    );
+    )?;
+    Ok(())
+}
+
+/// A model that turns finite inputs into NaN or infinite features is broken (diverged weights,
+/// an overflow in bf16): an error naming the items, not a file of NaN.
+fn check_features(v: &[f32], start: usize, b: usize, a: &Args, what: &str) -> Result<()> {
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        let per = v.len() / b.max(1);
+        bail!(
+            "{}: the features of {what} {}..{} hold {} (first at {what} {}); {} gives \
+             non-finite outputs for these inputs{}",
+            a.input.display(),
+            start,
+            start + b,
+            v[i],
+            start + i / per.max(1),
+            a.model,
+            match &a.weights {
+                Some(w) => format!(" with the weights of {}", w.display()),
+                None => String::new(),
+            }
+        );
+    }
     Ok(())
 }
 
@@ -191,37 +258,75 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
     if a.pool == Pool::Cls {
         bail!("SeisLM has no cls token: use --pool mean or --pool tokens");
     }
-    let waves = crate::data::npy::read_f32_tensor(&a.input)?;
-    let [n, c, t] = waves.shape[..] else {
+    let input = &a.input;
+    let cfg = SeislmConfig::preset(&a.model)?;
+    let file = crate::data::npy::NpyFile::open(input)?;
+    let [n, c, t] = file.shape()[..] else {
         bail!(
-            "{}: expected waveforms of shape N×3×T, found {:?}",
-            a.input.display(),
-            waves.shape
+            "{}: expected waveforms of shape N×3×T for {}, found {:?}{}",
+            input.display(),
+            a.model,
+            file.shape(),
+            if file.shape().len() == 2 || file.shape().len() == 4 {
+                " (images? use an sfm-* model for images)"
+            } else {
+                ""
+            }
         );
     };
-    let cfg = SeislmConfig::preset(&a.model)?;
     if c != cfg.in_chans {
         bail!(
-            "{}: {} expects {} components (Z, N, E), found {c}",
-            a.input.display(),
+            "{}: {} expects {} components (Z, N, E), found {c} in shape {:?}{}",
+            input.display(),
             a.model,
-            cfg.in_chans
+            cfg.in_chans,
+            file.shape(),
+            if c > 3 {
+                " (images N×H×W? use an sfm-* model for images)"
+            } else {
+                ""
+            }
         );
     }
-    let Some(frames) = cfg.frames(t) else {
+    if n == 0 || t == 0 {
+        bail!(
+            "{}: shape {:?} holds no waveforms (a zero-length axis); nothing to embed",
+            input.display(),
+            file.shape()
+        );
+    }
+    let Some(frames) = cfg.frames(t).filter(|&f| f > 0) else {
         bail!(
             "{}: {t} samples are too few for {}",
-            a.input.display(),
+            input.display(),
             a.model
         );
     };
-    let device = select(req)?;
+    let batch = a.batch.min(n);
+    let hdim = cfg.hidden;
+    let per = if a.pool == Pool::Tokens {
+        frames * hdim
+    } else {
+        hdim
+    };
+    limits::check(
+        format_args!(
+            "{}: {n} waveforms of {t} samples through {} (--batch {batch}, --pool {:?})",
+            input.display(),
+            a.model,
+            a.pool
+        ),
+        estimate::seislm_bytes(&cfg, batch, t, 0)
+            + 2 * limits::bytes_of(&[n, c, t], 4)
+            + limits::bytes_of(&[n, per], 4),
+    )?;
     let mut model = Seislm::new(cfg.clone(), 0)?;
-    match (&a.weights, a.random_init) {
-        (Some(path), _) => {
+    match &a.weights {
+        Some(path) => {
             // SeisLM Lightning checkpoints keep the encoder under `model.wav2vec2.`; plain HF
             // files have no prefix. Use whichever the file holds.
             let file = SafetensorsFile::open(path)?;
+            check_family(&file, Family::Seislm, &a.model)?;
             let prefix = ["model.wav2vec2.", "wav2vec2."]
                 .into_iter()
                 .find(|p| file.names().iter().any(|n| n.starts_with(p)));
@@ -229,41 +334,31 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
                 &mut model,
                 &file,
                 &LoadOptions {
-                    strict: a.strict,
+                    strict: !a.lenient,
                     strip_prefix: prefix.map(String::from),
                     ignore: vec![],
                     ignore_suffixes: vec![],
                 },
             )?;
-            for p in report.problems() {
-                eprintln!("warning: {p}");
-            }
-            eprintln!(
-                "loaded {} tensors from {}",
-                report.loaded.len(),
-                path.display()
-            );
+            finish_load(&report, path, model.num_params()?)?;
         }
-        (None, true) => {
-            eprintln!("warning: random weights (--random-init): the features mean nothing")
-        }
-        (None, false) => bail!(
-            "give --weights FILE (see weights/README.md), or --random-init to try the pipeline"
-        ),
+        None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
     }
+    let device = select(req)?;
     let mut store = crate::nn::ParamStore::pack(&mut model, &device)?;
     let dt = a.precision.dtype();
     if dt != DType::F32 {
         store.set_compute_dtype(&mut model, dt)?;
     }
-    let mut data = waves.to_vec_f32()?;
+    let mut data = file.to_f32_vec()?;
+    drop(file);
     for ch in data.chunks_mut(t) {
         crate::data::transforms::zscore_in_place(ch, 1e-6);
     }
-    let hdim = cfg.hidden;
-    let mut out = Vec::new();
-    for start in (0..n).step_by(a.batch) {
-        let b = a.batch.min(n - start);
+    let progress = Progress::new("embed", n as u64, "waveforms");
+    let mut out = Vec::with_capacity(n * per);
+    for start in (0..n).step_by(batch) {
+        let b = batch.min(n - start);
         let x = Tensor::from_f32(
             &[b, c, t],
             data[start * c * t..(start + b) * c * t].to_vec(),
@@ -279,30 +374,78 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
                 ops::matmul(&in_dtype(ones, dt)?, &h, false, false, None)?
             }
         };
-        out.extend(feats.to_vec_f32()?);
+        let v = feats.to_vec_f32()?;
+        check_features(&v, start, b, a, "waveforms")?;
+        out.extend(v);
+        progress.inc(b as u64);
     }
+    progress.finish();
     let shape = if a.pool == Pool::Tokens {
         vec![n, frames, hdim]
     } else {
         vec![n, hdim]
     };
-    crate::data::npy::write(&a.out, &shape, &out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
+    crate::data::npy::write(&a.out, &shape, &out)?;
+    outln!(
         "{}: {:?} features {:?} from {} on {}",
         a.out.display(),
         a.pool,
         shape,
         a.model,
         device.name()
+    )?;
+    Ok(())
+}
+
+/// Refuses a weights file of another model family (an SFM checkpoint given to a SeisLM model,
+/// or a file of neither), naming what it holds.
+pub fn check_family(file: &SafetensorsFile, want: Family, model: &str) -> Result<()> {
+    let d = weights::detect(&file.infos());
+    let ok = match want {
+        Family::SfmVit | Family::SfmMae => matches!(d.family, Family::SfmVit | Family::SfmMae),
+        f => d.family == f,
+    };
+    if !ok {
+        bail!(
+            "{}: holds {} ({} tensors), not weights for {model}; give a checkpoint of that \
+             model (`seisfuse weights inspect FILE` shows what a file holds)",
+            file.path().display(),
+            d.summary(),
+            file.len()
+        );
+    }
+    Ok(())
+}
+
+/// Warnings of a lenient load, and the error when nothing was loaded at all.
+fn finish_load(report: &weights::LoadReport, path: &std::path::Path, params: usize) -> Result<()> {
+    for p in report.problems() {
+        eprintln!("warning: {}: {p}", path.display());
+    }
+    if report.loaded.is_empty() {
+        bail!(
+            "{}: no tensor of the file matches the model ({} missing); the features would be \
+             those of random weights",
+            path.display(),
+            report.missing.len()
+        );
+    }
+    eprintln!(
+        "loaded {} tensors ({:.1}M parameters) from {}",
+        report.loaded.len(),
+        params as f64 / 1e6,
+        path.display()
     );
     Ok(())
 }
 
 /// Loads an SFM encoder checkpoint; MAE decoder tensors are skipped, and a position table for
 /// another image size is interpolated (bicubic) to this size's grid, as SFM-Finetune does.
+/// `strict`: any missing, unexpected or mis-shaped tensor is an error; otherwise they are
+/// warnings, but a file that matches nothing is still an error.
 pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Result<()> {
     let file = SafetensorsFile::open(path)?;
+    check_family(&file, Family::SfmVit, "an SFM encoder")?;
     let ignore: Vec<String> = MAE_DECODER_PREFIXES.iter().map(|s| s.to_string()).collect();
     let tables = vit.pos_tables();
     let report = weights::load_from_file_interpolating(
@@ -319,15 +462,5 @@ pub fn load_encoder(vit: &mut Vit, path: &std::path::Path, strict: bool) -> Resu
     for i in &report.interpolated {
         eprintln!("note: {}: {i}", path.display());
     }
-    for p in report.problems() {
-        eprintln!("warning: {p}");
-    }
-    let n = vit.num_params()?;
-    eprintln!(
-        "loaded {} tensors ({:.1}M parameters) from {}",
-        report.loaded.len(),
-        n as f64 / 1e6,
-        path.display()
-    );
-    Ok(())
+    finish_load(&report, path, vit.num_params()?)
 }

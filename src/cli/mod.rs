@@ -1,18 +1,23 @@
-//! The command line: one file per subcommand.
+//! The command line: one file per subcommand, and the helpers they share (`output`: checked
+//! output paths, files renamed into place, standard output that a closed pipe ends quietly;
+//! `progress`: bars and periodic lines). Conventions: docs/cli-conventions.md.
 
 pub mod bench;
 pub mod bench_mel;
 pub mod doctor;
 pub mod embed;
+pub mod estimate;
 pub mod launch;
 pub mod mel;
+pub mod output;
 pub mod pick;
+pub mod progress;
 pub mod synth;
 pub mod viz;
 pub mod weights;
 
 use crate::backend::DeviceRequest;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -22,11 +27,24 @@ use clap::{Parser, Subcommand};
     about = "Seismic foundation models (SFM, SeisLM) and their fusion, on CPU and CUDA"
 )]
 pub struct Cli {
-    /// Where to run: auto (CUDA when usable, else CPU), cpu, cuda or cuda:N.
-    #[arg(long, global = true, default_value = "auto")]
-    pub device: DeviceRequest,
+    /// Where doctor, bench, mel, embed and pick run: auto (CUDA when usable, else CPU), cpu,
+    /// cuda or cuda:N (also accepted after those commands).
+    #[arg(long)]
+    pub device: Option<DeviceRequest>,
+    /// Memory limit for sizes taken from files, flags and time spans, checked before
+    /// allocating, e.g. 512M, 4G [default: half of the machine's memory, or of `ulimit -v`].
+    #[arg(long, global = true, value_name = "BYTES", value_parser = crate::limits::parse_bytes)]
+    pub max_memory: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--device` of the commands that run on a device.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct DeviceArg {
+    /// Where to run: auto (CUDA when usable, else CPU), cpu, cuda or cuda:N [default: auto].
+    #[arg(long)]
+    pub device: Option<DeviceRequest>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,14 +70,58 @@ pub enum Command {
     Launch(launch::Args),
 }
 
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Doctor(_) => "doctor",
+            Command::Bench(_) => "bench",
+            Command::Weights(_) => "weights",
+            Command::Mel(_) => "mel",
+            Command::Embed(_) => "embed",
+            Command::Pick(_) => "pick",
+            Command::Synth(_) => "synth",
+            Command::Viz(_) => "viz",
+            Command::Launch(_) => "launch",
+        }
+    }
+
+    /// The command's own `--device`, or None for commands that run on no device.
+    fn device_arg(&self) -> Option<DeviceArg> {
+        match self {
+            Command::Doctor(a) => Some(a.device),
+            Command::Bench(a) => Some(a.device()),
+            Command::Mel(a) => Some(a.device),
+            Command::Embed(a) => Some(a.device),
+            Command::Pick(a) => Some(a.device),
+            Command::Weights(_) | Command::Synth(_) | Command::Viz(_) | Command::Launch(_) => None,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(m) = cli.max_memory {
+        crate::limits::set_max_memory(m);
+    }
+    let req = match (cli.command.device_arg(), cli.device) {
+        (None, Some(_)) => bail!(
+            "--device has no effect on `{}`, which runs on no device; it applies to doctor, \
+             bench, mel, embed and pick",
+            cli.command.name()
+        ),
+        (None, None) => DeviceRequest::Auto,
+        (Some(DeviceArg { device: Some(a) }), Some(b)) if a != b => bail!(
+            "--device given twice with different values ({b:?} before `{}`, {a:?} after it)",
+            cli.command.name()
+        ),
+        (Some(DeviceArg { device }), top) => device.or(top).unwrap_or(DeviceRequest::Auto),
+    };
     match cli.command {
-        Command::Doctor(a) => doctor::run(cli.device, a),
-        Command::Bench(a) => bench::run(cli.device, a),
+        Command::Doctor(a) => doctor::run(req, a),
+        Command::Bench(a) => bench::run(req, a),
         Command::Weights(a) => weights::run(a),
-        Command::Mel(a) => mel::run(cli.device, a),
-        Command::Embed(a) => embed::run(cli.device, a),
-        Command::Pick(a) => pick::run(cli.device, a),
+        Command::Mel(a) => mel::run(req, a),
+        Command::Embed(a) => embed::run(req, a),
+        Command::Pick(a) => pick::run(req, a),
         Command::Synth(a) => synth::run(a),
         Command::Viz(a) => viz::run(a),
         Command::Launch(a) => launch::run(a),

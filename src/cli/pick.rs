@@ -3,7 +3,8 @@
 //!
 //! Input: a float `.npy` of traces N×3×T (or one trace 3×T), components Z, N, E, or a miniSEED
 //! file (`.mseed`, `.miniseed`, `.ms`) with Z/N/E (or Z/1/2) channels, read as one trace over
-//! the components' common span (gaps zero-filled). Traces longer than `--window` samples (3001,
+//! the components' common span (gaps zero-filled). A file of several stations or instruments
+//! is refused with their list unless `--station` chooses one. Traces longer than `--window` samples (3001,
 //! SeisLM's 30 s at 100 Hz) are cut into windows overlapping by `--overlap` (half), the last
 //! one ending at the trace end; each window is normalised as SeisLM does (per channel: remove
 //! the mean, divide by the standard deviation) and runs through the encoder and the head; the
@@ -23,9 +24,13 @@
 //! `--min-distance` seconds (1 s): the highest maximum wins and suppresses its neighbours.
 //! CSV columns: trace, phase, sample, time_s (seconds from the trace start), probability.
 
+use super::estimate;
+use super::output::{OutputFile, Outputs, Staged};
+use super::progress::Progress;
 use crate::backend::{select, DeviceRequest};
 use crate::data::mseed::MseedFile;
 use crate::data::transforms::zscore_in_place;
+use crate::limits;
 use crate::models::seislm_heads::{SeislmPicker, PICKER_ENCODER_PREFIX};
 use crate::nn::Parameters;
 use crate::tensor::Tensor;
@@ -36,6 +41,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    #[command(flatten)]
+    pub device: super::DeviceArg,
     /// seislm-tiny, seislm-base or seislm-large.
     #[arg(long, default_value = "seislm-base")]
     pub model: String,
@@ -53,6 +60,10 @@ pub struct Args {
     /// Traces: .npy N×3×T or 3×T (float), or a miniSEED file with Z, N, E channels.
     #[arg(long)]
     pub input: PathBuf,
+    /// miniSEED holding several stations (or instruments): the one to pick, as NET.STA,
+    /// NET.STA.LOC or NET.STA.LOC.BI (band and instrument letters, e.g. IU.ANMO.00.BH).
+    #[arg(long)]
+    pub station: Option<String>,
     /// Minimum probability of a pick.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
@@ -100,17 +111,34 @@ const SKIPPED: [&str; 5] = [
 /// The tensor that holds the picking head's width.
 const HEAD_WIDTH_TENSOR: &str = "double_conv.double_conv.0.weight";
 
-/// Traces as [N, 3, T] values and their sampling rate.
-fn read_traces(a: &Args) -> Result<(Vec<f32>, usize, usize, f64)> {
-    let ext = a
-        .input
+/// Whether the input is miniSEED (by its extension).
+fn is_mseed(p: &Path) -> bool {
+    let ext = p
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if matches!(ext.as_str(), "mseed" | "miniseed" | "ms") {
+    matches!(ext.as_str(), "mseed" | "miniseed" | "ms")
+}
+
+/// Traces as [N, 3, T] values and their sampling rate. Sizes are checked against the memory
+/// budget before the samples are read (`extra_per_sample`: bytes the command needs besides
+/// the samples, per sample and component).
+fn read_traces(a: &Args, extra_per_sample: u128) -> Result<(Vec<f32>, usize, usize, f64)> {
+    if is_mseed(&a.input) {
         let f = MseedFile::open(&a.input)?;
-        let tc = f.three_components()?;
+        let tc = f.three_components_of(a.station.as_deref())?;
+        limits::check(
+            format_args!(
+                "{}: {} samples of {} with --window {} and --batch {}",
+                a.input.display(),
+                tc.samples,
+                tc.stream,
+                a.window,
+                a.batch
+            ),
+            3 * tc.samples as u128 * extra_per_sample,
+        )?;
         if tc.gap_samples > 0 {
             eprintln!(
                 "warning: {}: {} samples (over the 3 components) fell in gaps and were set to 0",
@@ -127,24 +155,36 @@ fn read_traces(a: &Args) -> Result<(Vec<f32>, usize, usize, f64)> {
         }
         return Ok((tc.data, 1, tc.samples, tc.sampling_rate));
     }
+    if a.station.is_some() {
+        bail!(
+            "--station selects a stream of a miniSEED file; {} is not one (.mseed, .miniseed, .ms)",
+            a.input.display()
+        );
+    }
+    let ext = a
+        .input
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext != "npy" {
         bail!(
             "{}: unknown input type '.{ext}'; give a .npy of traces N×3×T or a miniSEED file (.mseed, .miniseed, .ms)",
             a.input.display()
         );
     }
-    let t = crate::data::npy::read_f32_tensor(&a.input)?;
-    let (n, s) = match t.shape[..] {
+    let file = crate::data::npy::NpyFile::open(&a.input)?;
+    let (n, s) = match file.shape()[..] {
         [n, 3, s] => (n, s),
         [3, s] => (1, s),
         _ => bail!(
             "{}: expected 3-component traces of shape N×3×T (or 3×T), found {:?}",
             a.input.display(),
-            t.shape
+            file.shape()
         ),
     };
     if n == 0 || s == 0 {
-        bail!("{}: no traces ({:?})", a.input.display(), t.shape);
+        bail!("{}: no traces ({:?})", a.input.display(), file.shape());
     }
     if !(a.sampling_rate > 0.0 && a.sampling_rate.is_finite()) {
         bail!(
@@ -152,7 +192,16 @@ fn read_traces(a: &Args) -> Result<(Vec<f32>, usize, usize, f64)> {
             a.sampling_rate
         );
     }
-    Ok((t.to_vec_f32()?, n, s, a.sampling_rate))
+    limits::check(
+        format_args!(
+            "{}: {n} traces of {s} samples with --window {} and --batch {}",
+            a.input.display(),
+            a.window,
+            a.batch
+        ),
+        limits::bytes_of(&[n, 3, s], 1).saturating_mul(4 + extra_per_sample),
+    )?;
+    Ok((file.to_f32_vec()?, n, s, a.sampling_rate))
 }
 
 /// Local maxima of `prob` at or above `threshold`, at most one within `min_distance` samples
@@ -189,13 +238,6 @@ pub fn window_starts(t: usize, len: usize, overlap: f64) -> Vec<usize> {
     out
 }
 
-fn refuse_existing(p: &Path, force: bool) -> Result<()> {
-    if p.exists() && !force {
-        bail!("{} exists; pass --force to overwrite it", p.display());
-    }
-    Ok(())
-}
-
 /// The DoubleConv width of the picking head stored in `path`, and the prefix in front of the
 /// picker's names ("" or a Lightning checkpoint's "model.").
 fn head_width(path: &Path) -> Result<(usize, String)> {
@@ -219,6 +261,18 @@ fn head_width(path: &Path) -> Result<(usize, String)> {
 }
 
 pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
+    // Outputs first: nothing is read or computed for an output that cannot be written.
+    let mut outs = Outputs::new(a.force);
+    outs.input(&a.input);
+    if let Some(w) = &a.weights {
+        outs.input(w);
+    }
+    if let Some(p) = &a.out {
+        outs.file("--out", p)?;
+    }
+    if let Some(p) = &a.probs {
+        outs.file("--probs", p)?;
+    }
     if !a.model.starts_with("seislm-") {
         bail!(
             "pick runs SeisLM models (seislm-tiny, seislm-base, seislm-large); found --model {}",
@@ -240,13 +294,14 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    if let Some(p) = &a.out {
-        refuse_existing(p, a.force)?;
+    if a.head_channels == Some(0) {
+        bail!("--head-channels must be at least 1");
     }
-    if let Some(p) = &a.probs {
-        refuse_existing(p, a.force)?;
+    if a.weights.is_some() && a.head_channels.is_some() {
+        bail!("--head-channels sets the width of a random head; with --weights it is read from the file");
     }
-    let hidden = crate::models::seislm::SeislmConfig::preset(&a.model)?.hidden;
+    let cfg = crate::models::seislm::SeislmConfig::preset(&a.model)?;
+    let hidden = cfg.hidden;
     let (channels, prefix) = match (&a.weights, a.random_init) {
         (Some(w), _) => head_width(w)?,
         (None, true) => (a.head_channels.unwrap_or(hidden + 3), String::new()),
@@ -254,6 +309,17 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             "give --weights FILE (encoder + picking head, safetensors), or --random-init to try the pipeline"
         ),
     };
+    // The model (with the head width from the flag or the file) before it is built.
+    let win = if a.window == 0 { usize::MAX } else { a.window };
+    let model_bytes = |batch: usize, len: usize| estimate::seislm_bytes(&cfg, batch, len, channels);
+    let what_head = match &a.weights {
+        Some(w) => format!("{}: a picking head of {channels} channels", w.display()),
+        None => format!("--head-channels {channels}"),
+    };
+    limits::check(
+        format_args!("{what_head} on {}", a.model),
+        model_bytes(1, win.min(3001)),
+    )?;
     let mut model = SeislmPicker::new(&a.model, channels, 0)?;
     if let Some(w) = &a.weights {
         let report = weights::load_into_with(
@@ -276,8 +342,23 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     } else {
         eprintln!("warning: random weights (--random-init): the picks mean nothing");
     }
-    let (data, n, t, rate) = read_traces(&a)?;
+    // Per sample and component: the probabilities (4 bytes) and the CSV's share; the windows
+    // of one batch are counted by the model estimate.
+    let (data, n, t, rate) = read_traces(&a, 8)?;
     let len = if a.window == 0 { t } else { a.window.min(t) };
+    let per_trace = window_starts(t, len, a.overlap).len();
+    limits::check(
+        format_args!(
+            "{}: {} windows of {len} samples (--window {}, --overlap {}) through {} (--batch {})",
+            a.input.display(),
+            n * per_trace,
+            a.window,
+            a.overlap,
+            a.model,
+            a.batch
+        ),
+        model_bytes(a.batch.min(n * per_trace), len) + 16 * (n * per_trace) as u128,
+    )?;
     if model.encoder.cfg.frames(len).is_none_or(|f| f == 0) {
         bail!(
             "{}: windows of {len} samples are too short for {} (needs at least {} samples)",
@@ -313,6 +394,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     let windows: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| starts.iter().map(move |&s| (i, s)))
         .collect();
+    let progress = Progress::new("pick", windows.len() as u64, "windows");
     for batch in windows.chunks(a.batch) {
         let mut x = Vec::with_capacity(batch.len() * 3 * len);
         for &(i, s) in batch {
@@ -326,6 +408,19 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         let x = Tensor::from_f32(&[batch.len(), 3, len], x)?.to_device(&device)?;
         let x = super::embed::in_dtype(x, dt)?;
         let p = model.probabilities(&x)?.to_vec_f32()?; // [windows, len, 3]
+        if let Some(k) = p.iter().position(|v| !v.is_finite()) {
+            let (i, s) = batch[k / (len * 3)];
+            bail!(
+                "{}: the model gives {} probabilities for trace {i} (window at sample {s}){}; \
+                 no picks can be made from them",
+                a.input.display(),
+                p[k],
+                match &a.weights {
+                    Some(w) => format!(" with the weights of {}", w.display()),
+                    None => String::new(),
+                }
+            );
+        }
         for (w, &(i, s)) in batch.iter().enumerate() {
             for k in 0..len {
                 for c in 0..3 {
@@ -334,7 +429,9 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                 }
             }
         }
+        progress.inc(batch.len() as u64);
     }
+    progress.finish();
     let min_dist = (a.min_distance * rate).round() as usize;
     let mut rows = Vec::new();
     for i in 0..n {
@@ -350,18 +447,25 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         csv.push_str(r);
         csv.push('\n');
     }
+    // Both files complete under temporary names, then renamed together.
+    let mut staged = Staged::new();
+    if let Some(p) = &a.out {
+        let mut f = OutputFile::create(p)?;
+        f.write_all(csv.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+        staged.add(f);
+    }
+    if let Some(p) = &a.probs {
+        staged.add(crate::data::npy::create(p, &[n, 3, t], &probs)?);
+    }
+    staged.commit()?;
     match &a.out {
-        Some(p) => {
-            std::fs::write(p, &csv).with_context(|| format!("writing {}", p.display()))?;
-            eprintln!("{}: {} picks in {n} traces", p.display(), rows.len());
-        }
+        Some(p) => eprintln!("{}: {} picks in {n} traces", p.display(), rows.len()),
         None => std::io::stdout()
             .write_all(csv.as_bytes())
             .context("writing the picks to standard output")?,
     }
     if let Some(p) = &a.probs {
-        crate::data::npy::write(p, &[n, 3, t], &probs)
-            .with_context(|| format!("writing {}", p.display()))?;
         eprintln!("{}: probabilities [{n}, 3, {t}] (P, S, noise)", p.display());
     }
     Ok(())

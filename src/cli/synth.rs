@@ -1,13 +1,17 @@
 //! `seisfuse synth images|waveforms|paired`: write a synthetic dataset (.npy arrays,
 //! metadata.csv, dataset.json, optional PNGs).
 
+use super::output::Outputs;
+use super::progress::Progress;
 use crate::data::synth::export::{self, ExportOptions};
 use crate::data::synth::images::ImageConfig;
 use crate::data::synth::paired::PairedConfig;
 use crate::data::synth::waveforms::WaveformConfig;
+use crate::limits;
+use crate::outln;
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -96,25 +100,68 @@ pub fn parse_size(s: &str) -> Result<(usize, usize)> {
     Ok((h, w))
 }
 
-fn options(c: &Common) -> Result<(ExportOptions, ProgressBar)> {
+fn options(c: &Common, what: &str) -> Result<(ExportOptions, Arc<Progress>)> {
     if c.n == 0 {
         bail!("--n must be at least 1");
     }
-    let bar = ProgressBar::new(c.n as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .map_err(|e| anyhow::anyhow!("progress bar template: {e}"))?
-            .progress_chars("=> "),
-    );
-    let b = bar.clone();
+    let p = Arc::new(Progress::new(
+        &format!("synth {what}"),
+        c.n as u64,
+        "samples",
+    ));
+    let q = p.clone();
     Ok((
         ExportOptions {
             png: c.png,
             force: c.force,
-            progress: Some(Box::new(move |done| b.set_position(done as u64))),
+            progress: Some(Box::new(move |done| q.set(done as u64))),
         },
-        bar,
+        p,
     ))
+}
+
+/// Samples generated at once (in parallel) by the exporter.
+const CHUNK: u128 = 64;
+/// Bytes of metadata.csv per sample, kept in memory until the end (an upper estimate).
+const CSV_PER_SAMPLE: u128 = 256;
+
+/// Refuses a dataset that would not fit: in memory (the metadata table grows with --n, a chunk
+/// of samples is generated at once) or on the disk under --out. `disk_per` and `mem_per` are
+/// bytes per sample; `flags` names the flags that set them.
+fn check_sizes(c: &Common, disk_per: u128, mem_per: u128, flags: &str) -> Result<()> {
+    let n = c.n as u128;
+    limits::check(
+        format_args!(
+            "--n {}{flags} (metadata of every sample, {} at once)",
+            c.n, CHUNK
+        ),
+        n * CSV_PER_SAMPLE + CHUNK.min(n) * mem_per,
+    )?;
+    let total = n * disk_per;
+    // The closest folder that exists: --out itself or the one it will be created in.
+    let mut dir = c.out.clone();
+    while !dir.is_dir() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if let Some(free) = limits::free_disk_bytes(&dir) {
+        if total > free as u128 {
+            bail!(
+                "--n {}{flags}: the dataset would take {} but {} has only {} free; \
+                 give a smaller --n or another --out",
+                c.n,
+                limits::human(total),
+                dir.display(),
+                limits::human(free as u128)
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -123,13 +170,19 @@ pub fn run(args: Args) -> Result<()> {
         Kind::Waveforms { common, .. } => (common, "waveforms"),
         Kind::Paired { common, .. } => (common, "paired"),
     };
-    let (opts, bar) = options(common)?;
-    bar.set_prefix(what);
+    let mut outs = Outputs::new(common.force);
+    outs.dir("--out", &common.out)?;
+    if common.n == 0 {
+        bail!("--n must be at least 1");
+    }
     let (n, seed, out) = (common.n, common.seed, &common.out);
+    // Every size is checked before the first file is written.
     match &args.kind {
         Kind::Images { size, .. } => {
             let (h, w) = parse_size(size)?;
-            export::write_images(out, &ImageConfig::new(h, w), n, seed, &opts)?
+            let px = (h * w) as u128;
+            // 4 f32 and 3 u8 arrays on disk; about 4× that while generating.
+            check_sizes(common, px * 19, px * 19 * 4, &format!(" of --size {h}x{w}"))?;
         }
         Kind::Waveforms {
             samples,
@@ -152,12 +205,48 @@ pub fn run(args: Args) -> Result<()> {
                      `--features hdf5` (and the HDF5 library: apt-get install libhdf5-dev)"
                 );
             }
+            if *samples < 16 {
+                bail!("--samples {samples}: at least 16 samples per trace");
+            }
+            let per = 3 * *samples as u128 * 4;
+            let disk = per * if *seisbench { 2 } else { 1 };
+            check_sizes(common, disk, per * 4, &format!(" of --samples {samples}"))?;
+        }
+        Kind::Paired { size, samples, .. } => {
+            let (h, w) = parse_size(size)?;
+            if *samples < 16 {
+                bail!("--samples {samples}: at least 16 samples per trace");
+            }
+            let per = (h * w) as u128 * 8 + 3 * *samples as u128 * 4;
+            check_sizes(
+                common,
+                per,
+                per * 4,
+                &format!(" of --size {h}x{w} and --samples {samples}"),
+            )?;
+        }
+    }
+    let (opts, progress) = options(common, what)?;
+    match &args.kind {
+        Kind::Images { size, .. } => {
+            let (h, w) = parse_size(size)?;
+            export::write_images(out, &ImageConfig::new(h, w), n, seed, &opts)?
+        }
+        Kind::Waveforms {
+            samples,
+            sampling_rate,
+            sequence_classes,
+            ..
+        } => {
             let mut cfg = WaveformConfig::new(*samples);
             cfg.sampling_rate = *sampling_rate;
             cfg.sequence_classes = *sequence_classes;
             export::write_waveforms(out, &cfg, n, seed, &opts)?;
             #[cfg(feature = "hdf5")]
-            if *seisbench {
+            if let Kind::Waveforms {
+                seisbench: true, ..
+            } = &args.kind
+            {
                 export::write_waveforms_seisbench(&out.join("seisbench"), &cfg, n, seed, false)?;
             }
         }
@@ -166,11 +255,11 @@ pub fn run(args: Args) -> Result<()> {
             export::write_paired(out, &PairedConfig::new(h, w, *samples), n, seed, &opts)?
         }
     }
-    bar.finish();
-    println!(
+    progress.finish();
+    outln!(
         "wrote {n} {what} samples to {} (metadata.csv, dataset.json{})",
         out.display(),
         if common.png > 0 { ", png/" } else { "" }
-    );
+    )?;
     Ok(())
 }

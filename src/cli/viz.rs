@@ -1,8 +1,11 @@
 //! `seisfuse viz section|waveform`: PNG figures of samples stored in `.npy` files.
 
+use super::output::Outputs;
 use crate::data::dat::DatFile;
 use crate::data::npy::NpyFile;
-use crate::viz::section::{amplitude_panel, overlay_classes, overlay_mask, upscale_factor};
+use crate::limits;
+use crate::outln;
+use crate::viz::section::{amplitude_panel, figure_factor, overlay_classes, overlay_mask};
 use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -35,6 +38,9 @@ pub enum What {
         /// Output PNG.
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// A waveform from a [N, C, S] or [C, S] array, optionally with picks.
     Waveform {
@@ -51,6 +57,9 @@ pub enum What {
         /// Output PNG.
         #[arg(long)]
         out: PathBuf,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -94,7 +103,19 @@ fn item(
             path.display()
         );
     }
-    let len: usize = item_shape.iter().product();
+    let len = limits::numel_of(path.display(), &item_shape)?;
+    if len == 0 {
+        bail!(
+            "{}: items of shape {item_shape:?} are empty; there is nothing to draw",
+            path.display()
+        );
+    }
+    // The values, and the figure (3 bytes per pixel, before any enlargement).
+    limits::check_elems(
+        format_args!("{}: item {index} of shape {item_shape:?}", path.display()),
+        len as u128,
+        4 + 3,
+    )?;
     let mut v = vec![0f32; len];
     match &f {
         Source::Npy(f) => f.read_f32_into(index * len, &mut v)?,
@@ -104,9 +125,40 @@ fn item(
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let out = match &args.what {
-        What::Section { out, .. } | What::Waveform { out, .. } => out.clone(),
+    // The output is checked before anything is read: not an input, its folder writable, no
+    // existing file replaced without --force.
+    let (out, force) = match &args.what {
+        What::Section { out, force, .. } | What::Waveform { out, force, .. } => {
+            (out.clone(), *force)
+        }
     };
+    let mut outs = Outputs::new(force);
+    match &args.what {
+        What::Section {
+            file,
+            classes,
+            mask,
+            ..
+        } => {
+            outs.input(file);
+            for p in [classes, mask].into_iter().flatten() {
+                outs.input(p);
+            }
+            for p in crate::data::dat::sidecar_paths(file) {
+                outs.input(&p);
+            }
+        }
+        What::Waveform { file, picks, .. } => {
+            outs.input(file);
+            if let Some(p) = picks {
+                outs.input(p);
+            }
+            for p in crate::data::dat::sidecar_paths(file) {
+                outs.input(&p);
+            }
+        }
+    }
+    outs.file("--out", &out)?;
     match args.what {
         What::Section {
             file,
@@ -114,7 +166,7 @@ pub fn run(args: Args) -> Result<()> {
             index,
             classes,
             mask,
-            out,
+            ..
         } => {
             let (v, s) = item(&file, index, 2, shape.as_deref())?;
             let (h, w) = (s[0], s[1]);
@@ -141,16 +193,35 @@ pub fn run(args: Args) -> Result<()> {
                 let mk: Vec<u8> = mv.iter().map(|&x| (x != 0.0) as u8).collect();
                 overlay_mask(&mut img, &mk, [20, 20, 20], 0.35)?;
             }
-            img.upscale(upscale_factor(h, w, 256)).write_png(&out)?;
+            let f = figure_factor(h, w, 256);
+            limits::check_elems(
+                format_args!(
+                    "{}: a figure of {}×{} pixels (the {h}×{w} section enlarged {f}×)",
+                    file.display(),
+                    h * f,
+                    w * f
+                ),
+                (h * f) as u128 * (w * f) as u128,
+                6,
+            )?;
+            img.upscale(f).write_png(&out)?;
         }
         What::Waveform {
             file,
             shape,
             index,
             picks,
-            out,
+            ..
         } => {
             let (v, s) = item(&file, index, 2, shape.as_deref())?;
+            if s[0] > 64 {
+                bail!(
+                    "{}: items of shape {s:?} have {} components; a waveform figure draws one \
+                     band per component (at most 64): is this a [N, C, S] array?",
+                    file.display(),
+                    s[0]
+                );
+            }
             let mut marks = Vec::new();
             if let Some(p) = picks {
                 let (pv, ps) = item(&p, index, 1, None)?;
@@ -172,6 +243,6 @@ pub fn run(args: Args) -> Result<()> {
             waveform_figure(&v, s[0], s[1], &marks, 1000, 90)?.write_png(&out)?;
         }
     }
-    println!("wrote {}", out.display());
+    outln!("wrote {}", out.display())?;
     Ok(())
 }

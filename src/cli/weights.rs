@@ -1,5 +1,6 @@
 //! `seisfuse weights inspect FILE`: what a safetensors file holds and which preset it matches.
 
+use crate::outln;
 use crate::weights::{detect, dtype_name, Family, SafetensorsFile};
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -33,21 +34,23 @@ pub fn run(args: Args) -> Result<()> {
 fn inspect(path: &std::path::Path, summary_only: bool) -> Result<()> {
     let file = SafetensorsFile::open(path)?;
     let infos = file.infos();
-    println!("file: {}", path.display());
+    outln!("file: {}", path.display())?;
     if !summary_only {
         let width = infos.iter().map(|i| i.name.len()).max().unwrap_or(4).max(4);
-        println!(
+        outln!(
             "{:<width$}  {:<5}  {:>12}  shape",
-            "name", "dtype", "elements"
-        );
+            "name",
+            "dtype",
+            "elements"
+        )?;
         for i in &infos {
-            println!(
+            outln!(
                 "{:<width$}  {:<5}  {:>12}  {:?}",
                 i.name,
                 dtype_name(i.dtype),
                 i.numel(),
                 i.shape
-            );
+            )?;
         }
     }
     let mut by_dtype: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -57,18 +60,18 @@ fn inspect(path: &std::path::Path, summary_only: bool) -> Result<()> {
         e.1 += i.numel();
     }
     let total: usize = infos.iter().map(|i| i.numel()).sum();
-    println!("tensors: {}", infos.len());
-    println!(
+    outln!("tensors: {}", infos.len())?;
+    outln!(
         "elements: {total} ({:.2}M, all tensors)",
         total as f64 / 1e6
-    );
+    )?;
     for (d, (n, e)) in &by_dtype {
-        println!("  {d}: {n} tensors, {e} elements");
+        outln!("  {d}: {n} tensors, {e} elements")?;
     }
     let mut meta: Vec<_> = file.metadata().iter().collect();
     meta.sort();
     for (k, v) in meta {
-        println!("metadata {k}: {v}");
+        outln!("metadata {k}: {v}")?;
     }
     let detection = detect(&infos);
     if detection.family != Family::Unknown {
@@ -82,8 +85,8 @@ fn inspect(path: &std::path::Path, summary_only: bool) -> Result<()> {
         } else {
             format!(" (tensors named \"{}*\")", detection.prefix)
         };
-        println!("parameters: {under} ({:.2}M){what}", under as f64 / 1e6);
+        outln!("parameters: {under} ({:.2}M){what}", under as f64 / 1e6)?;
     }
-    println!("model: {}", detection.summary());
+    outln!("model: {}", detection.summary())?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use super::dataset::{Dataset, Target};
 use super::npy::check_finite;
+use crate::atomic::OutputFile;
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use std::io::Write;
@@ -68,12 +69,18 @@ pub fn resolve_shape(dims: &[i64], count: usize, name: &str) -> Result<Vec<usize
     if unknown > 1 || dims.iter().any(|&d| d < -1) {
         bail!("{name}: shape {dims:?} may hold at most one -1 and no other negative value");
     }
-    let known: usize = dims
+    let mut shape: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    let known_dims: Vec<usize> = dims
         .iter()
         .filter(|&&d| d >= 0)
         .map(|&d| d as usize)
-        .product();
-    let mut shape: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+        .collect();
+    let Some(known) = crate::limits::numel(&known_dims) else {
+        bail!(
+            "{name}: shape {dims:?} has more elements than this machine can address; \
+             the file holds {count} float32 values"
+        );
+    };
     if unknown == 1 {
         if known == 0 || !count.is_multiple_of(known) {
             bail!(
@@ -85,7 +92,7 @@ pub fn resolve_shape(dims: &[i64], count: usize, name: &str) -> Result<Vec<usize
         shape[i] = count / known;
     } else if known != count {
         let hint = if dims.len() > 1 {
-            let tail: usize = shape[1..].iter().product();
+            let tail = crate::limits::numel(&shape[1..]).unwrap_or(0);
             if tail > 0 && count.is_multiple_of(tail) {
                 format!(
                     "; with this file's size the first dimension would be {}",
@@ -122,7 +129,7 @@ impl DatFile {
                 parse_sidecar(&text, &side.display().to_string())?
             }
         };
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
+        let file = super::open_file(&path)?;
         // SAFETY: read-only map; see NpyFile::open.
         let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
         if mmap.len() % 4 != 0 {
@@ -169,6 +176,16 @@ impl DatFile {
     }
 
     pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        crate::limits::check_elems(
+            format_args!(
+                "{}: reading {} float32 values (shape {:?})",
+                self.path.display(),
+                self.numel(),
+                self.shape
+            ),
+            self.numel() as u128,
+            4,
+        )?;
         let mut v = vec![0f32; self.numel()];
         self.read_f32_into(0, &mut v)?;
         Ok(v)
@@ -183,31 +200,29 @@ impl DatFile {
 /// when `sidecar`, the shape beside it as `path.json`.
 pub fn write(path: impl AsRef<Path>, shape: &[usize], data: &[f32], sidecar: bool) -> Result<()> {
     let path = path.as_ref();
-    if shape.iter().product::<usize>() != data.len() {
+    let n = crate::limits::numel_of(format!("writing {}", path.display()), shape)?;
+    if n != data.len() {
         bail!(
-            "writing {}: shape {shape:?} needs {} values but {} were given",
+            "writing {}: shape {shape:?} needs {n} values but {} were given",
             path.display(),
-            shape.iter().product::<usize>(),
             data.len()
         );
     }
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
+    let mut f = OutputFile::create(path)?;
     for v in data {
-        f.write_all(&v.to_le_bytes())?;
+        f.write_all(&v.to_le_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    f.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut staged = crate::atomic::Staged::new();
+    staged.add(f);
     if sidecar {
         let side = &sidecar_paths(path)[0];
-        std::fs::write(
-            side,
-            format!("{{\"shape\": {shape:?}, \"dtype\": \"float32\"}}\n"),
-        )
-        .with_context(|| format!("writing {}", side.display()))?;
+        let mut s = OutputFile::create(side)?;
+        s.write_all(format!("{{\"shape\": {shape:?}, \"dtype\": \"float32\"}}\n").as_bytes())
+            .with_context(|| format!("writing {}", side.display()))?;
+        staged.add(s);
     }
-    Ok(())
+    staged.commit()
 }
 
 /// Samples along the first axis of a `.dat` file (`[N, ...]`), without targets.

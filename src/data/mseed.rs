@@ -419,7 +419,7 @@ impl MseedFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let f = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
+        let f = super::open_file(&path)?;
         // SAFETY: read-only map; see NpyFile::open.
         let mmap = unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {name}"))?;
         if mmap.is_empty() {
@@ -470,13 +470,64 @@ impl MseedFile {
         out
     }
 
-    /// A `[3, S]` window (Z, N, E order; channels whose last letter is Z, N or 1, E or 2) of
-    /// the station's common time span. Gaps inside it are filled with zeros; their count in
-    /// samples is returned so the caller can warn. Errors when a component is missing or the
-    /// rates differ.
+    /// The streams of the file: `NET.STA.LOC.BI` (network, station, location and the band and
+    /// instrument letters of the channel code), each of which may hold three components.
+    pub fn streams(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .records
+            .iter()
+            .filter(|r| !r.samples.is_empty())
+            .map(|r| stream_of(&r.id).to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// [`three_components_of`](Self::three_components_of) the file's only stream; a file of
+    /// several stations (or instruments) is an error that lists them.
     pub fn three_components(&self) -> Result<ThreeComponent> {
-        let segs = self.segments();
+        self.three_components_of(None)
+    }
+
+    /// A `[3, S]` window (Z, N, E order; channels whose last letter is Z, N or 1, E or 2) of
+    /// one stream's common time span. `stream` selects it by `NET.STA.LOC.BI` or a leading
+    /// part of it (`NET.STA`); `None` takes the only one. Gaps inside the span are filled with
+    /// zeros; their count in samples is returned so the caller can warn. Errors when a
+    /// component is missing, the rates differ, or the span exceeds the memory budget.
+    pub fn three_components_of(&self, stream: Option<&str>) -> Result<ThreeComponent> {
         let name = self.path.display();
+        let streams = self.streams();
+        let chosen: Vec<&String> = match stream {
+            None => streams.iter().collect(),
+            Some(want) => streams
+                .iter()
+                .filter(|s| *s == want || s.starts_with(&format!("{want}.")))
+                .collect(),
+        };
+        let stream_id = match (chosen.as_slice(), stream) {
+            ([one], _) => (*one).clone(),
+            ([], Some(want)) => bail!(
+                "{name}: no stream {want} (the file holds {})",
+                streams.join(", ")
+            ),
+            ([], None) => bail!("{name}: holds no samples"),
+            (many, _) => bail!(
+                "{name}: holds {} streams ({}); they are different stations or instruments, \
+                 not one trace: choose one with --station (e.g. --station {})",
+                many.len(),
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                many[0]
+            ),
+        };
+        let segs: Vec<Segment> = self
+            .segments()
+            .into_iter()
+            .filter(|s| stream_of(&s.id) == stream_id)
+            .collect();
         let mut comps: [Vec<&Segment>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for s in &segs {
             match s.id.chars().last() {
@@ -488,10 +539,9 @@ impl MseedFile {
         }
         for (c, l) in comps.iter().zip(["Z", "N/1", "E/2"]) {
             if c.is_empty() {
-                bail!(
-                    "{name}: no {l} component (channels: {:?})",
-                    segs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()
-                );
+                let mut ids: Vec<&str> = segs.iter().map(|s| s.id.as_str()).collect();
+                ids.dedup();
+                bail!("{name}: no {l} component in {stream_id} (channels: {ids:?})");
             }
         }
         let sr = comps[0][0].sampling_rate;
@@ -513,7 +563,21 @@ impl MseedFile {
         if end <= start {
             bail!("{name}: the three components do not overlap in time");
         }
-        let n = ((end - start) * sr).round() as usize;
+        // The span comes from the records' start times: records years apart make it huge.
+        let n_f = ((end - start) * sr).round();
+        let held: usize = segs.iter().map(|s| s.samples.len()).sum();
+        // 4 bytes of data and 1 of "filled" per sample and component.
+        crate::limits::check(
+            format_args!(
+                "{name}: the span of {stream_id} from {} to {} ({:.0} s at {sr} Hz: {n_f} samples per \
+                 component, of which the file holds {held} in all; the rest are gaps)",
+                time_string(start),
+                time_string(end),
+                end - start
+            ),
+            (n_f * 15.0).min(u128::MAX as f64) as u128,
+        )?;
+        let n = n_f as usize;
         let mut data = vec![0f32; 3 * n];
         let mut filled = vec![false; 3 * n];
         for (c, segs) in comps.iter().enumerate() {
@@ -530,6 +594,7 @@ impl MseedFile {
         }
         let gap_samples = filled.iter().filter(|f| !**f).count();
         Ok(ThreeComponent {
+            stream: stream_id,
             data,
             samples: n,
             start,
@@ -539,9 +604,45 @@ impl MseedFile {
     }
 }
 
+/// `NET.STA.LOC.BI` of a `NET.STA.LOC.CHA` id (the channel's last letter, the component,
+/// dropped).
+pub fn stream_of(id: &str) -> &str {
+    match id.char_indices().last() {
+        Some((i, _)) if id[..i].matches('.').count() == 3 => &id[..i],
+        _ => id,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) of seconds since 1970, for messages.
+pub fn time_string(t: f64) -> String {
+    if !t.is_finite() {
+        return format!("{t}");
+    }
+    let secs = t.floor() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Three aligned components.
 #[derive(Clone, Debug)]
 pub struct ThreeComponent {
+    /// The stream (`NET.STA.LOC.BI`) the components belong to.
+    pub stream: String,
     /// `[3, samples]`, Z, N, E.
     pub data: Vec<f32>,
     pub samples: usize,
@@ -565,5 +666,13 @@ mod tests {
         assert_eq!(rate(-10, -10), 0.01);
         assert_eq!(sext(0x3ff, 10), -1);
         assert_eq!(sext(0x1ff, 10), 511);
+        assert_eq!(stream_of("IU.ANMO.00.BHZ"), "IU.ANMO.00.BH");
+        assert_eq!(stream_of("XX.STA..HHN"), "XX.STA..HH");
+        assert_eq!(stream_of("odd"), "odd");
+        assert_eq!(time_string(0.0), "1970-01-01T00:00:00");
+        assert_eq!(
+            time_string(19782.0 * 86400.0 + 3723.5),
+            "2024-02-29T01:02:03"
+        );
     }
 }

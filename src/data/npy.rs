@@ -5,6 +5,7 @@
 //! their header says are errors that name the file and say how to convert it.
 //! An `f32` file on a little-endian machine is read without a copy (`as_f32`).
 
+use crate::atomic::OutputFile;
 use crate::tensor::Tensor;
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
@@ -349,7 +350,7 @@ impl NpyFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
+        let file = super::open_file(&path)?;
         // SAFETY: the map is read-only; a file truncated by another process while mapped
         // would fault, as with every memory-mapped reader (numpy's mmap_mode included).
         let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
@@ -469,8 +470,18 @@ impl NpyFile {
         Ok(())
     }
 
-    /// All elements converted to f32 (checked for NaN/Inf).
+    /// All elements converted to f32 (checked for NaN/Inf), within the memory budget.
     pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        crate::limits::check_elems(
+            format_args!(
+                "{}: reading {} values (shape {:?}) as f32",
+                self.path.display(),
+                self.numel(),
+                self.shape()
+            ),
+            self.numel() as u128,
+            4,
+        )?;
         let mut v = vec![0f32; self.numel()];
         self.read_f32_into(0, &mut v)?;
         Ok(v)
@@ -478,6 +489,16 @@ impl NpyFile {
 
     /// All elements as i64 (integer files only).
     pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
+        crate::limits::check_elems(
+            format_args!(
+                "{}: reading {} values (shape {:?}) as i64",
+                self.path.display(),
+                self.numel(),
+                self.shape()
+            ),
+            self.numel() as u128,
+            8,
+        )?;
         let b = self.data_bytes();
         Ok(match self.header.dtype {
             NpyDType::U8 => b.iter().map(|&x| x as i64).collect(),
@@ -584,10 +605,16 @@ pub fn header_bytes(dtype: NpyDType, shape: &[usize]) -> Vec<u8> {
 }
 
 /// Writes `data` with `shape` as a version-1.0 `.npy` file (C order, little-endian).
-/// The file is written under a temporary name and renamed, so a reader never sees half of it.
+/// The file is written under a temporary name and renamed, so a reader never sees half of it,
+/// and an error leaves nothing behind.
 pub fn write<T: NpyElem>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) -> Result<()> {
-    let path = path.as_ref();
-    let n: usize = shape.iter().product();
+    create(path.as_ref(), shape, data)?.commit()
+}
+
+/// The complete `.npy` file under its temporary name, for callers that rename several outputs
+/// together ([`crate::atomic::Staged`]).
+pub fn create<T: NpyElem>(path: &Path, shape: &[usize], data: &[T]) -> Result<OutputFile> {
+    let n = crate::limits::numel_of(format!("writing {}", path.display()), shape)?;
     if n != data.len() {
         bail!(
             "writing {}: shape {shape:?} needs {n} elements but {} were given",
@@ -595,31 +622,22 @@ pub fn write<T: NpyElem>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) ->
             data.len()
         );
     }
-    let tmp = path.with_extension("npy.tmp");
-    {
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(f);
-        w.write_all(&header_bytes(T::DTYPE, shape))?;
-        if cfg!(target_endian = "little") {
-            w.write_all(bytemuck::cast_slice(data))?;
-        } else {
-            bail!("writing .npy on a big-endian machine is not supported");
-        }
-        w.flush()
-            .with_context(|| format!("writing {}", tmp.display()))?;
+    if cfg!(target_endian = "big") {
+        bail!("writing .npy on a big-endian machine is not supported");
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let mut f = OutputFile::create(path)?;
+    f.write_all(&header_bytes(T::DTYPE, shape))
+        .and_then(|_| f.write_all(bytemuck::cast_slice(data)))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(f)
 }
 
 /// Writes a `.npy` file in pieces, for datasets larger than memory: the header carries the
 /// final shape, the rows are appended, and `finish` checks the count and renames the file
-/// into place.
+/// into place. Dropped unfinished (an error), it removes its temporary file.
 pub struct NpyWriter<T: NpyElem> {
     path: PathBuf,
-    tmp: PathBuf,
-    w: std::io::BufWriter<std::fs::File>,
+    w: OutputFile,
     expected: usize,
     written: usize,
     _t: std::marker::PhantomData<T>,
@@ -628,17 +646,14 @@ pub struct NpyWriter<T: NpyElem> {
 impl<T: NpyElem> NpyWriter<T> {
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let tmp = path.with_extension("npy.tmp");
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(f);
+        let expected = crate::limits::numel_of(format!("writing {}", path.display()), shape)?;
+        let mut w = OutputFile::create(&path)?;
         w.write_all(&header_bytes(T::DTYPE, shape))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(NpyWriter {
             path,
-            tmp,
             w,
-            expected: shape.iter().product(),
+            expected,
             written: 0,
             _t: std::marker::PhantomData,
         })
@@ -654,11 +669,11 @@ impl<T: NpyElem> NpyWriter<T> {
         }
         self.w
             .write_all(bytemuck::cast_slice(data))
-            .with_context(|| format!("writing {}", self.tmp.display()))?;
+            .with_context(|| format!("writing {}", self.path.display()))?;
         self.written += data.len();
         Ok(())
     }
-    pub fn finish(mut self) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
         if self.written != self.expected {
             bail!(
                 "writing {}: {} elements written but the shape needs {}",
@@ -667,12 +682,7 @@ impl<T: NpyElem> NpyWriter<T> {
                 self.expected
             );
         }
-        self.w
-            .flush()
-            .with_context(|| format!("writing {}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("renaming to {}", self.path.display()))?;
-        Ok(())
+        self.w.commit()
     }
 }
 

@@ -236,7 +236,7 @@ impl SegyFile {
     pub fn open_with(path: impl AsRef<Path>, fields: &HeaderBytes) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {name}"))?;
+        let file = super::open_file(&path)?;
         // SAFETY: read-only map; see NpyFile::open.
         let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
         if mmap.len() < TEXT_LEN + BIN_LEN {

@@ -130,22 +130,38 @@ impl Rgb {
         out
     }
 
+    /// Writes the image as an 8-bit RGB PNG, under a temporary name renamed into place.
     pub fn write_png(&self, path: &Path) -> Result<()> {
-        let file =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let mut enc = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            self.width as u32,
-            self.height as u32,
-        );
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc
-            .write_header()
-            .with_context(|| format!("writing {}", path.display()))?;
-        let flat: Vec<u8> = self.pixels.iter().flat_map(|p| p.iter().copied()).collect();
-        w.write_image_data(&flat)
-            .with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        self.png_file(path)?.commit()
+    }
+
+    /// The PNG complete under its temporary name, to be committed with other outputs.
+    pub fn png_file(&self, path: &Path) -> Result<crate::atomic::OutputFile> {
+        let (Ok(w), Ok(h)) = (u32::try_from(self.width), u32::try_from(self.height)) else {
+            bail!(
+                "{}: an image of {}×{} pixels is too large for PNG",
+                path.display(),
+                self.width,
+                self.height
+            );
+        };
+        if w == 0 || h == 0 {
+            bail!("{}: the image is empty ({w}×{h} pixels)", path.display());
+        }
+        let mut file = crate::atomic::OutputFile::create(path)?;
+        {
+            let mut enc = png::Encoder::new(&mut file, w, h);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut wr = enc
+                .write_header()
+                .with_context(|| format!("writing {}", path.display()))?;
+            let flat: Vec<u8> = self.pixels.iter().flat_map(|p| p.iter().copied()).collect();
+            wr.write_image_data(&flat)
+                .with_context(|| format!("writing {}", path.display()))?;
+            wr.finish()
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(file)
     }
 }

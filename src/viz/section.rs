@@ -102,6 +102,19 @@ pub fn upscale_factor(height: usize, width: usize, min_side: usize) -> usize {
     min_side.div_ceil(s).max(1)
 }
 
+/// The longest side, in pixels, that enlarging a figure may reach ([`figure_factor`]).
+pub const MAX_UPSCALED_SIDE: usize = 4096;
+
+/// [`upscale_factor`], but never making the longer side exceed [`MAX_UPSCALED_SIDE`] (a thin
+/// 2×10000 array would otherwise become a 256×1280000 figure); 1 when the image already is
+/// that long.
+pub fn figure_factor(height: usize, width: usize, min_side: usize) -> usize {
+    let long = height.max(width).max(1);
+    upscale_factor(height, width, min_side)
+        .min(MAX_UPSCALED_SIDE / long)
+        .max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +132,9 @@ mod tests {
         let c = hconcat(&[p.clone(), p], 2);
         assert_eq!((c.width, c.height), (10, 3));
         assert_eq!(upscale_factor(64, 100, 256), 4);
+        assert_eq!(figure_factor(64, 100, 256), 4);
+        assert_eq!(figure_factor(2, 10_000, 256), 1);
+        assert_eq!(figure_factor(2, 1000, 256), 4);
+        assert_eq!(figure_factor(0, 0, 256), 256);
     }
 }

@@ -275,10 +275,24 @@ pub fn load_from_file(
         );
     }
 
-    // Second pass: copy values.
+    // Second pass: read and check every value before changing the model (a NaN or an
+    // infinity in a checkpoint makes every output of the model NaN).
+    let mut values: HashMap<String, Vec<f32>> = HashMap::new();
+    for (name, fname) in &plan {
+        let v = file.read_f32(fname)?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            bail!(
+                "{}: tensor {fname} holds {} at element {i} ({} non-finite values in all); \
+                 the checkpoint is damaged or was saved from a diverged run",
+                file.path().display(),
+                v[i],
+                v.iter().filter(|x| !x.is_finite()).count()
+            );
+        }
+        values.insert(name.clone(), v);
+    }
     model.visit("", &mut |name, p| {
-        if let Some(fname) = plan.get(name) {
-            let values = file.read_f32(fname)?;
+        if let Some(values) = values.remove(name) {
             write_param(p, values)?;
             report.loaded.push(name.to_string());
         }
@@ -368,6 +382,12 @@ pub fn load_from_file_interpolating(
             );
         };
         let values = file.read_f32(&fname)?;
+        if values.iter().any(|x| !x.is_finite()) {
+            bail!(
+                "{}: tensor {fname} holds non-finite values; the checkpoint is damaged",
+                file.path().display()
+            );
+        }
         let new =
             crate::models::pos_embed::interpolate_pos_embed(&values, dim, t.extra, from, t.grid)
                 .with_context(|| format!("{}: interpolating {fname}", file.path().display()))?;

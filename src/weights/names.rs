@@ -252,7 +252,8 @@ fn detect_vit(infos: &[TensorInfo], prefix: &str) -> Detection {
         d.dim = first;
     }
     d.depth = count_numbered(infos, prefix, "blocks.");
-    d.mlp_dim = find(infos, &format!("{prefix}blocks.0.mlp.fc1.weight")).map(|i| i.shape[0]);
+    d.mlp_dim = find(infos, &format!("{prefix}blocks.0.mlp.fc1.weight"))
+        .and_then(|i| i.shape.first().copied());
     if let Some(pos) = find(infos, &format!("{prefix}pos_embed")) {
         if pos.shape.len() == 3 {
             let tokens = pos.shape[1];
@@ -265,8 +266,8 @@ fn detect_vit(infos: &[TensorInfo], prefix: &str) -> Detection {
                 tokens
             };
             let g = (grid_n as f64).sqrt().round() as usize;
-            if g * g == grid_n {
-                d.img_size = d.patch.map(|p| p * g);
+            if g.checked_mul(g) == Some(grid_n) {
+                d.img_size = d.patch.and_then(|p| p.checked_mul(g));
             }
         }
     }
@@ -274,7 +275,8 @@ fn detect_vit(infos: &[TensorInfo], prefix: &str) -> Detection {
     if dec_depth > 0 || find(infos, &format!("{prefix}mask_token")).is_some() {
         d.family = Family::SfmMae;
         d.decoder_depth = Some(dec_depth);
-        d.decoder_dim = find(infos, &format!("{prefix}decoder_embed.weight")).map(|i| i.shape[0]);
+        d.decoder_dim = find(infos, &format!("{prefix}decoder_embed.weight"))
+            .and_then(|i| i.shape.first().copied());
     } else {
         d.family = Family::SfmVit;
     }
@@ -297,7 +299,7 @@ fn detect_wav2vec2(infos: &[TensorInfo], prefix: &str) -> Detection {
         infos,
         &format!("{prefix}encoder.layers.0.feed_forward.intermediate_dense.weight"),
     )
-    .map(|i| i.shape[0]);
+    .and_then(|i| i.shape.first().copied());
     let conv = count_numbered(infos, prefix, "feature_extractor.conv_layers.");
     if conv > 0 {
         d.conv_layers = Some(conv);
@@ -305,7 +307,7 @@ fn detect_wav2vec2(infos: &[TensorInfo], prefix: &str) -> Detection {
             infos,
             &format!("{prefix}feature_extractor.conv_layers.0.conv.weight"),
         )
-        .map(|i| i.shape[0]);
+        .and_then(|i| i.shape.first().copied());
     }
     let pos = ["weight_v", "parametrizations.weight.original1", "weight"]
         .iter()
@@ -423,6 +425,40 @@ mod tests {
         assert_eq!(d.pos_conv_kernel, Some(128));
         assert!(d.has_quantizer);
         assert_eq!(preset_name(Family::Seislm, 768, 12), "seislm-large");
+    }
+
+    /// Hostile files: scalars and short shapes where detection reads dimensions (this panicked
+    /// with "index out of bounds" before).
+    #[test]
+    fn scalars_and_short_shapes_do_not_panic() {
+        let d = detect(&[
+            ti("patch_embed.proj.weight", &[4, 1, 16, 16]),
+            ti("blocks.0.mlp.fc1.weight", &[]),
+            ti("pos_embed", &[1, usize::MAX, 4]),
+            ti("cls_token", &[]),
+            ti("mask_token", &[]),
+            ti("decoder_embed.weight", &[]),
+        ]);
+        assert_eq!(
+            (d.family, d.mlp_dim, d.decoder_dim),
+            (Family::SfmMae, None, None)
+        );
+        let d = detect(&[ti("patch_embed.proj.weight", &[]), ti("pos_embed", &[])]);
+        assert_eq!(d.dim, 0);
+        let d = detect(&[
+            ti("feature_projection.projection.weight", &[]),
+            ti(
+                "encoder.layers.0.feed_forward.intermediate_dense.weight",
+                &[],
+            ),
+            ti("feature_extractor.conv_layers.0.conv.weight", &[]),
+            ti("encoder.pos_conv_embed.conv.weight_v", &[3]),
+        ]);
+        assert_eq!(
+            (d.family, d.dim, d.mlp_dim, d.conv_dim),
+            (Family::Seislm, 0, None, None)
+        );
+        assert!(!d.summary().is_empty());
     }
 
     #[test]

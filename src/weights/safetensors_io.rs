@@ -60,8 +60,7 @@ impl SafetensorsFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let shown = path.display();
-        let file =
-            File::open(&path).with_context(|| format!("cannot open weights file {shown}"))?;
+        let file = crate::data::open_file(&path)?;
         let len = file
             .metadata()
             .with_context(|| format!("cannot read the size of {shown}"))?
@@ -85,7 +84,12 @@ impl SafetensorsFile {
         }
         // Full validation: header JSON, offsets contiguous and within the file.
         let st = SafeTensors::deserialize(&mmap).map_err(|e| {
-            anyhow!("{shown} is not a valid safetensors file (truncated or corrupt?): {e}")
+            match explain_invalid(&mmap[8..8 + header_len], mmap.len() - 8 - header_len) {
+                Some(why) => anyhow!("{shown} is not a valid safetensors file: {why}"),
+                None => {
+                    anyhow!("{shown} is not a valid safetensors file (truncated or corrupt?): {e}")
+                }
+            }
         })?;
         let (n, meta) = SafeTensors::read_metadata(&mmap)
             .map_err(|e| anyhow!("cannot read the header of {shown}: {e}"))?;
@@ -240,6 +244,104 @@ impl SafetensorsFile {
             .map(|n| Ok((n.clone(), self.tensor(n)?)))
             .collect()
     }
+}
+
+/// Which tensor of a header makes it invalid, and why: the `safetensors` crate's errors do
+/// not name it. `data_len` is the number of bytes after the header. None when every entry
+/// looks right (the crate's own message is used then).
+pub fn explain_invalid(header: &[u8], data_len: usize) -> Option<String> {
+    let text = match std::str::from_utf8(header) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("the header is not UTF-8 text ({e})")),
+    };
+    let v: serde_json::Value = match serde_json::from_str(text.trim_end()) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("the header is not valid JSON ({e})")),
+    };
+    let Some(map) = v.as_object() else {
+        return Some("the header is not a JSON object of tensors".into());
+    };
+    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, entry) in map {
+        if name == "__metadata__" {
+            if !entry
+                .as_object()
+                .is_some_and(|m| m.values().all(|x| x.is_string()))
+            {
+                return Some("__metadata__ must map names to strings".into());
+            }
+            continue;
+        }
+        let dtype = entry.get("dtype").and_then(|d| d.as_str());
+        let size = match dtype {
+            Some("BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3") => 1u64,
+            Some("I16" | "U16" | "F16" | "BF16") => 2,
+            Some("I32" | "U32" | "F32") => 4,
+            Some("I64" | "U64" | "F64") => 8,
+            Some(other) => return Some(format!("tensor {name}: unknown dtype {other:?}")),
+            None => return Some(format!("tensor {name}: no \"dtype\" string")),
+        };
+        let shape: Option<Vec<u64>> = entry
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let Some(shape) = shape else {
+            return Some(format!(
+                "tensor {name}: \"shape\" must be a list of non-negative integers"
+            ));
+        };
+        let offs: Option<Vec<u64>> = entry
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64()).collect());
+        let Some([begin, end]) = offs.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()) else {
+            return Some(format!(
+                "tensor {name}: \"data_offsets\" must be [begin, end]"
+            ));
+        };
+        let need = shape
+            .iter()
+            .try_fold(size, |a, &d| a.checked_mul(d))
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "more than 2^64".into());
+        if end < begin {
+            return Some(format!(
+                "tensor {name}: data_offsets [{begin}, {end}] end before they begin"
+            ));
+        }
+        if need != (end - begin).to_string() {
+            return Some(format!(
+                "tensor {name}: shape {shape:?} of {} needs {need} bytes but its data_offsets \
+                 [{begin}, {end}] span {}",
+                dtype.unwrap_or("?").to_lowercase(),
+                end - begin
+            ));
+        }
+        if end > data_len as u64 {
+            return Some(format!(
+                "tensor {name}: data_offsets [{begin}, {end}] reach past the {data_len} data bytes \
+                 of the file (truncated?)"
+            ));
+        }
+        spans.push((begin, end, name));
+    }
+    spans.sort();
+    let mut pos = 0u64;
+    for (b, e, name) in &spans {
+        if *b != pos {
+            return Some(format!(
+                "tensor {name}: data_offsets start at {b}, but the previous tensor ends at {pos} \
+                 (tensors must be contiguous, without overlaps or holes)"
+            ));
+        }
+        pos = *e;
+    }
+    if pos != data_len as u64 {
+        return Some(format!(
+            "the tensors' data end at byte {pos} of {data_len} data bytes (trailing bytes or truncated)"
+        ));
+    }
+    None
 }
 
 fn le<const N: usize>(bytes: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {

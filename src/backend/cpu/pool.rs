@@ -1,14 +1,16 @@
 //! The CPU backend's caching allocator: buffers of dropped tensors are kept by (dtype, length)
 //! and handed out again, so a training step whose shapes repeat allocates nothing once the
-//! first step has run. The cache is bounded: at most [`PER_SIZE`] buffers of one size and an
-//! eighth of the machine's memory (at most 2 GiB) in all; beyond that, dropped buffers go back
-//! to the system.
+//! first step has run. One cache per thread (the thread that drops a tensor keeps its buffer;
+//! no lock, and threads never take each other's buffers). Each is bounded: at most
+//! [`PER_SIZE`] buffers of one size and an eighth of the machine's memory (at most 2 GiB) in
+//! all; beyond that, dropped buffers go back to the system.
 
 use crate::backend::counters;
 use crate::tensor::{CpuStorage, DType};
 use half::bf16;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 struct Pool {
     free: HashMap<(DType, usize), Vec<CpuStorage>>,
@@ -16,15 +18,18 @@ struct Pool {
     limit: usize,
 }
 
-fn pool() -> &'static Mutex<Pool> {
-    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        Mutex::new(Pool {
-            free: HashMap::new(),
-            bytes: 0,
-            limit: default_limit(),
-        })
-    })
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool {
+        free: HashMap::new(),
+        bytes: 0,
+        limit: limit(),
+    });
+}
+
+/// The per-thread cache bound (read once per process).
+fn limit() -> usize {
+    static LIMIT: OnceLock<usize> = OnceLock::new();
+    *LIMIT.get_or_init(default_limit)
 }
 
 fn default_limit() -> usize {
@@ -51,17 +56,24 @@ fn bytes_of(dtype: DType, n: usize) -> usize {
 /// counts as one allocation in `counters`).
 pub fn take_zeroed(dtype: DType, n: usize) -> CpuStorage {
     if n > 0 {
-        if let Ok(mut p) = pool().lock() {
-            if let Some(mut c) = p.free.get_mut(&(dtype, n)).and_then(|v| v.pop()) {
-                p.bytes -= bytes_of(dtype, n);
-                drop(p);
-                match &mut c {
-                    CpuStorage::F32(v) => v.fill(0.0),
-                    CpuStorage::BF16(v) => v.fill(bf16::ZERO),
-                    CpuStorage::I32(v) => v.fill(0),
+        let hit = POOL
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                let c = p.free.get_mut(&(dtype, n)).and_then(|v| v.pop());
+                if c.is_some() {
+                    p.bytes -= bytes_of(dtype, n);
                 }
-                return c;
+                c
+            })
+            .ok()
+            .flatten();
+        if let Some(mut c) = hit {
+            match &mut c {
+                CpuStorage::F32(v) => v.fill(0.0),
+                CpuStorage::BF16(v) => v.fill(bf16::ZERO),
+                CpuStorage::I32(v) => v.fill(0),
             }
+            return c;
         }
     }
     counters::count_allocation();
@@ -87,7 +99,9 @@ pub fn give_back(c: CpuStorage) {
     if n == 0 {
         return;
     }
-    if let Ok(mut p) = pool().lock() {
+    // During thread exit the cache may be gone already; the buffer is then simply freed.
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
         let b = bytes_of(dtype, n);
         if p.bytes + b <= p.limit {
             let list = p.free.entry((dtype, n)).or_default();
@@ -96,10 +110,10 @@ pub fn give_back(c: CpuStorage) {
                 p.bytes += b;
             }
         }
-    }
+    });
 }
 
-/// Bytes held by the cache now.
+/// Bytes held by this thread's cache now.
 pub fn cached_bytes() -> usize {
-    pool().lock().map(|p| p.bytes).unwrap_or(0)
+    POOL.try_with(|p| p.borrow().bytes).unwrap_or(0)
 }

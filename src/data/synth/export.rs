@@ -15,7 +15,6 @@ use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Samples generated per parallel chunk.
@@ -32,24 +31,145 @@ pub struct ExportOptions {
     pub progress: Option<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
-/// Makes `dir` (refusing a non-empty one unless `force`).
+/// The files `synth` writes into a dataset folder (`png/` and `seisbench/` are folders).
+pub const DATASET_FILES: &[&str] = &[
+    "clean.npy",
+    "noisy.npy",
+    "reflectivity.npy",
+    "decimated.npy",
+    "facies.npy",
+    "salt.npy",
+    "trace_mask.npy",
+    "waveforms.npy",
+    "picks.npy",
+    "event.npy",
+    "sequence_class.npy",
+    "images.npy",
+    "labels.npy",
+    "metadata.csv",
+    "dataset.json",
+    "png",
+    "seisbench",
+];
+
+/// Whether `name` in a dataset folder is ours: a dataset file, or a temporary file or staging
+/// folder left by an interrupted run (`.NAME.tmpPID`, `.synth-stage-PID`).
+fn is_ours(name: &str) -> bool {
+    DATASET_FILES.contains(&name)
+        || (name.starts_with('.') && name.contains(".tmp"))
+        || name.starts_with(".synth-stage-")
+}
+
+/// Makes `dir` (refusing a non-empty one unless `force`). With `force`, `dir` may only hold a
+/// dataset that `synth` wrote (see [`DATASET_FILES`]); anything else is refused, so that
+/// `--force` never deletes files that are not ours.
 pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() {
         if !dir.is_dir() {
             bail!("{} exists and is not a folder", dir.display());
         }
-        let non_empty = std::fs::read_dir(dir)
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_some();
-        if non_empty && !force {
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        if !names.is_empty() && !force {
             bail!(
                 "{} already holds files; choose another --out or pass --force to overwrite",
                 dir.display()
             );
         }
+        let foreign: Vec<&String> = names.iter().filter(|n| !is_ours(n)).collect();
+        if !foreign.is_empty() {
+            bail!(
+                "{} holds files that synth did not write ({}{}); --force replaces only a synth \
+                 dataset: choose another --out, or move those files away",
+                dir.display(),
+                foreign
+                    .iter()
+                    .take(5)
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if foreign.len() > 5 { ", …" } else { "" }
+            );
+        }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// A dataset being written into a staging folder inside its destination; [`Stage::commit`]
+/// removes the previous set's files and moves the new ones in. Dropped uncommitted (an error),
+/// it removes the staging folder, and the folders this run created, so an error leaves
+/// neither a partial set nor a mix of old and new files.
+pub struct Stage {
+    dir: PathBuf,
+    stage: PathBuf,
+    /// Folders this run created (`dir` and missing parents), innermost first.
+    created: Vec<PathBuf>,
+    done: bool,
+}
+
+impl Stage {
+    pub fn begin(dir: &Path, force: bool) -> Result<Self> {
+        let created = crate::atomic::missing_dirs(dir);
+        prepare_dir(dir, force)?;
+        let stage = dir.join(format!(".synth-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&stage);
+        std::fs::create_dir(&stage).with_context(|| format!("creating {}", stage.display()))?;
+        Ok(Stage {
+            dir: dir.to_path_buf(),
+            stage,
+            created,
+            done: false,
+        })
+    }
+
+    /// Where the files are written until `commit`.
+    pub fn path(&self) -> &Path {
+        &self.stage
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        for e in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("reading {}", self.dir.display()))?
+        {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            if p == self.stage || !is_ours(&name) {
+                continue;
+            }
+            let r = if e.file_type()?.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.with_context(|| format!("removing {} of the previous dataset", p.display()))?;
+        }
+        for e in std::fs::read_dir(&self.stage)
+            .with_context(|| format!("reading {}", self.stage.display()))?
+        {
+            let e = e?;
+            let to = self.dir.join(e.file_name());
+            std::fs::rename(e.path(), &to)
+                .with_context(|| format!("moving {} into place", to.display()))?;
+        }
+        std::fs::remove_dir(&self.stage)
+            .with_context(|| format!("removing {}", self.stage.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.stage);
+            crate::atomic::remove_created(&self.created);
+        }
+    }
 }
 
 /// One array of the dataset being written.
@@ -96,10 +216,7 @@ fn splits_json(n: usize) -> String {
 }
 
 fn write_text(path: PathBuf, text: &str) -> Result<()> {
-    let mut f =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    crate::atomic::write_atomic(&path, text.as_bytes())
 }
 
 fn opt(v: Option<usize>) -> String {
@@ -138,7 +255,18 @@ pub fn write_images(
             cfg.width
         );
     }
-    prepare_dir(dir, opts.force)?;
+    let stage = Stage::begin(dir, opts.force)?;
+    write_images_into(stage.path(), cfg, n, seed, opts)?;
+    stage.commit()
+}
+
+fn write_images_into(
+    dir: &Path,
+    cfg: &ImageConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
     let (h, w) = (cfg.height, cfg.width);
     let shape = vec![n, h, w];
     let mut f32s: Vec<Array<f32>> = ["clean", "noisy", "reflectivity", "decimated"]
@@ -236,7 +364,18 @@ pub fn write_waveforms(
     if cfg.samples < 16 {
         bail!("{} samples per trace is too few (at least 16)", cfg.samples);
     }
-    prepare_dir(dir, opts.force)?;
+    let stage = Stage::begin(dir, opts.force)?;
+    write_waveforms_into(stage.path(), cfg, n, seed, opts)?;
+    stage.commit()
+}
+
+fn write_waveforms_into(
+    dir: &Path,
+    cfg: &WaveformConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
     let ns = cfg.samples;
     let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
     let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
@@ -348,7 +487,18 @@ pub fn write_paired(
             cfg.samples
         );
     }
-    prepare_dir(dir, opts.force)?;
+    let stage = Stage::begin(dir, opts.force)?;
+    write_paired_into(stage.path(), cfg, n, seed, opts)?;
+    stage.commit()
+}
+
+fn write_paired_into(
+    dir: &Path,
+    cfg: &PairedConfig,
+    n: usize,
+    seed: u64,
+    opts: &ExportOptions,
+) -> Result<()> {
     let (h, w, ns) = (cfg.height, cfg.width, cfg.samples);
     let mut img = Array::<f32>::new(dir, "images", vec![n, h, w])?;
     let mut refl = Array::<f32>::new(dir, "reflectivity", vec![n, h, w])?;
