@@ -13,6 +13,7 @@ pub mod output;
 pub mod pick;
 pub mod progress;
 pub mod synth;
+pub mod train;
 pub mod viz;
 pub mod weights;
 
@@ -65,6 +66,13 @@ pub enum Command {
     Synth(synth::Args),
     /// Draw samples of .npy datasets as PNG figures.
     Viz(viz::Args),
+    /// Train a task of SFM or SeisLM into a run directory (config, log, checkpoints, figures).
+    Train(train::TrainArgs),
+    /// Evaluate a run's best checkpoint (or given weights) on a split: the papers' metrics.
+    Eval(train::EvalArgs),
+    /// Run a trained model (a run's best checkpoint) on new inputs: masks, outputs,
+    /// probabilities as .npy, with figures.
+    Predict(train::PredictArgs),
     /// Start one process per local GPU running a seisfuse command, like torchrun:
     /// `seisfuse launch --nproc-per-node 8 -- train ...` (see docs/cluster.md).
     Launch(launch::Args),
@@ -82,6 +90,9 @@ impl Command {
             Command::Synth(_) => "synth",
             Command::Viz(_) => "viz",
             Command::Launch(_) => "launch",
+            Command::Train(_) => "train",
+            Command::Eval(_) => "eval",
+            Command::Predict(_) => "predict",
         }
     }
 
@@ -93,6 +104,9 @@ impl Command {
             Command::Mel(a) => Some(a.device),
             Command::Embed(a) => Some(a.device),
             Command::Pick(a) => Some(a.device),
+            Command::Train(a) => Some(a.device),
+            Command::Eval(a) => Some(a.device),
+            Command::Predict(a) => Some(a.device),
             Command::Weights(_) | Command::Synth(_) | Command::Viz(_) | Command::Launch(_) => None,
         }
     }
@@ -102,10 +116,12 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(m) = cli.max_memory {
         crate::limits::set_max_memory(m);
     }
+    let explicit_device =
+        cli.device.is_some() || cli.command.device_arg().is_some_and(|d| d.device.is_some());
     let req = match (cli.command.device_arg(), cli.device) {
         (None, Some(_)) => bail!(
             "--device has no effect on `{}`, which runs on no device; it applies to doctor, \
-             bench, mel, embed and pick",
+             bench, mel, embed, pick, train, eval and predict",
             cli.command.name()
         ),
         (None, None) => DeviceRequest::Auto,
@@ -125,5 +141,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Viz(a) => viz::run(a),
         Command::Launch(a) => launch::run(a),
+        Command::Train(a) => train::run_train(req, a, explicit_device),
+        Command::Eval(a) => train::run_eval(req, a, explicit_device),
+        Command::Predict(a) => train::run_predict(req, a, explicit_device),
     }
 }

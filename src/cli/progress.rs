@@ -36,6 +36,8 @@ pub struct Progress {
     done: std::sync::atomic::AtomicU64,
     start: Instant,
     mode: Mode,
+    /// Shown after the counts (e.g. the loss and throughput of a training run).
+    message: Mutex<String>,
 }
 
 impl Progress {
@@ -43,8 +45,9 @@ impl Progress {
     pub fn new(label: &str, total: u64, unit: &str) -> Self {
         let mode = if std::io::stderr().is_terminal() {
             let b = indicatif::ProgressBar::new(total);
-            let tpl =
-                format!("{label} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{elapsed}}, eta {{eta}})");
+            let tpl = format!(
+                "{label} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{elapsed}}, eta {{eta}}) {{msg}}"
+            );
             if let Ok(s) = indicatif::ProgressStyle::with_template(&tpl) {
                 b.set_style(s.progress_chars("=> "));
             }
@@ -71,6 +74,7 @@ impl Progress {
             done: Default::default(),
             start: Instant::now(),
             mode,
+            message: Mutex::new(String::new()),
         }
     }
 
@@ -82,6 +86,14 @@ impl Progress {
             .filter(|v| v.is_finite() && *v >= 0.0)
             .unwrap_or(10.0);
         Duration::from_secs_f64(secs)
+    }
+
+    /// Text shown after the counts from now on.
+    pub fn set_message(&self, msg: String) {
+        if let Mode::Bar(b) = &self.mode {
+            b.set_message(msg.clone());
+        }
+        *self.message.lock().unwrap_or_else(|e| e.into_inner()) = msg;
     }
 
     /// `n` more units done.
@@ -128,9 +140,15 @@ impl Progress {
         };
         // A closed standard error must not end the work: ignore write errors.
         use std::io::Write;
+        let msg = self.message.lock().map(|m| m.clone()).unwrap_or_default();
+        let msg = if msg.is_empty() {
+            msg
+        } else {
+            format!(", {msg}")
+        };
         let _ = writeln!(
             std::io::stderr(),
-            "{}: {done}/{} {} ({pct:.0}%), {el:.1} s{eta}",
+            "{}: {done}/{} {} ({pct:.0}%), {el:.1} s{eta}{msg}",
             self.label,
             self.total,
             self.unit

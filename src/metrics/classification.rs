@@ -59,6 +59,25 @@ pub fn mcc(m: &[Vec<u64>]) -> Result<f64> {
     Ok(if den == 0.0 { 0.0 } else { (c * s - tp) / den })
 }
 
+/// Macro-averaged F1 of a confusion matrix `m[true][pred]` (sklearn's `f1_score(average=
+/// "macro")`: the mean over classes of 2·TP / (2·TP + FP + FN), a class with no true and no
+/// predicted sample scoring 0).
+pub fn macro_f1(m: &[Vec<u64>]) -> Result<f64> {
+    let k = m.len();
+    if k == 0 || m.iter().any(|r| r.len() != k) {
+        bail!("macro_f1: the confusion matrix must be square and non-empty");
+    }
+    let mut sum = 0.0;
+    for (c, row) in m.iter().enumerate() {
+        let tp = row[c] as f64;
+        let fp = (0..k).filter(|&i| i != c).map(|i| m[i][c]).sum::<u64>() as f64;
+        let fn_ = (0..k).filter(|&j| j != c).map(|j| row[j]).sum::<u64>() as f64;
+        let den = 2.0 * tp + fp + fn_;
+        sum += if den == 0.0 { 0.0 } else { 2.0 * tp / den };
+    }
+    Ok(sum / k as f64)
+}
+
 /// MCC of binary predictions against binary labels.
 pub fn mcc_binary(pred: &[bool], truth: &[bool]) -> Result<f64> {
     let p: Vec<usize> = pred.iter().map(|&b| b as usize).collect();

@@ -5,9 +5,11 @@
 
 pub mod classification;
 pub mod picking;
+pub mod segmentation;
 
-pub use classification::{accuracy, confusion_matrix, mcc, mcc_binary, roc_auc};
+pub use classification::{accuracy, confusion_matrix, macro_f1, mcc, mcc_binary, roc_auc};
 pub use picking::{
     detection_auc, detection_score, onset_stats, onset_stats_from_probs, phase_identification,
     phase_score, OnsetStats, PhaseIdentification,
 };
+pub use segmentation::{segmentation_scores, SegmentationScores};

@@ -431,9 +431,38 @@ where
     } else {
         Some(opts.metadata.clone())
     };
-    let buffer = safetensors::serialize(items.iter().map(|(n, b)| (n.as_str(), b)), metadata)
-        .map_err(|e| anyhow!("cannot serialize tensors for {}: {e}", path.display()))?;
+    let mut buffer =
+        safetensors::serialize(items.iter().map(|(n, b)| (n.as_str(), b)), metadata)
+            .map_err(|e| anyhow!("cannot serialize tensors for {}: {e}", path.display()))?;
+    sort_header(&mut buffer);
     write_atomic(path, &buffer)
+}
+
+/// Rewrites the JSON header with its keys in sorted order (the metadata map's order is
+/// otherwise random per process), so that the same tensors always give the same bytes. The
+/// header keeps its length: same content, padded with spaces as the format allows.
+fn sort_header(buffer: &mut [u8]) {
+    let Some(n) = buffer
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return;
+    };
+    let Some(h) = buffer.get(8..8 + n) else {
+        return;
+    };
+    // serde_json's map is ordered by key: parsing and printing sorts every object.
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(h) else {
+        return;
+    };
+    let Ok(text) = serde_json::to_string(&v) else {
+        return;
+    };
+    if text.len() <= n {
+        let dst = &mut buffer[8..8 + n];
+        dst[..text.len()].copy_from_slice(text.as_bytes());
+        dst[text.len()..].fill(b' ');
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it to `path`.

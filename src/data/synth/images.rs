@@ -14,6 +14,15 @@ pub const N_ROCK_FACIES: usize = 5;
 pub const FACIES_SALT: i32 = N_ROCK_FACIES as i32;
 /// Number of facies classes (5 rock types + salt).
 pub const N_FACIES: usize = N_ROCK_FACIES + 1;
+/// Names of the facies classes, in class order.
+pub const FACIES_NAMES: [&str; N_FACIES] = [
+    "shale",
+    "silty shale",
+    "sand",
+    "carbonate",
+    "tight sand",
+    "salt",
+];
 /// Mean relative impedance of each rock type (shale, silty shale, sand, carbonate, tight sand).
 const ROCK_IMPEDANCE: [f64; N_ROCK_FACIES] = [1.0, 1.15, 1.3, 1.6, 1.45];
 const SALT_IMPEDANCE: f64 = 1.9;

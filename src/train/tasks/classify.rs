@@ -1,0 +1,175 @@
+//! `classify`: the ViT encoder with a linear head (`head.*`, timm's name) on the final cls
+//! token; cross-entropy; accuracy, macro-F1, MCC and the confusion matrix.
+
+use super::segment::vit_layer_scales;
+use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use crate::data::loader::Batch;
+use crate::metrics::{confusion_matrix, macro_f1, mcc};
+use crate::models::sfm::{Vit, VitConfig};
+use crate::models::sfm_heads::ClassificationHead;
+use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::ops;
+use crate::tensor::Tensor;
+use crate::train::config::TrainConfig;
+use crate::train::data::{image_side, Split};
+use crate::Device;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+#[derive(Debug)]
+pub struct ClsModel {
+    pub vit: Vit,
+    pub head: ClassificationHead,
+}
+
+impl Parameters for ClsModel {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.vit.visit(prefix, f)?;
+        self.head.visit(&format!("{prefix}head."), f)
+    }
+}
+
+/// Row 0 (the cls token) of every sample.
+fn cls_index(b: usize, device: &Device) -> Result<Tensor> {
+    Tensor::from_i32(&[b, 1], vec![0; b])?.to_device(device)
+}
+
+impl ClsModel {
+    /// Logits [B, classes] and the caches.
+    fn forward(
+        &self,
+        img: &Tensor,
+    ) -> Result<(
+        Tensor,
+        crate::models::sfm::VitCache,
+        crate::models::sfm_heads::ClassificationCache,
+        Tensor,
+        usize,
+    )> {
+        let b = img.shape[0];
+        let (tokens, vc) = self.vit.forward(img, None)?;
+        let rows = tokens.shape[1];
+        let idx = cls_index(b, &img.device())?;
+        let cls = ops::gather_rows(&tokens, &idx, None)?.reshape(&[b, self.vit.cfg.dim])?;
+        let (logits, hc) = self.head.forward(&cls)?;
+        Ok((logits, vc, hc, idx, rows))
+    }
+}
+
+pub struct ClassifyTask {
+    pub model: ClsModel,
+    classes: usize,
+    device: Device,
+}
+
+impl ClassifyTask {
+    pub fn new(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Self> {
+        if classes < 2 {
+            bail!("classification needs at least 2 classes, the data has {classes}");
+        }
+        let side = image_side(cfg)?;
+        let vc = VitConfig::preset(&cfg.preset)?.with_image(side, side)?;
+        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
+        vit.set_pos_embed_trainable(true);
+        Ok(ClassifyTask {
+            model: ClsModel {
+                vit,
+                head: ClassificationHead::new(vc.dim, classes, cfg.seed ^ 0xc1a5)?,
+            },
+            classes,
+            device: device.clone(),
+        })
+    }
+}
+
+impl ClassifyTask {
+    fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
+        let (mut pred, mut truth, mut loss) = (Vec::new(), Vec::new(), 0f64);
+        for_batches(split, batch, |b| {
+            let img = inputs_on(b, &self.device)?;
+            let t = targets_of(b)?;
+            let (logits, ..) = self.model.forward(&img)?;
+            let l = ops::cross_entropy(&logits, &t.to_device(&self.device)?)?;
+            loss += l.loss as f64 * img.shape[0] as f64;
+            pred.extend(super::argmax_rows(&logits.to_vec_f32()?, self.classes));
+            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
+            Ok(())
+        })?;
+        class_evaluation(&pred, &truth, self.classes, loss, None)
+    }
+}
+
+impl Task for ClassifyTask {
+    fn model(&mut self) -> &mut dyn Parameters {
+        &mut self.model
+    }
+    fn set_training(&mut self, _training: bool) {}
+    fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
+        let img = inputs_on(batch, &self.device)?;
+        let t = targets_of(batch)?.to_device(&self.device)?;
+        let (logits, vc, hc, idx, rows) = self.model.forward(&img)?;
+        let l = ops::cross_entropy(&logits, &t)?;
+        let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
+        let dcls = self.model.head.backward(&hc, &dl, grads)?;
+        let b = img.shape[0];
+        let dcls = dcls.reshape(&[b, 1, self.model.vit.cfg.dim])?;
+        let dtok = ops::gather_rows_backward(&dcls, &idx, rows, None)?;
+        self.model.vit.backward(&vc, &dtok, &[], false, grads)?;
+        Ok(l.loss)
+    }
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        batch: usize,
+        _store: &mut ParamStore,
+    ) -> Result<Evaluation> {
+        self.run(split, batch)
+    }
+    fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
+        let (logits, ..) = self.model.forward(x)?;
+        Ok(vec![super::probabilities("probabilities", &logits)?])
+    }
+    fn primary(&self) -> (&'static str, bool) {
+        ("accuracy", true)
+    }
+    fn head_prefixes(&self) -> Vec<String> {
+        vec!["head.".into()]
+    }
+    fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
+        vit_layer_scales(self.model.vit.cfg.depth, decay)
+    }
+    fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
+        let e = self.run(split, 16)?;
+        crate::train::figures::confusion(&dir.join("confusion.png"), &e)?;
+        Ok(vec!["confusion.png".into()])
+    }
+}
+
+/// Accuracy, macro-F1, MCC, the majority-class baseline and the confusion matrix of class
+/// predictions.
+pub fn class_evaluation(
+    pred: &[usize],
+    truth: &[usize],
+    classes: usize,
+    loss_sum: f64,
+    names: Option<Vec<String>>,
+) -> Result<Evaluation> {
+    let n = truth.len();
+    let m = confusion_matrix(pred, truth, classes)?;
+    let right: u64 = (0..classes).map(|i| m[i][i]).sum();
+    let majority = m.iter().map(|r| r.iter().sum::<u64>()).max().unwrap_or(0);
+    let mut e = Evaluation {
+        samples: n,
+        class_names: names.unwrap_or_else(|| (0..classes).map(|c| format!("class {c}")).collect()),
+        ..Default::default()
+    };
+    let nf = n.max(1) as f64;
+    e.metrics.insert("loss".into(), loss_sum / nf);
+    e.metrics.insert("accuracy".into(), right as f64 / nf);
+    e.metrics.insert("macro_f1".into(), macro_f1(&m)?);
+    e.metrics.insert("mcc".into(), mcc(&m)?);
+    e.metrics
+        .insert("majority_baseline".into(), majority as f64 / nf);
+    e.confusion = Some(m);
+    Ok(e)
+}

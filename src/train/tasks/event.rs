@@ -1,0 +1,146 @@
+//! `event-class`: SeisLM's sequence classifier (encoder under `wav2vec2.`, the head as
+//! SeisLM's `head.{1,2,4}.*`): event vs noise, or the periods of an earthquake sequence
+//! (foreshock / aftershocks); cross-entropy; accuracy, macro-F1, MCC, the confusion matrix and
+//! the majority-class baseline.
+
+use super::classify::class_evaluation;
+use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use crate::data::loader::Batch;
+use crate::models::seislm::{Seislm, SeislmConfig};
+use crate::models::seislm_heads::PICKER_ENCODER_PREFIX;
+use crate::models::seislm_heads::{EventHead, HeadConfig};
+use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::ops;
+use crate::train::config::TrainConfig;
+use crate::train::data::Split;
+use crate::Device;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+#[derive(Debug)]
+pub struct EventModel {
+    pub encoder: Seislm,
+    pub head: EventHead,
+}
+
+impl Parameters for EventModel {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.encoder
+            .visit(&format!("{prefix}{PICKER_ENCODER_PREFIX}"), f)?;
+        self.head.visit(prefix, f)
+    }
+}
+
+pub struct EventTask {
+    pub model: EventModel,
+    classes: usize,
+    names: Vec<String>,
+    device: Device,
+}
+
+impl EventTask {
+    pub fn new(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Self> {
+        if classes < 2 {
+            bail!("event classification needs at least 2 classes, the data has {classes}");
+        }
+        let mut ec = SeislmConfig::preset(&cfg.preset)?;
+        ec.masked_spec_embed = false;
+        let hidden = ec.hidden;
+        let mut head = EventHead::new(
+            HeadConfig {
+                hidden,
+                in_chans: 3,
+                channels: (hidden / 2).max(8),
+                classes,
+                dropout: 0.2,
+            },
+            cfg.seed ^ 0xe7e7,
+        )?;
+        head.seed = cfg.seed;
+        let names = if cfg.labels == "event" {
+            vec!["noise".into(), "event".into()]
+        } else {
+            (0..classes)
+                .map(|c| {
+                    if c == 0 {
+                        "foreshock".to_string()
+                    } else {
+                        format!("aftershock {c}")
+                    }
+                })
+                .collect()
+        };
+        Ok(EventTask {
+            model: EventModel {
+                encoder: Seislm::new(ec, cfg.seed)?,
+                head,
+            },
+            classes,
+            names,
+            device: device.clone(),
+        })
+    }
+
+    fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
+        let (mut pred, mut truth, mut loss) = (Vec::new(), Vec::new(), 0f64);
+        for_batches(split, batch, |b| {
+            let wave = inputs_on(b, &self.device)?;
+            let t = targets_of(b)?;
+            let (out, _) = self.model.encoder.forward(&wave, None)?;
+            let (logits, _) = self.model.head.forward(&out.last_hidden_state)?;
+            let l = ops::cross_entropy(&logits, &t.to_device(&self.device)?)?;
+            loss += l.loss as f64 * wave.shape[0] as f64;
+            pred.extend(super::argmax_rows(&logits.to_vec_f32()?, self.classes));
+            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
+            Ok(())
+        })?;
+        class_evaluation(&pred, &truth, self.classes, loss, Some(self.names.clone()))
+    }
+}
+
+impl Task for EventTask {
+    fn model(&mut self) -> &mut dyn Parameters {
+        &mut self.model
+    }
+    fn set_training(&mut self, training: bool) {
+        self.model.head.set_training(training);
+    }
+    fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
+        let wave = inputs_on(batch, &self.device)?;
+        let t = targets_of(batch)?.to_device(&self.device)?;
+        self.model.head.step = (ctx.step * 64 + ctx.micro) as u32;
+        let (out, cache) = self.model.encoder.forward(&wave, None)?;
+        let (logits, hc) = self.model.head.forward(&out.last_hidden_state)?;
+        let l = ops::cross_entropy(&logits, &t)?;
+        let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
+        let dh = self.model.head.backward(&hc, &dl, grads)?;
+        self.model
+            .encoder
+            .backward(&cache, &dh, None, false, grads)?;
+        Ok(l.loss)
+    }
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        batch: usize,
+        _store: &mut ParamStore,
+    ) -> Result<Evaluation> {
+        self.run(split, batch)
+    }
+    fn predict(&mut self, x: &crate::tensor::Tensor) -> Result<Vec<super::Output>> {
+        let (out, _) = self.model.encoder.forward(x, None)?;
+        let (logits, _) = self.model.head.forward(&out.last_hidden_state)?;
+        Ok(vec![super::probabilities("probabilities", &logits)?])
+    }
+    fn primary(&self) -> (&'static str, bool) {
+        ("accuracy", true)
+    }
+    fn head_prefixes(&self) -> Vec<String> {
+        vec!["head.".into()]
+    }
+    fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
+        let e = self.run(split, 16)?;
+        crate::train::figures::confusion(&dir.join("confusion.png"), &e)?;
+        Ok(vec!["confusion.png".into()])
+    }
+}

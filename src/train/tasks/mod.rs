@@ -1,0 +1,184 @@
+//! The tasks of `seisfuse train`: each one a model (an encoder and its head, under the
+//! checkpoint names of the published models), its loss, its metrics and its figures, behind
+//! one trait so that the trainer, `eval` and `predict` treat them alike.
+
+pub mod classify;
+pub mod event;
+pub mod mae;
+pub mod pick;
+pub mod pretrain;
+pub mod regress;
+pub mod segment;
+mod vit_grid;
+
+use crate::data::dataset::Dataset;
+use crate::data::loader::{build_batch, Batch};
+use crate::nn::{Grads, ParamStore, Parameters};
+use crate::tensor::Tensor;
+use crate::train::config::TrainConfig;
+use crate::train::data::Split;
+use crate::Device;
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Where a training step stands (dropout, masks and negatives are drawn from it).
+#[derive(Clone, Copy, Debug)]
+pub struct StepCtx {
+    pub step: u64,
+    pub total_steps: u64,
+    pub seed: u64,
+    /// Micro-batch within the step (gradient accumulation).
+    pub micro: u64,
+}
+
+/// Metrics of one split, by name, and a confusion matrix where the task has classes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub metrics: BTreeMap<String, f64>,
+    pub confusion: Option<Vec<Vec<u64>>>,
+    pub class_names: Vec<String>,
+    pub samples: usize,
+}
+
+impl Evaluation {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).copied()
+    }
+}
+
+/// One named output array of `predict`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub name: &'static str,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl Output {
+    pub fn of(name: &'static str, t: &Tensor) -> Result<Self> {
+        Ok(Output {
+            name,
+            shape: t.shape.clone(),
+            values: t.to_vec_f32()?,
+        })
+    }
+}
+
+/// Softmax over the last axis, as an output.
+pub fn probabilities(name: &'static str, logits: &Tensor) -> Result<Output> {
+    Output::of(name, &crate::ops::softmax(logits)?)
+}
+
+/// One task: a model, its loss and its metrics.
+pub trait Task {
+    /// The model, for packing into a parameter store and for checkpoints.
+    fn model(&mut self) -> &mut dyn Parameters;
+    /// Train mode (batch statistics, dropout) or eval mode.
+    fn set_training(&mut self, training: bool);
+    /// Forward, loss and backward of one micro-batch; parameter gradients are added into
+    /// `grads`. Returns the batch's mean loss.
+    fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32>;
+    /// The papers' metrics on a split (the model in eval mode). `store` is there for tasks
+    /// whose evaluation runs the training objective (pretraining), which must leave the
+    /// gradients as it found them: zero.
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        batch: usize,
+        store: &mut ParamStore,
+    ) -> Result<Evaluation>;
+    /// The metric that chooses the best checkpoint and early stopping; true when higher is
+    /// better.
+    fn primary(&self) -> (&'static str, bool);
+    /// Prefixes of the head's parameters (what `freeze_encoder` leaves trainable).
+    fn head_prefixes(&self) -> Vec<String>;
+    /// Layer-wise learning-rate scales (prefix, scale) for a decay factor (SFM fine-tuning);
+    /// empty where the task has none.
+    fn layer_scales(&self, _decay: f32) -> Vec<(String, f32)> {
+        Vec::new()
+    }
+    /// Predictions for a batch of inputs: named arrays (name, shape, values), e.g. class maps,
+    /// regression outputs, probabilities.
+    fn predict(&mut self, x: &Tensor) -> Result<Vec<Output>>;
+    /// Figures of a few samples of `split` into `dir` (PNG); returns the files written.
+    fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>>;
+}
+
+/// The task named in `cfg`, its model on `device`, with `classes` classes where it has them.
+pub fn build(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Box<dyn Task>> {
+    Ok(match cfg.task.as_str() {
+        "mae" => Box::new(mae::MaeTask::new(cfg, device)?),
+        "facies" | "salt" => Box::new(segment::SegmentTask::new(cfg, classes, device)?),
+        "denoise" | "interpolation" | "inversion" => {
+            Box::new(regress::RegressTask::new(cfg, device)?)
+        }
+        "classify" => Box::new(classify::ClassifyTask::new(cfg, classes, device)?),
+        "seislm-pretrain" => Box::new(pretrain::PretrainTask::new(cfg, device)?),
+        "pick" => Box::new(pick::PickTask::new(cfg, device)?),
+        "event-class" => Box::new(event::EventTask::new(cfg, classes, device)?),
+        t => bail!("unknown task {t}"),
+    })
+}
+
+/// Calls `f` on consecutive batches of a split, in order, the last one possibly short.
+pub fn for_batches(
+    split: &Split,
+    batch: usize,
+    mut f: impl FnMut(&Batch) -> Result<()>,
+) -> Result<()> {
+    let shape = split.input_shape();
+    let mut scratch = Vec::new();
+    let n = split.len();
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch.max(1)).min(n);
+        let idx: Vec<usize> = (start..end).collect();
+        let b = build_batch(split, &[], &idx, &shape, 0, 0, &mut scratch, Vec::new())?;
+        f(&b)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// The batch's inputs on `device`.
+pub fn inputs_on(batch: &Batch, device: &Device) -> Result<Tensor> {
+    batch.inputs.to_device(device)
+}
+
+/// The batch's targets, which a task needs.
+pub fn targets_of(batch: &Batch) -> Result<&Tensor> {
+    batch
+        .targets
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("this task needs targets, but the samples have none"))
+}
+
+/// Index of the largest value in each row of `[rows, k]`.
+pub fn argmax_rows(v: &[f32], k: usize) -> Vec<usize> {
+    v.chunks(k.max(1))
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+                    if x > bv {
+                        (i, x)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Per-sample-first samples of a split for figures: the first `count`.
+pub fn first_samples(split: &Split, count: usize) -> Result<Batch> {
+    let n = count.min(split.len());
+    if n == 0 {
+        bail!("the split is empty; nothing to draw");
+    }
+    let shape = split.input_shape();
+    let idx: Vec<usize> = (0..n).collect();
+    build_batch(split, &[], &idx, &shape, 0, 0, &mut Vec::new(), Vec::new())
+}

@@ -1,0 +1,220 @@
+//! `denoise`, `interpolation` and `inversion`: SFM's regression model, the ViT encoder with the
+//! TransUNet-like decoder (`decoder.*`, `segmentation_head.*`) on the final tokens and a skip
+//! branch from the image; MSE or a·MSE + (1 − a)·(1 − MS-SSIM) (a = 0.9 for interpolation, 0.5
+//! otherwise, as SFM); MSE, PSNR, SSIM and MS-SSIM (where the image is large enough).
+
+use super::segment::vit_layer_scales;
+use super::vit_grid::Grid;
+use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use crate::data::loader::Batch;
+use crate::models::sfm::{Vit, VitConfig};
+use crate::models::sfm_heads::{TransUnetConfig, TransUnetHead};
+use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::ops;
+use crate::tensor::Tensor;
+use crate::train::config::TrainConfig;
+use crate::train::data::{image_side, Split};
+use crate::Device;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// MS-SSIM needs 5 scales of an 11-tap window: a side of at least 161 pixels.
+const MS_SSIM_MIN: usize = 161;
+
+#[derive(Debug)]
+pub struct RegModel {
+    pub vit: Vit,
+    pub head: TransUnetHead,
+}
+
+impl Parameters for RegModel {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.vit.visit(prefix, f)?;
+        self.head.visit(prefix, f)
+    }
+}
+
+impl RegModel {
+    pub fn new(cfg: &TrainConfig) -> Result<Self> {
+        let side = image_side(cfg)?;
+        let mut vc = VitConfig::preset(&cfg.preset)?;
+        // The decoder upsamples the token grid 16×: the encoder must use 16-pixel patches.
+        vc.patch = 16;
+        let vc = vc.with_image(side, side)?;
+        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
+        vit.set_pos_embed_trainable(true);
+        let mut hc = TransUnetConfig::sfm(vc.dim);
+        if vc.dim < 256 {
+            // a small decoder for small encoders
+            hc.channels = [vc.dim, vc.dim / 2, vc.dim / 4, vc.dim / 4];
+            hc.skip_channels = (vc.dim / 4).max(4);
+        }
+        let head = TransUnetHead::new(hc, cfg.seed ^ 0x7e6)?;
+        Ok(RegModel { vit, head })
+    }
+
+    fn forward(
+        &mut self,
+        img: &Tensor,
+    ) -> Result<(
+        Tensor,
+        crate::models::sfm::VitCache,
+        crate::models::sfm_heads::TransUnetCache,
+        Grid,
+    )> {
+        let (gh, gw) = self.vit.cfg.grid();
+        let grid = Grid::new(img.shape[0], gh, gw, &img.device())?;
+        let (tokens, vc) = self.vit.forward(img, None)?;
+        let maps = grid.to_maps(&tokens)?;
+        let (pred, hc) = self.head.forward(&maps, img)?;
+        Ok((pred, vc, hc, grid))
+    }
+}
+
+pub struct RegressTask {
+    pub model: RegModel,
+    device: Device,
+    /// Weight of the MSE in the loss; 1 for plain MSE.
+    mse_weight: f32,
+    task: String,
+}
+
+impl RegressTask {
+    pub fn new(cfg: &TrainConfig, device: &Device) -> Result<Self> {
+        let side = image_side(cfg)?;
+        let mse_weight = match cfg.loss.as_str() {
+            "mse" => 1.0,
+            _ if side < MS_SSIM_MIN => bail!(
+                "loss mse+msssim needs images of at least {MS_SSIM_MIN} pixels (MS-SSIM's 5 scales), found {side}; use loss = \"mse\""
+            ),
+            _ if cfg.task == "interpolation" => 0.9,
+            _ => 0.5,
+        };
+        Ok(RegressTask {
+            model: RegModel::new(cfg)?,
+            device: device.clone(),
+            mse_weight,
+            task: cfg.task.clone(),
+        })
+    }
+
+    fn loss(&self, pred: &Tensor, target: &Tensor) -> Result<(f32, Tensor)> {
+        if self.mse_weight >= 1.0 {
+            let l = ops::mse(pred, target)?;
+            Ok((l.loss, ops::mse_backward(pred, target, 1.0)?))
+        } else {
+            let l = ops::mse_ms_ssim_loss(pred, target, self.mse_weight, 2.0)?;
+            let d = ops::mse_ms_ssim_loss_backward(pred, target, self.mse_weight, 2.0, 1.0)?;
+            Ok((l.loss, d))
+        }
+    }
+}
+
+impl Task for RegressTask {
+    fn model(&mut self) -> &mut dyn Parameters {
+        &mut self.model
+    }
+    fn set_training(&mut self, training: bool) {
+        self.model.head.set_training(training);
+    }
+    fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
+        let img = inputs_on(batch, &self.device)?;
+        let target = targets_of(batch)?.to_device(&self.device)?;
+        let target = target.reshape(&img.shape)?;
+        let (pred, vc, hc, grid) = self.model.forward(&img)?;
+        let (loss, dpred) = self.loss(&pred, &target)?;
+        let dmaps = self.model.head.backward(&hc, &dpred, grads)?;
+        let dtok = grid.to_tokens(&dmaps)?;
+        self.model.vit.backward(&vc, &dtok, &[], false, grads)?;
+        Ok(loss)
+    }
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        batch: usize,
+        _store: &mut ParamStore,
+    ) -> Result<Evaluation> {
+        let (mut mse, mut ssim, mut ms, mut id_mse, mut n) = (0f64, 0f64, 0f64, 0f64, 0usize);
+        let mut zero = 0f64;
+        let mut loss = 0f64;
+        let big =
+            self.model.vit.cfg.img_h >= MS_SSIM_MIN && self.model.vit.cfg.img_w >= MS_SSIM_MIN;
+        for_batches(split, batch, |b| {
+            let img = inputs_on(b, &self.device)?;
+            let target = targets_of(b)?
+                .to_device(&self.device)?
+                .reshape(&img.shape)?;
+            let (pred, ..) = self.model.forward(&img)?;
+            let k = img.shape[0] as f64;
+            let (l, _) = self.loss(&pred, &target)?;
+            loss += l as f64 * k;
+            mse += ops::mse(&pred, &target)?.loss as f64 * k;
+            id_mse += ops::mse(&img, &target)?.loss as f64 * k;
+            let tv = target.to_vec_f32()?;
+            zero +=
+                tv.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / tv.len().max(1) as f64 * k;
+            ssim += ops::ssim(&pred, &target, 2.0)? as f64 * k;
+            if big {
+                ms += ops::ms_ssim(&pred, &target, 2.0)? as f64 * k;
+            }
+            n += img.shape[0];
+            Ok(())
+        })?;
+        let n = n.max(1) as f64;
+        let mut e = Evaluation {
+            samples: n as usize,
+            ..Default::default()
+        };
+        let mse = mse / n;
+        e.metrics.insert("loss".into(), loss / n);
+        e.metrics.insert("mse".into(), mse);
+        // amplitudes lie in [−1, 1]: a data range of 2
+        e.metrics
+            .insert("psnr".into(), 10.0 * (4.0 / mse.max(1e-20)).log10());
+        e.metrics.insert("ssim".into(), ssim / n);
+        if big {
+            e.metrics.insert("ms_ssim".into(), ms / n);
+        }
+        // the trivial baseline: the input returned unchanged
+        e.metrics.insert("mse_identity".into(), id_mse / n);
+        // and predicting zero everywhere
+        e.metrics.insert("mse_zero".into(), zero / n);
+        Ok(e)
+    }
+    fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
+        let (pred, ..) = self.model.forward(x)?;
+        Ok(vec![super::Output::of("output", &pred)?])
+    }
+    fn primary(&self) -> (&'static str, bool) {
+        ("psnr", true)
+    }
+    fn head_prefixes(&self) -> Vec<String> {
+        vec!["decoder.".into(), "segmentation_head.".into()]
+    }
+    fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
+        vit_layer_scales(self.model.vit.cfg.depth, decay)
+    }
+    fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
+        let b = super::first_samples(split, count)?;
+        let img = inputs_on(&b, &self.device)?;
+        let (pred, ..) = self.model.forward(&img)?;
+        let pred = pred.to_vec_f32()?;
+        let truth = targets_of(&b)?.to_vec_f32()?;
+        let x = b.inputs.to_vec_f32()?;
+        let (h, w) = (img.shape[2], img.shape[3]);
+        let px = h * w;
+        let mut out = Vec::new();
+        for i in 0..img.shape[0] {
+            let name = format!("{}-{i}.png", self.task);
+            crate::train::figures::regression(
+                &dir.join(&name),
+                &x[i * px..(i + 1) * px],
+                &truth[i * px..(i + 1) * px],
+                &pred[i * px..(i + 1) * px],
+                (h, w),
+            )?;
+            out.push(name);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,273 @@
+//! `facies` and `salt`: SFM's segmentation model, the ViT encoder with the SETR-MLA head on the
+//! outputs of blocks depth/4, depth/2, 3·depth/4 and depth; pixel cross-entropy; PA, CPA,
+//! mPA, IoU and mIoU.
+
+use super::vit_grid::Grid;
+use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use crate::data::loader::Batch;
+use crate::metrics::{confusion_matrix, segmentation_scores};
+use crate::models::sfm::{Vit, VitConfig};
+use crate::models::sfm_heads::{SetrMlaConfig, SetrMlaHead};
+use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::ops;
+use crate::tensor::Tensor;
+use crate::train::config::TrainConfig;
+use crate::train::data::{image_side, Split};
+use crate::Device;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// Encoder at the top level (timm names), head under `decoder.` (SFM-Finetune's names).
+#[derive(Debug)]
+pub struct SegModel {
+    pub vit: Vit,
+    pub head: SetrMlaHead,
+}
+
+impl Parameters for SegModel {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.vit.visit(prefix, f)?;
+        self.head.visit(prefix, f)
+    }
+}
+
+/// The 0-based blocks whose outputs feed the head.
+fn taps(depth: usize) -> Result<[usize; 4]> {
+    if depth < 4 || !depth.is_multiple_of(4) {
+        bail!("the SETR-MLA head needs an encoder depth divisible by 4, found {depth}");
+    }
+    let q = depth / 4;
+    Ok([q - 1, 2 * q - 1, 3 * q - 1, 4 * q - 1])
+}
+
+impl SegModel {
+    pub fn new(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Self> {
+        let side = image_side(cfg)?;
+        let vc = VitConfig::preset(&cfg.preset)?.with_image(side, side)?;
+        taps(vc.depth)?;
+        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
+        vit.set_pos_embed_trainable(true);
+        let head = SetrMlaHead::new(
+            SetrMlaConfig {
+                in_channels: vc.dim,
+                width: (vc.dim / 2).min(128),
+                classes,
+                branch_upsample: 4,
+            },
+            cfg.seed ^ 0x5e7,
+        )?;
+        let _ = device;
+        Ok(SegModel { vit, head })
+    }
+
+    /// Logits [B, classes, H, W] and what backward needs.
+    pub fn forward(
+        &mut self,
+        img: &Tensor,
+    ) -> Result<(
+        Tensor,
+        crate::models::sfm::VitCache,
+        crate::models::sfm_heads::SetrMlaCache,
+        Grid,
+    )> {
+        let b = img.shape[0];
+        let (gh, gw) = self.vit.cfg.grid();
+        let grid = Grid::new(b, gh, gw, &img.device())?;
+        let (_, vc) = self.vit.forward(img, None)?;
+        let t = taps(self.vit.cfg.depth)?;
+        let mut maps = Vec::with_capacity(4);
+        for &i in &t {
+            let o = vc
+                .block_output(i)
+                .ok_or_else(|| anyhow::anyhow!("block {i} has no output"))?;
+            maps.push(grid.to_maps(o)?);
+        }
+        let (logits, hc) = self.head.forward(
+            [&maps[0], &maps[1], &maps[2], &maps[3]],
+            (self.vit.cfg.img_h, self.vit.cfg.img_w),
+        )?;
+        Ok((logits, vc, hc, grid))
+    }
+}
+
+pub struct SegmentTask {
+    pub model: SegModel,
+    classes: usize,
+    device: Device,
+    class_names: Vec<String>,
+}
+
+impl SegmentTask {
+    pub fn new(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Self> {
+        if classes < 2 {
+            bail!("segmentation needs at least 2 classes, the data has {classes}");
+        }
+        let class_names = if cfg.task == "salt" {
+            vec!["background".into(), "salt".into()]
+        } else if classes == crate::data::synth::images::N_FACIES {
+            crate::data::synth::images::FACIES_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            (0..classes).map(|c| format!("class {c}")).collect()
+        };
+        Ok(SegmentTask {
+            model: SegModel::new(cfg, classes, device)?,
+            classes,
+            device: device.clone(),
+            class_names,
+        })
+    }
+
+    fn class_map(&mut self, img: &Tensor) -> Result<Vec<usize>> {
+        let (logits, ..) = self.model.forward(img)?;
+        let [b, k, h, w] = logits.shape[..] else {
+            bail!("logits {:?}", logits.shape);
+        };
+        let l = ops::nchw_to_nhwc(&logits)?.to_vec_f32()?;
+        let p = super::argmax_rows(&l, k);
+        debug_assert_eq!(p.len(), b * h * w);
+        Ok(p)
+    }
+}
+
+impl Task for SegmentTask {
+    fn model(&mut self) -> &mut dyn Parameters {
+        &mut self.model
+    }
+    fn set_training(&mut self, training: bool) {
+        self.model.head.set_training(training);
+    }
+    fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
+        let img = inputs_on(batch, &self.device)?;
+        let t = targets_of(batch)?.to_device(&self.device)?;
+        let b = img.shape[0];
+        let t = t.reshape(&[b, self.model.vit.cfg.img_h, self.model.vit.cfg.img_w])?;
+        let (logits, vc, hc, grid) = self.model.forward(&img)?;
+        let l = ops::pixel_cross_entropy(&logits, &t)?;
+        let dl = ops::pixel_cross_entropy_backward(&logits, &t, l.count, 1.0)?;
+        let dmaps = self.model.head.backward(&hc, &dl, grads)?;
+        let taps = taps(self.model.vit.cfg.depth)?;
+        let dtok: Vec<Tensor> = dmaps
+            .iter()
+            .map(|d| grid.to_tokens(d))
+            .collect::<Result<_>>()?;
+        let extra: Vec<(usize, &Tensor)> = taps.iter().copied().zip(dtok.iter()).collect();
+        let last = vc
+            .block_output(self.model.vit.cfg.depth - 1)
+            .ok_or_else(|| anyhow::anyhow!("no encoder output"))?;
+        let dout = self.device.backend().zeros(&last.shape, last.dtype)?;
+        self.model.vit.backward(&vc, &dout, &extra, false, grads)?;
+        Ok(l.loss)
+    }
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        batch: usize,
+        _store: &mut ParamStore,
+    ) -> Result<Evaluation> {
+        let mut pred = Vec::new();
+        let mut truth = Vec::new();
+        let mut loss_sum = 0.0f64;
+        let mut n = 0usize;
+        for_batches(split, batch, |b| {
+            let img = inputs_on(b, &self.device)?;
+            let t = targets_of(b)?;
+            let (logits, ..) = self.model.forward(&img)?;
+            let tt =
+                t.to_device(&self.device)?
+                    .reshape(&[img.shape[0], img.shape[2], img.shape[3]])?;
+            let l = ops::pixel_cross_entropy(&logits, &tt)?;
+            loss_sum += l.loss as f64 * img.shape[0] as f64;
+            n += img.shape[0];
+            let k = logits.shape[1];
+            let l = ops::nchw_to_nhwc(&logits)?.to_vec_f32()?;
+            pred.extend(super::argmax_rows(&l, k));
+            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
+            Ok(())
+        })?;
+        let m = confusion_matrix(&pred, &truth, self.classes)?;
+        let s = segmentation_scores(&m);
+        let mut e = Evaluation {
+            samples: n,
+            class_names: self.class_names.clone(),
+            ..Default::default()
+        };
+        e.metrics.insert("loss".into(), loss_sum / n.max(1) as f64);
+        e.metrics.insert("pa".into(), s.pa);
+        e.metrics.insert("mpa".into(), s.mpa);
+        e.metrics.insert("miou".into(), s.miou);
+        for (c, name) in self.class_names.iter().enumerate() {
+            let key = name.replace(' ', "_");
+            e.metrics.insert(format!("iou_{key}"), s.iou[c]);
+            e.metrics.insert(format!("cpa_{key}"), s.cpa[c]);
+        }
+        // the trivial baseline: the most frequent class everywhere
+        let rows: Vec<u64> = m.iter().map(|r| r.iter().sum()).collect();
+        let total = rows.iter().sum::<u64>().max(1) as f64;
+        let present = rows.iter().filter(|&&r| r > 0).count().max(1) as f64;
+        let top = rows.iter().copied().max().unwrap_or(0) as f64;
+        e.metrics
+            .insert("miou_majority".into(), top / total / present);
+        e.confusion = Some(m);
+        Ok(e)
+    }
+    fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
+        let p = self.class_map(x)?;
+        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        Ok(vec![super::Output {
+            name: "classes",
+            shape: vec![b, h, w],
+            values: p.into_iter().map(|v| v as f32).collect(),
+        }])
+    }
+    fn primary(&self) -> (&'static str, bool) {
+        ("miou", true)
+    }
+    fn head_prefixes(&self) -> Vec<String> {
+        vec!["decoder.".into()]
+    }
+    fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
+        vit_layer_scales(self.model.vit.cfg.depth, decay)
+    }
+    fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
+        let b = super::first_samples(split, count)?;
+        let img = inputs_on(&b, &self.device)?;
+        let pred = self.class_map(&img)?;
+        let truth = targets_of(&b)?.to_vec_i32()?;
+        let x = b.inputs.to_vec_f32()?;
+        let (h, w) = (img.shape[2], img.shape[3]);
+        let mut out = Vec::new();
+        for i in 0..img.shape[0] {
+            let px = h * w;
+            let name = format!("segmentation-{i}.png");
+            crate::train::figures::segmentation(
+                &dir.join(&name),
+                &x[i * px..(i + 1) * px],
+                &truth[i * px..(i + 1) * px],
+                &pred[i * px..(i + 1) * px],
+                (h, w),
+                &self.class_names,
+            )?;
+            out.push(name);
+        }
+        Ok(out)
+    }
+}
+
+/// BEiT/SFM layer-wise decay: patch embedding, cls token and position table at layer 0,
+/// block i at i + 1, everything else (norm, head) at depth + 1; scale = decay^(depth + 1 −
+/// layer).
+pub fn vit_layer_scales(depth: usize, decay: f32) -> Vec<(String, f32)> {
+    let s = |layer: usize| decay.powi((depth + 1 - layer) as i32);
+    let mut v = vec![
+        ("cls_token".to_string(), s(0)),
+        ("pos_embed".to_string(), s(0)),
+        ("patch_embed.".to_string(), s(0)),
+    ];
+    for i in 0..depth {
+        v.push((format!("blocks.{i}."), s(i + 1)));
+    }
+    v
+}
