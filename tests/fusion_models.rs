@@ -418,3 +418,75 @@ fn bad_input_is_an_error() {
         "the mel front end takes f32"
     );
 }
+
+/// The CUDA device; a failure (not a skip) when CUDA cannot start.
+fn require_cuda() -> Device {
+    match seisfuse::backend::cuda::CudaBackend::get(0) {
+        Ok(b) => Device::Cuda(b),
+        Err(e) => panic!("this test needs a CUDA GPU: {e:#}"),
+    }
+}
+
+/// One training step of a fresh model on `d`: the loss, the logits and the whole flat
+/// gradient buffer.
+fn step_on<M: FusionModel>(mut m: M, d: &Device, size: usize, samples: usize) -> Vec<Vec<f32>> {
+    let mut store = ParamStore::pack(&mut m, d).unwrap();
+    let (x, w, y) = paired_batch(4, size, samples, 21);
+    let (x, w) = (x.to_device(d).unwrap(), w.to_device(d).unwrap());
+    m.set_step(2);
+    store.zero_grad().unwrap();
+    let s = m.loss_and_backward(&x, &w, &y, &mut store.grads).unwrap();
+    vec![
+        vec![s.loss.loss],
+        s.output.logits.to_vec_f32().unwrap(),
+        store.grads.flat().to_vec_f32().unwrap(),
+    ]
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn fusion_models_parity_cpu_vs_cuda() {
+    let gpu = require_cuda();
+    // The tiny presets at 32×32 and 601 samples (the demo's sizes), f32.
+    let enc = EncoderConfig::tiny().with_image(32, 32).unwrap();
+    let (size, samples) = (32, 601);
+    let check = |what: &str, cpu: Vec<Vec<f32>>, cuda: Vec<Vec<f32>>| {
+        for (i, (g, w)) in cuda.iter().zip(&cpu).enumerate() {
+            let e = rel_err(g, w);
+            println!("{what} output {i} (loss, logits, gradients): {e:.2e}");
+            assert!(e < 1e-4, "{what} output {i}: {e:.3e}");
+        }
+    };
+    let bind = || Binding::new(BindingConfig::new(enc.clone(), 32), 1).unwrap();
+    check(
+        "binding",
+        step_on(bind(), &Device::Cpu, size, samples),
+        step_on(bind(), &gpu, size, samples),
+    );
+    let late = || LateFusion::new(LateFusionConfig::new(enc.clone(), head()), 1).unwrap();
+    check(
+        "late fusion",
+        step_on(late(), &Device::Cpu, size, samples),
+        step_on(late(), &gpu, size, samples),
+    );
+    let mid = || {
+        let mut c = MidFusionConfig::tiny(2);
+        c.encoders = enc.clone();
+        MidFusion::new(c, 1).unwrap()
+    };
+    check(
+        "intermediate fusion",
+        step_on(mid(), &Device::Cpu, size, samples),
+        step_on(mid(), &gpu, size, samples),
+    );
+    let early = || {
+        let mut c = EarlyFusionConfig::tiny(2);
+        c.image = c.image.with_image(size, size).unwrap();
+        EarlyFusion::new(c, 1).unwrap()
+    };
+    check(
+        "early fusion",
+        step_on(early(), &Device::Cpu, size, samples),
+        step_on(early(), &gpu, size, samples),
+    );
+}
