@@ -58,7 +58,7 @@ pub use binding::{
 };
 pub use early::{EarlyFusion, EarlyFusionCache, EarlyFusionConfig};
 pub use head::{ClassifierHead, ClassifierHeadCache, HeadConfig};
-pub use intermediate::{MidFusion, MidFusionCache, MidFusionConfig};
+pub use intermediate::{FusionLayer, MidFusion, MidFusionCache, MidFusionConfig};
 pub use late::{Inputs, LateFusion, LateFusionCache, LateFusionConfig};
 pub use pool::{concat_features, pool, pool_backward, split_features, Pool, PoolCache};
 
