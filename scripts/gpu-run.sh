@@ -19,8 +19,10 @@ run() { # name, command...
 }
 run doctor .gpu/seisfuse --device cuda doctor
 run doctor-cached .gpu/seisfuse --device cuda doctor   # second start: everything from the cache
+# --include-ignored: the tests marked "needs a CUDA GPU" run here (none of these executables
+# ignores a test for another reason).
 for t in .gpu/tests/*; do
-  run "test-$(basename "$t")" "$t" --nocapture --test-threads=1
+  run "test-$(basename "$t")" "$t" --include-ignored --nocapture --test-threads=1
 done
 run bench-ops timeout 180 .gpu/seisfuse --device cuda bench ops
 run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base --mae

@@ -1,5 +1,6 @@
-//! Models: the SFM image encoder and MAE, (later) SeisLM and the fusion models.
+//! Models: the SFM image encoder and MAE, SeisLM, their heads, and the fusion models.
 
+pub mod fusion;
 pub mod mae;
 pub mod pos_embed;
 pub mod seislm;

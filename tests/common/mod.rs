@@ -232,3 +232,29 @@ pub fn grad_of(s: &seisfuse::nn::ParamStore, name: &str) -> Vec<f32> {
         .to_vec_f32()
         .unwrap()
 }
+
+/// A batch of `n` pairs from the paired synthetic generator (src/data/synth/paired.rs):
+/// sections [n, 1, size, size] normalised per image as SFM does, waveforms [n, 3, samples]
+/// standardised per pair, and the labels (1 = a low-velocity layer) as i32 [n].
+pub fn paired_batch(n: usize, size: usize, samples: usize, seed: u64) -> (Tensor, Tensor, Tensor) {
+    use seisfuse::data::synth::paired::{generate, PairedConfig};
+    let cfg = PairedConfig::new(size, size, samples);
+    let (mut img, mut wav, mut lab) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let s = generate(&cfg, seed, i as u64);
+        img.extend_from_slice(&s.image);
+        let m = s.waveform.iter().sum::<f32>() / s.waveform.len() as f32;
+        let sd = (s.waveform.iter().map(|v| (v - m) * (v - m)).sum::<f32>()
+            / s.waveform.len() as f32)
+            .sqrt()
+            + 1e-6;
+        wav.extend(s.waveform.iter().map(|v| (v - m) / sd));
+        lab.push(s.label);
+    }
+    seisfuse::models::sfm::normalize_images(&mut img, size * size);
+    (
+        Tensor::from_f32(&[n, 1, size, size], img).unwrap(),
+        Tensor::from_f32(&[n, 3, samples], wav).unwrap(),
+        Tensor::from_i32(&[n], lab).unwrap(),
+    )
+}

@@ -14,6 +14,7 @@ pub mod conv1d;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod fusion;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
@@ -34,6 +35,7 @@ pub use conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
 pub use conv2d::Conv2dOps;
 pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
+pub use fusion::{FusionOps, ProjectBackward, SimilarityBackward};
 pub use layer_norm::{LayerNormBackward, LayerNormOps};
 pub use loss::LossOps;
 pub use matmul::MatmulOps;
@@ -61,6 +63,7 @@ pub trait Backend:
     + Conv2dOps
     + DropoutOps
     + ElementwiseOps
+    + FusionOps
     + LayerNormOps
     + LossOps
     + MatmulOps

@@ -11,6 +11,7 @@ pub mod conv1d;
 pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
+pub mod fusion;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;

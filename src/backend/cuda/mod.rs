@@ -11,6 +11,7 @@ pub mod conv2d;
 pub mod discover;
 pub mod dropout;
 pub mod elementwise;
+pub mod fusion;
 pub mod launch;
 pub mod layer_norm;
 pub mod loss;
@@ -56,6 +57,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         conv2d::SIGNATURES,
         dropout::SIGNATURES,
         elementwise::SIGNATURES,
+        fusion::SIGNATURES,
         layer_norm::SIGNATURES,
         loss::SIGNATURES,
         matmul::SIGNATURES,
