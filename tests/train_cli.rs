@@ -442,3 +442,55 @@ fn bad_checkpoints_and_runs_are_clear_errors() {
     let _ = std::fs::remove_dir_all(&run);
     let _ = std::fs::remove_dir_all(&pick);
 }
+
+/// The main job end to end on a small budget: every variant trains and is evaluated, and the
+/// report holds the table, the figures it names and the commands.
+#[test]
+fn demo_writes_its_report() {
+    let out = tmp("demo");
+    let o = seisfuse(
+        &[
+            "demo",
+            "--out",
+            out.to_str().unwrap(),
+            "--seeds",
+            "2",
+            "--steps",
+            "3",
+            "--train-size",
+            "32",
+            "--dev-size",
+            "8",
+            "--test-size",
+            "16",
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
+    let stdout = ok(&o);
+    for v in [
+        "image-only",
+        "wave-only",
+        "fuse-early",
+        "fuse-mid",
+        "fuse-late",
+        "bind",
+    ] {
+        assert!(stdout.contains(v), "{v} missing from\n{stdout}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| variant | test accuracy"), "{md}");
+    assert!(md.contains("seisfuse train --task fuse-late"), "{md}");
+    for line in md.lines().filter(|l| l.starts_with("![")) {
+        let f = &line[line.find('(').unwrap() + 1..line.len() - 1];
+        assert!(out.join(f).is_file(), "{f} named by the report is missing");
+    }
+    // a second run refuses to replace the report without --force
+    let o = seisfuse(
+        &["demo", "--out", out.to_str().unwrap(), "--seeds", "1"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_mel;
+pub mod demo;
 pub mod doctor;
 pub mod embed;
 pub mod estimate;
@@ -50,6 +51,9 @@ pub struct DeviceArg {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The main job: the fusion experiment on built-in paired data (image only, waveform
+    /// only, early / intermediate / late fusion, binding + probe over seeds) and its report.
+    Demo(demo::Args),
     /// Report the machine: CPU threads, CUDA driver and NVRTC, GPUs, and every kernel compiled.
     Doctor(doctor::Args),
     /// Time the engine's ops and models on the current device.
@@ -93,6 +97,7 @@ impl Command {
             Command::Train(_) => "train",
             Command::Eval(_) => "eval",
             Command::Predict(_) => "predict",
+            Command::Demo(_) => "demo",
         }
     }
 
@@ -107,6 +112,7 @@ impl Command {
             Command::Train(a) => Some(a.device),
             Command::Eval(a) => Some(a.device),
             Command::Predict(a) => Some(a.device),
+            Command::Demo(a) => Some(a.device),
             Command::Weights(_) | Command::Synth(_) | Command::Viz(_) | Command::Launch(_) => None,
         }
     }
@@ -121,7 +127,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let req = match (cli.command.device_arg(), cli.device) {
         (None, Some(_)) => bail!(
             "--device has no effect on `{}`, which runs on no device; it applies to doctor, \
-             bench, mel, embed, pick, train, eval and predict",
+             bench, mel, embed, pick, train, eval, predict and demo",
             cli.command.name()
         ),
         (None, None) => DeviceRequest::Auto,
@@ -144,5 +150,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run_train(req, a, explicit_device),
         Command::Eval(a) => train::run_eval(req, a, explicit_device),
         Command::Predict(a) => train::run_predict(req, a, explicit_device),
+        Command::Demo(a) => demo::run(req, a, explicit_device),
     }
 }

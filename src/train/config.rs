@@ -142,8 +142,17 @@ impl TrainConfig {
         let paired = is_fusion_task(task);
         Ok(TrainConfig {
             task: task.to_string(),
-            preset: if wave { "seislm-tiny" } else { "sfm-tiny" }.into(),
-            data: if wave {
+            preset: if paired {
+                "tiny"
+            } else if wave {
+                "seislm-tiny"
+            } else {
+                "sfm-tiny"
+            }
+            .into(),
+            data: if paired {
+                "synth:paired"
+            } else if wave {
                 "synth:waveforms"
             } else {
                 "synth:images"

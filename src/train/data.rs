@@ -322,7 +322,9 @@ pub fn wave_samples(cfg: &TrainConfig) -> usize {
 
 /// The normalisation of the task's inputs.
 pub fn input_norm(cfg: &TrainConfig) -> Result<Norm> {
-    Ok(if cfg.is_waveform_task() {
+    Ok(if super::config::is_fusion_task(&cfg.task) {
+        Norm::None
+    } else if cfg.is_waveform_task() {
         Norm::PerChannel
     } else {
         ImageRole::of_task(&cfg.task)?.norm()
@@ -331,7 +333,10 @@ pub fn input_norm(cfg: &TrainConfig) -> Result<Norm> {
 
 /// The shape of one input of the task's model.
 pub fn input_shape(cfg: &TrainConfig) -> Result<Vec<usize>> {
-    Ok(if cfg.is_waveform_task() {
+    Ok(if super::config::is_fusion_task(&cfg.task) {
+        let s = image_side(cfg)?;
+        vec![s * s + 3 * wave_samples(cfg)]
+    } else if cfg.is_waveform_task() {
         vec![3, wave_samples(cfg)]
     } else {
         let s = image_side(cfg)?;

@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod event;
+pub mod fusion;
 pub mod mae;
 pub mod pick;
 pub mod pretrain;
@@ -117,6 +118,7 @@ pub fn build(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Box<d
         "seislm-pretrain" => Box::new(pretrain::PretrainTask::new(cfg, device)?),
         "pick" => Box::new(pick::PickTask::new(cfg, device)?),
         "event-class" => Box::new(event::EventTask::new(cfg, classes, device)?),
+        t if fusion::is_fusion(t) => fusion::build(cfg, classes, device)?,
         t => bail!("unknown task {t}"),
     })
 }
