@@ -56,7 +56,7 @@ pub enum What {
         /// Samples per second, for a time axis in seconds; by default the
         /// `sampling_rate_hz` of a `dataset.json` beside the file (as `synth` writes),
         /// otherwise the axis counts samples.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         sampling_rate: Option<f64>,
         /// Output PNG.
         #[arg(long)]

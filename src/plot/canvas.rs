@@ -272,9 +272,8 @@ impl Canvas {
         }
         let i = (y as usize * self.width as usize + x as usize) * 3;
         let a = alpha.clamp(0.0, 1.0);
-        for k in 0..3 {
-            let p = &mut self.buf[i + k];
-            *p = (*p as f32 * (1.0 - a) + c[k] as f32 * a).round() as u8;
+        for (p, &v) in self.buf[i..i + 3].iter_mut().zip(&c) {
+            *p = (*p as f32 * (1.0 - a) + v as f32 * a).round() as u8;
         }
     }
 

@@ -137,7 +137,7 @@ impl Confusion<'_> {
                 anchored(style::TITLE, HPos::Center, VPos::Top),
             ))
             .map_err(pe)?;
-            for t in 0..k {
+            for (t, &row) in rows.iter().enumerate() {
                 for p in 0..k {
                     let f = frac(t, p);
                     let [r, g, b] = blues(f);
@@ -150,7 +150,7 @@ impl Confusion<'_> {
                     .map_err(pe)?;
                     let ink = if f > 0.5 { WHITE } else { style::TEXT };
                     let count = self.counts[t * k + p].to_string();
-                    let pct = if rows[t] == 0 {
+                    let pct = if row == 0 {
                         "–".to_string()
                     } else {
                         format!("{:.1}%", 100.0 * f)

@@ -76,8 +76,9 @@ pub struct Sections<'a> {
     pub class_names: Vec<String>,
     /// The legend entry of masks ("salt").
     pub mask_label: String,
-    /// Amplitudes are drawn in ±clip; by default ±the largest |value| of the panels that share
-    /// a colour bar.
+    /// Amplitudes are drawn in ±clip (larger ones saturate); by default the 99.5th percentile
+    /// of |value| over the panels that share a colour bar (their largest |value| when that is
+    /// 0), so that a few spikes do not wash the section out.
     pub clip: Option<f32>,
     /// One colour bar for all amplitude panels (true), or one beside each.
     pub shared_scale: bool,
@@ -109,6 +110,25 @@ const GAP: i32 = 22;
 const BAR_W: i32 = 16;
 const SWATCH: i32 = 16;
 const ROW: i32 = 24;
+/// The 99.5th percentile of |value| over the finite values of `amps` (a strided sample of at
+/// most about 2^20 values); 0 when there are none.
+fn robust_max(amps: &[&[f32]]) -> f32 {
+    let total: usize = amps.iter().map(|a| a.len()).sum();
+    let stride = (total >> 20).max(1);
+    let mut s: Vec<f32> = amps
+        .iter()
+        .flat_map(|a| a.iter().step_by(stride))
+        .filter(|v| v.is_finite())
+        .map(|v| v.abs())
+        .collect();
+    if s.is_empty() {
+        return 0.0;
+    }
+    let k = ((s.len() - 1) as f64 * 0.995).round() as usize;
+    let (_, q, _) = s.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+    *q
+}
+
 /// The colour of masks.
 const MASK_RGB: [u8; 3] = [20, 20, 20];
 /// Non-finite amplitudes.
@@ -203,16 +223,30 @@ impl Sections<'_> {
             max_abs.push(m);
         }
         classes.sort_unstable();
-        let clip_of = |m: f32| match self.clip {
+        let clip_of = |amps: &[&[f32]], m: f32| match self.clip {
             Some(c) if c.is_finite() && c > 0.0 => Ok(c),
             Some(c) => bail!("section figure: the amplitude clip {c} is not a positive number"),
-            None => Ok(if m > 0.0 { m } else { 1.0 }),
+            None => {
+                let q = robust_max(amps);
+                Ok(if q > 0.0 {
+                    q
+                } else if m > 0.0 {
+                    m
+                } else {
+                    1.0
+                })
+            }
         };
         let clips = if self.shared_scale {
-            let c = clip_of(max_abs.iter().fold(0f32, |a, &b| a.max(b)))?;
+            let amps: Vec<&[f32]> = self.panels.iter().filter_map(|p| p.amplitude).collect();
+            let c = clip_of(&amps, max_abs.iter().fold(0f32, |a, &b| a.max(b)))?;
             vec![c; self.panels.len()]
         } else {
-            max_abs.iter().map(|&m| clip_of(m)).collect::<Result<_>>()?
+            self.panels
+                .iter()
+                .zip(&max_abs)
+                .map(|(p, &m)| clip_of(p.amplitude.as_slice(), m))
+                .collect::<Result<_>>()?
         };
         Ok(Prep {
             clips,
@@ -268,7 +302,13 @@ impl Sections<'_> {
             .map(|&k| (self.class_name(k), false, class_rgb(k)))
             .collect();
         if prep.any_mask {
-            entries.push((self.mask_label.clone(), true, MASK_RGB));
+            let l = &self.mask_label;
+            let name = if l.to_lowercase().contains("mask") {
+                l.clone()
+            } else {
+                format!("{l} mask")
+            };
+            entries.push((name, true, MASK_RGB));
         }
         let per_col = ((ph / ROW).max(1)) as usize;
         let legend_cols = entries.len().div_ceil(per_col);

@@ -291,6 +291,8 @@ impl Waveforms<'_> {
                     .build_cartesian_2d(x_range.clone(), -m..m)
                     .map_err(pe)?;
                 self.mesh(&mut chart, &band_names[k], is_last, 3)?;
+                // Picks under the trace, so that the onset stays visible.
+                self.pick_lines(&mut chart, &phases, -m, m)?;
                 let tr = &self.data[k * s..(k + 1) * s];
                 for run in decimate(tr, plot_w.max(1) as usize) {
                     chart
@@ -300,7 +302,6 @@ impl Waveforms<'_> {
                         ))
                         .map_err(pe)?;
                 }
-                self.pick_lines(&mut chart, &phases, -m, m)?;
                 y += band_h + BAND_GAP;
             }
             if prob_h > 0 {

@@ -242,6 +242,10 @@ pub const FACIES_NAMES: [&str; N_FACIES] = [
     "salt",
 ];
 
+/// [`FACIES_NAMES`] as a JSON array (checked against it in the tests).
+const FACIES_NAMES_JSON: &str =
+    "[\"shale\", \"silty shale\", \"sand\", \"carbonate\", \"tight sand\", \"salt\"]";
+
 /// The name of a figure: its file name without `.png`.
 fn stem(path: &Path) -> String {
     path.file_stem()
@@ -361,7 +365,7 @@ fn write_images_into(
         "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": {facies_names}}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
         arrays.join(", "),
         splits_json(n),
-        facies_names = format!("{FACIES_NAMES:?}"),
+        facies_names = FACIES_NAMES_JSON,
     );
     write_text(dir.join("dataset.json"), &json)
 }
@@ -703,4 +707,13 @@ pub fn write_waveforms_seisbench(
         }
     }
     write_text(dir.join("metadata.csv"), &csv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn facies_names_json_matches_the_names() {
+        assert_eq!(FACIES_NAMES_JSON, format!("{FACIES_NAMES:?}"));
+    }
 }
