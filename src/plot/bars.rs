@@ -157,11 +157,7 @@ impl Bars<'_> {
             style::TITLE as i32 + 14
         };
         let legend_h = legend_rows.len() as i32 * 24 + 8;
-        let ticks_w = [ylo, yhi, (ylo + yhi) / 2.0]
-            .iter()
-            .map(|&v| text_width(&tick(v), style::TICK))
-            .max()
-            .unwrap_or(40);
+        let ticks_w = style::tick_width_range(ylo, yhi, 10);
         let group_names_h = style::TICK as i32 + 14;
         let x_desc_h = if self.x_label.is_empty() {
             0

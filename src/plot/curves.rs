@@ -180,11 +180,15 @@ impl Curves<'_> {
         Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
         root.fill(&WHITE).map_err(pe)?;
-        let ticks_w = [ylo, yhi, (ylo + yhi) / 2.0, -yhi.abs()]
-            .iter()
-            .map(|&v| text_width(&tick(v), style::TICK))
-            .max()
-            .unwrap_or(40);
+        let ticks_w = if self.log_y {
+            [ylo, yhi, 1.0]
+                .iter()
+                .map(|&v| text_width(&tick(v), style::TICK))
+                .max()
+                .unwrap_or(40)
+        } else {
+            style::tick_width_range(ylo, yhi, 8)
+        };
         let title = title_with(&self.title, &p.notes);
         let mut b = ChartBuilder::on(root);
         b.margin(14)

@@ -121,12 +121,7 @@ impl Scatter<'_> {
             let root = canvas.area();
             root.fill(&WHITE).map_err(pe)?;
             let (plot, legend) = root.split_horizontally(self.width as i32 - legend_w - MARGIN);
-            let ticks_w = [y0, y1]
-                .iter()
-                .map(|&v| text_width(&tick(v), style::TICK))
-                .max()
-                .unwrap_or(40)
-                .max(text_width("-0.0000", style::TICK));
+            let ticks_w = style::tick_width_range(y0, y1, 10);
             let mut b = ChartBuilder::on(&plot);
             b.margin(MARGIN)
                 .x_label_area_size(style::TICK as i32 + style::DESC as i32 + 26)

@@ -102,6 +102,32 @@ pub fn tick_width_sym(m: f64) -> i32 {
         .unwrap_or_else(|| super::canvas::text_width(&tick(-m), TICK))
 }
 
+/// The widest tick label of a linear axis over [lo, hi] with at most `max_ticks` labels at
+/// multiples of 1, 2 or 5 × 10^k (as plotters places them).
+pub fn tick_width_range(lo: f64, hi: f64, max_ticks: usize) -> i32 {
+    let span = hi - lo;
+    let fallback =
+        super::canvas::text_width(&tick(lo), TICK).max(super::canvas::text_width(&tick(hi), TICK));
+    if !(span.is_finite() && span > 0.0) || max_ticks < 2 {
+        return fallback;
+    }
+    let p = 10f64.powf(span.log10().floor());
+    let Some(step) = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|st| span / st + 1.0 <= max_ticks as f64)
+    else {
+        return fallback;
+    };
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .take(64)
+        .map(|k| super::canvas::text_width(&tick(k as f64 * step), TICK))
+        .max()
+        .unwrap_or(fallback)
+}
+
 /// The range [lo, hi] of `values` widened by `pad` of its span on both sides; a single value
 /// gets a span of its own. Errors when the range is not finite (plotters asserts on NaN).
 pub fn padded(lo: f64, hi: f64, pad: f64) -> Result<(f64, f64)> {
