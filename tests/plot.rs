@@ -212,6 +212,22 @@ fn log_figures_from_a_training_log() {
     assert!(e.to_string().contains("no train or dev lines"), "{e}");
     assert!(!d.join("none").exists());
     assert!(curves_from_log(&d.join("missing.jsonl"), &d.join("none")).is_err());
+    // A metric that is never finite is left out; the others are drawn.
+    std::fs::write(
+        d.join("nan.jsonl"),
+        "{\"kind\":\"train\",\"step\":1,\"loss\":null}\n{\"kind\":\"train\",\"step\":2,\"loss\":NaN,\"lr\":0.1}\n",
+    )
+    .unwrap();
+    let p = curves_from_log(&d.join("nan.jsonl"), &d.join("nan")).unwrap();
+    assert_eq!(p, [d.join("nan").join("lr.png")]);
+    std::fs::write(
+        d.join("allnan.jsonl"),
+        "{\"kind\":\"train\",\"step\":1,\"loss\":null}\n",
+    )
+    .unwrap();
+    let e = curves_from_log(&d.join("allnan.jsonl"), &d.join("none")).unwrap_err();
+    assert!(e.to_string().contains("no finite"), "{e}");
+    assert!(!d.join("none").exists());
     std::fs::remove_dir_all(&d).ok();
 }
 

@@ -24,7 +24,7 @@ pub struct TrainPoint {
     pub samples_per_s: Option<f64>,
 }
 
-/// One dev evaluation: its metrics in the order of the line.
+/// One dev evaluation: its metrics, by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DevPoint {
     pub step: f64,
@@ -204,7 +204,8 @@ fn wants_log(ys: &[&[f64]]) -> bool {
 /// Reads the training log `log` and writes its figures into `out_dir` (created if missing;
 /// existing figures of the same names are replaced): `loss.png` (train loss, and dev loss
 /// when the dev lines have a `loss` metric), `lr.png`, and `dev-<metric>.png` for every other
-/// dev metric. All are written, or none. Returns the paths written. Skipped lines are counted
+/// dev metric; a figure with no finite value is left out with a note. All are written, or
+/// none. Returns the paths written. Skipped lines are counted
 /// in a note on standard error.
 pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let run = read_log(log)?;
@@ -231,6 +232,18 @@ pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         .unwrap_or_default();
     let step_label = "step (optimizer updates)".to_string();
     let mut figures: Vec<(PathBuf, super::Figure)> = Vec::new();
+    // A figure whose values are all non-finite (a run that diverged at once) is left out with
+    // a note rather than failing the others.
+    let drawable = |what: &str, ys: &[&[f64]]| {
+        let ok = ys.iter().any(|y| y.iter().any(|v| v.is_finite()));
+        if !ok {
+            eprintln!(
+                "note: {}: no finite {what} value; its figure is not drawn",
+                log.display()
+            );
+        }
+        ok
+    };
 
     // Train columns.
     let col = |f: fn(&TrainPoint) -> Option<f64>| -> (Vec<f64>, Vec<f64>) {
@@ -262,7 +275,7 @@ pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
             .unzip()
     };
     let (dls, dlv) = dev_col("loss");
-    if !lv.is_empty() || !dlv.is_empty() {
+    if (!lv.is_empty() || !dlv.is_empty()) && drawable("loss", &[&lv, &dlv]) {
         let mut series = Vec::new();
         if !lv.is_empty() {
             series.push(Series::new("train loss", &ls, &lv));
@@ -284,7 +297,7 @@ pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
                 .with_context(|| format!("{}: the loss figure", log.display()))?,
         ));
     }
-    if !rv.is_empty() {
+    if !rv.is_empty() && drawable("learning-rate", &[&rv]) {
         let fig = Curves {
             title: format!("learning rate — {name}"),
             x_label: step_label.clone(),
@@ -301,6 +314,9 @@ pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut used: Vec<String> = Vec::new();
     for m in names.iter().filter(|m| m.as_str() != "loss") {
         let (s, v) = dev_col(m);
+        if !drawable(&format!("dev {m}"), &[&v]) {
+            continue;
+        }
         let mut file = format!("dev-{}", file_part(m));
         while used.contains(&file) {
             file.push('_');
@@ -318,6 +334,12 @@ pub fn curves_from_log(log: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
             fig.render()
                 .with_context(|| format!("{}: the dev {m} figure", log.display()))?,
         ));
+    }
+    if figures.is_empty() {
+        bail!(
+            "{}: no finite loss, learning rate or dev metric to draw",
+            log.display()
+        );
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut staged = Staged::new();
