@@ -5,9 +5,8 @@ use crate::data::dat::DatFile;
 use crate::data::npy::NpyFile;
 use crate::limits;
 use crate::outln;
-use crate::viz::section::{amplitude_panel, figure_factor, overlay_classes, overlay_mask};
-use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
-use anyhow::{bail, Result};
+use crate::plot::{Panel, Pick, Sections, Waveforms};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +53,11 @@ pub enum What {
         /// A .npy of [N, 2] (P, S) pick samples, -1 for none (as `synth` writes).
         #[arg(long)]
         picks: Option<PathBuf>,
+        /// Samples per second, for a time axis in seconds; by default the
+        /// `sampling_rate_hz` of a `dataset.json` beside the file (as `synth` writes),
+        /// otherwise the axis counts samples.
+        #[arg(long, allow_negative_numbers = true)]
+        sampling_rate: Option<f64>,
         /// Output PNG.
         #[arg(long)]
         out: PathBuf,
@@ -110,7 +114,8 @@ fn item(
             path.display()
         );
     }
-    // The values, and the figure (3 bytes per pixel, before any enlargement).
+    // The values, and a class map or mask converted from them (the figure's size is bounded
+    // by its layout, not by the item).
     limits::check_elems(
         format_args!("{}: item {index} of shape {item_shape:?}", path.display()),
         len as u128,
@@ -147,8 +152,21 @@ pub fn run(args: Args) -> Result<()> {
             for p in crate::data::dat::sidecar_paths(file) {
                 outs.input(&p);
             }
+            for p in [Some(file), classes.as_ref()].into_iter().flatten() {
+                outs.input(&crate::atomic::parent_of(p).join("dataset.json"));
+            }
         }
-        What::Waveform { file, picks, .. } => {
+        What::Waveform {
+            file,
+            picks,
+            sampling_rate,
+            ..
+        } => {
+            if let Some(r) = sampling_rate {
+                if !(r.is_finite() && *r > 0.0) {
+                    bail!("--sampling-rate {r}: must be a positive number of samples per second");
+                }
+            }
             outs.input(file);
             if let Some(p) = picks {
                 outs.input(p);
@@ -156,6 +174,7 @@ pub fn run(args: Args) -> Result<()> {
             for p in crate::data::dat::sidecar_paths(file) {
                 outs.input(&p);
             }
+            outs.input(&crate::atomic::parent_of(file).join("dataset.json"));
         }
     }
     outs.file("--out", &out)?;
@@ -170,47 +189,57 @@ pub fn run(args: Args) -> Result<()> {
         } => {
             let (v, s) = item(&file, index, 2, shape.as_deref())?;
             let (h, w) = (s[0], s[1]);
-            let mut img = amplitude_panel(&v, h, w)?;
-            if let Some(c) = classes {
-                let (cv, cs) = item(&c, index, 2, None)?;
+            let mut cl: Vec<i32> = Vec::new();
+            let mut mk: Vec<u8> = Vec::new();
+            let mut class_names = Vec::new();
+            let mut mask_label = "mask".to_string();
+            if let Some(c) = &classes {
+                let (cv, cs) = item(c, index, 2, None)?;
                 if cs != s {
                     bail!(
                         "{}: item shape {cs:?} differs from the section's {s:?}",
                         c.display()
                     );
                 }
-                let cl: Vec<i32> = cv.iter().map(|&x| x as i32).collect();
-                overlay_classes(&mut img, &cl, 0.45)?;
+                cl = cv.iter().map(|&x| x as i32).collect();
+                class_names = label_names(c);
             }
-            if let Some(m) = mask {
-                let (mv, ms) = item(&m, index, 2, None)?;
+            if let Some(m) = &mask {
+                let (mv, ms) = item(m, index, 2, None)?;
                 if ms != s {
                     bail!(
                         "{}: item shape {ms:?} differs from the section's {s:?}",
                         m.display()
                     );
                 }
-                let mk: Vec<u8> = mv.iter().map(|&x| (x != 0.0) as u8).collect();
-                overlay_mask(&mut img, &mk, [20, 20, 20], 0.35)?;
+                mk = mv.iter().map(|&x| (x != 0.0) as u8).collect();
+                mask_label = stem(m);
             }
-            let f = figure_factor(h, w, 256);
-            limits::check_elems(
-                format_args!(
-                    "{}: a figure of {}×{} pixels (the {h}×{w} section enlarged {f}×)",
-                    file.display(),
-                    h * f,
-                    w * f
-                ),
-                (h * f) as u128 * (w * f) as u128,
-                6,
-            )?;
-            img.upscale(f).write_png(&out)?;
+            let mut panel = Panel::amplitude(format!("{}, item {index}", name(&file)), &v);
+            if classes.is_some() {
+                panel = panel.with_classes(&cl);
+            }
+            if mask.is_some() {
+                panel = panel.with_mask(&mk);
+            }
+            Sections {
+                height: h,
+                width: w,
+                panels: vec![panel],
+                class_names,
+                mask_label,
+                panel_height: 480,
+                ..Default::default()
+            }
+            .write(&out)
+            .with_context(|| format!("{}: the figure {}", file.display(), out.display()))?;
         }
         What::Waveform {
             file,
             shape,
             index,
             picks,
+            sampling_rate,
             ..
         } => {
             let (v, s) = item(&file, index, 2, shape.as_deref())?;
@@ -231,18 +260,73 @@ pub fn run(args: Args) -> Result<()> {
                         p.display()
                     );
                 }
-                for (k, color) in [(0, P_COLOR), (1, S_COLOR)] {
+                for (k, phase) in [(0, "P"), (1, "S")] {
                     if pv[k] >= 0.0 {
-                        marks.push(PickMark {
-                            sample: pv[k] as usize,
-                            color,
-                        });
+                        marks.push(Pick::truth(phase, pv[k] as f64));
                     }
                 }
             }
-            waveform_figure(&v, s[0], s[1], &marks, 1000, 90)?.write_png(&out)?;
+            let rate = sampling_rate.or_else(|| dataset_rate(&file));
+            Waveforms {
+                title: format!("{}, item {index}", name(&file)),
+                data: &v,
+                channels: s[0],
+                samples: s[1],
+                sampling_rate: rate,
+                picks: marks,
+                ..Default::default()
+            }
+            .write(&out)
+            .with_context(|| format!("{}: the figure {}", file.display(), out.display()))?;
         }
     }
     outln!("wrote {}", out.display())?;
     Ok(())
+}
+
+/// The file name of `path`, for a figure's title.
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The file name of `path` without its extension ("salt" for salt.npy).
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "mask".into())
+}
+
+/// The `dataset.json` that `synth` writes beside its arrays, if there is one that parses.
+fn dataset_json(file: &Path) -> Option<serde_json::Value> {
+    let p = crate::atomic::parent_of(file).join("dataset.json");
+    // A metadata file, small; anything large or odd is ignored.
+    let meta = std::fs::metadata(&p).ok()?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(&p).ok()?).ok()
+}
+
+/// Class names of a label array from `dataset.json` (`labels.<stem>.names`), or none.
+fn label_names(file: &Path) -> Vec<String> {
+    let Some(j) = dataset_json(file) else {
+        return Vec::new();
+    };
+    j["labels"][stem(file)]["names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sampling rate from `dataset.json` (`sampling_rate_hz`), if positive.
+fn dataset_rate(file: &Path) -> Option<f64> {
+    dataset_json(file)?["sampling_rate_hz"]
+        .as_f64()
+        .filter(|r| r.is_finite() && *r > 0.0)
 }

@@ -102,22 +102,6 @@ impl Rgb {
         })
     }
 
-    pub fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
-        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
-            self.pixels[y as usize * self.width + x as usize] = c;
-        }
-    }
-
-    /// Blends `c` over the pixel with opacity `alpha`.
-    pub fn blend(&mut self, x: usize, y: usize, c: [u8; 3], alpha: f32) {
-        if x < self.width && y < self.height {
-            let p = &mut self.pixels[y * self.width + x];
-            for k in 0..3 {
-                p[k] = (p[k] as f32 * (1.0 - alpha) + c[k] as f32 * alpha).round() as u8;
-            }
-        }
-    }
-
     /// Nearest-neighbour enlargement by an integer factor (small images are hard to see).
     pub fn upscale(&self, factor: usize) -> Rgb {
         let f = factor.max(1);
@@ -128,11 +112,6 @@ impl Rgb {
             }
         }
         out
-    }
-
-    /// Writes the image as an 8-bit RGB PNG, under a temporary name renamed into place.
-    pub fn write_png(&self, path: &Path) -> Result<()> {
-        self.png_file(path)?.commit()
     }
 
     /// The PNG complete under its temporary name, to be committed with other outputs.

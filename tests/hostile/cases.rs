@@ -249,6 +249,22 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             says: vec![],
         },
     ));
+    for rate in ["0", "-100", "NaN", "inf"] {
+        v.push(case(
+            &format!("viz_waveform_sampling_rate_{}", rate.replace('-', "minus")),
+            Nonsense,
+            os(&[
+                &"viz",
+                &"waveform",
+                &waves,
+                &"--sampling-rate",
+                &rate,
+                &"--out",
+                &"w.png",
+            ]),
+            err(&["--sampling-rate"]),
+        ));
+    }
     v.push(case(
         "viz_dat_shape_product_overflows",
         Allocation,

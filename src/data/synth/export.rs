@@ -8,10 +8,7 @@ use super::paired::{self, PairedConfig};
 use super::split_of;
 use super::waveforms::{self, WaveformConfig};
 use crate::data::npy::{NpyElem, NpyWriter};
-use crate::viz::section::{
-    amplitude_panel, hconcat, overlay_classes, overlay_mask, upscale_factor,
-};
-use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
+use crate::plot::{Panel, Pick, Sections, Waveforms};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::fmt::Write as _;
@@ -223,21 +220,58 @@ fn opt(v: Option<usize>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn pick_marks(p: Option<usize>, s: Option<usize>) -> Vec<PickMark> {
+/// The true picks of a trace, for its figure.
+fn picks_of(p: Option<usize>, s: Option<usize>) -> Vec<Pick> {
     let mut m = Vec::new();
     if let Some(p) = p {
-        m.push(PickMark {
-            sample: p,
-            color: P_COLOR,
-        });
+        m.push(Pick::truth("P", p as f64));
     }
     if let Some(s) = s {
-        m.push(PickMark {
-            sample: s,
-            color: S_COLOR,
-        });
+        m.push(Pick::truth("S", s as f64));
     }
     m
+}
+
+/// Names of the facies classes, by id (the `labels.facies.names` of `dataset.json`).
+pub const FACIES_NAMES: [&str; N_FACIES] = [
+    "shale",
+    "silty shale",
+    "sand",
+    "carbonate",
+    "tight sand",
+    "salt",
+];
+
+/// [`FACIES_NAMES`] as a JSON array (checked against it in the tests).
+const FACIES_NAMES_JSON: &str =
+    "[\"shale\", \"silty shale\", \"sand\", \"carbonate\", \"tight sand\", \"salt\"]";
+
+/// The name of a figure: its file name without `.png`.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A 3-component synthetic trace as a figure: Z, N, E in seconds with the true picks.
+fn waveform_png(
+    path: &Path,
+    data: &[f32],
+    samples: usize,
+    sampling_rate: f64,
+    picks: Vec<Pick>,
+    what: &str,
+) -> Result<()> {
+    Waveforms {
+        title: format!("{} ({what})", stem(path)),
+        data,
+        channels: 3,
+        samples,
+        sampling_rate: Some(sampling_rate),
+        picks,
+        ..Default::default()
+    }
+    .write(path)
 }
 
 /// Writes `n` synthetic sections with their labels into `dir`.
@@ -328,28 +362,33 @@ fn write_images_into(
     }
     write_text(dir.join("metadata.csv"), &csv)?;
     let json = format!(
-        "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": [\"shale\", \"silty shale\", \"sand\", \"carbonate\", \"tight sand\", \"salt\"]}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
+        "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": {facies_names}}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
         arrays.join(", "),
-        splits_json(n)
+        splits_json(n),
+        facies_names = FACIES_NAMES_JSON,
     );
     write_text(dir.join("dataset.json"), &json)
 }
 
-/// Figure of one section: noisy | clean with facies | clean with salt outline | decimated.
+/// Figure of one section: noisy | clean with facies | clean with the salt outline | decimated,
+/// on one amplitude scale, with the facies names and the salt in a legend.
 pub fn image_png(path: &Path, s: &images::ImageSample) -> Result<()> {
-    let (h, w) = (s.height, s.width);
-    let noisy = amplitude_panel(&s.noisy, h, w)?;
-    let mut fac = amplitude_panel(&s.clean, h, w)?;
-    overlay_classes(&mut fac, &s.facies, 0.45)?;
-    let mut salt = amplitude_panel(&s.clean, h, w)?;
-    overlay_mask(&mut salt, &s.salt, [20, 20, 20], 0.35)?;
-    let dec = amplitude_panel(&s.decimated, h, w)?;
-    let f = upscale_factor(h, w, 160);
-    let panels: Vec<_> = [noisy, fac, salt, dec]
-        .iter()
-        .map(|p| p.upscale(f))
-        .collect();
-    hconcat(&panels, 6).write_png(path)
+    Sections {
+        title: stem(path),
+        height: s.height,
+        width: s.width,
+        panels: vec![
+            Panel::amplitude("noisy", &s.noisy),
+            Panel::amplitude("clean + facies", &s.clean).with_classes(&s.facies),
+            Panel::amplitude("clean + salt", &s.clean).with_mask(&s.salt),
+            Panel::amplitude("decimated", &s.decimated),
+        ],
+        class_names: FACIES_NAMES.map(String::from).to_vec(),
+        mask_label: "salt".into(),
+        panel_height: 240,
+        ..Default::default()
+    }
+    .write(path)
 }
 
 /// Writes `n` synthetic 3-component traces into `dir`. The metadata uses SeisBench's column
@@ -433,15 +472,14 @@ fn write_waveforms_into(
             }
             csv.push('\n');
             if i < opts.png {
-                waveform_figure(
+                waveform_png(
+                    &png_dir.join(format!("waveform_{i:05}.png")),
                     &s.data,
-                    3,
                     ns,
-                    &pick_marks(s.p_sample, s.s_sample),
-                    1000,
-                    90,
-                )?
-                .write_png(&png_dir.join(format!("waveform_{i:05}.png")))?;
+                    cfg.sampling_rate,
+                    picks_of(s.p_sample, s.s_sample),
+                    if s.is_event { "earthquake" } else { "noise" },
+                )?;
             }
         }
         if let Some(p) = &opts.progress {
@@ -542,19 +580,32 @@ fn write_paired_into(
                 vps.join(";")
             )?;
             if i < opts.png {
-                let f = upscale_factor(h, w, 160);
-                let a = amplitude_panel(&s.image, h, w)?.upscale(f);
-                let r = amplitude_panel(&s.reflectivity, h, w)?.upscale(f);
-                hconcat(&[a, r], 6).write_png(&png_dir.join(format!("pair_{i:05}_image.png")))?;
-                waveform_figure(
+                let lvl = if s.label == 1 {
+                    "low-velocity layer"
+                } else {
+                    "no low-velocity layer"
+                };
+                Sections {
+                    title: format!("pair_{i:05} ({lvl})"),
+                    height: h,
+                    width: w,
+                    panels: vec![
+                        Panel::amplitude("image", &s.image),
+                        Panel::amplitude("reflectivity", &s.reflectivity),
+                    ],
+                    shared_scale: false,
+                    panel_height: 260,
+                    ..Default::default()
+                }
+                .write(&png_dir.join(format!("pair_{i:05}_image.png")))?;
+                waveform_png(
+                    &png_dir.join(format!("pair_{i:05}_waveform.png")),
                     &s.waveform,
-                    3,
                     ns,
-                    &pick_marks(s.p_sample, s.s_sample),
-                    1000,
-                    90,
-                )?
-                .write_png(&png_dir.join(format!("pair_{i:05}_waveform.png")))?;
+                    cfg.sampling_rate,
+                    picks_of(s.p_sample, s.s_sample),
+                    lvl,
+                )?;
             }
         }
         if let Some(p) = &opts.progress {
@@ -656,4 +707,13 @@ pub fn write_waveforms_seisbench(
         }
     }
     write_text(dir.join("metadata.csv"), &csv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn facies_names_json_matches_the_names() {
+        assert_eq!(FACIES_NAMES_JSON, format!("{FACIES_NAMES:?}"));
+    }
 }
