@@ -171,6 +171,9 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
             let mut out = trainer::train(&cfg, &run, None, &quiet)
                 .with_context(|| format!("{variant}, seed {seed}"))?;
             row.secs.push(t0.elapsed().as_secs_f64());
+            let run_figs = dir.join("figures");
+            std::fs::create_dir_all(&run_figs)?;
+            crate::plot::curves_from_log(&dir.join(crate::train::run_dir::LOG), &run_figs)?;
             let s = &mut out.session;
             if let Some(best) = trainer::best_checkpoint(&run)? {
                 crate::weights::load_into(s.task.model(), best.join("model.safetensors"), true)?;
@@ -203,6 +206,23 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
     progress.finish();
     let elapsed = start.elapsed().as_secs_f64();
     let table = table(&rows);
+    let groups: Vec<String> = rows.iter().map(|r| r.variant.to_string()).collect();
+    let stats: Vec<(f64, f64)> = rows.iter().map(|r| mean_std(&r.acc)).collect();
+    let means: Vec<f64> = stats.iter().map(|s| s.0).collect();
+    let stds: Vec<f64> = stats.iter().map(|s| s.1).collect();
+    crate::plot::Bars {
+        title: format!("test accuracy over {} seeds (mean ± std)", a.seeds),
+        y_label: "accuracy".into(),
+        x_label: "variant".into(),
+        groups,
+        series: vec![crate::plot::BarSeries {
+            name: "test accuracy",
+            mean: &means,
+            std: Some(&stds),
+        }],
+        ..Default::default()
+    }
+    .write(&figs.join("accuracy.png"))?;
     let md = report(&a, &rows, &table, elapsed);
     crate::atomic::write_atomic(&report_path, md.as_bytes())?;
     write_stdout(format_args!(
@@ -303,7 +323,7 @@ fn report(a: &Args, rows: &[Row], table: &str, elapsed: f64) -> String {
     for r in rows.iter().filter(|r| !r.extra.is_empty()) {
         let _ = writeln!(s, "\nBinding: {}", r.extra.join("; "));
     }
-    s.push_str("\n## Figures\n\nConfusion matrices on the test split (seed 0), rows true, columns predicted:\n\n");
+    s.push_str("\n## Figures\n\n![accuracy](figures/accuracy.png)\n\nTraining curves of each run: `runs/VARIANT-seedN/figures/`.\n\nConfusion matrices on the test split (seed 0), rows true, columns predicted:\n\n");
     for r in rows.iter().filter(|r| r.variant != "bind") {
         let _ = writeln!(s, "![{}](figures/confusion-{}.png)", r.variant, r.variant);
     }

@@ -283,6 +283,7 @@ fn primary_of(cfg: &TrainConfig) -> Result<(&'static str, bool)> {
         "facies" | "salt" => ("miou", true),
         "denoise" | "interpolation" | "inversion" => ("psnr", true),
         "pick" => ("p_within_0.5s", true),
+        "bind" => ("loss", false),
         _ => ("accuracy", true),
     })
 }
@@ -297,7 +298,8 @@ fn write_figures(s: &mut Session, run: &RunDir) -> Result<usize> {
     }
     s.task.set_training(false);
     let names = s.task.figures(&s.data.dev, &dir, 4)?;
-    Ok(names.len())
+    let curves = crate::plot::curves_from_log(&run.root.join(run_dir::LOG), &dir)?;
+    Ok(names.len() + curves.len())
 }
 
 pub fn run_eval(req: DeviceRequest, a: EvalArgs, explicit_device: bool) -> Result<()> {

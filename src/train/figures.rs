@@ -1,17 +1,10 @@
-//! The figures of a run: one function per kind, called by the tasks with plain slices.
+//! The figures of a run, drawn with `crate::plot` (axes, labels, legends): one function per
+//! kind, called by the tasks with plain slices.
 
 use super::tasks::Evaluation;
-use crate::viz::image::{ColorMap, Rgb};
-use crate::viz::section::{amplitude_panel, hconcat, overlay_classes, upscale_factor};
-use crate::viz::waveform::{waveform_figure, PickMark, P_COLOR, S_COLOR};
-use anyhow::Result;
+use crate::plot::{Confusion, Panel, Pick, Probability, Sections, Waveforms};
+use anyhow::{bail, Result};
 use std::path::Path;
-
-fn finish(panels: Vec<Rgb>, h: usize, w: usize, path: &Path) -> Result<()> {
-    let k = upscale_factor(h, w, 192);
-    let up: Vec<Rgb> = panels.iter().map(|p| p.upscale(k)).collect();
-    hconcat(&up, 8).write_png(path)
-}
 
 /// Section | true classes | predicted classes.
 pub fn segmentation(
@@ -20,15 +13,28 @@ pub fn segmentation(
     truth: &[i32],
     pred: &[usize],
     (h, w): (usize, usize),
-    _names: &[String],
+    names: &[String],
 ) -> Result<()> {
-    let base = amplitude_panel(section, h, w)?;
-    let mut t = base.clone();
-    overlay_classes(&mut t, truth, 0.6)?;
-    let mut p = base.clone();
     let pi: Vec<i32> = pred.iter().map(|&v| v as i32).collect();
-    overlay_classes(&mut p, &pi, 0.6)?;
-    finish(vec![base, t, p], h, w, path)
+    let k = truth.iter().chain(&pi).copied().max().unwrap_or(0).max(0) as usize + 1;
+    let class_names = if names.len() >= k {
+        names.to_vec()
+    } else {
+        (0..k).map(|c| format!("class {c}")).collect()
+    };
+    Sections {
+        title: "segmentation".into(),
+        height: h,
+        width: w,
+        panels: vec![
+            Panel::amplitude("input section", section),
+            Panel::classes("true classes", truth),
+            Panel::classes("predicted classes", &pi),
+        ],
+        class_names,
+        ..Default::default()
+    }
+    .write(path)
 }
 
 /// Input | target | output | error.
@@ -40,11 +46,19 @@ pub fn regression(
     (h, w): (usize, usize),
 ) -> Result<()> {
     let err: Vec<f32> = output.iter().zip(target).map(|(a, b)| a - b).collect();
-    let panels = [input, target, output, &err]
-        .iter()
-        .map(|v| amplitude_panel(v, h, w))
-        .collect::<Result<Vec<_>>>()?;
-    finish(panels, h, w, path)
+    Sections {
+        title: "regression".into(),
+        height: h,
+        width: w,
+        panels: vec![
+            Panel::amplitude("input", input),
+            Panel::amplitude("target", target),
+            Panel::amplitude("output", output),
+            Panel::amplitude("output − target", &err),
+        ],
+        ..Default::default()
+    }
+    .write(path)
 }
 
 /// Section | masked section | reconstruction.
@@ -59,54 +73,92 @@ pub fn mae(
         .iter()
         .map(|v| if v.is_finite() { *v } else { 0.0 })
         .collect();
-    let panels = [section, &m, rec]
-        .iter()
-        .map(|v| amplitude_panel(v, h, w))
-        .collect::<Result<Vec<_>>>()?;
-    finish(panels, h, w, path)
+    Sections {
+        title: "masked autoencoder (masked patches zeroed)".into(),
+        height: h,
+        width: w,
+        panels: vec![
+            Panel::amplitude("section", section),
+            Panel::amplitude("visible patches", &m),
+            Panel::amplitude("reconstruction", rec),
+        ],
+        ..Default::default()
+    }
+    .write(path)
 }
 
-/// Three components with the true picks, then the P, S, noise probabilities.
+/// Three components with the true and predicted picks, and the P, S, noise probabilities.
+/// `probs` is [T, 3] (P, S, noise per sample).
 pub fn picks(
     path: &Path,
     wave: &[f32],
     probs: &[f32],
     (p, s): (Option<f32>, Option<f32>),
-    _sampling_rate: f64,
+    sampling_rate: f64,
 ) -> Result<()> {
     let len = wave.len() / 3;
+    if probs.len() != 3 * len {
+        bail!(
+            "picks figure: {} probabilities for {len} samples",
+            probs.len()
+        );
+    }
+    let curves: Vec<Vec<f32>> = (0..3)
+        .map(|c| probs.chunks(3).map(|r| r[c]).collect())
+        .collect();
     let mut marks = Vec::new();
     if let Some(p) = p {
-        marks.push(PickMark {
-            sample: p as usize,
-            color: P_COLOR,
-        });
+        marks.push(Pick::truth("P", p as f64));
     }
     if let Some(s) = s {
-        marks.push(PickMark {
-            sample: s as usize,
-            color: S_COLOR,
-        });
+        marks.push(Pick::truth("S", s as f64));
     }
-    let mut rows = wave.to_vec();
-    for c in 0..3 {
-        rows.extend(probs.chunks(3).map(|r| r[c]));
+    for (c, name) in [(0usize, "P"), (1, "S")] {
+        let best = crate::metrics::picking::onset_sample(&curves[c]);
+        if let Some(b) = best {
+            if curves[c][b] >= 0.3 {
+                marks.push(Pick::predicted(name, b as f64));
+            }
+        }
     }
-    waveform_figure(&rows, 6, len, &marks, 900, 60)?.write_png(path)
+    Waveforms {
+        title: "phase picking".into(),
+        data: wave,
+        channels: 3,
+        samples: len,
+        channel_names: vec!["Z".into(), "N".into(), "E".into()],
+        sampling_rate: Some(sampling_rate),
+        amplitude_unit: "normalised".into(),
+        picks: marks,
+        probabilities: vec![
+            Probability {
+                name: "P",
+                values: &curves[0],
+            },
+            Probability {
+                name: "S",
+                values: &curves[1],
+            },
+            Probability {
+                name: "noise",
+                values: &curves[2],
+            },
+        ],
+        ..Default::default()
+    }
+    .write(path)
 }
 
-/// The confusion matrix as a heat map (rows true, columns predicted).
+/// The confusion matrix (rows true, columns predicted).
 pub fn confusion(path: &Path, e: &Evaluation) -> Result<()> {
     let Some(m) = &e.confusion else {
-        anyhow::bail!("no confusion matrix to draw");
+        bail!("no confusion matrix to draw");
     };
-    let k = m.len();
-    let mut v = Vec::with_capacity(k * k);
-    for r in m {
-        let t = r.iter().sum::<u64>().max(1) as f32;
-        v.extend(r.iter().map(|&c| c as f32 / t));
+    let counts: Vec<u64> = m.iter().flatten().copied().collect();
+    Confusion {
+        title: format!("confusion matrix ({} samples)", e.samples),
+        class_names: e.class_names.clone(),
+        counts: &counts,
     }
-    Rgb::from_grid(&v, k, k, ColorMap::Viridis, Some((0.0, 1.0)))?
-        .upscale(48)
-        .write_png(path)
+    .write(path)
 }
