@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_mel;
+pub mod bench_pick;
 pub mod doctor;
 pub mod embed;
 pub mod estimate;

@@ -21,6 +21,7 @@ pub mod annotate;
 pub mod input;
 pub mod mseed_write;
 pub mod picks;
+pub mod pipeline;
 pub mod resample;
 pub mod stack;
 pub mod stream;
