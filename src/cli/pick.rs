@@ -499,7 +499,19 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                     "--start-time sets the time of .npy traces; miniSEED records carry their own"
                 );
             }
-            let r = input::read_mseed(files, &a.station)?;
+            if a.sampling_rate != 100.0 {
+                eprintln!(
+                    "note: --sampling-rate applies to .npy input; miniSEED records carry their own rate"
+                );
+            }
+            // Progress of reading for many files only.
+            let reading = if files.len() >= 10 {
+                Progress::new("read", files.len() as u64, "files")
+            } else {
+                Progress::hidden("read", files.len() as u64, "files")
+            };
+            let r = input::read_mseed(files, &a.station, || reading.inc(1))?;
+            reading.finish();
             for n in &r.notes {
                 eprintln!("note: {n}");
             }
@@ -540,6 +552,21 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             .collect(),
         None => vec![],
     };
+    if a.probs_mseed.is_some() {
+        for st in &stations {
+            let (net, sta, loc) = nsl(&st.id);
+            crate::pick::mseed_write::check_codes(&TraceOut {
+                network: &net,
+                station: &sta,
+                location: &loc,
+                channel: PROB_CHANNELS[0],
+                start: 0.0,
+                rate: MODEL_RATE,
+                data: &[],
+            })
+            .context("--probs-mseed")?;
+        }
+    }
     for f in &mseed_files {
         if f.exists() && !a.force {
             bail!(
@@ -703,11 +730,15 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
             &mut runner,
             |n| progress.inc(n as u64),
             |ann, stats| {
-                if stats.zero_filled > 0 && a.gaps == GapMode::Split {
+                if stats.zero_filled > 0 {
                     eprintln!(
-                        "note: {}: {} of a component missing while others have data, filled with zeros",
+                        "note: {}: {} of component data missing inside stretches of data{}, filled with zeros",
                         stats.label,
-                        span(stats.zero_filled as f64 / MODEL_RATE)
+                        span(stats.zero_filled as f64 / MODEL_RATE),
+                        match a.gaps {
+                            GapMode::Zero => " (gaps included)",
+                            GapMode::Split => " (where other components have data)",
+                        }
                     );
                 }
                 if stats.overlapped > 0 {

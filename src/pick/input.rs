@@ -182,8 +182,8 @@ pub struct Read {
 }
 
 /// Reads the miniSEED `files`, keeps the streams `select` chooses (all when empty) and builds
-/// one [`StationData`] per `NET.STA.LOC`.
-pub fn read_mseed(files: &[PathBuf], select: &[String]) -> Result<Read> {
+/// one [`StationData`] per `NET.STA.LOC`. `on_file` is called after every file (progress).
+pub fn read_mseed(files: &[PathBuf], select: &[String], mut on_file: impl FnMut()) -> Result<Read> {
     // stream → last letter (upper case) → (channel code, pieces)
     let mut streams: BTreeMap<String, BTreeMap<char, (String, Vec<Piece>)>> = BTreeMap::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -226,6 +226,7 @@ pub fn read_mseed(files: &[PathBuf], select: &[String]) -> Result<Read> {
             ),
             held,
         )?;
+        on_file();
     }
     for p in select {
         if !seen.iter().any(|s| matches(p, s)) {

@@ -48,8 +48,8 @@ fn rate_fields(rate: f64) -> Result<(i16, i16)> {
 }
 
 /// Checks the codes fit their fields (network 2, station 5, location 2, channel 3 characters
-/// of ASCII letters, digits or spaces).
-fn check_codes(t: &TraceOut) -> Result<()> {
+/// of ASCII letters, digits or '-').
+pub fn check_codes(t: &TraceOut) -> Result<()> {
     for (what, v, n) in [
         ("network", t.network, 2),
         ("station", t.station, 5),
