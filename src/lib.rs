@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod pick;
 pub mod plot;
 pub mod tensor;
 pub mod train;

@@ -23,6 +23,7 @@ impl Args {
             What::Sfm(a) => a.device,
             What::Seislm(a) => a.device,
             What::Mel(a) => a.device,
+            What::Pick(a) => a.device,
             // Each rank picks its own GPU (cuda:LOCAL_RANK).
             What::Allreduce(_) => super::DeviceArg { device: None },
         }
@@ -40,6 +41,9 @@ pub enum What {
     /// Mel images of 3072 traces × 6000 samples (n_fft 448, hop 27, 224 mels); on the CPU a
     /// smaller batch, against one thread.
     Mel(MelArgs),
+    /// `seisfuse pick` on continuous data: hours of 3-component data per second, resampling,
+    /// windows, the model, stacking and triggers included (random weights).
+    Pick(super::bench_pick::PickArgs),
     /// All-reduce bandwidth by message size, like nccl-tests (algbw, busbw); run one process
     /// per GPU: `seisfuse launch --nproc-per-node 8 -- bench allreduce`.
     Allreduce(crate::dist::bench::AllreduceArgs),
@@ -235,6 +239,7 @@ fn check_args(args: &Args) -> Result<()> {
                 t * (s * 4 + 224 * 224 * 8 + 224 * 225 * 8),
             )?;
         }
+        What::Pick(a) => super::bench_pick::check(a)?,
         // Message sizes are checked by the all-reduce benchmark itself.
         What::Allreduce(_) => {}
     }
@@ -253,6 +258,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         What::Sfm(a) => bench_sfm(&device, a),
         What::Seislm(a) => bench_seislm(&device, a),
         What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
+        What::Pick(a) => super::bench_pick::run(&device, a),
         What::Allreduce(_) => unreachable!("handled before a device is selected"),
     }
 }

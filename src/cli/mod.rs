@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_mel;
+pub mod bench_pick;
 pub mod demo;
 pub mod doctor;
 pub mod embed;
@@ -64,7 +65,8 @@ pub enum Command {
     Mel(mel::Args),
     /// Encoder features of images (SFM) or waveforms (SeisLM) from .npy: pooled or all tokens.
     Embed(embed::Args),
-    /// P and S picks of 3-component traces (.npy or miniSEED) with SeisLM + its picking head.
+    /// P and S picks on continuous 3-component data (miniSEED files and folders of many
+    /// stations, or .npy) with SeisLM + its picking head, as SeisBench's annotate/classify.
     Pick(pick::Args),
     /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
     Synth(synth::Args),

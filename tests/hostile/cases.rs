@@ -207,6 +207,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
     }
 
     // ---- Sizes from headers, flags and time spans are checked before allocating.
+    // (In --gaps split mode, the default, the two stretches are picked alone: pick_cases.rs.)
     v.push(case(
         "pick_mseed_records_years_apart",
         Allocation,
@@ -217,6 +218,8 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             &"--model",
             &"seislm-tiny",
             &"--random-init",
+            &"--gaps",
+            &"zero",
             &"--input",
             &p("gap_years.mseed"),
         ]),
@@ -770,6 +773,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         ]),
         err(&["zero_batch_waves.npy"]),
     ));
+    // Every station is picked (each its own trace), unless --station chooses.
     v.push(case(
         "pick_mseed_of_two_stations",
         Nonsense,
@@ -782,8 +786,14 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             &"--random-init",
             &"--input",
             &p("two_stations.mseed"),
+            &"--out",
+            &"p.csv",
         ]),
-        err(&["two_stations.mseed", "XX.STA1", "XX.STA2", "--station"]),
+        Expect::Success {
+            outputs: vec![("p.csv".into(), 1 << 20)],
+            gone: vec![],
+            says: vec!["1 miniSEED file: 2 stations".into()],
+        },
     ));
     v.push(case(
         "pick_mseed_station_chosen",
@@ -1314,5 +1324,6 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         ]),
         err(&["--n"]),
     ));
+    v.extend(super::pick_cases::table(c));
     v
 }

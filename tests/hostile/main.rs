@@ -12,6 +12,7 @@
 mod cases;
 mod corpus;
 mod harness;
+mod pick_cases;
 
 use cases::{Case, Class, Expect};
 use corpus::Corpus;
