@@ -39,8 +39,7 @@ pub enum Kind {
         /// Sampling rate in Hz.
         #[arg(long, default_value_t = 100.0)]
         sampling_rate: f64,
-        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench
-        /// (needs a build with `--features hdf5`).
+        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench.
         #[arg(long)]
         seisbench: bool,
         /// Label events with periods of an earthquake sequence (2 = foreshock/aftershock, as
@@ -199,12 +198,6 @@ pub fn run(args: Args) -> Result<()> {
             if !(*sampling_rate > 0.0 && sampling_rate.is_finite()) {
                 bail!("--sampling-rate must be a positive number of Hz");
             }
-            if *seisbench && !cfg!(feature = "hdf5") {
-                bail!(
-                    "--seisbench writes waveforms.hdf5, which needs seisfuse built with \
-                     `--features hdf5` (and the HDF5 library: apt-get install libhdf5-dev)"
-                );
-            }
             if *samples < 16 {
                 bail!("--samples {samples}: at least 16 samples per trace");
             }
@@ -242,7 +235,6 @@ pub fn run(args: Args) -> Result<()> {
             cfg.sampling_rate = *sampling_rate;
             cfg.sequence_classes = *sequence_classes;
             export::write_waveforms(out, &cfg, n, seed, &opts)?;
-            #[cfg(feature = "hdf5")]
             if let Kind::Waveforms {
                 seisbench: true, ..
             } = &args.kind

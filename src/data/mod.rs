@@ -2,6 +2,7 @@
 //! loader, transforms, and synthetic generators.
 
 pub mod dat;
+pub mod h5;
 pub mod dataset;
 pub mod loader;
 pub mod mseed;
