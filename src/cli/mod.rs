@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_mel;
+pub mod dataset;
 pub mod doctor;
 pub mod embed;
 pub mod estimate;
@@ -61,8 +62,11 @@ pub enum Command {
     Embed(embed::Args),
     /// P and S picks of 3-component traces (.npy or miniSEED) with SeisLM + its picking head.
     Pick(pick::Args),
-    /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
+    /// Write a synthetic dataset: images, waveforms, image+waveform pairs, or continuous
+    /// miniSEED with a pick catalog.
     Synth(synth::Args),
+    /// Build a training dataset: SeisBench windows from continuous miniSEED and a catalog.
+    Dataset(dataset::Args),
     /// Draw samples of .npy datasets as PNG figures.
     Viz(viz::Args),
     /// Start one process per local GPU running a seisfuse command, like torchrun:
@@ -80,6 +84,7 @@ impl Command {
             Command::Embed(_) => "embed",
             Command::Pick(_) => "pick",
             Command::Synth(_) => "synth",
+            Command::Dataset(_) => "dataset",
             Command::Viz(_) => "viz",
             Command::Launch(_) => "launch",
         }
@@ -93,7 +98,11 @@ impl Command {
             Command::Mel(a) => Some(a.device),
             Command::Embed(a) => Some(a.device),
             Command::Pick(a) => Some(a.device),
-            Command::Weights(_) | Command::Synth(_) | Command::Viz(_) | Command::Launch(_) => None,
+            Command::Weights(_)
+            | Command::Synth(_)
+            | Command::Dataset(_)
+            | Command::Viz(_)
+            | Command::Launch(_) => None,
         }
     }
 }
@@ -123,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed::run(req, a),
         Command::Pick(a) => pick::run(req, a),
         Command::Synth(a) => synth::run(a),
+        Command::Dataset(a) => dataset::run(a),
         Command::Viz(a) => viz::run(a),
         Command::Launch(a) => launch::run(a),
     }
