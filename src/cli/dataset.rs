@@ -20,6 +20,22 @@ pub enum Kind {
     /// Cut labelled windows around catalogued P/S picks (and noise windows away from every
     /// pick) out of continuous miniSEED into a SeisBench dataset, split by event.
     Build(BuildArgs),
+    /// Read every trace of a SeisBench dataset folder (metadata.csv + waveforms.hdf5, or
+    /// chunks) and report its traces per split and category.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The dataset folder.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Only this split (train, dev or test).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// Samples per window read (longer traces are cut, shorter ones padded).
+    #[arg(long, default_value_t = 3001)]
+    pub samples: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -80,7 +96,60 @@ fn parse_offset(s: &str) -> Result<(f64, f64)> {
 pub fn run(args: Args) -> Result<()> {
     match args.kind {
         Kind::Build(a) => run_build(a),
+        Kind::Check(a) => run_check(a),
     }
+}
+
+fn run_check(a: CheckArgs) -> Result<()> {
+    use crate::data::seisbench::SeisBenchDataset;
+    use crate::data::{Dataset, Target};
+    if a.samples == 0 || a.samples > 10_000_000 {
+        bail!("--samples {}: give 1 to 10000000", a.samples);
+    }
+    crate::limits::check(
+        format_args!("--samples {} (one window of 3 components)", a.samples),
+        a.samples as u128 * 3 * 4 * 2,
+    )?;
+    let d = SeisBenchDataset::open(&a.dataset, a.split.as_deref(), a.samples)?;
+    if d.is_empty() {
+        bail!(
+            "{}: no trace{}",
+            a.dataset.display(),
+            a.split
+                .as_ref()
+                .map(|s| format!(" in split {s:?}"))
+                .unwrap_or_default()
+        );
+    }
+    let p = Progress::new("dataset check", d.len() as u64, "traces");
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    let (mut with_p, mut with_s) = (0, 0);
+    let mut buf = vec![0f32; 3 * a.samples];
+    for i in 0..d.len() {
+        let t = d.get_into(i, &mut buf)?;
+        if let Target::Picks { p, s } = t {
+            with_p += usize::from(p.is_some());
+            with_s += usize::from(s.is_some());
+        }
+        let m = d.trace(i).expect("index in range");
+        *counts
+            .entry((
+                m.split.clone().unwrap_or_else(|| "-".into()),
+                d.category(i).unwrap_or("-").to_string(),
+            ))
+            .or_default() += 1;
+        p.set(i as u64 + 1);
+    }
+    p.finish();
+    outln!(
+        "{}: {} traces read ({with_p} with a P pick, {with_s} with an S pick)",
+        a.dataset.display(),
+        d.len()
+    )?;
+    for ((split, cat), n) in &counts {
+        outln!("  {split} {cat}: {n}")?;
+    }
+    Ok(())
 }
 
 fn run_build(a: BuildArgs) -> Result<()> {
