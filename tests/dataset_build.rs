@@ -74,6 +74,9 @@ fn continuous_data() -> &'static PathBuf {
     })
 }
 
+/// A station's recording and the same noise without events.
+type Recording = std::rc::Rc<(Vec<f32>, Vec<f32>)>;
+
 /// The metadata rows as maps column → value.
 fn rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(dir.join("metadata.csv")).unwrap();
@@ -128,8 +131,7 @@ fn build_from_synthetic_continuous_data() {
     let mut splits: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let (mut quakes, mut noise, mut exact) = (0, 0, 0);
     let cfg = ContinuousConfig::new(3, 1200.0, 12);
-    let cache: std::cell::RefCell<BTreeMap<usize, std::rc::Rc<(Vec<f32>, Vec<f32>)>>> =
-        Default::default();
+    let cache: std::cell::RefCell<BTreeMap<usize, Recording>> = Default::default();
     let recordings = |k: usize| {
         cache
             .borrow_mut()

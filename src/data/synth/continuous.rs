@@ -209,32 +209,6 @@ pub fn recording(cfg: &ContinuousConfig, seed: u64, index: usize) -> Vec<f32> {
     data
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn onsets_are_where_the_catalog_says() {
-        let mut cfg = ContinuousConfig::new(2, 400.0, 3);
-        cfg.snr_db = (30.0, 31.0);
-        let p = picks(&cfg, 4);
-        assert!(p.len() >= 8, "{p:?}");
-        let rec = recording(&cfg, 4, 0);
-        let n = cfg.samples();
-        for pk in p.iter().filter(|k| k.station == "S0001" && k.phase == 'P') {
-            let i = ((pk.time - cfg.start) * 100.0).ceil() as usize;
-            if i < 300 || i + 50 > n {
-                continue;
-            }
-            let rms = |a: usize, b: usize| {
-                (rec[a..b].iter().map(|v| v * v).sum::<f32>() / (b - a) as f32).sqrt()
-            };
-            assert!(rms(i, i + 50) > 5.0 * rms(i - 300, i - 1), "{pk:?}");
-        }
-        assert_eq!(recording(&cfg, 4, 1), recording(&cfg, 4, 1));
-    }
-}
-
 /// Writes the recordings into `dir` (one miniSEED file per station, `NET.STA.mseed`, channels
 /// `HHZ`, `HHN`, `HHE`, location `00`) and `catalog.csv` (event_id, network, station,
 /// location, phase, time). `gaps` spans of 5–20 s are left out of random stations (all three
@@ -320,4 +294,30 @@ pub fn write(
     }
     crate::atomic::write_atomic(&stage.path().join("catalog.csv"), csv.as_bytes())?;
     stage.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onsets_are_where_the_catalog_says() {
+        let mut cfg = ContinuousConfig::new(2, 400.0, 3);
+        cfg.snr_db = (30.0, 31.0);
+        let p = picks(&cfg, 4);
+        assert!(p.len() >= 8, "{p:?}");
+        let rec = recording(&cfg, 4, 0);
+        let n = cfg.samples();
+        for pk in p.iter().filter(|k| k.station == "S0001" && k.phase == 'P') {
+            let i = ((pk.time - cfg.start) * 100.0).ceil() as usize;
+            if i < 300 || i + 50 > n {
+                continue;
+            }
+            let rms = |a: usize, b: usize| {
+                (rec[a..b].iter().map(|v| v * v).sum::<f32>() / (b - a) as f32).sqrt()
+            };
+            assert!(rms(i, i + 50) > 5.0 * rms(i - 300, i - 1), "{pk:?}");
+        }
+        assert_eq!(recording(&cfg, 4, 1), recording(&cfg, 4, 1));
+    }
 }
