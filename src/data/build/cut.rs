@@ -62,7 +62,8 @@ fn classify(stream: &Stream, segs: &[Seg], t0: f64, t1: f64) -> Skip {
 fn holding(segs: &[Seg], rate: f64, t0: f64, n: usize) -> Option<(&Seg, usize)> {
     segs.iter().find_map(|s| {
         let i = ((t0 - s.start) * rate).round();
-        (i >= 0.0 && i as usize + n <= s.samples.len()).then_some((s, i as usize))
+        let end = (i as usize).checked_add(n)?;
+        (i >= 0.0 && end <= s.samples.len()).then_some((s, i as usize))
     })
 }
 

@@ -127,7 +127,7 @@ impl H5File {
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => bail!("{}: {object}: {}", self.path.display(), msg(e)),
         };
-        if ds.shape().iter().product::<u64>() > 1 || ds.shape().len() > 1 {
+        if ds.shape().len() > 1 || ds.shape().iter().any(|&d| d > 1) {
             bail!(
                 "{}: {object} should be one string, found shape {:?}",
                 self.path.display(),
