@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../tests/fixtures
-mkdir -p corpus/{npy,dat,mseed,segy,safetensors,seisbench}
+mkdir -p corpus/{npy,dat,mseed,segy,safetensors,seisbench,hdf5}
 cp "$fx"/npy/*.npy corpus/npy/
 cp "$fx"/mseed/*.mseed corpus/mseed/
 cp "$fx"/segy/*.sgy corpus/segy/
 cp "$fx"/seisbench/*/metadata*.csv corpus/seisbench/
+for d in "$fx"/seisbench/h5py_*; do cp "$d/waveforms.hdf5" "corpus/hdf5/$(basename "$d").hdf5"; done
 # the dat target reads its input's first half as the sidecar, the second as the floats
 printf '{"shape":[2,2]} \0\0\x80\x3f\0\0\0\x40\0\0\x40\x40\0\0\x80\x40' > corpus/dat/two_by_two
 printf '{"shape":[-1,2]}\0\0\x80\x3f\0\0\0\x40\0\0\x40\x40\0\0\x80\x40' > corpus/dat/inferred

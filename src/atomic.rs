@@ -107,6 +107,14 @@ impl Write for OutputFile {
     }
 }
 
+/// Seeking flushes the buffer first (for formats whose header is written last, like HDF5's
+/// superblock).
+impl std::io::Seek for OutputFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.w.as_mut().expect("open").seek(pos)
+    }
+}
+
 impl Drop for OutputFile {
     fn drop(&mut self) {
         if self.w.take().is_some() {

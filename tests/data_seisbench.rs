@@ -1,5 +1,5 @@
 //! SeisBench dataset folders (tests/fixtures/seisbench, from tools/make_seisbench_fixtures.py):
-//! metadata always; waveforms only with `--features hdf5`.
+//! metadata and waveforms.
 
 use seisbench_paths::*;
 use seisfuse::data::seisbench::SeisBenchMetadata;
@@ -32,15 +32,6 @@ fn metadata_splits_and_picks() {
     assert!(format!("{e:#}").contains("metadata.csv"), "{e:#}");
 }
 
-#[cfg(not(feature = "hdf5"))]
-#[test]
-fn waveforms_need_the_hdf5_feature() {
-    println!(
-        "skipped: reading waveforms.hdf5 needs `cargo test --features hdf5` (and libhdf5-dev)"
-    );
-}
-
-#[cfg(feature = "hdf5")]
 #[test]
 fn waveforms_read_in_zne_order_with_picks() {
     use seisfuse::data::seisbench::SeisBenchDataset;
@@ -84,8 +75,7 @@ fn waveforms_read_in_zne_order_with_picks() {
     );
 }
 
-/// `synth waveforms` in SeisBench layout, read back by our reader (and by h5py when present).
-#[cfg(feature = "hdf5")]
+/// `synth waveforms` in SeisBench layout, read back by our reader.
 #[test]
 fn synthetic_waveforms_in_seisbench_layout_read_back() {
     use seisfuse::data::npy::NpyFile;

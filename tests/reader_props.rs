@@ -193,6 +193,26 @@ proptest! {
 
     // ---- SeisBench metadata
 
+    // ---- HDF5: a file we wrote, truncated or with bytes overwritten, gives errors only.
+
+    #[test]
+    fn hdf5_mutations_never_panic(cut in 0usize..4000, edits in proptest::collection::vec((0usize..4000, any::<u8>()), 0..6)) {
+        let mut b = hdf5_sample().to_vec();
+        for (at, v) in edits {
+            let i = at % b.len();
+            b[i] = v;
+        }
+        b.truncate(cut.max(8).min(b.len()));
+        if let Ok(f) = seisfuse::data::h5::H5File::from_bytes("p.hdf5", &b) {
+            let _ = f.string("data_format/component_order");
+            for n in ["data/bucket0", "data/f64", "data/i16"] {
+                if let Ok(d) = f.dataset(n) {
+                    let _ = f.read_f32(&d, None);
+                }
+            }
+        }
+    }
+
     #[test]
     fn seisbench_metadata_never_panics(text in "([a-z_,\"$:0-9 ]{0,30}\n){0,5}", name in "[a-z0-9$,: ]{0,20}") {
         let _ = seisbench::parse_csv(&text, "m.csv");
@@ -328,4 +348,23 @@ proptest! {
             let _ = f.to_f32_vec();
         }
     }
+}
+
+/// A small HDF5 file of ours (strings, a bucket, f64 and i16 datasets), made once.
+fn hdf5_sample() -> &'static [u8] {
+    static B: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    B.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("seisfuse-props-{}.hdf5", std::process::id()));
+        let mut w = seisfuse::data::h5::H5Writer::create(&p).unwrap();
+        w.string("data_format/component_order", "ZNE").unwrap();
+        let x: Vec<f32> = (0..60).map(|i| i as f32).collect();
+        w.dataset("data/bucket0", &[2, 3, 10], &x).unwrap();
+        w.dataset("data/f64", &[4], &[1.0f64, 2.0, 3.0, 4.0])
+            .unwrap();
+        w.dataset("data/i16", &[2], &[1i16, -1]).unwrap();
+        w.finish().unwrap().commit().unwrap();
+        let b = std::fs::read(&p).unwrap();
+        let _ = std::fs::remove_file(&p);
+        b
+    })
 }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_mel;
 pub mod bench_pick;
+pub mod dataset;
 pub mod demo;
 pub mod doctor;
 pub mod embed;
@@ -68,8 +69,11 @@ pub enum Command {
     /// P and S picks on continuous 3-component data (miniSEED files and folders of many
     /// stations, or .npy) with SeisLM + its picking head, as SeisBench's annotate/classify.
     Pick(pick::Args),
-    /// Write a synthetic dataset: images, waveforms or image+waveform pairs.
+    /// Write a synthetic dataset: images, waveforms, image+waveform pairs, or continuous
+    /// miniSEED with a pick catalog.
     Synth(synth::Args),
+    /// Build a training dataset: SeisBench windows from continuous miniSEED and a catalog.
+    Dataset(dataset::Args),
     /// Draw samples of .npy datasets as PNG figures.
     Viz(viz::Args),
     /// Train a task of SFM or SeisLM into a run directory (config, log, checkpoints, figures).
@@ -94,6 +98,7 @@ impl Command {
             Command::Embed(_) => "embed",
             Command::Pick(_) => "pick",
             Command::Synth(_) => "synth",
+            Command::Dataset(_) => "dataset",
             Command::Viz(_) => "viz",
             Command::Launch(_) => "launch",
             Command::Train(_) => "train",
@@ -115,7 +120,11 @@ impl Command {
             Command::Eval(a) => Some(a.device),
             Command::Predict(a) => Some(a.device),
             Command::Demo(a) => Some(a.device),
-            Command::Weights(_) | Command::Synth(_) | Command::Viz(_) | Command::Launch(_) => None,
+            Command::Weights(_)
+            | Command::Synth(_)
+            | Command::Dataset(_)
+            | Command::Viz(_)
+            | Command::Launch(_) => None,
         }
     }
 }
@@ -147,6 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(a) => embed::run(req, a),
         Command::Pick(a) => pick::run(req, a),
         Command::Synth(a) => synth::run(a),
+        Command::Dataset(a) => dataset::run(a),
         Command::Viz(a) => viz::run(a),
         Command::Launch(a) => launch::run(a),
         Command::Train(a) => train::run_train(req, a, explicit_device),

@@ -39,8 +39,7 @@ pub enum Kind {
         /// Sampling rate in Hz.
         #[arg(long, default_value_t = 100.0)]
         sampling_rate: f64,
-        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench
-        /// (needs a build with `--features hdf5`).
+        /// Also write the SeisBench layout (metadata.csv + waveforms.hdf5) into OUT/seisbench.
         #[arg(long)]
         seisbench: bool,
         /// Label events with periods of an earthquake sequence (2 = foreshock/aftershock, as
@@ -49,6 +48,9 @@ pub enum Kind {
         #[arg(long, default_value_t = 0)]
         sequence_classes: usize,
     },
+    /// Continuous 3-component miniSEED of a few stations recording synthetic earthquakes, and
+    /// `catalog.csv` of their P/S picks (input for `seisfuse dataset build`).
+    Continuous(ContinuousArgs),
     /// Image + waveform pairs from one layered earth model; label = low-velocity layer or not.
     Paired {
         #[command(flatten)]
@@ -60,6 +62,114 @@ pub enum Kind {
         #[arg(long, default_value_t = 3001)]
         samples: usize,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ContinuousArgs {
+    /// Output folder (created; must be empty unless --force): NET.STA.mseed per station and
+    /// catalog.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of stations.
+    #[arg(long, default_value_t = 3)]
+    pub stations: usize,
+    /// Length of the recording in seconds.
+    #[arg(long, default_value_t = 3600.0)]
+    pub seconds: f64,
+    /// Number of earthquakes.
+    #[arg(long, default_value_t = 20)]
+    pub events: usize,
+    /// Sampling rate in Hz.
+    #[arg(long, default_value_t = 100.0)]
+    pub sampling_rate: f64,
+    /// Time of the first sample (ISO-8601 UTC).
+    #[arg(long, default_value = "2024-01-01T00:00:00Z")]
+    pub start: String,
+    /// Leave this many gaps of 5-20 s in the recordings (at random stations).
+    #[arg(long, default_value_t = 0)]
+    pub gaps: usize,
+    /// Seed: the same seed and sizes give the same files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write into a folder that already holds files, replacing ours.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `synth continuous`.
+fn run_continuous(a: &ContinuousArgs) -> Result<()> {
+    use crate::data::synth::continuous::{self, ContinuousConfig};
+    let mut outs = Outputs::new(a.force);
+    outs.dir("--out", &a.out)?;
+    if !(a.sampling_rate.is_finite() && a.sampling_rate > 0.0 && a.sampling_rate <= 10_000.0) {
+        bail!("--sampling-rate {}: give 0 < Hz ≤ 10000", a.sampling_rate);
+    }
+    if !(a.seconds.is_finite() && a.seconds >= 10.0) {
+        bail!("--seconds {}: give at least 10 seconds", a.seconds);
+    }
+    if a.stations == 0 || a.stations > 9999 {
+        bail!("--stations {}: give 1 to 9999", a.stations);
+    }
+    if a.events > 100_000 || a.gaps > 100_000 {
+        bail!("--events and --gaps: at most 100000");
+    }
+    let start =
+        crate::data::time::parse_iso(&a.start).map_err(|e| anyhow::anyhow!("--start: {e}"))?;
+    let mut cfg = ContinuousConfig::new(a.stations, a.seconds, a.events);
+    cfg.sampling_rate = a.sampling_rate;
+    cfg.start = start;
+    let end = crate::data::time::civil(start + a.seconds);
+    if end.year > 2100 {
+        bail!(
+            "--start {} --seconds {}: the recording would end after 2100",
+            a.start,
+            a.seconds
+        );
+    }
+    let n = (a.seconds * a.sampling_rate).round() as u128;
+    // One station at a time: f32 samples, the f64 noise, the miniSEED bytes.
+    limits::check(
+        format_args!(
+            "--seconds {} at --sampling-rate {} ({n} samples per channel)",
+            a.seconds, a.sampling_rate
+        ),
+        n * 3 * (4 + 8 + 4) + a.events as u128 * 256,
+    )?;
+    let disk = n * 3 * 4 * a.stations as u128;
+    let mut dir = a.out.clone();
+    while !dir.is_dir() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => {
+                dir = PathBuf::from(".");
+                break;
+            }
+        }
+    }
+    if let Some(free) = limits::free_disk_bytes(&dir) {
+        if disk > free as u128 {
+            bail!(
+                "--stations {} --seconds {}: the recordings would take {} but {} has only {} free",
+                a.stations,
+                a.seconds,
+                limits::human(disk),
+                dir.display(),
+                limits::human(free as u128)
+            );
+        }
+    }
+    let p = Progress::new("synth continuous", a.stations as u64, "stations");
+    continuous::write(&a.out, &cfg, a.seed, a.gaps, a.force, &|d| p.set(d as u64))?;
+    p.finish();
+    let picks = continuous::picks(&cfg, a.seed).len();
+    outln!(
+        "wrote {} stations × {} s of 3-component miniSEED and catalog.csv ({} events, {picks} picks) to {}",
+        a.stations,
+        a.seconds,
+        a.events,
+        a.out.display()
+    )?;
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,6 +276,7 @@ fn check_sizes(c: &Common, disk_per: u128, mem_per: u128, flags: &str) -> Result
 
 pub fn run(args: Args) -> Result<()> {
     let (common, what) = match &args.kind {
+        Kind::Continuous(a) => return run_continuous(a),
         Kind::Images { common, .. } => (common, "images"),
         Kind::Waveforms { common, .. } => (common, "waveforms"),
         Kind::Paired { common, .. } => (common, "paired"),
@@ -199,12 +310,6 @@ pub fn run(args: Args) -> Result<()> {
             if !(*sampling_rate > 0.0 && sampling_rate.is_finite()) {
                 bail!("--sampling-rate must be a positive number of Hz");
             }
-            if *seisbench && !cfg!(feature = "hdf5") {
-                bail!(
-                    "--seisbench writes waveforms.hdf5, which needs seisfuse built with \
-                     `--features hdf5` (and the HDF5 library: apt-get install libhdf5-dev)"
-                );
-            }
             if *samples < 16 {
                 bail!("--samples {samples}: at least 16 samples per trace");
             }
@@ -212,6 +317,7 @@ pub fn run(args: Args) -> Result<()> {
             let disk = per * if *seisbench { 2 } else { 1 };
             check_sizes(common, disk, per * 4, &format!(" of --samples {samples}"))?;
         }
+        Kind::Continuous(_) => {}
         Kind::Paired { size, samples, .. } => {
             let (h, w) = parse_size(size)?;
             if *samples < 16 {
@@ -242,7 +348,6 @@ pub fn run(args: Args) -> Result<()> {
             cfg.sampling_rate = *sampling_rate;
             cfg.sequence_classes = *sequence_classes;
             export::write_waveforms(out, &cfg, n, seed, &opts)?;
-            #[cfg(feature = "hdf5")]
             if let Kind::Waveforms {
                 seisbench: true, ..
             } = &args.kind
@@ -250,6 +355,7 @@ pub fn run(args: Args) -> Result<()> {
                 export::write_waveforms_seisbench(&out.join("seisbench"), &cfg, n, seed, false)?;
             }
         }
+        Kind::Continuous(_) => {}
         Kind::Paired { size, samples, .. } => {
             let (h, w) = parse_size(size)?;
             export::write_paired(out, &PairedConfig::new(h, w, *samples), n, seed, &opts)?

@@ -1,14 +1,18 @@
 //! Data: readers for the field's file formats (memory-mapped), datasets and a background
 //! loader, transforms, and synthetic generators.
 
+pub mod build;
 pub mod dat;
 pub mod dataset;
+pub mod h5;
 pub mod loader;
 pub mod mseed;
+pub mod mseed_write;
 pub mod npy;
 pub mod segy;
 pub mod seisbench;
 pub mod synth;
+pub mod time;
 pub mod transforms;
 
 pub use dataset::{Dataset, NpyDataset, Sample, Target, VecDataset};

@@ -2,11 +2,11 @@
 //! `waveforms.hdf5` (groups `data` and `data_format`), or chunked datasets (a `chunks` file
 //! naming chunks c, each with `metadata{c}.csv` and `waveforms{c}.hdf5`).
 //!
-//! The metadata part (CSV, splits, trace-name parsing such as `bucket0$1,:3,:1200`, pick
-//! columns mapped to P or S by phase name) is plain Rust and always built. Reading waveforms
-//! from HDF5 needs the HDF5 C library: it is behind the cargo feature `hdf5` (off by default;
-//! `apt-get install libhdf5-dev`, then `cargo build --features hdf5`).
+//! The metadata part: CSV, splits, trace-name parsing such as `bucket0$1,:3,:1200`, pick
+//! columns mapped to P or S by phase name. The waveforms are read with `data::h5` (pure Rust).
 
+use super::dataset::{Dataset, Target};
+use super::h5::H5File;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -118,6 +118,8 @@ pub struct TraceMeta {
     pub chunk: String,
     pub split: Option<String>,
     pub sampling_rate: Option<f64>,
+    /// `trace_category` (earthquake, noise, …), when the column is there and not empty.
+    pub category: Option<String>,
     /// Earliest P-type and S-type pick (samples), from all pick columns.
     pub p: Option<f64>,
     pub s: Option<f64>,
@@ -183,6 +185,7 @@ pub fn parse_metadata(text: &str, chunk: &str, name: &str) -> Result<Vec<TraceMe
     };
     let split = col("split");
     let sr = col("trace_sampling_rate_hz");
+    let category = col("trace_category");
     let picks: Vec<(usize, char)> = header
         .iter()
         .enumerate()
@@ -229,6 +232,9 @@ pub fn parse_metadata(text: &str, chunk: &str, name: &str) -> Result<Vec<TraceMe
                 Some(i) => num(i)?,
                 None => None,
             },
+            category: category
+                .map(|i| row[i].trim().to_string())
+                .filter(|c| !c.is_empty()),
             p,
             s,
         });
@@ -236,184 +242,178 @@ pub fn parse_metadata(text: &str, chunk: &str, name: &str) -> Result<Vec<TraceMe
     Ok(out)
 }
 
-#[cfg(feature = "hdf5")]
-pub use with_hdf5::SeisBenchDataset;
+/// Traces of a SeisBench folder as a `Dataset` of `[3, samples]` windows (components in Z, N,
+/// E order as far as the file's `component_order` has them; traces shorter than `samples` are
+/// zero-padded, longer ones cut), with their P/S picks. Each sample reads only its own trace
+/// (one row of a bucket), converted to f32 from any float or integer type.
+pub struct SeisBenchDataset {
+    pub meta: SeisBenchMetadata,
+    indices: Vec<usize>,
+    files: Vec<H5File>,
+    /// Per chunk: the source component of Z, N, E, and whether samples come first (WC).
+    formats: Vec<([usize; 3], bool)>,
+    samples: usize,
+}
 
-#[cfg(feature = "hdf5")]
-mod with_hdf5 {
-    use super::*;
-    use crate::data::dataset::{Dataset, Target};
-
-    /// Traces of a SeisBench folder as a `Dataset` of `[3, samples]` windows (components in
-    /// Z, N, E order as far as the file's `component_order` has them; traces shorter than
-    /// `samples` are zero-padded, longer ones cut), with their P/S picks.
-    pub struct SeisBenchDataset {
-        pub meta: SeisBenchMetadata,
-        indices: Vec<usize>,
-        files: Vec<hdf5::File>,
-        formats: Vec<(Vec<usize>, bool)>,
-        samples: usize,
+/// Where Z, N and E are in `order` (1 and 2 stand for N and E, as in SeisBench).
+fn component_map(order: &str, file: &Path) -> Result<[usize; 3]> {
+    let mut map = [0usize; 3];
+    for (k, want) in ['Z', 'N', 'E'].into_iter().enumerate() {
+        map[k] = order
+            .chars()
+            .position(|c| c == want || (want == 'N' && c == '1') || (want == 'E' && c == '2'))
+            .ok_or_else(|| {
+                anyhow::anyhow!("{}: component order {order:?} lacks {want}", file.display())
+            })?;
     }
+    Ok(map)
+}
 
-    fn read_string(f: &hdf5::File, path: &str) -> Result<Option<String>> {
-        let Ok(ds) = f.dataset(path) else {
-            return Ok(None);
+impl SeisBenchDataset {
+    /// Opens the folder; `split` selects train/dev/test (all traces when `None`).
+    pub fn open(root: impl AsRef<Path>, split: Option<&str>, samples: usize) -> Result<Self> {
+        if samples == 0 {
+            bail!("SeisBench windows of 0 samples asked for");
+        }
+        let meta = SeisBenchMetadata::open(root)?;
+        let mut files = Vec::new();
+        let mut formats = Vec::new();
+        for c in &meta.chunks {
+            let p = meta.root.join(format!("waveforms{c}.hdf5"));
+            let f = H5File::open(&p)?;
+            let order = f
+                .string("data_format/component_order")?
+                .unwrap_or_else(|| "ZNE".into());
+            let dims = f
+                .string("data_format/dimension_order")?
+                .unwrap_or_else(|| "CW".into());
+            let map = component_map(&order, &p)?;
+            let wc = match dims.as_str() {
+                "CW" | "NCW" => false,
+                "WC" | "NWC" => true,
+                d => bail!(
+                    "{}: dimension_order {d:?} is not supported (CW or WC)",
+                    p.display()
+                ),
+            };
+            files.push(f);
+            formats.push((map, wc));
+        }
+        let indices = match split {
+            Some(s) => meta.split(s),
+            None => (0..meta.traces.len()).collect(),
         };
-        if let Ok(s) = ds.read_scalar::<hdf5::types::VarLenUnicode>() {
-            return Ok(Some(s.as_str().to_string()));
-        }
-        if let Ok(s) = ds.read_scalar::<hdf5::types::VarLenAscii>() {
-            return Ok(Some(s.as_str().to_string()));
-        }
-        bail!("{path}: expected a string")
+        Ok(SeisBenchDataset {
+            meta,
+            indices,
+            files,
+            formats,
+            samples,
+        })
     }
 
-    impl SeisBenchDataset {
-        /// Opens the folder; `split` selects train/dev/test (all traces when `None`).
-        pub fn open(root: impl AsRef<Path>, split: Option<&str>, samples: usize) -> Result<Self> {
-            let meta = SeisBenchMetadata::open(root)?;
-            let mut files = Vec::new();
-            let mut formats = Vec::new();
-            for c in &meta.chunks {
-                let p = meta.root.join(format!("waveforms{c}.hdf5"));
-                let f = hdf5::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
-                let order = read_string(&f, "data_format/component_order")
-                    .with_context(|| format!("in {}", p.display()))?
-                    .unwrap_or_else(|| "ZNE".into());
-                let dims = read_string(&f, "data_format/dimension_order")
-                    .with_context(|| format!("in {}", p.display()))?
-                    .unwrap_or_else(|| "CW".into());
-                let map: Vec<usize> = "ZNE"
-                    .chars()
-                    .map(|want| {
-                        order
-                            .chars()
-                            .position(|c| {
-                                c == want || (want == 'N' && c == '1') || (want == 'E' && c == '2')
-                            })
-                            .ok_or_else(|| {
-                                anyhow::anyhow!(
-                                    "{}: component order {order:?} lacks {want}",
-                                    p.display()
-                                )
-                            })
-                    })
-                    .collect::<Result<_>>()?;
-                let wc = match dims.as_str() {
-                    "CW" => false,
-                    "WC" => true,
-                    d => bail!(
-                        "{}: dimension_order {d:?} is not supported (CW or WC)",
-                        p.display()
-                    ),
+    /// The metadata row of sample `index` of the selection.
+    pub fn trace(&self, index: usize) -> Option<&TraceMeta> {
+        self.indices.get(index).map(|&t| &self.meta.traces[t])
+    }
+
+    /// `trace_category` of sample `index` (SeisBench: "earthquake", "noise", …), when the
+    /// metadata has that column and the row a value.
+    pub fn category(&self, index: usize) -> Option<&str> {
+        self.trace(index)?.category.as_deref()
+    }
+}
+
+impl Dataset for SeisBenchDataset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![3, self.samples]
+    }
+    fn get_into(&self, index: usize, input: &mut [f32]) -> Result<Target> {
+        let Some(&t) = self.indices.get(index) else {
+            bail!(
+                "trace {index} asked for but the selection holds {}",
+                self.indices.len()
+            );
+        };
+        if input.len() != 3 * self.samples {
+            bail!(
+                "buffer of {} elements for windows of 3×{}",
+                input.len(),
+                self.samples
+            );
+        }
+        let m = &self.meta.traces[t];
+        let ci = self
+            .meta
+            .chunks
+            .iter()
+            .position(|c| *c == m.chunk)
+            .unwrap_or(0);
+        let f = &self.files[ci];
+        let (map, wc) = &self.formats[ci];
+        let file = f.path().display();
+        let loc = parse_trace_name(&m.trace_name)?;
+        let ds = f.dataset(&format!("data/{}", loc.dataset))?;
+        // The trace's own [a, b] block: one row of a bucket, or the whole dataset.
+        let (block, dims) = match loc.row {
+            Some(r) => {
+                if ds.shape.len() != 3 {
+                    bail!(
+                        "{file}: trace {}: data/{} has shape {:?}, a bucket of traces is 3-D",
+                        m.trace_name,
+                        loc.dataset,
+                        ds.shape
+                    );
+                }
+                f.read_f32(&ds, Some(r))
+                    .with_context(|| format!("trace {}", m.trace_name))?
+            }
+            None => f.read_f32(&ds, None)?,
+        };
+        if dims.len() != 2 {
+            bail!(
+                "{file}: trace {}: expected 2-D trace data, found {dims:?}",
+                m.trace_name
+            );
+        }
+        let (nc, nw) = if *wc {
+            (dims[1], dims[0])
+        } else {
+            (dims[0], dims[1])
+        };
+        let used_w = loc
+            .extents
+            .get(if *wc { 0 } else { 1 })
+            .copied()
+            .unwrap_or(nw)
+            .min(nw);
+        input.iter_mut().for_each(|v| *v = 0.0);
+        for (out_c, &src_c) in map.iter().enumerate() {
+            if src_c >= nc {
+                bail!("{file}: trace {}: component {src_c} of {nc}", m.trace_name);
+            }
+            for w in 0..used_w.min(self.samples) {
+                let v = if *wc {
+                    block[w * nc + src_c]
+                } else {
+                    block[src_c * nw + w]
                 };
-                files.push(f);
-                formats.push((map, wc));
-            }
-            let indices = match split {
-                Some(s) => meta.split(s),
-                None => (0..meta.traces.len()).collect(),
-            };
-            Ok(SeisBenchDataset {
-                meta,
-                indices,
-                files,
-                formats,
-                samples,
-            })
-        }
-    }
-
-    impl Dataset for SeisBenchDataset {
-        fn len(&self) -> usize {
-            self.indices.len()
-        }
-        fn input_shape(&self) -> Vec<usize> {
-            vec![3, self.samples]
-        }
-        fn get_into(&self, index: usize, input: &mut [f32]) -> Result<Target> {
-            let Some(&t) = self.indices.get(index) else {
-                bail!(
-                    "trace {index} asked for but the selection holds {}",
-                    self.indices.len()
-                );
-            };
-            let m = &self.meta.traces[t];
-            let ci = self
-                .meta
-                .chunks
-                .iter()
-                .position(|c| *c == m.chunk)
-                .unwrap_or(0);
-            let f = &self.files[ci];
-            let (map, wc) = &self.formats[ci];
-            let loc = parse_trace_name(&m.trace_name)?;
-            let ds = f
-                .dataset(&format!("data/{}", loc.dataset))
-                .with_context(|| {
-                    format!("trace {}: no dataset data/{}", m.trace_name, loc.dataset)
-                })?;
-            let shape = ds.shape();
-            let all: Vec<f32> = ds
-                .read_raw::<f32>()
-                .with_context(|| format!("reading data/{}", loc.dataset))?;
-            // The trace's own [a, b] block: one row of a bucket, or the whole dataset.
-            let (block, dims): (&[f32], Vec<usize>) = match loc.row {
-                Some(r) => {
-                    if shape.len() != 3 || r >= shape[0] {
-                        bail!(
-                            "trace {}: row {r} of data/{} of shape {shape:?}",
-                            m.trace_name,
-                            loc.dataset
-                        );
-                    }
-                    let n = shape[1] * shape[2];
-                    (&all[r * n..(r + 1) * n], vec![shape[1], shape[2]])
+                if !v.is_finite() {
+                    bail!(
+                        "{file}: trace {}: sample {w} of component {src_c} is {v}",
+                        m.trace_name
+                    );
                 }
-                None => (&all[..], shape.clone()),
-            };
-            if dims.len() != 2 {
-                bail!(
-                    "trace {}: expected 2-D trace data, found {dims:?}",
-                    m.trace_name
-                );
+                input[out_c * self.samples + w] = v;
             }
-            let (nc, nw) = if *wc {
-                (dims[1], dims[0])
-            } else {
-                (dims[0], dims[1])
-            };
-            let used_w = loc
-                .extents
-                .get(if *wc { 0 } else { 1 })
-                .copied()
-                .unwrap_or(nw)
-                .min(nw);
-            input.iter_mut().for_each(|v| *v = 0.0);
-            for (out_c, &src_c) in map.iter().enumerate() {
-                if src_c >= nc {
-                    bail!("trace {}: component {src_c} of {nc}", m.trace_name);
-                }
-                for w in 0..used_w.min(self.samples) {
-                    let v = if *wc {
-                        block[w * nc + src_c]
-                    } else {
-                        block[src_c * nw + w]
-                    };
-                    if !v.is_finite() {
-                        bail!(
-                            "trace {}: sample {w} of component {src_c} is {v}",
-                            m.trace_name
-                        );
-                    }
-                    input[out_c * self.samples + w] = v;
-                }
-            }
-            Ok(Target::Picks {
-                p: m.p.map(|v| v as f32),
-                s: m.s.map(|v| v as f32),
-            })
         }
+        Ok(Target::Picks {
+            p: m.p.map(|v| v as f32),
+            s: m.s.map(|v| v as f32),
+        })
     }
 }
 

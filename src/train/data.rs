@@ -638,7 +638,6 @@ fn max_class(path: &Path) -> Result<usize> {
     Ok(m as usize)
 }
 
-#[cfg(feature = "hdf5")]
 fn load_seisbench(cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
     use crate::data::seisbench::SeisBenchDataset;
     let samples = wave_samples(cfg);
@@ -671,12 +670,4 @@ fn load_seisbench(cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
         classes: if role == WaveRole::Event { 2 } else { 0 },
         source: format!("SeisBench {}", dir.display()),
     })
-}
-
-#[cfg(not(feature = "hdf5"))]
-fn load_seisbench(_cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
-    bail!(
-        "{}: reading SeisBench waveforms.hdf5 needs seisfuse built with --features hdf5",
-        dir.display()
-    )
 }

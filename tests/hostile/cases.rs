@@ -1121,6 +1121,131 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             err(&[f]),
         ));
     }
+    // SeisBench folders through `dataset check`: errors name waveforms.hdf5 (or the row).
+    v.push(case(
+        "dataset_check_good",
+        Reader,
+        os(&[
+            &"dataset",
+            &"check",
+            &"--dataset",
+            &p("sb_good"),
+            &"--samples",
+            &"60",
+        ]),
+        ok(),
+    ));
+    for (f, want) in [
+        ("sb_truncated", "waveforms.hdf5"),
+        ("sb_random", "waveforms.hdf5"),
+        ("sb_huge", "waveforms.hdf5"),
+        ("sb_bad_row", "bucket0$7"),
+    ] {
+        v.push(case(
+            &format!("dataset_check_{f}"),
+            Reader,
+            os(&[&"dataset", &"check", &"--dataset", &p(f)]),
+            err(&[want]),
+        ));
+    }
+    // `dataset build`: bad catalogs, bad miniSEED, a window too long for memory.
+    let build = |picks: &Path, wav: &Path, extra: &[&str]| {
+        let mut a = os(&[
+            &"dataset",
+            &"build",
+            &"--waveforms",
+            &wav.to_path_buf(),
+            &"--picks",
+            &picks.to_path_buf(),
+            &"--out",
+            &"ds",
+        ]);
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    let cont = p("cont");
+    for (name, picks, wav, extra, class, want) in [
+        (
+            "bad_row",
+            p("bad_catalog.csv"),
+            cont.clone(),
+            vec![],
+            Message,
+            vec!["bad_catalog.csv", "line 3"],
+        ),
+        (
+            "binary_catalog",
+            p("binary_catalog.csv"),
+            cont.clone(),
+            vec![],
+            Reader,
+            vec!["binary_catalog.csv"],
+        ),
+        (
+            "unknown_stations",
+            p("unknown_catalog.csv"),
+            cont.clone(),
+            vec![],
+            Message,
+            vec!["ZZ.NOPE.00", "XS.S0001.00"],
+        ),
+        (
+            "truncated_mseed",
+            cont.join("catalog.csv"),
+            p("truncated.mseed"),
+            vec![],
+            Reader,
+            vec!["truncated.mseed"],
+        ),
+        (
+            "window_huge",
+            cont.join("catalog.csv"),
+            cont.clone(),
+            vec!["--window", "1e12", "--p-offset", "1:2"],
+            Allocation,
+            vec!["--window", "--max-memory"],
+        ),
+        (
+            "p_offset_past_window",
+            cont.join("catalog.csv"),
+            cont.clone(),
+            vec!["--window", "5", "--p-offset", "6"],
+            Nonsense,
+            vec!["--p-offset"],
+        ),
+    ] {
+        v.push(case(
+            &format!("dataset_build_{name}"),
+            class,
+            build(&picks, &wav, &extra),
+            err(&want),
+        ));
+    }
+    v.push(case(
+        "dataset_build_good",
+        Reader,
+        build(
+            &cont.join("catalog.csv"),
+            &cont,
+            &["--window", "10", "--p-offset", "2:4"],
+        ),
+        Expect::Success {
+            outputs: vec![
+                ("ds/metadata.csv".into(), 1 << 20),
+                ("ds/waveforms.hdf5".into(), 4 << 20),
+            ],
+            gone: vec![],
+            says: vec![],
+        },
+    ));
+    let mut k = case(
+        "dataset_build_keeps_an_existing_dataset",
+        Overwrite,
+        build(&cont.join("catalog.csv"), &cont, &[]),
+        err(&["--force"]),
+    );
+    k.seed = vec![("ds/metadata.csv".into(), b"keep me".to_vec())];
+    v.push(k);
     v.push(case(
         "viz_dat_truncated_for_its_shape",
         Reader,

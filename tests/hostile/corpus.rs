@@ -356,9 +356,71 @@ pub fn build(root: &Path) -> Corpus {
     } else {
         ro
     };
+    seisbench_folders(&dir);
     Corpus {
         dir,
         cases,
         read_only,
     }
+}
+
+/// SeisBench folders (a good one; waveforms.hdf5 truncated, of random bytes, with a dataset
+/// claiming 2^40 samples, metadata naming a row past its bucket) and continuous miniSEED with
+/// pick catalogs (good, a bad row, binary, unknown stations) for `dataset check|build`.
+fn seisbench_folders(dir: &Path) {
+    use seisfuse::data::h5::H5Writer;
+    let tmp = dir.join("sb.tmp.hdf5");
+    let mut w = H5Writer::create(&tmp).unwrap();
+    w.string("data_format/component_order", "ZNE").unwrap();
+    let x: Vec<f32> = (0..2 * 3 * 50).map(|i| (i as f32 * 0.1).sin()).collect();
+    w.dataset("data/bucket0", &[2, 3, 50], &x).unwrap();
+    w.finish().unwrap().commit().unwrap();
+    let good = std::fs::read(&tmp).unwrap();
+    std::fs::remove_file(&tmp).unwrap();
+    let meta = "trace_name,split,trace_category,trace_P_arrival_sample\n\
+                \"bucket0$0,:3,:50\",train,earthquake,10\n\
+                \"bucket0$1,:3,:50\",test,noise,\n";
+    // The dims [2, 3, 50] (and the equal maximum dims) claim 2^40 traces instead.
+    let dims: Vec<u8> = [2u64, 3, 50].iter().flat_map(|d| d.to_le_bytes()).collect();
+    let at = good.windows(24).position(|w| w == dims.as_slice()).unwrap();
+    let mut huge = good.clone();
+    huge[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    huge[at + 24..at + 32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let random: Vec<u8> = (0..4000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    for (name, h5, m) in [
+        ("sb_good", &good[..], meta),
+        ("sb_truncated", &good[..good.len() / 2], meta),
+        ("sb_random", &random[..], meta),
+        ("sb_huge", &huge[..], meta),
+        (
+            "sb_bad_row",
+            &good[..],
+            "trace_name,split\n\"bucket0$7,:3,:50\",train\n",
+        ),
+    ] {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("waveforms.hdf5"), h5).unwrap();
+        std::fs::write(d.join("metadata.csv"), m).unwrap();
+    }
+    use seisfuse::data::synth::continuous::{write, ContinuousConfig};
+    let cfg = ContinuousConfig::new(1, 300.0, 2);
+    write(&dir.join("cont"), &cfg, 1, 0, false, &|_| {}).unwrap();
+    let head = "event_id,network,station,location,phase,time\n";
+    let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+    w(
+        "bad_catalog.csv",
+        &format!("{head}e1,XS,S0001,00,P,2024-01-01T00:01:00Z\ne2,XS,S0001,00,P\n"),
+    );
+    w(
+        "unknown_catalog.csv",
+        &format!("{head}e1,ZZ,NOPE,00,P,2024-01-01T00:01:00Z\n"),
+    );
+    std::fs::write(
+        dir.join("binary_catalog.csv"),
+        (0..3000u32)
+            .map(|i| (i * 31 % 256) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
 }

@@ -218,7 +218,7 @@ fn every_subcommand_is_covered() {
     let c = corpus();
     let t = cases::table(c);
     for cmd in [
-        "doctor", "bench", "weights", "mel", "embed", "pick", "synth", "viz",
+        "doctor", "bench", "weights", "mel", "embed", "pick", "synth", "viz", "dataset",
     ] {
         assert!(
             t.iter().any(|k| k

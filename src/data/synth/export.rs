@@ -49,10 +49,13 @@ pub const DATASET_FILES: &[&str] = &[
     "seisbench",
 ];
 
-/// Whether `name` in a dataset folder is ours: a dataset file, or a temporary file or staging
+/// Whether `name` in a dataset folder is ours: a dataset file (of `synth continuous` too:
+/// `catalog.csv`, `*.mseed`), or a temporary file or staging
 /// folder left by an interrupted run (`.NAME.tmpPID`, `.synth-stage-PID`).
 fn is_ours(name: &str) -> bool {
     DATASET_FILES.contains(&name)
+        || name == "catalog.csv"
+        || name.ends_with(".mseed")
         || (name.starts_with('.') && name.contains(".tmp"))
         || name.starts_with(".synth-stage-")
 }
@@ -638,8 +641,7 @@ fn write_paired_into(
 /// Writes the waveform dataset in SeisBench's layout into `dir` (`metadata.csv` +
 /// `waveforms.hdf5`, one bucket per chunk of traces, components ZNE, dimension order CW), so
 /// `seisbench.data.WaveformDataset(dir)` can read it. The traces are those `write_waveforms`
-/// writes for the same config and seed.
-#[cfg(feature = "hdf5")]
+/// writes for the same config and seed. Both files are renamed into place together at the end.
 pub fn write_waveforms_seisbench(
     dir: &Path,
     cfg: &WaveformConfig,
@@ -647,29 +649,13 @@ pub fn write_waveforms_seisbench(
     seed: u64,
     force: bool,
 ) -> Result<()> {
-    use hdf5::types::VarLenUnicode;
+    use crate::data::h5::H5Writer;
     prepare_dir(dir, force)?;
     let ns = cfg.samples;
-    let h5 = dir.join("waveforms.hdf5");
-    let ctx = |what: &str| format!("writing {what} in {}", h5.display());
-    let f = hdf5::File::create(&h5).with_context(|| ctx("the file"))?;
-    let fmt = f
-        .create_group("data_format")
-        .with_context(|| ctx("data_format"))?;
-    for (k, v) in [("component_order", "ZNE"), ("dimension_order", "CW")] {
-        let s: VarLenUnicode = v.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        fmt.new_dataset::<VarLenUnicode>()
-            .shape(())
-            .create(k)
-            .and_then(|d| d.write_scalar(&s))
-            .with_context(|| ctx(k))?;
-    }
-    fmt.new_dataset::<f64>()
-        .shape(())
-        .create("sampling_rate")
-        .and_then(|d| d.write_scalar(&cfg.sampling_rate))
-        .with_context(|| ctx("sampling_rate"))?;
-    let data = f.create_group("data").with_context(|| ctx("data"))?;
+    let mut h5 = H5Writer::create(&dir.join("waveforms.hdf5"))?;
+    h5.string("data_format/component_order", "ZNE")?;
+    h5.string("data_format/dimension_order", "CW")?;
+    h5.scalar_f64("data_format/sampling_rate", cfg.sampling_rate)?;
     let mut csv = String::from(
         "trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
     );
@@ -681,11 +667,7 @@ pub fn write_waveforms_seisbench(
             .collect();
         let flat: Vec<f32> = batch.iter().flat_map(|s| s.data.iter().copied()).collect();
         let name = format!("bucket{bucket}");
-        data.new_dataset::<f32>()
-            .shape([end - start, 3, ns])
-            .create(name.as_str())
-            .and_then(|d| d.write_raw(&flat[..]))
-            .with_context(|| ctx(&name))?;
+        h5.dataset(&format!("data/{name}"), &[end - start, 3, ns], &flat)?;
         for (j, s) in batch.iter().enumerate() {
             let i = start + j;
             writeln!(
@@ -706,7 +688,13 @@ pub fn write_waveforms_seisbench(
             )?;
         }
     }
-    write_text(dir.join("metadata.csv"), &csv)
+    let mut staged = crate::atomic::Staged::new();
+    staged.add(h5.finish()?);
+    let mut meta = crate::atomic::OutputFile::create(&dir.join("metadata.csv"))?;
+    std::io::Write::write_all(&mut meta, csv.as_bytes())
+        .with_context(|| format!("writing {}", dir.join("metadata.csv").display()))?;
+    staged.add(meta);
+    staged.commit()
 }
 
 #[cfg(test)]

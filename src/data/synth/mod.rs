@@ -3,6 +3,7 @@
 //! from one earth model (`paired`). What each modality can and cannot see of its labels is in
 //! `docs/data.md`.
 
+pub mod continuous;
 pub mod export;
 pub mod images;
 pub mod paired;
