@@ -27,7 +27,7 @@ pub struct VitConfig {
 }
 
 impl VitConfig {
-    /// Presets of REFERENCE.md, plus `sfm-tiny` for CPU tests and the demo.
+    /// The SFM presets (docs/reference.md), plus `sfm-tiny` for CPU tests and the demo.
     pub fn preset(name: &str) -> Result<Self> {
         let (img, patch, dim, depth, heads) = match name {
             "sfm-base" => (224, 16, 768, 12, 12),
