@@ -235,6 +235,14 @@ pub fn grid_1d(n: usize, block: u32) -> LaunchConfig {
     }
 }
 
+/// A launch for grid-stride kernels over `n` elements: 256 threads per block and at most
+/// 4 × 65535 blocks; each thread's loop covers the elements beyond the grid.
+pub fn grid_stride(n: usize) -> LaunchConfig {
+    let mut c = grid_1d(n, 256);
+    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
+    c
+}
+
 impl CudaBackend {
     /// The device address of a CUDA view's first element; an error for a tensor elsewhere.
     pub fn address(&self, t: &crate::tensor::Tensor) -> Result<u64> {
