@@ -59,6 +59,12 @@ fn driver_err(what: &str, e: DriverError) -> anyhow::Error {
     anyhow!("{what}: {e:?}")
 }
 
+/// Makes `ctx` current on the calling thread (raw driver calls need it).
+fn bind(ctx: &CudaContext) -> Result<()> {
+    ctx.bind_to_thread()
+        .map_err(|e| driver_err("binding the CUDA context", e))
+}
+
 impl RawAllocator for DriverAllocator {
     type Block = u64;
     fn alloc(&mut self, bytes: usize) -> std::result::Result<u64, RawError> {
@@ -79,9 +85,7 @@ impl RawAllocator for DriverAllocator {
         })
     }
     fn free(&mut self, block: u64) -> Result<()> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| driver_err("binding the CUDA context", e))?;
+        bind(&self.ctx)?;
         // SAFETY: the pool frees a block once, after the last tensor over it was dropped; the
         // free is queued behind the work that used it (or waits for that work).
         unsafe {
@@ -125,9 +129,7 @@ impl PinnedHost for DriverPinned {
     type Buf = Pinned;
     type Event = CudaEvent;
     fn alloc(&mut self, bytes: usize) -> Result<Pinned> {
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| driver_err("binding the CUDA context", e))?;
+        bind(&self.ctx)?;
         // SAFETY: a fresh allocation; its contents are written before any copy reads them.
         let ptr =
             unsafe { cu::malloc_host(bytes, cudarc::driver::sys::CU_MEMHOSTALLOC_WRITECOMBINED) }
@@ -345,9 +347,7 @@ impl CudaStorage {
         let (src, _) = self.bytes_at(start, len)?;
         let mut out = CpuStorage::zeros(self.dtype, len);
         let b = &self.backend;
-        b.ctx
-            .bind_to_thread()
-            .map_err(|e| driver_err("binding the CUDA context", e))?;
+        b.bind()?;
         counters::count_host_sync();
         // SAFETY: `src` is a range of a live block; `out` has room for it; the stream is
         // synchronised before `out` is read.
@@ -362,6 +362,7 @@ impl CudaStorage {
         let (src, bytes) = self.bytes_at(start, len)?;
         let out = CudaStorage::uninit(&self.backend, self.dtype, len)?;
         if bytes > 0 {
+            self.backend.bind()?;
             // SAFETY: both ranges lie in live blocks of this device; stream-ordered.
             unsafe { cu::memcpy_dtod_async(out.ptr, src, bytes, self.backend.stream.cu_stream()) }
                 .map_err(|e| driver_err("cuMemcpyDtoDAsync", e))?;
@@ -372,13 +373,17 @@ impl CudaStorage {
 }
 
 impl CudaBackend {
+    /// Makes this device's context current on the calling thread (raw driver calls need it;
+    /// a thread other than the one that made the backend, such as a loader's, may not have it).
+    pub fn bind(&self) -> Result<()> {
+        bind(&self.ctx)
+    }
+
     /// A zero-filled buffer of `n` elements (a pool block and one memset).
     pub fn zeros(self: &Arc<Self>, dtype: DType, n: usize) -> Result<CudaStorage> {
         let s = CudaStorage::uninit(self, dtype, n)?;
         if n > 0 {
-            self.ctx
-                .bind_to_thread()
-                .map_err(|e| driver_err("binding the CUDA context", e))?;
+            self.bind()?;
             // SAFETY: the block holds n elements; stream-ordered.
             unsafe {
                 cu::memset_d8_async(s.ptr, 0, n * dtype.size_bytes(), self.stream.cu_stream())
@@ -398,9 +403,7 @@ impl CudaBackend {
         len: usize,
     ) -> Result<CudaStorage> {
         let s = CudaStorage::uninit(self, c.dtype(), len)?;
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| driver_err("binding the CUDA context", e))?;
+        self.bind()?;
         self.memory
             .copy_in(&self.stream, s.ptr, host_bytes(c, start, len))?;
         Ok(s)

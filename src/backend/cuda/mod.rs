@@ -273,6 +273,7 @@ impl crate::backend::api::Backend for CudaBackend {
     fn fill_zero(&self, t: &mut crate::tensor::Tensor) -> Result<()> {
         let p = self.address(t)?;
         let bytes = t.numel() * t.dtype.size_bytes();
+        self.bind()?;
         // SAFETY: `p .. p + bytes` is the view's range inside a live buffer of this context,
         // and the memset is ordered on the stream every op of this backend uses.
         unsafe { cudarc::driver::result::memset_d8_async(p, 0, bytes, self.stream.cu_stream()) }
@@ -292,6 +293,7 @@ impl crate::backend::api::Backend for CudaBackend {
         }
         let (d, s) = (self.address(dst)?, self.address(src)?);
         let bytes = dst.numel() * dst.dtype.size_bytes();
+        self.bind()?;
         // SAFETY: both ranges lie in live buffers of this context; stream-ordered.
         unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
             .map_err(|e| anyhow!("cuMemcpyDtoDAsync: {e:?}"))?;
