@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build host side of a GPU run (DESIGN.md): builds the release binary and the test executables
+# Build host side of a GPU run (docs/architecture.md): builds the release binary and the test executables
 # into the ignored folder .gpu/, to be carried to a GPU machine that has no Rust toolchain.
 # Then, on the GPU machine: bash scripts/gpu-run.sh [LOG_DIR]
 set -euo pipefail

@@ -1,7 +1,7 @@
 //! seisfuse: a Rust engine, with hand-written CUDA kernels, for seismic foundation models.
 //!
 //! Layers (dependencies point one way): `cli` → models/train/data → `nn` → `ops` → `backend`
-//! → `kernels/`. See `../shared/DESIGN.md`.
+//! → `kernels/`. See `docs/architecture.md`.
 
 pub mod atomic;
 pub mod backend;

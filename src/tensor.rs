@@ -12,7 +12,6 @@
 //! aliases one of its inputs), not a deadlock. CUDA buffers are addressed by pointer and
 //! ordered by the device's stream.
 
-use crate::backend::counters;
 use crate::backend::cuda::CudaStorage;
 use crate::backend::Device;
 use anyhow::{anyhow, bail, Result};
@@ -100,7 +99,8 @@ pub enum Storage {
 }
 
 impl Drop for Storage {
-    /// A CPU buffer goes back to the CPU backend's cache (CUDA buffers free themselves).
+    /// A CPU buffer goes back to the CPU backend's cache (a CUDA buffer goes back to its
+    /// device's pool when its `CudaStorage` drops).
     fn drop(&mut self) {
         if let Storage::Cpu(lock) = self {
             if let Ok(c) = lock.get_mut() {
@@ -118,15 +118,15 @@ impl Storage {
     fn cpu(c: CpuStorage) -> Arc<Storage> {
         Arc::new(Storage::Cpu(RwLock::new(c)))
     }
+    /// Wraps a device buffer (from the device's pool, which counts the real allocations).
     fn cuda(c: CudaStorage) -> Arc<Storage> {
-        counters::count_allocation();
         Arc::new(Storage::Cuda(c))
     }
     /// Elements in the whole buffer.
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(c) => c.read().map(|c| c.len()).unwrap_or(0),
-            Storage::Cuda(c) => c.buf.len(),
+            Storage::Cuda(c) => c.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -270,7 +270,7 @@ impl Tensor {
     }
     /// A tensor over a whole CUDA buffer.
     pub fn from_cuda(shape: &[usize], data: CudaStorage) -> Result<Self> {
-        check_len(shape, data.buf.len())?;
+        check_len(shape, data.len())?;
         Ok(Tensor {
             shape: shape.to_vec(),
             dtype: data.dtype(),
@@ -399,7 +399,10 @@ impl Tensor {
         let n = self.numel();
         let storage = match (&*self.storage, device) {
             (Storage::Cpu(_), Device::Cpu) => Storage::cpu(self.read_cpu()?.clone()),
-            (Storage::Cpu(_), Device::Cuda(dev)) => Storage::cuda(dev.upload(&self.read_cpu()?)?),
+            (Storage::Cpu(c), Device::Cuda(dev)) => {
+                let c = c.try_read().map_err(|_| anyhow!(ALIASED))?;
+                Storage::cuda(dev.upload_range(&c, self.offset, n)?)
+            }
             (Storage::Cuda(g), Device::Cpu) => Storage::cpu(g.download_range(self.offset, n)?),
             (Storage::Cuda(g), Device::Cuda(dev)) => {
                 if Arc::ptr_eq(&g.backend, dev) {
@@ -437,10 +440,7 @@ impl Tensor {
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let c = match &*self.storage {
             Storage::Cpu(_) => return Ok(self.host_f32()?.to_vec()),
-            Storage::Cuda(g) => {
-                counters::count_host_sync();
-                g.download_range(self.offset, self.numel())?
-            }
+            Storage::Cuda(g) => g.download_range(self.offset, self.numel())?,
         };
         Ok(match c {
             CpuStorage::F32(v) => v,
@@ -460,10 +460,7 @@ impl Tensor {
     pub fn to_cpu_storage(&self) -> Result<CpuStorage> {
         match &*self.storage {
             Storage::Cpu(_) => self.read_cpu(),
-            Storage::Cuda(g) => {
-                counters::count_host_sync();
-                g.download_range(self.offset, self.numel())
-            }
+            Storage::Cuda(g) => g.download_range(self.offset, self.numel()),
         }
     }
 

@@ -1,6 +1,6 @@
-//! bf16 mixed-precision training (DESIGN.md "Precision"): fp32 master weights and gradients, bf16
-//! activations and compute copies of the weights. Each model's bf16 forward and backward are
-//! compared with its fp32 twin (‖bf16 − fp32‖/‖fp32‖ within the bf16 tolerance), the optimizer
+//! bf16 mixed-precision training (docs/architecture.md, "Precision"): fp32 master weights and
+//! gradients, bf16 activations and compute copies of the weights. Each model's bf16 forward and
+//! backward are compared with its fp32 twin (‖bf16 − fp32‖/‖fp32‖ within the bf16 tolerance), the optimizer
 //! must keep the compute copies equal to the rounded masters, and a bf16 MAE must train.
 
 mod common;
@@ -16,7 +16,7 @@ use seisfuse::{DType, Tensor};
 use std::collections::BTreeMap;
 
 /// Activations round to 8 bits of mantissa at every layer; whole-model outputs stay within
-/// 2 % (DESIGN.md's per-op bf16 tolerance is 1 %), parameter gradients within 5 %.
+/// 2 % (the per-op bf16 tolerance of docs/architecture.md is 1 %), parameter gradients within 5 %.
 const OUT_TOL: f64 = 2e-2;
 const GRAD_TOL: f64 = 5e-2;
 

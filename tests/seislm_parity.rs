@@ -173,14 +173,14 @@ fn seislm_base_shape_3001_to_749() {
 
 #[test]
 fn parameter_counts_match_the_reference() {
-    // REFERENCE.md: seislm-base ≈ 11.0M, seislm-large ≈ 90.2M.
+    // docs/reference.md: seislm-base ≈ 11.0M, seislm-large ≈ 90.2M.
     for (name, want) in [("seislm-base", 11.0e6), ("seislm-large", 90.2e6)] {
         let mut m = Seislm::new(SeislmConfig::preset(name).unwrap(), 0).unwrap();
         let n = m.num_params().unwrap();
         println!("{name}: {n} parameters");
         assert!(
             ((n as f64) - want).abs() < 0.05e6,
-            "{name}: {n} parameters, REFERENCE.md says ≈{want}"
+            "{name}: {n} parameters, docs/reference.md says ≈{want}"
         );
     }
 }

@@ -4,8 +4,8 @@
     pip install torch numpy safetensors
     python tools/make_fusion_fixtures.py     # writes tests/fixtures/fusion_torch.safetensors
 
-Two small modules, written here from the ImageBind/CLIP recipe (REFERENCE.md, "ImageBind-style
-binding and fusion") and from the definition of cross-attention, with the parameter names of
+Two small modules, written here from the ImageBind/CLIP recipe (docs/fusion.md) and
+ from the definition of cross-attention, with the parameter names of
 seisfuse's `BindingHead` and `CrossBlock`:
 
 - `bind{k}.*` (k = 0, 1): the binding head. Per modality LayerNorm(eps 1e-6) over the tokens,

@@ -1,8 +1,9 @@
 //! Counters of what the engine asks of a device, kept per thread (the thread that issues the
-//! ops): buffer allocations (a buffer the device allocator had to get from the system because
-//! its cache had none of that size: a CUDA allocation or a new host buffer), kernel launches
-//! (on the CPU: op calls into the backend) and host synchronisations (a value the host waits
-//! for). `seisfuse bench sfm|seislm --counts` prints them per training step, and
+//! ops): buffer allocations (a buffer the device's caching allocator had to get from the
+//! system because its cache had none of that size: a CUDA block from the driver, a pinned
+//! staging buffer, or a new host buffer; never a reuse), kernel launches (on CUDA every kernel,
+//! memset and device copy queued; on the CPU one per op call through `Device::run`) and host
+//! synchronisations (a value the host waits for: a download from a GPU, `ops::item`). `seisfuse bench sfm|seislm --counts` prints them per training step, and
 //! tests/param_store.rs asserts their steady-state values.
 
 use std::cell::Cell;

@@ -1,6 +1,7 @@
 //! Devices: the CPU reference backend and the CUDA backend, and how one is chosen.
 
 pub mod api;
+pub mod caching;
 pub mod counters;
 pub mod cpu;
 pub mod cuda;

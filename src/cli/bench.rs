@@ -56,7 +56,7 @@ pub struct SeislmArgs {
     /// seislm-tiny, seislm-base or seislm-large.
     #[arg(long, default_value = "seislm-base")]
     pub preset: String,
-    /// Batch (default 64 on a GPU as REFERENCE.md's baselines, 2 on the CPU).
+    /// Batch (default 64 on a GPU as the PyTorch baselines of docs/perf.md, 2 on the CPU).
     #[arg(long)]
     pub batch: Option<usize>,
     #[arg(long, default_value_t = 3001)]
@@ -137,7 +137,7 @@ pub struct SfmArgs {
     /// sfm-tiny, sfm-base or sfm-large.
     #[arg(long, default_value = "sfm-base")]
     pub preset: String,
-    /// Training batch (default 64 on a GPU as REFERENCE.md's baselines, 2 on the CPU).
+    /// Training batch (default 64 on a GPU as the PyTorch baselines of docs/perf.md, 2 on the CPU).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Inference batch (default 256 on a GPU, 4 on the CPU).
@@ -151,7 +151,7 @@ pub struct SfmArgs {
     /// Also time the MAE pretraining step (mae_vit_*D4d256 on the preset's encoder).
     #[arg(long)]
     pub mae: bool,
-    /// MAE batch (default 256 on a GPU as REFERENCE.md's baseline, 2 on the CPU).
+    /// MAE batch (default 256 on a GPU as the PyTorch baseline of docs/perf.md, 2 on the CPU).
     #[arg(long)]
     pub mae_batch: Option<usize>,
     /// Print what one steady-state training step asks of the device: buffer allocations,

@@ -158,7 +158,6 @@ pub fn run(req: DeviceRequest, a: AllreduceArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &bytes in &sizes {
         let count = (bytes / elem).max(1);
-        let w = info.world_size;
         let fill = |r: usize, i: usize| ((r + 1) * (i % 64 + 1)) as f32;
         // Zeros while timing (sums stay finite), then one checked all-reduce.
         let mut f: Vec<f32> = Vec::new();
@@ -185,33 +184,13 @@ pub fn run(req: DeviceRequest, a: AllreduceArgs) -> Result<()> {
             }
         }
         once(&mut *comm, &mut f, &mut h)?;
-        let s = (w * (w + 1) / 2) as f32;
-        let wrong = (0..count)
-            .filter(|&i| {
-                let want = s * (i % 64 + 1) as f32;
-                let got = match a.dtype {
-                    GradWire::F32 => f[i],
-                    GradWire::Bf16 => h[i].to_f32(),
-                };
-                (got - want).abs() > want * 1e-2
-            })
-            .count();
-        let mut t = [mine, wrong as f64];
-        comm.all_reduce_sum_f64(&mut t)?;
-        let secs = t[0] / w as f64;
-        let algbw = (count * elem) as f64 / secs / 1e9;
-        let row = Row {
-            bytes: count * elem,
-            count,
-            time_us: secs * 1e6,
-            algbw,
-            busbw: bus_bandwidth(algbw, w),
-            wrong: t[1] as usize,
+        let got = |i: usize| match a.dtype {
+            GradWire::F32 => f[i],
+            GradWire::Bf16 => h[i].to_f32(),
         };
-        if info.is_main() {
-            println!("{}", format_row(&row, a.dtype));
-        }
-        rows.push(row);
+        rows.push(checked_row(
+            &mut *comm, &info, a.dtype, count, elem, mine, got,
+        )?);
     }
     footer(&info, &rows);
     Ok(())
@@ -224,6 +203,44 @@ fn once(comm: &mut dyn Communicator, f: &mut [f32], h: &mut [bf16]) -> Result<()
     } else {
         comm.all_reduce_sum_bf16(h)
     }
+}
+
+/// One size's row: this rank's seconds per all-reduce (`mine`) averaged over the ranks, and
+/// the elements of the checked all-reduce (`got`) that miss the expected sum by more than 1 %,
+/// counted over all ranks; the main rank prints it.
+fn checked_row(
+    comm: &mut dyn Communicator,
+    info: &RankInfo,
+    dtype: GradWire,
+    count: usize,
+    elem: usize,
+    mine: f64,
+    got: impl Fn(usize) -> f32,
+) -> Result<Row> {
+    let w = info.world_size;
+    let s = (w * (w + 1) / 2) as f32;
+    let wrong = (0..count)
+        .filter(|&i| {
+            let want = s * (i % 64 + 1) as f32;
+            (got(i) - want).abs() > want * 1e-2
+        })
+        .count();
+    let mut t = [mine, wrong as f64];
+    comm.all_reduce_sum_f64(&mut t)?;
+    let secs = t[0] / w as f64;
+    let algbw = (count * elem) as f64 / secs / 1e9;
+    let row = Row {
+        bytes: count * elem,
+        count,
+        time_us: secs * 1e6,
+        algbw,
+        busbw: bus_bandwidth(algbw, w),
+        wrong: t[1] as usize,
+    };
+    if info.is_main() {
+        println!("{}", format_row(&row, dtype));
+    }
+    Ok(row)
 }
 
 fn footer(info: &RankInfo, rows: &[Row]) {
@@ -254,7 +271,6 @@ fn run_nccl(
         GradWire::F32 => DataType::F32,
         GradWire::Bf16 => DataType::Bf16,
     };
-    let w = info.world_size;
     let mut rows = Vec::new();
     for &bytes in sizes {
         let count = (bytes / elem).max(1);
@@ -308,31 +324,15 @@ fn run_nccl(
         } else {
             Vec::new()
         };
-        let s = (w * (w + 1) / 2) as f32;
-        let wrong = got
-            .iter()
-            .enumerate()
-            .filter(|(i, &g)| {
-                let want = s * (i % 64 + 1) as f32;
-                (g - want).abs() > want * 1e-2
-            })
-            .count();
-        let mut t = [mine, wrong as f64];
-        nc.all_reduce_sum_f64(&mut t)?;
-        let secs = t[0] / w as f64;
-        let algbw = (count * elem) as f64 / secs / 1e9;
-        let row = Row {
-            bytes: count * elem,
+        rows.push(checked_row(
+            &mut nc,
+            info,
+            a.dtype,
             count,
-            time_us: secs * 1e6,
-            algbw,
-            busbw: bus_bandwidth(algbw, w),
-            wrong: t[1] as usize,
-        };
-        if info.is_main() {
-            println!("{}", format_row(&row, a.dtype));
-        }
-        rows.push(row);
+            elem,
+            mine,
+            |i| got[i],
+        )?);
     }
     footer(info, &rows);
     Ok(())

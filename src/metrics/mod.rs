@@ -1,4 +1,4 @@
-//! Evaluation metrics (REFERENCE.md, "Metrics" and "SeisBench pick benchmark"):
+//! Evaluation metrics (docs/reference.md, "Metrics" and "SeisBench pick benchmark"):
 //! classification (accuracy, confusion matrix, MCC, ROC AUC with tied ranks averaged) and the
 //! SeisBench picking tasks (detection AUC, P-vs-S MCC with a dev-chosen threshold, onset
 //! residuals). Plain functions over slices, computed in f64; no tensors.

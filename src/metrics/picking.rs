@@ -1,4 +1,4 @@
-//! The SeisBench pick benchmark's evaluation (Münchmeyer et al. 2022; REFERENCE.md):
+//! The SeisBench pick benchmark's evaluation (Münchmeyer et al. 2022; docs/reference.md):
 //!
 //! - task 1, event detection: score of a window = max over time of (1 − noise probability);
 //!   metric ROC AUC ([`detection_score`], then [`super::roc_auc`]);

@@ -108,6 +108,9 @@ pub struct Mae {
     pub decoder_blocks: Vec<Block>,
     pub decoder_norm: LayerNorm,
     pub decoder_pred: Linear,
+    /// The rows of the decoder's output that are patches (per batch size) and the norm-pix
+    /// weight (per dtype), uploaded once.
+    indices: super::IndexCache,
 }
 
 pub struct MaeCache {
@@ -150,6 +153,7 @@ impl Mae {
             decoder_norm: LayerNorm::new(d, eps, &mut init)?,
             decoder_pred: Linear::new(d, p * p * cfg.encoder.in_chans, true, &mut init)?,
             encoder,
+            indices: super::IndexCache::default(),
             cfg,
         })
     }
@@ -165,11 +169,13 @@ impl Mae {
         let c = *t.shape.last().unwrap_or(&1);
         let f = ((c as f64 - 1.0) / c as f64) as f32;
         let dev = t.device();
-        let w = ops::cast(
-            &Tensor::from_f32(&[c], vec![f.sqrt(); c])?.to_device(&dev)?,
-            t.dtype,
-        )?;
-        let b = Tensor::zeros(&[c], t.dtype, &dev)?;
+        let dt = t.dtype;
+        // The weight depends only on (c, dtype): uploaded once.
+        let key = [c, dt.size_bytes()];
+        let w = self.indices.get("norm_pix_weight", &key, &dev, || {
+            Tensor::from_f32(&[c], vec![f.sqrt(); c])?.to_dtype(dt)
+        })?;
+        let b = Tensor::zeros(&[c], dt, &dev)?;
         Ok(ops::layer_norm(&t, &w, &b, 1e-6 * f)?.0)
     }
 
@@ -212,8 +218,9 @@ impl Mae {
         }
         let (normed, norm) = self.decoder_norm.forward(&x)?;
         let pred_full = self.decoder_pred.forward(&normed)?;
-        let pred_idx = Tensor::from_i32(&[b, n], (0..b).flat_map(|_| 1..=n as i32).collect())?
-            .to_device(&dev)?;
+        let pred_idx = self.indices.get("pred_idx", &[b, n], &dev, || {
+            Tensor::from_i32(&[b, n], (0..b).flat_map(|_| 1..=n as i32).collect())
+        })?;
         let pred = ops::gather_rows(&pred_full, &pred_idx, None)?;
         let target = self.target(img)?;
         let mask = Tensor::from_f32(&[b * n], masking.mask.clone())?.to_device(&dev)?;

@@ -36,7 +36,7 @@ pub struct SeislmConfig {
 }
 
 impl SeislmConfig {
-    /// Presets of REFERENCE.md, plus `seislm-tiny` for CPU tests and the demo.
+    /// The SeisLM presets (docs/reference.md), plus `seislm-tiny` for CPU tests and the demo.
     pub fn preset(name: &str) -> Result<Self> {
         let (conv_ch, hidden, layers, heads, ffn, pos_kernel, pos_groups) = match name {
             "seislm-base" => (256, 240, 6, 12, 3072, 128, 16),

@@ -1,4 +1,4 @@
-//! SeisLM downstream heads (REFERENCE.md, "SeisLM"), each with an explicit forward and
+//! SeisLM downstream heads (docs/reference.md, "Heads"), each with an explicit forward and
 //! backward pass, on the encoder's hidden states [B, T', H]:
 //!
 //! - [`PhasePickHead`]: hidden states linearly interpolated back to the input length T

@@ -34,7 +34,8 @@ pub struct PretrainConfig {
 }
 
 impl PretrainConfig {
-    /// REFERENCE.md's objective for seislm-base/-large; a small analogue for seislm-tiny.
+    /// SeisLM's objective for seislm-base/-large (docs/reference.md); a small analogue for
+    /// seislm-tiny.
     pub fn preset(name: &str) -> Result<Self> {
         let encoder = SeislmConfig::preset(name)?;
         let tiny = name == "seislm-tiny";

@@ -27,7 +27,7 @@ pub struct VitConfig {
 }
 
 impl VitConfig {
-    /// Presets of REFERENCE.md, plus `sfm-tiny` for CPU tests and the demo.
+    /// The SFM presets (docs/reference.md), plus `sfm-tiny` for CPU tests and the demo.
     pub fn preset(name: &str) -> Result<Self> {
         let (img, patch, dim, depth, heads) = match name {
             "sfm-base" => (224, 16, 768, 12, 12),
@@ -78,6 +78,8 @@ pub struct Vit {
     pub pos_embed: Param,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
+    /// The token indices of unmasked batches, uploaded once per batch size.
+    indices: super::IndexCache,
 }
 
 pub struct VitCache {
@@ -117,6 +119,7 @@ impl Vit {
             pos_embed: Param::fixed(pos)?,
             blocks,
             norm: LayerNorm::new(cfg.dim, cfg.eps, &mut init)?,
+            indices: super::IndexCache::default(),
             cfg,
         })
     }
@@ -146,16 +149,25 @@ impl Vit {
     /// patches in order when `keep` is None. Shape [B, 1 + L].
     pub fn token_index(&self, batch: usize, keep: Option<&[Vec<usize>]>) -> Result<Tensor> {
         let n = self.cfg.num_patches();
-        let mut idx = Vec::new();
-        for b in 0..batch {
-            idx.push(-1);
-            match keep {
-                Some(k) => idx.extend(k[b].iter().map(|&j| j as i32)),
-                None => idx.extend(0..n as i32),
+        let make = || {
+            let mut idx = Vec::new();
+            for b in 0..batch {
+                idx.push(-1);
+                match keep {
+                    Some(k) => idx.extend(k[b].iter().map(|&j| j as i32)),
+                    None => idx.extend(0..n as i32),
+                }
             }
+            let l = idx.len() / batch.max(1);
+            Tensor::from_i32(&[batch, l], idx)
+        };
+        match keep {
+            // Without masking the indices depend on the batch size only: uploaded once.
+            None => self
+                .indices
+                .get("token_index", &[batch, n], &self.device(), make),
+            Some(_) => make()?.to_device(&self.device()),
         }
-        let l = idx.len() / batch.max(1);
-        Tensor::from_i32(&[batch, l], idx)?.to_device(&self.device())
     }
 
     /// Images [B, C, H, W] → final normed tokens [B, 1 + L, C] (L = N, or |keep| for MAE).
@@ -171,19 +183,18 @@ impl Vit {
         let n = self.cfg.num_patches();
         let c = self.cfg.dim;
         let (tokens, patch) = self.patch_embed.forward(img)?;
-        // tokens + pos[1:], then gather (cls + pos[0] as the fill row)
-        // pos[1:] for the patches and pos[0] for the cls row, sliced on the device
-        let dev = self.device();
-        let dt = tokens.dtype;
-        let pe = self.pos_embed.value_as(dt)?;
-        let pe = &*pe;
-        let rows = |r: Vec<i32>| Tensor::from_i32(&[1, r.len()], r)?.to_device(&dev);
-        let pos_patches =
-            ops::gather_rows(pe, &rows((1..=n as i32).collect())?, None)?.reshape(&[n * c])?;
-        let pos_cls = ops::gather_rows(pe, &rows(vec![0])?, None)?.reshape(&[c])?;
+        // tokens + pos[1:], then gather (cls + pos[0] as the fill row); the table's rows are
+        // views, not copies
+        let pe = self.pos_embed.value_as(tokens.dtype)?.into_owned();
+        let pos_patches = pe.view(c, &[n * c])?;
+        let pos_cls = pe.view(0, &[c])?;
         let tokens =
             ops::bias_add(&tokens.reshape(&[b, n * c])?, &pos_patches)?.reshape(&[b, n, c])?;
-        let cls = self.cls_token.value_as(dt)?.into_owned().reshape(&[c])?;
+        let cls = self
+            .cls_token
+            .value_as(tokens.dtype)?
+            .into_owned()
+            .reshape(&[c])?;
         let fill = ops::add(&cls, &pos_cls)?;
         let idx = self.token_index(b, keep)?;
         let mut x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
@@ -234,8 +245,8 @@ impl Vit {
             let (b, n, ch) = (dtokens.shape[0], c.num_tokens, self.cfg.dim);
             let dpatch =
                 ops::sum_rows(&dtokens.clone().reshape(&[b, n * ch])?)?.reshape(&[1, n, ch])?;
-            let idx: Vec<i32> = std::iter::once(-1).chain(0..n as i32).collect();
-            let idx = Tensor::from_i32(&[1, n + 1], idx)?.to_device(&self.device())?;
+            // [−1, 0, 1, …, N−1]: the indices of one unmasked image.
+            let idx = self.token_index(1, None)?;
             let dpos = ops::gather_rows(&dpatch, &idx, Some(&dcls))?;
             grads.accumulate(&self.pos_embed, &dpos)?;
         }

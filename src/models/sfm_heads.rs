@@ -1,4 +1,4 @@
-//! The SFM downstream heads (REFERENCE.md, "Downstream tasks"), each with an explicit forward
+//! The SFM downstream heads (docs/reference.md, "Downstream tasks"), each with an explicit forward
 //! and backward pass, laid out and named as SFM-Finetune's `models_Segmentation.py` and
 //! `models_Regression.py` (github.com/shenghanlin/SeismicFoundationModel, SFM-Finetune/):
 //!

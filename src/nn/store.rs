@@ -287,7 +287,7 @@ impl ParamStore {
     /// Zeroes every gradient: one memset over the flat buffer.
     pub fn zero_grad(&mut self) -> Result<()> {
         let mut g = self.grads.flat.clone();
-        self.device.backend().fill_zero(&mut g)
+        self.device.run().fill_zero(&mut g)
     }
 
     /// Trains (or freezes) every parameter whose name starts with `prefix` ("" for all);

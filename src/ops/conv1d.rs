@@ -252,21 +252,31 @@ fn slice_dims(op: &str, shape: &[usize], axis: usize) -> Result<(usize, usize, u
     ))
 }
 
-/// x[..., start..start + len, ...] along `axis` (e.g. dropping the last frame of the positional
-/// convolution's output when its kernel is even: axis 2 of [B, C, T+1], start 0, len T).
-pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
-    check_float("slice_axis", "x", x)?;
-    let (outer, len_in, inner) = slice_dims("slice_axis", &x.shape, axis)?;
+/// The dims of a slice `start .. start + len` of an axis of length `len_in`, and the output
+/// shape: `shape` is the input's (the whole axis in the forward pass, the slice in the
+/// backward), `other` the output's length along `axis` (the slice, or the whole axis).
+fn slice_plan(
+    op: &str,
+    shape: &[usize],
+    axis: usize,
+    start: usize,
+    other: usize,
+    forward: bool,
+) -> Result<(SliceDims, Vec<usize>)> {
+    let (outer, here, inner) = slice_dims(op, shape, axis)?;
+    let (len_in, len) = if forward {
+        (here, other)
+    } else {
+        (other, here)
+    };
     if start + len > len_in {
         bail!(
-            "slice_axis: {start}..{} is out of range for axis {axis} of length {len_in}",
+            "{op}: {start}..{} is out of range for axis {axis} of length {len_in}",
             start + len
         );
     }
-    let mut shape = x.shape.clone();
-    shape[axis] = len;
-    let d = x.device();
-    let mut out = alloc(&d, &shape, x.dtype)?;
+    let mut out = shape.to_vec();
+    out[axis] = other;
     let dims = SliceDims {
         outer,
         len_in,
@@ -274,6 +284,16 @@ pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<T
         start,
         len,
     };
+    Ok((dims, out))
+}
+
+/// x[..., start..start + len, ...] along `axis` (e.g. dropping the last frame of the positional
+/// convolution's output when its kernel is even: axis 2 of [B, C, T+1], start 0, len T).
+pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+    check_float("slice_axis", "x", x)?;
+    let (dims, shape) = slice_plan("slice_axis", &x.shape, axis, start, len, true)?;
+    let d = x.device();
+    let mut out = alloc(&d, &shape, x.dtype)?;
     d.run().slice_axis(&mut out, x, &dims)?;
     Ok(out)
 }
@@ -287,24 +307,9 @@ pub fn slice_axis_backward(
     len_in: usize,
 ) -> Result<Tensor> {
     check_float("slice_axis_backward", "dy", dy)?;
-    let (outer, len, inner) = slice_dims("slice_axis_backward", &dy.shape, axis)?;
-    if start + len > len_in {
-        bail!(
-            "slice_axis_backward: {start}..{} is out of range for axis {axis} of length {len_in}",
-            start + len
-        );
-    }
-    let mut shape = dy.shape.clone();
-    shape[axis] = len_in;
+    let (dims, shape) = slice_plan("slice_axis_backward", &dy.shape, axis, start, len_in, false)?;
     let d = dy.device();
     let mut dx = alloc(&d, &shape, dy.dtype)?;
-    let dims = SliceDims {
-        outer,
-        len_in,
-        inner,
-        start,
-        len,
-    };
     d.run().slice_axis_backward(&mut dx, dy, &dims)?;
     Ok(dx)
 }

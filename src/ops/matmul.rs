@@ -43,64 +43,25 @@ pub fn infer_shape(
     let (abatch, bbatch) = (&a[..ar - 2], &b[..br - 2]);
     let k = ka;
     let nb = |d: &[usize]| d.iter().product::<usize>();
+    let kernel_shape = |batch, m, a_stride, b_stride| MatmulShape {
+        batch,
+        m,
+        n,
+        k,
+        ta,
+        tb,
+        a_stride,
+        b_stride,
+    };
     let (batch_dims, shape) = if bbatch.is_empty() && !ta {
         // Fold a's batch into its rows: one big product.
-        let rows = nb(abatch) * m;
-        (
-            abatch.to_vec(),
-            MatmulShape {
-                batch: 1,
-                m: rows,
-                n,
-                k,
-                ta,
-                tb,
-                a_stride: 0,
-                b_stride: 0,
-            },
-        )
+        (abatch.to_vec(), kernel_shape(1, nb(abatch) * m, 0, 0))
     } else if bbatch.is_empty() {
-        (
-            abatch.to_vec(),
-            MatmulShape {
-                batch: nb(abatch),
-                m,
-                n,
-                k,
-                ta,
-                tb,
-                a_stride: m * k,
-                b_stride: 0,
-            },
-        )
+        (abatch.to_vec(), kernel_shape(nb(abatch), m, m * k, 0))
     } else if abatch.is_empty() {
-        (
-            bbatch.to_vec(),
-            MatmulShape {
-                batch: nb(bbatch),
-                m,
-                n,
-                k,
-                ta,
-                tb,
-                a_stride: 0,
-                b_stride: k * n,
-            },
-        )
+        (bbatch.to_vec(), kernel_shape(nb(bbatch), m, 0, k * n))
     } else if abatch == bbatch {
-        (
-            abatch.to_vec(),
-            MatmulShape {
-                batch: nb(abatch),
-                m,
-                n,
-                k,
-                ta,
-                tb,
-                a_stride: m * k,
-                b_stride: k * n,
-            },
-        )
+        (abatch.to_vec(), kernel_shape(nb(abatch), m, m * k, k * n))
     } else {
         bail!("matmul: batch dimensions differ: {:?} and {:?} (they must match, or one operand must be 2-D)", abatch, bbatch);
     };

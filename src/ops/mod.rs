@@ -57,7 +57,6 @@ pub(crate) fn check_float(op: &str, what: &str, t: &Tensor) -> Result<()> {
 
 /// An error unless every tensor lives on `ts[0]`'s device.
 pub(crate) fn check_device(op: &str, ts: &[&Tensor]) -> Result<Device> {
-    crate::backend::counters::count_launch();
     let d = ts[0].device();
     for t in &ts[1..] {
         if t.device() != d {

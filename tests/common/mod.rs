@@ -134,7 +134,7 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
-/// Parity tolerances (‖gpu − cpu‖/‖cpu‖) per dtype, as DESIGN.md sets them.
+/// Parity tolerances (‖gpu − cpu‖/‖cpu‖) per dtype, as docs/architecture.md sets them.
 pub fn tol(dtype: DType) -> f64 {
     match dtype {
         DType::BF16 => 1e-2,

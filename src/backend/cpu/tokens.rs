@@ -64,9 +64,9 @@ impl TokenOps for Cpu {
     }
 }
 
-/// Images [B, C, H, W] → patches [B, (H/P)(W/P), C·P·P], each patch vector in (c, py, px)
-/// order (the flattening of a stride-P convolution's weight [E, C, P, P]).
-pub fn patchify(out: &mut [f32], img: &[f32], b: usize, c: usize, h: usize, w: usize, p: usize) {
+/// Calls `f(image offset, patch offset)` for every run of P pixels that a patch vector shares
+/// with the image [B, C, H, W], patches [B, (H/P)(W/P), C·P·P] in (c, py, px) order.
+fn patch_runs(b: usize, c: usize, h: usize, w: usize, p: usize, mut f: impl FnMut(usize, usize)) {
     let (gh, gw) = (h / p, w / p);
     let pv = c * p * p;
     for bi in 0..b {
@@ -75,14 +75,23 @@ pub fn patchify(out: &mut [f32], img: &[f32], b: usize, c: usize, h: usize, w: u
                 let row = (bi * gh * gw + gy * gw + gx) * pv;
                 for ci in 0..c {
                     for py in 0..p {
-                        let src = ((bi * c + ci) * h + gy * p + py) * w + gx * p;
-                        let dst = row + (ci * p + py) * p;
-                        out[dst..dst + p].copy_from_slice(&img[src..src + p]);
+                        f(
+                            ((bi * c + ci) * h + gy * p + py) * w + gx * p,
+                            row + (ci * p + py) * p,
+                        );
                     }
                 }
             }
         }
     }
+}
+
+/// Images [B, C, H, W] → patches [B, (H/P)(W/P), C·P·P], each patch vector in (c, py, px)
+/// order (the flattening of a stride-P convolution's weight [E, C, P, P]).
+pub fn patchify(out: &mut [f32], img: &[f32], b: usize, c: usize, h: usize, w: usize, p: usize) {
+    patch_runs(b, c, h, w, p, |src, dst| {
+        out[dst..dst + p].copy_from_slice(&img[src..src + p])
+    });
 }
 
 /// The inverse of [`patchify`] (also its backward pass).
@@ -95,22 +104,9 @@ pub fn unpatchify(
     w: usize,
     p: usize,
 ) {
-    let (gh, gw) = (h / p, w / p);
-    let pv = c * p * p;
-    for bi in 0..b {
-        for gy in 0..gh {
-            for gx in 0..gw {
-                let row = (bi * gh * gw + gy * gw + gx) * pv;
-                for ci in 0..c {
-                    for py in 0..p {
-                        let dst = ((bi * c + ci) * h + gy * p + py) * w + gx * p;
-                        let src = row + (ci * p + py) * p;
-                        img[dst..dst + p].copy_from_slice(&patches[src..src + p]);
-                    }
-                }
-            }
-        }
-    }
+    patch_runs(b, c, h, w, p, |dst, src| {
+        img[dst..dst + p].copy_from_slice(&patches[src..src + p])
+    });
 }
 
 /// out[b, i] = src[b, idx[b, i]] for idx ≥ 0, else `fill` (zeros without one).

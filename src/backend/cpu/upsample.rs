@@ -115,6 +115,23 @@ pub fn upsample_nearest_backward(dx: &mut [f32], dy: &[f32], h: usize, w: usize,
         });
 }
 
+/// The source rows and columns of every output row and column, with their weights.
+type SrcTable = Vec<(usize, usize, f32)>;
+
+/// [`bilinear_src`] for every output row and every output column.
+fn bilinear_tables(
+    (h, w): (usize, usize),
+    (ho, wo): (usize, usize),
+    align_corners: bool,
+) -> (SrcTable, SrcTable) {
+    let table = |n_in, n_out| -> SrcTable {
+        (0..n_out)
+            .map(|o| bilinear_src(o, n_in, n_out, align_corners))
+            .collect()
+    };
+    (table(h, ho), table(w, wo))
+}
+
 /// Bilinear resize of each [h, w] plane to [ho, wo].
 pub fn upsample_bilinear(
     out: &mut [f32],
@@ -126,12 +143,7 @@ pub fn upsample_bilinear(
     if ho * wo == 0 || h * w == 0 {
         return;
     }
-    let ys: Vec<_> = (0..ho)
-        .map(|o| bilinear_src(o, h, ho, align_corners))
-        .collect();
-    let xs: Vec<_> = (0..wo)
-        .map(|o| bilinear_src(o, w, wo, align_corners))
-        .collect();
+    let (ys, xs) = bilinear_tables((h, w), (ho, wo), align_corners);
     out.par_chunks_mut(ho * wo)
         .zip(x.par_chunks(h * w))
         .for_each(|(o, xi)| {
@@ -157,12 +169,7 @@ pub fn upsample_bilinear_backward(
     if ho * wo == 0 || h * w == 0 {
         return;
     }
-    let ys: Vec<_> = (0..ho)
-        .map(|o| bilinear_src(o, h, ho, align_corners))
-        .collect();
-    let xs: Vec<_> = (0..wo)
-        .map(|o| bilinear_src(o, w, wo, align_corners))
-        .collect();
+    let (ys, xs) = bilinear_tables((h, w), (ho, wo), align_corners);
     dx.par_chunks_mut(h * w)
         .zip(dy.par_chunks(ho * wo))
         .for_each(|(d, g)| {

@@ -1,7 +1,7 @@
 //! kernels/batch_norm.cu: declarations and the CUDA implementation of [`BatchNormOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::batch_norm::{
     BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut,
 };
@@ -31,12 +31,6 @@ fn channel_cfg(c: usize) -> LaunchConfig {
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-fn elementwise_cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
 }
 
 /// (n, h·w) of an NCHW tensor.
@@ -80,7 +74,7 @@ impl BatchNormOps for CudaBackend {
             hw: hw as i64,
             n: x.numel() as i64,
         }
-        .launch(self, elementwise_cfg(x.numel()))
+        .launch(self, grid_stride(x.numel()))
     }
     fn batch_norm_eval(
         &self,
@@ -105,7 +99,7 @@ impl BatchNormOps for CudaBackend {
             n: x.numel() as i64,
             eps,
         }
-        .launch(self, elementwise_cfg(x.numel()))
+        .launch(self, grid_stride(x.numel()))
     }
     fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()> {
         let (n, hw) = n_hw(a.x);

@@ -1,11 +1,10 @@
 //! kernels/channels.cu: declarations and the CUDA implementation of [`ChannelsOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::{ChannelsOps, StridedCopy};
 use crate::tensor::Tensor;
 use anyhow::Result;
-use cudarc::driver::LaunchConfig;
 
 kernels! { file "channels";
     /// Grid-stride over the batch · len copied elements.
@@ -14,12 +13,6 @@ kernels! { file "channels";
     /// Grid-stride over the output elements.
     TransposeLast2 = transpose_last2<T>(out: out T, x: inp T, batch: val i64, rows: val i64,
         cols: val i64);
-}
-
-fn cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
 }
 
 impl ChannelsOps for CudaBackend {
@@ -34,7 +27,7 @@ impl ChannelsOps for CudaBackend {
             src_stride: c.src_stride as i64,
             src_off: c.src_off as i64,
         }
-        .launch(self, cfg(c.batch * c.len))
+        .launch(self, grid_stride(c.batch * c.len))
     }
     fn permute_last2(&self, out: &mut Tensor, x: &Tensor, rows: usize, cols: usize) -> Result<()> {
         let batch = x.numel() / (rows * cols).max(1);
@@ -45,6 +38,6 @@ impl ChannelsOps for CudaBackend {
             rows: rows as i64,
             cols: cols as i64,
         }
-        .launch(self, cfg(x.numel()))
+        .launch(self, grid_stride(x.numel()))
     }
 }

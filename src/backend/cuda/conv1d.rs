@@ -1,7 +1,7 @@
 //! kernels/conv1d.cu: declarations and the CUDA implementation of [`Conv1dOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::conv1d::{
     Conv1dBackward, Conv1dOps, Conv1dShape, SliceDims, WeightNormBackward,
 };
@@ -57,12 +57,6 @@ kernels! { file "conv1d";
 const TILE: usize = 128;
 /// Shared-memory budget per block for the staged tiles (floats), below the 48 KiB default.
 const SMEM_FLOATS: usize = 8 * 1024;
-
-fn stride_cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
-}
 
 /// The shape arguments every convolution kernel takes (cin, cout, lin, lout, k, stride, pad,
 /// groups), checked against the grid limits.
@@ -178,7 +172,7 @@ impl CudaBackend {
             n: total as i64,
             splits: splits as i32,
         }
-        .launch(self, stride_cfg(total))
+        .launch(self, grid_stride(total))
     }
 }
 
@@ -296,7 +290,7 @@ impl Conv1dOps for CudaBackend {
             kdim: kdim as i32,
             inner: inner as i32,
         }
-        .launch(self, stride_cfg(v.numel()))
+        .launch(self, grid_stride(v.numel()))
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
         let kdim = a.g.numel();
@@ -325,7 +319,7 @@ impl Conv1dOps for CudaBackend {
             kdim: kdim as i32,
             inner: a.inner as i32,
         }
-        .launch(self, stride_cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {
         let batch = x.numel() / (m * n).max(1);
@@ -349,7 +343,7 @@ impl Conv1dOps for CudaBackend {
         .launch(self, cfg)
     }
     fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
-        let cfg = stride_cfg(out.numel());
+        let cfg = grid_stride(out.numel());
         SliceAxis {
             out,
             x,
@@ -362,7 +356,7 @@ impl Conv1dOps for CudaBackend {
         .launch(self, cfg)
     }
     fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
-        let cfg = stride_cfg(dx.numel());
+        let cfg = grid_stride(dx.numel());
         SliceAxisBackward {
             dx,
             dy,

@@ -19,17 +19,31 @@ pub const NVRTC_SONAMES: &[&str] = &[
     "libnvrtc.so.11.0",
 ];
 
-/// Directories searched (in order) when NVRTC is not on the loader path.
-pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
+/// Variables that may name a CUDA installation.
+const CUDA_ROOTS: &[&str] = &["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"];
+
+/// For each variable of `vars` that is set, in order: its folder joined with each of `subs`
+/// ("" is the folder itself).
+fn env_dirs(vars: &[&str], subs: &[&str]) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    for var in ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"] {
+    for var in vars {
         if let Some(root) = std::env::var_os(var) {
             let root = PathBuf::from(root);
-            dirs.push(root.join("targets/x86_64-linux/lib"));
-            dirs.push(root.join("lib64"));
-            dirs.push(root.join("lib"));
+            dirs.extend(subs.iter().map(|s| {
+                if s.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(s)
+                }
+            }));
         }
     }
+    dirs
+}
+
+/// Directories searched (in order) when NVRTC is not on the loader path.
+pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
+    let mut dirs = env_dirs(CUDA_ROOTS, &["targets/x86_64-linux/lib", "lib64", "lib"]);
     dirs.push("/usr/local/cuda/targets/x86_64-linux/lib".into());
     dirs.push("/usr/local/cuda/lib64".into());
     for sp in python_site_packages() {
@@ -93,24 +107,37 @@ impl LibLocation {
 /// Lists NVRTC candidates in the order they are tried: `$SEISFUSE_NVRTC` (a file), the
 /// loader path, then the folders of [`nvrtc_search_dirs`].
 pub fn nvrtc_candidates() -> Vec<LibLocation> {
+    lib_candidates("SEISFUSE_NVRTC", NVRTC_SONAMES, nvrtc_search_dirs(), |n| {
+        n.starts_with("libnvrtc.so") && !n.contains("builtins") && !n.contains(".alt.")
+    })
+}
+
+/// A library's candidates in the order they are tried: the file named by `$env_file`, the
+/// `sonames` for the loader to resolve, then the files of `dirs` whose names `accept` (sorted
+/// within each folder; folders that cannot be read are passed over).
+fn lib_candidates(
+    env_file: &str,
+    sonames: &[&str],
+    dirs: Vec<PathBuf>,
+    accept: impl Fn(&str) -> bool,
+) -> Vec<LibLocation> {
     let mut out = Vec::new();
-    if let Some(p) = std::env::var_os("SEISFUSE_NVRTC") {
+    if let Some(p) = std::env::var_os(env_file) {
         out.push(LibLocation::File(PathBuf::from(p)));
     }
-    for s in NVRTC_SONAMES {
-        out.push(LibLocation::Soname((*s).to_string()));
-    }
-    for d in nvrtc_search_dirs() {
+    out.extend(
+        sonames
+            .iter()
+            .map(|s| LibLocation::Soname((*s).to_string())),
+    );
+    for d in dirs {
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
         let mut files: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                n.starts_with("libnvrtc.so") && !n.contains("builtins") && !n.contains(".alt.")
-            })
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&accept))
             .collect();
         files.sort();
         out.extend(files.into_iter().map(LibLocation::File));
@@ -127,25 +154,14 @@ pub const NCCL_SONAMES: &[&str] = &["libnccl.so.2", "libnccl.so"];
 /// (`/usr/lib/x86_64-linux-gnu`), the CUDA folders (`$CUDA_HOME`, `/usr/local/cuda`), and
 /// Python's `site-packages/nvidia/nccl/lib` (wheels `nvidia-nccl-cu13` / `nvidia-nccl-cu12`).
 pub fn nccl_search_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    for var in ["NCCL_HOME", "NCCL_ROOT", "NCCL_DIR"] {
-        if let Some(root) = std::env::var_os(var) {
-            let root = PathBuf::from(root);
-            dirs.push(root.join("lib"));
-            dirs.push(root.join("lib64"));
-            dirs.push(root);
-        }
-    }
+    let mut dirs = env_dirs(
+        &["NCCL_HOME", "NCCL_ROOT", "NCCL_DIR"],
+        &["lib", "lib64", ""],
+    );
     dirs.push(format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH).into());
     dirs.push("/usr/lib64".into());
-    for var in ["CUDA_HOME", "CUDA_PATH", "CUDA_ROOT"] {
-        if let Some(root) = std::env::var_os(var) {
-            let root = PathBuf::from(root);
-            dirs.push(root.join("lib64"));
-            dirs.push(root.join("lib"));
-            dirs.push(root.join(format!("targets/{}-linux/lib", std::env::consts::ARCH)));
-        }
-    }
+    let targets = format!("targets/{}-linux/lib", std::env::consts::ARCH);
+    dirs.extend(env_dirs(CUDA_ROOTS, &["lib64", "lib", &targets]));
     dirs.push("/usr/local/cuda/lib64".into());
     dirs.push(
         format!(
@@ -165,30 +181,9 @@ pub fn nccl_search_dirs() -> Vec<PathBuf> {
 /// Lists NCCL candidates in the order they are tried: `$SEISFUSE_NCCL` (a file), the loader
 /// path ([`NCCL_SONAMES`]), then the `libnccl.so*` files of [`nccl_search_dirs`].
 pub fn nccl_candidates() -> Vec<LibLocation> {
-    let mut out = Vec::new();
-    if let Some(p) = std::env::var_os("SEISFUSE_NCCL") {
-        out.push(LibLocation::File(PathBuf::from(p)));
-    }
-    for s in NCCL_SONAMES {
-        out.push(LibLocation::Soname((*s).to_string()));
-    }
-    for d in nccl_search_dirs() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libnccl.so"))
-            })
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(LibLocation::File));
-    }
-    out
+    lib_candidates("SEISFUSE_NCCL", NCCL_SONAMES, nccl_search_dirs(), |n| {
+        n.starts_with("libnccl.so")
+    })
 }
 
 /// The file a loaded shared library came from, read from `/proc/self/maps`.

@@ -1,7 +1,7 @@
 //! kernels/dropout.cu: declarations and the CUDA implementation of [`DropoutOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::{DropoutKey, DropoutOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -15,8 +15,6 @@ kernels! { file "dropout";
 impl DropoutOps for CudaBackend {
     fn dropout(&self, out: &mut Tensor, x: &Tensor, p: f32, key: DropoutKey) -> Result<()> {
         let n = x.numel();
-        let mut cfg = grid_1d(n, 256);
-        cfg.grid_dim.0 = cfg.grid_dim.0.min(65535 * 4);
         Dropout {
             out,
             x,
@@ -26,6 +24,6 @@ impl DropoutOps for CudaBackend {
             step: key.step,
             stream_id: key.stream_id,
         }
-        .launch(self, cfg)
+        .launch(self, grid_stride(n))
     }
 }

@@ -1,11 +1,10 @@
 //! kernels/elementwise.cu: declarations and the CUDA implementation of [`ElementwiseOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::ElementwiseOps;
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
-use cudarc::driver::LaunchConfig;
 
 kernels! { file "elementwise";
     Add = add<T>(out: out T, a: inp T, b: inp T, n: val i64);
@@ -17,13 +16,6 @@ kernels! { file "elementwise";
     CastBf16ToF32 = cast_bf16_to_f32(out: out f32, x: inp bf16, n: val i64);
 }
 
-/// Grid-stride kernels: 256 threads, the grid capped, the loop covers the rest.
-fn cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
-}
-
 impl ElementwiseOps for CudaBackend {
     fn add(&self, out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
         let n = out.numel();
@@ -33,7 +25,7 @@ impl ElementwiseOps for CudaBackend {
             b,
             n: n as i64,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn bias_add(&self, out: &mut Tensor, x: &Tensor, bias: &Tensor) -> Result<()> {
         let (n, cols) = (out.numel() as i64, bias.numel() as i64);
@@ -44,7 +36,7 @@ impl ElementwiseOps for CudaBackend {
             n,
             cols,
         }
-        .launch(self, cfg(out.numel()))
+        .launch(self, grid_stride(out.numel()))
     }
     fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
         let n = out.numel();
@@ -53,7 +45,7 @@ impl ElementwiseOps for CudaBackend {
             x,
             n: n as i64,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
         let n = dx.numel();
@@ -63,11 +55,11 @@ impl ElementwiseOps for CudaBackend {
             dy,
             n: n as i64,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
         let n = x.numel();
-        Scale { x, s, n: n as i64 }.launch(self, cfg(n))
+        Scale { x, s, n: n as i64 }.launch(self, grid_stride(n))
     }
     fn cast(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
         let n = out.numel();
@@ -77,13 +69,13 @@ impl ElementwiseOps for CudaBackend {
                 x,
                 n: n as i64,
             }
-            .launch(self, cfg(n)),
+            .launch(self, grid_stride(n)),
             (DType::BF16, DType::F32) => CastBf16ToF32 {
                 out,
                 x,
                 n: n as i64,
             }
-            .launch(self, cfg(n)),
+            .launch(self, grid_stride(n)),
             (a, o) => bail!("no cast kernel from {a} to {o}"),
         }
     }

@@ -18,7 +18,7 @@ use super::CudaBackend;
 use crate::backend::counters;
 use crate::tensor::{DType, Storage, Tensor};
 use anyhow::{anyhow, bail, Result};
-use cudarc::driver::{DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
 
 /// Element type of a pointer argument. `T` is the type a generic kernel is instantiated for.
 #[allow(non_camel_case_types)]
@@ -131,7 +131,7 @@ impl Args {
         }
         match t.storage() {
             Storage::Cuda(s) if std::ptr::eq(&*s.backend, b) => {
-                Ok(s.buf.base_ptr(b) + (t.offset() * t.dtype.size_bytes()) as u64)
+                Ok(s.ptr() + (t.offset() * t.dtype.size_bytes()) as u64)
             }
             Storage::Cuda(s) => bail!(
                 "{k}: argument {name} lives on cuda:{}, the launch is on cuda:{}",
@@ -307,34 +307,5 @@ impl CudaBackend {
                 unsafe { lb.launch(cfg) }.map(|_| ())
             })
             .map_err(|e| anyhow!("{e:#} (kernels/{file}.cu)"))
-    }
-}
-
-impl super::CudaBuf {
-    /// The device address of the buffer's first element.
-    pub fn base_ptr(&self, b: &CudaBackend) -> u64 {
-        let s = &b.stream;
-        match self {
-            super::CudaBuf::F32(x) => x.device_ptr(s).0,
-            super::CudaBuf::BF16(x) => x.device_ptr(s).0,
-            super::CudaBuf::I32(x) => x.device_ptr(s).0,
-        }
-    }
-    pub fn len(&self) -> usize {
-        match self {
-            super::CudaBuf::F32(x) => x.len(),
-            super::CudaBuf::BF16(x) => x.len(),
-            super::CudaBuf::I32(x) => x.len(),
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn dtype(&self) -> DType {
-        match self {
-            super::CudaBuf::F32(_) => DType::F32,
-            super::CudaBuf::BF16(_) => DType::BF16,
-            super::CudaBuf::I32(_) => DType::I32,
-        }
     }
 }

@@ -16,6 +16,7 @@ pub mod launch;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
+pub mod memory;
 pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
@@ -27,10 +28,11 @@ pub mod tokens;
 pub mod upsample;
 pub mod wav2vec2;
 
-use crate::tensor::{CpuStorage, DType};
+pub use memory::CudaStorage;
+
+use crate::tensor::DType;
 use anyhow::{anyhow, bail, Context, Result};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig};
-use half::bf16;
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, LaunchConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -82,59 +84,6 @@ pub fn kernel_source(name: &str) -> Result<&'static KernelSource> {
         .ok_or_else(|| anyhow!("no kernel file kernels/{name}.cu is embedded in this binary"))
 }
 
-/// Device buffers, one variant per dtype (bf16 travels as its bit pattern).
-#[derive(Debug)]
-pub enum CudaBuf {
-    F32(CudaSlice<f32>),
-    BF16(CudaSlice<u16>),
-    I32(CudaSlice<i32>),
-}
-
-#[derive(Debug)]
-pub struct CudaStorage {
-    pub backend: Arc<CudaBackend>,
-    pub buf: CudaBuf,
-}
-
-impl CudaStorage {
-    pub fn dtype(&self) -> DType {
-        match self.buf {
-            CudaBuf::F32(_) => DType::F32,
-            CudaBuf::BF16(_) => DType::BF16,
-            CudaBuf::I32(_) => DType::I32,
-        }
-    }
-    /// Elements `start .. start + len` copied to the host.
-    pub fn download_range(&self, start: usize, len: usize) -> Result<CpuStorage> {
-        let s = &self.backend.stream;
-        let r = start..start + len;
-        Ok(match &self.buf {
-            CudaBuf::F32(b) => CpuStorage::F32(s.clone_dtoh(&b.slice(r))?),
-            CudaBuf::BF16(b) => CpuStorage::BF16(
-                s.clone_dtoh(&b.slice(r))?
-                    .into_iter()
-                    .map(bf16::from_bits)
-                    .collect(),
-            ),
-            CudaBuf::I32(b) => CpuStorage::I32(s.clone_dtoh(&b.slice(r))?),
-        })
-    }
-    /// Elements `start .. start + len` copied into a new device buffer.
-    pub fn clone_range(&self, start: usize, len: usize) -> Result<Self> {
-        let s = &self.backend.stream;
-        let r = start..start + len;
-        let buf = match &self.buf {
-            CudaBuf::F32(b) => CudaBuf::F32(s.clone_dtod(&b.slice(r))?),
-            CudaBuf::BF16(b) => CudaBuf::BF16(s.clone_dtod(&b.slice(r))?),
-            CudaBuf::I32(b) => CudaBuf::I32(s.clone_dtod(&b.slice(r))?),
-        };
-        Ok(CudaStorage {
-            backend: self.backend.clone(),
-            buf,
-        })
-    }
-}
-
 /// One GPU: its context, the stream every op runs on, and the modules loaded so far.
 pub struct CudaBackend {
     pub ordinal: usize,
@@ -147,6 +96,8 @@ pub struct CudaBackend {
     /// the same name (`transpose_last2_f32` is in channels.cu and in conv1d.cu).
     functions: Mutex<HashMap<(&'static str, &'static str), CudaFunction>>,
     pub profiler: profiler::Profiler,
+    /// The caching pool every device buffer comes from, and the pinned upload buffers.
+    memory: memory::DeviceMemory,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -203,6 +154,7 @@ impl CudaBackend {
         let stream = ctx
             .new_stream()
             .map_err(|e| anyhow!("creating a stream on cuda:{ordinal}: {e:?}"))?;
+        let memory = memory::DeviceMemory::new(&ctx, &stream);
         let b = Arc::new(CudaBackend {
             ordinal,
             name,
@@ -212,6 +164,7 @@ impl CudaBackend {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             profiler: profiler::Profiler::default(),
+            memory,
         });
         all.insert(ordinal, b.clone());
         Ok(b)
@@ -268,35 +221,6 @@ impl CudaBackend {
         Ok(f)
     }
 
-    pub fn zeros(self: &Arc<Self>, dtype: DType, n: usize) -> Result<CudaStorage> {
-        let s = &self.stream;
-        let buf = match dtype {
-            DType::F32 => CudaBuf::F32(s.alloc_zeros::<f32>(n)?),
-            DType::BF16 => CudaBuf::BF16(s.alloc_zeros::<u16>(n)?),
-            DType::I32 => CudaBuf::I32(s.alloc_zeros::<i32>(n)?),
-        };
-        Ok(CudaStorage {
-            backend: self.clone(),
-            buf,
-        })
-    }
-
-    pub fn upload(self: &Arc<Self>, c: &CpuStorage) -> Result<CudaStorage> {
-        let s = &self.stream;
-        let buf = match c {
-            CpuStorage::F32(v) => CudaBuf::F32(s.clone_htod(v)?),
-            CpuStorage::BF16(v) => {
-                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
-                CudaBuf::BF16(s.clone_htod(&bits)?)
-            }
-            CpuStorage::I32(v) => CudaBuf::I32(s.clone_htod(v)?),
-        };
-        Ok(CudaStorage {
-            backend: self.clone(),
-            buf,
-        })
-    }
-
     pub fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().context("cuStreamSynchronize")?;
         Ok(())
@@ -313,12 +237,20 @@ pub fn grid_1d(n: usize, block: u32) -> LaunchConfig {
     }
 }
 
+/// A launch for grid-stride kernels over `n` elements: 256 threads per block and at most
+/// 4 × 65535 blocks; each thread's loop covers the elements beyond the grid.
+pub fn grid_stride(n: usize) -> LaunchConfig {
+    let mut c = grid_1d(n, 256);
+    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
+    c
+}
+
 impl CudaBackend {
     /// The device address of a CUDA view's first element; an error for a tensor elsewhere.
     pub fn address(&self, t: &crate::tensor::Tensor) -> Result<u64> {
         match t.storage() {
             crate::tensor::Storage::Cuda(s) if std::ptr::eq(&*s.backend, self) => {
-                Ok(s.buf.base_ptr(self) + (t.offset() * t.dtype.size_bytes()) as u64)
+                Ok(s.ptr() + (t.offset() * t.dtype.size_bytes()) as u64)
             }
             _ => bail!(
                 "expected a tensor on cuda:{}, found one on {:?}",
@@ -343,6 +275,7 @@ impl crate::backend::api::Backend for CudaBackend {
     fn fill_zero(&self, t: &mut crate::tensor::Tensor) -> Result<()> {
         let p = self.address(t)?;
         let bytes = t.numel() * t.dtype.size_bytes();
+        self.bind()?;
         // SAFETY: `p .. p + bytes` is the view's range inside a live buffer of this context,
         // and the memset is ordered on the stream every op of this backend uses.
         unsafe { cudarc::driver::result::memset_d8_async(p, 0, bytes, self.stream.cu_stream()) }
@@ -362,6 +295,7 @@ impl crate::backend::api::Backend for CudaBackend {
         }
         let (d, s) = (self.address(dst)?, self.address(src)?);
         let bytes = dst.numel() * dst.dtype.size_bytes();
+        self.bind()?;
         // SAFETY: both ranges lie in live buffers of this context; stream-ordered.
         unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
             .map_err(|e| anyhow!("cuMemcpyDtoDAsync: {e:?}"))?;

@@ -1,28 +1,20 @@
 //! kernels/relu.cu: declarations and the CUDA implementation of [`ReluOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::ReluOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
-use cudarc::driver::LaunchConfig;
 
 kernels! { file "relu";
     ReluForward = relu_forward<T>(y: out T, x: inp T, n: val i64);
     ReluBackward = relu_backward<T>(dx: out T, y: inp T, dy: inp T, n: val i64);
 }
 
-/// Grid-stride kernels: 256 threads, the grid capped, the loop covers the rest.
-fn cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
-}
-
 impl ReluOps for CudaBackend {
     fn relu(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
         let n = x.numel();
-        ReluForward { y, x, n: n as i64 }.launch(self, cfg(n))
+        ReluForward { y, x, n: n as i64 }.launch(self, grid_stride(n))
     }
     fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
         let n = y.numel();
@@ -32,6 +24,6 @@ impl ReluOps for CudaBackend {
             dy,
             n: n as i64,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
 }

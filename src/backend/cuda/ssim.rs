@@ -5,7 +5,7 @@
 //! CPU reference does.
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::{Backend, ElementwiseOps, SsimOps};
 use crate::backend::cpu::ssim as cpu;
 use crate::tensor::{DType, Tensor};
@@ -37,12 +37,6 @@ kernels! { file "ssim";
     /// dx [planes][h][w] += the transpose of ssim_avg_pool applied to d.
     SsimAvgPoolBackwardAdd = ssim_avg_pool_backward_add(dx: out f32, d: inp f32,
         planes: val i64, h: val i32, w: val i32);
-}
-
-fn cfg(n: usize) -> LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
 }
 
 /// The size of an axis after 'valid' 11-tap filtering (unchanged when shorter than 11).
@@ -106,7 +100,7 @@ impl<'a> Levels<'a> {
                     h: hh as i32,
                     w: ww as i32,
                 }
-                .launch(b, cfg(planes * oh * ow))?;
+                .launch(b, grid_stride(planes * oh * ow))?;
             }
             xs.push(nx);
             ys.push(ny);
@@ -139,7 +133,7 @@ impl<'a> Levels<'a> {
             h: h as i32,
             w: w as i32,
         }
-        .launch(b, cfg(p * oh * w))?;
+        .launch(b, grid_stride(p * oh * w))?;
         let mut f = b.alloc(&[5 * p * oh * ow], DType::F32)?;
         SsimFilterCols {
             out: &mut f,
@@ -149,7 +143,7 @@ impl<'a> Levels<'a> {
             h: oh as i32,
             w: w as i32,
         }
-        .launch(b, cfg(5 * p * oh * ow))?;
+        .launch(b, grid_stride(5 * p * oh * ow))?;
         Ok(f)
     }
 
@@ -201,7 +195,7 @@ impl<'a> Levels<'a> {
             c1: self.c1,
             c2: self.c2,
         }
-        .launch(b, cfg(p * oh * ow))?;
+        .launch(b, grid_stride(p * oh * ow))?;
         let mut cols = b.alloc(&[3 * p * oh * w], DType::F32)?;
         SsimFilterColsT {
             out: &mut cols,
@@ -211,7 +205,7 @@ impl<'a> Levels<'a> {
             h: oh as i32,
             w: w as i32,
         }
-        .launch(b, cfg(3 * p * oh * w))?;
+        .launch(b, grid_stride(3 * p * oh * w))?;
         SsimFilterRowsTCombine {
             dx,
             input: &cols,
@@ -222,7 +216,7 @@ impl<'a> Levels<'a> {
             w: w as i32,
             accumulate: false as i32,
         }
-        .launch(b, cfg(p * h * w))
+        .launch(b, grid_stride(p * h * w))
     }
 }
 
@@ -275,7 +269,7 @@ impl SsimOps for CudaBackend {
                     h: hh as i32,
                     w: ww as i32,
                 }
-                .launch(self, cfg(p * hh * ww))?;
+                .launch(self, grid_stride(p * hh * ww))?;
             }
             upper = Some(g);
         }

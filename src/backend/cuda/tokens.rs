@@ -1,7 +1,7 @@
 //! kernels/tokens.cu: declarations and the CUDA implementation of [`TokenOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_1d, grid_stride, CudaBackend};
 use crate::backend::api::TokenOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -33,13 +33,6 @@ fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
     }
 }
 
-/// Grid-stride over the n patch elements: 256 threads, the grid capped.
-fn patch_cfg(n: usize) -> LaunchConfig {
-    let mut cfg = grid_1d(n, 256);
-    cfg.grid_dim.0 = cfg.grid_dim.0.min(65535 * 4);
-    cfg
-}
-
 /// (b, c, h, w) of an NCHW image as the kernels take them (`ops` checked the rank).
 fn dims(img: &Tensor) -> [i32; 4] {
     [img.shape[0], img.shape[1], img.shape[2], img.shape[3]].map(|d| d as i32)
@@ -58,7 +51,7 @@ impl TokenOps for CudaBackend {
             w,
             p: p as i32,
         }
-        .launch(self, patch_cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn unpatchify(&self, img: &mut Tensor, patches: &Tensor, p: usize) -> Result<()> {
         let [b, c, h, w] = dims(img);
@@ -71,7 +64,7 @@ impl TokenOps for CudaBackend {
             w,
             p: p as i32,
         }
-        .launch(self, patch_cfg(patches.numel()))
+        .launch(self, grid_stride(patches.numel()))
     }
     fn gather_rows(
         &self,

@@ -1,7 +1,7 @@
 //! kernels/upsample.cu: declarations and the CUDA implementation of [`UpsampleOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::UpsampleOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -19,12 +19,6 @@ kernels! { file "upsample";
     /// Grid-stride over the input gradient (a gather, no atomics).
     UpsampleBilinearBackward = upsample_bilinear_backward<T>(dx: out T, dy: inp T,
         planes: val i64, h: val i32, w: val i32, ho: val i32, wo: val i32, ac: val i32);
-}
-
-fn cfg(n: usize) -> cudarc::driver::LaunchConfig {
-    let mut c = grid_1d(n, 256);
-    c.grid_dim.0 = c.grid_dim.0.min(65535 * 4);
-    c
 }
 
 /// (planes = n·c, h, w) of an NCHW tensor (`ops` checked the rank).
@@ -48,7 +42,7 @@ impl UpsampleOps for CudaBackend {
             w,
             k: k as i32,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn upsample_nearest_backward(&self, dx: &mut Tensor, dy: &Tensor, k: usize) -> Result<()> {
         let (planes, h, w) = planes_hw(dx);
@@ -61,7 +55,7 @@ impl UpsampleOps for CudaBackend {
             w,
             k: k as i32,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
         let (planes, h, w) = planes_hw(x);
@@ -77,7 +71,7 @@ impl UpsampleOps for CudaBackend {
             wo,
             ac: align_corners as i32,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
     fn upsample_bilinear_backward(
         &self,
@@ -98,6 +92,6 @@ impl UpsampleOps for CudaBackend {
             wo,
             ac: align_corners as i32,
         }
-        .launch(self, cfg(n))
+        .launch(self, grid_stride(n))
     }
 }
