@@ -48,7 +48,7 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    fn table(&self, device: Option<DeviceRequest>) -> Result<toml::Table> {
+    pub(crate) fn table(&self, device: Option<DeviceRequest>) -> Result<toml::Table> {
         let mut t = toml::Table::new();
         let mut put = |k: &str, v: toml::Value| {
             t.insert(k.to_string(), v);
@@ -240,6 +240,12 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
         let task = a.task.clone().unwrap_or_default();
         TrainConfig::resolve(&task, file.as_ref(), &flags)?
     };
+    // The data are opened (files found, shapes checked against the model) before the run
+    // folder is made, so that a wrong --data leaves nothing behind.
+    if resume_from.is_none() {
+        RunDir::check_new(&root, a.force)?;
+    }
+    crate::train::data::load(&cfg)?;
     let run = if resume_from.is_some() {
         RunDir::open(&root)?
     } else {
@@ -253,6 +259,7 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
     let report = Report {
         progress: !a.quiet,
         verbose: true,
+        timings: false,
     };
     let mut out = trainer::train(&cfg, &run, resume_from.as_deref(), &report)?;
     let figs = write_figures(&mut out.session, &run)?;
@@ -341,6 +348,7 @@ pub fn run_eval(req: DeviceRequest, a: EvalArgs, explicit_device: bool) -> Resul
     let quiet = Report {
         progress: false,
         verbose: false,
+        timings: false,
     };
     let mut s = Session::new(&cfg, &quiet)?;
     let strict = weights
@@ -445,6 +453,13 @@ pub fn run_predict(req: DeviceRequest, a: PredictArgs, explicit_device: bool) ->
     let mut outs = crate::cli::output::Outputs::new(a.force);
     outs.input(&a.input);
     outs.dir("--out", &a.out)?;
+    let holds_files = std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some());
+    if holds_files && !a.force {
+        bail!(
+            "--out {} exists and is not empty; pass --force to write the predictions into it (files of the same names are replaced) or choose another folder",
+            a.out.display()
+        );
+    }
     let split = crate::train::data::inputs_file(&cfg, &a.input)?;
     let weights = trainer::best_checkpoint(&run)?
         .map(|p| p.join("model.safetensors"))
@@ -452,6 +467,7 @@ pub fn run_predict(req: DeviceRequest, a: PredictArgs, explicit_device: bool) ->
     let quiet = Report {
         progress: false,
         verbose: false,
+        timings: false,
     };
     let mut s = Session::new(&cfg, &quiet)?;
     crate::weights::load_into(s.task.model(), &weights, true)
@@ -476,12 +492,23 @@ pub fn run_predict(req: DeviceRequest, a: PredictArgs, explicit_device: bool) ->
         Ok(())
     })?;
     progress.finish();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut written = Vec::new();
     for o in &acc {
         if let Some(v) = o.values.iter().find(|v| !v.is_finite()) {
             bail!("the model's {} holds a non-finite value ({v})", o.name);
         }
+        let p = a.out.join(format!("{}.npy", o.name));
+        if crate::cli::output::same_file(&p, &a.input) {
+            bail!(
+                "--out {}: the prediction {} would replace the input {}; choose another folder",
+                a.out.display(),
+                p.display(),
+                a.input.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut written = Vec::new();
+    for o in &acc {
         let p = a.out.join(format!("{}.npy", o.name));
         crate::data::npy::write(&p, &o.shape, &o.values)?;
         written.push(p.display().to_string());

@@ -355,6 +355,26 @@ impl TrainConfig {
         if self.keep == 0 {
             bail!("keep must be at least 1 (the newest checkpoint is what resume reads)");
         }
+        let sizes = [self.train_size, self.dev_size, self.test_size];
+        if sizes
+            .iter()
+            .try_fold(0usize, |a, &b| a.checked_add(b))
+            .is_none_or(|n| n > 1 << 30)
+        {
+            bail!(
+                "train_size {} + dev_size {} + test_size {} is beyond reason (at most 2^30 samples)",
+                self.train_size,
+                self.dev_size,
+                self.test_size
+            );
+        }
+        if self.steps > 1 << 40 || self.epochs > 1 << 30 {
+            bail!(
+                "steps {} or epochs {} is beyond reason",
+                self.steps,
+                self.epochs
+            );
+        }
         if self.image_size > 4096 || self.samples > 1 << 20 {
             bail!(
                 "image_size {} or samples {} is beyond reason",

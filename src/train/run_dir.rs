@@ -59,36 +59,43 @@ fn sync_dir(dir: &Path) {
 }
 
 impl RunDir {
+    /// Whether [`RunDir::create`] would accept `root`, without touching anything: a missing
+    /// or empty folder, or (with `force`) a previous run.
+    pub fn check_new(root: &Path, force: bool) -> Result<bool> {
+        if !root.exists() {
+            return Ok(false);
+        }
+        let is_run = root.join(CONFIG).exists();
+        let empty = fs::read_dir(root)
+            .with_context(|| format!("--out {}: reading it", root.display()))?
+            .next()
+            .is_none();
+        if !(empty || force && is_run) {
+            bail!(
+                "{} exists and is not empty; choose another --out, --resume it, or (for a previous run) add --force to start over",
+                root.display()
+            );
+        }
+        Ok(!empty)
+    }
+
     /// A new run in `root`: refuses a folder holding a run (or anything else) unless `force`,
     /// which removes only what a run writes.
     pub fn create(root: &Path, force: bool) -> Result<Self> {
-        if root.exists() {
-            let is_run = root.join(CONFIG).exists();
-            let empty = fs::read_dir(root)
-                .with_context(|| format!("reading {}", root.display()))?
-                .next()
-                .is_none();
-            if !empty {
-                if !(force && is_run) {
-                    bail!(
-                        "{} exists and is not empty; choose another --out, --resume it, or (for a previous run) add --force to start over",
-                        root.display()
-                    );
-                }
-                for e in fs::read_dir(root)? {
-                    let p = e?.path();
-                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    let ours = name == CONFIG
-                        || name == LOG
-                        || name == "figures"
-                        || name == "eval.json"
-                        || name.starts_with("step-");
-                    if ours {
-                        if p.is_dir() {
-                            fs::remove_dir_all(&p)?;
-                        } else {
-                            fs::remove_file(&p)?;
-                        }
+        if Self::check_new(root, force)? {
+            for e in fs::read_dir(root)? {
+                let p = e?.path();
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let ours = name == CONFIG
+                    || name == LOG
+                    || name == "figures"
+                    || (name.starts_with("eval-") && name.ends_with(".json"))
+                    || name.starts_with("step-");
+                if ours {
+                    if p.is_dir() {
+                        fs::remove_dir_all(&p)?;
+                    } else {
+                        fs::remove_file(&p)?;
                     }
                 }
             }

@@ -1450,5 +1450,6 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         err(&["--n"]),
     ));
     v.extend(super::pick_cases::table(c));
+    v.extend(super::train_cases::table(c));
     v
 }

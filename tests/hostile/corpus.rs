@@ -357,6 +357,7 @@ pub fn build(root: &Path) -> Corpus {
         ro
     };
     seisbench_folders(&dir);
+    trained_runs(&dir);
     Corpus {
         dir,
         cases,
@@ -423,4 +424,58 @@ fn seisbench_folders(dir: &Path) {
             .collect::<Vec<_>>(),
     )
     .unwrap();
+}
+
+/// What `train`, `eval`, `predict` and `demo` read: a facies run trained one step on 64×64
+/// sections (`run_facies`), and a paired folder as `synth paired` writes it (`pairs`).
+fn trained_runs(dir: &Path) {
+    let bin = super::harness::binary();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(&bin)
+            .args(args)
+            .env("SEISFUSE_PROGRESS_SECS", "1000")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let out = dir.join("run_facies");
+    run(&[
+        "train",
+        "--task",
+        "facies",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--set",
+        "image_size=64",
+        "--set",
+        "train_size=4",
+        "--set",
+        "dev_size=2",
+        "--set",
+        "test_size=2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let pairs = dir.join("pairs");
+    run(&[
+        "synth",
+        "paired",
+        "--out",
+        pairs.to_str().unwrap(),
+        "--n",
+        "12",
+        "--size",
+        "32",
+        "--samples",
+        "401",
+    ]);
 }

@@ -13,6 +13,7 @@ mod cases;
 mod corpus;
 mod harness;
 mod pick_cases;
+mod train_cases;
 
 use cases::{Case, Class, Expect};
 use corpus::Corpus;
@@ -218,7 +219,8 @@ fn every_subcommand_is_covered() {
     let c = corpus();
     let t = cases::table(c);
     for cmd in [
-        "doctor", "bench", "weights", "mel", "embed", "pick", "synth", "viz", "dataset",
+        "doctor", "bench", "weights", "mel", "embed", "pick", "synth", "viz", "dataset", "train",
+        "eval", "predict", "demo",
     ] {
         assert!(
             t.iter().any(|k| k
