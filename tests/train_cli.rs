@@ -194,7 +194,96 @@ fn picking_beats_a_constant_pick() {
         "P within 0.5 s {p} vs constant-pick baseline {base}"
     );
     assert!(run.join("figures/picks-0.png").is_file());
+    // `seisfuse pick --run` picks with the run's weights: with one window per trace, nothing
+    // blinded and nothing stacked, its probabilities are `predict`'s.
+    let data = tmp("pick-traces");
+    ok(&seisfuse(
+        &[
+            "synth",
+            "waveforms",
+            "--out",
+            data.to_str().unwrap(),
+            "--n",
+            "4",
+            "--samples",
+            "601",
+            "--seed",
+            "9",
+        ],
+        &[],
+    ));
+    let traces = data.join("waveforms.npy");
+    let pred = data.join("pred");
+    ok(&seisfuse(
+        &[
+            "predict",
+            "--run",
+            run.to_str().unwrap(),
+            "--input",
+            traces.to_str().unwrap(),
+            "--out",
+            pred.to_str().unwrap(),
+            "--png",
+            "0",
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    let probs = data.join("probs.npy");
+    let o = seisfuse(
+        &[
+            "pick",
+            "--run",
+            run.to_str().unwrap(),
+            "--input",
+            traces.to_str().unwrap(),
+            "--window",
+            "601",
+            "--overlap",
+            "0",
+            "--blinding",
+            "0,0",
+            "--probs",
+            probs.to_str().unwrap(),
+            "--out",
+            data.join("picks.csv").to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    );
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seislm-tiny"));
+    let (ps, pv) = read_npy(&probs);
+    let (qs, qv) = read_npy(&pred.join("probabilities.npy"));
+    assert_eq!(ps, qs, "pick --probs vs predict shapes");
+    let worst = pv
+        .iter()
+        .zip(&qv)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "pick --run and predict differ by {worst}");
+    // another task's run is refused by name
+    let o = seisfuse(
+        &[
+            "pick",
+            "--run",
+            data.to_str().unwrap(),
+            "--input",
+            traces.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!o.status.success());
     let _ = std::fs::remove_dir_all(&run);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Shape and values of an f32 .npy file.
+fn read_npy(p: &Path) -> (Vec<usize>, Vec<f32>) {
+    let t = seisfuse::data::npy::read_f32_tensor(p).unwrap();
+    (t.shape.clone(), t.to_vec_f32().unwrap())
 }
 
 /// Every other task trains a few steps end to end: a finite falling-or-flat loss, a dev
@@ -493,4 +582,229 @@ fn demo_writes_its_report() {
     );
     assert!(!o.status.success());
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Real formats end to end: continuous miniSEED and a pick catalog → `dataset build` (a
+/// SeisBench folder, metadata.csv + waveforms.hdf5) → `train --task pick` and `event-class`
+/// on it → `eval` on its test split.
+#[test]
+fn picking_and_event_tasks_train_from_a_seisbench_folder_built_from_miniseed() {
+    let root = tmp("seisbench");
+    std::fs::create_dir_all(&root).unwrap();
+    let cont = root.join("cont");
+    let ds = root.join("ds");
+    ok(&seisfuse(
+        &[
+            "synth",
+            "continuous",
+            "--out",
+            cont.to_str().unwrap(),
+            "--stations",
+            "2",
+            "--seconds",
+            "600",
+            "--events",
+            "10",
+            "--seed",
+            "3",
+        ],
+        &[],
+    ));
+    ok(&seisfuse(
+        &[
+            "dataset",
+            "build",
+            "--waveforms",
+            cont.to_str().unwrap(),
+            "--picks",
+            cont.join("catalog.csv").to_str().unwrap(),
+            "--out",
+            ds.to_str().unwrap(),
+            "--window",
+            "8",
+            "--p-offset",
+            "2:5",
+            "--noise-per-event",
+            "1",
+        ],
+        &[],
+    ));
+    assert!(ds.join("waveforms.hdf5").is_file() && ds.join("metadata.csv").is_file());
+    for (task, key) in [
+        ("pick", "p_within_0.5s"),
+        ("event-class", "majority_baseline"),
+    ] {
+        let run = root.join(task);
+        let out = ok(&train(
+            task,
+            &run,
+            3,
+            &[
+                "--data",
+                ds.to_str().unwrap(),
+                "--batch",
+                "4",
+                "--set",
+                "samples=801",
+            ],
+        ));
+        assert!(out.contains("trained"), "{out}");
+        let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+        assert!(log.contains(&format!("\"{key}\"")), "{task}: {log}");
+        ok(&seisfuse(
+            &[
+                "eval",
+                "--run",
+                run.to_str().unwrap(),
+                "--split",
+                "test",
+                "--device",
+                "cpu",
+            ],
+            &[],
+        ));
+        let e = std::fs::read_to_string(run.join("eval-test.json")).unwrap();
+        let v: Value = serde_json::from_str(&e).unwrap_or_else(|_| panic!("{e}"));
+        assert!(v["metrics"][key].is_number(), "{task}: {v}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A user's paired set (the layout `synth paired` writes) trains a fusion task and feeds the
+/// demo through `--data`; a folder whose sizes do not fit the model is refused before work.
+#[test]
+fn fusion_and_the_demo_read_a_paired_folder() {
+    let root = tmp("paired");
+    std::fs::create_dir_all(&root).unwrap();
+    let data = root.join("pairs");
+    ok(&seisfuse(
+        &[
+            "synth",
+            "paired",
+            "--out",
+            data.to_str().unwrap(),
+            "--n",
+            "40",
+            "--size",
+            "32",
+            "--samples",
+            "401",
+        ],
+        &[],
+    ));
+    let run = root.join("late");
+    let out = ok(&train(
+        "fuse-late",
+        &run,
+        2,
+        &["--data", data.to_str().unwrap(), "--batch", "4"],
+    ));
+    assert!(out.contains("trained fuse-late"), "{out}");
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"accuracy\""), "{log}");
+    let demo = root.join("demo");
+    let out = ok(&seisfuse(
+        &[
+            "demo",
+            "--data",
+            data.to_str().unwrap(),
+            "--only",
+            "image-only,fuse-late",
+            "--seeds",
+            "1",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            demo.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    assert!(out.contains("fuse-late"), "{out}");
+    let md = std::fs::read_to_string(demo.join("report.md")).unwrap();
+    // 40 pairs split 70/15/15 in file order
+    assert!(md.contains("28 train / 6 dev / 6 test pairs"), "{md}");
+    assert!(md.contains(&format!("--data {}", data.display())), "{md}");
+    // sections of another size than the model's: refused, naming the key to set
+    let o = train(
+        "fuse-late",
+        &root.join("wrong"),
+        2,
+        &["--data", data.to_str().unwrap(), "--set", "image_size=64"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("set image_size = 32"), "{err}");
+    assert!(!root.join("wrong").join("step-2").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `bench train` and `bench fusion` time the trainer's loop phase by phase.
+#[test]
+fn bench_train_reports_where_the_step_goes() {
+    let out = ok(&seisfuse(
+        &[
+            "bench",
+            "train",
+            "--task",
+            "classify",
+            "--timed-steps",
+            "2",
+            "--warmup",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("classify"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<f64> = row
+        .split_whitespace()
+        .skip(1)
+        .map(|c| c.trim_end_matches('%').parse().unwrap())
+        .collect();
+    // batch, samples/s, step, data, model, optimizer, other, overhead
+    assert_eq!(cols.len(), 8, "{row}");
+    assert_eq!(cols[0], 2.0);
+    let phases = cols[3] + cols[4] + cols[5] + cols[6];
+    assert!((phases - cols[2]).abs() < 0.05 + 1e-3 * cols[2], "{row}");
+    assert!(cols[4] > 0.0 && cols[1] > 0.0, "{row}");
+    let out = ok(&seisfuse(
+        &[
+            "bench",
+            "fusion",
+            "--timed-steps",
+            "1",
+            "--warmup",
+            "0",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    for v in [
+        "image-only",
+        "wave-only",
+        "fuse-early",
+        "fuse-mid",
+        "fuse-late",
+        "bind",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(v)), "{v}: {out}");
+    }
+    let o = seisfuse(
+        &["bench", "train", "--task", "nope", "--device", "cpu"],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown task"));
 }

@@ -24,6 +24,8 @@ impl Args {
             What::Seislm(a) => a.device,
             What::Mel(a) => a.device,
             What::Pick(a) => a.device,
+            What::Train(a) => a.device,
+            What::Fusion(a) => a.device,
             // Each rank picks its own GPU (cuda:LOCAL_RANK).
             What::Allreduce(_) => super::DeviceArg { device: None },
         }
@@ -44,6 +46,11 @@ pub enum What {
     /// `seisfuse pick` on continuous data: hours of 3-component data per second, resampling,
     /// windows, the model, stacking and triggers included (random weights).
     Pick(super::bench_pick::PickArgs),
+    /// The trainer's whole loop for one task (`seisfuse train`'s settings and flags), per
+    /// phase: reading the batch, forward + backward, optimizer, logging; samples/s.
+    Train(super::bench_train::TrainArgs),
+    /// `bench train` for each variant of the fusion experiment (`seisfuse demo`'s six).
+    Fusion(super::bench_train::FusionArgs),
     /// All-reduce bandwidth by message size, like nccl-tests (algbw, busbw); run one process
     /// per GPU: `seisfuse launch --nproc-per-node 8 -- bench allreduce`.
     Allreduce(crate::dist::bench::AllreduceArgs),
@@ -240,6 +247,8 @@ fn check_args(args: &Args) -> Result<()> {
             )?;
         }
         What::Pick(a) => super::bench_pick::check(a)?,
+        // The trainer's configuration checks its own sizes.
+        What::Train(_) | What::Fusion(_) => {}
         // Message sizes are checked by the all-reduce benchmark itself.
         What::Allreduce(_) => {}
     }
@@ -248,8 +257,12 @@ fn check_args(args: &Args) -> Result<()> {
 
 pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     // Each rank picks its own GPU (cuda:LOCAL_RANK): no device is selected for it here.
-    if let What::Allreduce(a) = args.what {
-        return crate::dist::bench::run(req, a);
+    match args.what {
+        What::Allreduce(a) => return crate::dist::bench::run(req, a),
+        // The trainer selects its device from its configuration.
+        What::Train(a) => return super::bench_train::run_train(req, a),
+        What::Fusion(a) => return super::bench_train::run_fusion(req, a),
+        _ => {}
     }
     check_args(&args)?;
     let device = select(req)?;
@@ -259,7 +272,9 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         What::Seislm(a) => bench_seislm(&device, a),
         What::Mel(a) => super::bench_mel::run_mel_bench_with(&device, a.traces),
         What::Pick(a) => super::bench_pick::run(&device, a),
-        What::Allreduce(_) => unreachable!("handled before a device is selected"),
+        What::Allreduce(_) | What::Train(_) | What::Fusion(_) => {
+            unreachable!("handled before a device is selected")
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::backend::DeviceRequest;
 use crate::cli::output::write_stdout;
+use crate::data::dataset::Dataset;
 use crate::train::config::TrainConfig;
 use crate::train::run_dir::RunDir;
 use crate::train::tasks::for_batches;
@@ -41,6 +42,11 @@ pub struct Args {
     pub dev_size: usize,
     #[arg(long, default_value_t = 128)]
     pub test_size: usize,
+    /// The paired data: `synth:paired` (built in), or a folder with images.npy [N, H, W],
+    /// waveforms.npy [N, 3, T] and labels.npy [N] (0/1), as `seisfuse synth paired` writes; a
+    /// folder is split 70/15/15 in file order and the --*-size flags do not apply.
+    #[arg(long, default_value = "synth:paired")]
+    pub data: String,
     /// normal, or hard: noisier sections and weaker waveforms, each modality alone ambiguous.
     #[arg(long, default_value = "normal")]
     pub difficulty: String,
@@ -82,7 +88,30 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, s)
 }
 
-pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
+/// The configuration of one run of the experiment.
+fn config(a: &Args, variant: &str, seed: u64, device: &str) -> Result<TrainConfig> {
+    let mut flags = toml::Table::new();
+    for (k, v) in [
+        ("steps", a.steps),
+        ("batch", a.batch),
+        ("train_size", a.train_size),
+        ("dev_size", a.dev_size),
+        ("test_size", a.test_size),
+    ] {
+        let v = i64::try_from(v)
+            .map_err(|_| anyhow::anyhow!("--{} {v} is beyond reason", k.replace('_', "-")))?;
+        flags.insert(k.into(), v.into());
+    }
+    flags.insert("seed".into(), (seed as i64).into());
+    flags.insert("preset".into(), a.preset.clone().into());
+    flags.insert("difficulty".into(), a.difficulty.clone().into());
+    flags.insert("data".into(), a.data.clone().into());
+    flags.insert("device".into(), device.into());
+    flags.insert("log_every".into(), 5i64.into());
+    TrainConfig::resolve(variant, None, &flags).with_context(|| format!("demo, {variant}"))
+}
+
+pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     if a.seeds == 0 || a.seeds > 100 {
         bail!("--seeds must be in 1..=100");
     }
@@ -106,7 +135,35 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
             report_path.display()
         );
     }
+    // Every run's settings are checked before anything is written.
+    for (variant, _) in &variants {
+        config(&a, variant, 0, "cpu")?;
+    }
     let runs = a.out.join("runs");
+    if runs.exists() && !a.force {
+        bail!(
+            "{} exists (runs of an earlier demo); add --force to replace them",
+            runs.display()
+        );
+    }
+    // A user's folder is read (and its sizes checked) before any work starts.
+    let sizes = if a.data == "synth:paired" {
+        [a.train_size, a.dev_size, a.test_size]
+    } else {
+        let mut flags = toml::Table::new();
+        flags.insert("data".into(), a.data.clone().into());
+        flags.insert("preset".into(), a.preset.clone().into());
+        let cfg = TrainConfig::resolve(variants[0].0, None, &flags)?;
+        let d = crate::train::data::load(&cfg)?;
+        if d.train.len() < 2 || d.test.is_empty() {
+            bail!(
+                "{}: {} pairs are too few for a train and a test split",
+                a.data,
+                d.train.len() + d.dev.len() + d.test.len()
+            );
+        }
+        [d.train.len(), d.dev.len(), d.test.len()]
+    };
     let figs = a.out.join("figures");
     std::fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
     std::fs::create_dir_all(&figs).with_context(|| format!("creating {}", figs.display()))?;
@@ -115,6 +172,7 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
     let quiet = Report {
         progress: false,
         verbose: false,
+        timings: false,
     };
     // Resolved once (auto says once what it chose), then given to every run.
     let device = match req {
@@ -128,7 +186,6 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
             }
         }
     };
-    let _ = explicit_device;
     let mut rows = Vec::new();
     let start = Instant::now();
     for (variant, what) in variants {
@@ -143,29 +200,21 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
         };
         for seed in 0..a.seeds {
             progress.set_message(format!("{variant}, seed {seed}"));
-            let mut flags = toml::Table::new();
-            for (k, v) in [
-                ("steps", a.steps),
-                ("batch", a.batch),
-                ("train_size", a.train_size),
-                ("dev_size", a.dev_size),
-                ("test_size", a.test_size),
-                ("seed", seed as usize),
-            ] {
-                flags.insert(k.into(), (v as i64).into());
-            }
-            flags.insert("preset".into(), a.preset.clone().into());
-            flags.insert("difficulty".into(), a.difficulty.clone().into());
-            flags.insert("device".into(), device.clone().into());
-            flags.insert("log_every".into(), 5i64.into());
-            let cfg = TrainConfig::resolve(variant, None, &flags)?;
+            let cfg = config(&a, variant, seed, &device)?;
             let dir = runs.join(format!("{variant}-seed{seed}"));
             let run = RunDir::create(&dir, true)?;
             run.write_config(&cfg.to_toml()?)?;
+            let data = if a.data == "synth:paired" {
+                format!(
+                    "--set train_size={} --set dev_size={} --set test_size={} --set difficulty={}",
+                    a.train_size, a.dev_size, a.test_size, a.difficulty
+                )
+            } else {
+                format!("--data {}", a.data)
+            };
             row.commands.push(format!(
-                "seisfuse train --task {variant} --preset {} --steps {} --batch {} --seed {seed} --set train_size={} --set dev_size={} --set test_size={} --set difficulty={} --out {} && seisfuse eval --run {} --split test",
-                a.preset, a.steps, a.batch, a.train_size, a.dev_size, a.test_size, a.difficulty,
-                dir.display(), dir.display()
+                "seisfuse train --task {variant} --preset {} --steps {} --batch {} --seed {seed} {data} --out {} && seisfuse eval --run {} --split test",
+                a.preset, a.steps, a.batch, dir.display(), dir.display()
             ));
             let t0 = Instant::now();
             let mut out = trainer::train(&cfg, &run, None, &quiet)
@@ -223,7 +272,7 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
         ..Default::default()
     }
     .write(&figs.join("accuracy.png"))?;
-    let md = report(&a, &rows, &table, elapsed);
+    let md = report(&a, sizes, &rows, &table, elapsed);
     crate::atomic::write_atomic(&report_path, md.as_bytes())?;
     write_stdout(format_args!(
         "{table}\n{} runs in {elapsed:.0} s; report: {}\n",
@@ -232,10 +281,13 @@ pub fn run(req: DeviceRequest, a: Args, explicit_device: bool) -> Result<()> {
     ))
 }
 
+/// Section and waveform embeddings of a split (flat), their labels and the embedding width.
+type Embedded = (Vec<f32>, Vec<f32>, Vec<usize>, usize);
+
 /// Linear probe of a binding run: fitted on the train split's section embeddings, accuracy on
 /// the test split's section embeddings and (zero-shot) its waveform embeddings; test recall@1.
 fn probe(s: &mut trainer::Session) -> Result<(f64, f64, f64)> {
-    let mut embed = |split: &str| -> Result<(Vec<f32>, Vec<f32>, Vec<usize>, usize)> {
+    let mut embed = |split: &str| -> Result<Embedded> {
         let mut img = Vec::new();
         let mut wav = Vec::new();
         let mut labels = Vec::new();
@@ -285,16 +337,27 @@ fn table(rows: &[Row]) -> String {
     s
 }
 
-fn report(a: &Args, rows: &[Row], table: &str, elapsed: f64) -> String {
+fn report(a: &Args, sizes: [usize; 3], rows: &[Row], table: &str, elapsed: f64) -> String {
     let mut s =
         String::from("# seisfuse demo: does fusing seismic sections and waveforms help?\n\n");
+    let data = if a.data == "synth:paired" {
+        format!(
+            "Paired synthetic data ({} difficulty): each pair is a layered velocity model seen as a \
+             noisy reflection section and as a 3-component waveform; the label is whether the model \
+             holds a low-velocity layer.",
+            a.difficulty
+        )
+    } else {
+        format!(
+            "Paired data from `{}` (images.npy, waveforms.npy, labels.npy).",
+            a.data
+        )
+    };
     let _ = writeln!(
         s,
-        "Paired synthetic data ({} difficulty): each pair is a layered velocity model seen as a \
-         noisy reflection section and as a 3-component waveform; the label is whether the model \
-         holds a low-velocity layer. {} train / {} dev / {} test pairs; every variant trains {} \
+        "{data} {} train / {} dev / {} test pairs; every variant trains {} \
          steps of {} pairs with preset `{}`, over {} seeds (mean ± sample std). Total {elapsed:.0} s.\n",
-        a.difficulty, a.train_size, a.dev_size, a.test_size, a.steps, a.batch, a.preset, a.seeds
+        sizes[0], sizes[1], sizes[2], a.steps, a.batch, a.preset, a.seeds
     );
     s.push_str(table);
     let best = rows

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_mel;
 pub mod bench_pick;
+pub mod bench_train;
 pub mod dataset;
 pub mod demo;
 pub mod doctor;
@@ -162,6 +163,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run_train(req, a, explicit_device),
         Command::Eval(a) => train::run_eval(req, a, explicit_device),
         Command::Predict(a) => train::run_predict(req, a, explicit_device),
-        Command::Demo(a) => demo::run(req, a, explicit_device),
+        Command::Demo(a) => demo::run(req, a),
     }
 }

@@ -44,15 +44,19 @@ pub struct Args {
     #[command(flatten)]
     pub device: super::DeviceArg,
     /// seislm-tiny, seislm-base or seislm-large.
-    #[arg(long, default_value = "seislm-base")]
+    #[arg(long, default_value = DEFAULT_MODEL)]
     pub model: String,
     /// Encoder + picking-head weights (safetensors named as SeisLM's fine-tuned picker:
     /// `wav2vec2.*`, `double_conv.*`, `classifier.*`, optionally under `model.`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Use randomly initialised weights instead of --weights (for trying the pipeline).
-    #[arg(long, conflicts_with = "weights")]
+    #[arg(long, conflicts_with_all = ["weights", "run"])]
     pub random_init: bool,
+    /// A `seisfuse train --task pick` run: its best checkpoint's weights and its preset (in
+    /// place of --weights and --model).
+    #[arg(long, conflicts_with = "weights")]
+    pub run: Option<PathBuf>,
     /// DoubleConv width of a randomly initialised head (default hidden + 3, as SeisLM; with
     /// --weights it is read from the file).
     #[arg(long)]
@@ -386,7 +390,40 @@ fn write_station_mseed(f: &mut OutputFile, ann: &Annotation) -> Result<()> {
 const STACK_BYTES: u128 = 16;
 const GROUP_BYTES: u128 = 3 * 4 + 3 + 4;
 
-pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
+/// `--run RUN`: the weights of the run's best checkpoint and its preset.
+fn from_run(run: &Path, model: &str) -> Result<(PathBuf, String)> {
+    let dir = crate::train::run_dir::RunDir::open(run)?;
+    let cfg = dir.config_table()?;
+    let task = cfg.get("task").and_then(|v| v.as_str()).unwrap_or("");
+    if task != "pick" {
+        bail!(
+            "{}: a {task:?} run; --run takes a run of `seisfuse train --task pick`",
+            run.display()
+        );
+    }
+    let preset = cfg
+        .get("preset")
+        .and_then(|v| v.as_str())
+        .unwrap_or("seislm-base")
+        .to_string();
+    if model != DEFAULT_MODEL && model != preset {
+        bail!("--model {model} differs from the run's preset {preset}; drop --model with --run");
+    }
+    let ck = crate::train::trainer::best_checkpoint(&dir)?
+        .ok_or_else(|| anyhow::anyhow!("{}: the run has no complete checkpoint", run.display()))?;
+    Ok((ck.join("model.safetensors"), preset))
+}
+
+/// The default of --model.
+const DEFAULT_MODEL: &str = "seislm-base";
+
+pub fn run(req: DeviceRequest, mut a: Args) -> Result<()> {
+    if let Some(r) = &a.run {
+        let (w, preset) = from_run(r, &a.model)?;
+        eprintln!("{}: weights {}, preset {preset}", r.display(), w.display());
+        a.weights = Some(w);
+        a.model = preset;
+    }
     // Outputs first: nothing is read or computed for an output that cannot be written.
     let mut outs = Outputs::new(a.force);
     for i in &a.input {
@@ -458,7 +495,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         (Some(w), _) => head_width(w)?,
         (None, true) => (a.head_channels.unwrap_or(cfg.hidden + 3), String::new()),
         (None, false) => bail!(
-            "give --weights FILE (encoder + picking head, safetensors), or --random-init to try the pipeline"
+            "give --weights FILE (encoder + picking head, safetensors), --run RUN (a `seisfuse train --task pick` run), or --random-init to try the pipeline"
         ),
     };
     let model_bytes = |batch: usize, len: usize| estimate::seislm_bytes(&cfg, batch, len, channels);

@@ -434,7 +434,7 @@ pub fn load(cfg: &TrainConfig) -> Result<TaskData> {
     let seed = cfg.seed;
     if super::config::is_fusion_task(&cfg.task) {
         if cfg.data != "synth:paired" {
-            bail!("the fusion tasks train on paired data: --data synth:paired");
+            return load_paired_folder(cfg, Path::new(&cfg.data));
         }
         let side = image_side(cfg)?;
         let samples = wave_samples(cfg);
@@ -614,6 +614,117 @@ fn load_folder(cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
         classes,
         source,
     )
+}
+
+/// A user's paired set: `images.npy` [N, H, W], `waveforms.npy` [N, 3, T] and `labels.npy` [N]
+/// (the layout `seisfuse synth paired` writes), split as the other folders are.
+fn load_paired_folder(cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
+    if !dir.is_dir() {
+        bail!(
+            "--data {}: the fusion tasks train on paired data: synth:paired or a folder with \
+             images.npy, waveforms.npy and labels.npy (as `seisfuse synth paired` writes)",
+            dir.display()
+        );
+    }
+    let ds = PairedFolder::open(dir)?;
+    let side = image_side(cfg)?;
+    let samples = wave_samples(cfg);
+    if (ds.height, ds.width) != (side, side) {
+        bail!(
+            "{}: sections are {}×{} but the model takes {side}×{side}; set image_size = {} \
+             (square sections)",
+            dir.display(),
+            ds.height,
+            ds.width,
+            ds.height
+        );
+    }
+    if ds.samples != samples {
+        bail!(
+            "{}: waveforms have {} samples but the model takes {samples}; set samples = {}",
+            dir.display(),
+            ds.samples,
+            ds.samples
+        );
+    }
+    let n = ds.len();
+    let shape = ds.input_shape();
+    three(
+        Arc::new(ds),
+        contiguous(n),
+        shape,
+        Norm::None,
+        None,
+        2,
+        format!("paired folder {}", dir.display()),
+    )
+}
+
+/// Sections and waveforms of one folder, flattened into one input like [`SynthPaired`].
+struct PairedFolder {
+    images: NpyDataset,
+    waves: NpyDataset,
+    height: usize,
+    width: usize,
+    samples: usize,
+}
+
+impl PairedFolder {
+    fn open(dir: &Path) -> Result<Self> {
+        let images = NpyDataset::open(need(dir, "images.npy")?)?;
+        let waves = NpyDataset::open(need(dir, "waveforms.npy")?)?
+            .with_classes(need(dir, "labels.npy")?)?;
+        let (height, width) = match images.input_shape()[..] {
+            [h, w] | [1, h, w] => (h, w),
+            ref s => bail!(
+                "{}: sections must be [N, H, W], found [N, {s:?}]",
+                dir.join("images.npy").display()
+            ),
+        };
+        let samples = match waves.input_shape()[..] {
+            [3, t] => t,
+            ref s => bail!(
+                "{}: waveforms must be [N, 3, samples], found [N, {s:?}]",
+                dir.join("waveforms.npy").display()
+            ),
+        };
+        if images.len() != waves.len() {
+            bail!(
+                "{}: {} sections but {} waveforms; the files must pair one to one",
+                dir.display(),
+                images.len(),
+                waves.len()
+            );
+        }
+        Ok(PairedFolder {
+            images,
+            waves,
+            height,
+            width,
+            samples,
+        })
+    }
+}
+
+impl Dataset for PairedFolder {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.height * self.width + 3 * self.samples]
+    }
+    fn get_into(&self, index: usize, input: &mut [f32]) -> Result<Target> {
+        let (img, wav) = input.split_at_mut(self.height * self.width);
+        self.images.get_into(index, img)?;
+        let t = self.waves.get_into(index, wav)?;
+        match t {
+            Target::Class(c) if c == 0 || c == 1 => Ok(t),
+            Target::Class(c) => {
+                bail!("labels.npy: sample {index} has label {c}; paired labels are 0 or 1")
+            }
+            o => Ok(o),
+        }
+    }
 }
 
 fn need(dir: &Path, name: &str) -> Result<PathBuf> {

@@ -34,10 +34,29 @@ pub struct Session {
 }
 
 /// How the trainer reports.
+#[derive(Default)]
 pub struct Report {
     pub progress: bool,
     /// Say what happens on standard error (the command line); tests set false.
     pub verbose: bool,
+    /// Record where each step's time goes (`Outcome::times`, for `seisfuse bench train`).
+    pub timings: bool,
+}
+
+/// Where one optimizer step's wall time went, in seconds. Every phase ends in a host read
+/// (the batch upload, the loss, the gradient norm), so on a GPU these are device times too.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepTime {
+    /// Reading, normalising and uploading the micro-batches.
+    pub data: f64,
+    /// Forward and backward of the micro-batches.
+    pub model: f64,
+    /// Gradient averaging, clipping, AdamW and zeroing the gradients.
+    pub optimizer: f64,
+    /// Logging and progress.
+    pub other: f64,
+    /// Evaluation and checkpoints that fell on this step.
+    pub eval_checkpoint: f64,
 }
 
 fn say(r: &Report, msg: impl AsRef<str>) {
@@ -187,6 +206,8 @@ pub struct Outcome {
     pub stopped_early: bool,
     pub checkpoint: Option<PathBuf>,
     pub samples_per_s: f64,
+    /// One entry per step when `Report::timings` is set.
+    pub times: Vec<StepTime>,
 }
 
 /// Trains `cfg.task` into `run`, from `resume` (a checkpoint folder) when given.
@@ -279,8 +300,16 @@ pub fn train(
     let run_start = Instant::now();
     s.task.set_training(true);
     s.store.zero_grad()?;
+    let mut times = Vec::new();
     while state.step < total {
         let step = state.step;
+        let mut st = StepTime::default();
+        let mut clock = Instant::now();
+        let mut lap = |slot: &mut f64| {
+            let now = Instant::now();
+            *slot += (now - clock).as_secs_f64();
+            clock = now;
+        };
         let epoch = step / spe;
         if order.as_ref().map(|o| o.0) != Some(epoch) {
             order = Some((epoch, sampler.order(epoch)));
@@ -301,6 +330,7 @@ pub fn train(
                 Vec::new(),
             )
             .with_context(|| format!("step {step}: reading the batch"))?;
+            lap(&mut st.data);
             let ctx = StepCtx {
                 step,
                 total_steps: total,
@@ -311,6 +341,7 @@ pub fn train(
                 .task
                 .train_batch(&batch, &ctx, &mut s.store.grads)
                 .with_context(|| format!("step {step}"))?;
+            lap(&mut st.model);
             if !l.is_finite() {
                 bail!(
                     "the loss is {l} at step {step} (micro-batch {micro}, samples {idx:?}); the run stops here, its last checkpoint is {}",
@@ -331,6 +362,7 @@ pub fn train(
             .step(&mut s.store, lr)
             .with_context(|| format!("step {step}"))?;
         s.store.zero_grad()?;
+        lap(&mut st.optimizer);
         state.step += 1;
         state.adamw_t = opt.t;
         last_loss = (loss_sum / cfg.accum as f64) as f32;
@@ -349,6 +381,7 @@ pub fn train(
             window_samples = 0;
             window_start = Instant::now();
         }
+        lap(&mut st.other);
         let eval_now =
             done || (cfg.eval_every > 0 && state.step.is_multiple_of(cfg.eval_every as u64));
         if eval_now {
@@ -382,6 +415,10 @@ pub fn train(
         if ckpt_now {
             last_ckpt = Some(run.save(s.task.model(), &s.store, &state, cfg.keep)?);
         }
+        lap(&mut st.eval_checkpoint);
+        if report.timings {
+            times.push(st);
+        }
         if std::env::var("SEISFUSE_STOP_AFTER_STEP")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -413,6 +450,7 @@ pub fn train(
         stopped_early,
         checkpoint: last_ckpt,
         samples_per_s: run_samples as f64 / run_start.elapsed().as_secs_f64().max(1e-9),
+        times,
     })
 }
 
