@@ -242,18 +242,22 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
     };
     // The data are opened (files found, shapes checked against the model) before the run
     // folder is made, so that a wrong --data leaves nothing behind.
-    if resume_from.is_none() {
+    // Of several ranks, rank 0 alone makes and writes the run folder.
+    let main = crate::train::ranks::Ranks::from_env()?.is_none_or(|r| r.is_main());
+    if resume_from.is_none() && main {
         RunDir::check_new(&root, a.force)?;
     }
     crate::train::data::load(&cfg)?;
-    let run = if resume_from.is_some() {
+    let run = if !main {
+        RunDir::at(&root)
+    } else if resume_from.is_some() {
         RunDir::open(&root)?
     } else {
         let r = RunDir::create(&root, a.force)?;
         r.write_config(&cfg.to_toml()?)?;
         r
     };
-    if resume_from.is_some() {
+    if resume_from.is_some() && main {
         run.write_config(&cfg.to_toml()?)?;
     }
     let report = Report {
@@ -262,6 +266,9 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
         timings: false,
     };
     let mut out = trainer::train(&cfg, &run, resume_from.as_deref(), &report)?;
+    if !main {
+        return Ok(());
+    }
     let figs = write_figures(&mut out.session, &run)?;
     let (primary, _) = primary_of(&cfg)?;
     write_stdout(format_args!(

@@ -6,6 +6,7 @@ pub mod config;
 pub mod data;
 pub mod figures;
 pub mod optimizer;
+pub mod ranks;
 pub mod run_dir;
 pub mod schedule;
 pub mod tasks;

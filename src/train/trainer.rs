@@ -72,6 +72,15 @@ impl Session {
             .device
             .parse()
             .map_err(|e| anyhow::anyhow!("device {:?}: {e}", cfg.device))?;
+        let req = match (super::ranks::Ranks::from_env()?, req) {
+            // One GPU per rank: rank l of a node trains on cuda:l (see RankInfo::cuda_device).
+            (Some(info), DeviceRequest::Cuda(_) | DeviceRequest::Auto)
+                if crate::backend::select(req)?.is_cuda() =>
+            {
+                DeviceRequest::Cuda(info.local_rank)
+            }
+            (_, r) => r,
+        };
         let device = crate::backend::select(req)?;
         let data = data::load(cfg)?;
         if data.train.is_empty() || data.dev.is_empty() {
@@ -218,12 +227,27 @@ pub fn train(
     report: &Report,
 ) -> Result<Outcome> {
     let mut s = Session::new(cfg, report)?;
+    // Several ranks: each takes its share of every global batch and the gradients are
+    // averaged before the step; rank 0 alone writes the log and the checkpoints.
+    let mut ranks = match super::ranks::Ranks::from_env()? {
+        Some(info) => Some(super::ranks::Ranks::join(info, &mut s.store, &s.device)?),
+        None => None,
+    };
+    let (rank, world) = ranks
+        .as_ref()
+        .map_or((0, 1), |r| (r.info.rank, r.info.world_size));
+    let main = rank == 0;
+    let report = &Report {
+        progress: report.progress && main,
+        verbose: report.verbose && main,
+        timings: report.timings,
+    };
     let gb = cfg.batch * cfg.accum;
-    let sampler = DistributedSampler::new(s.data.train.len(), gb, 0, 1)?.with_seed(cfg.seed);
+    let sampler = DistributedSampler::new(s.data.train.len(), gb, rank, world)?.with_seed(cfg.seed);
     let spe = sampler.steps_per_epoch() as u64;
     if spe == 0 {
         bail!(
-            "the training split has {} samples, fewer than one step's batch × accum = {gb}",
+            "the training split has {} samples, fewer than one step's batch × accum = {gb} × {world} ranks",
             s.data.train.len()
         );
     }
@@ -258,7 +282,9 @@ pub fn train(
     if let Some(dir) = resume {
         state = run_dir::load(dir, s.task.model(), &mut s.store)?;
         opt.t = state.adamw_t;
-        run.truncate_log(state.step)?;
+        if main {
+            run.truncate_log(state.step)?;
+        }
         say(
             report,
             format!("resumed from {} at step {}", dir.display(), state.step),
@@ -267,7 +293,7 @@ pub fn train(
         say(
             report,
             format!(
-                "task {}: {} parameters ({} trained), data {} ({} train / {} dev / {} test), {} steps of {} samples on {}",
+                "task {}: {} parameters ({} trained), data {} ({} train / {} dev / {} test), {} steps of {} samples on {}{}",
                 cfg.task,
                 s.store.num_params(),
                 s.store.num_trainable(),
@@ -276,8 +302,13 @@ pub fn train(
                 s.data.dev.len(),
                 s.data.test.len(),
                 total,
-                gb,
-                s.device.name()
+                gb * world,
+                s.device.name(),
+                if world > 1 {
+                    format!(" × {world} ranks ({gb} per rank)")
+                } else {
+                    String::new()
+                }
             ),
         );
     }
@@ -315,7 +346,8 @@ pub fn train(
             order = Some((epoch, sampler.order(epoch)));
         }
         let ord = &order.as_ref().expect("order").1;
-        let pos = ((step % spe) as usize) * gb;
+        // This rank's share of the global batch of this step.
+        let pos = ((step % spe) as usize) * gb * world + rank * gb;
         let mut loss_sum = 0f64;
         for micro in 0..cfg.accum {
             let idx = &ord[pos + micro * cfg.batch..pos + (micro + 1) * cfg.batch];
@@ -357,6 +389,11 @@ pub fn train(
             let mut g = s.store.grads.flat().clone();
             ops::scale_assign(&mut g, 1.0 / cfg.accum as f32)?;
         }
+        if let Some(r) = ranks.as_mut() {
+            r.average_grads(&mut s.store, &s.device)
+                .with_context(|| format!("step {step}: averaging the gradients over the ranks"))?;
+            loss_sum = r.mean(loss_sum)?;
+        }
         let lr = sched.lr(step as usize);
         let gnorm = opt
             .step(&mut s.store, lr)
@@ -366,17 +403,19 @@ pub fn train(
         state.step += 1;
         state.adamw_t = opt.t;
         last_loss = (loss_sum / cfg.accum as f64) as f32;
-        window_samples += gb;
-        run_samples += gb;
+        window_samples += gb * world;
+        run_samples += gb * world;
         progress.set(state.step);
         let done = state.step == total;
         if state.step.is_multiple_of(cfg.log_every.max(1) as u64) || done {
             let el = window_start.elapsed().as_secs_f64().max(1e-9);
             let sps = window_samples as f64 / el;
-            run.log(&json!({
-                "kind": "train", "step": state.step, "epoch": epoch, "loss": last_loss,
-                "lr": lr, "grad_norm": gnorm, "samples_per_s": sps,
-            }))?;
+            if main {
+                run.log(&json!({
+                    "kind": "train", "step": state.step, "epoch": epoch, "loss": last_loss,
+                    "lr": lr, "grad_norm": gnorm, "samples_per_s": sps,
+                }))?;
+            }
             progress.set_message(format!("loss {last_loss:.4}, {sps:.1} samples/s"));
             window_samples = 0;
             window_start = Instant::now();
@@ -387,7 +426,9 @@ pub fn train(
         if eval_now {
             dev = s.evaluate("dev")?;
             let v = dev.get(primary).unwrap_or(f64::NAN);
-            run.log(&json!({"kind": "eval", "step": state.step, "split": "dev", "metrics": finite_map(&dev)}))?;
+            if main {
+                run.log(&json!({"kind": "eval", "step": state.step, "split": "dev", "metrics": finite_map(&dev)}))?;
+            }
             let better = match state.best {
                 None => v.is_finite(),
                 Some((b, _)) => v.is_finite() && if higher { v > b } else { v < b },
@@ -412,7 +453,7 @@ pub fn train(
         let ckpt_now = done
             || stopped_early
             || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every as u64));
-        if ckpt_now {
+        if ckpt_now && main {
             last_ckpt = Some(run.save(s.task.model(), &s.store, &state, cfg.keep)?);
         }
         lap(&mut st.eval_checkpoint);
