@@ -55,7 +55,7 @@ pub struct Case {
     pub expect: Expect,
 }
 
-fn os(v: &[&dyn AsRefOs]) -> Vec<OsString> {
+pub(crate) fn os(v: &[&dyn AsRefOs]) -> Vec<OsString> {
     v.iter().map(|a| a.os()).collect()
 }
 
@@ -79,11 +79,11 @@ impl AsRefOs for std::path::PathBuf {
     }
 }
 
-fn err(m: &[&str]) -> Expect {
+pub(crate) fn err(m: &[&str]) -> Expect {
     Expect::Error(m.iter().map(|s| s.to_string()).collect())
 }
 
-fn ok() -> Expect {
+pub(crate) fn ok() -> Expect {
     Expect::Success {
         outputs: vec![],
         gone: vec![],
@@ -91,7 +91,7 @@ fn ok() -> Expect {
     }
 }
 
-fn case(name: &str, class: Class, args: Vec<OsString>, expect: Expect) -> Case {
+pub(crate) fn case(name: &str, class: Class, args: Vec<OsString>, expect: Expect) -> Case {
     Case {
         name: name.to_string(),
         class,

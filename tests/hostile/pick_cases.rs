@@ -2,30 +2,9 @@
 //! blinding, thresholds, gaps and stations, the miniSEED output folder, inputs of several
 //! kinds, and data that give no probabilities.
 
-use super::cases::{AsRefOs, Case, Class, Expect};
+use super::cases::{case, err, os, AsRefOs, Case, Class, Expect};
 use super::corpus::{mseed_record, Corpus};
 use std::ffi::OsString;
-
-fn os(v: &[&dyn AsRefOs]) -> Vec<OsString> {
-    v.iter().map(|a| a.os()).collect()
-}
-
-fn err(m: &[&str]) -> Expect {
-    Expect::Error(m.iter().map(|s| s.to_string()).collect())
-}
-
-fn case(name: &str, class: Class, args: Vec<OsString>, expect: Expect) -> Case {
-    Case {
-        name: name.to_string(),
-        class,
-        args,
-        shell: false,
-        closed_stdout: false,
-        seed: vec![],
-        env: vec![],
-        expect,
-    }
-}
 
 /// `pick --model seislm-tiny --random-init` on the CPU, then `rest`.
 fn pick(rest: &[&dyn AsRefOs]) -> Vec<OsString> {

@@ -2,30 +2,9 @@
 //! with sizes beyond reason, unknown keys and non-numbers, missing and mismatched data, outputs
 //! over the user's files or the inputs, closed pipes and unwritable folders.
 
-use super::cases::{AsRefOs, Case, Class, Expect};
+use super::cases::{case, err, os, AsRefOs, Case, Class, Expect};
 use super::corpus::Corpus;
 use std::ffi::OsString;
-
-fn os(v: &[&dyn AsRefOs]) -> Vec<OsString> {
-    v.iter().map(|a| a.os()).collect()
-}
-
-fn err(m: &[&str]) -> Expect {
-    Expect::Error(m.iter().map(|s| s.to_string()).collect())
-}
-
-fn case(name: &str, class: Class, args: Vec<OsString>, expect: Expect) -> Case {
-    Case {
-        name: name.to_string(),
-        class,
-        args,
-        shell: false,
-        closed_stdout: false,
-        seed: vec![],
-        env: vec![],
-        expect,
-    }
-}
 
 /// `train --task facies` on the CPU into `run`, then `rest`.
 fn train(rest: &[&dyn AsRefOs]) -> Vec<OsString> {
@@ -38,6 +17,19 @@ fn train(rest: &[&dyn AsRefOs]) -> Vec<OsString> {
         &"--quiet",
         &"--out",
         &"run",
+    ]);
+    v.extend(os(rest));
+    v
+}
+
+/// `predict` on the CPU with the weights of `run`, then `rest`.
+fn predict(run: &std::path::Path, rest: &[&dyn AsRefOs]) -> Vec<OsString> {
+    let mut v = os(&[
+        &"--device",
+        &"cpu",
+        &"predict",
+        &"--run",
+        &run.to_path_buf(),
     ]);
     v.extend(os(rest));
     v
@@ -171,17 +163,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         ),
         (
             "predict_wrong_shape",
-            os(&[
-                &"--device",
-                &"cpu",
-                &"predict",
-                &"--run",
-                &run,
-                &"--input",
-                &waves,
-                &"--out",
-                &"p",
-            ]),
+            predict(&run, &[&"--input", &waves, &"--out", &"p"]),
             "good_waves.npy",
         ),
         (
@@ -287,17 +269,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
     let mut k = case(
         "predict_into_a_user_folder",
         Overwrite,
-        os(&[
-            &"--device",
-            &"cpu",
-            &"predict",
-            &"--run",
-            &run,
-            &"--input",
-            &images,
-            &"--out",
-            &"p",
-        ]),
+        predict(&run, &[&"--input", &images, &"--out", &"p"]),
         err(&["--force"]),
     );
     k.seed = vec![("p/classes.npy".into(), b"mine".to_vec())];
@@ -306,18 +278,10 @@ pub fn table(c: &Corpus) -> Vec<Case> {
     let mut k = case(
         "predict_over_its_own_input",
         Overwrite,
-        os(&[
-            &"--device",
-            &"cpu",
-            &"predict",
-            &"--run",
+        predict(
             &run,
-            &"--input",
-            &"p/classes.npy",
-            &"--out",
-            &"p",
-            &"--force",
-        ]),
+            &[&"--input", &"p/classes.npy", &"--out", &"p", &"--force"],
+        ),
         err(&["classes.npy"]),
     );
     k.seed = vec![(
@@ -384,19 +348,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         ),
         (
             "predict",
-            os(&[
-                &"--device",
-                &"cpu",
-                &"predict",
-                &"--run",
-                &run,
-                &"--input",
-                &images,
-                &"--out",
-                &"p",
-                &"--png",
-                &"0",
-            ]),
+            predict(&run, &[&"--input", &images, &"--out", &"p", &"--png", &"0"]),
         ),
     ] {
         let mut k = case(
@@ -419,17 +371,7 @@ pub fn table(c: &Corpus) -> Vec<Case> {
         ("train", train(&[])),
         (
             "predict",
-            os(&[
-                &"--device",
-                &"cpu",
-                &"predict",
-                &"--run",
-                &run,
-                &"--input",
-                &images,
-                &"--out",
-                &ro,
-            ]),
+            predict(&run, &[&"--input", &images, &"--out", &ro]),
         ),
         ("demo", os(&[&"demo", &"--device", &"cpu", &"--out", &ro])),
     ] {
