@@ -16,6 +16,7 @@ pub mod launch;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_tc;
 pub mod memory;
 pub mod nvrtc;
 pub mod profiler;
@@ -63,6 +64,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         layer_norm::SIGNATURES,
         loss::SIGNATURES,
         matmul::SIGNATURES,
+        matmul_tc::SIGNATURES,
         reduce::SIGNATURES,
         relu::SIGNATURES,
         softmax::SIGNATURES,
