@@ -22,6 +22,7 @@ pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
 pub mod relu;
+pub mod sass;
 pub mod softmax;
 pub mod ssim;
 pub mod stft_mel;
