@@ -19,7 +19,9 @@
 //     `emu::launch_bounds` threads when the driver set it from the kernel's __launch_bounds__,
 //     dynamic shared memory above 48 KiB without the opt-in (`emu::set_max_dynamic_smem`, as
 //     cuFuncSetAttribute), or static + dynamic shared memory above the card's per-block limit
-//     (`emu::arch`: 163 KiB on sm_80, 227 KiB on sm_90).
+//     (`emu::arch`: 163 KiB on sm_80, 227 KiB on sm_90); static shared memory (the
+//     emu::shared_array storage a block used) above 48 KiB, or above that limit with the
+//     dynamic part.
 // Shared memory: dynamic shared memory is emu_dyn_smem() (drivers rewrite `extern __shared__
 // float smem[];` into `float* smem = emu_dyn_smem();`, and tc.cuh's TC_DYNAMIC_SMEM does it
 // itself), 16-byte aligned, sized by the launch and filled with NaN before every block, so a read
@@ -65,6 +67,7 @@ inline size_t max_dyn_smem = 48 * 1024;  // raised by set_max_dynamic_smem (the 
 inline unsigned launch_bounds = 0;       // 0: none declared; else checked at launch
 inline bool strict_barrier = true;
 inline unsigned long long block_epoch = 0;
+inline size_t block_static_smem = 0;  // bytes of emu::shared_array the running block has used
 inline int error_count = 0;
 inline int launch_errors = 0;
 inline bool block_failed = false;
@@ -175,6 +178,7 @@ template <class A, int Id> A& shared_array() {
     if (epoch != block_epoch) {
         epoch = block_epoch;
         std::memset(&storage, 0xff, sizeof(A));  // all-ones: NaN as f32 and as bf16
+        block_static_smem += sizeof(A);
     }
     return storage;
 }
@@ -291,6 +295,7 @@ template <class F> int launch(dim3 grid, dim3 block, size_t smem_bytes, F f) {
         emu::block_idx = {bx, by, bz};
         ++emu::block_epoch;
         emu::block_failed = false;
+        emu::block_static_smem = 0;
         emu::dyn_smem_store.assign(smem_bytes / 4 + 8, std::numeric_limits<float>::quiet_NaN());
         emu::dyn_smem_ptr = (float*)(((uintptr_t)emu::dyn_smem_store.data() + 15) & ~(uintptr_t)15);
         emu::dyn_smem_bytes = smem_bytes;
@@ -348,6 +353,14 @@ template <class F> int launch(dim3 grid, dim3 block, size_t smem_bytes, F f) {
             for (unsigned t = 0; t < nt; ++t)
                 if (emu::fibers[t].st == emu::St::Barrier) emu::fibers[t].st = emu::St::Run;
         }
+        // Static shared memory (the emu::shared_array storage this block used) counts against
+        // the 48 KiB static limit and, with the dynamic part, against the card's.
+        if (emu::block_static_smem > 48 * 1024)
+            emu::error(std::to_string(emu::block_static_smem) + " B of static shared memory exceed 48 KiB");
+        if (emu::block_static_smem + smem_bytes > emu::smem_limit(emu::arch))
+            emu::error(std::to_string(emu::block_static_smem) + " B static + " + std::to_string(smem_bytes) +
+                       " B dynamic shared memory exceed sm_" + std::to_string(emu::arch) + "'s limit");
+        if (emu::launch_errors > 0) break;  // reported once; the other blocks would repeat it
     }
     return emu::launch_errors;
 }

@@ -243,6 +243,21 @@ static void error_units() {
     emu::arch = 90;
     expect("200 KiB with the opt-in on sm_90 is accepted", launch({1}, {32}, 200 * 1024, [&] {}) == 0);
     emu::set_max_dynamic_smem(48 * 1024);
+    expect_error("reported: 64 KiB of static shared memory", launch({1}, {32}, [&] {
+        auto& big = emu::shared_array<float[16384], 0>();
+        big[threadIdx.x] = 0.0f;
+    }));
+    expect_error("reported: 40 KiB static + 160 KiB dynamic on sm_80", [&] {
+        emu::arch = 80;
+        emu::set_max_dynamic_smem(160 * 1024);
+        int e = launch({1}, {32}, 160 * 1024, [&] {
+            auto& mid = emu::shared_array<float[10240], 1>();
+            mid[threadIdx.x] = 0.0f;
+        });
+        emu::arch = 90;
+        emu::set_max_dynamic_smem(48 * 1024);
+        return e;
+    }());
     printf("(%d expected emulator errors)\n", emu::error_count - before);
     emu::error_count = before;
 }
