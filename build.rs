@@ -13,6 +13,35 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Replaces each line `#include "NAME.cuh"` by kernels/NAME.cuh (NVRTC compiles without
+/// headers), with `#line` directives so that errors name the right file and line.
+fn expand_includes(body: &str, stem: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for (i, line) in body.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t
+            .strip_prefix("#include \"")
+            .and_then(|r| r.strip_suffix('"'))
+            .filter(|n| n.ends_with(".cuh"))
+        {
+            let path = format!("kernels/{name}");
+            println!("cargo:rerun-if-changed={path}");
+            let header = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("kernels/{stem}.cu includes {path}: {e}"));
+            writeln!(
+                out,
+                "#line 1 \"{path}\"\n{header}\n#line {} \"kernels/{stem}.cu\"",
+                i + 2
+            )
+            .unwrap();
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=kernels");
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
@@ -31,7 +60,7 @@ fn main() {
     for path in files {
         println!("cargo:rerun-if-changed={}", path.display());
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let body = std::fs::read_to_string(&path).expect("read kernel");
+        let body = expand_includes(&std::fs::read_to_string(&path).expect("read kernel"), &stem);
         let full = format!(
             "#line 1 \"kernels/common.cuh\"\n{common}\n#line 1 \"kernels/{stem}.cu\"\n{body}"
         );

@@ -224,7 +224,13 @@ fn run(e: &Emu, l: Launch) -> anyhow::Result<()> {
             slots.len() as i32,
         )
     };
-    assert_eq!(rc, 0, "the emulation does not know kernel {}", l.name());
+    assert_ne!(rc, -1, "the emulation does not know kernel {}", l.name());
+    assert_eq!(
+        rc,
+        0,
+        "the emulator reported errors in {} (stderr)",
+        l.name()
+    );
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Runs tools/cuda_emu: the engine, matmul, attention, SFM-head, wav2vec2-objective and conv1d
-//! weight-gradient kernels executed on the CPU under a small emulation of the CUDA execution
+//! weight-gradient kernels, the emulator's own tensor-core operations and the tensor-core matmul
+//! at small odd shapes executed on the CPU under a small emulation of the CUDA execution
 //! model and compared with double loops. It checks kernel logic where there is no GPU; skipped
 //! (with a printed line) without g++ for C++20.
 
@@ -33,5 +34,9 @@ fn kernels_match_double_loops_under_cpu_emulation() {
     assert!(
         text.contains("attention bf16 dqkv") && text.contains("adamw bf16 copy"),
         "the bf16 instantiations ran (bf16_ops.cpp)"
+    );
+    assert!(
+        text.contains("tc units failures: 0") && text.contains("matmul_tc B2 130x136x72"),
+        "the emulator's tensor-core unit tests and the tensor-core matmul ran (tc_units, tc_matmul)"
     );
 }

@@ -5,6 +5,7 @@ pub mod caching;
 pub mod counters;
 pub mod cpu;
 pub mod cuda;
+pub mod variants;
 
 pub use api::Backend;
 

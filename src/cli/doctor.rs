@@ -19,6 +19,11 @@ pub struct Args {
     /// (registers, shared memory, spills per kernel), which needs no GPU.
     #[arg(long)]
     pub ptxas_info: bool,
+    /// With --compile-for: disassemble each kernel file's CUBIN with nvdisasm (PyPI
+    /// nvidia-cuda-nvdisasm) and print per kernel the tensor-core (HMMA, HGMMA), LDSM and
+    /// LDGSTS instruction counts, registers and spill bytes.
+    #[arg(long)]
+    pub sass_stats: bool,
     /// Check the distributed setup instead: read this rank from the environment (RANK /
     /// WORLD_SIZE, or Slurm), join the rendezvous and all-reduce known values. Run it as
     /// training will run: `seisfuse launch --nproc-per-node 8 -- doctor --dist`, or
@@ -67,6 +72,9 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
             );
         }
     }
+    if args.sass_stats && args.compile_for.is_empty() {
+        bail!("--sass-stats reports on the kernels that --compile-for compiles; give --compile-for too (e.g. --compile-for 80,90)");
+    }
     if args.ptxas_info && args.compile_for.is_empty() {
         bail!("--ptxas-info reports on the kernels that --compile-for compiles; give --compile-for too (e.g. --compile-for 80,90)");
     }
@@ -110,7 +118,49 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     if let (Err(e), false) = (&nvrtc, args.compile_for.is_empty()) {
         bail!("--compile-for needs NVRTC, which was not found ({e:#}); pip install \"nvidia-cuda-nvrtc==13.0.*\" or set SEISFUSE_NVRTC");
     }
-    if nvrtc.is_ok() {
+    if let (Ok(n), true) = (&nvrtc, args.sass_stats) {
+        let Some(nvdisasm) = cuda::sass::find_nvdisasm() else {
+            bail!("--sass-stats needs nvdisasm, which was not found; pip install \"nvidia-cuda-nvdisasm==13.2.51\" or set SEISFUSE_NVDISASM");
+        };
+        outln!("nvdisasm: {}", nvdisasm.display())?;
+        for &arch in &args.compile_for {
+            outln!(
+                "  sm_{arch} {:<28} {:>5} {:>5} {:>5} {:>6} {:>5} {:>7} {:>7}",
+                "kernel",
+                "HMMA",
+                "HGMMA",
+                "LDSM",
+                "LDGSTS",
+                "regs",
+                "spill-st",
+                "spill-ld"
+            )?;
+            for k in KERNEL_SOURCES {
+                match cuda::sass::sass_stats(n, &nvdisasm, k, arch) {
+                    Ok(stats) => {
+                        for s in stats {
+                            outln!(
+                                "  sm_{arch} {:<28} {:>5} {:>5} {:>5} {:>6} {:>5} {:>7} {:>7}",
+                                s.name,
+                                s.hmma,
+                                s.hgmma,
+                                s.ldsm,
+                                s.ldgsts,
+                                s.registers.map_or("?".into(), |r| r.to_string()),
+                                s.spill_stores,
+                                s.spill_loads
+                            )?;
+                        }
+                    }
+                    Err(e) => {
+                        failed.push(format!("{} for sm_{arch}", k.file));
+                        outln!("  FAILED {} for sm_{arch}: {e:#}", k.file)?
+                    }
+                }
+            }
+        }
+    }
+    if nvrtc.is_ok() && !args.sass_stats {
         for &arch in &args.compile_for {
             for k in KERNEL_SOURCES {
                 if args.ptxas_info {

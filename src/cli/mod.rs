@@ -40,6 +40,10 @@ pub struct Cli {
     /// allocating, e.g. 512M, 4G [default: half of the machine's memory, or of `ulimit -v`].
     #[arg(long, global = true, value_name = "BYTES", value_parser = crate::limits::parse_bytes)]
     pub max_memory: Option<u64>,
+    /// Kernel variants per op, e.g. matmul=2 (tensor cores for bf16 products); overrides
+    /// SEISFUSE_KERNELS [default: variant 1 of every op].
+    #[arg(long = "kernel", global = true, value_name = "OP=N[,OP=N]")]
+    pub kernel: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -133,6 +137,12 @@ impl Command {
 pub fn run(cli: Cli) -> Result<()> {
     if let Some(m) = cli.max_memory {
         crate::limits::set_max_memory(m);
+    }
+    match &cli.kernel {
+        Some(spec) => {
+            crate::backend::variants::set(spec).map_err(|e| anyhow::anyhow!("--kernel: {e:#}"))?
+        }
+        None => crate::backend::variants::init_from_env()?,
     }
     let explicit_device =
         cli.device.is_some() || cli.command.device_arg().is_some_and(|d| d.device.is_some());

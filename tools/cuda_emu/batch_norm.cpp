@@ -1,6 +1,6 @@
 #include "emu.h"
 #include "../../kernels/common.cuh"
-#include "../../kernels/batch_norm.cu"
+#include "gen/batch_norm.cu"
 #include "util.h"
 int main() {
   int N=3, C=13, H=9, W=11; long HW=H*W, M=N*HW; float eps=1e-5f, mom=0.1f;

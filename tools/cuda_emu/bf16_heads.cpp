@@ -6,15 +6,15 @@
 // rounded once are held to ~1 bf16 ulp; fp32 outputs (losses, sums) to fp32 accuracy.
 #include "emu.h"
 #include "../../kernels/common.cuh"
-#include "../../kernels/relu.cu"
+#include "gen/relu.cu"
 #undef INSTANTIATE
-#include "../../kernels/channels.cu"
+#include "gen/channels.cu"
 #undef INSTANTIATE
-#include "../../kernels/upsample.cu"
+#include "gen/upsample.cu"
 #undef INSTANTIATE
-#include "../../kernels/loss.cu"
+#include "gen/loss.cu"
 #undef INSTANTIATE
-#include "../../kernels/reduce.cu"
+#include "gen/reduce.cu"
 #include "util.h"
 
 #include "bf16_util.h"

@@ -1,6 +1,6 @@
 #include "emu.h"
 #include "../../kernels/common.cuh"
-#include "../../kernels/conv2d.cu"
+#include "gen/conv2d.cu"
 #include "util.h"
 int main() {
   struct Case { int n, cin, cout, h, w, k; };

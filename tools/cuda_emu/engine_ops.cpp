@@ -3,17 +3,17 @@
 #include "emu.h"
 #define __launch_bounds__(x)
 #include "../../kernels/common.cuh"
-#include "../../kernels/elementwise.cu"
+#include "gen/elementwise.cu"
 #undef INSTANTIATE
-#include "../../kernels/layer_norm.cu"
+#include "gen/layer_norm.cu"
 #undef INSTANTIATE
-#include "../../kernels/softmax.cu"
+#include "gen/softmax.cu"
 #undef INSTANTIATE
-#include "../../kernels/loss.cu"
+#include "gen/loss.cu"
 #undef INSTANTIATE
-#include "../../kernels/reduce.cu"
-#include "../../kernels/adamw.cu"
-#include "../../kernels/tokens.cu"
+#include "gen/reduce.cu"
+#include "gen/adamw.cu"
+#include "gen/tokens.cu"
 #undef INSTANTIATE
 #include "util.h"
 typedef std::vector<double> vd;

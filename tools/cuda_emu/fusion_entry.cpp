@@ -1,7 +1,7 @@
 // Entry point of the emulated kernels/fusion.cu: runs one planned launch (kernel name with its
 // _f32/_bf16 suffix, grid, block, dynamic shared memory, arguments as 64-bit slots in the
-// kernel's parameter order, as src/backend/cuda/fusion.rs plans them). Returns 0, or -1 for an
-// unknown kernel name or argument count. Driven by tests/fusion_kernel_emu.rs.
+// kernel's parameter order, as src/backend/cuda/fusion.rs plans them). Returns 0, -1 for an
+// unknown kernel name or argument count, -2 when the emulator reported an error (stderr). Driven by tests/fusion_kernel_emu.rs.
 #define PF(i) ((float*)(uintptr_t)a[i])
 #define CPF(i) ((const float*)(uintptr_t)a[i])
 #define PB(i) ((bf16_t*)(uintptr_t)a[i])
@@ -18,8 +18,7 @@ extern "C" int emu_run(const char* name, unsigned gx, unsigned gy, unsigned gz, 
     const emu_dim3 g{gx, gy, gz}, b{bx, by, bz};
 #define RUN(NAME, N, CALL)                                \
     if (k == NAME && nargs == N) {                        \
-        emu_launch(g, b, smem, [&] { CALL; });            \
-        return 0;                                         \
+        return emu_launch(g, b, smem, [&] { CALL; }) ? -2 : 0; \
     }
     RUN("project_l2norm_forward_f32", 7,
         project_l2norm_forward_f32(PF(0), PF(1), CPF(2), CPF(3), I(4), I(5), F(a[6])))

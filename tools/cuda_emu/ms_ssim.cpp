@@ -1,6 +1,6 @@
 #include "emu.h"
 #include "../../kernels/common.cuh"
-#include "../../kernels/ssim.cu"
+#include "gen/ssim.cu"
 #include "util.h"
 #include <array>
 static int filt(int n){ return n>=11? n-10 : n; }

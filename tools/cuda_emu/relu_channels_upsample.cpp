@@ -1,10 +1,10 @@
 #include "emu.h"
 #include "../../kernels/common.cuh"
-#include "../../kernels/relu.cu"
+#include "gen/relu.cu"
 #undef INSTANTIATE
-#include "../../kernels/channels.cu"
+#include "gen/channels.cu"
 #undef INSTANTIATE
-#include "../../kernels/upsample.cu"
+#include "gen/upsample.cu"
 #include "util.h"
 // Source index as the CPU twin (src/backend/cpu/upsample.rs::bilinear_src) computes it, in f32.
 double srcidx(int o, int in, int out, int ac, int* i0, int* i1) { float s; if (ac) { float sc=out>1?(float)(in-1)/(float)(out-1):0.0f; s=sc*(float)o; } else { float sc=(float)in/(float)out; s=sc*((float)o+0.5f)-0.5f; if (s<0) s=0; } *i0=std::min((int)s,in-1); *i1=*i0<in-1?*i0+1:*i0; return s-*i0; }

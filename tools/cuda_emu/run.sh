@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs CUDA kernels (the engine ops, matmul, attention, the SFM heads and the wav2vec2 objective) on the CPU under a
-# small emulation of the CUDA execution model (emu.h: one block at a time, each CUDA thread a ucontext fiber, __syncthreads as a barrier,
-# warp shuffles through shared slots) and compares them with plain double-precision loops.
+# small emulation of the CUDA execution model (emu.h: one block at a time in shuffled order, each CUDA thread a ucontext fiber, warps
+# run one at a time to their next barrier, warp collectives -- shuffles, mma.sync, ldmatrix -- executed per warp, cp.async deferred
+# to its wait) and compares them with plain double-precision loops.
 # For machines without a GPU: it checks kernel logic (indexing, halos, reductions, transposes),
 # not timing, memory coalescing or real warp behaviour. Needs g++ with C++20 (std::barrier).
 set -euo pipefail
@@ -9,22 +10,39 @@ cd "$(dirname "$0")"
 out="${TMPDIR:-/tmp}/seisfuse-cuda-emu"
 mkdir -p "$out"
 status=0
-# Kernels with dynamic shared memory: point `smem` at the emulation's static buffer.
+# The kernel sources as the emulation compiles them (gen/): dynamic shared memory
+# (`extern __shared__ float smem[];`) becomes emu_dyn_smem(), sized per launch as the CUDA
+# wrappers size it, and each static `__shared__ T name[..];` becomes emu::shared_array, storage
+# that is poisoned (NaN) at the start of every block as on a GPU nothing carries over.
 mkdir -p gen
-for k in matmul attention wav2vec2 conv1d; do
-    sed 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' "../../kernels/$k.cu" > "gen/$k.cu"
+for f in ../../kernels/*.cu; do
+    sed -E -e 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' \
+        -e 's/__shared__ (float|int) ([A-Za-z_][A-Za-z0-9_]*)((\[[^]]+\])+);/auto\& \2 = emu::shared_array<\1\3, __COUNTER__>();/' \
+        "$f" > "gen/$(basename "$f")"
 done
+if grep -n '__shared__' gen/*.cu | grep -v '^gen/matmul_tc.cu'; then
+    echo "a shared-memory declaration run.sh does not translate (above)"
+    exit 1
+fi
 for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops wav2vec2 conv1d; do
     g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1
 done
-# The bf16 instantiations (bf16_ops.cpp, bf16_heads.cpp); bf16_ops also needs conv1d's dynamic
-# shared memory rewritten.
-sed 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' ../../kernels/conv1d.cu > gen/conv1d.cu
+# The bf16 instantiations (bf16_ops.cpp, bf16_heads.cpp).
 for t in bf16_ops bf16_heads; do
     g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1
+done
+# The emulator's own warp and tensor-core operations, then the tensor-core matmul
+# (kernels/matmul_tc.cu, which uses only TC_DYNAMIC_SMEM) at small odd shapes; the real layer
+# shapes run from tests/tc_kernel_emu.rs.
+for t in tc_units tc_matmul; do
+    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    echo "== $t"
+    args=""
+    [ "$t" = tc_matmul ] && args=small
+    "$out/$t" $args || status=1
 done
 exit $status

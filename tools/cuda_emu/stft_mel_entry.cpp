@@ -1,6 +1,6 @@
 // Entry point of the emulated kernels/stft_mel.cu: runs one planned launch (kernel name, grid,
 // block, dynamic shared memory, arguments as 64-bit slots as src/backend/cuda/stft_mel.rs plans
-// them). Returns 0, or -1 for an unknown kernel name.
+// them). Returns 0, -1 for an unknown kernel name, -2 when the emulator reported an error.
 #define P(i) ((float*)(uintptr_t)a[i])
 #define CP(i) ((const float*)(uintptr_t)a[i])
 #define IP(i) ((const int*)(uintptr_t)a[i])
@@ -16,6 +16,7 @@ extern "C" int emu_run(const char* name, unsigned gx, unsigned gy, unsigned gz, 
     std::lock_guard<std::mutex> lock(one_at_a_time);
     const std::string k(name);
     const emu_dim3 g{gx, gy, gz}, b{bx, by, bz};
+    const int errors_before = emu::error_count;
     if (k == "log_mel_frames_fft" && nargs == 18) {
         emu_launch(g, b, smem, [&] {
             log_mel_frames_fft(P(0), CP(1), CP(2), CP(3), CP(4), IP(5), I(6), I(7), I(8), I(9),
@@ -44,5 +45,5 @@ extern "C" int emu_run(const char* name, unsigned gx, unsigned gy, unsigned gz, 
     } else {
         return -1;
     }
-    return 0;
+    return emu::error_count == errors_before ? 0 : -2;  // -2: the emulator reported an error
 }

@@ -14,3 +14,14 @@ inline void check(const char* name, const std::vector<float>& a, const std::vect
 }
 inline std::vector<bf16_t> tobf(const std::vector<float>& v) { std::vector<bf16_t> o(v.size()); for (size_t i = 0; i < v.size(); ++i) o[i] = f32_to_bf16(v[i]); return o; }
 inline std::vector<float> frombf(const std::vector<bf16_t>& v) { std::vector<float> o(v.size()); for (size_t i = 0; i < v.size(); ++i) o[i] = bf16_to_f32(v[i]); return o; }
+// Errors the emulator reported (emu.h) fail the program even where every comparison passed.
+struct EmuErrorsFailExit {
+    ~EmuErrorsFailExit() {
+        if (emu::error_count > 0) {
+            printf("emulator errors: %d\n", emu::error_count);
+            fflush(stdout);
+            std::_Exit(1);
+        }
+    }
+};
+static EmuErrorsFailExit emu_errors_fail_exit;

@@ -1,4 +1,5 @@
-//! kernels/matmul.cu: declarations and the CUDA implementation of [`MatmulOps`].
+//! kernels/matmul.cu: declarations and the CUDA implementation of [`MatmulOps`] (matmul
+//! variant 1; variant 2, tensor cores, is in `matmul_tc.rs`).
 
 use super::launch::kernels;
 use super::{grid_1d, CudaBackend};
@@ -33,6 +34,12 @@ impl MatmulOps for CudaBackend {
     ) -> Result<()> {
         if s.m > i32::MAX as usize || s.n > i32::MAX as usize || s.k > i32::MAX as usize {
             bail!("matmul: dimensions {s:?} exceed the kernel's 32-bit index range");
+        }
+        // Variant 2 (tensor cores) where chosen and where it can take the product.
+        if crate::backend::variants::variant("matmul")? == 2
+            && super::matmul_tc::try_matmul(self, c, a, b, bias, s, accumulate)?
+        {
+            return Ok(());
         }
         let cfg = LaunchConfig {
             grid_dim: (

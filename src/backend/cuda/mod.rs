@@ -16,11 +16,13 @@ pub mod launch;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_tc;
 pub mod memory;
 pub mod nvrtc;
 pub mod profiler;
 pub mod reduce;
 pub mod relu;
+pub mod sass;
 pub mod softmax;
 pub mod ssim;
 pub mod stft_mel;
@@ -63,6 +65,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         layer_norm::SIGNATURES,
         loss::SIGNATURES,
         matmul::SIGNATURES,
+        matmul_tc::SIGNATURES,
         reduce::SIGNATURES,
         relu::SIGNATURES,
         softmax::SIGNATURES,

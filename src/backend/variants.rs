@@ -1,0 +1,116 @@
+//! Kernel variants (llm.c's dev/cuda habit): an op keeps its earlier kernels as numbered
+//! variants, and one is chosen per op with `SEISFUSE_KERNELS=matmul=2` or the global CLI flag
+//! `--kernel matmul=2` (the flag wins over the variable). Every variant of an op computes the
+//! same thing and is checked against the op's CPU twin.
+//!
+//! | op | variant | kernel |
+//! |---|---|---|
+//! | matmul | 1 (default) | kernels/matmul.cu: fp32 FMA, 128×128 tiles, f32 and bf16 storage |
+//! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
+//!
+//! The default stays variant 1 until variant 2 has been measured on a GPU.
+
+use anyhow::{anyhow, bail, Result};
+use std::sync::RwLock;
+
+/// Ops that have variants, with how many each has.
+pub const OPS: &[(&str, u32)] = &[("matmul", 2)];
+
+/// The environment variable read when no explicit choice was made.
+pub const ENV: &str = "SEISFUSE_KERNELS";
+
+static CHOICE: RwLock<Option<Vec<(&'static str, u32)>>> = RwLock::new(None);
+
+/// Parses `op=N[,op=N...]` (spaces around items allowed; an empty string chooses nothing).
+pub fn parse(spec: &str) -> Result<Vec<(&'static str, u32)>> {
+    let mut out: Vec<(&'static str, u32)> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (op, n) = item.split_once('=').ok_or_else(|| {
+            anyhow!(
+                "kernel choice `{item}`: expected OP=N, e.g. matmul=2 (ops: {})",
+                known()
+            )
+        })?;
+        let (op, n) = (op.trim(), n.trim());
+        let &(name, count) = OPS.iter().find(|(o, _)| *o == op).ok_or_else(|| {
+            anyhow!(
+                "kernel choice `{item}`: no op `{op}` has variants; known: {}",
+                known()
+            )
+        })?;
+        let v: u32 = n.parse().map_err(|_| {
+            anyhow!("kernel choice `{item}`: the variant must be a number from 1 to {count}")
+        })?;
+        if v == 0 || v > count {
+            bail!("kernel choice `{item}`: {op} has variants 1 to {count}");
+        }
+        if let Some(prev) = out.iter().find(|(o, _)| *o == name) {
+            if prev.1 != v {
+                bail!("kernel choice: {op} given twice ({} and {v})", prev.1);
+            }
+        }
+        out.push((name, v));
+    }
+    Ok(out)
+}
+
+fn known() -> String {
+    OPS.iter()
+        .map(|(o, n)| format!("{o} (1-{n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Sets the choice (the `--kernel` flag; tests). Ops not named get variant 1.
+pub fn set(spec: &str) -> Result<()> {
+    let v = parse(spec)?;
+    *CHOICE.write().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    Ok(())
+}
+
+/// Reads `SEISFUSE_KERNELS` unless a choice was set; a malformed value is an error that names
+/// the variable.
+pub fn init_from_env() -> Result<()> {
+    if CHOICE.read().unwrap_or_else(|e| e.into_inner()).is_some() {
+        return Ok(());
+    }
+    let spec = std::env::var(ENV).unwrap_or_default();
+    let v = parse(&spec).map_err(|e| anyhow!("{ENV}={spec:?}: {e:#}"))?;
+    let mut w = CHOICE.write().unwrap_or_else(|e| e.into_inner());
+    if w.is_none() {
+        *w = Some(v);
+    }
+    Ok(())
+}
+
+/// The variant chosen for `op` (1 when none was chosen).
+pub fn variant(op: &str) -> Result<u32> {
+    init_from_env()?;
+    let r = CHOICE.read().unwrap_or_else(|e| e.into_inner());
+    Ok(r.as_ref()
+        .and_then(|v| v.iter().find(|(o, _)| *o == op))
+        .map_or(1, |&(_, n)| n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_choices_and_rejects_bad_ones() {
+        assert_eq!(parse("matmul=2").unwrap(), vec![("matmul", 2)]);
+        assert_eq!(parse(" matmul = 1 ,").unwrap(), vec![("matmul", 1)]);
+        assert!(parse("").unwrap().is_empty());
+        for bad in [
+            "matmul",
+            "matmul=3",
+            "matmul=0",
+            "matmul=x",
+            "conv=1",
+            "matmul=1,matmul=2",
+        ] {
+            let e = format!("{:#}", parse(bad).unwrap_err());
+            assert!(e.contains("kernel choice"), "{bad}: {e}");
+        }
+    }
+}

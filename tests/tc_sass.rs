@@ -1,0 +1,84 @@
+//! The tensor-core kernels' machine code, without a GPU: each is compiled by NVRTC to a CUBIN for
+//! sm_80 and sm_90 and disassembled with nvdisasm (src/backend/cuda/sass.rs); every tensor-core
+//! kernel must contain mma (HMMA), ldmatrix (LDSM) and cp.async (LDGSTS) instructions and spill
+//! nothing. Skipped, with a printed `skipped:` line, when NVRTC or nvdisasm is missing, unless
+//! SEISFUSE_REQUIRE_NVRTC is set (CI), where that fails.
+
+use seisfuse::backend::cuda::{nvrtc::Nvrtc, sass, KERNEL_SOURCES};
+
+/// Kernel files whose every kernel runs on tensor cores.
+const TENSOR_CORE_FILES: &[&str] = &["matmul_tc"];
+
+#[test]
+fn tensor_core_kernels_use_mma_ldmatrix_cp_async_and_do_not_spill() {
+    let required = std::env::var_os("SEISFUSE_REQUIRE_NVRTC").is_some();
+    let nvrtc = match Nvrtc::global() {
+        Ok(n) => n,
+        Err(e) => {
+            assert!(
+                !required,
+                "SEISFUSE_REQUIRE_NVRTC is set but NVRTC was not found: {e:#}"
+            );
+            println!("skipped: no NVRTC ({e:#})");
+            return;
+        }
+    };
+    let Some(nvdisasm) = sass::find_nvdisasm() else {
+        assert!(
+            !required,
+            "SEISFUSE_REQUIRE_NVRTC is set but nvdisasm was not found (pip install nvidia-cuda-nvdisasm)"
+        );
+        println!("skipped: no nvdisasm (pip install nvidia-cuda-nvdisasm)");
+        return;
+    };
+    let mut checked = 0;
+    for arch in [80u32, 90] {
+        for k in KERNEL_SOURCES
+            .iter()
+            .filter(|k| TENSOR_CORE_FILES.contains(&k.name))
+        {
+            let stats = sass::sass_stats(nvrtc, &nvdisasm, k, arch).unwrap();
+            assert!(
+                !stats.is_empty(),
+                "{} for sm_{arch}: no kernels found",
+                k.file
+            );
+            for s in stats {
+                println!(
+                    "sm_{arch} {}: HMMA {} HGMMA {} LDSM {} LDGSTS {} regs {:?} spills {}/{} B",
+                    s.name,
+                    s.hmma,
+                    s.hgmma,
+                    s.ldsm,
+                    s.ldgsts,
+                    s.registers,
+                    s.spill_stores,
+                    s.spill_loads
+                );
+                assert!(
+                    s.hmma + s.hgmma > 0,
+                    "sm_{arch} {}: no tensor-core instruction",
+                    s.name
+                );
+                assert!(s.ldsm > 0, "sm_{arch} {}: no LDSM (ldmatrix)", s.name);
+                assert!(s.ldgsts > 0, "sm_{arch} {}: no LDGSTS (cp.async)", s.name);
+                assert!(
+                    s.registers.is_some(),
+                    "sm_{arch} {}: no ptxas report",
+                    s.name
+                );
+                assert_eq!(
+                    (s.spill_stores, s.spill_loads),
+                    (0, 0),
+                    "sm_{arch} {}: spills registers",
+                    s.name
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(
+        checked, 16,
+        "8 matmul_tc kernels for each of sm_80 and sm_90"
+    );
+}
