@@ -278,11 +278,16 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Names of the `extern "C" __global__` kernels of a source, macro instantiations expanded for
-/// the `_f32`/`_bf16` suffixes used across kernels/.
+/// Names of the `extern "C" __global__` kernels of a source: plain definitions (after an
+/// optional `__launch_bounds__(..)`), `INSTANTIATE(_suffix, ..)` expansions of `NAME##SUF`, and
+/// kernels defined by a macro `#define M(NAME, ..)` and named by its first argument at each
+/// `M(name, ..)` line.
 pub fn kernel_names(src: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut suffixes = Vec::new();
+    // Kernel-defining macros: `#define M(...)` whose continued body holds `__global__`.
+    let mut macros = Vec::new();
+    let mut in_define: Option<String> = None;
     for line in src.lines() {
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("INSTANTIATE(") {
@@ -290,12 +295,39 @@ pub fn kernel_names(src: &str) -> Vec<String> {
                 suffixes.push(suf.trim().to_string());
             }
         }
+        if let Some(rest) = l.strip_prefix("#define ") {
+            in_define = rest.split('(').next().map(|m| m.trim().to_string());
+        }
+        if let Some(m) = &in_define {
+            if l.contains("__global__") {
+                macros.push(m.clone());
+            }
+            if !l.ends_with('\\') {
+                in_define = None;
+            }
+        }
     }
+    let mut in_define = false;
     for line in src.lines() {
+        let l = line.trim();
+        let defining = in_define || l.starts_with("#define ");
+        in_define = defining && l.ends_with('\\');
+        if !defining {
+            for m in &macros {
+                if let Some(rest) = l.strip_prefix(&format!("{m}(")) {
+                    if let Some(name) = rest.split(',').next() {
+                        out.push(name.trim().to_string());
+                    }
+                }
+            }
+        }
         let Some(i) = line.find("__global__ void ") else {
             continue;
         };
-        let rest = &line[i + "__global__ void ".len()..];
+        let mut rest = line[i + "__global__ void ".len()..].trim_start();
+        if let Some(after) = rest.strip_prefix("__launch_bounds__(") {
+            rest = after.split_once(')').map_or("", |(_, r)| r).trim_start();
+        }
         let name: String = rest
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '#')
@@ -304,7 +336,7 @@ pub fn kernel_names(src: &str) -> Vec<String> {
             for s in &suffixes {
                 out.push(format!("{base}{s}"));
             }
-        } else if !name.is_empty() {
+        } else if !name.is_empty() && !defining {
             out.push(name);
         }
     }
@@ -327,4 +359,37 @@ fn ptxas_summary(log: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod kernel_name_tests {
+    use super::kernel_names;
+
+    #[test]
+    fn macro_defined_and_launch_bounded_kernels_are_named() {
+        let src = "#define K(NAME, T)                          \\\n\
+                   extern \"C\" __global__ void __launch_bounds__(256) \\\n\
+                   NAME(T* x) { x[0] = 0; }\n\
+                   K(k_f32, float)\n\
+                   K(k_bf16, bf16_t)\n\
+                   extern \"C\" __global__ void __launch_bounds__(128) plain(float* x) {}\n\
+                   extern \"C\" __global__ void other(float* x) {}\n";
+        assert_eq!(
+            kernel_names(src),
+            ["k_bf16", "k_f32", "other", "plain"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn every_kernel_file_names_its_kernels_without_macro_words() {
+        for k in crate::backend::cuda::KERNEL_SOURCES {
+            for n in kernel_names(k.source) {
+                assert!(
+                    !n.starts_with("__") && n != "NAME",
+                    "{}: {n} is not a kernel name",
+                    k.name
+                );
+            }
+        }
+    }
 }
