@@ -11,7 +11,7 @@ cp target/release/seisfuse .gpu/
 cargo test --release --no-run --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys, shutil
-keep = {"ops_parity", "heads_parity", "kernels_compile", "attention", "sfm_parity", "seislm_parity", "seislm_ops_parity", "dsp_gpu", "mixed_precision", "wav2vec2_ops", "seislm_heads_parity", "fusion_ops", "fusion_models"}
+keep = {"ops_parity", "heads_parity", "kernels_compile", "attention", "sfm_parity", "seislm_parity", "seislm_ops_parity", "dsp_gpu", "mixed_precision", "wav2vec2_ops", "seislm_heads_parity", "fusion_ops", "fusion_models", "zz_skip_summary"}
 for line in sys.stdin:
     try:
         m = json.loads(line)

@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 LOG="${1:-${OUT:-gpu-logs}}"
 mkdir -p "$LOG"
 export SEISFUSE_CACHE_DIR="$LOG/kernel-cache"
+# A GPU machine: CUDA must start (tests/zz_skip_summary.rs checks it), NVRTC must be found, and
+# every skip is listed in $LOG/skips.log (docs/testing.md).
+export SEISFUSE_REQUIRE_GPU=1
+export SEISFUSE_REQUIRE_NVRTC=1
+export SEISFUSE_SKIP_LOG="$LOG/skips.log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOG/nvidia-smi.txt" 2>&1
 cat "$LOG/nvidia-smi.txt"
 run() { # name, command...
@@ -20,7 +25,7 @@ run() { # name, command...
 run doctor .gpu/seisfuse --device cuda doctor
 run doctor-cached .gpu/seisfuse --device cuda doctor   # second start: everything from the cache
 # --include-ignored: the tests marked "needs a CUDA GPU" run here (none of these executables
-# ignores a test for another reason).
+# ignores a test for another reason); without CUDA they fail. zz_skip_summary sorts last.
 for t in .gpu/tests/*; do
   run "test-$(basename "$t")" "$t" --include-ignored --nocapture --test-threads=1
 done

@@ -1,5 +1,7 @@
 //! SFM raw .dat files: shapes from the caller or a sidecar, numpy-written files, corrupt files.
 
+mod common;
+
 use seisfuse::data::dat::{self, DatDataset, DatFile};
 use seisfuse::data::Dataset;
 use std::path::PathBuf;
@@ -77,23 +79,27 @@ fn wrong_shapes_and_bad_files_are_named_errors() {
     std::fs::remove_dir_all(d).ok();
 }
 
-/// A file written by numpy's `tofile`, as SFM's data are (skipped without python3/numpy).
+/// A file written by numpy's `tofile`, as SFM's data are (a skip without python3/numpy, a
+/// failure under SEISFUSE_REQUIRE_REFS).
 #[test]
 fn reads_numpy_tofile_output() {
+    if !common::python_or_skip("reads_numpy_tofile_output", "numpy") {
+        return;
+    }
     let d = tmpdir("np");
     let script = format!(
         "import numpy as np\nnp.arange(2*5*7, dtype=np.float32).reshape(2, 5, 7).__mul__(0.25).tofile(r'{}/n.dat')",
         d.display()
     );
-    let ok = std::process::Command::new("python3")
+    let out = std::process::Command::new("python3")
         .args(["-c", &script])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("skipped: python3 with numpy not available");
-        return;
-    }
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let f = DatFile::open(d.join("n.dat"), Some(&[-1, 5, 7])).unwrap();
     assert_eq!(f.shape(), &[2, 5, 7]);
     let v = f.to_f32_vec().unwrap();

@@ -3,8 +3,11 @@
 //! back by us and by h5py, and hostile files (truncated, bytes flipped) that must give errors
 //! naming the file, never a panic.
 //!
-//! Tests that run h5py skip with a `skipped:` line when `python3 -c "import h5py"` fails, unless
+//! Tests that run h5py are reported as skipped (tests/common `skip`) when `import h5py` fails,
+//! unless
 //! `SEISFUSE_REQUIRE_REFS` is set (CI sets it), in which case they fail.
+
+mod common;
 
 use seisfuse::data::h5::{H5File, H5Writer};
 use seisfuse::data::seisbench::{parse_trace_name, SeisBenchDataset, SeisBenchMetadata};
@@ -28,18 +31,7 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Whether h5py can be used; without it the caller skips, or fails under SEISFUSE_REQUIRE_REFS.
 fn h5py(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import h5py, numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var_os("SEISFUSE_REQUIRE_REFS").is_some() {
-            panic!("{test}: SEISFUSE_REQUIRE_REFS is set but h5py is not importable (pip install h5py)");
-        }
-        eprintln!("skipped: {test}: h5py is not importable (pip install h5py)");
-    }
-    ok
+    common::python_or_skip(test, "h5py numpy")
 }
 
 fn python(script: &str, args: &[&Path]) -> String {

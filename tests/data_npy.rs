@@ -1,6 +1,8 @@
 //! `.npy`: files written by numpy (tests/fixtures/npy, from tools/make_npy_fixtures.py),
 //! round trips through our writer, and corrupt files.
 
+mod common;
+
 use seisfuse::data::npy::{self, NpyDType, NpyFile};
 use std::path::{Path, PathBuf};
 
@@ -184,16 +186,11 @@ fn corrupt_files_are_errors_not_panics() {
     std::fs::remove_dir_all(d).ok();
 }
 
-/// numpy reads what we write (skipped with a printed line when python3/numpy are missing).
+/// numpy reads what we write (a skip without python3/numpy, a failure under
+/// SEISFUSE_REQUIRE_REFS).
 #[test]
 fn numpy_reads_our_files() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("skipped: python3 with numpy not available");
+    if !common::python_or_skip("numpy_reads_our_files", "numpy") {
         return;
     }
     let d = tmpdir("np");

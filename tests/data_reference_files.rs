@@ -1,8 +1,11 @@
 //! Readers against the test files ObsPy ships (real miniSEED from stations and dataloggers,
 //! SEG-Y from several vendors, each SEG-Y with ObsPy's decoded first trace as .npy).
 //! They are fetched at test time from PyPI (`pip download obspy==1.5.1 --no-deps`) into
-//! CARGO_TARGET_TMPDIR and kept there; without python3/pip or the network the tests print a
-//! `skipped:` line and pass. SEISFUSE_OBSPY_DATA may point at an unpacked copy instead.
+//! CARGO_TARGET_TMPDIR and kept there; without python3/pip or the network the tests are
+//! reported as skipped (tests/common `skip`), a failure under SEISFUSE_REQUIRE_REFS (CI).
+//! SEISFUSE_OBSPY_DATA may point at an unpacked copy instead.
+
+mod common;
 
 use seisfuse::data::mseed::MseedFile;
 use seisfuse::data::npy::NpyFile;
@@ -85,12 +88,16 @@ open(os.path.join(root, "extracted"), "w").write("ok")
     Ok(root)
 }
 
-fn data_dir(kind: &str) -> Option<PathBuf> {
+fn data_dir(test: &str, kind: &str) -> Option<PathBuf> {
     static ROOT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match ROOT.get_or_init(fetch) {
         Ok(r) => Some(r.join("obspy/io").join(kind).join("tests/data")),
         Err(e) => {
-            println!("skipped: ObsPy's reference files are not available: {e}");
+            common::skip(
+                test,
+                common::Need::Refs,
+                format!("ObsPy's reference files are not available: {e}"),
+            );
             None
         }
     }
@@ -109,7 +116,9 @@ fn open_no_panic(p: &Path) -> Result<MseedFile, String> {
 
 #[test]
 fn mseed_every_obspy_file_reads_or_fails_cleanly() {
-    let Some(d) = data_dir("mseed") else { return };
+    let Some(d) = data_dir("mseed_every_obspy_file_reads_or_fails_cleanly", "mseed") else {
+        return;
+    };
     let mut n = 0;
     for sub in ["", "encoding", "bizarre"] {
         for e in std::fs::read_dir(d.join(sub)).unwrap() {
@@ -128,7 +137,9 @@ fn mseed_every_obspy_file_reads_or_fails_cleanly() {
 
 #[test]
 fn mseed_encodings_and_byte_orders_agree() {
-    let Some(d) = data_dir("mseed") else { return };
+    let Some(d) = data_dir("mseed_encodings_and_byte_orders_agree", "mseed") else {
+        return;
+    };
     let want: Vec<f64> = (1..=50).map(|v| v as f64).collect();
     for enc in [
         "int16_INT16",
@@ -179,7 +190,9 @@ fn mseed_encodings_and_byte_orders_agree() {
 
 #[test]
 fn mseed_gaps_channels_rates_and_full_seed() {
-    let Some(d) = data_dir("mseed") else { return };
+    let Some(d) = data_dir("mseed_gaps_channels_rates_and_full_seed", "mseed") else {
+        return;
+    };
     assert_eq!(
         open_no_panic(&d.join("gaps.mseed"))
             .unwrap()
@@ -218,7 +231,9 @@ fn mseed_gaps_channels_rates_and_full_seed() {
 
 #[test]
 fn segy_first_traces_match_obspy() {
-    let Some(d) = data_dir("segy") else { return };
+    let Some(d) = data_dir("segy_first_traces_match_obspy", "segy") else {
+        return;
+    };
     let mut checked = 0;
     for e in std::fs::read_dir(&d).unwrap() {
         let p = e.unwrap().path();

@@ -1,6 +1,8 @@
 //! SEG-Y: files written by segyio (tests/fixtures/segy, from tools/make_segy_fixtures.py),
 //! our own writer (read back by us and, when present, by segyio), and corrupt files.
 
+mod common;
+
 use seisfuse::data::segy::{self, SampleFormat, SegyFile, TraceToWrite};
 use std::path::{Path, PathBuf};
 
@@ -134,13 +136,7 @@ fn round_trips_through_our_writer() {
 
 #[test]
 fn segyio_reads_our_files() {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import segyio, numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("skipped: python3 with segyio and numpy not available (pip install segyio)");
+    if !common::python_or_skip("segyio_reads_our_files", "segyio numpy") {
         return;
     }
     let d = tmpdir("segyio");

@@ -2,6 +2,8 @@
 //! where the metadata says (the synthetic onsets are exact), no event is in two splits, noise
 //! windows hold no pick, h5py reads the result, and bad input gives clear errors.
 
+mod common;
+
 use seisfuse::data::build::catalog::parse_catalog;
 use seisfuse::data::seisbench::{parse_csv, SeisBenchDataset};
 use seisfuse::data::synth::continuous::{self, ContinuousConfig};
@@ -299,16 +301,7 @@ fn build_from_synthetic_continuous_data() {
 
 /// h5py reads the dataset we wrote (skips without h5py unless SEISFUSE_REQUIRE_REFS is set).
 fn h5py_reads(dir: &Path, d: &SeisBenchDataset) {
-    let have = Command::new("python3")
-        .args(["-c", "import h5py"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !have {
-        if std::env::var_os("SEISFUSE_REQUIRE_REFS").is_some() {
-            panic!("SEISFUSE_REQUIRE_REFS is set but h5py is not importable");
-        }
-        eprintln!("skipped: h5py reading the built dataset: h5py is not importable");
+    if !common::python_or_skip("h5py reading the built dataset", "h5py") {
         return;
     }
     let o = Command::new("python3")

@@ -3,9 +3,10 @@
 //! CUDA thread, a barrier for __syncthreads) built with the system C++ compiler, with the
 //! launches planned exactly as the CUDA wrappers plan them, and compares with the CPU reference.
 //! It checks the kernels' indexing, synchronisation points and arithmetic where no GPU exists; it
-//! says nothing about speed or about CUDA's memory model. Skipped (with a message) when no C++20
+//! says nothing about speed or about CUDA's memory model. Reported as skipped when no C++20
 //! compiler is found.
 
+mod common;
 use seisfuse::backend::cuda::stft_mel::{
     backward_chunk, backward_launches, finish_launch, forward_launches, mean_launch, Launch,
     MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
@@ -88,14 +89,14 @@ fn build() -> Result<Emu, String> {
     }
 }
 
-fn emu() -> Option<&'static Emu> {
+/// The emulation, built once; a skip without a C++ compiler (a failure under
+/// SEISFUSE_REQUIRE_EMU), a failure when it does not build.
+fn emu(test: &str) -> Option<&'static Emu> {
     static E: OnceLock<Result<Emu, String>> = OnceLock::new();
+    common::cxx_or_skip(test)?;
     match E.get_or_init(build) {
         Ok(e) => Some(e),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
+        Err(why) => panic!("{test}: the kernel emulation did not build: {why}"),
     }
 }
 
@@ -283,7 +284,9 @@ fn logmel(n_fft: usize, hop: usize, pad: PadMode, center: bool, log: LogKind) ->
 
 #[test]
 fn emulated_log_mel_kernels_match_the_cpu_reference() {
-    let Some(e) = emu() else { return };
+    let Some(e) = emu("emulated_log_mel_kernels_match_the_cpu_reference") else {
+        return;
+    };
     let ln = LogKind::Ln { floor: 1e-10 };
     let db = LogKind::Db {
         amin: 1e-10,
@@ -347,7 +350,9 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
 
 #[test]
 fn emulated_image_kernels_match_the_cpu_reference() {
-    let Some(e) = emu() else { return };
+    let Some(e) = emu("emulated_image_kernels_match_the_cpu_reference") else {
+        return;
+    };
     let (n, c, t) = (2, 3, 1500);
     let x = waves(n * c * t, 3);
     let xt = cpu(&[n, c, t], &x);

@@ -238,3 +238,115 @@ fn mel_spectrograms_match_torchaudio() {
         assert_close(&format!("torchaudio db_a {s}"), &db, &want_db, 1e-5, 1e-2);
     }
 }
+
+/// The tensor-level ops on the CPU (what users run without a GPU, and the oracle of the CUDA
+/// parity tests) against librosa: `ops::mel::log_mel` in dB, then clipped 80 dB below the peak
+/// as librosa's `power_to_db(top_db=80)`.
+#[test]
+fn log_mel_op_on_the_cpu_matches_librosa() {
+    use seisfuse::ops::mel::{log_mel, LogMelSpec};
+    for s in SIGNALS {
+        let x = sig(s);
+        let a = cfg_a();
+        let spec = LogMelSpec {
+            stft: a.stft.clone(),
+            mel: a.mel.clone(),
+            log: LogKind::Db {
+                amin: 1e-10,
+                ref_value: 1.0,
+            },
+        };
+        // two copies of the trace as a batch of 2: the second must not differ from the first
+        let xt =
+            seisfuse::Tensor::from_f32(&[2, x.len()], [x.clone(), x.clone()].concat()).unwrap();
+        let got = log_mel(&xt, &spec).unwrap();
+        let (shape, want_db) = fixture(&format!("db_a_{s}"));
+        assert_eq!(got.shape, [vec![2], shape].concat());
+        let got = got.to_vec_f32().unwrap();
+        for half in got.chunks(want_db.len()) {
+            let mut db = half.to_vec();
+            let mx = db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            seisfuse::dsp::mel::clip_top_db(&mut db, mx, 80.0);
+            assert_close(&format!("op log_mel db_a {s}"), &db, &want_db, 1e-5, 1e-2);
+        }
+    }
+}
+
+/// `ops::mel::mel_images` on the CPU against the documented recipe as librosa computes it.
+#[test]
+fn mel_images_op_on_the_cpu_matches_the_recipe() {
+    let (shape, waves) = fixture("image_waves");
+    let x = seisfuse::Tensor::from_f32(&shape, waves).unwrap();
+    let base = MelImageConfig {
+        height: 32,
+        width: 48,
+        ..Default::default()
+    };
+    let cfgs = [
+        (base.clone().with_db(Some(80.0)), "image_db_minmax"),
+        (
+            MelImageConfig {
+                normalize: Normalize::ZScore,
+                average_channels: true,
+                ..base
+            },
+            "image_ln_zscore_avg",
+        ),
+    ];
+    for (cfg, name) in cfgs {
+        let got = seisfuse::ops::mel::mel_images(&x, &cfg).unwrap();
+        let (wshape, want) = fixture(name);
+        assert_eq!(got.shape, wshape);
+        assert_close(
+            &format!("op {name}"),
+            &got.to_vec_f32().unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
+/// `ops::mel::log_mel_backward` on the CPU against central differences of `ops::mel::log_mel`
+/// (natural log, so that the check is not dominated by the dB scale factor).
+#[test]
+fn log_mel_op_backward_matches_differences() {
+    use seisfuse::ops::mel::{log_mel, log_mel_backward, LogMelSpec};
+    let mut stft = StftConfig::new(16, 4);
+    stft.pad_mode = PadMode::Reflect;
+    let spec = LogMelSpec {
+        stft,
+        mel: MelParams {
+            sample_rate: 100.0,
+            n_fft: 16,
+            n_mels: 5,
+            f_min: 0.0,
+            f_max: None,
+            scale: MelScale::Htk,
+            norm: MelNorm::Slaney,
+        },
+        log: LogKind::Ln { floor: 1e-6 },
+    };
+    let t = 40;
+    let x: Vec<f32> = (0..t)
+        .map(|i| (i as f32 * 0.37).sin() + 0.3 * (i as f32 * 1.3).cos())
+        .collect();
+    let f = |v: &[f32]| -> Vec<f32> {
+        log_mel(
+            &seisfuse::Tensor::from_f32(&[1, t], v.to_vec()).unwrap(),
+            &spec,
+        )
+        .unwrap()
+        .to_vec_f32()
+        .unwrap()
+    };
+    let y = f(&x);
+    let w: Vec<f32> = (0..y.len()).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+    let xt = seisfuse::Tensor::from_f32(&[1, t], x.clone()).unwrap();
+    let dy = seisfuse::Tensor::from_f32(&[1, 5, y.len() / 5], w.clone()).unwrap();
+    let dx = log_mel_backward(&xt, &dy, &spec)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    common::check_grad("log_mel op backward", &x, &w, &dx, 1e-3, 2e-2, f);
+}

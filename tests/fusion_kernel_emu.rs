@@ -4,7 +4,8 @@
 //! launches planned by the CUDA backend's own planners (src/backend/cuda/fusion.rs: grids,
 //! blocks, shared memory, argument order), and compares every output, f32 and bf16, with the
 //! CPU twin (src/backend/cpu/fusion.rs). It checks indexing, synchronisation and arithmetic
-//! where no GPU exists, not speed. Skipped (with a message) when no C++20 compiler is found.
+//! where no GPU exists, not speed. Reported as skipped when no C++20 compiler is found (a failure
+//! under SEISFUSE_REQUIRE_EMU).
 
 mod common;
 use common::rand_vec;
@@ -90,14 +91,14 @@ fn build() -> Result<Emu, String> {
     }
 }
 
-fn emu() -> Option<&'static Emu> {
+/// The emulation, built once; a skip without a C++ compiler (a failure under
+/// SEISFUSE_REQUIRE_EMU), a failure when it does not build.
+fn emu(test: &str) -> Option<&'static Emu> {
     static E: OnceLock<Result<Emu, String>> = OnceLock::new();
+    common::cxx_or_skip(test)?;
     match E.get_or_init(build) {
         Ok(e) => Some(e),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            None
-        }
+        Err(why) => panic!("{test}: the kernel emulation did not build: {why}"),
     }
 }
 
@@ -245,7 +246,9 @@ fn compare(what: &str, got: &Tensor, want: &Tensor, dtype: DType) {
 
 #[test]
 fn emulated_projection_kernels_match_the_cpu_twin() {
-    let Some(e) = emu() else { return };
+    let Some(e) = emu("emulated_projection_kernels_match_the_cpu_twin") else {
+        return;
+    };
     // (rows, d_in, d_out): odd sizes (partial warps, a warp loop that ends early), and the
     // tiny presets' binding shapes (64 → 32, 48 → 32).
     for &(rows, d_in, d_out) in &[(3, 37, 19), (4, 64, 32), (2, 48, 40)] {
@@ -292,7 +295,9 @@ fn emulated_projection_kernels_match_the_cpu_twin() {
 
 #[test]
 fn emulated_similarity_and_infonce_kernels_match_the_cpu_twin() {
-    let Some(e) = emu() else { return };
+    let Some(e) = emu("emulated_similarity_and_infonce_kernels_match_the_cpu_twin") else {
+        return;
+    };
     // (n, dim, log scale): a batch with a partial last block, one above the clamp.
     for &(n, dim, s) in &[(9, 19, (1.0f32 / 0.07).ln()), (5, 32, 5.0), (33, 40, 2.0)] {
         for dtype in [DType::F32, DType::BF16] {

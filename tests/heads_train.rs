@@ -1,5 +1,7 @@
-//! The SFM heads learn: with fixed random "features" as input, each head overfits a tiny
-//! synthetic target on the CPU in a few dozen AdamW steps.
+//! The SFM heads learn: with fixed random "features" as input, the segmentation and
+//! classification heads overfit a tiny synthetic target on the CPU in a few dozen AdamW steps;
+//! the regression (denoising) head, trained on noisy images, must beat returning its input
+//! unchanged on held-out images.
 
 mod common;
 use common::*;
@@ -142,7 +144,8 @@ fn segmentation_head_overfits_a_tiny_label_map() {
 }
 
 #[test]
-fn regression_head_overfits_a_tiny_denoising_target() {
+fn regression_head_denoises_held_out_images_better_than_the_identity() {
+    const STEPS: u64 = 200;
     let start = std::time::Instant::now();
     let (b, c, g) = (2usize, 16usize, 2usize);
     let img = 16 * g;
@@ -165,21 +168,30 @@ fn regression_head_overfits_a_tiny_denoising_target() {
     assert!(names
         .iter()
         .any(|(n, s)| n == "segmentation_head.0.weight" && s == &vec![1, 8, 1, 1]));
-    let tokens = rand_tensor(&[b, c, g, g], 2000);
-    // Clean target: smooth seismic-like layers; input image: the target plus noise.
-    let clean: Vec<f32> = (0..b * img * img)
-        .map(|i| {
-            let (n, y, x) = (i / (img * img), (i / img) % img, i % img);
-            (0.4 * y as f32 + 0.1 * x as f32 + n as f32).sin()
-        })
-        .collect();
-    let noise = rand_vec(clean.len(), 2001, -0.3, 0.3);
-    let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
-    let target = Tensor::from_f32(&[b, 1, img, img], clean).unwrap();
-    let image = Tensor::from_f32(&[b, 1, img, img], noisy).unwrap();
+    // Clean targets: smooth seismic-like layers whose frequencies and phase are drawn from
+    // (seed, image); inputs: the target plus uniform noise in ±0.3, and random tokens.
+    let pair = |seed: u64| {
+        let shape = rand_vec(3 * b, seed ^ 0x5eed, 0.0, 1.0);
+        let clean: Vec<f32> = (0..b * img * img)
+            .map(|i| {
+                let (n, y, x) = (i / (img * img), (i / img) % img, i % img);
+                let (fy, fx, ph) = (shape[3 * n], shape[3 * n + 1], shape[3 * n + 2]);
+                ((0.2 + 0.3 * fy) * y as f32 + (0.2 * fx - 0.1) * x as f32 + 6.3 * ph).sin()
+            })
+            .collect();
+        let noise = rand_vec(clean.len(), seed, -0.3, 0.3);
+        let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(a, b)| a + b).collect();
+        (
+            rand_tensor(&[b, c, g, g], 2000 + seed),
+            Tensor::from_f32(&[b, 1, img, img], noisy).unwrap(),
+            Tensor::from_f32(&[b, 1, img, img], clean).unwrap(),
+        )
+    };
     let mut opt = AdamW::new(1e-2);
     let (mut first, mut last) = (None, 0.0);
-    for step in 0..40 {
+    for step in 0..STEPS {
+        // new images every step
+        let (tokens, image, target) = pair(100 + step);
         let (pred, cache) = head.forward(&tokens, &image).unwrap();
         assert_eq!(pred.shape, vec![b, 1, img, img]);
         let l = ops::mse(&pred, &target).unwrap().loss;
@@ -192,11 +204,26 @@ fn regression_head_overfits_a_tiny_denoising_target() {
         opt.step(&mut store);
     }
     let first = first.unwrap();
+    // Held out: images and noise never trained on. The identity (returning the noisy input)
+    // scores the noise power, 0.3²/3 = 0.03.
+    let (mut held, mut identity) = (0.0, 0.0);
+    for k in 0..4 {
+        let (tokens, image, target) = pair(50_000 + k);
+        let (pred, _) = head.forward(&tokens, &image).unwrap();
+        held += ops::mse(&pred, &target).unwrap().loss / 4.0;
+        identity += ops::mse(&image, &target).unwrap().loss / 4.0;
+    }
     println!(
-        "regression: MSE {first:.4} → {last:.4} in {:.1?}",
+        "regression: training MSE {first:.4} → {last:.4}; held out {held:.4} (identity \
+         {identity:.4}) in {:.1?}",
         start.elapsed()
     );
-    assert!(last < 0.2 * first, "MSE {first} → {last}");
+    // Measured (CPU, 200 steps): 0.0117 held out against 0.0295 for the identity (0.40 ×); with
+    // 60 steps over 8 fixed layer families, the held-out MSE was 8 × the identity's.
+    assert!(
+        held < 0.7 * identity,
+        "held-out MSE {held:.4} must beat returning the noisy input ({identity:.4}) by 30 %"
+    );
 }
 
 #[test]

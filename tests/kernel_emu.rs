@@ -1,18 +1,25 @@
 //! Runs tools/cuda_emu: the engine, matmul, attention, SFM-head, wav2vec2-objective and conv1d
 //! weight-gradient kernels, the emulator's own tensor-core operations and the tensor-core matmul
 //! at small odd shapes executed on the CPU under a small emulation of the CUDA execution
-//! model and compared with double loops. It checks kernel logic where there is no GPU; skipped
-//! (with a printed line) without g++ for C++20.
+//! model and compared with double loops. It checks kernel logic where there is no GPU; without
+//! g++ it is reported as skipped (a failure under SEISFUSE_REQUIRE_EMU).
+
+mod common;
 
 #[test]
 fn kernels_match_double_loops_under_cpu_emulation() {
+    // run.sh compiles with g++ itself ($CXX does not apply).
     let ok = std::process::Command::new("g++")
         .arg("--version")
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        println!("skipped: no g++ for tools/cuda_emu");
+        common::skip(
+            "kernels_match_double_loops_under_cpu_emulation",
+            common::Need::Emu,
+            "no g++ for tools/cuda_emu",
+        );
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/cuda_emu/run.sh");

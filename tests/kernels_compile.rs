@@ -1,19 +1,25 @@
-//! Every kernel file compiles with NVRTC for sm_80 and sm_90 (no GPU needed). Skipped, with a
-//! printed line, where no NVRTC is found; CI installs it from PyPI so there it always runs.
+//! Every kernel file compiles with NVRTC for sm_80 and sm_90 (no GPU needed). Reported as
+//! skipped where no NVRTC is found, a failure under SEISFUSE_REQUIRE_NVRTC (CI installs NVRTC
+//! from PyPI and sets it, so there they always run).
 
+mod common;
 use seisfuse::backend::cuda::{nvrtc::Nvrtc, KERNEL_SOURCES};
+
+/// NVRTC, or a skip (a failure under SEISFUSE_REQUIRE_NVRTC).
+fn nvrtc_or_skip(test: &str) -> Option<&'static Nvrtc> {
+    match Nvrtc::global() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            common::skip(test, common::Need::Nvrtc, format!("no NVRTC: {e:#}"));
+            None
+        }
+    }
+}
 
 #[test]
 fn every_kernel_compiles_for_sm80_and_sm90() {
-    let nvrtc = match Nvrtc::global() {
-        Ok(n) => n,
-        Err(e) => {
-            if std::env::var_os("SEISFUSE_REQUIRE_NVRTC").is_some() {
-                panic!("SEISFUSE_REQUIRE_NVRTC is set but NVRTC was not found: {e:#}");
-            }
-            println!("skipped: compile-all: {e:#}");
-            return;
-        }
+    let Some(nvrtc) = nvrtc_or_skip("every_kernel_compiles_for_sm80_and_sm90") else {
+        return;
     };
     println!(
         "NVRTC {}.{} at {}",
@@ -51,8 +57,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
 
 #[test]
 fn a_broken_kernel_reports_its_file_and_the_log() {
-    let Ok(nvrtc) = Nvrtc::global() else {
-        println!("skipped: no NVRTC");
+    let Some(nvrtc) = nvrtc_or_skip("a_broken_kernel_reports_its_file_and_the_log") else {
         return;
     };
     let err = nvrtc
@@ -74,8 +79,7 @@ fn a_broken_kernel_reports_its_file_and_the_log() {
 #[test]
 fn the_disk_cache_serves_a_second_start() {
     use seisfuse::backend::cuda::cache;
-    let Ok(nvrtc) = Nvrtc::global() else {
-        println!("skipped: no NVRTC");
+    let Some(nvrtc) = nvrtc_or_skip("the_disk_cache_serves_a_second_start") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("seisfuse-cache-test-{}", std::process::id()));

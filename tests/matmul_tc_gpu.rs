@@ -6,21 +6,14 @@
 
 mod common;
 use common::{input, rel_err};
-use seisfuse::backend::{cuda, variants};
+use seisfuse::backend::variants;
 use seisfuse::ops;
 use seisfuse::{DType, Device, Tensor};
-
-fn gpu() -> Device {
-    if let Some(why) = cuda::unavailable_reason() {
-        panic!("this test needs a CUDA GPU: {why}");
-    }
-    Device::Cuda(cuda::CudaBackend::get(0).expect("CUDA device 0 starts"))
-}
 
 #[test]
 #[ignore = "needs a CUDA GPU"]
 fn matmul_variant2_matches_cpu_twin() {
-    let gpu = gpu();
+    let gpu = common::cuda("matmul_variant2_matches_cpu_twin");
     variants::set("matmul=2").unwrap();
     for &(ash, bsh, ta, tb) in &[
         (&[197usize, 768][..], &[2304usize, 768][..], false, true),

@@ -61,12 +61,6 @@ fn bf16(t: &Tensor) -> Tensor {
     ops::cast(t, DType::BF16).unwrap()
 }
 
-/// The device the bf16 runs use: the GPU when one is present (then the comparison is also a
-/// CPU-fp32 vs GPU-bf16 parity check), else the CPU (bf16 emulated by rounding).
-fn bf16_device() -> Device {
-    cuda_or_skip("mixed_precision (GPU half; the CPU half runs)").unwrap_or(Device::Cpu)
-}
-
 fn micro_vit() -> VitConfig {
     VitConfig {
         img_h: 16,
@@ -81,9 +75,23 @@ fn micro_vit() -> VitConfig {
     }
 }
 
+/// bf16 emulated on the CPU (each op's output rounded).
 #[test]
 fn vit_bf16_forward_and_gradients_follow_fp32() {
-    let d = bf16_device();
+    vit_bf16_forward_and_gradients_follow_fp32_on(Device::Cpu);
+}
+
+/// The same with the bf16 run on CUDA: also a CPU-fp32 vs GPU-bf16 parity check.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn vit_bf16_forward_and_gradients_follow_fp32_cuda() {
+    vit_bf16_forward_and_gradients_follow_fp32_on(cuda(
+        "vit bf16 forward and gradients follow fp32",
+    ));
+}
+
+/// The bf16 runs on `d`.
+fn vit_bf16_forward_and_gradients_follow_fp32_on(d: Device) {
     let cfg = micro_vit();
     let mut a = Vit::new(cfg.clone(), 3).unwrap();
     let mut b = Vit::new(cfg.clone(), 3).unwrap();
@@ -125,9 +133,21 @@ fn vit_bf16_forward_and_gradients_follow_fp32() {
     .unwrap();
 }
 
+/// bf16 emulated on the CPU (each op's output rounded).
 #[test]
 fn mae_bf16_loss_and_gradients_follow_fp32() {
-    let d = bf16_device();
+    mae_bf16_loss_and_gradients_follow_fp32_on(Device::Cpu);
+}
+
+/// The same with the bf16 run on CUDA: also a CPU-fp32 vs GPU-bf16 parity check.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn mae_bf16_loss_and_gradients_follow_fp32_cuda() {
+    mae_bf16_loss_and_gradients_follow_fp32_on(cuda("mae bf16 loss and gradients follow fp32"));
+}
+
+/// The bf16 runs on `d`.
+fn mae_bf16_loss_and_gradients_follow_fp32_on(d: Device) {
     let mut cfg = MaeConfig::preset("sfm-tiny").unwrap();
     cfg.encoder = micro_vit();
     cfg.decoder_dim = 16;
@@ -154,9 +174,23 @@ fn mae_bf16_loss_and_gradients_follow_fp32() {
     compare_grads("mae", &grads_of(&sb), &grads_of(&sa));
 }
 
+/// bf16 emulated on the CPU (each op's output rounded).
 #[test]
 fn seislm_bf16_forward_and_gradients_follow_fp32() {
-    let d = bf16_device();
+    seislm_bf16_forward_and_gradients_follow_fp32_on(Device::Cpu);
+}
+
+/// The same with the bf16 run on CUDA: also a CPU-fp32 vs GPU-bf16 parity check.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn seislm_bf16_forward_and_gradients_follow_fp32_cuda() {
+    seislm_bf16_forward_and_gradients_follow_fp32_on(cuda(
+        "seislm bf16 forward and gradients follow fp32",
+    ));
+}
+
+/// The bf16 runs on `d`.
+fn seislm_bf16_forward_and_gradients_follow_fp32_on(d: Device) {
     let cfg = SeislmConfig::preset("seislm-tiny").unwrap();
     let mut a = Seislm::new(cfg.clone(), 7).unwrap();
     let mut b = Seislm::new(cfg.clone(), 7).unwrap();
@@ -231,14 +265,25 @@ fn adamw_refreshes_the_bf16_compute_copies() {
     .unwrap();
 }
 
+/// bf16 emulated on the CPU (each op's output rounded).
 #[test]
 fn mae_trains_in_bf16() {
+    mae_trains_in_bf16_on(Device::Cpu);
+}
+
+/// The same with the bf16 run on CUDA.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn mae_trains_in_bf16_cuda() {
+    mae_trains_in_bf16_on(cuda("mae trains in bf16"));
+}
+
+fn mae_trains_in_bf16_on(d: Device) {
     let mut cfg = MaeConfig::preset("sfm-tiny").unwrap();
     cfg.encoder = micro_vit();
     cfg.decoder_dim = 16;
     cfg.decoder_depth = 1;
     cfg.decoder_heads = 2;
-    let d = bf16_device();
     let mut mae = Mae::new(cfg.clone(), 0).unwrap();
     let mut store = pack(&mut mae, &d);
     store.set_compute_dtype(&mut mae, DType::BF16).unwrap();
@@ -282,12 +327,23 @@ fn mae_trains_in_bf16() {
     );
 }
 
+/// bf16 emulated on the CPU (each op's output rounded).
 #[test]
 fn seislm_heads_bf16_follow_fp32() {
+    seislm_heads_bf16_follow_fp32_on(Device::Cpu);
+}
+
+/// The same with the bf16 run on CUDA.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn seislm_heads_bf16_follow_fp32_cuda() {
+    seislm_heads_bf16_follow_fp32_on(cuda("seislm heads bf16 follow fp32"));
+}
+
+fn seislm_heads_bf16_follow_fp32_on(d: Device) {
     use seisfuse::models::seislm_heads::{
         class_loss, pick_loss, EventHead, HeadConfig, PhasePickHead,
     };
-    let d = bf16_device();
     let (b, frames, h, t) = (2usize, 100usize, 16usize, 401usize);
     let hidden = rand_tensor(&[b, frames, h], 1);
     let wave = rand_tensor(&[b, 3, t], 2);

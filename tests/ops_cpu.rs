@@ -2,9 +2,61 @@
 
 mod common;
 use common::*;
-use seisfuse::backend::cpu::{f32_to_bf16, matmul::matmul_f64_reference};
+use seisfuse::backend::cpu::f32_to_bf16;
 use seisfuse::ops::{self, AdamWConfig, DropoutKey};
 use seisfuse::Tensor;
+
+/// C = op(A)·op(B) + bias by a triple loop in f64 with the indexing written out here from the
+/// stored shapes (op = transpose when asked; a rank-2 operand is shared by every batch), so
+/// that a stride or transpose mistake in the op's shape logic cannot be repeated by the oracle.
+fn matmul_by_loops(
+    a: &[f32],
+    ash: &[usize],
+    b: &[f32],
+    bsh: &[usize],
+    ta: bool,
+    tb: bool,
+    bias: &[f32],
+) -> (Vec<usize>, Vec<f32>) {
+    let batch = if ash.len() == 3 {
+        ash[0]
+    } else if bsh.len() == 3 {
+        bsh[0]
+    } else {
+        1
+    };
+    let (ar, ac) = (ash[ash.len() - 2], ash[ash.len() - 1]);
+    let (br, bc) = (bsh[bsh.len() - 2], bsh[bsh.len() - 1]);
+    let (m, k) = if ta { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if tb { (bc, br) } else { (br, bc) };
+    assert_eq!(k, k2);
+    // element (i, l) of op(A) of batch bi, and (l, j) of op(B)
+    let a_at = |bi: usize, i: usize, l: usize| {
+        let base = if ash.len() == 3 { bi * ar * ac } else { 0 };
+        let (r, c) = if ta { (l, i) } else { (i, l) };
+        a[base + r * ac + c] as f64
+    };
+    let b_at = |bi: usize, l: usize, j: usize| {
+        let base = if bsh.len() == 3 { bi * br * bc } else { 0 };
+        let (r, c) = if tb { (j, l) } else { (l, j) };
+        b[base + r * bc + c] as f64
+    };
+    let mut c = Vec::with_capacity(batch * m * n);
+    for bi in 0..batch {
+        for i in 0..m {
+            for (j, &bj) in bias.iter().enumerate().take(n) {
+                let acc: f64 = (0..k).map(|l| a_at(bi, i, l) * b_at(bi, l, j)).sum();
+                c.push((acc + bj as f64) as f32);
+            }
+        }
+    }
+    let shape = if ash.len() == 3 || bsh.len() == 3 {
+        vec![batch, m, n]
+    } else {
+        vec![m, n]
+    };
+    (shape, c)
+}
 
 #[test]
 fn matmul_matches_f64_loop_on_odd_sizes() {
@@ -14,24 +66,27 @@ fn matmul_matches_f64_loop_on_odd_sizes() {
         (&[3, 67, 131][..], &[3, 131, 45][..], false, false),
         (&[3, 131, 67][..], &[131, 45][..], true, false),
         (&[2, 33, 17][..], &[2, 29, 17][..], false, true),
+        (&[2, 17, 33][..], &[17, 29][..], true, false),
     ] {
         let (a, b) = (rand_tensor(ash, 1), rand_tensor(bsh, 2));
-        let (s, out) = ops::matmul::infer_shape(ash, bsh, ta, tb).unwrap();
-        let bias = rand_tensor(&[*out.last().unwrap()], 3);
-        let got = ops::matmul(&a, &b, ta, tb, Some(&bias))
-            .unwrap()
-            .to_vec_f32()
-            .unwrap();
-        let want: Vec<f32> = matmul_f64_reference(
+        let n = if tb {
+            bsh[bsh.len() - 2]
+        } else {
+            bsh[bsh.len() - 1]
+        };
+        let bias = rand_tensor(&[n], 3);
+        let got = ops::matmul(&a, &b, ta, tb, Some(&bias)).unwrap();
+        let (shape, want) = matmul_by_loops(
             &a.to_vec_f32().unwrap(),
+            ash,
             &b.to_vec_f32().unwrap(),
-            Some(&bias.to_vec_f32().unwrap()),
-            &s,
-        )
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-        let e = rel_err(&got, &want);
+            bsh,
+            ta,
+            tb,
+            &bias.to_vec_f32().unwrap(),
+        );
+        assert_eq!(got.shape, shape, "{ash:?}x{bsh:?} ta={ta} tb={tb}");
+        let e = rel_err(&got.to_vec_f32().unwrap(), &want);
         assert!(e < 1e-5, "{ash:?}x{bsh:?} ta={ta} tb={tb}: {e:.2e}");
     }
 }

@@ -207,7 +207,19 @@ fn picker_gradients_reach_the_encoder() {
     ] {
         let g = grad_of(&store, name);
         assert!(!g.is_empty(), "no parameter {name}");
-        let scale = g.iter().fold(SCALE_FLOOR, |a, &v| a.max(v.abs() as f64));
+        // The gradient must reach this parameter: clearly non-zero, 5× above the absolute error
+        // the shared check allows (SCALE_FLOOR · TOL = 5e-4; a head that ignored the encoder
+        // would give 0 both ways and pass it). Measured: 7.5e-3 (output_dense.bias) to 9.5e-2.
+        // The comparison below is then relative to this parameter's own largest gradient.
+        let peak = g.iter().fold(0.0f64, |a, &v| a.max(v.abs() as f64));
+        println!("{name}: max |g| {peak:.3e}");
+        assert!(
+            peak > 5.0 * SCALE_FLOOR * TOL,
+            "{name}: max |gradient| {peak:.3e} does not clear 5 × the check's absolute floor \
+             ({:.0e}); the gradient does not reach it",
+            SCALE_FLOOR * TOL
+        );
+        let scale = peak;
         for i in (0..g.len()).step_by((g.len() / 4).max(1)).take(5) {
             let x0 = poke(&mut m, name, i, 0.0);
             poke(&mut m, name, i, x0 + H);

@@ -1,8 +1,9 @@
 //! The SeisLM heads learn on synthetic waveforms (data::synth, 3×1001 samples at 100 Hz) with a
-//! frozen seislm-tiny encoder whose hidden states are computed once: the picking loss falls
-//! clearly and the P and S picks on the training set beat a constant predictor; the event head
-//! separates event traces from noise traces above chance, and foreshocks from aftershocks of a
-//! synthetic sequence on held-out events.
+//! frozen seislm-tiny encoder whose hidden states are computed once. Every score is taken on
+//! held-out traces (generator indices never trained on) against a baseline with a stated margin:
+//! the P and S picks beat the constant pick at the training set's median onset; the event head
+//! beats the majority class in separating event traces from noise traces, and foreshocks from
+//! aftershocks of a synthetic sequence.
 
 use seisfuse::data::synth::waveforms::{generate, WaveformConfig, WaveformSample};
 use seisfuse::data::transforms::zscore_in_place;
@@ -40,17 +41,30 @@ fn encode(traces: &[WaveformSample]) -> (Tensor, Tensor) {
     (wave, out.last_hidden_state)
 }
 
+/// Rows `r` (along the first axis) of `t`.
+fn rows(t: &Tensor, r: std::ops::Range<usize>) -> Tensor {
+    let h = t.shape[1..].iter().product::<usize>();
+    let v = t.to_vec_f32().unwrap();
+    let mut shape = t.shape.clone();
+    shape[0] = r.len();
+    Tensor::from_f32(&shape, v[r.start * h..r.end * h].to_vec()).unwrap()
+}
+
 /// Fraction of traces whose argmax of `class` lies within `tol` samples of the true onset, and
-/// the same for the constant prediction at the median true onset.
-fn pick_accuracy(probs: &[f32], truth: &[Option<usize>], class: usize, tol: usize) -> (f64, f64) {
+/// the same for the constant prediction `constant` (the median onset of the training traces).
+fn pick_accuracy(
+    probs: &[f32],
+    truth: &[Option<usize>],
+    class: usize,
+    tol: usize,
+    constant: usize,
+) -> (f64, f64) {
     let with: Vec<(usize, usize)> = truth
         .iter()
         .enumerate()
         .filter_map(|(i, t)| t.map(|t| (i, t)))
         .collect();
-    let mut onsets: Vec<usize> = with.iter().map(|w| w.1).collect();
-    onsets.sort();
-    let median = onsets[onsets.len() / 2];
+    let median = constant;
     let (mut hit, mut hit_const) = (0, 0);
     for &(i, t) in &with {
         let row: Vec<f32> = probs[i * SAMPLES * 3..(i + 1) * SAMPLES * 3]
@@ -74,9 +88,26 @@ fn picking_head_learns_p_and_s_onsets() {
         distance_km: (5.0, 40.0),
         ..WaveformConfig::new(SAMPLES)
     };
-    let traces: Vec<WaveformSample> = (0..16).map(|i| generate(&cfg, 7, i)).collect();
-    let (wave, hidden) = encode(&traces);
+    // Train on generator indices 0..TRAIN, score on 1000..1016.
+    const TRAIN: usize = 32;
+    let all: Vec<WaveformSample> = (0..TRAIN as u64)
+        .chain(1000..1016)
+        .map(|i| generate(&cfg, 7, i))
+        .collect();
+    let (wave_all, hidden_all) = encode(&all);
+    let (traces, held) = all.split_at(TRAIN);
+    let (wave, hidden) = (rows(&wave_all, 0..TRAIN), rows(&hidden_all, 0..TRAIN));
+    let (wave_held, hidden_held) = (
+        rows(&wave_all, TRAIN..TRAIN + 16),
+        rows(&hidden_all, TRAIN..TRAIN + 16),
+    );
     let b = traces.len();
+    let median_train = |f: fn(&WaveformSample) -> Option<usize>| {
+        let mut o: Vec<usize> = traces.iter().filter_map(f).collect();
+        o.sort();
+        o[o.len() / 2]
+    };
+    let (p_median, s_median) = (median_train(|t| t.p_sample), median_train(|t| t.s_sample));
     let targets: Vec<f32> = traces
         .iter()
         .flat_map(|t| {
@@ -99,7 +130,7 @@ fn picking_head_learns_p_and_s_onsets() {
     };
     let (first, _) = eval_loss(&mut head);
     let mut opt = adamw(1e-2);
-    for step in 0..40 {
+    for step in 0..60 {
         head.step = step;
         let (logits, cache) = head.forward(&hidden, &wave).unwrap();
         let (l, dl) = pick_loss(&logits, &targets).unwrap();
@@ -108,18 +139,20 @@ fn picking_head_learns_p_and_s_onsets() {
         head.backward(&cache, &dl, &mut store.grads).unwrap();
         opt.step(&mut store, 1e-2).unwrap();
     }
-    let (last, logits) = eval_loss(&mut head);
+    let (last, _) = eval_loss(&mut head);
+    head.set_training(false);
+    let (logits, _) = head.forward(&hidden_held, &wave_held).unwrap();
     let probs = ops::softmax(&logits).unwrap().to_vec_f32().unwrap();
-    let p_truth: Vec<Option<usize>> = traces.iter().map(|t| t.p_sample).collect();
-    let s_truth: Vec<Option<usize>> = traces.iter().map(|t| t.s_sample).collect();
-    let (p_acc, p_const) = pick_accuracy(&probs, &p_truth, 0, 50);
-    let (s_acc, s_const) = pick_accuracy(&probs, &s_truth, 1, 50);
+    let p_truth: Vec<Option<usize>> = held.iter().map(|t| t.p_sample).collect();
+    let s_truth: Vec<Option<usize>> = held.iter().map(|t| t.s_sample).collect();
+    let (p_acc, p_const) = pick_accuracy(&probs, &p_truth, 0, 50, p_median);
+    let (s_acc, s_const) = pick_accuracy(&probs, &s_truth, 1, 50, s_median);
     println!(
-        "picking loss {first:.4} → {last:.4}; P within 0.5 s: {p_acc:.2} (constant {p_const:.2}); S: {s_acc:.2} (constant {s_const:.2})"
+        "picking loss {first:.4} → {last:.4}; held out, P within 0.5 s: {p_acc:.2} (constant {p_const:.2}); S: {s_acc:.2} (constant {s_const:.2})"
     );
-    // SeisBench task 3 on the training windows: P onset residuals against those of the
-    // constant predictor.
-    let rows: Vec<Vec<f32>> = (0..b)
+    // SeisBench task 3 on the held-out windows: P onset residuals against those of the
+    // constant predictor at the training median.
+    let rows: Vec<Vec<f32>> = (0..held.len())
         .map(|i| {
             probs[i * SAMPLES * 3..(i + 1) * SAMPLES * 3]
                 .iter()
@@ -131,17 +164,29 @@ fn picking_head_learns_p_and_s_onsets() {
     let refs: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
     let truth: Vec<f64> = p_truth.iter().map(|t| t.unwrap() as f64).collect();
     let stats = onset_stats_from_probs(&refs, &truth, 100.0).unwrap();
-    let mut sorted = truth.clone();
-    sorted.sort_by(f64::total_cmp);
-    let constant = onset_stats(&vec![sorted[b / 2]; b], &truth, 100.0).unwrap();
+    let constant = onset_stats(&vec![p_median as f64; held.len()], &truth, 100.0).unwrap();
     println!(
         "P onsets: RMSE {:.3} s, MAE {:.3} s (constant: RMSE {:.3} s, MAE {:.3} s)",
         stats.rmse, stats.mae, constant.rmse, constant.mae
     );
-    assert!(stats.mae < constant.mae);
+    // Measured (CPU, held out): P within 0.5 s 0.81 vs 0.25 for the constant, S 0.69 vs 0.19,
+    // P MAE 0.50 s vs 1.32 s (0.38 ×). Trained on 16 traces for 40 steps the held-out MAE was
+    // worse than the constant's: hence 32 traces and 60 steps.
+    assert!(
+        stats.mae < 0.5 * constant.mae,
+        "held-out P MAE {:.3} s vs constant {:.3} s",
+        stats.mae,
+        constant.mae
+    );
     assert!(last < 0.5 * first, "loss {first} → {last}");
-    assert!(p_acc > p_const, "P accuracy {p_acc} vs constant {p_const}");
-    assert!(s_acc > s_const, "S accuracy {s_acc} vs constant {s_const}");
+    assert!(
+        p_acc >= p_const + 0.25,
+        "held-out P accuracy {p_acc} vs constant {p_const}"
+    );
+    assert!(
+        s_acc >= s_const + 0.25,
+        "held-out S accuracy {s_acc} vs constant {s_const}"
+    );
 }
 
 #[test]
@@ -150,12 +195,18 @@ fn event_head_separates_events_from_noise() {
         event_probability: 0.5,
         ..WaveformConfig::new(SAMPLES)
     };
-    let traces: Vec<WaveformSample> = (0..32).map(|i| generate(&cfg, 11, i)).collect();
-    let labels: Vec<i32> = traces.iter().map(|t| t.is_event as i32).collect();
+    // Train on generator indices 0..64, score on 64..96.
+    let traces: Vec<WaveformSample> = (0..96).map(|i| generate(&cfg, 11, i)).collect();
+    let all_labels: Vec<i32> = traces.iter().map(|t| t.is_event as i32).collect();
+    let (labels, test) = all_labels.split_at(64);
     let events = labels.iter().filter(|&&l| l == 1).count();
-    assert!((8..=24).contains(&events), "{events} events of 32");
-    let chance = events.max(32 - events) as f64 / 32.0;
-    let (_, hidden) = encode(&traces);
+    assert!((16..=48).contains(&events), "{events} events of 64");
+    let test_events = test.iter().filter(|&&l| l == 1).count();
+    // the majority class of the held-out split (at least what predicting the training
+    // majority scores there)
+    let chance = test_events.max(32 - test_events) as f64 / 32.0;
+    let (_, hidden_all) = encode(&traces);
+    let (hidden, htest) = (rows(&hidden_all, 0..64), rows(&hidden_all, 64..96));
     let cfg = HeadConfig {
         hidden: 48,
         in_chans: 3,
@@ -170,7 +221,7 @@ fn event_head_separates_events_from_noise() {
     for step in 0..40 {
         head.step = step;
         let (logits, cache) = head.forward(&hidden).unwrap();
-        let (l, dl) = class_loss(&logits, &labels).unwrap();
+        let (l, dl) = class_loss(&logits, labels).unwrap();
         first.get_or_insert(l.loss);
         store.zero_grad().unwrap();
         head.backward(&cache, &dl, &mut store.grads).unwrap();
@@ -178,20 +229,26 @@ fn event_head_separates_events_from_noise() {
     }
     head.set_training(false);
     let (logits, _) = head.forward(&hidden).unwrap();
-    let (l, _) = class_loss(&logits, &labels).unwrap();
+    let (l, _) = class_loss(&logits, labels).unwrap();
+    let (logits, _) = head.forward(&htest).unwrap();
     let pred: Vec<i32> = logits
         .to_vec_f32()
         .unwrap()
         .chunks(2)
         .map(|c| (c[1] > c[0]) as i32)
         .collect();
-    let acc = accuracy(&pred, &labels).unwrap();
+    let acc = accuracy(&pred, test).unwrap();
     println!(
-        "event loss {:.4} → {:.4}; accuracy {acc:.3} (majority class {chance:.3})",
+        "event loss {:.4} → {:.4}; held-out accuracy {acc:.3} (majority class {chance:.3})",
         first.unwrap(),
         l.loss
     );
-    assert!(acc > chance, "accuracy {acc} vs chance {chance}");
+    // Measured (CPU): 0.750 held out against a majority class of 0.500. Trained on 32 traces
+    // it was 0.72 against 0.66.
+    assert!(
+        acc >= chance + 0.15,
+        "held-out accuracy {acc} vs majority class {chance}"
+    );
 }
 
 /// SeisLM's event classification task on a synthetic sequence: foreshocks vs aftershocks, whose

@@ -1,6 +1,6 @@
 //! Parity with PyTorch: the tiny ViT and MAE of tests/fixtures (made by tools/make_fixtures.py
 //! with timm) load by their timm names, and our forward outputs, loss and every gradient match.
-//! Runs on the CPU, and on CUDA too when a GPU is present.
+//! Runs on the CPU; each `_cuda` twin (ignored: it needs a GPU) runs the same on CUDA.
 
 mod common;
 use common::*;
@@ -42,14 +42,6 @@ fn load(model: &mut dyn Parameters, file: &str) -> SafetensorsFile {
     SafetensorsFile::open(&path).unwrap()
 }
 
-fn devices(test: &str) -> Vec<Device> {
-    let mut d = vec![Device::Cpu];
-    if let Some(g) = cuda_or_skip(test) {
-        d.push(g);
-    }
-    d
-}
-
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     assert_eq!(
         got.numel(),
@@ -76,7 +68,18 @@ fn check_grads(store: &ParamStore, f: &SafetensorsFile, tol: f64) -> usize {
 
 #[test]
 fn vit_matches_timm_forward_and_backward() {
-    for dev in devices("vit parity") {
+    vit_matches_timm_forward_and_backward_on(Device::Cpu);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn vit_matches_timm_forward_and_backward_cuda() {
+    vit_matches_timm_forward_and_backward_on(cuda("vit parity"));
+}
+
+fn vit_matches_timm_forward_and_backward_on(device: Device) {
+    let dev = device.clone();
+    {
         let mut vit = Vit::new(tiny(), 0).unwrap();
         let f = load(&mut vit, "vit_tiny.safetensors");
         let mut store = pack(&mut vit, &dev);
@@ -114,11 +117,22 @@ fn vit_matches_timm_forward_and_backward() {
 
 #[test]
 fn mae_matches_reference_forward_and_backward() {
+    mae_matches_reference_forward_and_backward_on(Device::Cpu);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn mae_matches_reference_forward_and_backward_cuda() {
+    mae_matches_reference_forward_and_backward_on(cuda("mae parity"));
+}
+
+fn mae_matches_reference_forward_and_backward_on(device: Device) {
     for (file, norm_pix) in [
         ("mae_tiny.safetensors", false),
         ("mae_tiny_normpix.safetensors", true),
     ] {
-        for dev in devices("mae parity") {
+        let dev = device.clone();
+        {
             let cfg = MaeConfig {
                 encoder: tiny(),
                 decoder_dim: 20,
@@ -158,7 +172,18 @@ fn mae_matches_reference_forward_and_backward() {
 
 #[test]
 fn vit_runs_in_bf16_for_inference() {
-    for dev in devices("vit bf16") {
+    vit_runs_in_bf16_for_inference_on(Device::Cpu);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn vit_runs_in_bf16_for_inference_cuda() {
+    vit_runs_in_bf16_for_inference_on(cuda("vit bf16"));
+}
+
+fn vit_runs_in_bf16_for_inference_on(device: Device) {
+    let dev = device.clone();
+    {
         let mut vit = Vit::new(tiny(), 0).unwrap();
         let f = load(&mut vit, "vit_tiny.safetensors");
         let mut store = pack(&mut vit, &dev);

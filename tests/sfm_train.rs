@@ -1,5 +1,6 @@
 //! MAE pretraining of `sfm-tiny` on the data layer's synthetic sections: the masked loss falls
-//! clearly.
+//! clearly below predicting zero on the training sections; held-out figures and baselines are
+//! printed (see the comment at the assertion: in this budget it does not generalise).
 
 use seisfuse::data::synth::images::{generate, ImageConfig};
 use seisfuse::models::mae::{Mae, MaeConfig, Masking};
@@ -73,10 +74,53 @@ fn sfm_tiny_mae_masked_loss_falls() {
         last.iter().sum::<f32>() / 10.0,
     );
     println!("sfm-tiny MAE: masked loss {a:.4} (first 10 steps) → {b:.4} (last 10)");
-    // Predicting each patch's mean gives ≈ 1 on z-scored sections: the model must beat that,
-    // i.e. use the visible patches, not only learn the mean.
+    // Held out: 8 sections the training never saw (generator seed 150) under 4 fresh masks,
+    // against two baselines on the same masked patches: predicting zero (the mean of a z-scored
+    // section; ≈ 1) and predicting each masked patch's own pixel mean (an oracle that knows the
+    // patch it cannot see, but nothing within it).
+    let held = sections(8, size, 50);
+    let p = cfg.encoder.patch;
+    let target = seisfuse::ops::patchify(&held, p)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let pp = p * p;
+    let (mut model, mut zero, mut patch_mean) = (0.0f64, 0.0f64, 0.0f64);
+    for k in 0..4 {
+        let masking = Masking::random(1000 + k, 0, 8, n, cfg.len_keep()).unwrap();
+        let mask = masking.mask.clone();
+        model += mae.forward(&held, masking).unwrap().loss as f64 / 4.0;
+        let (mut z, mut m, mut count) = (0.0f64, 0.0f64, 0usize);
+        for (patch, &masked) in target.chunks(pp).zip(&mask) {
+            if masked == 0.0 {
+                continue;
+            }
+            let mean = patch.iter().map(|&v| v as f64).sum::<f64>() / pp as f64;
+            z += patch.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / pp as f64;
+            m += patch
+                .iter()
+                .map(|&v| (v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / pp as f64;
+            count += 1;
+        }
+        zero += z / count as f64 / 4.0;
+        patch_mean += m / count as f64 / 4.0;
+    }
+    println!(
+        "held out: masked loss {model:.4}; predicting zero {zero:.4}, each patch's mean \
+         {patch_mean:.4}"
+    );
+    // Measured (CPU, 600 steps): training 1.466 → 0.885; held out 1.059 against 1.011 for
+    // predicting zero and 0.839 for each patch's mean. With a fresh batch every step instead of
+    // 16 sections, held out 1.015 against 1.015. So this test shows that the MAE objective and
+    // its gradients fit the training sections, not that sfm-tiny generalises in 600 steps: the
+    // held-out figures are printed, not asserted.
+    //
+    // Predicting zero (the mean of a z-scored section) scores ≈ 1 on the training sections as
+    // well: the model must fit them clearly below that.
     assert!(
         b < 0.92 && b < 0.7 * a,
-        "the masked loss should fall clearly below the mean predictor: {a} → {b}"
+        "the training masked loss should fall clearly below predicting zero (≈ 1): {a} → {b}"
     );
 }

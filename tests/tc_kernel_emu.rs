@@ -5,7 +5,10 @@
 //! shuffled block order) at the layer shapes of sfm-base and seislm-base, with the launch the
 //! CUDA wrapper plans (`matmul_tc::plan`), and compares with a double triple loop over the same
 //! bf16 inputs (tools/cuda_emu/tc_matmul.cpp). The small odd shapes run in tests/kernel_emu.rs
-//! (run.sh). Skipped (with a printed line) where no C++20 compiler is found.
+//! (run.sh). Without a C++20 compiler it is reported as skipped (a failure under
+//! SEISFUSE_REQUIRE_EMU).
+
+mod common;
 
 use seisfuse::backend::api::matmul::MatmulShape;
 use seisfuse::backend::cuda::matmul_tc;
@@ -50,7 +53,7 @@ fn emulator() -> Option<&'static Path> {
     match E.get_or_init(build) {
         Ok(p) => Some(p),
         Err(why) => {
-            println!("skipped: {why}");
+            common::skip("tc_kernel_emu", common::Need::Emu, why);
             None
         }
     }

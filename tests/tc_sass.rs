@@ -1,9 +1,11 @@
 //! The tensor-core kernels' machine code, without a GPU: each is compiled by NVRTC to a CUBIN for
 //! sm_80 and sm_90 and disassembled with nvdisasm (src/backend/cuda/sass.rs); every tensor-core
 //! kernel must contain mma (HMMA), ldmatrix (LDSM) and cp.async (LDGSTS) instructions and spill
-//! nothing. Skipped, with a printed `skipped:` line, when NVRTC or nvdisasm is missing, unless
-//! SEISFUSE_REQUIRE_NVRTC is set (CI), where that fails.
+//! nothing. Reported as skipped (common::skip) when NVRTC or nvdisasm is missing, a failure
+//! under SEISFUSE_REQUIRE_NVRTC (CI).
 
+mod common;
+use common::{skip, Need};
 use seisfuse::backend::cuda::{nvrtc::Nvrtc, sass, KERNEL_SOURCES};
 
 /// Kernel files whose every kernel runs on tensor cores.
@@ -11,25 +13,17 @@ const TENSOR_CORE_FILES: &[&str] = &["matmul_tc"];
 
 #[test]
 fn tensor_core_kernels_use_mma_ldmatrix_cp_async_and_do_not_spill() {
-    let required = std::env::var_os("SEISFUSE_REQUIRE_NVRTC").is_some();
+    const TEST: &str = "tensor_core_kernels_use_mma_ldmatrix_cp_async_and_do_not_spill";
     let nvrtc = match Nvrtc::global() {
         Ok(n) => n,
-        Err(e) => {
-            assert!(
-                !required,
-                "SEISFUSE_REQUIRE_NVRTC is set but NVRTC was not found: {e:#}"
-            );
-            println!("skipped: no NVRTC ({e:#})");
-            return;
-        }
+        Err(e) => return skip(TEST, Need::Nvrtc, format!("no NVRTC ({e:#})")),
     };
     let Some(nvdisasm) = sass::find_nvdisasm() else {
-        assert!(
-            !required,
-            "SEISFUSE_REQUIRE_NVRTC is set but nvdisasm was not found (pip install nvidia-cuda-nvdisasm)"
+        return skip(
+            TEST,
+            Need::Nvrtc,
+            "no nvdisasm (pip install nvidia-cuda-nvdisasm)",
         );
-        println!("skipped: no nvdisasm (pip install nvidia-cuda-nvdisasm)");
-        return;
     };
     let mut checked = 0;
     for arch in [80u32, 90] {

@@ -36,16 +36,124 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-/// The CUDA device, or None after printing why the GPU part of a test is skipped.
-pub fn cuda_or_skip(test: &str) -> Option<Device> {
+/// What a test needs that a machine may lack. Each has an environment variable that turns a
+/// missing requirement into a failure instead of a skip (`.ci/run` sets all but the GPU one).
+#[derive(Clone, Copy, Debug)]
+pub enum Need {
+    /// A reference tool (python3 with numpy, segyio, h5py) or a download (ObsPy's test files).
+    Refs,
+    /// NVRTC, to compile the kernels.
+    Nvrtc,
+    /// A C++20 compiler, for the CPU emulation of the kernels (tools/cuda_emu).
+    Emu,
+}
+
+impl Need {
+    pub fn var(self) -> &'static str {
+        match self {
+            Need::Refs => "SEISFUSE_REQUIRE_REFS",
+            Need::Nvrtc => "SEISFUSE_REQUIRE_NVRTC",
+            Need::Emu => "SEISFUSE_REQUIRE_EMU",
+        }
+    }
+}
+
+/// Where skips are recorded for `tests/zz_skip_summary.rs`: `$SEISFUSE_SKIP_LOG`, else
+/// `skips.log` in cargo's temporary folder of the target directory.
+pub fn skip_log() -> PathBuf {
+    match std::env::var_os("SEISFUSE_SKIP_LOG") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("skips.log"),
+    }
+}
+
+/// Writes a line to the process's stderr directly. libtest captures only the `print!` family
+/// (and panic messages) of a passing test, so this line shows in a CI log even when the test
+/// passes.
+pub fn uncaptured(line: &str) {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
+}
+
+/// The one way a test skips part of its work: panics when `need`'s environment variable is set
+/// (the requirement is then a failure), else prints `SKIPPED: <test>: <why>` past the test
+/// harness's capture and appends it to [`skip_log`], which the last test binary
+/// (`zz_skip_summary`) lists. The caller returns after this.
+pub fn skip(test: &str, need: Need, why: impl std::fmt::Display) {
+    let var = need.var();
+    if std::env::var_os(var).is_some() {
+        panic!("{test}: {var} is set, but {why}");
+    }
+    let line = format!("SKIPPED: {test}: {why} (set {var}=1 to make this a failure)");
+    uncaptured(&line);
+    let log = skip_log();
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// The CUDA device for a test marked `#[ignore = "needs a CUDA GPU"]`: such a test runs only
+/// when asked for (`-- --include-ignored`), and then a CUDA start failure fails it.
+pub fn cuda(test: &str) -> Device {
     if let Some(why) = cuda::unavailable_reason() {
-        println!("skipped (no GPU): {test}: {why}");
-        return None;
+        panic!("{test} needs a CUDA GPU: {why}");
     }
     match cuda::CudaBackend::get(0) {
-        Ok(b) => Some(Device::Cuda(b)),
-        Err(e) => {
-            println!("skipped (no GPU): {test}: {e:#}");
+        Ok(b) => Device::Cuda(b),
+        Err(e) => panic!("{test} needs a CUDA GPU: {e:#}"),
+    }
+}
+
+/// Whether python3 can import every module of `modules` (space separated).
+pub fn python_has(modules: &str) -> bool {
+    let code = modules
+        .split_whitespace()
+        .map(|m| format!("import {m}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    std::process::Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// `python_has(modules)`, or a [`skip`] (a failure under SEISFUSE_REQUIRE_REFS) saying which
+/// package to install.
+pub fn python_or_skip(test: &str, modules: &str) -> bool {
+    if python_has(modules) {
+        return true;
+    }
+    skip(
+        test,
+        Need::Refs,
+        format!("python3 cannot import {modules} (pip install {modules})"),
+    );
+    false
+}
+
+/// The C++ compiler for tools/cuda_emu (`$CXX`, else g++), or a [`skip`] (a failure under
+/// SEISFUSE_REQUIRE_EMU).
+pub fn cxx_or_skip(test: &str) -> Option<String> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    match std::process::Command::new(&cxx).arg("--version").output() {
+        Ok(o) if o.status.success() => Some(cxx),
+        _ => {
+            skip(
+                test,
+                Need::Emu,
+                format!("no C++ compiler `{cxx}` (set CXX or install g++)"),
+            );
             None
         }
     }
@@ -142,23 +250,15 @@ pub fn tol(dtype: DType) -> f64 {
     }
 }
 
-/// Runs `f` on the CPU and on CUDA (only on the CPU, checking the outputs are finite, when
-/// there is no GPU) with inputs of `dtype`, and compares every output.
+/// Runs `f` on the CPU and on CUDA with inputs of each of `dtypes` and compares every output.
+/// A test calling it needs a GPU: mark it `#[ignore = "needs a CUDA GPU"]` (without one it fails).
 pub fn parity_with(
     name: &str,
     dtypes: &[DType],
     tol: impl Fn(DType) -> f64,
     f: impl Fn(&Device, DType) -> Vec<Tensor>,
 ) {
-    let Some(gpu) = cuda_or_skip(name) else {
-        for &dtype in dtypes {
-            let outs = f(&Device::Cpu, dtype);
-            assert!(outs
-                .iter()
-                .all(|t| t.to_vec_f32().unwrap().iter().all(|v| v.is_finite())));
-        }
-        return;
-    };
+    let gpu = cuda(name);
     for &dtype in dtypes {
         let want = f(&Device::Cpu, dtype);
         let got = f(&gpu, dtype);
