@@ -78,6 +78,9 @@ pub struct SeislmPretrain {
     pub codevectors: Param,
     pub project_hid: Linear,
     pub project_q: Linear,
+    /// Also measure [`PretrainStats::chance`] (reads the chosen codes back to the host: for
+    /// evaluation, not for every training step).
+    pub measure_chance: bool,
 }
 
 /// What one step measured.
@@ -90,6 +93,11 @@ pub struct PretrainStats {
     pub diversity: f32,
     pub perplexity: f32,
     pub masked_frames: usize,
+    /// With `measure_chance`: the contrastive loss of a model that cannot tell a target from
+    /// its negatives. Negatives quantized to the positive's codes are dropped from the softmax
+    /// (as HF does), so a frame contributes ln(1 + its distinct negatives), below ln(1 + K)
+    /// when codes are shared; this is the mean over the masked frames. NaN otherwise.
+    pub chance: f32,
 }
 
 /// `t` as `dtype` (moved when it already is).
@@ -127,6 +135,7 @@ impl SeislmPretrain {
             )?)?,
             project_hid: Linear::new(cfg.encoder.hidden, cfg.final_dim, true, &mut init)?,
             project_q: Linear::new(cfg.codevector_dim, cfg.final_dim, true, &mut init)?,
+            measure_chance: false,
             wav2vec2,
             cfg,
         })
@@ -191,6 +200,22 @@ impl SeislmPretrain {
             DType::F32,
         )?;
         let m = pos.len();
+        let chance = if self.measure_chance {
+            let hard = quant.hard().to_vec_i32()?;
+            let g = cfg.groups;
+            let code = |row: usize| &hard[row * g..(row + 1) * g];
+            let sum: f64 = pos
+                .iter()
+                .zip(&negs)
+                .map(|(&p, ns)| {
+                    let distinct = ns.iter().filter(|&&n| code(n) != code(p)).count();
+                    ((1 + distinct) as f64).ln()
+                })
+                .sum();
+            (sum / m.max(1) as f64) as f32
+        } else {
+            f32::NAN
+        };
         let targets = ops::ContrastiveTargets::new(&pos, &negs, b * t, &dev)?;
         let (csum, dc, dq) = ops::contrastive_loss(&c, &q, &targets, cfg.kappa, 1.0 / m as f32)?;
         let gv = (cfg.groups * cfg.vars) as f32;
@@ -227,6 +252,7 @@ impl SeislmPretrain {
             diversity,
             perplexity: ppl,
             masked_frames: m,
+            chance,
         })
     }
 }

@@ -1,8 +1,9 @@
 //! `seislm-pretrain`: wav2vec2's contrastive objective with the Gumbel quantizer and the
 //! codebook diversity term (HF names: `wav2vec2.*`, `quantizer.*`, `project_hid`,
 //! `project_q`). The dev metrics are the objective's parts with the masks, negatives and
-//! Gumbel noise of a fixed seed, next to the chance level of the contrastive loss,
-//! ln(1 + negatives).
+//! Gumbel noise of a fixed seed, next to the chance level of the contrastive loss on the same
+//! frames: the mean of ln(1 + distinct negatives) (negatives quantized like their positive are
+//! dropped, so chance lies below ln(1 + K) when codes are shared).
 
 use super::{for_batches, inputs_on, Evaluation, StepCtx, Task};
 use crate::data::loader::Batch;
@@ -57,11 +58,13 @@ impl Task for PretrainTask {
         store: &mut ParamStore,
     ) -> Result<Evaluation> {
         let (mut loss, mut con, mut ppl, mut n, mut i) = (0f64, 0f64, 0f64, 0usize, 0u32);
+        let mut chance = 0f64;
+        self.model.measure_chance = true;
         let tau = self.model.cfg.tau_end;
         let seed = self.seed ^ 0xde7;
         // The objective's forward runs with its backward; the gradients are thrown away.
         store.zero_grad()?;
-        for_batches(split, batch, |b| {
+        let r = for_batches(split, batch, |b| {
             let wave = inputs_on(b, &self.device)?;
             let k = wave.shape[0] as f64;
             let s = self
@@ -71,9 +74,12 @@ impl Task for PretrainTask {
             loss += s.loss as f64 * k;
             con += s.contrastive as f64 * k;
             ppl += s.perplexity as f64 * k;
+            chance += s.chance as f64 * k;
             n += wave.shape[0];
             Ok(())
-        })?;
+        });
+        self.model.measure_chance = false;
+        r?;
         store.zero_grad()?;
         let nf = n.max(1) as f64;
         let mut e = Evaluation {
@@ -83,10 +89,7 @@ impl Task for PretrainTask {
         e.metrics.insert("loss".into(), loss / nf);
         e.metrics.insert("contrastive".into(), con / nf);
         e.metrics.insert("perplexity".into(), ppl / nf);
-        e.metrics.insert(
-            "contrastive_chance".into(),
-            (1.0 + self.model.cfg.negatives as f64).ln(),
-        );
+        e.metrics.insert("contrastive_chance".into(), chance / nf);
         Ok(e)
     }
     fn predict(&mut self, _x: &crate::tensor::Tensor) -> Result<Vec<super::Output>> {
