@@ -702,6 +702,32 @@ fn fusion_and_the_demo_read_a_paired_folder() {
     assert!(out.contains("trained fuse-late"), "{out}");
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
     assert!(log.contains("\"accuracy\""), "{log}");
+    // predict reads the same folder (labels not needed): one row per pair
+    let pred = root.join("pred");
+    let out = ok(&seisfuse(
+        &[
+            "predict",
+            "--run",
+            run.to_str().unwrap(),
+            "--input",
+            data.to_str().unwrap(),
+            "--out",
+            pred.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    assert!(out.contains("40 samples"), "{out}");
+    let written: Vec<_> = std::fs::read_dir(&pred)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+        .collect();
+    assert!(!written.is_empty(), "{out}");
+    for p in &written {
+        assert_eq!(read_npy(p).0[0], 40, "{}", p.display());
+    }
     let demo = root.join("demo");
     let out = ok(&seisfuse(
         &[

@@ -347,6 +347,23 @@ pub fn input_shape(cfg: &TrainConfig) -> Result<Vec<usize>> {
 /// Unlabelled inputs from a `.npy` file `[N, ...]` for `predict`, shaped and normalised as the
 /// task's model expects.
 pub fn inputs_file(cfg: &TrainConfig, path: &Path) -> Result<Split> {
+    if super::config::is_fusion_task(&cfg.task) && path.is_dir() {
+        // A paired folder (labels.npy optional): sections and waveforms side by side.
+        let ds = PairedFolder::open(path, false)?;
+        let n = ds.len();
+        let shape = ds.input_shape();
+        if shape != input_shape(cfg)? {
+            bail!(
+                "{}: pairs of {}×{} sections and {} samples do not fit this model's inputs {:?}",
+                path.display(),
+                ds.height,
+                ds.width,
+                ds.samples,
+                input_shape(cfg)?
+            );
+        }
+        return Split::new(Arc::new(ds), (0..n).collect(), shape, Norm::None);
+    }
     let ds = NpyDataset::open(path)?;
     let shape = input_shape(cfg)?;
     let have: usize = ds.input_shape().iter().product();
@@ -626,7 +643,7 @@ fn load_paired_folder(cfg: &TrainConfig, dir: &Path) -> Result<TaskData> {
             dir.display()
         );
     }
-    let ds = PairedFolder::open(dir)?;
+    let ds = PairedFolder::open(dir, true)?;
     let side = image_side(cfg)?;
     let samples = wave_samples(cfg);
     if (ds.height, ds.width) != (side, side) {
@@ -670,10 +687,13 @@ struct PairedFolder {
 }
 
 impl PairedFolder {
-    fn open(dir: &Path) -> Result<Self> {
+    /// `labelled`: labels.npy is required (training); else it is read when present.
+    fn open(dir: &Path, labelled: bool) -> Result<Self> {
         let images = NpyDataset::open(need(dir, "images.npy")?)?;
-        let waves = NpyDataset::open(need(dir, "waveforms.npy")?)?
-            .with_classes(need(dir, "labels.npy")?)?;
+        let mut waves = NpyDataset::open(need(dir, "waveforms.npy")?)?;
+        if labelled || dir.join("labels.npy").exists() {
+            waves = waves.with_classes(need(dir, "labels.npy")?)?;
+        }
         let (height, width) = match images.input_shape()[..] {
             [h, w] | [1, h, w] => (h, w),
             ref s => bail!(
