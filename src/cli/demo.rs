@@ -150,11 +150,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
     let sizes = if a.data == "synth:paired" {
         [a.train_size, a.dev_size, a.test_size]
     } else {
-        let mut flags = toml::Table::new();
-        flags.insert("data".into(), a.data.clone().into());
-        flags.insert("preset".into(), a.preset.clone().into());
-        let cfg = TrainConfig::resolve(variants[0].0, None, &flags)?;
-        let d = crate::train::data::load(&cfg)?;
+        let d = crate::train::data::load(&config(&a, variants[0].0, 0, "cpu")?)?;
         if d.train.len() < 2 || d.test.is_empty() {
             bail!(
                 "{}: {} pairs are too few for a train and a test split",

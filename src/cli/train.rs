@@ -240,13 +240,13 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
         let task = a.task.clone().unwrap_or_default();
         TrainConfig::resolve(&task, file.as_ref(), &flags)?
     };
-    // The data are opened (files found, shapes checked against the model) before the run
-    // folder is made, so that a wrong --data leaves nothing behind.
     // Of several ranks, rank 0 alone makes and writes the run folder.
     let main = crate::train::ranks::Ranks::from_env()?.is_none_or(|r| r.is_main());
     if resume_from.is_none() && main {
         RunDir::check_new(&root, a.force)?;
     }
+    // The data are opened (files found, shapes checked against the model) before the run
+    // folder is made, so that a wrong --data leaves nothing behind.
     crate::train::data::load(&cfg)?;
     let run = if !main {
         RunDir::at(&root)
