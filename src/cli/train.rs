@@ -213,7 +213,8 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
     };
     let cfg = if let Some(_ck) = &resume_from {
         // The run's own configuration; flags may change what does not alter the model
-        // (e.g. more steps).
+        // (e.g. more steps, or the batch when resuming on another number of GPUs: the
+        // checkpoint keeps the position in the data, not a step of a fixed batch).
         let saved = RunDir::open(&root)?.config_table()?;
         for k in flags.keys() {
             if !matches!(
@@ -226,6 +227,9 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
                     | "patience"
                     | "log_every"
                     | "device"
+                    | "batch"
+                    | "accum"
+                    | "grad_comm"
             ) {
                 bail!("--resume continues the run as configured; {k} cannot change (start a new run with --init instead)");
             }

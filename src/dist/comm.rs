@@ -18,11 +18,9 @@ use half::bf16;
 /// Collective communication among the ranks of a run. Every rank must call the same
 /// collectives in the same order with buffers of the same length (like NCCL and MPI).
 ///
-/// Device buffers: once the core redesign gives device memory a type, a method
-/// `all_reduce_sum_device(&mut self, buf: &mut DeviceSlice, stream)` joins this trait, with
-/// a default that copies to the host and calls [`Communicator::all_reduce_sum_f32`]; NCCL
-/// overrides it with its in-place device all-reduce (today's
-/// `NcclCommunicator::all_reduce_sum_device`).
+/// Device buffers: the NCCL communicator also reduces device memory in place on a stream
+/// (`NcclCommunicator::all_reduce_sum_device`); [`Communicator::as_nccl`] reaches it, and the
+/// gradient all-reduce (`dist::grad_sync`) uses it when the gradients are on a GPU.
 pub trait Communicator: Send {
     fn rank(&self) -> usize;
     fn world_size(&self) -> usize;
@@ -56,6 +54,11 @@ pub trait Communicator: Send {
 
     /// Returns when every rank has called it.
     fn barrier(&mut self) -> Result<()>;
+
+    /// The NCCL communicator, which can reduce device memory in place; `None` for the others.
+    fn as_nccl(&mut self) -> Option<&mut super::nccl::NcclCommunicator> {
+        None
+    }
 }
 
 /// The communicator of a single process: every collective is the identity.

@@ -171,13 +171,24 @@ impl DataParallel {
         bucket: usize,
     ) -> Result<()> {
         self.check_len(grads)?;
-        let Some(b) = self.plan.buckets().get(bucket) else {
-            bail!(
+        let range = self.bucket_range(bucket)?;
+        self.reduce_values(comm, &mut grads[range])
+    }
+
+    /// The elements of the gradient buffer that bucket `bucket` covers.
+    pub fn bucket_range(&self, bucket: usize) -> Result<std::ops::Range<usize>> {
+        match self.plan.buckets().get(bucket) {
+            Some(b) => Ok(b.range.clone()),
+            None => bail!(
                 "bucket {bucket} does not exist (the plan has {})",
                 self.plan.len()
-            );
-        };
-        let g = &mut grads[b.range.clone()];
+            ),
+        }
+    }
+
+    /// All-reduces one bucket's values (a copy of them) in place and applies
+    /// [`DataParallel::post_scale`], sending them as the configured [`GradWire`].
+    pub fn reduce_values(&mut self, comm: &mut dyn Communicator, g: &mut [f32]) -> Result<()> {
         let scale = self.post_scale(comm.world_size());
         match self.cfg.wire {
             GradWire::F32 => {

@@ -2,20 +2,18 @@
 //! communicators (TCP, NCCL, local) behind one trait, gradient buckets, the distributed
 //! sampler and the data-parallel step. See `docs/cluster.md` for running on a cluster.
 //!
-//! What the trainer calls, in order:
+//! What the trainer calls, in order (src/train/ranks.rs):
 //! ```text
 //! let info = RankInfo::from_process_env()?;                       // env.rs
-//! let gpu = on_gpu.then(|| info.cuda_device(nccl::gpu_count())).transpose()?; // cuda:LOCAL_RANK
 //! let mut comm = dist::init(&info, CommBackend::Auto, gpu, &RendezvousOptions::default())?;
 //! verify_same(&mut *comm, "the parameter layout", &layout_bytes(&layout))?;
 //! sync_parameters(&mut *comm, store.values_mut())?;               // rank 0's initial values
-//! let mut dp = DataParallel::new(&layout, DpConfig::default())?;   // buckets.rs plan
-//! let sampler = DistributedSampler::for_rank(&info, dataset.len(), batch)?.with_seed(seed);
-//! for b in sampler.batches(epoch, resume_position)? {            // this rank's shard
-//!     dp.begin_step(); forward/backward, dp.grads_ready(..) as layers finish; dp.finish(..)?;
-//!     optimizer step; metrics.all_reduce(&mut *comm)?;
-//!     if info.is_main() { log; checkpoint with (epoch, b.position_after()) }
-//! }
+//! let sync = GradSync::new(comm, &layout, DpConfig { wire, .. })?; // grad_sync.rs, buckets.rs
+//! every step, from the checkpoint's data position (the epoch's order is global, sampler.rs):
+//!     sync.begin_step(); grads.watch(sync);        // before the last micro-batch's backward
+//!     forward/backward (models call grads.mark_final() per block: ready buckets are reduced)
+//!     grads.unwatch(); sync.finish(grads.flat())?; // the rest, then the average
+//!     optimizer step; running statistics averaged; loss averaged for rank 0's log
 //! ```
 
 pub mod bench;
@@ -24,6 +22,7 @@ pub mod comm;
 pub mod compress;
 pub mod data_parallel;
 pub mod env;
+pub mod grad_sync;
 pub mod hostlist;
 pub mod nccl;
 pub mod nccl_lib;
@@ -38,5 +37,6 @@ pub use data_parallel::{
     StepMetrics,
 };
 pub use env::{RankInfo, RankSource};
+pub use grad_sync::{GradSync, Launched};
 pub use rendezvous::{Listening, Rendezvous, RendezvousOptions};
 pub use sampler::{DistributedSampler, RankBatch};

@@ -248,4 +248,7 @@ impl Communicator for NcclCommunicator {
     fn barrier(&mut self) -> Result<()> {
         self.rdv.barrier()
     }
+    fn as_nccl(&mut self) -> Option<&mut NcclCommunicator> {
+        Some(self)
+    }
 }

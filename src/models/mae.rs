@@ -256,6 +256,7 @@ impl Mae {
         let mut dx = self.decoder_norm.backward(&c.norm, &dnormed, grads)?;
         for i in (0..self.decoder_blocks.len()).rev() {
             dx = self.decoder_blocks[i].backward(&c.dec_blocks[i], &dx, grads)?;
+            grads.mark_final()?;
         }
         let d = self.cfg.decoder_dim;
         let mut dmask = dx.device().backend().zeros(&[d], dx.dtype)?;

@@ -465,6 +465,8 @@ impl Seislm {
         let mut dh = self.layer_norm.backward(&c.norm, dout, grads)?;
         for (layer, cache) in self.layers.iter().zip(&c.layers).rev() {
             dh = layer.backward(cache, &dh, grads)?;
+            // This layer's gradients are final (see Grads::mark_final).
+            grads.mark_final()?;
         }
         // h = h0 + gelu(pos(h0)): the gradient reaches h0 directly and through the conv.
         let t = c.pos_t.shape[1];

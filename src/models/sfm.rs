@@ -236,6 +236,9 @@ impl Vit {
                 }
             }
             dx = self.blocks[i].backward(&c.blocks[i], &dx, grads)?;
+            // Block i's gradients (and the head's, written before) are final: data-parallel
+            // training reduces them while the earlier blocks' backward runs.
+            grads.mark_final()?;
         }
         let mut dcls = self.device().backend().zeros(&[self.cfg.dim], dx.dtype)?;
         let dtokens = ops::gather_rows_backward(&dx, &c.idx, c.num_tokens, Some(&mut dcls))?;

@@ -61,6 +61,39 @@ pub struct Grads {
     flat: Tensor,
     /// The store's value buffer, to check that a parameter belongs to this store.
     values: Tensor,
+    /// Told when gradients become final during a backward pass (data-parallel training
+    /// starts their all-reduce then); `None` outside of that.
+    watch: Option<Watch>,
+}
+
+/// Receives the parts of the flat gradient buffer whose gradients are final for the current
+/// backward pass, as soon as they are: the data-parallel trainer starts reducing them over the
+/// ranks while the backward pass goes on (PyTorch DDP's bucket hooks).
+pub trait GradWatch: Send {
+    /// The gradients in `ranges` (element ranges of `flat`) will not change again in this
+    /// backward pass. Their writes may still be queued on the device's stream.
+    fn ready(&mut self, flat: &Tensor, ranges: &[std::ops::Range<usize>]) -> Result<()>;
+}
+
+/// A watch and what it has been told.
+struct Watch {
+    sink: Box<dyn GradWatch>,
+    /// Parameter ranges written since the last [`Grads::mark_final`].
+    touched: Vec<std::ops::Range<usize>>,
+    /// Ranges declared final: a later write into one is a model bug (its reduced gradient
+    /// would miss that write), reported instead of training on a wrong gradient.
+    done: Vec<std::ops::Range<usize>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Watch {{ {} touched, {} final }}",
+            self.touched.len(),
+            self.done.len()
+        )
+    }
 }
 
 /// Where a backward pass writes one parameter's gradient: the gradient view itself when the
@@ -89,14 +122,57 @@ impl Grads {
         self.view(p)
     }
 
-    fn view(&self, p: &Param) -> Result<Tensor> {
+    fn view(&mut self, p: &Param) -> Result<Tensor> {
         if !p.value.shares_storage(&self.values) {
             bail!(
                 "a parameter of shape {:?} is not part of this parameter store (pack the whole model with ParamStore::pack before its backward pass)",
                 p.value.shape
             );
         }
-        self.flat.view(p.value.offset(), &p.value.shape)
+        let at = p.value.offset();
+        if let Some(w) = &mut self.watch {
+            let r = at..at + p.value.numel();
+            if w.done.iter().any(|d| d.start < r.end && r.start < d.end) {
+                bail!(
+                    "a parameter of shape {:?} (elements {r:?} of the gradient buffer) receives a gradient after its gradient was declared final in this backward pass; its all-reduce would miss it (a model calls Grads::mark_final too early)",
+                    p.value.shape
+                );
+            }
+            w.touched.push(r);
+        }
+        self.flat.view(at, &p.value.shape)
+    }
+
+    /// Starts telling `sink` which gradients are final (see [`Grads::mark_final`]).
+    pub fn watch(&mut self, sink: Box<dyn GradWatch>) {
+        self.watch = Some(Watch {
+            sink,
+            touched: Vec::new(),
+            done: Vec::new(),
+        });
+    }
+
+    /// Stops watching and hands the sink back. Gradients written since the last mark have not
+    /// been reported: the caller deals with them (the data-parallel step reduces every bucket
+    /// not reduced yet).
+    pub fn unwatch(&mut self) -> Option<Box<dyn GradWatch>> {
+        self.watch.take().map(|w| w.sink)
+    }
+
+    /// Declares the parameter gradients written since the previous mark final for this
+    /// backward pass. Models call it after each transformer block's backward, whose
+    /// parameters nothing later touches; without a watch it does nothing.
+    pub fn mark_final(&mut self) -> Result<()> {
+        let Some(w) = &mut self.watch else {
+            return Ok(());
+        };
+        if w.touched.is_empty() {
+            return Ok(());
+        }
+        let ranges = std::mem::take(&mut w.touched);
+        w.sink.ready(&self.flat, &ranges)?;
+        w.done.extend(ranges);
+        Ok(())
     }
 
     /// A buffer for `p`'s gradient as computed in `dtype`; hand it back with `commit`.
@@ -203,6 +279,7 @@ impl ParamStore {
         let grads = Grads {
             flat: device.backend().zeros(&[n], DType::F32)?,
             values: values.clone(),
+            watch: None,
         };
         let store = ParamStore {
             device: device.clone(),

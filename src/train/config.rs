@@ -126,6 +126,8 @@ pub struct TrainConfig {
     pub sequence_classes: usize,
     /// Paired synthetic data: `normal`, or `hard` (each modality alone ambiguous).
     pub difficulty: String,
+    /// How gradients travel between ranks: `fp32`, or `bf16` (half the bytes, rounded).
+    pub grad_comm: String,
 }
 
 impl TrainConfig {
@@ -203,6 +205,7 @@ impl TrainConfig {
             },
             sequence_classes: 2,
             difficulty: "normal".into(),
+            grad_comm: "fp32".into(),
         })
     }
 
@@ -345,6 +348,9 @@ impl TrainConfig {
         }
         if self.task == "event-class" && !matches!(self.labels.as_str(), "event" | "sequence") {
             bail!("labels must be event or sequence, found {:?}", self.labels);
+        }
+        if !matches!(self.grad_comm.as_str(), "fp32" | "bf16") {
+            bail!("grad_comm must be fp32 or bf16, found {:?}", self.grad_comm);
         }
         if !matches!(self.difficulty.as_str(), "normal" | "hard") {
             bail!(

@@ -36,6 +36,25 @@ pub struct TrainState {
     /// Fingerprint of the parameter layout (names, shapes, offsets).
     pub layout: String,
     pub seisfuse: String,
+    /// Where the data order stands after `step`. Absent in checkpoints written before it
+    /// was kept: the position is then derived from `step` with the resumed run's batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataPosition>,
+}
+
+/// A run's place in its data: the epoch and how many samples of that epoch's global order
+/// (the same for any number of ranks) have been used. With it a run resumes where it stopped
+/// on another number of ranks or with another batch, which moves the position by another
+/// number of samples per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPosition {
+    pub epoch: u64,
+    /// Samples of the epoch's order used so far.
+    pub position: usize,
+    /// Samples per optimizer step when the checkpoint was written (ranks × batch × accum).
+    pub global_batch: usize,
+    /// Ranks of the run that wrote the checkpoint.
+    pub world_size: usize,
 }
 
 pub struct RunDir {

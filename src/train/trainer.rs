@@ -8,7 +8,7 @@
 
 use super::config::TrainConfig;
 use super::data::{self, TaskData};
-use super::run_dir::{self, layout_fingerprint, RunDir, TrainState};
+use super::run_dir::{self, layout_fingerprint, DataPosition, RunDir, TrainState};
 use super::tasks::{self, Evaluation, StepCtx, Task};
 use super::{AdamW, Schedule};
 use crate::backend::DeviceRequest;
@@ -230,7 +230,12 @@ pub fn train(
     // Several ranks: each takes its share of every global batch and the gradients are
     // averaged before the step; rank 0 alone writes the log and the checkpoints.
     let mut ranks = match super::ranks::Ranks::from_env()? {
-        Some(info) => Some(super::ranks::Ranks::join(info, &mut s.store, &s.device)?),
+        Some(info) => Some(super::ranks::Ranks::join(
+            info,
+            &mut s.store,
+            &s.device,
+            cfg.grad_comm.parse()?,
+        )?),
         None => None,
     };
     let (rank, world) = ranks
@@ -251,10 +256,33 @@ pub fn train(
             s.data.train.len()
         );
     }
+    let mut state = TrainState {
+        step: 0,
+        adamw_t: 0,
+        best: None,
+        evals_since_best: 0,
+        layout: layout_fingerprint(&s.store),
+        seisfuse: env!("CARGO_PKG_VERSION").into(),
+        data: None,
+    };
+    if let Some(dir) = resume {
+        state = run_dir::load(dir, s.task.model(), &mut s.store)?;
+    }
+    // Where the data order stands: the checkpoint's position, which holds on any number of
+    // ranks (the epoch's order is global); older checkpoints only know their step.
+    let gbw = gb * world;
+    let mut cursor = match state.data {
+        Some(d) => Cursor::new(d.epoch, d.position, &sampler),
+        None => Cursor::new(
+            state.step / spe,
+            (state.step % spe) as usize * gbw,
+            &sampler,
+        ),
+    };
     let total = if cfg.steps > 0 {
         cfg.steps as u64
     } else {
-        cfg.epochs as u64 * spe
+        state.step + cursor.steps_left(cfg.epochs as u64, &sampler)
     };
     let sched = Schedule {
         base_lr: cfg.lr,
@@ -270,24 +298,27 @@ pub fn train(
         weight_decay: cfg.weight_decay,
     });
     opt.max_grad_norm = (cfg.max_grad_norm > 0.0).then_some(cfg.max_grad_norm);
-    let layout = layout_fingerprint(&s.store);
-    let mut state = TrainState {
-        step: 0,
-        adamw_t: 0,
-        best: None,
-        evals_since_best: 0,
-        layout: layout.clone(),
-        seisfuse: env!("CARGO_PKG_VERSION").into(),
-    };
     if let Some(dir) = resume {
-        state = run_dir::load(dir, s.task.model(), &mut s.store)?;
         opt.t = state.adamw_t;
         if main {
             run.truncate_log(state.step)?;
         }
+        let changed = match state.data {
+            Some(d) if d.global_batch != gbw || d.world_size != world => format!(
+                "; it was written by {} rank(s) taking {} samples per step, this run takes {gbw} ({world} rank(s) × batch {} × accum {})",
+                d.world_size, d.global_batch, cfg.batch, cfg.accum
+            ),
+            _ => String::new(),
+        };
         say(
             report,
-            format!("resumed from {} at step {}", dir.display(), state.step),
+            format!(
+                "resumed from {} at step {} (epoch {}, sample {} of its order){changed}",
+                dir.display(),
+                state.step,
+                cursor.epoch,
+                cursor.position
+            ),
         );
     } else {
         say(
@@ -341,15 +372,21 @@ pub fn train(
             *slot += (now - clock).as_secs_f64();
             clock = now;
         };
-        let epoch = step / spe;
+        let epoch = cursor.epoch;
         if order.as_ref().map(|o| o.0) != Some(epoch) {
             order = Some((epoch, sampler.order(epoch)));
         }
         let ord = &order.as_ref().expect("order").1;
         // This rank's share of the global batch of this step.
-        let pos = ((step % spe) as usize) * gb * world + rank * gb;
+        let pos = cursor.position + rank * gb;
         let mut loss_sum = 0f64;
         for micro in 0..cfg.accum {
+            if micro + 1 == cfg.accum {
+                if let Some(r) = ranks.as_mut() {
+                    // The last micro-batch's backward pass all-reduces as it goes.
+                    r.watch(&mut s.store.grads)?;
+                }
+            }
             let idx = &ord[pos + micro * cfg.batch..pos + (micro + 1) * cfg.batch];
             let batch = build_batch(
                 &s.data.train,
@@ -367,7 +404,8 @@ pub fn train(
                 step,
                 total_steps: total,
                 seed: cfg.seed,
-                micro: micro as u64,
+                micro: (rank * cfg.accum + micro) as u64,
+                micro_slots: StepCtx::slots_for((world * cfg.accum) as u64),
             };
             let l = s
                 .task
@@ -385,23 +423,34 @@ pub fn train(
             }
             loss_sum += l as f64;
         }
+        if let Some(r) = ranks.as_mut() {
+            r.finish(&mut s.store.grads)
+                .with_context(|| format!("step {step}: averaging the gradients over the ranks"))?;
+            loss_sum = r.mean(loss_sum)?;
+        }
         if cfg.accum > 1 {
             let mut g = s.store.grads.flat().clone();
             ops::scale_assign(&mut g, 1.0 / cfg.accum as f32)?;
-        }
-        if let Some(r) = ranks.as_mut() {
-            r.average_grads(&mut s.store, &s.device)
-                .with_context(|| format!("step {step}: averaging the gradients over the ranks"))?;
-            loss_sum = r.mean(loss_sum)?;
         }
         let lr = sched.lr(step as usize);
         let gnorm = opt
             .step(&mut s.store, lr)
             .with_context(|| format!("step {step}"))?;
         s.store.zero_grad()?;
+        if let Some(r) = ranks.as_mut() {
+            r.sync_buffers(&s.store)
+                .with_context(|| format!("step {step}: averaging running statistics"))?;
+        }
         lap(&mut st.optimizer);
         state.step += 1;
         state.adamw_t = opt.t;
+        cursor.advance(gbw, &sampler);
+        state.data = Some(DataPosition {
+            epoch: cursor.epoch,
+            position: cursor.position,
+            global_batch: gbw,
+            world_size: world,
+        });
         last_loss = (loss_sum / cfg.accum as f64) as f32;
         window_samples += gb * world;
         run_samples += gb * world;
@@ -426,6 +475,10 @@ pub fn train(
         if eval_now {
             dev = s.evaluate("dev")?;
             let v = dev.get(primary).unwrap_or(f64::NAN);
+            if let Some(r) = ranks.as_mut() {
+                let all: Vec<u8> = dev.metrics.values().flat_map(|m| m.to_le_bytes()).collect();
+                r.agree(&format!("the dev evaluation at step {}", state.step), &all)?;
+            }
             if main {
                 run.log(&json!({"kind": "eval", "step": state.step, "split": "dev", "metrics": finite_map(&dev)}))?;
             }
@@ -493,6 +546,44 @@ pub fn train(
         samples_per_s: run_samples as f64 / run_start.elapsed().as_secs_f64().max(1e-9),
         times,
     })
+}
+
+/// The next step's place in the data: an epoch and a position in its global order. An epoch
+/// ends with its last full global batch (drop-last); the next step then starts the next epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    epoch: u64,
+    position: usize,
+}
+
+impl Cursor {
+    fn new(epoch: u64, position: usize, sampler: &DistributedSampler) -> Self {
+        let mut c = Cursor { epoch, position };
+        c.roll(sampler);
+        c
+    }
+
+    /// Moves past a finished epoch.
+    fn roll(&mut self, sampler: &DistributedSampler) {
+        if sampler.steps_from(self.position) == 0 {
+            self.epoch += 1;
+            self.position = 0;
+        }
+    }
+
+    fn advance(&mut self, global_batch: usize, sampler: &DistributedSampler) {
+        self.position += global_batch;
+        self.roll(sampler);
+    }
+
+    /// Steps from here to the end of epoch `epochs - 1`.
+    fn steps_left(&self, epochs: u64, sampler: &DistributedSampler) -> u64 {
+        if self.epoch >= epochs {
+            return 0;
+        }
+        sampler.steps_from(self.position) as u64
+            + (epochs - self.epoch - 1) * sampler.steps_per_epoch() as u64
+    }
 }
 
 /// Metrics as a JSON object (non-finite values as null).

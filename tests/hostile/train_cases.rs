@@ -127,6 +127,11 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             "colour",
         ),
         ("train_lr_nan", train(&[&"--set", &"lr=nan"]), "lr"),
+        (
+            "train_grad_comm_unknown",
+            train(&[&"--set", &"grad_comm=fp8"]),
+            "grad_comm",
+        ),
         ("train_lr_text", train(&[&"--set", &"lr=\"fast\""]), "lr"),
         (
             "train_set_without_value",

@@ -108,7 +108,7 @@ impl Task for EventTask {
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let wave = inputs_on(batch, &self.device)?;
         let t = targets_of(batch)?.to_device(&self.device)?;
-        self.model.head.step = (ctx.step * 64 + ctx.micro) as u32;
+        self.model.head.step = ctx.key();
         let (out, cache) = self.model.encoder.forward(&wave, None)?;
         let (logits, hc) = self.model.head.forward(&out.last_hidden_state)?;
         let l = ops::cross_entropy(&logits, &t)?;

@@ -241,7 +241,7 @@ impl<M: FusionModel + 'static> Task for FusionTask<M> {
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let (img, wav) = self.pair(&batch.inputs)?;
         let labels = targets_of(batch)?.to_device(&self.device)?;
-        self.model.set_step((ctx.step * 64 + ctx.micro) as u32);
+        self.model.set_step(ctx.key());
         let s = self.model.loss_and_backward(&img, &wav, &labels, grads)?;
         Ok(s.loss.loss)
     }

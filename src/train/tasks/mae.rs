@@ -45,7 +45,7 @@ impl Task for MaeTask {
     fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let img = inputs_on(batch, &self.device)?;
-        let step = (ctx.step * 64 + ctx.micro) as u32;
+        let step = ctx.key();
         let m = self.masking(ctx.seed, step, img.shape[0])?;
         let out = self.model.forward(&img, m)?;
         self.model.backward(&out.cache, grads)?;

@@ -29,8 +29,27 @@ pub struct StepCtx {
     pub step: u64,
     pub total_steps: u64,
     pub seed: u64,
-    /// Micro-batch within the step (gradient accumulation).
+    /// Micro-batch within the step's global batch: `rank × accum + micro` (gradient
+    /// accumulation, data-parallel ranks). Random masks and dropout are keyed by it, so ranks
+    /// draw different ones and N ranks × accum a draw what one process with accum N·a draws.
     pub micro: u64,
+    /// Micro-batches per step across the ranks, rounded up to a power of two, at least 64.
+    pub micro_slots: u64,
+}
+
+impl StepCtx {
+    /// The key of this micro-batch's random draws (masks, negatives, dropout): distinct for
+    /// every (step, micro-batch) until it wraps at 2³² micro-batches.
+    pub fn key(&self) -> u32 {
+        self.step
+            .wrapping_mul(self.micro_slots)
+            .wrapping_add(self.micro) as u32
+    }
+
+    /// `micro_slots` for `n` micro-batches per step.
+    pub fn slots_for(n: u64) -> u64 {
+        n.next_power_of_two().max(64)
+    }
 }
 
 /// Metrics of one split, by name, and a confusion matrix where the task has classes.

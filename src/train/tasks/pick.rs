@@ -71,7 +71,7 @@ impl Task for PickTask {
         let wave = inputs_on(batch, &self.device)?;
         let len = wave.shape[2];
         let t = Self::targets(batch, len)?.to_device(&self.device)?;
-        self.model.head.step = (ctx.step * 64 + ctx.micro) as u32;
+        self.model.head.step = ctx.key();
         let (out, cache) = self.model.encoder.forward(&wave, None)?;
         let (logits, hc) = self.model.head.forward(&out.last_hidden_state, &wave)?;
         let (l, dl) = pick_loss(&logits, &t)?;

@@ -42,13 +42,9 @@ impl Task for PretrainTask {
             .model
             .cfg
             .tau(ctx.step as usize, ctx.total_steps as usize);
-        let s = self.model.train_step(
-            &wave,
-            tau,
-            ctx.seed,
-            (ctx.step * 64 + ctx.micro) as u32,
-            grads,
-        )?;
+        let s = self
+            .model
+            .train_step(&wave, tau, ctx.seed, ctx.key(), grads)?;
         Ok(s.loss)
     }
     fn evaluate(
