@@ -187,6 +187,10 @@ impl GradSync {
         };
         let ptr = backend.address(&buf)?;
         let nccl = self.comm.as_nccl().expect("device path checked");
+        // NCCL enqueues on the device current on this thread: make it this GPU's.
+        nccl.context()
+            .bind_to_thread()
+            .map_err(|e| anyhow::anyhow!("binding cuda:{}: {e:?}", nccl.device()))?;
         let comm_stream = nccl.stream().clone();
         comm_stream
             .join(&backend.stream)
