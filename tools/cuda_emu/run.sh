@@ -7,31 +7,36 @@
 # not timing, memory coalescing or real warp behaviour. Needs g++ with C++20 (std::barrier).
 set -euo pipefail
 cd "$(dirname "$0")"
-out="${TMPDIR:-/tmp}/seisfuse-cuda-emu"
-mkdir -p "$out"
+# Everything this run writes goes to a folder of its own (two runs at once, from two checkouts
+# or two test processes, must not overwrite each other's sources or binaries).
+out="$(mktemp -d "${TMPDIR:-/tmp}/seisfuse-cuda-emu.XXXXXX")"
+trap 'rm -rf "$out"' EXIT
 status=0
-# The kernel sources as the emulation compiles them (gen/): dynamic shared memory
+# The kernel sources as the emulation compiles them ($out/gen/, found by the drivers'
+# `#include "gen/..."` through -I "$out"): dynamic shared memory
 # (`extern __shared__ float smem[];`) becomes emu_dyn_smem(), sized per launch as the CUDA
 # wrappers size it, and each static `__shared__ T name[..];` becomes emu::shared_array, storage
 # that is poisoned (NaN) at the start of every block as on a GPU nothing carries over.
-mkdir -p gen
+# A gen/ left in this folder by older versions of this script would shadow them: removed.
+rm -rf gen
+mkdir -p "$out/gen"
 for f in ../../kernels/*.cu; do
     sed -E -e 's/extern __shared__ float smem\[\];/float* smem = emu_dyn_smem();/' \
         -e 's/__shared__ (float|int) ([A-Za-z_][A-Za-z0-9_]*)((\[[^]]+\])+);/auto\& \2 = emu::shared_array<\1\3, __COUNTER__>();/' \
-        "$f" > "gen/$(basename "$f")"
+        "$f" > "$out/gen/$(basename "$f")"
 done
-if grep -n '__shared__' gen/*.cu | grep -v '^gen/matmul_tc.cu'; then
+if (cd "$out" && grep -n '__shared__' gen/*.cu | grep -v '^gen/matmul_tc.cu'); then
     echo "a shared-memory declaration run.sh does not translate (above)"
     exit 1
 fi
 for t in conv2d batch_norm relu_channels_upsample ms_ssim attention_matmul engine_ops wav2vec2 conv1d; do
-    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    g++ -std=c++20 -O2 -pthread -w -I "$out" -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1
 done
 # The bf16 instantiations (bf16_ops.cpp, bf16_heads.cpp).
 for t in bf16_ops bf16_heads; do
-    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    g++ -std=c++20 -O2 -pthread -w -I "$out" -o "$out/$t" "$t.cpp"
     echo "== $t"
     "$out/$t" || status=1
 done
@@ -39,7 +44,7 @@ done
 # (kernels/matmul_tc.cu, which uses only TC_DYNAMIC_SMEM) at small odd shapes; the real layer
 # shapes run from tests/tc_kernel_emu.rs.
 for t in tc_units tc_matmul; do
-    g++ -std=c++20 -O2 -pthread -w -o "$out/$t" "$t.cpp"
+    g++ -std=c++20 -O2 -pthread -w -I "$out" -o "$out/$t" "$t.cpp"
     echo "== $t"
     args=""
     [ "$t" = tc_matmul ] && args=small
