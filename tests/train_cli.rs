@@ -167,7 +167,35 @@ fn facies_segmentation_learns_past_the_majority_class() {
         .iter()
         .all(|&c| (0.0..6.0).contains(&c) && c.fract() == 0.0));
     assert!(pred.join("figures/classes-0.png").is_file());
-    for d in [&run, &data, &pred] {
+    // The training data moved away: predict needs only the run (the checkpoint knows the
+    // head's classes) and gives the same classes; eval, which reads the data, says so.
+    let moved = tmp("facies-data-moved");
+    std::fs::rename(&data, &moved).unwrap();
+    let again = tmp("facies-pred-again");
+    ok(&seisfuse(
+        &[
+            "predict",
+            "--run",
+            run.to_str().unwrap(),
+            "--input",
+            moved.join("noisy.npy").to_str().unwrap(),
+            "--out",
+            again.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &[],
+    ));
+    let same = seisfuse::data::npy::read_f32_tensor(again.join("classes.npy")).unwrap();
+    assert_eq!(same.to_vec_f32().unwrap(), v);
+    let o = seisfuse(
+        &["eval", "--run", run.to_str().unwrap(), "--device", "cpu"],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("facies-data"), "{err}");
+    for d in [&run, &moved, &pred, &again] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -237,7 +237,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
                 row.f1.push(e.get("macro_f1").unwrap_or(f64::NAN));
                 if seed == 0 {
                     s.task.set_training(false);
-                    s.task.figures(&s.data.test, &figs, 0)?;
+                    s.task.figures(&trainer::data_of(&s.data)?.test, &figs, 0)?;
                     let from = figs.join("confusion.png");
                     if from.exists() {
                         std::fs::rename(&from, figs.join(format!("confusion-{variant}.png")))?;
@@ -288,7 +288,7 @@ fn probe(s: &mut trainer::Session) -> Result<(f64, f64, f64)> {
         let mut wav = Vec::new();
         let mut labels = Vec::new();
         let mut dim = 0;
-        let sp = s.data.split(split)?;
+        let sp = trainer::data_of(&s.data)?.split(split)?;
         for_batches(sp, 32, |b| {
             let x = b.inputs.to_device(&s.device)?;
             let outs = s.task.predict(&x)?;

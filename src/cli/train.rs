@@ -315,7 +315,7 @@ fn write_figures(s: &mut Session, run: &RunDir) -> Result<usize> {
         s.store.refresh_compute()?;
     }
     s.task.set_training(false);
-    let names = s.task.figures(&s.data.dev, &dir, 4)?;
+    let names = s.task.figures(&trainer::data_of(&s.data)?.dev, &dir, 4)?;
     let curves = crate::plot::curves_from_log(&run.root.join(run_dir::LOG), &dir)?;
     Ok(names.len() + curves.len())
 }
@@ -480,7 +480,17 @@ pub fn run_predict(req: DeviceRequest, a: PredictArgs, explicit_device: bool) ->
         verbose: false,
         timings: false,
     };
-    let mut s = Session::new(&cfg, &quiet)?;
+    // The model alone when the checkpoint knows its classes: the run's training data may
+    // have moved since (older checkpoints need them to size the head).
+    let classes = weights
+        .parent()
+        .map(crate::train::run_dir::read_state)
+        .transpose()?
+        .and_then(|st| st.classes);
+    let mut s = match classes {
+        Some(k) => Session::for_inference(&cfg, k, &quiet)?,
+        None => Session::new(&cfg, &quiet)?,
+    };
     crate::weights::load_into(s.task.model(), &weights, true)
         .with_context(|| format!("loading {}", weights.display()))?;
     s.store.refresh_compute()?;

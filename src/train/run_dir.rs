@@ -40,6 +40,10 @@ pub struct TrainState {
     /// was kept: the position is then derived from `step` with the resumed run's batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataPosition>,
+    /// Classes of the task's head as the run's data gave them, so that the model can be built
+    /// for prediction without the data. Absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
 }
 
 /// A run's place in its data: the epoch and how many samples of that epoch's global order

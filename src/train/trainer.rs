@@ -28,7 +28,8 @@ use std::time::Instant;
 pub struct Session {
     pub cfg: TrainConfig,
     pub device: Device,
-    pub data: TaskData,
+    /// The run's data; `None` in a session made for prediction ([`Session::for_inference`]).
+    pub data: Option<TaskData>,
     pub task: Box<dyn Task>,
     pub store: ParamStore,
 }
@@ -68,20 +69,7 @@ fn say(r: &Report, msg: impl AsRef<str>) {
 impl Session {
     /// Builds the data, the task's model, loads `init` weights and packs the parameters.
     pub fn new(cfg: &TrainConfig, report: &Report) -> Result<Self> {
-        let req: DeviceRequest = cfg
-            .device
-            .parse()
-            .map_err(|e| anyhow::anyhow!("device {:?}: {e}", cfg.device))?;
-        let req = match (super::ranks::Ranks::from_env()?, req) {
-            // One GPU per rank: rank l of a node trains on cuda:l (see RankInfo::cuda_device).
-            (Some(info), DeviceRequest::Cuda(_) | DeviceRequest::Auto)
-                if crate::backend::select(req)?.is_cuda() =>
-            {
-                DeviceRequest::Cuda(info.local_rank)
-            }
-            (_, r) => r,
-        };
-        let device = crate::backend::select(req)?;
+        let device = session_device(cfg)?;
         let data = data::load(cfg)?;
         if data.train.is_empty() || data.dev.is_empty() {
             bail!(
@@ -90,8 +78,33 @@ impl Session {
                 data.dev.len()
             );
         }
-        let mut task = tasks::build(cfg, data.classes, &device)?;
-        if !cfg.init.is_empty() {
+        let classes = data.classes;
+        Self::build(cfg, device, Some(data), classes, true, report)
+    }
+
+    /// The task's model without the run's data, for prediction with a checkpoint loaded
+    /// afterwards: a run whose training data have moved still predicts. `classes` comes from
+    /// the checkpoint ([`TrainState::classes`]).
+    pub fn for_inference(cfg: &TrainConfig, classes: usize, report: &Report) -> Result<Self> {
+        let device = session_device(cfg)?;
+        Self::build(cfg, device, None, classes, false, report)
+    }
+
+    /// The run's data (an error in a session made for prediction).
+    pub fn data(&self) -> Result<&TaskData> {
+        data_of(&self.data)
+    }
+
+    fn build(
+        cfg: &TrainConfig,
+        device: Device,
+        data: Option<TaskData>,
+        classes: usize,
+        init: bool,
+        report: &Report,
+    ) -> Result<Self> {
+        let mut task = tasks::build(cfg, classes, &device)?;
+        if init && !cfg.init.is_empty() {
             let r = weights_init(task.as_mut(), Path::new(&cfg.init))?;
             say(report, r);
         }
@@ -130,11 +143,37 @@ impl Session {
     /// The dev (or another split's) evaluation, model in eval mode.
     pub fn evaluate(&mut self, split: &str) -> Result<Evaluation> {
         self.task.set_training(false);
-        let s = self.data.split(split)?;
+        let s = data_of(&self.data)?.split(split)?;
         let e = self.task.evaluate(s, self.cfg.batch, &mut self.store);
         self.task.set_training(true);
         e
     }
+}
+
+/// A session's data (`data_of(&s.data)` borrows only that field, so the task can be borrowed
+/// mutably beside it); an error in a session made for prediction.
+pub fn data_of(d: &Option<TaskData>) -> Result<&TaskData> {
+    d.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("this session was made for prediction, without the run's data")
+    })
+}
+
+/// The device a session of `cfg` runs on: under several ranks, a GPU rank uses cuda:LOCAL_RANK.
+fn session_device(cfg: &TrainConfig) -> Result<Device> {
+    let req: DeviceRequest = cfg
+        .device
+        .parse()
+        .map_err(|e| anyhow::anyhow!("device {:?}: {e}", cfg.device))?;
+    let req = match (super::ranks::Ranks::from_env()?, req) {
+        // One GPU per rank: rank l of a node trains on cuda:l (see RankInfo::cuda_device).
+        (Some(info), DeviceRequest::Cuda(_) | DeviceRequest::Auto)
+            if crate::backend::select(req)?.is_cuda() =>
+        {
+            DeviceRequest::Cuda(info.local_rank)
+        }
+        (_, r) => r,
+    };
+    crate::backend::select(req)
 }
 
 /// Loads initial weights by name: SFM/SeisLM checkpoints or a seisfuse run's `model.safetensors`
@@ -248,12 +287,13 @@ pub fn train(
         timings: report.timings,
     };
     let gb = cfg.batch * cfg.accum;
-    let sampler = DistributedSampler::new(s.data.train.len(), gb, rank, world)?.with_seed(cfg.seed);
+    let sampler = DistributedSampler::new(data_of(&s.data)?.train.len(), gb, rank, world)?
+        .with_seed(cfg.seed);
     let spe = sampler.steps_per_epoch() as u64;
     if spe == 0 {
         bail!(
             "the training split has {} samples, fewer than one step's batch × accum = {gb} × {world} ranks",
-            s.data.train.len()
+            data_of(&s.data)?.train.len()
         );
     }
     let mut state = TrainState {
@@ -264,10 +304,12 @@ pub fn train(
         layout: layout_fingerprint(&s.store),
         seisfuse: env!("CARGO_PKG_VERSION").into(),
         data: None,
+        classes: None,
     };
     if let Some(dir) = resume {
         state = run_dir::load(dir, s.task.model(), &mut s.store)?;
     }
+    state.classes = Some(data_of(&s.data)?.classes);
     // Where the data order stands: the checkpoint's position, which holds on any number of
     // ranks (the epoch's order is global); older checkpoints only know their step.
     let gbw = gb * world;
@@ -328,10 +370,10 @@ pub fn train(
                 cfg.task,
                 s.store.num_params(),
                 s.store.num_trainable(),
-                s.data.source,
-                s.data.train.len(),
-                s.data.dev.len(),
-                s.data.test.len(),
+                data_of(&s.data)?.source,
+                data_of(&s.data)?.train.len(),
+                data_of(&s.data)?.dev.len(),
+                data_of(&s.data)?.test.len(),
                 total,
                 gb * world,
                 s.device.name(),
@@ -350,7 +392,7 @@ pub fn train(
         crate::cli::progress::Progress::hidden("train", total, "steps")
     };
     progress.set(state.step);
-    let shape = s.data.train.input_shape();
+    let shape = data_of(&s.data)?.train.input_shape();
     let mut scratch = Vec::new();
     let mut order: Option<(u64, Vec<usize>)> = None;
     let mut last_loss = f32::NAN;
@@ -389,7 +431,7 @@ pub fn train(
             }
             let idx = &ord[pos + micro * cfg.batch..pos + (micro + 1) * cfg.batch];
             let batch = build_batch(
-                &s.data.train,
+                &data_of(&s.data)?.train,
                 &[],
                 idx,
                 &shape,
