@@ -272,14 +272,7 @@ fn for_each_sample<S: Send>(
 }
 
 /// Names of the facies classes, by id (the `labels.facies.names` of `dataset.json`).
-pub const FACIES_NAMES: [&str; N_FACIES] = [
-    "shale",
-    "silty shale",
-    "sand",
-    "carbonate",
-    "tight sand",
-    "salt",
-];
+pub use super::images::FACIES_NAMES;
 
 /// [`FACIES_NAMES`] as a JSON array (checked against it in the tests).
 const FACIES_NAMES_JSON: &str =
