@@ -3,7 +3,7 @@
 //! a slice along one axis. Each has its backward pass. Reductions accumulate in f64, in a fixed
 //! order, so results do not depend on the thread count.
 
-use super::{conv_backward, conv_forward, input, Cpu, HostOut};
+use super::{conv_backward, conv_forward, input, unary, Cpu, HostOut};
 use crate::backend::api::conv1d::{
     Conv1dOps, ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
 };
@@ -47,22 +47,17 @@ impl Conv1dOps for Cpu {
     }
     fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {
         let batch = x.numel() / (m * n).max(1);
-        let xv = input(x)?;
-        let mut o = HostOut::new(out)?;
-        transpose_last2(&mut o, &xv, batch, m, n);
-        o.finish()
+        unary(out, x, |o, xv| transpose_last2(o, xv, batch, m, n))
     }
     fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
-        let xv = input(x)?;
-        let mut o = HostOut::new(out)?;
-        slice_axis(&mut o, &xv, d.outer, d.len_in, d.inner, d.start, d.len);
-        o.finish()
+        unary(out, x, |o, xv| {
+            slice_axis(o, xv, d.outer, d.len_in, d.inner, d.start, d.len)
+        })
     }
     fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
-        let dyv = input(dy)?;
-        let mut o = HostOut::new(dx)?;
-        slice_axis_backward(&mut o, &dyv, d.outer, d.len_in, d.inner, d.start, d.len);
-        o.finish()
+        unary(dx, dy, |o, dyv| {
+            slice_axis_backward(o, dyv, d.outer, d.len_in, d.inner, d.start, d.len)
+        })
     }
 }
 

@@ -135,6 +135,15 @@ pub fn input(t: &Tensor) -> Result<HostF32<'_>> {
     t.host_f32()
 }
 
+/// A one-input op on host slices: `f(out, x)` with x read as f32 and out written (rounded
+/// when it is bf16).
+pub fn unary(out: &mut Tensor, x: &Tensor, f: impl FnOnce(&mut [f32], &[f32])) -> Result<()> {
+    let x = input(x)?;
+    let mut o = HostOut::new(out)?;
+    f(&mut o, &x);
+    o.finish()
+}
+
 /// A convolution's forward pass on host slices: `conv(y, x, w, bias)` with the inputs read
 /// as f32 and y written.
 pub fn conv_forward(

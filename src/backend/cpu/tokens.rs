@@ -1,7 +1,7 @@
 //! Token bookkeeping: images ↔ patch rows, and gathering token rows by index (cls tokens,
 //! MAE's visible subset and its unshuffle, pooling), with backward passes.
 
-use super::{input, Cpu, HostOut};
+use super::{input, unary, Cpu, HostOut};
 use crate::backend::api::tokens::{GatherGrads, GatherInput, TokenOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -14,17 +14,11 @@ fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
 impl TokenOps for Cpu {
     fn patchify(&self, patches: &mut Tensor, img: &Tensor, p: usize) -> Result<()> {
         let (b, c, h, w) = nchw(img);
-        let x = input(img)?;
-        let mut o = HostOut::new(patches)?;
-        patchify(&mut o, &x, b, c, h, w, p);
-        o.finish()
+        unary(patches, img, |o, x| patchify(o, x, b, c, h, w, p))
     }
     fn unpatchify(&self, img: &mut Tensor, patches: &Tensor, p: usize) -> Result<()> {
         let (b, c, h, w) = nchw(img);
-        let x = input(patches)?;
-        let mut o = HostOut::new(img)?;
-        unpatchify(&mut o, &x, b, c, h, w, p);
-        o.finish()
+        unary(img, patches, |o, x| unpatchify(o, x, b, c, h, w, p))
     }
     fn gather_rows(&self, out: &mut Tensor, a: GatherInput) -> Result<()> {
         let (src, idx) = (a.src, a.idx);

@@ -109,6 +109,22 @@ macro_rules! with_dims {
     }};
 }
 
+/// The launch struct `$K` (SliceAxis or SliceAxisBackward) with the slice's dimensions taken
+/// from the [`SliceDims`] `$d` and the tensors given by name.
+macro_rules! with_slice {
+    ($K:ident { $($f:ident),* $(,)? }, $d:expr) => {{
+        let d: &SliceDims = $d;
+        $K {
+            $($f,)*
+            outer: d.outer as i64,
+            len_in: d.len_in as i32,
+            inner: d.inner as i32,
+            start: d.start as i32,
+            len: d.len as i32,
+        }
+    }};
+}
+
 /// Channels staged per pass when one channel needs `per` floats of shared memory.
 fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
     if per > SMEM_FLOATS {
@@ -323,28 +339,10 @@ impl Conv1dOps for CudaBackend {
     }
     fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
         let cfg = grid_stride(out.numel());
-        SliceAxis {
-            out,
-            x,
-            outer: d.outer as i64,
-            len_in: d.len_in as i32,
-            inner: d.inner as i32,
-            start: d.start as i32,
-            len: d.len as i32,
-        }
-        .launch(self, cfg)
+        with_slice!(SliceAxis { out, x }, d).launch(self, cfg)
     }
     fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
         let cfg = grid_stride(dx.numel());
-        SliceAxisBackward {
-            dx,
-            dy,
-            outer: d.outer as i64,
-            len_in: d.len_in as i32,
-            inner: d.inner as i32,
-            start: d.start as i32,
-            len: d.len as i32,
-        }
-        .launch(self, cfg)
+        with_slice!(SliceAxisBackward { dx, dy }, d).launch(self, cfg)
     }
 }
