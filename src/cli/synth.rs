@@ -10,7 +10,7 @@ use crate::data::synth::waveforms::WaveformConfig;
 use crate::limits;
 use crate::outln;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
@@ -136,16 +136,7 @@ fn run_continuous(a: &ContinuousArgs) -> Result<()> {
         n * 3 * (4 + 8 + 4) + a.events as u128 * 256,
     )?;
     let disk = n * 3 * 4 * a.stations as u128;
-    let mut dir = a.out.clone();
-    while !dir.is_dir() {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
-            _ => {
-                dir = PathBuf::from(".");
-                break;
-            }
-        }
-    }
+    let dir = existing_folder(&a.out);
     if let Some(free) = limits::free_disk_bytes(&dir) {
         if disk > free as u128 {
             bail!(
@@ -248,17 +239,7 @@ fn check_sizes(c: &Common, disk_per: u128, mem_per: u128, flags: &str) -> Result
         n * CSV_PER_SAMPLE + CHUNK.min(n) * mem_per,
     )?;
     let total = n * disk_per;
-    // The closest folder that exists: --out itself or the one it will be created in.
-    let mut dir = c.out.clone();
-    while !dir.is_dir() {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
-            _ => {
-                dir = PathBuf::from(".");
-                break;
-            }
-        }
-    }
+    let dir = existing_folder(&c.out);
     if let Some(free) = limits::free_disk_bytes(&dir) {
         if total > free as u128 {
             bail!(
@@ -368,4 +349,17 @@ pub fn run(args: Args) -> Result<()> {
         if common.png > 0 { ", png/" } else { "" }
     )?;
     Ok(())
+}
+
+/// The closest folder that exists: `out` itself or the one it will be created in (`.` for a
+/// relative path none of whose folders exist yet).
+fn existing_folder(out: &Path) -> PathBuf {
+    let mut dir = out.to_path_buf();
+    while !dir.is_dir() {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dir = p.to_path_buf(),
+            _ => return PathBuf::from("."),
+        }
+    }
+    dir
 }

@@ -2,7 +2,9 @@
 //! (SeisLM, cross-attention), with the fused kernels of kernels/attention.cu.
 
 use super::*;
-use crate::backend::api::attention::{AttentionBackward, AttnGrads, AttnShape, HeadLayout};
+use crate::backend::api::attention::{
+    AttentionBackward, AttentionOut, AttnGrads, AttnShape, HeadLayout, Qkv,
+};
 
 /// The output [B, Nq, C] and each query's log-sum-exp [B, H, Nq] (for the backward pass).
 pub struct AttnOut {
@@ -32,7 +34,11 @@ fn run_forward(q: &Tensor, k: &Tensor, v: &Tensor, s: &AttnShape) -> Result<Attn
     let d = check_device("attention", &[q, k, v])?;
     let mut out = alloc(&d, &[s.batch, s.seq_q, s.width()], q.dtype)?;
     let mut lse = alloc(&d, &[s.batch, s.heads, s.seq_q], DType::F32)?;
-    d.run().attention(&mut out, &mut lse, q, k, v, s)?;
+    let o = AttentionOut {
+        out: &mut out,
+        lse: &mut lse,
+    };
+    d.run().attention(o, Qkv { q, k, v }, s)?;
     Ok(AttnOut { out, lse })
 }
 

@@ -1,7 +1,8 @@
 //! BatchNorm2d over NCHW (statistics per channel over N, H, W), train and eval modes.
 
 use super::*;
-use crate::backend::api::batch_norm::{BatchNormBackward, BatchNormRunning, BatchNormTrainOut};
+use crate::backend::api::batch_norm::{BatchNormRunning, BatchNormTrainOut};
+use crate::backend::api::layer_norm::NormInput;
 
 /// What the train-mode backward pass needs: per-channel batch mean and 1/std (f32, [C]).
 pub struct BatchNormCache {
@@ -73,7 +74,8 @@ pub fn batch_norm_train(
         running_mean,
         running_var,
     };
-    d.run().batch_norm_train(out, x, w, b, eps, momentum)?;
+    d.run()
+        .batch_norm_train(out, NormInput { x, w, b, eps }, momentum)?;
     Ok((y, BatchNormCache { mean, rstd }))
 }
 
@@ -96,7 +98,8 @@ pub fn batch_norm_eval(
         mean: running_mean,
         var: running_var,
     };
-    d.run().batch_norm_eval(&mut y, x, w, b, running, eps)?;
+    d.run()
+        .batch_norm_eval(&mut y, NormInput { x, w, b, eps }, running)?;
     Ok(y)
 }
 
@@ -111,25 +114,10 @@ pub fn batch_norm_backward(
 ) -> Result<Tensor> {
     let op = "batch_norm_backward";
     let (_, c, _) = check(op, x, w, w)?;
-    check_same_shape(op, dy, x)?;
-    check_same_dtype(op, dy, x)?;
-    check_same_shape(op, dw, w)?;
-    check_same_shape(op, db, w)?;
-    check_same_dtype(op, dw, w)?;
-    check_same_dtype(op, db, w)?;
     check_stat(op, "cache.mean", &cache.mean, c)?;
     check_stat(op, "cache.rstd", &cache.rstd, c)?;
-    let d = check_device(op, &[dy, x, w, dw, db, &cache.mean, &cache.rstd])?;
-    let mut dx = alloc(&d, &x.shape, x.dtype)?;
-    d.run().batch_norm_backward(BatchNormBackward {
-        dx: &mut dx,
-        dw,
-        db,
-        dy,
-        x,
-        w,
-        mean: &cache.mean,
-        rstd: &cache.rstd,
-    })?;
-    Ok(dx)
+    let stats = [&cache.mean, &cache.rstd];
+    super::layer_norm::norm_backward(op, dy, x, w, stats, (dw, db), |b, a| {
+        b.batch_norm_backward(a)
+    })
 }

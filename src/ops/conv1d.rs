@@ -4,7 +4,9 @@
 
 use super::*;
 pub use crate::backend::api::conv1d::Conv1dShape;
-use crate::backend::api::conv1d::{Conv1dBackward, SliceDims, WeightNormBackward};
+use crate::backend::api::conv1d::{
+    ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
+};
 
 /// Checks x [B, Cin, L], w [Cout, Cin/groups, K] and the bias [Cout], and returns the shape.
 fn conv_shape(
@@ -80,7 +82,7 @@ pub fn conv1d(
     ts.extend(bias);
     let d = check_device("conv1d", &ts)?;
     let mut y = alloc(&d, &[s.batch, s.cout, s.lout().unwrap_or(0)], x.dtype)?;
-    d.run().conv1d(&mut y, x, w, bias, &s)?;
+    d.run().conv1d(&mut y, ConvInput { x, w, bias }, &s)?;
     Ok(y)
 }
 
@@ -127,7 +129,7 @@ pub fn conv1d_backward(
     } else {
         None
     };
-    let a = Conv1dBackward {
+    let a = ConvBackward {
         dx: dx.as_mut(),
         dw,
         db,
@@ -174,7 +176,8 @@ pub fn weight_norm(g: &Tensor, v: &Tensor, dim: usize) -> Result<(Tensor, Weight
     let d = check_device("weight_norm", &[g, v])?;
     let mut w = alloc(&d, &v.shape, v.dtype)?;
     let mut norm = alloc(&d, &[kdim], DType::F32)?;
-    d.run().weight_norm(&mut w, &mut norm, g, v, outer, inner)?;
+    let a = WeightNormInput { g, v, outer, inner };
+    d.run().weight_norm(&mut w, &mut norm, a)?;
     Ok((w, WeightNormCache { norm }))
 }
 

@@ -2,6 +2,7 @@
 //! backward pass.
 
 use super::*;
+use crate::backend::api::conv1d::{ConvBackward, ConvInput};
 use crate::backend::api::conv2d::Conv2dShape;
 
 /// Checks x [n, cin, h, w] against weight [cout, cin, k, k] (k = 1 or 3) and the optional bias
@@ -60,7 +61,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     ts.extend(bias);
     let d = check_device("conv2d", &ts)?;
     let mut y = alloc(&d, &[s.n, s.cout, s.h, s.w], x.dtype)?;
-    d.run().conv2d(&mut y, x, w, bias, &s)?;
+    d.run().conv2d(&mut y, ConvInput { x, w, bias }, &s)?;
     Ok(y)
 }
 
@@ -101,7 +102,14 @@ pub fn conv2d_backward(
     }
     let d = check_device(op, &ts)?;
     let mut dx = alloc(&d, &x.shape, x.dtype)?;
-    d.run().conv2d_backward_input(&mut dx, dy, w, &s)?;
-    d.run().conv2d_backward_params(dw, dbias, dy, x, &s)?;
+    let a = ConvBackward {
+        dx: Some(&mut dx),
+        dw,
+        db: dbias,
+        dy,
+        x,
+        w,
+    };
+    d.run().conv2d_backward(a, &s)?;
     Ok(dx)
 }

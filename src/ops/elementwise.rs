@@ -4,13 +4,7 @@ use super::*;
 
 /// a + b (residual connections). Backward: the output gradient flows to both inputs.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    check_float("add", "a", a)?;
-    check_same_dtype("add", a, b)?;
-    check_same_shape("add", a, b)?;
-    let d = check_device("add", &[a, b])?;
-    let mut out = alloc(&d, &a.shape, a.dtype)?;
-    d.run().add(&mut out, a, b)?;
-    Ok(out)
+    binary_op("add", ("a", a), b, |d, out, a, b| d.add(out, a, b))
 }
 
 /// acc += x, in place (gradient accumulation; `acc` may be a view of a larger buffer).
@@ -43,22 +37,13 @@ pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
 
 /// GELU, erf form (PyTorch's default): x Φ(x).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    check_float("gelu", "x", x)?;
-    let d = x.device();
-    let mut out = alloc(&d, &x.shape, x.dtype)?;
-    d.run().gelu(&mut out, x)?;
-    Ok(out)
+    unary_op("gelu", x, |b, out, x| b.gelu(out, x))
 }
 
 /// dx = dy · gelu'(x).
 pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    check_float("gelu_backward", "x", x)?;
-    check_same_dtype("gelu_backward", x, dy)?;
-    check_same_shape("gelu_backward", x, dy)?;
-    let d = check_device("gelu_backward", &[x, dy])?;
-    let mut out = alloc(&d, &x.shape, x.dtype)?;
-    d.run().gelu_backward(&mut out, x, dy)?;
-    Ok(out)
+    let op = "gelu_backward";
+    binary_op(op, ("x", x), dy, |b, dx, x, dy| b.gelu_backward(dx, x, dy))
 }
 
 /// x *= s, in place.

@@ -10,7 +10,9 @@
 //! ```
 
 use super::*;
-use crate::backend::api::fusion::{ProjectBackward, SimilarityBackward};
+use crate::backend::api::fusion::{
+    InfonceBackward, ProjectBackward, ProjectOut, SimilarityBackward, SimilarityInput,
+};
 
 /// F.normalize's default epsilon: e = z / max(‖z‖, eps).
 pub const L2_EPS: f32 = 1e-12;
@@ -52,7 +54,11 @@ pub fn project_l2norm(x: &Tensor, w: &Tensor) -> Result<ProjNorm> {
     *shape.last_mut().expect("checked above") = d_out;
     let mut e = alloc(&d, &shape, x.dtype)?;
     let mut norm = alloc(&d, &[rows], DType::F32)?;
-    d.run().project_l2norm(&mut e, &mut norm, x, w, L2_EPS)?;
+    let out = ProjectOut {
+        e: &mut e,
+        norm: &mut norm,
+    };
+    d.run().project_l2norm(out, x, w, L2_EPS)?;
     Ok(ProjNorm { e, norm })
 }
 
@@ -133,8 +139,13 @@ pub fn similarity(
     check_log_scale("similarity", log_scale)?;
     let d = check_device("similarity", &[ei, ew, log_scale])?;
     let mut logits = alloc(&d, &[ni, nw], DType::F32)?;
-    d.run()
-        .similarity(&mut logits, ei, ew, log_scale, max_log_scale)?;
+    let a = SimilarityInput {
+        ei,
+        ew,
+        log_scale,
+        max_log_scale,
+    };
+    d.run().similarity(&mut logits, a)?;
     Ok(logits)
 }
 
@@ -226,8 +237,12 @@ pub fn infonce_backward(logits: &Tensor, fwd: &InfoNce, dloss: f32) -> Result<Te
     }
     let d = check_device("infonce_backward", &[logits, &fwd.lse])?;
     let mut g = alloc(&d, &logits.shape, DType::F32)?;
-    d.run()
-        .infonce_backward(&mut g, logits, &fwd.lse, dloss / (2 * n) as f32)?;
+    d.run().infonce_backward(InfonceBackward {
+        dlogits: &mut g,
+        logits,
+        lse: &fwd.lse,
+        scale: dloss / (2 * n) as f32,
+    })?;
     Ok(g)
 }
 

@@ -8,6 +8,7 @@
 //! per plane and scale) go to the host, which combines them exactly as the CPU path does.
 
 use super::*;
+use crate::backend::api::ImagePair;
 use crate::backend::cpu::ssim as cpu;
 
 /// The MSE weight of the denoising and inversion loss: 0.5·MSE + 0.5·(1 − MS-SSIM).
@@ -47,14 +48,14 @@ fn check_ms_ssim_size(op: &str, h: usize, w: usize) -> Result<()> {
 /// channels.
 pub fn ssim(x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
     let (_, _, d) = images("ssim", x, y, data_range)?;
-    d.run().ssim(x, y, data_range)
+    d.run().ssim(ImagePair { x, y, data_range })
 }
 
 /// Mean MS-SSIM over images and channels (5 scales; min side ≥ 161).
 pub fn ms_ssim(x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
     let (h, w, d) = images("ms_ssim", x, y, data_range)?;
     check_ms_ssim_size("ms_ssim", h, w)?;
-    d.run().ms_ssim(x, y, data_range, None)
+    d.run().ms_ssim(ImagePair { x, y, data_range }, None)
 }
 
 /// dx of `dvalue · ms_ssim(x, y)`, on x's device and dtype; also returns the MS-SSIM value.
@@ -67,7 +68,8 @@ pub fn ms_ssim_backward(
     let (h, w, d) = images("ms_ssim_backward", x, y, data_range)?;
     check_ms_ssim_size("ms_ssim_backward", h, w)?;
     let mut dx = alloc(&d, &x.shape, x.dtype)?;
-    let v = d.run().ms_ssim(x, y, data_range, Some((&mut dx, dvalue)))?;
+    let pair = ImagePair { x, y, data_range };
+    let v = d.run().ms_ssim(pair, Some((&mut dx, dvalue)))?;
     Ok((dx, v))
 }
 

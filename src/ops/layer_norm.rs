@@ -1,7 +1,8 @@
 //! LayerNorm over the last axis.
 
 use super::*;
-use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOut};
+use crate::backend::api::layer_norm::{LayerNormOut, NormBackward, NormInput};
+use crate::backend::Backend;
 
 /// What the backward pass needs from the forward pass: per-row mean and 1/std (f32).
 pub struct LayerNormCache {
@@ -39,7 +40,7 @@ pub fn layer_norm(
         mean: &mut mean,
         rstd: &mut rstd,
     };
-    d.run().layer_norm(out, x, w, b, eps)?;
+    d.run().layer_norm(out, NormInput { x, w, b, eps })?;
     Ok((y, LayerNormCache { mean, rstd }))
 }
 
@@ -52,27 +53,44 @@ pub fn layer_norm_backward(
     dw: &mut Tensor,
     db: &mut Tensor,
 ) -> Result<Tensor> {
-    check("layer_norm_backward", x, w, w)?;
-    check_same_shape("layer_norm_backward", dy, x)?;
-    check_same_dtype("layer_norm_backward", dy, x)?;
-    check_same_shape("layer_norm_backward", dw, w)?;
-    check_same_shape("layer_norm_backward", db, w)?;
-    check_same_dtype("layer_norm_backward", dw, w)?;
-    check_same_dtype("layer_norm_backward", db, w)?;
-    let d = check_device(
-        "layer_norm_backward",
-        &[dy, x, w, dw, db, &cache.mean, &cache.rstd],
-    )?;
+    let op = "layer_norm_backward";
+    check(op, x, w, w)?;
+    let stats = [&cache.mean, &cache.rstd];
+    norm_backward(op, dy, x, w, stats, (dw, db), |b, a| {
+        b.layer_norm_backward(a)
+    })
+}
+
+/// What the LayerNorm and BatchNorm backward passes share once their own checks are done: dy
+/// must be like x, dw and db like w, all on one device with the statistics (mean, rstd);
+/// allocates dx and lets `run` call the device's backward.
+pub(super) fn norm_backward(
+    op: &str,
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    [mean, rstd]: [&Tensor; 2],
+    (dw, db): (&mut Tensor, &mut Tensor),
+    run: fn(&dyn Backend, NormBackward) -> Result<()>,
+) -> Result<Tensor> {
+    check_same_shape(op, dy, x)?;
+    check_same_dtype(op, dy, x)?;
+    check_same_shape(op, dw, w)?;
+    check_same_shape(op, db, w)?;
+    check_same_dtype(op, dw, w)?;
+    check_same_dtype(op, db, w)?;
+    let d = check_device(op, &[dy, x, w, dw, db, mean, rstd])?;
     let mut dx = alloc(&d, &x.shape, x.dtype)?;
-    d.run().layer_norm_backward(LayerNormBackward {
+    let a = NormBackward {
         dx: &mut dx,
         dw,
         db,
         dy,
         x,
         w,
-        mean: &cache.mean,
-        rstd: &cache.rstd,
-    })?;
+        mean,
+        rstd,
+    };
+    run(d.run(), a)?;
     Ok(dx)
 }

@@ -1,6 +1,8 @@
 //! Losses, each a mean over rows (or elements) with its backward pass.
 
 use super::*;
+use crate::backend::api::loss::{CrossEntropyBackward, MaskedRows, NllOut};
+use crate::backend::Backend;
 
 /// Σ of a tensor's values (the deterministic reduction of `ops::reduce`), read back.
 fn total(x: &Tensor) -> Result<f32> {
@@ -35,7 +37,14 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
     let d = check_device("cross_entropy", &[logits, targets])?;
     let mut losses = alloc(&d, &[rows], DType::F32)?;
     let mut valid = alloc(&d, &[rows], DType::F32)?;
-    d.run().nll(&mut losses, &mut valid, logits, targets)?;
+    d.run().nll(
+        NllOut {
+            losses: &mut losses,
+            valid: &mut valid,
+        },
+        logits,
+        targets,
+    )?;
     let (sum, count) = (total(&losses)?, total(&valid)?.round() as usize);
     Ok(LossValue {
         loss: if count > 0 { sum / count as f32 } else { 0.0 },
@@ -55,10 +64,8 @@ pub fn cross_entropy_backward(
         bail!("cross_entropy_backward: targets must be i32 with {rows} elements");
     }
     let scale = if count > 0 { dloss / count as f32 } else { 0.0 };
-    let d = check_device("cross_entropy_backward", &[logits, targets])?;
-    let mut g = alloc(&d, &logits.shape, logits.dtype)?;
-    d.run().nll_backward(&mut g, logits, targets, scale)?;
-    Ok(g)
+    let op = "cross_entropy_backward";
+    logits_backward(op, logits, targets, scale, |b, a| b.nll_backward(a))
 }
 
 /// Cross-entropy against soft targets (a distribution per row), mean over rows.
@@ -83,10 +90,29 @@ pub fn soft_cross_entropy_backward(
     let (rows, _classes) = rows_classes("soft_cross_entropy_backward", logits)?;
     check_same_shape("soft_cross_entropy_backward", logits, targets)?;
     let scale = dloss / rows.max(1) as f32;
-    let d = check_device("soft_cross_entropy_backward", &[logits, targets])?;
-    let mut g = alloc(&d, &logits.shape, logits.dtype)?;
-    d.run().soft_ce_backward(&mut g, logits, targets, scale)?;
-    Ok(g)
+    let op = "soft_cross_entropy_backward";
+    logits_backward(op, logits, targets, scale, |b, a| b.soft_ce_backward(a))
+}
+
+/// The logits' gradient of a cross-entropy, allocated on the inputs' device and written by
+/// `run` (the device's backward for class or soft targets).
+fn logits_backward(
+    op: &str,
+    logits: &Tensor,
+    targets: &Tensor,
+    scale: f32,
+    run: fn(&dyn Backend, CrossEntropyBackward) -> Result<()>,
+) -> Result<Tensor> {
+    let d = check_device(op, &[logits, targets])?;
+    let mut dlogits = alloc(&d, &logits.shape, logits.dtype)?;
+    let a = CrossEntropyBackward {
+        dlogits: &mut dlogits,
+        logits,
+        targets,
+        scale,
+    };
+    run(d.run(), a)?;
+    Ok(dlogits)
 }
 
 /// Mean squared error over all elements.
@@ -143,7 +169,7 @@ pub fn masked_row_mse(x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(f32, f32
     let d = check_device("masked_row_mse", &[x, y, mask])?;
     let msum = total(mask)?;
     let mut l = alloc(&d, &[rows], DType::F32)?;
-    d.run().masked_row_mse(&mut l, x, y, mask)?;
+    d.run().masked_row_mse(&mut l, MaskedRows { x, y, mask })?;
     let sum = total(&l)?;
     Ok((if msum > 0.0 { sum / msum } else { 0.0 }, msum))
 }
@@ -164,6 +190,7 @@ pub fn masked_row_mse_backward(
     };
     let d = check_device("masked_row_mse_backward", &[x, y, mask])?;
     let mut g = alloc(&d, &x.shape, x.dtype)?;
-    d.run().masked_row_mse_backward(&mut g, x, y, mask, scale)?;
+    d.run()
+        .masked_row_mse_backward(&mut g, MaskedRows { x, y, mask }, scale)?;
     Ok(g)
 }

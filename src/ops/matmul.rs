@@ -2,6 +2,7 @@
 //! accumulation, and their backward pass.
 
 use super::*;
+use crate::backend::api::matmul::MatmulInput;
 use crate::backend::cpu::matmul::{self as cpu, MatmulShape};
 
 /// Works out the product's shape: a is [..., M, K] ([..., K, M] when `ta`), b is [..., K, N]
@@ -115,7 +116,13 @@ pub fn matmul_raw(
     if let Some(bias) = bias {
         check_device("matmul", &[a, bias])?;
     }
-    d.run().matmul(c, a, b, bias, s, accumulate)
+    let x = MatmulInput {
+        a,
+        b,
+        bias,
+        accumulate,
+    };
+    d.run().matmul(c, x, s)
 }
 
 /// op(a) · op(b) (+ bias over the last axis).

@@ -2,6 +2,7 @@
 //! CUDA kernels (`backend::cuda::stft_mel`), with the backward pass to the waveform.
 
 use super::*;
+use crate::backend::api::LogMelBackward;
 use crate::dsp::images::{MelImageConfig, MelImagePlan};
 use crate::dsp::mel::{LogKind, LogMel, MelParams};
 use crate::dsp::stft::StftConfig;
@@ -63,7 +64,8 @@ pub fn log_mel_backward(x: &Tensor, dy: &Tensor, spec: &LogMelSpec) -> Result<Te
         );
     }
     let mut dx = alloc(&d, &x.shape, DType::F32)?;
-    d.run().log_mel_backward(&mut dx, x, dy, &lm)?;
+    let a = LogMelBackward { dx: &mut dx, x, dy };
+    d.run().log_mel_backward(a, &lm)?;
     Ok(dx)
 }
 

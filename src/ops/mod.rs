@@ -43,7 +43,7 @@ pub use tokens::*;
 pub use upsample::*;
 pub use wav2vec2::*;
 
-use crate::backend::Device;
+use crate::backend::{Backend, Device};
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 
@@ -86,6 +86,38 @@ pub(crate) fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
         bail!("{op}: shapes differ ({:?} and {:?})", a.shape, b.shape);
     }
     Ok(())
+}
+
+/// A one-input op on floats: allocates the output (x's shape and dtype, on x's device) and
+/// lets `run` write it.
+pub(crate) fn unary_op(
+    op: &str,
+    x: &Tensor,
+    run: fn(&dyn Backend, &mut Tensor, &Tensor) -> Result<()>,
+) -> Result<Tensor> {
+    check_float(op, "x", x)?;
+    let d = x.device();
+    let mut out = alloc(&d, &x.shape, x.dtype)?;
+    run(d.run(), &mut out, x)?;
+    Ok(out)
+}
+
+/// A two-input op on floats of one shape and dtype on one device (a sum, or a backward pass
+/// from the forward's input or output and dy): allocates the output like `a` (named `what`
+/// in errors) and lets `run` write it.
+pub(crate) fn binary_op(
+    op: &str,
+    (what, a): (&str, &Tensor),
+    b: &Tensor,
+    run: fn(&dyn Backend, &mut Tensor, &Tensor, &Tensor) -> Result<()>,
+) -> Result<Tensor> {
+    check_float(op, what, a)?;
+    check_same_dtype(op, a, b)?;
+    check_same_shape(op, a, b)?;
+    let d = check_device(op, &[a, b])?;
+    let mut out = alloc(&d, &a.shape, a.dtype)?;
+    run(d.run(), &mut out, a, b)?;
+    Ok(out)
 }
 
 /// An output of an op on `d`, from the device's allocator (its contents are overwritten).

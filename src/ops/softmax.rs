@@ -15,10 +15,7 @@ fn cols(op: &str, x: &Tensor) -> Result<usize> {
 
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     cols("softmax", x)?;
-    let d = x.device();
-    let mut y = alloc(&d, &x.shape, x.dtype)?;
-    d.run().softmax(&mut y, x)?;
-    Ok(y)
+    unary_op("softmax", x, |b, y, x| b.softmax(y, x))
 }
 
 /// dx from the forward output y and the output gradient dy.

@@ -1,6 +1,7 @@
 //! Patches and token gathers (see backend/cpu/tokens.rs).
 
 use super::*;
+use crate::backend::api::tokens::{GatherGrads, GatherInput};
 
 fn image_dims(op: &str, img: &Tensor, p: usize) -> Result<[usize; 5]> {
     check_float(op, "images", img)?;
@@ -91,7 +92,8 @@ pub fn gather_rows(src: &Tensor, idx: &Tensor, fill: Option<&Tensor>) -> Result<
         check_device("gather_rows", &[src, f])?;
     }
     let mut out = alloc(&d, &[b, nd, c], src.dtype)?;
-    d.run().gather_rows(&mut out, src, idx, fill)?;
+    d.run()
+        .gather_rows(&mut out, GatherInput { src, idx, fill })?;
     Ok(out)
 }
 
@@ -126,6 +128,10 @@ pub fn gather_rows_backward(
         }
     }
     let mut ds = alloc(&d, &[b, ns, c], dout.dtype)?;
-    d.run().gather_rows_backward(&mut ds, dfill, dout, idx)?;
+    let grads = GatherGrads {
+        dsrc: &mut ds,
+        dfill,
+    };
+    d.run().gather_rows_backward(grads, dout, idx)?;
     Ok(ds)
 }

@@ -8,7 +8,10 @@
 //! loss weights before it runs, and the backward reuses everything the forward computed.
 
 use super::*;
-use crate::backend::api::{CodevectorBackward, ContrastiveIndex, ContrastiveOut};
+use crate::backend::api::wav2vec2::{
+    Codebook, CodevectorBackward, ContrastiveArgs, ContrastiveIndex, ContrastiveOut, GumbelArgs,
+    PerplexityArgs,
+};
 
 fn check_f32(op: &str, what: &str, t: &Tensor) -> Result<()> {
     if t.dtype != DType::F32 {
@@ -96,11 +99,21 @@ pub fn gumbel_quantize(
     *qshape.last_mut().unwrap_or(&mut 0) = groups * d;
     let mut hard = alloc(&dev_, &[rows * groups], DType::I32)?;
     let mut soft = alloc(&dev_, &[rows * groups, vars], DType::F32)?;
-    dev_.run()
-        .gumbel_forward(&mut hard, &mut soft, logits, tau, seed, step)?;
+    dev_.run().gumbel_forward(GumbelArgs {
+        hard: &mut hard,
+        soft: &mut soft,
+        logits,
+        tau,
+        seed,
+        step,
+    })?;
     let mut q = alloc(&dev_, &qshape, DType::F32)?;
-    dev_.run()
-        .codevector_gather(&mut q, codevectors, &hard, groups)?;
+    let book = Codebook {
+        code: codevectors,
+        hard: &hard,
+        groups,
+    };
+    dev_.run().codevector_gather(&mut q, book)?;
     Ok(GumbelOutput {
         q,
         hard,
@@ -183,8 +196,14 @@ pub fn codebook_perplexity(
     let dev_ = check_device(OP, &[logits, weight])?;
     let mut ppl = alloc(&dev_, &[groups], DType::F32)?;
     let mut dl = alloc(&dev_, &logits.shape, DType::F32)?;
-    dev_.run()
-        .codebook_perplexity(&mut ppl, &mut dl, logits, weight, groups, dppl)?;
+    dev_.run().codebook_perplexity(PerplexityArgs {
+        ppl: &mut ppl,
+        dlogits: &mut dl,
+        logits,
+        weight,
+        groups,
+        dppl,
+    })?;
     let ppl: f32 = ppl.to_vec_f32()?.iter().sum();
     Ok((ppl, dl))
 }
@@ -310,7 +329,14 @@ pub fn contrastive_loss(
         offsets: &targets.offsets,
         entries: &targets.entries,
     };
-    dev_.run().contrastive(out, c, q, idx, kappa, dloss)?;
+    let args = ContrastiveArgs {
+        c,
+        q,
+        idx,
+        kappa,
+        dloss,
+    };
+    dev_.run().contrastive(out, args)?;
     let total = super::reduce::item(&super::reduce::sum(&loss)?)?;
     Ok((total, dc, dq))
 }

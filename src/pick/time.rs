@@ -1,31 +1,8 @@
 //! UTC times as seconds since 1970-01-01 (f64: microsecond resolution for centuries around
 //! now): ISO-8601 formatting and parsing, and the (year, day of year) of miniSEED headers.
 
+use crate::data::time::{civil_from_days, days_from_civil};
 use anyhow::{bail, Result};
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Days since 1970-01-01 of a civil date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// Splits `t` into whole microseconds since 1970 (rounded).
 fn micros(t: f64) -> i64 {
@@ -101,7 +78,7 @@ pub fn parse_iso(s: &str) -> Result<f64> {
     if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m as u32) as i64 {
         return Err(bad());
     }
-    let mut secs = days_from_civil(y, m as u32, d as u32) as f64 * 86400.0;
+    let mut secs = days_from_civil(y, m, d) as f64 * 86400.0;
     if let Some(c) = clock {
         let cp: Vec<&str> = c.split(':').collect();
         if !(2..=3).contains(&cp.len()) {

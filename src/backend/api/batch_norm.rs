@@ -1,6 +1,7 @@
 //! BatchNorm2d over NCHW: statistics per channel over (N, H, W). Statistics and running
 //! buffers are f32 [C]; x, y, weight and bias share the float dtype.
 
+use super::layer_norm::{NormBackward, NormInput};
 use crate::tensor::Tensor;
 use anyhow::Result;
 
@@ -21,42 +22,16 @@ pub struct BatchNormRunning<'a> {
     pub var: &'a Tensor,
 }
 
-/// The tensors of a train-mode backward pass.
-pub struct BatchNormBackward<'a> {
-    /// Written: the input gradient.
-    pub dx: &'a mut Tensor,
-    /// Accumulated: the weight and bias gradients.
-    pub dw: &'a mut Tensor,
-    pub db: &'a mut Tensor,
-    pub dy: &'a Tensor,
-    pub x: &'a Tensor,
-    pub w: &'a Tensor,
-    /// The batch mean and 1/std from the forward pass.
-    pub mean: &'a Tensor,
-    pub rstd: &'a Tensor,
-}
-
 pub trait BatchNormOps {
     /// Train mode: y = (x − mean)·rstd·w + b with the batch statistics of x [N, C, H, W].
-    fn batch_norm_train(
-        &self,
-        out: BatchNormTrainOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-        momentum: f32,
-    ) -> Result<()>;
+    fn batch_norm_train(&self, out: BatchNormTrainOut, a: NormInput, momentum: f32) -> Result<()>;
     /// Eval mode: y = (x − running mean)·(running var + eps)^−½·w + b (written).
     fn batch_norm_eval(
         &self,
         y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
+        a: NormInput,
         running: BatchNormRunning,
-        eps: f32,
     ) -> Result<()>;
     /// Train-mode backward: dx written, dw += Σ dy·x̂ and db += Σ dy per channel.
-    fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()>;
+    fn batch_norm_backward(&self, a: NormBackward) -> Result<()>;
 }

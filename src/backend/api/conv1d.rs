@@ -5,9 +5,17 @@ pub use crate::backend::cpu::conv1d::Conv1dShape;
 use crate::tensor::Tensor;
 use anyhow::Result;
 
-/// The tensors of a convolution's backward pass.
-pub struct Conv1dBackward<'a> {
-    /// Written when given: the input gradient [batch, cin, lin].
+/// The input side of a convolution (1-D or 2-D): x, the weight and an optional bias.
+#[derive(Clone, Copy)]
+pub struct ConvInput<'a> {
+    pub x: &'a Tensor,
+    pub w: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+}
+
+/// The tensors of a convolution's backward pass (1-D or 2-D).
+pub struct ConvBackward<'a> {
+    /// Written when given: the input gradient, x's shape.
     pub dx: Option<&'a mut Tensor>,
     /// Accumulated: the weight gradient and, when given, the bias gradient.
     pub dw: &'a mut Tensor,
@@ -15,6 +23,16 @@ pub struct Conv1dBackward<'a> {
     pub dy: &'a Tensor,
     pub x: &'a Tensor,
     pub w: &'a Tensor,
+}
+
+/// The parameters of a weight norm: the direction v viewed as [outer, g.numel(), inner] and
+/// the magnitude g, one per index of the kept axis.
+#[derive(Clone, Copy)]
+pub struct WeightNormInput<'a> {
+    pub g: &'a Tensor,
+    pub v: &'a Tensor,
+    pub outer: usize,
+    pub inner: usize,
 }
 
 /// The tensors of a weight-norm backward pass (v viewed as [outer, g.numel(), inner]).
@@ -45,27 +63,12 @@ pub struct SliceDims {
 
 pub trait Conv1dOps {
     /// y [batch, cout, lout] = conv1d(x, w) + bias (written).
-    fn conv1d(
-        &self,
-        y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        s: &Conv1dShape,
-    ) -> Result<()>;
+    fn conv1d(&self, y: &mut Tensor, a: ConvInput, s: &Conv1dShape) -> Result<()>;
     /// dx written (when given), dw and db accumulated.
-    fn conv1d_backward(&self, a: Conv1dBackward, s: &Conv1dShape) -> Result<()>;
+    fn conv1d_backward(&self, a: ConvBackward, s: &Conv1dShape) -> Result<()>;
     /// w = g[k] · v / norm[k] with norm[k] = ‖v[:, k, :]‖ (v viewed as [outer, g.numel(),
     /// inner]); writes w and norm (f32).
-    fn weight_norm(
-        &self,
-        w: &mut Tensor,
-        norm: &mut Tensor,
-        g: &Tensor,
-        v: &Tensor,
-        outer: usize,
-        inner: usize,
-    ) -> Result<()>;
+    fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()>;
     /// dg and dv accumulated from the gradient of w.
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()>;
     /// out [batch, n, m] = x [batch, m, n] transposed (written).

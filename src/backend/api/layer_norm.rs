@@ -1,7 +1,17 @@
-//! LayerNorm over the last axis.
+//! LayerNorm over the last axis, and the argument structs LayerNorm and BatchNorm share.
 
 use crate::tensor::Tensor;
 use anyhow::Result;
+
+/// The input of a normalisation and its affine parameters: y = (x − mean)·rstd·w + b with
+/// rstd = (var + eps)^−½ (LayerNorm per row of `w.len()` columns, BatchNorm per channel).
+#[derive(Clone, Copy)]
+pub struct NormInput<'a> {
+    pub x: &'a Tensor,
+    pub w: &'a Tensor,
+    pub b: &'a Tensor,
+    pub eps: f32,
+}
 
 /// The outputs of a LayerNorm forward pass, all written.
 pub struct LayerNormOut<'a> {
@@ -11,8 +21,8 @@ pub struct LayerNormOut<'a> {
     pub rstd: &'a mut Tensor,
 }
 
-/// The tensors of a LayerNorm backward pass (rows of `w.len()` columns).
-pub struct LayerNormBackward<'a> {
+/// The tensors of a LayerNorm or train-mode BatchNorm backward pass.
+pub struct NormBackward<'a> {
     /// Written: the input gradient.
     pub dx: &'a mut Tensor,
     /// Accumulated: the weight and bias gradients.
@@ -21,20 +31,14 @@ pub struct LayerNormBackward<'a> {
     pub dy: &'a Tensor,
     pub x: &'a Tensor,
     pub w: &'a Tensor,
-    /// Per-row mean and 1/std from the forward pass (f32).
+    /// The mean and 1/std (f32) from the forward pass: per row (LayerNorm) or per channel
+    /// (BatchNorm).
     pub mean: &'a Tensor,
     pub rstd: &'a Tensor,
 }
 
 pub trait LayerNormOps {
     /// y = (x − mean) · rstd · w + b per row of `w.len()` columns.
-    fn layer_norm(
-        &self,
-        out: LayerNormOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-    ) -> Result<()>;
-    fn layer_norm_backward(&self, a: LayerNormBackward) -> Result<()>;
+    fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()>;
+    fn layer_norm_backward(&self, a: NormBackward) -> Result<()>;
 }

@@ -4,17 +4,18 @@ pub use crate::backend::cpu::matmul::MatmulShape;
 use crate::tensor::Tensor;
 use anyhow::Result;
 
+/// The operands of c = op(a) · op(b) (+ bias over columns) (+ c when `accumulate`).
+#[derive(Clone, Copy)]
+pub struct MatmulInput<'a> {
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub accumulate: bool,
+}
+
 pub trait MatmulOps {
     /// c = op(a) · op(b) (+ bias over columns) (+ c when `accumulate`), per `s`.
-    fn matmul(
-        &self,
-        c: &mut Tensor,
-        a: &Tensor,
-        b: &Tensor,
-        bias: Option<&Tensor>,
-        s: &MatmulShape,
-        accumulate: bool,
-    ) -> Result<()>;
+    fn matmul(&self, c: &mut Tensor, x: MatmulInput, s: &MatmulShape) -> Result<()>;
     /// out[c] = Σ_r x[r, c] (+ out[c] when `accumulate`), rows of `out.numel()` columns.
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()>;
 }

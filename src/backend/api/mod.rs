@@ -28,29 +28,36 @@ pub mod tokens;
 pub mod upsample;
 pub mod wav2vec2;
 
-pub use attention::{AttentionBackward, AttentionOps, AttnGrads};
-pub use batch_norm::{BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut};
+pub use attention::{AttentionBackward, AttentionOps, AttentionOut, AttnGrads, Qkv};
+pub use batch_norm::{BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 pub use channels::{ChannelsOps, StridedCopy};
-pub use conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
+pub use conv1d::{
+    Conv1dOps, ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
+};
 pub use conv2d::Conv2dOps;
 pub use dropout::{DropoutKey, DropoutOps};
 pub use elementwise::ElementwiseOps;
-pub use fusion::{FusionOps, ProjectBackward, SimilarityBackward};
-pub use layer_norm::{LayerNormBackward, LayerNormOps};
-pub use loss::LossOps;
-pub use matmul::MatmulOps;
+pub use fusion::{
+    FusionOps, InfonceBackward, ProjectBackward, ProjectOut, SimilarityBackward, SimilarityInput,
+};
+pub use layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
+pub use loss::{CrossEntropyBackward, LossOps, MaskedRows, NllOut};
+pub use matmul::{MatmulInput, MatmulOps};
 pub use optim::OptimOps;
 pub use reduce::ReduceOps;
 pub use relu::ReluOps;
 pub use softmax::SoftmaxOps;
-pub use ssim::SsimOps;
-pub use stft_mel::StftMelOps;
-pub use tokens::TokenOps;
+pub use ssim::{ImagePair, SsimOps};
+pub use stft_mel::{LogMelBackward, StftMelOps};
+pub use tokens::{GatherGrads, GatherInput, TokenOps};
 pub use upsample::UpsampleOps;
-pub use wav2vec2::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
+pub use wav2vec2::{
+    Codebook, CodevectorBackward, ContrastiveArgs, ContrastiveIndex, ContrastiveOut, GumbelArgs,
+    PerplexityArgs, Wav2vec2Ops,
+};
 
 use crate::tensor::{DType, Tensor};
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 /// A device's implementation of every op family, plus its memory operations.
 pub trait Backend:
@@ -89,4 +96,19 @@ pub trait Backend:
     fn copy(&self, dst: &mut Tensor, src: &Tensor) -> Result<()>;
     /// Waits until everything queued on this device has run.
     fn synchronize(&self) -> Result<()>;
+}
+
+/// What [`Backend::copy`] asks of its arguments on every device: the same dtype and element
+/// count.
+pub fn check_copy(dst: &Tensor, src: &Tensor) -> Result<()> {
+    if dst.dtype != src.dtype || dst.numel() != src.numel() {
+        bail!(
+            "copy: {} {:?} into {} {:?}",
+            src.dtype,
+            src.shape,
+            dst.dtype,
+            dst.shape
+        );
+    }
+    Ok(())
 }

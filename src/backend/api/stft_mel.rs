@@ -6,18 +6,21 @@ use crate::dsp::mel::LogMel;
 use crate::tensor::Tensor;
 use anyhow::Result;
 
+/// The tensors of the log-mel backward pass (f32).
+pub struct LogMelBackward<'a> {
+    /// Written: the waveforms' gradient [batch, t].
+    pub dx: &'a mut Tensor,
+    /// The waveforms [batch, t] and the log-mels' gradient [batch, n_mels, frames].
+    pub x: &'a Tensor,
+    pub dy: &'a Tensor,
+}
+
 pub trait StftMelOps {
     /// out [batch, n_mels, frames] = the log-mel transform `lm` of each trace of x [batch, t]
     /// (f32, written).
     fn log_mel(&self, out: &mut Tensor, x: &Tensor, lm: &LogMel<f32>) -> Result<()>;
     /// dx [batch, t] = (∂ log-mel / ∂x)ᵀ dy with dy [batch, n_mels, frames] (f32, written).
-    fn log_mel_backward(
-        &self,
-        dx: &mut Tensor,
-        x: &Tensor,
-        dy: &Tensor,
-        lm: &LogMel<f32>,
-    ) -> Result<()>;
+    fn log_mel_backward(&self, a: LogMelBackward, lm: &LogMel<f32>) -> Result<()>;
     /// images [n, height, width] from log-mels [n, height, frames] per `plan`: top_db clipping,
     /// resampling of the frames to the width, normalisation (written).
     fn mel_image_finish(

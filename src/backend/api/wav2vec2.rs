@@ -38,47 +38,57 @@ pub struct ContrastiveIndex<'a> {
     pub entries: &'a Tensor,
 }
 
+/// The Gumbel product quantizer's forward pass: per (row, group) of logits [rows·G·V],
+/// y = (z + g)/τ with Philox Gumbel noise g keyed by (seed, step).
+pub struct GumbelArgs<'a> {
+    /// Written: hard [rows·G] (i32) = argmax y, soft [rows·G, V] = softmax(y).
+    pub hard: &'a mut Tensor,
+    pub soft: &'a mut Tensor,
+    pub logits: &'a Tensor,
+    pub tau: f32,
+    pub seed: u64,
+    pub step: u32,
+}
+
+/// The codevectors [G·V, d] chosen by the i32 hard choices [rows·G].
+#[derive(Clone, Copy)]
+pub struct Codebook<'a> {
+    pub code: &'a Tensor,
+    pub hard: &'a Tensor,
+    pub groups: usize,
+}
+
+/// The codebook perplexity and its gradient; `weight` [rows] weights the rows of logits.
+pub struct PerplexityArgs<'a> {
+    /// Written: ppl [G] and the logits' gradient of dppl · Σ_g ppl[g].
+    pub ppl: &'a mut Tensor,
+    pub dlogits: &'a mut Tensor,
+    pub logits: &'a Tensor,
+    pub weight: &'a Tensor,
+    pub groups: usize,
+    pub dppl: f32,
+}
+
+/// The inputs of the contrastive loss: c and q [rows, f], the candidates, the temperature κ
+/// and the loss gradient dloss.
+pub struct ContrastiveArgs<'a> {
+    pub c: &'a Tensor,
+    pub q: &'a Tensor,
+    pub idx: ContrastiveIndex<'a>,
+    pub kappa: f32,
+    pub dloss: f32,
+}
+
 pub trait Wav2vec2Ops {
-    /// Per (row, group) of logits [rows·G·V]: y = (z + g)/τ with Philox Gumbel noise
-    /// (seed, step); hard [rows·G] (i32) = argmax y, soft [rows·G, V] = softmax(y) (written).
-    fn gumbel_forward(
-        &self,
-        hard: &mut Tensor,
-        soft: &mut Tensor,
-        logits: &Tensor,
-        tau: f32,
-        seed: u64,
-        step: u32,
-    ) -> Result<()>;
-    /// q[r, g] = code[g·V + hard[r·G + g]] with code [G·V, d], q [rows·G·d] (written).
-    fn codevector_gather(
-        &self,
-        q: &mut Tensor,
-        code: &Tensor,
-        hard: &Tensor,
-        groups: usize,
-    ) -> Result<()>;
+    /// hard = argmax and soft = softmax of the noisy, tempered logits (see [`GumbelArgs`]).
+    fn gumbel_forward(&self, a: GumbelArgs) -> Result<()>;
+    /// q[r, g] = code[g·V + hard[r·G + g]], q [rows·G·d] (written).
+    fn codevector_gather(&self, q: &mut Tensor, book: Codebook) -> Result<()>;
     fn codevector_backward(&self, a: CodevectorBackward) -> Result<()>;
     /// ppl[g] = exp(H(p̄_g)) of p = softmax(logits) per group, p̄ the mean over rows weighted
     /// by `weight` [rows]; dlogits = the gradient of dppl · Σ_g ppl[g] (both written).
-    fn codebook_perplexity(
-        &self,
-        ppl: &mut Tensor,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        weight: &Tensor,
-        groups: usize,
-        dppl: f32,
-    ) -> Result<()>;
+    fn codebook_perplexity(&self, a: PerplexityArgs) -> Result<()>;
     /// Per masked frame m: −log softmax over [positive, negatives] of cos(c_p, q_j)/κ (a
     /// negative equal to the positive excluded); c and q [rows, f].
-    fn contrastive(
-        &self,
-        out: ContrastiveOut,
-        c: &Tensor,
-        q: &Tensor,
-        idx: ContrastiveIndex,
-        kappa: f32,
-        dloss: f32,
-    ) -> Result<()>;
+    fn contrastive(&self, out: ContrastiveOut, a: ContrastiveArgs) -> Result<()>;
 }

@@ -7,25 +7,18 @@
 //! log-sum-exp of each query's scaled scores, kept for the backward pass.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::attention::{AttentionBackward, AttentionOps, AttnGrads};
-use crate::tensor::Tensor;
+use crate::backend::api::attention::{
+    AttentionBackward, AttentionOps, AttentionOut, AttnGrads, Qkv,
+};
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl AttentionOps for Cpu {
-    fn attention(
-        &self,
-        out: &mut Tensor,
-        lse: &mut Tensor,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        s: &AttnShape,
-    ) -> Result<()> {
-        let (qv, kv, vv) = (input(q)?, input(k)?, input(v)?);
-        let mut o = HostOut::new(out)?;
-        attention_forward(&mut o, &mut lse.f32s_mut()?, &qv, &kv, &vv, s);
-        o.finish()
+    fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {
+        let (qv, kv, vv) = (input(x.q)?, input(x.k)?, input(x.v)?);
+        let mut out = HostOut::new(o.out)?;
+        attention_forward(&mut out, &mut o.lse.f32s_mut()?, &qv, &kv, &vv, s);
+        out.finish()
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
         let (qv, kv, vv, dout) = (input(a.q)?, input(a.k)?, input(a.v)?, input(a.dout)?);
@@ -104,7 +97,9 @@ fn gather(buf: &[f32], s: &AttnShape, l: HeadLayout, seq: usize, b: usize, h: us
     out
 }
 
-fn scatter(
+/// Writes a dense head block [seq, d] into a strided buffer (the inverse of `gather`; also
+/// used by `attention_backward`'s callers).
+pub fn put_head(
     buf: &mut [f32],
     s: &AttnShape,
     l: HeadLayout,
@@ -188,7 +183,7 @@ pub fn attention_forward(
     };
     for (bh, (out, l)) in heads.into_iter().enumerate() {
         let (b, h) = (bh / hh, bh % hh);
-        scatter(o, s, ol, nq, b, h, &out);
+        put_head(o, s, ol, nq, b, h, &out);
         lse[bh * nq..(bh + 1) * nq].copy_from_slice(&l);
     }
 }
@@ -248,17 +243,4 @@ pub fn attention_backward(
         put(1, b, h, &dk);
         put(2, b, h, &dv);
     }
-}
-
-/// Writes a dense head block into a strided buffer (used by `attention_backward`'s callers).
-pub fn put_head(
-    buf: &mut [f32],
-    s: &AttnShape,
-    l: HeadLayout,
-    seq: usize,
-    b: usize,
-    h: usize,
-    src: &[f32],
-) {
-    scatter(buf, s, l, seq, b, h, src)
 }

@@ -3,9 +3,8 @@
 //! variance (as PyTorch); eval mode normalises with the running statistics.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::batch_norm::{
-    BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut,
-};
+use crate::backend::api::batch_norm::{BatchNormOps, BatchNormRunning, BatchNormTrainOut};
+use crate::backend::api::layer_norm::{NormBackward, NormInput};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
@@ -16,23 +15,15 @@ fn n_hw(x: &Tensor) -> (usize, usize) {
 }
 
 impl BatchNormOps for Cpu {
-    fn batch_norm_train(
-        &self,
-        out: BatchNormTrainOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-        momentum: f32,
-    ) -> Result<()> {
-        let (n, hw) = n_hw(x);
+    fn batch_norm_train(&self, out: BatchNormTrainOut, a: NormInput, momentum: f32) -> Result<()> {
+        let (n, hw) = n_hw(a.x);
         // The running statistics are updated through copies: they may be views of one buffer
         // (the parameter store's values) that also holds w and b, whose read guards must be
         // gone before the copies are stored.
         let mut rm = out.running_mean.f32s()?.to_vec();
         let mut rv = out.running_var.f32s()?.to_vec();
         {
-            let (xv, wv, bv) = (input(x)?, input(w)?, input(b)?);
+            let (xv, wv, bv) = (input(a.x)?, input(a.w)?, input(a.b)?);
             let mut y = HostOut::new(out.y)?;
             batch_norm_train(
                 &mut y,
@@ -45,7 +36,7 @@ impl BatchNormOps for Cpu {
                 &bv,
                 n,
                 hw,
-                eps,
+                a.eps,
                 momentum,
             );
             y.finish()?;
@@ -57,20 +48,17 @@ impl BatchNormOps for Cpu {
     fn batch_norm_eval(
         &self,
         y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
+        a: NormInput,
         running: BatchNormRunning,
-        eps: f32,
     ) -> Result<()> {
-        let (_, hw) = n_hw(x);
-        let (xv, wv, bv) = (input(x)?, input(w)?, input(b)?);
+        let (_, hw) = n_hw(a.x);
+        let (xv, wv, bv) = (input(a.x)?, input(a.w)?, input(a.b)?);
         let (rm, rv) = (running.mean.f32s()?, running.var.f32s()?);
         let mut o = HostOut::new(y)?;
-        batch_norm_eval(&mut o, &xv, &wv, &bv, &rm, &rv, hw, eps);
+        batch_norm_eval(&mut o, &xv, &wv, &bv, &rm, &rv, hw, a.eps);
         o.finish()
     }
-    fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()> {
+    fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
         let (n, hw) = n_hw(a.x);
         // dw and db accumulate through copies: they may be views of one gradient buffer.
         let mut dwv = input(a.dw)?.into_owned();

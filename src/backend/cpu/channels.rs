@@ -1,7 +1,7 @@
 //! Layout ops on NCHW tensors: concatenation along C and its inverse (split), and the
 //! NCHW ↔ NHWC permutation (a transpose of the last two axes of [n, rows, cols]).
 
-use super::{input, Cpu, HostOut};
+use super::{input, unary, Cpu, HostOut};
 use crate::backend::api::{ChannelsOps, StridedCopy};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -25,10 +25,7 @@ impl ChannelsOps for Cpu {
         d.finish()
     }
     fn permute_last2(&self, out: &mut Tensor, x: &Tensor, rows: usize, cols: usize) -> Result<()> {
-        let x = input(x)?;
-        let mut o = HostOut::new(out)?;
-        transpose_last2(&mut o, &x, rows, cols);
-        o.finish()
+        unary(out, x, |o, x| transpose_last2(o, x, rows, cols))
     }
 }
 

@@ -3,61 +3,29 @@
 //! a slice along one axis. Each has its backward pass. Reductions accumulate in f64, in a fixed
 //! order, so results do not depend on the thread count.
 
-use super::{input, Cpu, HostOut};
-use crate::backend::api::conv1d::{Conv1dBackward, Conv1dOps, SliceDims, WeightNormBackward};
+use super::{conv_backward, conv_forward, input, unary, Cpu, HostOut};
+use crate::backend::api::conv1d::{
+    Conv1dOps, ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
+};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl Conv1dOps for Cpu {
-    fn conv1d(
-        &self,
-        y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        s: &Conv1dShape,
-    ) -> Result<()> {
-        let (xv, wv) = (input(x)?, input(w)?);
-        let bv = bias.map(input).transpose()?;
-        let mut o = HostOut::new(y)?;
-        conv1d(&mut o, &xv, &wv, bv.as_deref(), s);
-        o.finish()
+    fn conv1d(&self, y: &mut Tensor, a: ConvInput, s: &Conv1dShape) -> Result<()> {
+        conv_forward(y, a, |y, x, w, bias| conv1d(y, x, w, bias, s))
     }
-    fn conv1d_backward(&self, a: Conv1dBackward, s: &Conv1dShape) -> Result<()> {
-        let dyv = input(a.dy)?;
-        // dw and db accumulate through copies: they may be views of one gradient buffer.
-        let mut dwv = input(a.dw)?.into_owned();
-        let mut dbv =
-            a.db.as_deref()
-                .map(input)
-                .transpose()?
-                .map(|v| v.into_owned());
-        conv1d_backward_params(&mut dwv, dbv.as_deref_mut(), &dyv, &input(a.x)?, s);
-        a.dw.write_f32(&dwv)?;
-        if let (Some(db), Some(v)) = (a.db, dbv) {
-            db.write_f32(&v)?;
-        }
-        if let Some(dx) = a.dx {
-            let wv = input(a.w)?;
-            let mut o = HostOut::new(dx)?;
-            conv1d_backward_input(&mut o, &dyv, &wv, s);
-            o.finish()?;
-        }
-        Ok(())
+    fn conv1d_backward(&self, a: ConvBackward, s: &Conv1dShape) -> Result<()> {
+        conv_backward(
+            a,
+            |dw, db, dy, x| conv1d_backward_params(dw, db, dy, x, s),
+            |dx, dy, w| conv1d_backward_input(dx, dy, w, s),
+        )
     }
-    fn weight_norm(
-        &self,
-        w: &mut Tensor,
-        norm: &mut Tensor,
-        g: &Tensor,
-        v: &Tensor,
-        outer: usize,
-        inner: usize,
-    ) -> Result<()> {
-        let (gv, vv) = (input(g)?, input(v)?);
+    fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()> {
+        let (gv, vv) = (input(a.g)?, input(a.v)?);
         let mut o = HostOut::new(w)?;
-        weight_norm(&mut o, &mut norm.f32s_mut()?, &gv, &vv, outer, inner);
+        weight_norm(&mut o, &mut norm.f32s_mut()?, &gv, &vv, a.outer, a.inner);
         o.finish()
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
@@ -79,22 +47,17 @@ impl Conv1dOps for Cpu {
     }
     fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {
         let batch = x.numel() / (m * n).max(1);
-        let xv = input(x)?;
-        let mut o = HostOut::new(out)?;
-        transpose_last2(&mut o, &xv, batch, m, n);
-        o.finish()
+        unary(out, x, |o, xv| transpose_last2(o, xv, batch, m, n))
     }
     fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
-        let xv = input(x)?;
-        let mut o = HostOut::new(out)?;
-        slice_axis(&mut o, &xv, d.outer, d.len_in, d.inner, d.start, d.len);
-        o.finish()
+        unary(out, x, |o, xv| {
+            slice_axis(o, xv, d.outer, d.len_in, d.inner, d.start, d.len)
+        })
     }
     fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
-        let dyv = input(dy)?;
-        let mut o = HostOut::new(dx)?;
-        slice_axis_backward(&mut o, &dyv, d.outer, d.len_in, d.inner, d.start, d.len);
-        o.finish()
+        unary(dx, dy, |o, dyv| {
+            slice_axis_backward(o, dyv, d.outer, d.len_in, d.inner, d.start, d.len)
+        })
     }
 }
 

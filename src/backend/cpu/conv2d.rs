@@ -1,60 +1,23 @@
 //! 2-D convolution, NCHW, square odd kernel (1×1 or 3×3), stride 1, padding k/2 ("same"),
 //! groups 1, optional bias. Direct loops, one output plane per rayon task.
 
-use super::{input, Cpu, HostOut};
+use super::{conv_backward, conv_forward, Cpu};
+use crate::backend::api::conv1d::{ConvBackward, ConvInput};
 use crate::backend::api::Conv2dOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl Conv2dOps for Cpu {
-    fn conv2d(
-        &self,
-        y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        s: &Conv2dShape,
-    ) -> Result<()> {
-        let (xv, wv) = (input(x)?, input(w)?);
-        let bv = bias.map(input).transpose()?;
-        let mut o = HostOut::new(y)?;
-        conv2d(&mut o, &xv, &wv, bv.as_deref(), s);
-        o.finish()
+    fn conv2d(&self, y: &mut Tensor, a: ConvInput, s: &Conv2dShape) -> Result<()> {
+        conv_forward(y, a, |y, x, w, bias| conv2d(y, x, w, bias, s))
     }
-    fn conv2d_backward_input(
-        &self,
-        dx: &mut Tensor,
-        dy: &Tensor,
-        w: &Tensor,
-        s: &Conv2dShape,
-    ) -> Result<()> {
-        let (dyv, wv) = (input(dy)?, input(w)?);
-        let mut o = HostOut::new(dx)?;
-        conv2d_backward_input(&mut o, &dyv, &wv, s);
-        o.finish()
-    }
-    fn conv2d_backward_params(
-        &self,
-        dw: &mut Tensor,
-        dbias: Option<&mut Tensor>,
-        dy: &Tensor,
-        x: &Tensor,
-        s: &Conv2dShape,
-    ) -> Result<()> {
-        // Accumulated through copies: dw and dbias may be views of one gradient buffer.
-        let mut dwv = input(dw)?.into_owned();
-        let mut dbv = dbias
-            .as_deref()
-            .map(input)
-            .transpose()?
-            .map(|v| v.into_owned());
-        conv2d_backward_params(&mut dwv, dbv.as_deref_mut(), &input(dy)?, &input(x)?, s);
-        dw.write_f32(&dwv)?;
-        match (dbias, dbv) {
-            (Some(db), Some(v)) => db.write_f32(&v),
-            _ => Ok(()),
-        }
+    fn conv2d_backward(&self, a: ConvBackward, s: &Conv2dShape) -> Result<()> {
+        conv_backward(
+            a,
+            |dw, db, dy, x| conv2d_backward_params(dw, db, dy, x, s),
+            |dx, dy, w| conv2d_backward_input(dx, dy, w, s),
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 //! and the GPU draws the same mask.
 
 use super::philox::uniform;
-use super::{input, Cpu, HostOut};
+use super::{unary, Cpu};
 use crate::backend::api::{DropoutKey, DropoutOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -11,10 +11,9 @@ use rayon::prelude::*;
 
 impl DropoutOps for Cpu {
     fn dropout(&self, out: &mut Tensor, x: &Tensor, p: f32, key: DropoutKey) -> Result<()> {
-        let x = input(x)?;
-        let mut o = HostOut::new(out)?;
-        dropout(&mut o, &x, p, key.seed, key.step, key.stream_id);
-        o.finish()
+        unary(out, x, |o, x| {
+            dropout(o, x, p, key.seed, key.step, key.stream_id)
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Elementwise ops: add, bias add, GELU (erf form) and its derivative, scale, fill.
 
-use super::{input, Cpu, HostOut};
+use super::{input, unary, Cpu, HostOut};
 use crate::backend::api::ElementwiseOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -27,10 +27,7 @@ impl ElementwiseOps for Cpu {
         o.finish()
     }
     fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
-        let x = input(x)?;
-        let mut o = HostOut::new(out)?;
-        gelu(&mut o, &x);
-        o.finish()
+        unary(out, x, gelu)
     }
     fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
         let (x, dy) = (input(x)?, input(dy)?);

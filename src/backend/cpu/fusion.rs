@@ -4,24 +4,27 @@
 //! formulas (reductions in f64 here, a fixed tree there).
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::fusion::{FusionOps, ProjectBackward, SimilarityBackward};
+use crate::backend::api::fusion::{
+    FusionOps, InfonceBackward, ProjectBackward, ProjectOut, SimilarityBackward, SimilarityInput,
+};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl FusionOps for Cpu {
-    fn project_l2norm(
-        &self,
-        e: &mut Tensor,
-        norm: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        eps: f32,
-    ) -> Result<()> {
+    fn project_l2norm(&self, out: ProjectOut, x: &Tensor, w: &Tensor, eps: f32) -> Result<()> {
         let (d_out, d_in) = (w.shape[0], w.shape[1]);
         let (xv, wv) = (input(x)?, input(w)?);
-        let mut ev = HostOut::new(e)?;
-        project_l2norm(&mut ev, &mut norm.f32s_mut()?, &xv, &wv, d_in, d_out, eps);
+        let mut ev = HostOut::new(out.e)?;
+        project_l2norm(
+            &mut ev,
+            &mut out.norm.f32s_mut()?,
+            &xv,
+            &wv,
+            d_in,
+            d_out,
+            eps,
+        );
         ev.finish()
     }
     fn project_l2norm_backward(&self, a: ProjectBackward) -> Result<()> {
@@ -40,18 +43,11 @@ impl FusionOps for Cpu {
         project_backward_dw(&mut dw, &dz, &x, d_in, d_out);
         dw.finish()
     }
-    fn similarity(
-        &self,
-        logits: &mut Tensor,
-        ei: &Tensor,
-        ew: &Tensor,
-        log_scale: &Tensor,
-        max_log_scale: f32,
-    ) -> Result<()> {
-        let dim = ei.shape[1];
-        let (a, b) = (input(ei)?, input(ew)?);
-        let s = log_scale.f32s()?[0];
-        similarity(&mut logits.f32s_mut()?, &a, &b, dim, s, max_log_scale);
+    fn similarity(&self, logits: &mut Tensor, a: SimilarityInput) -> Result<()> {
+        let dim = a.ei.shape[1];
+        let (ei, ew) = (input(a.ei)?, input(a.ew)?);
+        let s = a.log_scale.f32s()?[0];
+        similarity(&mut logits.f32s_mut()?, &ei, &ew, dim, s, a.max_log_scale);
         Ok(())
     }
     fn infonce(&self, lse: &mut Tensor, losses: &mut Tensor, logits: &Tensor) -> Result<()> {
@@ -64,21 +60,10 @@ impl FusionOps for Cpu {
         );
         Ok(())
     }
-    fn infonce_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        lse: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let n = logits.shape[0];
-        infonce_backward(
-            &mut dlogits.f32s_mut()?,
-            &logits.f32s()?,
-            &lse.f32s()?,
-            n,
-            scale,
-        );
+    fn infonce_backward(&self, a: InfonceBackward) -> Result<()> {
+        let n = a.logits.shape[0];
+        let (logits, lse) = (a.logits.f32s()?, a.lse.f32s()?);
+        infonce_backward(&mut a.dlogits.f32s_mut()?, &logits, &lse, n, a.scale);
         Ok(())
     }
     fn similarity_backward(&self, a: SimilarityBackward) -> Result<()> {

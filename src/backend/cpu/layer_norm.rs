@@ -2,21 +2,13 @@
 //! for the backward pass.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOps, LayerNormOut};
-use crate::tensor::Tensor;
+use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl LayerNormOps for Cpu {
-    fn layer_norm(
-        &self,
-        out: LayerNormOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-    ) -> Result<()> {
-        let (x, w, b) = (input(x)?, input(w)?, input(b)?);
+    fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()> {
+        let (x, w, b) = (input(a.x)?, input(a.w)?, input(a.b)?);
         let mut y = HostOut::new(out.y)?;
         layer_norm(
             &mut y,
@@ -25,11 +17,11 @@ impl LayerNormOps for Cpu {
             &x,
             &w,
             &b,
-            eps,
+            a.eps,
         );
         y.finish()
     }
-    fn layer_norm_backward(&self, a: LayerNormBackward) -> Result<()> {
+    fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
         let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
         let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
         let mut dx = HostOut::new(a.dx)?;

@@ -3,38 +3,26 @@
 
 use super::softmax::{last_axis, logsumexp};
 use super::{input, Cpu, HostOut};
-use crate::backend::api::LossOps;
+use crate::backend::api::loss::{CrossEntropyBackward, LossOps, MaskedRows, NllOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl LossOps for Cpu {
-    fn nll(
-        &self,
-        losses: &mut Tensor,
-        valid: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-    ) -> Result<()> {
+    fn nll(&self, out: NllOut, logits: &Tensor, targets: &Tensor) -> Result<()> {
         let classes = last_axis(logits);
         let (z, t) = (input(logits)?, targets.i32s()?);
-        nll_forward(&mut losses.f32s_mut()?, &z, &t, classes);
-        for (v, &ti) in valid.f32s_mut()?.iter_mut().zip(t.iter()) {
+        nll_forward(&mut out.losses.f32s_mut()?, &z, &t, classes);
+        for (v, &ti) in out.valid.f32s_mut()?.iter_mut().zip(t.iter()) {
             *v = if target_valid(ti, classes) { 1.0 } else { 0.0 };
         }
         Ok(())
     }
-    fn nll_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let classes = last_axis(logits);
-        let (z, t) = (input(logits)?, targets.i32s()?);
-        let mut o = HostOut::new(dlogits)?;
-        nll_backward(&mut o, &z, &t, classes, scale);
+    fn nll_backward(&self, a: CrossEntropyBackward) -> Result<()> {
+        let classes = last_axis(a.logits);
+        let (z, t) = (input(a.logits)?, a.targets.i32s()?);
+        let mut o = HostOut::new(a.dlogits)?;
+        nll_backward(&mut o, &z, &t, classes, a.scale);
         o.finish()
     }
     fn soft_ce(&self, losses: &mut Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
@@ -43,17 +31,11 @@ impl LossOps for Cpu {
         soft_ce_forward(&mut losses.f32s_mut()?, &z, &t, classes);
         Ok(())
     }
-    fn soft_ce_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let classes = last_axis(logits);
-        let (z, t) = (input(logits)?, input(targets)?);
-        let mut o = HostOut::new(dlogits)?;
-        soft_ce_backward(&mut o, &z, &t, classes, scale);
+    fn soft_ce_backward(&self, a: CrossEntropyBackward) -> Result<()> {
+        let classes = last_axis(a.logits);
+        let (z, t) = (input(a.logits)?, input(a.targets)?);
+        let mut o = HostOut::new(a.dlogits)?;
+        soft_ce_backward(&mut o, &z, &t, classes, a.scale);
         o.finish()
     }
     fn mse(&self, sq: &mut Tensor, x: &Tensor, y: &Tensor) -> Result<()> {
@@ -67,28 +49,15 @@ impl LossOps for Cpu {
         mse_backward(&mut o, &x, &y, scale);
         o.finish()
     }
-    fn masked_row_mse(
-        &self,
-        row_loss: &mut Tensor,
-        x: &Tensor,
-        y: &Tensor,
-        mask: &Tensor,
-    ) -> Result<()> {
-        let cols = last_axis(x);
-        let (x, y, m) = (input(x)?, input(y)?, mask.f32s()?);
+    fn masked_row_mse(&self, row_loss: &mut Tensor, a: MaskedRows) -> Result<()> {
+        let cols = last_axis(a.x);
+        let (x, y, m) = (input(a.x)?, input(a.y)?, a.mask.f32s()?);
         masked_row_mse_forward(&mut row_loss.f32s_mut()?, &x, &y, &m, cols);
         Ok(())
     }
-    fn masked_row_mse_backward(
-        &self,
-        dx: &mut Tensor,
-        x: &Tensor,
-        y: &Tensor,
-        mask: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let cols = last_axis(x);
-        let (x, y, m) = (input(x)?, input(y)?, mask.f32s()?);
+    fn masked_row_mse_backward(&self, dx: &mut Tensor, a: MaskedRows, scale: f32) -> Result<()> {
+        let cols = last_axis(a.x);
+        let (x, y, m) = (input(a.x)?, input(a.y)?, a.mask.f32s()?);
         let mut o = HostOut::new(dx)?;
         masked_row_mse_backward(&mut o, &x, &y, &m, cols, scale);
         o.finish()

@@ -2,29 +2,21 @@
 //! tests use as their oracle.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::MatmulOps;
+use crate::backend::api::matmul::{MatmulInput, MatmulOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use gemm::Parallelism;
 
 impl MatmulOps for Cpu {
-    fn matmul(
-        &self,
-        c: &mut Tensor,
-        a: &Tensor,
-        b: &Tensor,
-        bias: Option<&Tensor>,
-        s: &MatmulShape,
-        accumulate: bool,
-    ) -> Result<()> {
-        let (av, bv) = (input(a)?, input(b)?);
-        let biasv = bias.map(input).transpose()?;
-        let mut cv = if accumulate {
+    fn matmul(&self, c: &mut Tensor, x: MatmulInput, s: &MatmulShape) -> Result<()> {
+        let (av, bv) = (input(x.a)?, input(x.b)?);
+        let biasv = x.bias.map(input).transpose()?;
+        let mut cv = if x.accumulate {
             HostOut::update(c)?
         } else {
             HostOut::new(c)?
         };
-        matmul(&mut cv, &av, &bv, biasv.as_deref(), s, accumulate);
+        matmul(&mut cv, &av, &bv, biasv.as_deref(), s, x.accumulate);
         cv.finish()
     }
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {

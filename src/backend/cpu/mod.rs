@@ -57,15 +57,7 @@ impl Backend for Cpu {
         Ok(())
     }
     fn copy(&self, dst: &mut Tensor, src: &Tensor) -> Result<()> {
-        if dst.dtype != src.dtype || dst.numel() != src.numel() {
-            bail!(
-                "copy: {} {:?} into {} {:?}",
-                src.dtype,
-                src.shape,
-                dst.dtype,
-                dst.shape
-            );
-        }
+        crate::backend::api::check_copy(dst, src)?;
         let v = src.to_cpu_storage()?;
         match v {
             CpuStorage::F32(v) => dst.f32s_mut()?.copy_from_slice(&v),
@@ -141,6 +133,58 @@ impl std::ops::DerefMut for HostOut<'_> {
 /// A float input view's values as f32 (borrowed when f32).
 pub fn input(t: &Tensor) -> Result<HostF32<'_>> {
     t.host_f32()
+}
+
+/// A one-input op on host slices: `f(out, x)` with x read as f32 and out written (rounded
+/// when it is bf16).
+pub fn unary(out: &mut Tensor, x: &Tensor, f: impl FnOnce(&mut [f32], &[f32])) -> Result<()> {
+    let x = input(x)?;
+    let mut o = HostOut::new(out)?;
+    f(&mut o, &x);
+    o.finish()
+}
+
+/// A convolution's forward pass on host slices: `conv(y, x, w, bias)` with the inputs read
+/// as f32 and y written.
+pub fn conv_forward(
+    y: &mut Tensor,
+    a: crate::backend::api::ConvInput,
+    conv: impl FnOnce(&mut [f32], &[f32], &[f32], Option<&[f32]>),
+) -> Result<()> {
+    let (xv, wv) = (input(a.x)?, input(a.w)?);
+    let bv = a.bias.map(input).transpose()?;
+    let mut o = HostOut::new(y)?;
+    conv(&mut o, &xv, &wv, bv.as_deref());
+    o.finish()
+}
+
+/// A convolution's backward pass on host slices: `params(dw, db, dy, x)` adds the weight and
+/// (when given) bias gradients, `input_grad(dx, dy, w)` writes the input gradient (when
+/// asked). dw and db are accumulated through f32 copies: they may be views of one gradient
+/// buffer, so neither stays borrowed while the other is written.
+pub fn conv_backward(
+    a: crate::backend::api::ConvBackward,
+    params: impl FnOnce(&mut [f32], Option<&mut [f32]>, &[f32], &[f32]),
+    input_grad: impl FnOnce(&mut [f32], &[f32], &[f32]),
+) -> Result<()> {
+    let dyv = input(a.dy)?;
+    let mut dwv = input(a.dw)?.into_owned();
+    let mut dbv = match a.db.as_deref() {
+        Some(t) => Some(input(t)?.into_owned()),
+        None => None,
+    };
+    params(&mut dwv, dbv.as_deref_mut(), &dyv, &input(a.x)?);
+    a.dw.write_f32(&dwv)?;
+    if let (Some(db), Some(v)) = (a.db, dbv) {
+        db.write_f32(&v)?;
+    }
+    if let Some(dx) = a.dx {
+        let wv = input(a.w)?;
+        let mut o = HostOut::new(dx)?;
+        input_grad(&mut o, &dyv, &wv);
+        o.finish()?;
+    }
+    Ok(())
 }
 
 /// f32 → bf16, round to nearest even (bit-identical to `f32_to_bf16` in common.cuh).

@@ -1,6 +1,6 @@
 //! ReLU: y = max(x, 0) (NaN passes through, as PyTorch); dx = dy where y > 0, else 0.
 
-use super::{input, Cpu, HostOut, PAR_MIN};
+use super::{input, unary, Cpu, HostOut, PAR_MIN};
 use crate::backend::api::ReluOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -8,10 +8,7 @@ use rayon::prelude::*;
 
 impl ReluOps for Cpu {
     fn relu(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
-        let x = input(x)?;
-        let mut o = HostOut::new(y)?;
-        relu(&mut o, &x);
-        o.finish()
+        unary(y, x, relu)
     }
     fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
         let (y, dy) = (input(y)?, input(dy)?);

@@ -1,6 +1,6 @@
 //! Softmax over the last axis and its backward.
 
-use super::{input, Cpu, HostOut};
+use super::{input, unary, Cpu, HostOut};
 use crate::backend::api::SoftmaxOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -14,10 +14,7 @@ pub(crate) fn last_axis(t: &Tensor) -> usize {
 impl SoftmaxOps for Cpu {
     fn softmax(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
         let cols = last_axis(x);
-        let x = input(x)?;
-        let mut o = HostOut::new(y)?;
-        softmax(&mut o, &x, cols);
-        o.finish()
+        unary(y, x, |o, x| softmax(o, x, cols))
     }
     fn softmax_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
         let cols = last_axis(y);

@@ -11,30 +11,24 @@
 //! relu(ssim_4)^{w_4}, averaged over planes. Everything is computed in f64.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::SsimOps;
+use crate::backend::api::{ImagePair, SsimOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use rayon::prelude::*;
 
 impl SsimOps for Cpu {
-    fn ssim(&self, x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
-        let (h, w) = (x.shape[2], x.shape[3]);
-        Ok(ssim(&input(x)?, &input(y)?, h, w, data_range as f64) as f32)
+    fn ssim(&self, p: ImagePair) -> Result<f32> {
+        let (h, w) = (p.x.shape[2], p.x.shape[3]);
+        Ok(ssim(&input(p.x)?, &input(p.y)?, h, w, p.data_range as f64) as f32)
     }
-    fn ms_ssim(
-        &self,
-        x: &Tensor,
-        y: &Tensor,
-        data_range: f32,
-        grad: Option<(&mut Tensor, f32)>,
-    ) -> Result<f32> {
-        let (h, w) = (x.shape[2], x.shape[3]);
-        let (xv, yv) = (input(x)?, input(y)?);
+    fn ms_ssim(&self, p: ImagePair, grad: Option<(&mut Tensor, f32)>) -> Result<f32> {
+        let (h, w, range) = (p.x.shape[2], p.x.shape[3], p.data_range as f64);
+        let (xv, yv) = (input(p.x)?, input(p.y)?);
         let Some((dx, dvalue)) = grad else {
-            return Ok(ms_ssim(&xv, &yv, h, w, data_range as f64) as f32);
+            return Ok(ms_ssim(&xv, &yv, h, w, range) as f32);
         };
         let mut o = HostOut::new(dx)?;
-        let v = ms_ssim_backward(&mut o, &xv, &yv, h, w, data_range as f64, dvalue as f64);
+        let v = ms_ssim_backward(&mut o, &xv, &yv, h, w, range, dvalue as f64);
         o.finish()?;
         Ok(v as f32)
     }

@@ -2,7 +2,7 @@
 //! images.rs), trace by trace on rayon's pool.
 
 use super::Cpu;
-use crate::backend::api::StftMelOps;
+use crate::backend::api::{LogMelBackward, StftMelOps};
 use crate::dsp::images::{self, MelImagePlan};
 use crate::dsp::mel::LogMel;
 use crate::tensor::Tensor;
@@ -19,17 +19,11 @@ impl StftMelOps for Cpu {
             .enumerate()
             .try_for_each(|(i, o)| lm.forward_into(&xs[i * t..(i + 1) * t], o))
     }
-    fn log_mel_backward(
-        &self,
-        dx: &mut Tensor,
-        x: &Tensor,
-        dy: &Tensor,
-        lm: &LogMel<f32>,
-    ) -> Result<()> {
-        let t = *x.shape.last().unwrap_or(&0);
+    fn log_mel_backward(&self, a: LogMelBackward, lm: &LogMel<f32>) -> Result<()> {
+        let t = *a.x.shape.last().unwrap_or(&0);
         let per = lm.n_mels() * lm.n_frames(t)?;
-        let (xs, dys) = (x.f32s()?, dy.f32s()?);
-        dx.f32s_mut()?
+        let (xs, dys) = (a.x.f32s()?, a.dy.f32s()?);
+        a.dx.f32s_mut()?
             .par_chunks_mut(t)
             .enumerate()
             .try_for_each(|(i, o)| {

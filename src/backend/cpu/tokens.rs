@@ -1,8 +1,8 @@
 //! Token bookkeeping: images ↔ patch rows, and gathering token rows by index (cls tokens,
 //! MAE's visible subset and its unshuffle, pooling), with backward passes.
 
-use super::{input, Cpu, HostOut};
-use crate::backend::api::TokenOps;
+use super::{input, unary, Cpu, HostOut};
+use crate::backend::api::tokens::{GatherGrads, GatherInput, TokenOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
 
@@ -14,40 +14,24 @@ fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
 impl TokenOps for Cpu {
     fn patchify(&self, patches: &mut Tensor, img: &Tensor, p: usize) -> Result<()> {
         let (b, c, h, w) = nchw(img);
-        let x = input(img)?;
-        let mut o = HostOut::new(patches)?;
-        patchify(&mut o, &x, b, c, h, w, p);
-        o.finish()
+        unary(patches, img, |o, x| patchify(o, x, b, c, h, w, p))
     }
     fn unpatchify(&self, img: &mut Tensor, patches: &Tensor, p: usize) -> Result<()> {
         let (b, c, h, w) = nchw(img);
-        let x = input(patches)?;
-        let mut o = HostOut::new(img)?;
-        unpatchify(&mut o, &x, b, c, h, w, p);
-        o.finish()
+        unary(img, patches, |o, x| unpatchify(o, x, b, c, h, w, p))
     }
-    fn gather_rows(
-        &self,
-        out: &mut Tensor,
-        src: &Tensor,
-        idx: &Tensor,
-        fill: Option<&Tensor>,
-    ) -> Result<()> {
+    fn gather_rows(&self, out: &mut Tensor, a: GatherInput) -> Result<()> {
+        let (src, idx) = (a.src, a.idx);
         let (b, ns, c) = (src.shape[0], src.shape[1], src.shape[2]);
         let nd = idx.shape[1];
         let (s, i) = (input(src)?, idx.i32s()?);
-        let f = fill.map(input).transpose()?;
+        let f = a.fill.map(input).transpose()?;
         let mut o = HostOut::new(out)?;
         gather_rows(&mut o, &s, &i, f.as_deref(), b, ns, nd, c);
         o.finish()
     }
-    fn gather_rows_backward(
-        &self,
-        dsrc: &mut Tensor,
-        dfill: Option<&mut Tensor>,
-        dout: &Tensor,
-        idx: &Tensor,
-    ) -> Result<()> {
+    fn gather_rows_backward(&self, g: GatherGrads, dout: &Tensor, idx: &Tensor) -> Result<()> {
+        let (dsrc, dfill) = (g.dsrc, g.dfill);
         let (b, ns, c) = (dsrc.shape[0], dsrc.shape[1], dsrc.shape[2]);
         let nd = idx.shape[1];
         let (g, i) = (input(dout)?, idx.i32s()?);

@@ -1,7 +1,7 @@
 //! Resampling of NCHW planes, PyTorch's `F.interpolate` semantics: nearest by an integer
 //! factor, and bilinear to a given size with align_corners=False or True.
 
-use super::{input, Cpu, HostOut};
+use super::{unary, Cpu};
 use crate::backend::api::UpsampleOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -15,24 +15,17 @@ fn hw(t: &Tensor) -> (usize, usize) {
 impl UpsampleOps for Cpu {
     fn upsample_nearest(&self, out: &mut Tensor, x: &Tensor, k: usize) -> Result<()> {
         let (h, w) = hw(x);
-        let x = input(x)?;
-        let mut o = HostOut::new(out)?;
-        upsample_nearest(&mut o, &x, h, w, k);
-        o.finish()
+        unary(out, x, |o, x| upsample_nearest(o, x, h, w, k))
     }
     fn upsample_nearest_backward(&self, dx: &mut Tensor, dy: &Tensor, k: usize) -> Result<()> {
         let (h, w) = hw(dx);
-        let dy = input(dy)?;
-        let mut o = HostOut::new(dx)?;
-        upsample_nearest_backward(&mut o, &dy, h, w, k);
-        o.finish()
+        unary(dx, dy, |o, dy| upsample_nearest_backward(o, dy, h, w, k))
     }
     fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
         let (from, to) = (hw(x), hw(out));
-        let x = input(x)?;
-        let mut o = HostOut::new(out)?;
-        upsample_bilinear(&mut o, &x, from, to, align_corners);
-        o.finish()
+        unary(out, x, |o, x| {
+            upsample_bilinear(o, x, from, to, align_corners)
+        })
     }
     fn upsample_bilinear_backward(
         &self,
@@ -41,10 +34,9 @@ impl UpsampleOps for Cpu {
         align_corners: bool,
     ) -> Result<()> {
         let (from, to) = (hw(dx), hw(dy));
-        let dy = input(dy)?;
-        let mut o = HostOut::new(dx)?;
-        upsample_bilinear_backward(&mut o, &dy, from, to, align_corners);
-        o.finish()
+        unary(dx, dy, |o, dy| {
+            upsample_bilinear_backward(o, dy, from, to, align_corners)
+        })
     }
 }
 

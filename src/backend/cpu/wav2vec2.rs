@@ -4,7 +4,10 @@
 
 use super::philox::uniform;
 use super::Cpu;
-use crate::backend::api::{CodevectorBackward, ContrastiveIndex, ContrastiveOut, Wav2vec2Ops};
+use crate::backend::api::wav2vec2::{
+    Codebook, CodevectorBackward, ContrastiveArgs, ContrastiveOut, GumbelArgs, PerplexityArgs,
+    Wav2vec2Ops,
+};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 
@@ -23,41 +26,28 @@ fn hard_choices(hard: &Tensor, vars: usize) -> Result<Vec<usize>> {
 }
 
 impl Wav2vec2Ops for Cpu {
-    fn gumbel_forward(
-        &self,
-        hard: &mut Tensor,
-        soft: &mut Tensor,
-        logits: &Tensor,
-        tau: f32,
-        seed: u64,
-        step: u32,
-    ) -> Result<()> {
-        let vars = last(soft);
-        let groups = last(logits) / vars;
-        let ch = gumbel_choice(&logits.f32s()?, groups, vars, tau, seed, step);
-        for (o, &h) in hard.host_mut::<i32>()?.iter_mut().zip(&ch.hard) {
+    fn gumbel_forward(&self, a: GumbelArgs) -> Result<()> {
+        let vars = last(a.soft);
+        let groups = last(a.logits) / vars;
+        let z = a.logits.f32s()?;
+        let ch = gumbel_choice(&z, groups, vars, a.tau, a.seed, a.step);
+        for (o, &h) in a.hard.host_mut::<i32>()?.iter_mut().zip(&ch.hard) {
             *o = h as i32;
         }
-        soft.f32s_mut()?.copy_from_slice(&ch.soft);
+        a.soft.f32s_mut()?.copy_from_slice(&ch.soft);
         Ok(())
     }
-    fn codevector_gather(
-        &self,
-        q: &mut Tensor,
-        code: &Tensor,
-        hard: &Tensor,
-        groups: usize,
-    ) -> Result<()> {
-        let d = last(code);
-        let vars = code.numel() / (groups * d);
+    fn codevector_gather(&self, q: &mut Tensor, book: Codebook) -> Result<()> {
+        let d = last(book.code);
+        let vars = book.code.numel() / (book.groups * d);
         let ch = GumbelChoice {
-            groups,
+            groups: book.groups,
             vars,
-            hard: hard_choices(hard, vars)?,
+            hard: hard_choices(book.hard, vars)?,
             soft: Vec::new(),
             tau: 1.0,
         };
-        let v = gather_codevectors(&ch, &code.f32s()?, d);
+        let v = gather_codevectors(&ch, &book.code.f32s()?, d);
         q.f32s_mut()?.copy_from_slice(&v);
         Ok(())
     }
@@ -80,37 +70,17 @@ impl Wav2vec2Ops for Cpu {
         }
         Ok(())
     }
-    fn codebook_perplexity(
-        &self,
-        ppl: &mut Tensor,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        weight: &Tensor,
-        groups: usize,
-        dppl: f32,
-    ) -> Result<()> {
-        let vars = last(logits) / groups;
-        let mut dl = dlogits.f32s_mut()?;
+    fn codebook_perplexity(&self, a: PerplexityArgs) -> Result<()> {
+        let vars = last(a.logits) / a.groups;
+        let mut dl = a.dlogits.f32s_mut()?;
         dl.fill(0.0);
-        let e = perplexity_groups(
-            &logits.f32s()?,
-            groups,
-            vars,
-            &weight.f32s()?,
-            Some((dppl, &mut dl)),
-        );
-        ppl.f32s_mut()?.copy_from_slice(&e);
+        let (z, w) = (a.logits.f32s()?, a.weight.f32s()?);
+        let e = perplexity_groups(&z, a.groups, vars, &w, Some((a.dppl, &mut dl)));
+        a.ppl.f32s_mut()?.copy_from_slice(&e);
         Ok(())
     }
-    fn contrastive(
-        &self,
-        out: ContrastiveOut,
-        c: &Tensor,
-        q: &Tensor,
-        idx: ContrastiveIndex,
-        kappa: f32,
-        dloss: f32,
-    ) -> Result<()> {
+    fn contrastive(&self, out: ContrastiveOut, a: ContrastiveArgs) -> Result<()> {
+        let (c, q, idx) = (a.c, a.q, a.idx);
         let (f, ncand) = (last(c), last(idx.cand));
         let cand = idx.cand.i32s()?;
         let pos: Vec<usize> = cand.chunks(ncand).map(|r| r[0] as usize).collect();
@@ -126,7 +96,7 @@ impl Wav2vec2Ops for Cpu {
             &q.f32s()?,
             f,
             (&pos, &negs),
-            (kappa, dloss),
+            (a.kappa, a.dloss),
             (&mut dc, &mut dq),
             &mut out.loss.f32s_mut()?,
         );

@@ -2,7 +2,7 @@
 
 use super::launch::kernels;
 use super::reduce::SumFinal;
-use super::CudaBackend;
+use super::{block_per, CudaBackend};
 use crate::backend::api::optim::{AdamWStep, OptimOps};
 use crate::backend::cpu::adamw::bias_corrections;
 use crate::ops::ChunkTable;
@@ -22,11 +22,7 @@ kernels! { file "adamw";
 }
 
 fn per_chunk(count: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (count as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(count, 256, 0)
 }
 
 impl OptimOps for CudaBackend {

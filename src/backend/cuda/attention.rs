@@ -2,7 +2,9 @@
 
 use super::launch::kernels;
 use super::CudaBackend;
-use crate::backend::api::attention::{AttentionBackward, AttentionOps, AttnGrads, AttnShape};
+use crate::backend::api::attention::{
+    AttentionBackward, AttentionOps, AttentionOut, AttnGrads, AttnShape, Qkv,
+};
 use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
@@ -57,74 +59,50 @@ fn cfg(rows: usize, s: &AttnShape, smem_floats: usize) -> LaunchConfig {
     }
 }
 
-/// The shape and layout arguments every attention kernel takes, in the kernels' order.
-#[derive(Clone, Copy)]
-struct Layout {
-    heads: i32,
-    seq_q: i32,
-    seq_k: i32,
-    head_dim: i32,
-    qs: i32,
-    qo: i32,
-    ks: i32,
-    ko: i32,
-    vs: i32,
-    vo: i32,
-}
-
-fn layout(s: &AttnShape) -> Layout {
-    Layout {
-        heads: s.heads as i32,
-        seq_q: s.seq_q as i32,
-        seq_k: s.seq_k as i32,
-        head_dim: s.head_dim as i32,
-        qs: s.q.stride as i32,
-        qo: s.q.offset as i32,
-        ks: s.k.stride as i32,
-        ko: s.k.offset as i32,
-        vs: s.v.stride as i32,
-        vo: s.v.offset as i32,
-    }
+/// The launch struct `$K` with the shape, layout and scale arguments every attention kernel
+/// takes (heads, seq_q, seq_k, head_dim, the stride and offset of q, k and v, scale), taken
+/// from the `AttnShape` `$s`, and the others given by name. The order of fields in a struct
+/// literal does not change the launch's argument order, which `kernels!` fixes.
+macro_rules! with_layout {
+    ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $s:expr) => {{
+        let s: &AttnShape = $s;
+        $K {
+            $($f $(: $v)?,)*
+            heads: s.heads as i32,
+            seq_q: s.seq_q as i32,
+            seq_k: s.seq_k as i32,
+            head_dim: s.head_dim as i32,
+            qs: s.q.stride as i32,
+            qo: s.q.offset as i32,
+            ks: s.k.stride as i32,
+            ko: s.k.offset as i32,
+            vs: s.v.stride as i32,
+            vo: s.v.offset as i32,
+            scale: s.scale,
+        }
+    }};
 }
 
 impl AttentionOps for CudaBackend {
-    fn attention(
-        &self,
-        out: &mut Tensor,
-        lse: &mut Tensor,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        s: &AttnShape,
-    ) -> Result<()> {
+    fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {
         check(s)?;
         let d = s.head_dim;
-        let l = layout(s);
         let smem = KT * (d + 1) + KT * d + ROWS * d;
-        AttentionForward {
-            o: out,
-            lse,
-            q,
-            k,
-            v,
-            heads: l.heads,
-            seq_q: l.seq_q,
-            seq_k: l.seq_k,
-            head_dim: l.head_dim,
-            qs: l.qs,
-            qo: l.qo,
-            ks: l.ks,
-            ko: l.ko,
-            vs: l.vs,
-            vo: l.vo,
-            scale: s.scale,
-        }
-        .launch(self, cfg(s.seq_q, s, smem))
+        let forward = with_layout!(
+            AttentionForward {
+                o: o.out,
+                lse: o.lse,
+                q: x.q,
+                k: x.k,
+                v: x.v,
+            },
+            s
+        );
+        forward.launch(self, cfg(s.seq_q, s, smem))
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
         check(s)?;
         let d = s.head_dim;
-        let l = layout(s);
         // The gradients' buffers: one fused buffer on the operands' layouts, or three.
         let (dq, dk, dv): (&Tensor, &Tensor, &Tensor) = match &a.grads {
             AttnGrads::Fused(g) => (g, g, g),
@@ -133,56 +111,40 @@ impl AttentionOps for CudaBackend {
         // delta_i = dO_i · O_i, written by the dq kernel for every query.
         let mut delta = self.alloc(&[s.batch * s.heads * s.seq_q], DType::F32)?;
         let smem = 2 * KT * (d + 1) + 2 * ROWS * d;
-        AttentionBackwardDq {
-            dq,
-            delta: &mut delta,
-            q: a.q,
-            k: a.k,
-            v: a.v,
-            o: a.out,
-            dout: a.dout,
-            lse: a.lse,
-            heads: l.heads,
-            seq_q: l.seq_q,
-            seq_k: l.seq_k,
-            head_dim: l.head_dim,
-            qs: l.qs,
-            qo: l.qo,
-            ks: l.ks,
-            ko: l.ko,
-            vs: l.vs,
-            vo: l.vo,
-            dqs: s.q.stride as i32,
-            dqo: s.q.offset as i32,
-            scale: s.scale,
-        }
-        .launch(self, cfg(s.seq_q, s, smem))?;
+        let dq_kernel = with_layout!(
+            AttentionBackwardDq {
+                dq,
+                delta: &mut delta,
+                q: a.q,
+                k: a.k,
+                v: a.v,
+                o: a.out,
+                dout: a.dout,
+                lse: a.lse,
+                dqs: s.q.stride as i32,
+                dqo: s.q.offset as i32,
+            },
+            s
+        );
+        dq_kernel.launch(self, cfg(s.seq_q, s, smem))?;
         let smem = 2 * KT * (d + 1) + 2 * KT + 2 * ROWS * d;
-        AttentionBackwardDkdv {
-            dk,
-            dv,
-            q: a.q,
-            k: a.k,
-            v: a.v,
-            dout: a.dout,
-            lse: a.lse,
-            delta: &delta,
-            heads: l.heads,
-            seq_q: l.seq_q,
-            seq_k: l.seq_k,
-            head_dim: l.head_dim,
-            qs: l.qs,
-            qo: l.qo,
-            ks: l.ks,
-            ko: l.ko,
-            vs: l.vs,
-            vo: l.vo,
-            dks: s.k.stride as i32,
-            dko: s.k.offset as i32,
-            dvs: s.v.stride as i32,
-            dvo: s.v.offset as i32,
-            scale: s.scale,
-        }
-        .launch(self, cfg(s.seq_k, s, smem))
+        let dkdv_kernel = with_layout!(
+            AttentionBackwardDkdv {
+                dk,
+                dv,
+                q: a.q,
+                k: a.k,
+                v: a.v,
+                dout: a.dout,
+                lse: a.lse,
+                delta: &delta,
+                dks: s.k.stride as i32,
+                dko: s.k.offset as i32,
+                dvs: s.v.stride as i32,
+                dvo: s.v.offset as i32,
+            },
+            s
+        );
+        dkdv_kernel.launch(self, cfg(s.seq_k, s, smem))
     }
 }

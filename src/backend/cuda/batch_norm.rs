@@ -1,10 +1,9 @@
 //! kernels/batch_norm.cu: declarations and the CUDA implementation of [`BatchNormOps`].
 
 use super::launch::kernels;
-use super::{grid_stride, CudaBackend};
-use crate::backend::api::batch_norm::{
-    BatchNormBackward, BatchNormOps, BatchNormRunning, BatchNormTrainOut,
-};
+use super::{block_per, grid_stride, CudaBackend};
+use crate::backend::api::batch_norm::{BatchNormOps, BatchNormRunning, BatchNormTrainOut};
+use crate::backend::api::layer_norm::{NormBackward, NormInput};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
@@ -26,11 +25,7 @@ kernels! { file "batch_norm";
 }
 
 fn channel_cfg(c: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (c as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(c, 256, 0)
 }
 
 /// (n, h·w) of an NCHW tensor.
@@ -39,17 +34,10 @@ fn n_hw(x: &Tensor) -> (usize, usize) {
 }
 
 impl BatchNormOps for CudaBackend {
-    fn batch_norm_train(
-        &self,
-        out: BatchNormTrainOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-        momentum: f32,
-    ) -> Result<()> {
+    fn batch_norm_train(&self, out: BatchNormTrainOut, a: NormInput, momentum: f32) -> Result<()> {
+        let x = a.x;
         let (n, hw) = n_hw(x);
-        let c = w.numel();
+        let c = a.w.numel();
         BatchNormStats {
             mean: out.mean,
             rstd: out.rstd,
@@ -59,15 +47,15 @@ impl BatchNormOps for CudaBackend {
             n: n as i32,
             c: c as i32,
             hw: hw as i64,
-            eps,
+            eps: a.eps,
             momentum,
         }
         .launch(self, channel_cfg(c))?;
         BatchNormApply {
             y: out.y,
             x,
-            w,
-            b,
+            w: a.w,
+            b: a.b,
             mean: out.mean,
             rstd: out.rstd,
             c: c as i32,
@@ -79,29 +67,26 @@ impl BatchNormOps for CudaBackend {
     fn batch_norm_eval(
         &self,
         y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
+        a: NormInput,
         running: BatchNormRunning,
-        eps: f32,
     ) -> Result<()> {
-        let (_, hw) = n_hw(x);
-        let c = w.numel();
+        let (_, hw) = n_hw(a.x);
+        let c = a.w.numel();
         BatchNormEval {
             y,
-            x,
-            w,
-            b,
+            x: a.x,
+            w: a.w,
+            b: a.b,
             run_mean: running.mean,
             run_var: running.var,
             c: c as i32,
             hw: hw as i64,
-            n: x.numel() as i64,
-            eps,
+            n: a.x.numel() as i64,
+            eps: a.eps,
         }
-        .launch(self, grid_stride(x.numel()))
+        .launch(self, grid_stride(a.x.numel()))
     }
-    fn batch_norm_backward(&self, a: BatchNormBackward) -> Result<()> {
+    fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
         let (n, hw) = n_hw(a.x);
         let c = a.w.numel();
         BatchNormBackwardKernel {

@@ -1,9 +1,9 @@
 //! kernels/conv1d.cu: declarations and the CUDA implementation of [`Conv1dOps`].
 
 use super::launch::kernels;
-use super::{grid_stride, CudaBackend};
+use super::{block_per, grid_stride, CudaBackend};
 use crate::backend::api::conv1d::{
-    Conv1dBackward, Conv1dOps, Conv1dShape, SliceDims, WeightNormBackward,
+    Conv1dOps, Conv1dShape, ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
 };
 use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
@@ -89,6 +89,42 @@ fn dims(s: &Conv1dShape) -> Result<Dims> {
     })
 }
 
+/// The launch struct `$K` with the shape arguments (cin, cout, lin, lout, k, stride, pad,
+/// groups) taken from the [`Dims`] `$d` and the others given by name. The order of fields in
+/// a struct literal does not change the launch's argument order, which `kernels!` fixes.
+macro_rules! with_dims {
+    ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $d:expr) => {{
+        let d: Dims = $d;
+        $K {
+            $($f $(: $v)?,)*
+            cin: d.cin,
+            cout: d.cout,
+            lin: d.lin,
+            lout: d.lout,
+            k: d.k,
+            stride: d.stride,
+            pad: d.pad,
+            groups: d.groups,
+        }
+    }};
+}
+
+/// The launch struct `$K` (SliceAxis or SliceAxisBackward) with the slice's dimensions taken
+/// from the [`SliceDims`] `$d` and the tensors given by name.
+macro_rules! with_slice {
+    ($K:ident { $($f:ident),* $(,)? }, $d:expr) => {{
+        let d: &SliceDims = $d;
+        $K {
+            $($f,)*
+            outer: d.outer as i64,
+            len_in: d.len_in as i32,
+            inner: d.inner as i32,
+            start: d.start as i32,
+            len: d.len as i32,
+        }
+    }};
+}
+
 /// Channels staged per pass when one channel needs `per` floats of shared memory.
 fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
     if per > SMEM_FLOATS {
@@ -138,7 +174,6 @@ impl CudaBackend {
         }
         // Every partial is written: split sp covers its (group, co, n) entries.
         let mut part = self.alloc(&[splits * s.cout * n], DType::F32)?;
-        let d = dims(s)?;
         let cfg = LaunchConfig {
             grid_dim: (
                 n.div_ceil(WG_TILE) as u32,
@@ -148,23 +183,18 @@ impl CudaBackend {
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        Conv1dBackwardWeightPartial {
-            part: &mut part,
-            dy,
-            x,
-            batch: s.batch as i32,
-            cin: d.cin,
-            cout: d.cout,
-            lin: d.lin,
-            lout: d.lout,
-            k: d.k,
-            stride: d.stride,
-            pad: d.pad,
-            groups: d.groups,
-            splits: splits as i32,
-            per: per as i64,
-        }
-        .launch(self, cfg)?;
+        let partial = with_dims!(
+            Conv1dBackwardWeightPartial {
+                part: &mut part,
+                dy,
+                x,
+                batch: s.batch as i32,
+                splits: splits as i32,
+                per: per as i64,
+            },
+            dims(s)?
+        );
+        partial.launch(self, cfg)?;
         let total = s.cout * n;
         Conv1dBackwardWeightReduce {
             dw,
@@ -177,22 +207,11 @@ impl CudaBackend {
 }
 
 fn per_k_cfg(kdim: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (kdim as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(kdim, 256, 0)
 }
 
 impl Conv1dOps for CudaBackend {
-    fn conv1d(
-        &self,
-        y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        s: &Conv1dShape,
-    ) -> Result<()> {
+    fn conv1d(&self, y: &mut Tensor, a: ConvInput, s: &Conv1dShape) -> Result<()> {
         let lout = s.lout().unwrap_or(0);
         let win = (TILE - 1) * s.stride + s.k;
         let cc = channels_per_pass(win + s.k, s.cin_per_group())?;
@@ -201,25 +220,19 @@ impl Conv1dOps for CudaBackend {
             block_dim: (TILE as u32, 1, 1),
             shared_mem_bytes: (cc * (win + s.k) * 4) as u32,
         };
-        let d = dims(s)?;
-        Conv1dForward {
-            y,
-            x,
-            w,
-            bias,
-            cin: d.cin,
-            cout: d.cout,
-            lin: d.lin,
-            lout: d.lout,
-            k: d.k,
-            stride: d.stride,
-            pad: d.pad,
-            groups: d.groups,
-            cc: cc as i32,
-        }
-        .launch(self, cfg)
+        let forward = with_dims!(
+            Conv1dForward {
+                y,
+                x: a.x,
+                w: a.w,
+                bias: a.bias,
+                cc: cc as i32,
+            },
+            dims(s)?
+        );
+        forward.launch(self, cfg)
     }
-    fn conv1d_backward(&self, a: Conv1dBackward, s: &Conv1dShape) -> Result<()> {
+    fn conv1d_backward(&self, a: ConvBackward, s: &Conv1dShape) -> Result<()> {
         let lout = s.lout().unwrap_or(0);
         if let Some(dx) = a.dx {
             let cc = channels_per_pass(s.k, s.cout_per_group())?;
@@ -228,30 +241,20 @@ impl Conv1dOps for CudaBackend {
                 block_dim: (TILE as u32, 1, 1),
                 shared_mem_bytes: (cc * s.k * 4) as u32,
             };
-            let d = dims(s)?;
-            Conv1dBackwardInput {
-                dx,
-                dy: a.dy,
-                w: a.w,
-                cin: d.cin,
-                cout: d.cout,
-                lin: d.lin,
-                lout: d.lout,
-                k: d.k,
-                stride: d.stride,
-                pad: d.pad,
-                groups: d.groups,
-                cc: cc as i32,
-            }
-            .launch(self, cfg)?;
+            let backward = with_dims!(
+                Conv1dBackwardInput {
+                    dx,
+                    dy: a.dy,
+                    w: a.w,
+                    cc: cc as i32,
+                },
+                dims(s)?
+            );
+            backward.launch(self, cfg)?;
         }
         self.conv1d_weight_gradient(a.dw, a.dy, a.x, s)?;
         if let Some(db) = a.db {
-            let cfg = LaunchConfig {
-                grid_dim: (s.cout as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = block_per(s.cout, 256, 0);
             Conv1dBackwardBias {
                 db,
                 dy: a.dy,
@@ -263,34 +266,26 @@ impl Conv1dOps for CudaBackend {
         }
         Ok(())
     }
-    fn weight_norm(
-        &self,
-        w: &mut Tensor,
-        norm: &mut Tensor,
-        g: &Tensor,
-        v: &Tensor,
-        outer: usize,
-        inner: usize,
-    ) -> Result<()> {
-        let kdim = g.numel();
+    fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()> {
+        let kdim = a.g.numel();
         WeightNormNorms {
             norm,
-            v,
-            outer: outer as i32,
+            v: a.v,
+            outer: a.outer as i32,
             kdim: kdim as i32,
-            inner: inner as i32,
+            inner: a.inner as i32,
         }
         .launch(self, per_k_cfg(kdim))?;
         WeightNormForward {
             w,
-            g,
-            v,
+            g: a.g,
+            v: a.v,
             norm,
-            n: v.numel() as i64,
+            n: a.v.numel() as i64,
             kdim: kdim as i32,
-            inner: inner as i32,
+            inner: a.inner as i32,
         }
-        .launch(self, grid_stride(v.numel()))
+        .launch(self, grid_stride(a.v.numel()))
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
         let kdim = a.g.numel();
@@ -344,28 +339,10 @@ impl Conv1dOps for CudaBackend {
     }
     fn slice_axis(&self, out: &mut Tensor, x: &Tensor, d: &SliceDims) -> Result<()> {
         let cfg = grid_stride(out.numel());
-        SliceAxis {
-            out,
-            x,
-            outer: d.outer as i64,
-            len_in: d.len_in as i32,
-            inner: d.inner as i32,
-            start: d.start as i32,
-            len: d.len as i32,
-        }
-        .launch(self, cfg)
+        with_slice!(SliceAxis { out, x }, d).launch(self, cfg)
     }
     fn slice_axis_backward(&self, dx: &mut Tensor, dy: &Tensor, d: &SliceDims) -> Result<()> {
         let cfg = grid_stride(dx.numel());
-        SliceAxisBackward {
-            dx,
-            dy,
-            outer: d.outer as i64,
-            len_in: d.len_in as i32,
-            inner: d.inner as i32,
-            start: d.start as i32,
-            len: d.len as i32,
-        }
-        .launch(self, cfg)
+        with_slice!(SliceAxisBackward { dx, dy }, d).launch(self, cfg)
     }
 }

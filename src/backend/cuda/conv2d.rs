@@ -1,7 +1,8 @@
 //! kernels/conv2d.cu: declarations and the CUDA implementation of [`Conv2dOps`].
 
 use super::launch::kernels;
-use super::CudaBackend;
+use super::{block_per, CudaBackend};
+use crate::backend::api::conv1d::{ConvBackward, ConvInput};
 use crate::backend::api::conv2d::{Conv2dOps, Conv2dShape};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -59,153 +60,74 @@ fn direct_cfg(s: &Conv2dShape, out_channels: usize) -> LaunchConfig {
     }
 }
 
+/// The geometry arguments every conv2d kernel takes, as i32.
+struct Dims {
+    n: i32,
+    cin: i32,
+    cout: i32,
+    height: i32,
+    width: i32,
+}
+
+fn dims(s: &Conv2dShape) -> Dims {
+    Dims {
+        n: s.n as i32,
+        cin: s.cin as i32,
+        cout: s.cout as i32,
+        height: s.h as i32,
+        width: s.w as i32,
+    }
+}
+
+/// Launches the 1×1 or the 3×3 instance (per `s.k`) of a kernel pair declared with the same
+/// arguments; the geometry arguments come from `dims(s)`.
+macro_rules! launch_k1_k3 {
+    (
+        [$k1:ident, $k3:ident], $b:expr, $s:expr, $cfg:expr,
+        { $($f:ident $(: $v:expr)?),* $(,)? }
+    ) => {{
+        let Dims { n, cin, cout, height, width } = dims($s);
+        match $s.k {
+            1 => $k1 { $($f $(: $v)?,)* n, cin, cout, height, width }.launch($b, $cfg),
+            _ => $k3 { $($f $(: $v)?,)* n, cin, cout, height, width }.launch($b, $cfg),
+        }
+    }};
+}
+
+fn channel_cfg(blocks: usize) -> LaunchConfig {
+    block_per(blocks, THREADS, 0)
+}
+
 impl Conv2dOps for CudaBackend {
-    fn conv2d(
-        &self,
-        y: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        s: &Conv2dShape,
-    ) -> Result<()> {
+    fn conv2d(&self, y: &mut Tensor, a: ConvInput, s: &Conv2dShape) -> Result<()> {
         check(s)?;
         let cfg = direct_cfg(s, s.cout);
-        let (has_bias, n, cin, cout) = (
-            bias.is_some() as i32,
-            s.n as i32,
-            s.cin as i32,
-            s.cout as i32,
-        );
-        let (height, width) = (s.h as i32, s.w as i32);
-        match s.k {
-            1 => Conv2dForwardK1 {
-                y,
-                x,
-                w,
-                bias,
-                has_bias,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg),
-            _ => Conv2dForwardK3 {
-                y,
-                x,
-                w,
-                bias,
-                has_bias,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg),
-        }
+        let has_bias = a.bias.is_some() as i32;
+        launch_k1_k3!([Conv2dForwardK1, Conv2dForwardK3], self, s, cfg, {
+            y, x: a.x, w: a.w, bias: a.bias, has_bias,
+        })
     }
-    fn conv2d_backward_input(
-        &self,
-        dx: &mut Tensor,
-        dy: &Tensor,
-        w: &Tensor,
-        s: &Conv2dShape,
-    ) -> Result<()> {
+    fn conv2d_backward(&self, a: ConvBackward, s: &Conv2dShape) -> Result<()> {
         check(s)?;
-        let cfg = direct_cfg(s, s.cin);
-        let (n, cin, cout, height, width) = (
-            s.n as i32,
-            s.cin as i32,
-            s.cout as i32,
-            s.h as i32,
-            s.w as i32,
-        );
-        match s.k {
-            1 => Conv2dBackwardInputK1 {
-                dx,
-                dy,
-                w,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg),
-            _ => Conv2dBackwardInputK3 {
-                dx,
-                dy,
-                w,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg),
+        if let Some(dx) = a.dx {
+            let cfg = direct_cfg(s, s.cin);
+            launch_k1_k3!([Conv2dBackwardInputK1, Conv2dBackwardInputK3], self, s, cfg, {
+                dx, dy: a.dy, w: a.w,
+            })?;
         }
-    }
-    fn conv2d_backward_params(
-        &self,
-        dw: &mut Tensor,
-        dbias: Option<&mut Tensor>,
-        dy: &Tensor,
-        x: &Tensor,
-        s: &Conv2dShape,
-    ) -> Result<()> {
-        check(s)?;
-        let cfg = LaunchConfig {
-            grid_dim: ((s.cout * s.cin) as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let (n, cin, cout, height, width) = (
-            s.n as i32,
-            s.cin as i32,
-            s.cout as i32,
-            s.h as i32,
-            s.w as i32,
-        );
-        match s.k {
-            1 => Conv2dBackwardWeightK1 {
-                dw,
-                dy,
-                x,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg)?,
-            _ => Conv2dBackwardWeightK3 {
-                dw,
-                dy,
-                x,
-                n,
-                cin,
-                cout,
-                height,
-                width,
-            }
-            .launch(self, cfg)?,
-        }
-        if let Some(db) = dbias {
-            let cfg = LaunchConfig {
-                grid_dim: (s.cout as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+        let cfg = channel_cfg(s.cout * s.cin);
+        launch_k1_k3!([Conv2dBackwardWeightK1, Conv2dBackwardWeightK3], self, s, cfg, {
+            dw: a.dw, dy: a.dy, x: a.x,
+        })?;
+        if let Some(db) = a.db {
             Conv2dBackwardBias {
                 db,
-                dy,
-                n,
-                cout,
+                dy: a.dy,
+                n: s.n as i32,
+                cout: s.cout as i32,
                 hw: s.hw() as i64,
             }
-            .launch(self, cfg)?;
+            .launch(self, channel_cfg(s.cout))?;
         }
         Ok(())
     }

@@ -7,8 +7,11 @@
 //! the kernels (tests/fusion_kernel_emu.rs).
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
-use crate::backend::api::fusion::{FusionOps, ProjectBackward, SimilarityBackward};
+use super::{block_per, grid_1d, CudaBackend};
+use crate::backend::api::fusion::{
+    FusionOps, InfonceBackward as InfonceBackwardArgs, ProjectBackward, ProjectOut,
+    SimilarityBackward, SimilarityInput,
+};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
@@ -108,11 +111,7 @@ impl FusionLaunch<'_> {
 }
 
 fn rows_cfg(rows: usize, smem_floats: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
-        block_dim: (ROW_BLOCK, 1, 1),
-        shared_mem_bytes: (smem_floats * 4) as u32,
-    }
+    block_per(rows, ROW_BLOCK, smem_floats * 4)
 }
 
 fn flat_cfg(n: usize) -> LaunchConfig {
@@ -224,11 +223,7 @@ pub fn similarity_launch<'a>(
             dim: i32_of("dim", dim)?,
             max_log_scale,
         }),
-        cfg: LaunchConfig {
-            grid_dim: (pairs.div_ceil(warps).max(1) as u32, 1, 1),
-            block_dim: (FLAT_BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        },
+        cfg: block_per(pairs.div_ceil(warps).max(1), FLAT_BLOCK, 0),
     })
 }
 
@@ -306,15 +301,8 @@ pub fn similarity_backward_launches<'b>(
 }
 
 impl FusionOps for CudaBackend {
-    fn project_l2norm(
-        &self,
-        e: &mut Tensor,
-        norm: &mut Tensor,
-        x: &Tensor,
-        w: &Tensor,
-        eps: f32,
-    ) -> Result<()> {
-        project_forward_launch(e, norm, x, w, eps)?.launch(self)
+    fn project_l2norm(&self, out: ProjectOut, x: &Tensor, w: &Tensor, eps: f32) -> Result<()> {
+        project_forward_launch(out.e, out.norm, x, w, eps)?.launch(self)
     }
     fn project_l2norm_backward(&self, a: ProjectBackward) -> Result<()> {
         for l in project_backward_launches(&a)? {
@@ -322,27 +310,14 @@ impl FusionOps for CudaBackend {
         }
         Ok(())
     }
-    fn similarity(
-        &self,
-        logits: &mut Tensor,
-        ei: &Tensor,
-        ew: &Tensor,
-        log_scale: &Tensor,
-        max_log_scale: f32,
-    ) -> Result<()> {
-        similarity_launch(logits, ei, ew, log_scale, max_log_scale)?.launch(self)
+    fn similarity(&self, logits: &mut Tensor, a: SimilarityInput) -> Result<()> {
+        similarity_launch(logits, a.ei, a.ew, a.log_scale, a.max_log_scale)?.launch(self)
     }
     fn infonce(&self, lse: &mut Tensor, losses: &mut Tensor, logits: &Tensor) -> Result<()> {
         infonce_launch(lse, losses, logits)?.launch(self)
     }
-    fn infonce_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        lse: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        infonce_backward_launch(dlogits, logits, lse, scale)?.launch(self)
+    fn infonce_backward(&self, a: InfonceBackwardArgs) -> Result<()> {
+        infonce_backward_launch(a.dlogits, a.logits, a.lse, a.scale)?.launch(self)
     }
     fn similarity_backward(&self, a: SimilarityBackward) -> Result<()> {
         for l in similarity_backward_launches(&a)? {

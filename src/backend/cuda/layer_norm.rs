@@ -1,9 +1,8 @@
 //! kernels/layer_norm.cu: declarations and the CUDA implementation of [`LayerNormOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
-use crate::backend::api::layer_norm::{LayerNormBackward, LayerNormOps, LayerNormOut};
-use crate::tensor::Tensor;
+use super::{block_per, grid_1d, CudaBackend};
+use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
@@ -27,37 +26,26 @@ fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     } else {
         64
     };
-    LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(rows, threads, 0)
 }
 
 impl LayerNormOps for CudaBackend {
-    fn layer_norm(
-        &self,
-        out: LayerNormOut,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        eps: f32,
-    ) -> Result<()> {
-        let cols = w.numel();
-        let rows = x.numel() / cols;
+    fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()> {
+        let cols = a.w.numel();
+        let rows = a.x.numel() / cols;
         LayerNormForward {
             y: out.y,
             mean: out.mean,
             rstd: out.rstd,
-            x,
-            w,
-            b,
+            x: a.x,
+            w: a.w,
+            b: a.b,
             cols: cols as i32,
-            eps,
+            eps: a.eps,
         }
         .launch(self, row_cfg(rows, cols))
     }
-    fn layer_norm_backward(&self, a: LayerNormBackward) -> Result<()> {
+    fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
         let cols = a.w.numel();
         let rows = a.x.numel() / cols;
         LayerNormBackwardDx {

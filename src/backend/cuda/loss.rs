@@ -3,7 +3,7 @@
 use super::launch::kernels;
 use super::softmax::{last_axis, row_cfg};
 use super::{grid_1d, CudaBackend};
-use crate::backend::api::LossOps;
+use crate::backend::api::loss::{CrossEntropyBackward, LossOps, MaskedRows, NllOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
 
@@ -32,42 +32,39 @@ kernels! { file "loss";
         mask: inp f32, cols: val i32, scale: val f32);
 }
 
+/// Launches `$K`, NllBackward or SoftCeBackward (the same arguments), one block per row of
+/// the logits.
+macro_rules! cross_entropy_backward {
+    ($K:ident, $b:expr, $a:expr) => {{
+        let a: CrossEntropyBackward = $a;
+        let classes = last_axis(a.logits);
+        let rows = a.logits.numel() / classes;
+        $K {
+            dlogits: a.dlogits,
+            logits: a.logits,
+            targets: a.targets,
+            classes: classes as i32,
+            scale: a.scale,
+        }
+        .launch($b, row_cfg(rows, classes))
+    }};
+}
+
 impl LossOps for CudaBackend {
-    fn nll(
-        &self,
-        losses: &mut Tensor,
-        valid: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-    ) -> Result<()> {
+    fn nll(&self, out: NllOut, logits: &Tensor, targets: &Tensor) -> Result<()> {
         let classes = last_axis(logits);
         let rows = targets.numel();
         NllForward {
-            losses,
-            valid,
+            losses: out.losses,
+            valid: out.valid,
             logits,
             targets,
             classes: classes as i32,
         }
         .launch(self, row_cfg(rows, classes))
     }
-    fn nll_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let classes = last_axis(logits);
-        let rows = targets.numel();
-        NllBackward {
-            dlogits,
-            logits,
-            targets,
-            classes: classes as i32,
-            scale,
-        }
-        .launch(self, row_cfg(rows, classes))
+    fn nll_backward(&self, a: CrossEntropyBackward) -> Result<()> {
+        cross_entropy_backward!(NllBackward, self, a)
     }
     fn soft_ce(&self, losses: &mut Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
         let classes = last_axis(logits);
@@ -80,23 +77,8 @@ impl LossOps for CudaBackend {
         }
         .launch(self, row_cfg(rows, classes))
     }
-    fn soft_ce_backward(
-        &self,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        targets: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let classes = last_axis(logits);
-        let rows = logits.numel() / classes;
-        SoftCeBackward {
-            dlogits,
-            logits,
-            targets,
-            classes: classes as i32,
-            scale,
-        }
-        .launch(self, row_cfg(rows, classes))
+    fn soft_ce_backward(&self, a: CrossEntropyBackward) -> Result<()> {
+        cross_entropy_backward!(SoftCeBackward, self, a)
     }
     fn mse(&self, sq: &mut Tensor, x: &Tensor, y: &Tensor) -> Result<()> {
         let n = x.numel();
@@ -119,37 +101,24 @@ impl LossOps for CudaBackend {
         }
         .launch(self, grid_1d(n, 256))
     }
-    fn masked_row_mse(
-        &self,
-        row_loss: &mut Tensor,
-        x: &Tensor,
-        y: &Tensor,
-        mask: &Tensor,
-    ) -> Result<()> {
-        let (rows, cols) = (mask.numel(), last_axis(x));
+    fn masked_row_mse(&self, row_loss: &mut Tensor, a: MaskedRows) -> Result<()> {
+        let (rows, cols) = (a.mask.numel(), last_axis(a.x));
         MaskedRowMseForward {
             row_loss,
-            x,
-            y,
-            mask,
+            x: a.x,
+            y: a.y,
+            mask: a.mask,
             cols: cols as i32,
         }
         .launch(self, row_cfg(rows, cols))
     }
-    fn masked_row_mse_backward(
-        &self,
-        dx: &mut Tensor,
-        x: &Tensor,
-        y: &Tensor,
-        mask: &Tensor,
-        scale: f32,
-    ) -> Result<()> {
-        let (rows, cols) = (mask.numel(), last_axis(x));
+    fn masked_row_mse_backward(&self, dx: &mut Tensor, a: MaskedRows, scale: f32) -> Result<()> {
+        let (rows, cols) = (a.mask.numel(), last_axis(a.x));
         MaskedRowMseBackward {
             dx,
-            x,
-            y,
-            mask,
+            x: a.x,
+            y: a.y,
+            mask: a.mask,
             cols: cols as i32,
             scale,
         }

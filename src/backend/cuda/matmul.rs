@@ -3,7 +3,7 @@
 
 use super::launch::kernels;
 use super::{grid_1d, CudaBackend};
-use crate::backend::api::matmul::{MatmulOps, MatmulShape};
+use crate::backend::api::matmul::{MatmulInput, MatmulOps, MatmulShape};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
@@ -22,91 +22,55 @@ kernels! { file "matmul";
     SumRows = sum_rows<T>(out: out T, x: inp T, rows: val i32, cols: val i32, accumulate: val i32);
 }
 
+/// Launches the one of four kernels (nn, nt, tn, tt: which operands are transposed) that
+/// matches (s.ta, s.tb). The four take the same arguments, in the order of kernels/matmul.cu
+/// and matmul_tc.cu: c, a, b, bias, m, n, k, a_stride, b_stride, accumulate, then the ones
+/// given by name (the order of fields in a struct literal does not change the argument order).
+macro_rules! launch_by_layout {
+    (
+        $be:expr, $cfg:expr, $s:expr, $c:expr, $x:expr,
+        [$nn:ident, $nt:ident, $tn:ident, $tt:ident] $(, $f:ident: $v:expr)* $(,)?
+    ) => {{
+        let (c, a, b, bias) = ($c, $x.a, $x.b, $x.bias);
+        let (m, n, k) = ($s.m as i32, $s.n as i32, $s.k as i32);
+        let (a_stride, b_stride) = ($s.a_stride as i64, $s.b_stride as i64);
+        let accumulate = $x.accumulate as i32;
+        match ($s.ta, $s.tb) {
+            (false, false) => $nn { c, a, b, bias, m, n, k, a_stride, b_stride, accumulate $(, $f: $v)* }.launch($be, $cfg),
+            (false, true) => $nt { c, a, b, bias, m, n, k, a_stride, b_stride, accumulate $(, $f: $v)* }.launch($be, $cfg),
+            (true, false) => $tn { c, a, b, bias, m, n, k, a_stride, b_stride, accumulate $(, $f: $v)* }.launch($be, $cfg),
+            (true, true) => $tt { c, a, b, bias, m, n, k, a_stride, b_stride, accumulate $(, $f: $v)* }.launch($be, $cfg),
+        }
+    }};
+}
+pub(super) use launch_by_layout;
+
+/// The grid of the 128×128-tile kernels (both variants): (n tiles, m tiles, batch).
+pub(super) fn tile_grid(s: &MatmulShape) -> (u32, u32, u32) {
+    (
+        s.n.div_ceil(128) as u32,
+        s.m.div_ceil(128) as u32,
+        s.batch as u32,
+    )
+}
+
 impl MatmulOps for CudaBackend {
-    fn matmul(
-        &self,
-        c: &mut Tensor,
-        a: &Tensor,
-        b: &Tensor,
-        bias: Option<&Tensor>,
-        s: &MatmulShape,
-        accumulate: bool,
-    ) -> Result<()> {
+    fn matmul(&self, c: &mut Tensor, x: MatmulInput, s: &MatmulShape) -> Result<()> {
         if s.m > i32::MAX as usize || s.n > i32::MAX as usize || s.k > i32::MAX as usize {
             bail!("matmul: dimensions {s:?} exceed the kernel's 32-bit index range");
         }
         // Variant 2 (tensor cores) where chosen and where it can take the product.
         if crate::backend::variants::variant("matmul")? == 2
-            && super::matmul_tc::try_matmul(self, c, a, b, bias, s, accumulate)?
+            && super::matmul_tc::try_matmul(self, c, x, s)?
         {
             return Ok(());
         }
         let cfg = LaunchConfig {
-            grid_dim: (
-                s.n.div_ceil(128) as u32,
-                s.m.div_ceil(128) as u32,
-                s.batch as u32,
-            ),
+            grid_dim: tile_grid(s),
             block_dim: (256, 1, 1),
             shared_mem_bytes: 0,
         };
-        let (m, n, k) = (s.m as i32, s.n as i32, s.k as i32);
-        let (a_stride, b_stride) = (s.a_stride as i64, s.b_stride as i64);
-        let accumulate = accumulate as i32;
-        match (s.ta, s.tb) {
-            (false, false) => MatmulNn {
-                c,
-                a,
-                b,
-                bias,
-                m,
-                n,
-                k,
-                a_stride,
-                b_stride,
-                accumulate,
-            }
-            .launch(self, cfg),
-            (false, true) => MatmulNt {
-                c,
-                a,
-                b,
-                bias,
-                m,
-                n,
-                k,
-                a_stride,
-                b_stride,
-                accumulate,
-            }
-            .launch(self, cfg),
-            (true, false) => MatmulTn {
-                c,
-                a,
-                b,
-                bias,
-                m,
-                n,
-                k,
-                a_stride,
-                b_stride,
-                accumulate,
-            }
-            .launch(self, cfg),
-            (true, true) => MatmulTt {
-                c,
-                a,
-                b,
-                bias,
-                m,
-                n,
-                k,
-                a_stride,
-                b_stride,
-                accumulate,
-            }
-            .launch(self, cfg),
-        }
+        launch_by_layout!(self, cfg, s, c, x, [MatmulNn, MatmulNt, MatmulTn, MatmulTt])
     }
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
         let cols = out.numel();

@@ -3,8 +3,9 @@
 //! (tests/tc_kernel_emu.rs) runs the kernel with the same plan.
 
 use super::launch::kernels;
+use super::matmul::launch_by_layout;
 use super::CudaBackend;
-use crate::backend::api::matmul::MatmulShape;
+use crate::backend::api::matmul::{MatmulInput, MatmulShape};
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
@@ -53,11 +54,7 @@ pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchC
         && s.batch <= 65535
         && s.m.div_ceil(128) <= 65535;
     ok.then(|| LaunchConfig {
-        grid_dim: (
-            s.n.div_ceil(128) as u32,
-            s.m.div_ceil(128) as u32,
-            s.batch as u32,
-        ),
+        grid_dim: super::matmul::tile_grid(s),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: SMEM_BYTES,
     })
@@ -68,44 +65,15 @@ pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchC
 pub fn try_matmul(
     be: &CudaBackend,
     c: &mut Tensor,
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
+    x: MatmulInput,
     s: &MatmulShape,
-    accumulate: bool,
 ) -> Result<bool> {
-    if a.dtype != DType::BF16 || b.dtype != DType::BF16 {
+    if x.a.dtype != DType::BF16 || x.b.dtype != DType::BF16 {
         return Ok(false);
     }
-    let Some(cfg) = plan(s, a.offset(), b.offset()) else {
+    let Some(cfg) = plan(s, x.a.offset(), x.b.offset()) else {
         return Ok(false);
     };
-    let (m, n, k) = (s.m as i32, s.n as i32, s.k as i32);
-    let (a_stride, b_stride) = (s.a_stride as i64, s.b_stride as i64);
-    let (accumulate, gelu) = (accumulate as i32, 0);
-    macro_rules! go {
-        ($K:ident) => {
-            $K {
-                c,
-                a,
-                b,
-                bias,
-                m,
-                n,
-                k,
-                a_stride,
-                b_stride,
-                accumulate,
-                gelu,
-            }
-            .launch(be, cfg)
-        };
-    }
-    match (s.ta, s.tb) {
-        (false, false) => go!(MatmulTcNn),
-        (false, true) => go!(MatmulTcNt),
-        (true, false) => go!(MatmulTcTn),
-        (true, true) => go!(MatmulTcTt),
-    }?;
+    launch_by_layout!(be, cfg, s, c, x, [MatmulTcNn, MatmulTcNt, MatmulTcTn, MatmulTcTt], gelu: 0)?;
     Ok(true)
 }

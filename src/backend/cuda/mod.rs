@@ -240,6 +240,16 @@ pub fn grid_1d(n: usize, block: u32) -> LaunchConfig {
     }
 }
 
+/// A launch of `blocks` blocks of `threads` threads (one block per row, channel, plane, …)
+/// with `smem` bytes of dynamic shared memory.
+pub fn block_per(blocks: usize, threads: u32, smem: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: smem as u32,
+    }
+}
+
 /// A launch for grid-stride kernels over `n` elements: 256 threads per block and at most
 /// 4 × 65535 blocks; each thread's loop covers the elements beyond the grid.
 pub fn grid_stride(n: usize) -> LaunchConfig {
@@ -287,15 +297,7 @@ impl crate::backend::api::Backend for CudaBackend {
         Ok(())
     }
     fn copy(&self, dst: &mut crate::tensor::Tensor, src: &crate::tensor::Tensor) -> Result<()> {
-        if dst.dtype != src.dtype || dst.numel() != src.numel() {
-            bail!(
-                "copy: {} {:?} into {} {:?}",
-                src.dtype,
-                src.shape,
-                dst.dtype,
-                dst.shape
-            );
-        }
+        crate::backend::api::check_copy(dst, src)?;
         let (d, s) = (self.address(dst)?, self.address(src)?);
         let bytes = dst.numel() * dst.dtype.size_bytes();
         self.bind()?;

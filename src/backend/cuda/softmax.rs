@@ -1,7 +1,7 @@
 //! kernels/softmax.cu: declarations and the CUDA implementation of [`SoftmaxOps`].
 
 use super::launch::kernels;
-use super::CudaBackend;
+use super::{block_per, CudaBackend};
 use crate::backend::api::SoftmaxOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -23,11 +23,7 @@ pub fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     } else {
         32
     };
-    LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(rows, threads, 0)
 }
 
 /// The length of the last axis (`ops` checked it is non-zero).

@@ -5,12 +5,11 @@
 //! CPU reference does.
 
 use super::launch::kernels;
-use super::{grid_stride, CudaBackend};
-use crate::backend::api::{Backend, ElementwiseOps, SsimOps};
+use super::{block_per, grid_stride, CudaBackend};
+use crate::backend::api::{Backend, ElementwiseOps, ImagePair, SsimOps};
 use crate::backend::cpu::ssim as cpu;
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
-use cudarc::driver::LaunchConfig;
 
 kernels! { file "ssim";
     /// out [5][planes][filtered(h)][w]: x, y, x², y², xy filtered along H.
@@ -155,11 +154,7 @@ impl<'a> Levels<'a> {
         let mut cs = b.alloc(&[self.planes], DType::F32)?;
         let mut ss = b.alloc(&[self.planes], DType::F32)?;
         let plane = filtered(h) * filtered(w);
-        let one_per_plane = LaunchConfig {
-            grid_dim: (self.planes as u32, 1, 1),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let one_per_plane = block_per(self.planes, 256, 0);
         SsimPlaneMeans {
             cs_mean: &mut cs,
             ssim_mean: &mut ss,
@@ -221,20 +216,14 @@ impl<'a> Levels<'a> {
 }
 
 impl SsimOps for CudaBackend {
-    fn ssim(&self, x: &Tensor, y: &Tensor, data_range: f32) -> Result<f32> {
-        let lv = Levels::new(self, x, y, data_range, 1)?;
+    fn ssim(&self, p: ImagePair) -> Result<f32> {
+        let lv = Levels::new(self, p.x, p.y, p.data_range, 1)?;
         let (_, ss) = lv.means(0)?;
         Ok((ss.iter().map(|&v| v as f64).sum::<f64>() / ss.len() as f64) as f32)
     }
 
-    fn ms_ssim(
-        &self,
-        x: &Tensor,
-        y: &Tensor,
-        data_range: f32,
-        grad: Option<(&mut Tensor, f32)>,
-    ) -> Result<f32> {
-        let lv = Levels::new(self, x, y, data_range, 5)?;
+    fn ms_ssim(&self, pair: ImagePair, grad: Option<(&mut Tensor, f32)>) -> Result<f32> {
+        let lv = Levels::new(self, pair.x, pair.y, pair.data_range, 5)?;
         let p = lv.planes;
         let mut terms = vec![[0.0f64; 5]; p];
         for l in 0..5 {

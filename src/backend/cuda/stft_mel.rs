@@ -9,7 +9,7 @@
 
 use super::launch::kernels;
 use super::{grid_1d, CudaBackend};
-use crate::backend::api::{Backend, StftMelOps};
+use crate::backend::api::{Backend, LogMelBackward, StftMelOps};
 use crate::backend::Device;
 use crate::dsp::images::{MelImagePlan, Normalize};
 use crate::dsp::mel::{LogKind, LogMel};
@@ -237,6 +237,51 @@ pub struct MelDims {
     pub frames: usize,
 }
 
+/// The launch struct `$K` with the framing arguments every frame kernel takes (t, n_fft, hop,
+/// pad, reflect, frames; from the tables `$tb` and the sizes) and the others given by name.
+/// The order of fields in a struct literal does not change the launch's argument order,
+/// which `kernels!` fixes.
+macro_rules! framed {
+    ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $tb:expr, $t:expr, $frames:expr) => {
+        $K {
+            $($f $(: $v)?,)*
+            t: $t as i32,
+            n_fft: $tb.n_fft as i32,
+            hop: $tb.hop as i32,
+            pad: $tb.pad as i32,
+            reflect: $tb.reflect as i32,
+            frames: $frames as i32,
+        }
+    };
+}
+
+/// [`framed!`] plus what the three log-mel frame kernels (FFT, DFT and the DFT backward) also
+/// read: the window, the DFT twiddles and the mel filterbank (`$tables`), the mel count and
+/// the log compression's kind and floor ([`log_args`] of `$tb.log`).
+macro_rules! mel_frames {
+    (
+        $K:ident { $($f:ident $(: $v:expr)?),* $(,)? },
+        $tb:expr, $tables:expr, $t:expr, $frames:expr
+    ) => {{
+        let (log_kind, log_floor, _) = log_args($tb.log);
+        framed!(
+            $K {
+                $($f $(: $v)?,)*
+                window: &$tables.window,
+                twiddles: &$tables.twiddles,
+                fb: &$tables.fb,
+                fb_range: &$tables.ranges,
+                n_mels: $tb.n_mels as i32,
+                log_kind,
+                log_floor,
+            },
+            $tb,
+            $t,
+            $frames
+        )
+    }};
+}
+
 /// Forward: out [batch, n_mels, frames] from x [batch, t]; each planned launch (views of out
 /// and x, one per chunk of at most [`MAX_GRID_Y`] traces) goes to `run`.
 pub fn forward_launches(
@@ -248,7 +293,7 @@ pub fn forward_launches(
     run: &mut dyn FnMut(Launch) -> Result<()>,
 ) -> Result<()> {
     let MelDims { batch, t, frames } = dims;
-    let (kind, fl, off) = log_args(tb.log);
+    let (_, _, off) = log_args(tb.log);
     let n = tb.n_fft;
     let mut start = 0;
     while start < batch {
@@ -261,49 +306,37 @@ pub fn forward_launches(
                 .iter()
                 .enumerate()
                 .fold(0u64, |c, (i, &r)| c | ((r as u64) << (4 * i)));
-            Launch {
-                kernel: MelKernel::FramesFft(LogMelFramesFft {
+            let k = mel_frames!(
+                LogMelFramesFft {
                     out: &out,
                     x: &x,
-                    window: &tables.window,
-                    twiddles: &tables.twiddles,
-                    fb: &tables.fb,
-                    fb_range: &tables.ranges,
-                    t: t as i32,
-                    n_fft: n as i32,
-                    hop: tb.hop as i32,
-                    pad: tb.pad as i32,
-                    reflect: tb.reflect as i32,
-                    frames: frames as i32,
-                    n_mels: tb.n_mels as i32,
                     radix_code: code,
                     n_stages: radices.len() as i32,
-                    log_kind: kind,
-                    log_floor: fl,
                     log_offset: off,
-                }),
+                },
+                tb,
+                tables,
+                t,
+                frames
+            );
+            Launch {
+                kernel: MelKernel::FramesFft(k),
                 cfg: cfg((frames.div_ceil(2) as u32, cnt as u32), FRAME_BLOCK, 24 * n),
             }
         } else {
-            Launch {
-                kernel: MelKernel::FramesDft(LogMelFramesDft {
+            let k = mel_frames!(
+                LogMelFramesDft {
                     out: &out,
                     x: &x,
-                    window: &tables.window,
-                    twiddles: &tables.twiddles,
-                    fb: &tables.fb,
-                    fb_range: &tables.ranges,
-                    t: t as i32,
-                    n_fft: n as i32,
-                    hop: tb.hop as i32,
-                    pad: tb.pad as i32,
-                    reflect: tb.reflect as i32,
-                    frames: frames as i32,
-                    n_mels: tb.n_mels as i32,
-                    log_kind: kind,
-                    log_floor: fl,
                     log_offset: off,
-                }),
+                },
+                tb,
+                tables,
+                t,
+                frames
+            );
+            Launch {
+                kernel: MelKernel::FramesDft(k),
                 cfg: cfg(
                     (frames as u32, cnt as u32),
                     FRAME_BLOCK,
@@ -347,7 +380,6 @@ pub fn backward_launches(
     if n > BACKWARD_MAX_N {
         bail!("the GPU log-mel backward supports n_fft up to {BACKWARD_MAX_N}, found {n}");
     }
-    let (kind, fl, _) = log_args(tb.log);
     let nf = n / 2 + 1;
     let smem = 4 * (n + 3 * nf + tb.n_mels);
     check_shared("log_mel_frames_backward_dft", smem)?;
@@ -366,25 +398,19 @@ pub fn backward_launches(
         let x = a.x.view(start * t, &[cnt * t])?;
         let dy = a.dy.view(start * per, &[cnt * per])?;
         let dx = a.dx.view(start * t, &[cnt * t])?;
-        run(Launch {
-            kernel: MelKernel::FramesBackwardDft(LogMelFramesBackwardDft {
+        let k = mel_frames!(
+            LogMelFramesBackwardDft {
                 dframes: a.dframes,
                 x: &x,
                 dy: &dy,
-                window: &tables.window,
-                twiddles: &tables.twiddles,
-                fb: &tables.fb,
-                fb_range: &tables.ranges,
-                t: t as i32,
-                n_fft: n as i32,
-                hop: tb.hop as i32,
-                pad: tb.pad as i32,
-                reflect: tb.reflect as i32,
-                frames: frames as i32,
-                n_mels: tb.n_mels as i32,
-                log_kind: kind,
-                log_floor: fl,
-            }),
+            },
+            tb,
+            tables,
+            t,
+            frames
+        );
+        run(Launch {
+            kernel: MelKernel::FramesBackwardDft(k),
             cfg: cfg(
                 (frames as u32, cnt as u32),
                 FRAME_BLOCK,
@@ -393,17 +419,16 @@ pub fn backward_launches(
         })?;
         let total = cnt * t;
         run(Launch {
-            kernel: MelKernel::OverlapAddBackward(LogMelOverlapAddBackward {
-                dx: &dx,
-                dframes: a.dframes,
-                total: total as i64,
-                t: t as i32,
-                n_fft: n as i32,
-                hop: tb.hop as i32,
-                pad: tb.pad as i32,
-                reflect: tb.reflect as i32,
-                frames: frames as i32,
-            }),
+            kernel: MelKernel::OverlapAddBackward(framed!(
+                LogMelOverlapAddBackward {
+                    dx: &dx,
+                    dframes: a.dframes,
+                    total: total as i64,
+                },
+                tb,
+                t,
+                frames
+            )),
             cfg: grid_stride(total),
         })?;
         start += cnt;
@@ -522,26 +547,20 @@ impl StftMelOps for CudaBackend {
         self.log_mel_frames(&d, out, x)
     }
 
-    fn log_mel_backward(
-        &self,
-        dx: &mut Tensor,
-        x: &Tensor,
-        dy: &Tensor,
-        lm: &LogMel<f32>,
-    ) -> Result<()> {
+    fn log_mel_backward(&self, a: LogMelBackward, lm: &LogMel<f32>) -> Result<()> {
         let d = LogMelDevice::new(self, lm)?;
-        let (batch, t) = traces(x);
-        let frames = dy.shape.last().copied().unwrap_or(0);
+        let (batch, t) = traces(a.x);
+        let frames = a.dy.shape.last().copied().unwrap_or(0);
         let scratch = backward_chunk(batch) * frames * d.tables.n_fft;
         let dframes = self.alloc(&[scratch], DType::F32)?;
-        let a = MelBackward {
-            dx,
-            x,
-            dy,
+        let plan = MelBackward {
+            dx: a.dx,
+            x: a.x,
+            dy: a.dy,
             dframes: &dframes,
         };
         let dims = MelDims { batch, t, frames };
-        backward_launches(&d.tables, &d.tensors, a, dims, &mut |l| l.launch(self))
+        backward_launches(&d.tables, &d.tensors, plan, dims, &mut |l| l.launch(self))
     }
 
     fn mel_image_finish(

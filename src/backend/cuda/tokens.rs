@@ -1,8 +1,8 @@
 //! kernels/tokens.cu: declarations and the CUDA implementation of [`TokenOps`].
 
 use super::launch::kernels;
-use super::{grid_1d, grid_stride, CudaBackend};
-use crate::backend::api::TokenOps;
+use super::{block_per, grid_1d, grid_stride, CudaBackend};
+use crate::backend::api::tokens::{GatherGrads, GatherInput, TokenOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
@@ -26,11 +26,7 @@ kernels! { file "tokens";
 }
 
 fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (rows as u32, 1, 1),
-        block_dim: (if c >= 256 { 256 } else { 64 }, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    block_per(rows, if c >= 256 { 256 } else { 64 }, 0)
 }
 
 /// (b, c, h, w) of an NCHW image as the kernels take them (`ops` checked the rank).
@@ -66,33 +62,23 @@ impl TokenOps for CudaBackend {
         }
         .launch(self, grid_stride(patches.numel()))
     }
-    fn gather_rows(
-        &self,
-        out: &mut Tensor,
-        src: &Tensor,
-        idx: &Tensor,
-        fill: Option<&Tensor>,
-    ) -> Result<()> {
+    fn gather_rows(&self, out: &mut Tensor, a: GatherInput) -> Result<()> {
+        let (src, idx) = (a.src, a.idx);
         let (ns, c, nd) = (src.shape[1], src.shape[2], idx.shape[1]);
         let rows = idx.numel();
         GatherRows {
             out,
             src,
             idx,
-            fill,
+            fill: a.fill,
             ns: ns as i32,
             nd: nd as i32,
             c: c as i32,
         }
         .launch(self, rows_cfg(rows, c))
     }
-    fn gather_rows_backward(
-        &self,
-        dsrc: &mut Tensor,
-        dfill: Option<&mut Tensor>,
-        dout: &Tensor,
-        idx: &Tensor,
-    ) -> Result<()> {
+    fn gather_rows_backward(&self, g: GatherGrads, dout: &Tensor, idx: &Tensor) -> Result<()> {
+        let (dsrc, dfill) = (g.dsrc, g.dfill);
         let (ns, c, nd) = (dsrc.shape[1], dsrc.shape[2], idx.shape[1]);
         let batch = idx.numel() / nd.max(1);
         GatherRowsBackward {

@@ -3,11 +3,12 @@
 //! are checked to fit.
 
 use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
-use crate::backend::api::{
-    Backend, CodevectorBackward, ContrastiveIndex, ContrastiveOut, ReduceOps, SoftmaxOps,
+use super::{block_per, grid_1d, CudaBackend};
+use crate::backend::api::wav2vec2::{
+    Codebook, CodevectorBackward, ContrastiveArgs, ContrastiveOut, GumbelArgs, PerplexityArgs,
     Wav2vec2Ops,
 };
+use crate::backend::api::{Backend, ReduceOps, SoftmaxOps};
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
@@ -51,11 +52,7 @@ fn blocks(n: usize, smem: usize) -> Result<LaunchConfig> {
     if n > i32::MAX as usize {
         bail!("wav2vec2 kernels: {n} blocks exceed the grid limit");
     }
-    Ok(LaunchConfig {
-        grid_dim: (n as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: smem as u32,
-    })
+    Ok(block_per(n, THREADS, smem))
 }
 
 fn i32_arg(what: &str, v: usize) -> Result<i32> {
@@ -71,44 +68,30 @@ fn last(t: &Tensor) -> usize {
 }
 
 impl Wav2vec2Ops for CudaBackend {
-    fn gumbel_forward(
-        &self,
-        hard: &mut Tensor,
-        soft: &mut Tensor,
-        logits: &Tensor,
-        tau: f32,
-        seed: u64,
-        step: u32,
-    ) -> Result<()> {
-        let (n, vars) = (hard.numel(), last(soft));
+    fn gumbel_forward(&self, a: GumbelArgs) -> Result<()> {
+        let (n, vars) = (a.hard.numel(), last(a.soft));
         GumbelForward {
-            hard,
-            soft,
-            logits,
+            hard: a.hard,
+            soft: a.soft,
+            logits: a.logits,
             vars: i32_arg("vars", vars)?,
-            tau,
-            seed,
-            step,
+            tau: a.tau,
+            seed: a.seed,
+            step: a.step,
         }
         .launch(self, blocks(n, 0)?)
     }
 
-    fn codevector_gather(
-        &self,
-        q: &mut Tensor,
-        code: &Tensor,
-        hard: &Tensor,
-        groups: usize,
-    ) -> Result<()> {
-        let d = last(code);
-        let vars = code.numel() / (groups * d);
+    fn codevector_gather(&self, q: &mut Tensor, book: Codebook) -> Result<()> {
+        let d = last(book.code);
+        let vars = book.code.numel() / (book.groups * d);
         let n = q.numel();
         CodevectorGather {
             q,
-            code,
-            hard,
+            code: book.code,
+            hard: book.hard,
             n: n as i64,
-            groups: i32_arg("groups", groups)?,
+            groups: i32_arg("groups", book.groups)?,
             vars: i32_arg("vars", vars)?,
             d: i32_arg("d", d)?,
         }
@@ -144,15 +127,8 @@ impl Wav2vec2Ops for CudaBackend {
         .launch(self, blocks(groups * vars, 0)?)
     }
 
-    fn codebook_perplexity(
-        &self,
-        ppl: &mut Tensor,
-        dlogits: &mut Tensor,
-        logits: &Tensor,
-        weight: &Tensor,
-        groups: usize,
-        dppl: f32,
-    ) -> Result<()> {
+    fn codebook_perplexity(&self, a: PerplexityArgs) -> Result<()> {
+        let (logits, weight, groups) = (a.logits, a.weight, a.groups);
         let cols = last(logits);
         let vars = cols / groups;
         let rows = weight.numel();
@@ -175,15 +151,15 @@ impl Wav2vec2Ops for CudaBackend {
         }
         .launch(self, blocks(cols.div_ceil(32), 0)?)?;
         PerplexityFinish {
-            ppl,
+            ppl: a.ppl,
             dmarg: &mut dmarg,
             marg: &marg,
             vars: i32_arg("vars", vars)?,
-            dscale: dppl / wsum,
+            dscale: a.dppl / wsum,
         }
         .launch(self, blocks(groups, 0)?)?;
         PerplexityBackward {
-            dlogits,
+            dlogits: a.dlogits,
             probs: &probs,
             weight,
             dmarg: &dmarg,
@@ -193,15 +169,8 @@ impl Wav2vec2Ops for CudaBackend {
         .launch(self, blocks(rows * groups, 0)?)
     }
 
-    fn contrastive(
-        &self,
-        out: ContrastiveOut,
-        c: &Tensor,
-        q: &Tensor,
-        idx: ContrastiveIndex,
-        kappa: f32,
-        dloss: f32,
-    ) -> Result<()> {
+    fn contrastive(&self, out: ContrastiveOut, a: ContrastiveArgs) -> Result<()> {
+        let (c, q, idx) = (a.c, a.q, a.idx);
         let m = out.loss.numel();
         let rows = idx.offsets.numel().saturating_sub(1);
         let slots = idx.cand.numel();
@@ -234,8 +203,8 @@ impl Wav2vec2Ops for CudaBackend {
             cand: idx.cand,
             ncand: i32_arg("candidates", ncand)?,
             f: i32_arg("f", f)?,
-            kappa,
-            dloss,
+            kappa: a.kappa,
+            dloss: a.dloss,
         }
         .launch(self, blocks(m, smem)?)?;
         ContrastiveBackwardQ {

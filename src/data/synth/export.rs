@@ -235,15 +235,44 @@ fn picks_of(p: Option<usize>, s: Option<usize>) -> Vec<Pick> {
     m
 }
 
+/// A row of `picks.npy`: [P sample, S sample], −1 where there is none.
+fn pick_row(p: Option<usize>, s: Option<usize>) -> [i32; 2] {
+    [p, s].map(|v| v.map_or(-1, |v| v as i32))
+}
+
+/// Generates samples 0..n (`generate(i)`) in chunks of [`CHUNK`], each chunk in parallel, and
+/// hands them to `write(i, sample, png_dir)` in order, reporting progress after each chunk.
+/// Creates `dir/png` first when figures are asked for.
+fn for_each_sample<S: Send>(
+    dir: &Path,
+    n: usize,
+    opts: &ExportOptions,
+    generate: impl Fn(u64) -> S + Sync,
+    mut write: impl FnMut(usize, &S, &Path) -> Result<()>,
+) -> Result<()> {
+    let png_dir = dir.join("png");
+    if opts.png > 0 {
+        std::fs::create_dir_all(&png_dir)
+            .with_context(|| format!("creating {}", png_dir.display()))?;
+    }
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let batch: Vec<S> = (start..end)
+            .into_par_iter()
+            .map(|i| generate(i as u64))
+            .collect();
+        for (k, s) in batch.iter().enumerate() {
+            write(start + k, s, &png_dir)?;
+        }
+        if let Some(p) = &opts.progress {
+            p(end);
+        }
+    }
+    Ok(())
+}
+
 /// Names of the facies classes, by id (the `labels.facies.names` of `dataset.json`).
-pub const FACIES_NAMES: [&str; N_FACIES] = [
-    "shale",
-    "silty shale",
-    "sand",
-    "carbonate",
-    "tight sand",
-    "salt",
-];
+pub use super::images::FACIES_NAMES;
 
 /// [`FACIES_NAMES`] as a JSON array (checked against it in the tests).
 const FACIES_NAMES_JSON: &str =
@@ -315,46 +344,31 @@ fn write_images_into(
         .map(|name| Array::new(dir, name, shape.clone()))
         .collect::<Result<_>>()?;
     let mut csv = String::from("index,split,has_salt,n_faults,noise_ratio,salt_fraction\n");
-    let png_dir = dir.join("png");
-    if opts.png > 0 {
-        std::fs::create_dir_all(&png_dir)
-            .with_context(|| format!("creating {}", png_dir.display()))?;
-    }
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let batch: Vec<_> = (start..end)
-            .into_par_iter()
-            .map(|i| images::generate(cfg, seed, i as u64))
-            .collect();
-        for (k, s) in batch.iter().enumerate() {
-            let i = start + k;
-            f32s[0].writer.append(&s.clean)?;
-            f32s[1].writer.append(&s.noisy)?;
-            f32s[2].writer.append(&s.reflectivity)?;
-            f32s[3].writer.append(&s.decimated)?;
-            let facies: Vec<u8> = s.facies.iter().map(|&f| f as u8).collect();
-            u8s[0].writer.append(&facies)?;
-            u8s[1].writer.append(&s.salt)?;
-            u8s[2].writer.append(&s.trace_mask)?;
-            let salt_frac =
-                s.salt.iter().map(|&v| v as usize).sum::<usize>() as f64 / (h * w) as f64;
-            writeln!(
-                csv,
-                "{i},{},{},{},{:.4},{:.4}",
-                split_of(i, n),
-                s.has_salt as u8,
-                s.n_faults,
-                s.noise_ratio,
-                salt_frac
-            )?;
-            if i < opts.png {
-                image_png(&png_dir.join(format!("image_{i:05}.png")), s)?;
-            }
+    let generate = |i| images::generate(cfg, seed, i);
+    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+        f32s[0].writer.append(&s.clean)?;
+        f32s[1].writer.append(&s.noisy)?;
+        f32s[2].writer.append(&s.reflectivity)?;
+        f32s[3].writer.append(&s.decimated)?;
+        let facies: Vec<u8> = s.facies.iter().map(|&f| f as u8).collect();
+        u8s[0].writer.append(&facies)?;
+        u8s[1].writer.append(&s.salt)?;
+        u8s[2].writer.append(&s.trace_mask)?;
+        let salt_frac = s.salt.iter().map(|&v| v as usize).sum::<usize>() as f64 / (h * w) as f64;
+        writeln!(
+            csv,
+            "{i},{},{},{},{:.4},{:.4}",
+            split_of(i, n),
+            s.has_salt as u8,
+            s.n_faults,
+            s.noise_ratio,
+            salt_frac
+        )?;
+        if i < opts.png {
+            image_png(&png_dir.join(format!("image_{i:05}.png")), s)?;
         }
-        if let Some(p) = &opts.progress {
-            p(end);
-        }
-    }
+        Ok(())
+    })?;
     let mut arrays: Vec<String> = f32s.iter().map(|a| a.json()).collect();
     arrays.extend(u8s.iter().map(|a| a.json()));
     for a in f32s {
@@ -432,63 +446,47 @@ fn write_waveforms_into(
         "index,trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg",
     );
     csv.push_str(if seq { ",sequence_class\n" } else { "\n" });
-    let png_dir = dir.join("png");
-    if opts.png > 0 {
-        std::fs::create_dir_all(&png_dir)
-            .with_context(|| format!("creating {}", png_dir.display()))?;
-    }
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let batch: Vec<_> = (start..end)
-            .into_par_iter()
-            .map(|i| waveforms::generate(cfg, seed, i as u64))
-            .collect();
-        for (k, s) in batch.iter().enumerate() {
-            let i = start + k;
-            wave.writer.append(&s.data)?;
-            let p = s.p_sample.map(|v| v as i32).unwrap_or(-1);
-            let q = s.s_sample.map(|v| v as i32).unwrap_or(-1);
-            picks.writer.append(&[p, q])?;
-            event.writer.append(&[s.is_event as u8])?;
-            let class = s.sequence_class.map(|k| k as i32).unwrap_or(-1);
-            if let Some(a) = &mut sequence {
-                a.writer.append(&[class])?;
-            }
-            write!(
-                csv,
-                "{i},synth_{i:07},{},{},{},{ns},{},{},{},{:.2},{:.1}",
-                split_of(i, n),
-                if s.is_event { "earthquake" } else { "noise" },
+    let generate = |i| waveforms::generate(cfg, seed, i);
+    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+        wave.writer.append(&s.data)?;
+        picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
+        event.writer.append(&[s.is_event as u8])?;
+        let class = s.sequence_class.map(|k| k as i32).unwrap_or(-1);
+        if let Some(a) = &mut sequence {
+            a.writer.append(&[class])?;
+        }
+        write!(
+            csv,
+            "{i},synth_{i:07},{},{},{},{ns},{},{},{},{:.2},{:.1}",
+            split_of(i, n),
+            if s.is_event { "earthquake" } else { "noise" },
+            cfg.sampling_rate,
+            opt(s.p_sample),
+            opt(s.s_sample),
+            if s.is_event {
+                format!("{:.2}", s.snr_db)
+            } else {
+                String::new()
+            },
+            s.distance_km,
+            s.back_azimuth_deg
+        )?;
+        if seq {
+            write!(csv, ",{}", opt(s.sequence_class))?;
+        }
+        csv.push('\n');
+        if i < opts.png {
+            waveform_png(
+                &png_dir.join(format!("waveform_{i:05}.png")),
+                &s.data,
+                ns,
                 cfg.sampling_rate,
-                opt(s.p_sample),
-                opt(s.s_sample),
-                if s.is_event {
-                    format!("{:.2}", s.snr_db)
-                } else {
-                    String::new()
-                },
-                s.distance_km,
-                s.back_azimuth_deg
+                picks_of(s.p_sample, s.s_sample),
+                if s.is_event { "earthquake" } else { "noise" },
             )?;
-            if seq {
-                write!(csv, ",{}", opt(s.sequence_class))?;
-            }
-            csv.push('\n');
-            if i < opts.png {
-                waveform_png(
-                    &png_dir.join(format!("waveform_{i:05}.png")),
-                    &s.data,
-                    ns,
-                    cfg.sampling_rate,
-                    picks_of(s.p_sample, s.s_sample),
-                    if s.is_event { "earthquake" } else { "noise" },
-                )?;
-            }
         }
-        if let Some(p) = &opts.progress {
-            p(end);
-        }
-    }
+        Ok(())
+    })?;
     let mut arrays = vec![wave.json(), picks.json(), event.json()];
     wave.writer.finish()?;
     picks.writer.finish()?;
@@ -549,72 +547,56 @@ fn write_paired_into(
     let mut csv = String::from(
         "index,split,label,lvl_index,n_layers,mean_vp_km_s,trace_P_arrival_sample,trace_S_arrival_sample,vp_km_s\n",
     );
-    let png_dir = dir.join("png");
-    if opts.png > 0 {
-        std::fs::create_dir_all(&png_dir)
-            .with_context(|| format!("creating {}", png_dir.display()))?;
-    }
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let batch: Vec<_> = (start..end)
-            .into_par_iter()
-            .map(|i| paired::generate(cfg, seed, i as u64))
-            .collect();
-        for (k, s) in batch.iter().enumerate() {
-            let i = start + k;
-            img.writer.append(&s.image)?;
-            refl.writer.append(&s.reflectivity)?;
-            wave.writer.append(&s.waveform)?;
-            labels.writer.append(&[s.label])?;
-            let p = s.p_sample.map(|v| v as i32).unwrap_or(-1);
-            let q = s.s_sample.map(|v| v as i32).unwrap_or(-1);
-            picks.writer.append(&[p, q])?;
-            let vps: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.vp)).collect();
-            writeln!(
-                csv,
-                "{i},{},{},{},{},{:.4},{},{},{}",
-                split_of(i, n),
-                s.label,
-                opt(s.lvl_index),
-                s.layers.len(),
-                s.mean_vp,
-                opt(s.p_sample),
-                opt(s.s_sample),
-                vps.join(";")
-            )?;
-            if i < opts.png {
-                let lvl = if s.label == 1 {
-                    "low-velocity layer"
-                } else {
-                    "no low-velocity layer"
-                };
-                Sections {
-                    title: format!("pair_{i:05} ({lvl})"),
-                    height: h,
-                    width: w,
-                    panels: vec![
-                        Panel::amplitude("image", &s.image),
-                        Panel::amplitude("reflectivity", &s.reflectivity),
-                    ],
-                    shared_scale: false,
-                    panel_height: 260,
-                    ..Default::default()
-                }
-                .write(&png_dir.join(format!("pair_{i:05}_image.png")))?;
-                waveform_png(
-                    &png_dir.join(format!("pair_{i:05}_waveform.png")),
-                    &s.waveform,
-                    ns,
-                    cfg.sampling_rate,
-                    picks_of(s.p_sample, s.s_sample),
-                    lvl,
-                )?;
+    let generate = |i| paired::generate(cfg, seed, i);
+    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+        img.writer.append(&s.image)?;
+        refl.writer.append(&s.reflectivity)?;
+        wave.writer.append(&s.waveform)?;
+        labels.writer.append(&[s.label])?;
+        picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
+        let vps: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.vp)).collect();
+        writeln!(
+            csv,
+            "{i},{},{},{},{},{:.4},{},{},{}",
+            split_of(i, n),
+            s.label,
+            opt(s.lvl_index),
+            s.layers.len(),
+            s.mean_vp,
+            opt(s.p_sample),
+            opt(s.s_sample),
+            vps.join(";")
+        )?;
+        if i < opts.png {
+            let lvl = if s.label == 1 {
+                "low-velocity layer"
+            } else {
+                "no low-velocity layer"
+            };
+            Sections {
+                title: format!("pair_{i:05} ({lvl})"),
+                height: h,
+                width: w,
+                panels: vec![
+                    Panel::amplitude("image", &s.image),
+                    Panel::amplitude("reflectivity", &s.reflectivity),
+                ],
+                shared_scale: false,
+                panel_height: 260,
+                ..Default::default()
             }
+            .write(&png_dir.join(format!("pair_{i:05}_image.png")))?;
+            waveform_png(
+                &png_dir.join(format!("pair_{i:05}_waveform.png")),
+                &s.waveform,
+                ns,
+                cfg.sampling_rate,
+                picks_of(s.p_sample, s.s_sample),
+                lvl,
+            )?;
         }
-        if let Some(p) = &opts.progress {
-            p(end);
-        }
-    }
+        Ok(())
+    })?;
     let arrays = [
         img.json(),
         refl.json(),
