@@ -21,7 +21,7 @@ kernels! { file "adamw";
         eps: val f32, weight_decay: val f32, bc1: val f32, bc2_sqrt: val f32, max_norm: val f32);
 }
 
-fn per_chunk(count: usize) -> LaunchConfig {
+pub(crate) fn per_chunk(count: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (count as u32, 1, 1),
         block_dim: (256, 1, 1),
