@@ -10,8 +10,13 @@ use seisfuse::tensor::DType;
 use std::collections::BTreeSet;
 use std::process::Command;
 
+/// The binary: `$SEISFUSE_BIN` where set (scripts/gpu-run.sh runs copies of the test
+/// executables on a machine without this build's target folder), else cargo's.
 fn exe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_seisfuse"))
+    match std::env::var_os("SEISFUSE_BIN") {
+        Some(b) => Command::new(b),
+        None => Command::new(env!("CARGO_BIN_EXE_seisfuse")),
+    }
 }
 
 fn shapes(calls: &[record::Call]) -> Vec<String> {
