@@ -104,6 +104,33 @@ fn predicted_kernels_exist_and_follow_the_matmul_variant() {
     variants::set("").unwrap();
 }
 
+/// Inference and the MAE step map completely too (the variant is left as it is: names are
+/// checked against every kernel of kernels/*.cu, whichever variant another test chose).
+#[test]
+fn inference_and_mae_steps_map_to_known_kernels() {
+    use profile::Workload;
+    let known = kernels_in_cu();
+    for (model, w) in [
+        ("sfm-tiny", Workload::Infer),
+        ("sfm-tiny", Workload::Mae),
+        ("seislm-tiny", Workload::Infer),
+    ] {
+        let calls = profile::record_workload(model, w, DType::BF16, 2, 3001, true).unwrap();
+        let p = profile::plan_step(&calls).unwrap();
+        assert!(!p.is_empty(), "{model} {w:?}");
+        for l in &p {
+            assert!(l.mapped(), "{model} {w:?}: op {} has no mapping", l.op);
+            assert!(
+                l.kernel.starts_with('(') || known.contains(&l.kernel),
+                "{model} {w:?}: {} is not a kernel of kernels/*.cu",
+                l.kernel
+            );
+        }
+        let backward = p.iter().any(|l| l.kernel.starts_with("adamw"));
+        assert_eq!(backward, w == Workload::Mae, "{model} {w:?}");
+    }
+}
+
 /// The FLOPs of the predicted sfm-base step equal the analytic count: ViT-B/16 at 224 is
 /// 17.56 GMAC per image forward with 3 input channels (patch embedding, qkv, projection,
 /// attention's two products, MLP; SFM's 1-channel patch embedding makes it 17.48), and the
@@ -256,6 +283,11 @@ fn cli_refuses_bad_flags_before_building_anything() {
         (vec!["--precision", "fp8"], "unknown --precision"),
         (vec!["--model", "vit-h"], "unknown --model"),
         (vec!["--steps", "0"], "--steps must be at least 1"),
+        (vec!["--workload", "fit"], "unknown --workload"),
+        (
+            vec!["--workload", "mae", "--model", "seislm-tiny"],
+            "needs an SFM model",
+        ),
         (vec!["--batch", "99999999999"], "larger than 65535"),
         // refused by the memory budget before any model or tensor exists
         (

@@ -23,7 +23,11 @@ pub struct Args {
     /// sfm-tiny, sfm-base, sfm-large, seislm-tiny, seislm-base or seislm-large.
     #[arg(long)]
     pub model: String,
-    /// Training batch.
+    /// What to profile: train (forward + backward + AdamW), infer (forward only) or mae (the
+    /// MAE pretraining step, decoder D4d256; SFM models).
+    #[arg(long, default_value = "train")]
+    pub workload: String,
+    /// Batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// fp32 or bf16 (bf16 activations and weight copies, fp32 masters and optimizer state).
@@ -148,6 +152,36 @@ impl Card {
 /// The largest batch accepted (the CUDA grids' 65535 limit in y/z comes well before).
 const MAX_BATCH: usize = 65535;
 
+/// The step profiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Train,
+    Infer,
+    Mae,
+}
+
+impl std::str::FromStr for Workload {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "train" => Ok(Workload::Train),
+            "infer" => Ok(Workload::Infer),
+            "mae" => Ok(Workload::Mae),
+            other => bail!("unknown --workload '{other}': expected train, infer or mae"),
+        }
+    }
+}
+
+impl Workload {
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::Train => "training step (forward + backward + AdamW)",
+            Workload::Infer => "inference (forward only)",
+            Workload::Mae => "MAE pretraining step (75 % masked, decoder, loss, backward, AdamW)",
+        }
+    }
+}
+
 enum Model {
     Sfm(crate::models::sfm::VitConfig),
     Seislm(crate::models::seislm::SeislmConfig),
@@ -178,7 +212,7 @@ fn precision(p: &str) -> Result<DType> {
 }
 
 /// Checks the flags and the memory the step needs, before any device or model exists.
-fn check(a: &Args) -> Result<(Model, DType)> {
+fn check(a: &Args) -> Result<(Model, DType, Workload)> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -190,7 +224,14 @@ fn check(a: &Args) -> Result<(Model, DType)> {
     }
     card(&a.card)?;
     let dt = precision(&a.precision)?;
+    let w: Workload = a.workload.parse()?;
     let m = model(&a.model)?;
+    if w == Workload::Mae && !matches!(m, Model::Sfm(_)) {
+        bail!(
+            "--workload mae needs an SFM model (sfm-tiny, sfm-base or sfm-large), not {}",
+            a.model
+        );
+    }
     let need = match &m {
         Model::Sfm(cfg) => super::estimate::vit_bytes(cfg, a.batch),
         Model::Seislm(cfg) => {
@@ -207,13 +248,14 @@ fn check(a: &Args) -> Result<(Model, DType)> {
         ),
         need,
     )?;
-    Ok((m, dt))
+    Ok((m, dt, w))
 }
 
 /// A training step of the model as `bench sfm|seislm` runs it (fixed upstream gradient of the
 /// encoder's tokens, AdamW), on `d`.
 fn step_fn(
     m: &Model,
+    w: Workload,
     d: &Device,
     dt: DType,
     batch: usize,
@@ -221,8 +263,58 @@ fn step_fn(
 ) -> Result<Box<dyn FnMut() -> Result<()>>> {
     use super::bench::{adamw, random};
     use crate::nn::ParamStore;
-    match m {
-        Model::Sfm(cfg) => {
+    match (m, w) {
+        (Model::Sfm(cfg), Workload::Mae) => {
+            use crate::models::mae::{Mae, MaeConfig, Masking};
+            // the MAE preset of the same encoder (bench sfm --mae)
+            let name = match (cfg.dim, cfg.depth) {
+                (64, 4) => "sfm-tiny",
+                (1024, 24) => "sfm-large",
+                _ => "sfm-base",
+            };
+            let mcfg = MaeConfig::preset(name)?;
+            let mut mae = Mae::new(mcfg.clone(), 0)?;
+            let mut store = ParamStore::pack(&mut mae, d)?;
+            store.set_compute_dtype(&mut mae, dt)?;
+            let mut opt = adamw(1.5e-4, 0.95, 0.05);
+            let e = &mcfg.encoder;
+            let img = random(&[batch, 1, e.img_h, e.img_w], d, dt)?;
+            let (n, keep) = (e.num_patches(), mcfg.len_keep());
+            let mut step = 0u32;
+            Ok(Box::new(move || {
+                step += 1;
+                let m = Masking::random(0, step, batch, n, keep)?;
+                let out = mae.forward(&img, m)?;
+                store.zero_grad()?;
+                mae.backward(&out.cache, &mut store.grads)?;
+                opt.step(&mut store, 1.5e-4)?;
+                Ok(())
+            }))
+        }
+        (Model::Sfm(cfg), Workload::Infer) => {
+            let mut vit = crate::models::sfm::Vit::new(cfg.clone(), 0)?;
+            let mut store = ParamStore::pack(&mut vit, d)?;
+            store.set_compute_dtype(&mut vit, dt)?;
+            let img = random(&[batch, 1, cfg.img_h, cfg.img_w], d, dt)?;
+            Ok(Box::new(move || {
+                let _keep = &store;
+                vit.forward(&img, None).map(|_| ())
+            }))
+        }
+        (Model::Seislm(cfg), Workload::Infer) => {
+            let mut model = crate::models::seislm::Seislm::new(cfg.clone(), 0)?;
+            let mut store = ParamStore::pack(&mut model, d)?;
+            store.set_compute_dtype(&mut model, dt)?;
+            let wave = random(&[batch, 3, samples], d, dt)?;
+            Ok(Box::new(move || {
+                let _keep = &store;
+                model.forward(&wave, None).map(|_| ())
+            }))
+        }
+        (Model::Seislm(_), Workload::Mae) => {
+            bail!("--workload mae needs an SFM model")
+        }
+        (Model::Sfm(cfg), Workload::Train) => {
             let mut vit = crate::models::sfm::Vit::new(cfg.clone(), 0)?;
             let mut store = ParamStore::pack(&mut vit, d)?;
             store.set_compute_dtype(&mut vit, dt)?;
@@ -237,7 +329,7 @@ fn step_fn(
                 Ok(())
             }))
         }
-        Model::Seislm(cfg) => {
+        (Model::Seislm(cfg), Workload::Train) => {
             let frames = cfg
                 .frames(samples)
                 .ok_or_else(|| anyhow!("{samples} samples are too few for this model"))?;
@@ -267,8 +359,20 @@ pub fn record_step(
     samples: usize,
     dry: bool,
 ) -> Result<Vec<record::Call>> {
+    record_workload(model_name, Workload::Train, dt, batch, samples, dry)
+}
+
+/// Like [`record_step`], for any workload.
+pub fn record_workload(
+    model_name: &str,
+    w: Workload,
+    dt: DType,
+    batch: usize,
+    samples: usize,
+    dry: bool,
+) -> Result<Vec<record::Call>> {
     let m = model(model_name)?;
-    let mut step = step_fn(&m, &Device::Cpu, dt, batch, samples)?;
+    let mut step = step_fn(&m, w, &Device::Cpu, dt, batch, samples)?;
     let rec = |step: &mut Box<dyn FnMut() -> Result<()>>| {
         if dry {
             record::record_dry(step)
@@ -505,14 +609,14 @@ const ASSUMPTIONS: &[&str] = &[
 ];
 
 pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
-    let (m, dt) = check(&a)?;
+    let (m, dt, w) = check(&a)?;
     let device = match req {
         DeviceRequest::Cpu => Device::Cpu,
         _ => select(req)?,
     };
     match &device {
-        Device::Cuda(_) => measure(&device, &a, &m, dt),
-        Device::Cpu => run_predicted(&a, dt),
+        Device::Cuda(_) => measure(&device, &a, &m, dt, w),
+        Device::Cpu => run_predicted(&a, dt, w),
     }
 }
 
@@ -524,12 +628,12 @@ fn samples_unit(model: &str) -> &'static str {
     }
 }
 
-fn run_predicted(a: &Args, dt: DType) -> Result<()> {
+fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
     let card = card(&a.card)?;
     if a.batch >= 16 && !a.json {
-        eprintln!("profile: recording one training step on the CPU (not computed)…");
+        eprintln!("profile: recording one step on the CPU (not computed)…");
     }
-    let calls = record_step(&a.model, dt, a.batch, a.samples, true)?;
+    let calls = record_workload(&a.model, w, dt, a.batch, a.samples, true)?;
     let planned = plan_step(&calls)?;
     let mut files: Vec<&str> = planned
         .iter()
@@ -587,6 +691,7 @@ fn run_predicted(a: &Args, dt: DType) -> Result<()> {
         let v = json!({
             "mode": "predicted",
             "model": a.model,
+            "workload": a.workload,
             "batch": a.batch,
             "precision": prec,
             "matmul_variant": variant,
@@ -624,8 +729,8 @@ fn run_predicted(a: &Args, dt: DType) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "PREDICTED profile (no GPU ran this): {} training step (forward + backward + AdamW), batch {}, {prec}, matmul variant {variant}, on {} (sm_{}, {} SMs)",
-        a.model, a.batch, card.name, card.arch, card.sms
+        "PREDICTED profile (no GPU ran this): {} {}, batch {}, {prec}, matmul variant {variant}, on {} (sm_{}, {} SMs)",
+        a.model, w.describe(), a.batch, card.name, card.arch, card.sms
     )?;
     outln!(
         "ceilings: copy {:.0} GB/s, bf16 tensor {:.0} TFLOP/s, fp32 {:.1} TFLOP/s — {source}",
@@ -702,12 +807,12 @@ fn run_predicted(a: &Args, dt: DType) -> Result<()> {
 
 /// On a GPU: kernel times from CUDA events over `--steps` steps, FLOPs and bytes from the
 /// same step recorded on the CPU, and ceilings measured in this run.
-fn measure(d: &Device, a: &Args, m: &Model, dt: DType) -> Result<()> {
+fn measure(d: &Device, a: &Args, m: &Model, dt: DType, w: Workload) -> Result<()> {
     let Device::Cuda(be) = d else {
         bail!("measuring needs a CUDA device")
     };
     let (copy_gbs, bf16_tflops) = measure_ceilings(d)?;
-    let mut step = step_fn(m, d, dt, a.batch, a.samples)?;
+    let mut step = step_fn(m, w, d, dt, a.batch, a.samples)?;
     step()?;
     be.synchronize()?;
     be.profiler.set_enabled(true);
@@ -721,7 +826,7 @@ fn measure(d: &Device, a: &Args, m: &Model, dt: DType) -> Result<()> {
     let times = be.profiler.collect()?;
     drop(step);
     // FLOPs and bytes per kernel per step, from the shapes
-    let planned = plan_step(&record_step(&a.model, dt, a.batch, a.samples, true)?)?;
+    let planned = plan_step(&record_workload(&a.model, w, dt, a.batch, a.samples, true)?)?;
     let mut work: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for p in &planned {
         let e = work.entry(p.kernel.clone()).or_default();
@@ -756,6 +861,7 @@ fn measure(d: &Device, a: &Args, m: &Model, dt: DType) -> Result<()> {
             "mode": "measured",
             "device": be.name,
             "model": a.model,
+            "workload": a.workload,
             "batch": a.batch,
             "precision": if dt == DType::BF16 { "bf16" } else { "fp32" },
             "steps": a.steps,
@@ -769,8 +875,8 @@ fn measure(d: &Device, a: &Args, m: &Model, dt: DType) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "MEASURED profile on {}: {} training step, batch {}, {} steps; step {:.2} ms ({:.0} {unit}), kernels {:.2} ms",
-        be.name, a.model, a.batch, a.steps, wall * 1e3, a.batch as f64 / wall, kernel_ms
+        "MEASURED profile on {}: {} {}, batch {}, {} steps; step {:.2} ms ({:.0} {unit}), kernels {:.2} ms",
+        be.name, a.model, w.describe(), a.batch, a.steps, wall * 1e3, a.batch as f64 / wall, kernel_ms
     )?;
     outln!(
         "ceilings measured now: copy {copy_gbs:.0} GB/s, bf16 product {bf16_tflops:.0} TFLOP/s (seisfuse's own tensor-core kernel)"

@@ -18,7 +18,7 @@
 
 use super::launch::KernelSig;
 use super::{adamw, attention, channels, conv1d, elementwise, layer_norm, matmul, matmul_tc};
-use super::{dropout, reduce, softmax, tokens};
+use super::{dropout, loss, reduce, softmax, tokens};
 use super::{grid_1d, grid_stride};
 use crate::backend::record::{Arg, Call, Detail};
 use crate::tensor::DType;
@@ -413,6 +413,23 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                     Unit::Memory,
                 );
             }
+        }
+        "masked_row_mse" | "masked_row_mse_backward" => {
+            let (x, mask) = (arg(c, "x")?, arg(c, "mask")?);
+            let cols = *x.shape.last().unwrap_or(&1);
+            let sig = if c.op == "masked_row_mse" {
+                loss::MaskedRowMseForward::SIG
+            } else {
+                loss::MaskedRowMseBackward::SIG
+            };
+            o.push(
+                &sig,
+                x.dtype,
+                softmax::row_cfg(mask.numel(), cols),
+                3.0 * x.numel() as f64,
+                c.args.iter().map(Arg::bytes).sum(),
+                Unit::Memory,
+            );
         }
         "sum" => {
             let x = arg(c, "x")?;
