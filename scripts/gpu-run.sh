@@ -11,6 +11,8 @@ export SEISFUSE_CACHE_DIR="$LOG/kernel-cache"
 export SEISFUSE_REQUIRE_GPU=1
 export SEISFUSE_REQUIRE_NVRTC=1
 export SEISFUSE_SKIP_LOG="$LOG/skips.log"
+# Tests that run the binary (tests/profile.rs) take this copy instead of the build machine's.
+export SEISFUSE_BIN="$PWD/.gpu/seisfuse"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$LOG/nvidia-smi.txt" 2>&1
 cat "$LOG/nvidia-smi.txt"
 run() { # name, command...
@@ -34,4 +36,9 @@ run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-bas
 run bench-seislm timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base
 run bench-seislm-pretrain timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base --pretrain
 run bench-mel timeout 120 .gpu/seisfuse --device cuda bench mel
+# Per-kernel profiles (measured), and the prediction for this card's model beside them.
+run profile-sfm timeout 300 .gpu/seisfuse --device cuda profile --model sfm-base --batch 64 --precision bf16 --json
+run profile-sfm-tc timeout 300 .gpu/seisfuse --device cuda --kernel matmul=2 profile --model sfm-base --batch 64 --precision bf16 --json
+run profile-seislm timeout 300 .gpu/seisfuse --device cuda profile --model seislm-base --batch 64 --precision bf16 --json
+run predict-sfm timeout 300 .gpu/seisfuse --device cpu profile --model sfm-base --batch 64 --precision bf16 --json
 echo "logs in $LOG"

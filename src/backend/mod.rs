@@ -5,6 +5,7 @@ pub mod caching;
 pub mod counters;
 pub mod cpu;
 pub mod cuda;
+pub mod record;
 pub mod variants;
 
 pub use api::Backend;
@@ -51,6 +52,9 @@ impl Device {
     pub fn run(&self) -> &dyn Backend {
         if !self.is_cuda() {
             counters::count_launch();
+            if record::active() {
+                return &record::RECORDER;
+            }
         }
         self.backend()
     }

@@ -102,7 +102,7 @@ fn parse_precisions(s: &str) -> std::result::Result<Precisions, String> {
 }
 
 /// The benchmarks' AdamW (β1 0.9, ε 1e-8), as the models' papers set the rest.
-fn adamw(lr: f32, beta2: f32, weight_decay: f32) -> crate::train::AdamW {
+pub(crate) fn adamw(lr: f32, beta2: f32, weight_decay: f32) -> crate::train::AdamW {
     crate::train::AdamW::new(ops::AdamWConfig {
         lr,
         beta1: 0.9,
@@ -313,7 +313,7 @@ pub fn time_it(d: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> R
     Ok(t.elapsed().as_secs_f64() / iters.max(1) as f64)
 }
 
-fn random(shape: &[usize], d: &Device, dtype: DType) -> Result<Tensor> {
+pub(crate) fn random(shape: &[usize], d: &Device, dtype: DType) -> Result<Tensor> {
     let mut s = crate::backend::cpu::philox::PhiloxStream::new(1, 0, 0);
     let n = shape.iter().product();
     Tensor::from_f32(shape, (0..n).map(|_| s.next_f32() - 0.5).collect())?

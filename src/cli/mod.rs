@@ -15,6 +15,7 @@ pub mod launch;
 pub mod mel;
 pub mod output;
 pub mod pick;
+pub mod profile;
 pub mod progress;
 pub mod synth;
 pub mod train;
@@ -65,6 +66,9 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Time the engine's ops and models on the current device.
     Bench(bench::Args),
+    /// Per-kernel profile of a training step: measured on a GPU, predicted for a chosen card
+    /// without one (`--device cpu` or no CUDA).
+    Profile(profile::Args),
     /// Inspect weight files (safetensors): names, shapes, dtypes, parameter count, preset.
     Weights(weights::Args),
     /// Waveforms (N×C×T .npy) → mel-spectrogram images (N×C×H×W .npy), optional PNGs.
@@ -98,6 +102,7 @@ impl Command {
         match self {
             Command::Doctor(_) => "doctor",
             Command::Bench(_) => "bench",
+            Command::Profile(_) => "profile",
             Command::Weights(_) => "weights",
             Command::Mel(_) => "mel",
             Command::Embed(_) => "embed",
@@ -118,6 +123,7 @@ impl Command {
         match self {
             Command::Doctor(a) => Some(a.device),
             Command::Bench(a) => Some(a.device()),
+            Command::Profile(a) => Some(a.device),
             Command::Mel(a) => Some(a.device),
             Command::Embed(a) => Some(a.device),
             Command::Pick(a) => Some(a.device),
@@ -149,7 +155,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let req = match (cli.command.device_arg(), cli.device) {
         (None, Some(_)) => bail!(
             "--device has no effect on `{}`, which runs on no device; it applies to doctor, \
-             bench, mel, embed, pick, train, eval, predict and demo",
+             bench, profile, mel, embed, pick, train, eval, predict and demo",
             cli.command.name()
         ),
         (None, None) => DeviceRequest::Auto,
@@ -162,6 +168,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor(a) => doctor::run(req, a),
         Command::Bench(a) => bench::run(req, a),
+        Command::Profile(a) => profile::run(req, a),
         Command::Weights(a) => weights::run(a),
         Command::Mel(a) => mel::run(req, a),
         Command::Embed(a) => embed::run(req, a),

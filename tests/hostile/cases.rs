@@ -178,6 +178,19 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             "viz",
             os(&[&"viz", &"section", &images, &"--out", &"v.png"]),
         ),
+        (
+            "profile",
+            os(&[
+                &"profile",
+                &cpu,
+                &"cpu",
+                &"--model",
+                &"sfm-tiny",
+                &"--batch",
+                &"2",
+                &"--no-ptxas",
+            ]),
+        ),
         ("help", os(&[&"--help"])),
     ];
     for (name, args) in pipes {
@@ -364,6 +377,21 @@ pub fn table(c: &Corpus) -> Vec<Case> {
             &"1",
         ]),
         err(&["--batch"]),
+    ));
+    v.push(case(
+        "profile_batch_huge",
+        Allocation,
+        os(&[
+            &"profile",
+            &cpu,
+            &"cpu",
+            &"--model",
+            &"sfm-base",
+            &"--batch",
+            &"60000",
+            &"--no-ptxas",
+        ]),
+        err(&["--batch 60000"]),
     ));
     v.push(case(
         "bench_seislm_samples_huge",

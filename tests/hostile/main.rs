@@ -219,8 +219,8 @@ fn every_subcommand_is_covered() {
     let c = corpus();
     let t = cases::table(c);
     for cmd in [
-        "doctor", "bench", "weights", "mel", "embed", "pick", "synth", "viz", "dataset", "train",
-        "eval", "predict", "demo",
+        "doctor", "bench", "profile", "weights", "mel", "embed", "pick", "synth", "viz", "dataset",
+        "train", "eval", "predict", "demo",
     ] {
         assert!(
             t.iter().any(|k| k

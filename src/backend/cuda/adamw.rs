@@ -21,7 +21,7 @@ kernels! { file "adamw";
         eps: val f32, weight_decay: val f32, bc1: val f32, bc2_sqrt: val f32, max_norm: val f32);
 }
 
-fn per_chunk(count: usize) -> LaunchConfig {
+pub(crate) fn per_chunk(count: usize) -> LaunchConfig {
     block_per(count, 256, 0)
 }
 

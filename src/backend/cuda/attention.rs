@@ -31,8 +31,8 @@ kernels! { file "attention";
         dvs: val i32, dvo: val i32, scale: val f32);
 }
 
-const ROWS: usize = 16; // ATT_WARPS * ATT_QPW
-const KT: usize = 32;
+pub(crate) const ROWS: usize = 16; // ATT_WARPS * ATT_QPW
+pub(crate) const KT: usize = 32;
 const THREADS: u32 = 128;
 
 fn check(s: &AttnShape) -> Result<()> {
@@ -51,7 +51,7 @@ fn check(s: &AttnShape) -> Result<()> {
     Ok(())
 }
 
-fn cfg(rows: usize, s: &AttnShape, smem_floats: usize) -> LaunchConfig {
+pub(crate) fn cfg(rows: usize, s: &AttnShape, smem_floats: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (rows.div_ceil(ROWS) as u32, (s.batch * s.heads) as u32, 1),
         block_dim: (THREADS, 1, 1),

@@ -54,7 +54,7 @@ kernels! { file "conv1d";
 }
 
 /// Output positions per forward block (`CONV_TILE` in the kernel).
-const TILE: usize = 128;
+pub(crate) const TILE: usize = 128;
 /// Shared-memory budget per block for the staged tiles (floats), below the 48 KiB default.
 const SMEM_FLOATS: usize = 8 * 1024;
 
@@ -126,7 +126,7 @@ macro_rules! with_slice {
 }
 
 /// Channels staged per pass when one channel needs `per` floats of shared memory.
-fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
+pub(crate) fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
     if per > SMEM_FLOATS {
         bail!("conv1d: a kernel of this size needs {per} floats of shared memory per channel, more than the {SMEM_FLOATS} this kernel stages");
     }
@@ -136,7 +136,7 @@ fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
 /// Splits of the weight gradient's reduction over batch × time: enough blocks to fill a large
 /// GPU (about 2048), each split at least `WG_MIN_STEPS` steps, the fp32 partials at most
 /// `WG_MAX_PARTIAL` floats.
-const WG_TILE: usize = 32;
+pub(crate) const WG_TILE: usize = 32;
 const WG_MIN_STEPS: usize = 256;
 const WG_MAX_PARTIAL: usize = 1 << 26;
 
@@ -206,7 +206,7 @@ impl CudaBackend {
     }
 }
 
-fn per_k_cfg(kdim: usize) -> LaunchConfig {
+pub(crate) fn per_k_cfg(kdim: usize) -> LaunchConfig {
     block_per(kdim, 256, 0)
 }
 

@@ -18,7 +18,7 @@ kernels! { file "layer_norm";
         x: inp T, mean: inp f32, rstd: inp f32, rows: val i32, cols: val i32);
 }
 
-fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
+pub(crate) fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     let threads = if cols >= 512 {
         256
     } else if cols >= 128 {

@@ -19,6 +19,7 @@ pub mod matmul;
 pub mod matmul_tc;
 pub mod memory;
 pub mod nvrtc;
+pub mod predict;
 pub mod profiler;
 pub mod reduce;
 pub mod relu;

@@ -20,7 +20,7 @@ const THREADS: u32 = 256;
 
 /// The number of partial sums for n elements (a function of n only, so results are
 /// reproducible run to run).
-fn blocks_for(n: usize) -> u32 {
+pub(crate) fn blocks_for(n: usize) -> u32 {
     (n.div_ceil(THREADS as usize * 8)).clamp(1, 1024) as u32
 }
 

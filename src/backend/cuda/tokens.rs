@@ -25,7 +25,7 @@ kernels! { file "tokens";
         rows: val i64, c: val i32);
 }
 
-fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
+pub(crate) fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
     block_per(rows, if c >= 256 { 256 } else { 64 }, 0)
 }
 
