@@ -28,8 +28,11 @@ run doctor .gpu/seisfuse --device cuda doctor
 run doctor-cached .gpu/seisfuse --device cuda doctor   # second start: everything from the cache
 # --include-ignored: the tests marked "needs a CUDA GPU" run here (none of these executables
 # ignores a test for another reason); without CUDA they fail. zz_skip_summary sorts last.
+# Tests that need two GPUs (named nccl_two_ranks*) are skipped on a machine with one.
+skip=()
+if [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')" -lt 2 ]; then skip=(--skip nccl_two_ranks); fi
 for t in .gpu/tests/*; do
-  run "test-$(basename "$t")" "$t" --include-ignored --nocapture --test-threads=1
+  run "test-$(basename "$t")" "$t" --include-ignored --nocapture --test-threads=1 "${skip[@]}"
 done
 run bench-ops timeout 180 .gpu/seisfuse --device cuda bench ops
 run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base --mae
