@@ -140,6 +140,20 @@ pub(crate) const WG_TILE: usize = 32;
 const WG_MIN_STEPS: usize = 256;
 const WG_MAX_PARTIAL: usize = 1 << 26;
 
+/// The weight-gradient partials' grid: WG_TILE × WG_TILE tiles of (`n` = cin/group × k,
+/// output channels of a group), per group and split.
+pub(crate) fn weight_grad_cfg(n: usize, cog: usize, groups: usize, splits: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            n.div_ceil(WG_TILE) as u32,
+            cog.div_ceil(WG_TILE) as u32,
+            (groups * splits) as u32,
+        ),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// (splits, steps per split) for `tiles` output tiles reducing over `r` steps into `weights`.
 pub fn weight_grad_splits(tiles: usize, r: usize, weights: usize, groups: usize) -> (usize, usize) {
     let by_blocks = 2048usize.div_ceil(tiles.max(1));
@@ -174,15 +188,7 @@ impl CudaBackend {
         }
         // Every partial is written: split sp covers its (group, co, n) entries.
         let mut part = self.alloc(&[splits * s.cout * n], DType::F32)?;
-        let cfg = LaunchConfig {
-            grid_dim: (
-                n.div_ceil(WG_TILE) as u32,
-                cog.div_ceil(WG_TILE) as u32,
-                (s.groups * splits) as u32,
-            ),
-            block_dim: (256, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = weight_grad_cfg(n, cog, s.groups, splits);
         let partial = with_dims!(
             Conv1dBackwardWeightPartial {
                 part: &mut part,

@@ -557,15 +557,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 let tiles = n.div_ceil(wt) * cog.div_ceil(wt) * s.groups;
                 let (splits, _) = conv1d::weight_grad_splits(tiles, r, s.cout * n, s.groups);
                 let part = (splits * s.cout * n) as f64 * f32b;
-                let cfg = LaunchConfig {
-                    grid_dim: (
-                        n.div_ceil(wt) as u32,
-                        cog.div_ceil(wt) as u32,
-                        (s.groups * splits) as u32,
-                    ),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = conv1d::weight_grad_cfg(n, cog, s.groups, splits);
                 let bytes = bytes_of(c, &["dy", "x"]) + part;
                 o.push(
                     &conv1d::Conv1dBackwardWeightPartial::SIG,
