@@ -53,6 +53,49 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
     return warp_max(v);
 }
 
+// Column sums over the rows of a row-major [rows, cols] matrix, pass 1 of 2 (deterministic, no
+// atomics): block (column tile blockIdx.x of COLSUM_TILE columns, row split blockIdx.y) sums
+// rows [blockIdx.y·rows_per_split, +rows_per_split). Each of its COLSUM_WARPS warps takes every
+// COLSUM_WARPS-th row and, per row, columns lane and lane + 32 of the tile (one coalesced load
+// of 32 consecutive elements each); `term(i, r, acc)` adds element i = r·cols + c's N
+// contributions to acc[0..N). The warps' sums meet in shared memory in warp order and one
+// partial per (n, split, column) goes to partials[(n·gridDim.y + split)·cols + c]. Pass 2
+// (colsum_final in reduce.cu, the LayerNorm file's own) sums a column's partials in split
+// order. The split count is a function of (rows, cols) only, so results repeat bit for bit.
+#define COLSUM_TILE 64
+#define COLSUM_WARPS 8
+#define COLSUM_THREADS (COLSUM_WARPS * 32)
+template <int N, typename F>
+__device__ __forceinline__ void colsum_partials_block(float* partials, int rows, int cols,
+                                                      int rows_per_split, F term) {
+    __shared__ float colsum_part[N][COLSUM_WARPS][COLSUM_TILE];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int tile = blockIdx.x * COLSUM_TILE;
+    const int r0 = blockIdx.y * rows_per_split;
+    const int r1 = min(rows, r0 + rows_per_split);
+    float acc[2][N];
+    for (int h = 0; h < 2; ++h)
+        for (int n = 0; n < N; ++n) acc[h][n] = 0.0f;
+    for (int r = r0 + warp; r < r1; r += COLSUM_WARPS) {
+        const long long base = (long long)r * cols;
+        for (int h = 0; h < 2; ++h) {
+            const int c = tile + lane + 32 * h;
+            if (c < cols) term(base + c, r, acc[h]);
+        }
+    }
+    for (int h = 0; h < 2; ++h)
+        for (int n = 0; n < N; ++n) colsum_part[n][warp][lane + 32 * h] = acc[h][n];
+    __syncthreads();
+    const int c = tile + threadIdx.x;
+    if (threadIdx.x < COLSUM_TILE && c < cols) {
+        for (int n = 0; n < N; ++n) {
+            float s = 0.0f;
+            for (int w = 0; w < COLSUM_WARPS; ++w) s += colsum_part[n][w][threadIdx.x];
+            partials[((long long)n * gridDim.y + blockIdx.y) * cols + c] = s;
+        }
+    }
+}
+
 // Philox4x32-10 (Salmon et al. 2011), the counter-based generator shared with the CPU twin
 // (src/backend/cpu/philox.rs). Element i of a stream uses block i/4, lane i%4.
 struct u32x4 { unsigned int x, y, z, w; };

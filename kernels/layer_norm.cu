@@ -1,6 +1,9 @@
 // LayerNorm over the last axis. Forward: one block per row; saves mean and rstd (fp32).
-// Backward: dx per row (one block per row); dw, db by one thread per column walking the rows
-// (deterministic, no atomics). CPU twin: src/backend/cpu/layer_norm.rs.
+// Backward: dx per row (one block per row); dw and db as column sums over the rows in two
+// deterministic passes (layer_norm_dwdb_partials here, colsum_final of reduce.cu; the plan is
+// src/backend/cuda/reduce.rs's colsum_plan), or by one thread per column walking the rows
+// (layer_norm_backward_dwdb: the first kernel, kept as variant 1 of `colsum`). CPU twin:
+// src/backend/cpu/layer_norm.rs.
 
 template <typename T>
 __device__ void layer_norm_forward_impl(T* y, float* mean, float* rstd, const T* x, const T* w,
@@ -65,6 +68,20 @@ __device__ void layer_norm_backward_dwdb_impl(T* dw, T* db, const T* dy, const T
     st(db, c, ld(db, c) + sb);
 }
 
+// Pass 1 of dw, db: partials[0][split][c] = sum of dy·x̂ and partials[1][split][c] = sum of dy
+// over the split's rows.
+template <typename T>
+__device__ void layer_norm_dwdb_partials_impl(float* partials, const T* dy, const T* x,
+                                              const float* mean, const float* rstd, int rows,
+                                              int cols, int rows_per_split) {
+    colsum_partials_block<2>(partials, rows, cols, rows_per_split,
+                             [&](long long i, int r, float* acc) {
+                                 const float g = ld(dy, i);
+                                 acc[0] += g * (ld(x, i) - mean[r]) * rstd[r];
+                                 acc[1] += g;
+                             });
+}
+
 #define INSTANTIATE(SUF, T)                                                                     \
     extern "C" __global__ void layer_norm_forward_##SUF(T* y, float* mean, float* rstd,        \
                                                        const T* x, const T* w, const T* b,      \
@@ -81,6 +98,11 @@ __device__ void layer_norm_backward_dwdb_impl(T* dw, T* db, const T* dy, const T
                                                              const float* rstd, int rows,      \
                                                              int cols) {                       \
         layer_norm_backward_dwdb_impl(dw, db, dy, x, mean, rstd, rows, cols);                  \
+    }                                                                                           \
+    extern "C" __global__ void __launch_bounds__(COLSUM_THREADS) layer_norm_dwdb_partials_##SUF( \
+        float* partials, const T* dy, const T* x, const float* mean, const float* rstd, int rows, \
+        int cols, int rows_per_split) {                                                         \
+        layer_norm_dwdb_partials_impl(partials, dy, x, mean, rstd, rows, cols, rows_per_split); \
     }
 
 INSTANTIATE(f32, float)

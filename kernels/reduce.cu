@@ -37,3 +37,49 @@ extern "C" __global__ void sum_final(float* out, const float* partials, int coun
     s = block_sum(s, scratch);
     if (threadIdx.x == 0) out[0] = s * scale;
 }
+
+// ---- Column sums over rows (bias gradients) ----
+// out[c] (+)= sum over r of x[r, c] for a row-major [rows, cols] x, in two deterministic
+// passes (colsum_partials_block in common.cuh, then colsum_final); the plan is
+// `colsum_plan` in src/backend/cuda/reduce.rs. CPU twin: sum_rows in src/backend/cpu (row
+// order; the two agree to rounding).
+
+template <typename T>
+__device__ void colsum_partials_impl(float* partials, const T* x, int rows, int cols,
+                                     int rows_per_split) {
+    colsum_partials_block<1>(partials, rows, cols, rows_per_split,
+                             [&](long long i, int, float* acc) { acc[0] += ld(x, i); });
+}
+
+// out0[c] (+)= sum over s of partials[s, c]; with out1, out1[c] (+)= sum over s of
+// partials[splits + s, c] (LayerNorm's dw and db in one launch). One thread per column, the
+// splits in order.
+template <typename T>
+__device__ void colsum_final_impl(T* out0, T* out1, const float* partials, int splits, int cols,
+                                  int accumulate) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) return;
+    for (int n = 0; n < (out1 != nullptr ? 2 : 1); ++n) {
+        const float* p = partials + (long long)n * splits * cols;
+        T* out = n == 0 ? out0 : out1;
+        float s = 0.0f;
+        for (int i = 0; i < splits; ++i) s += p[(long long)i * cols + c];
+        if (accumulate) s += ld(out, c);
+        st(out, c, s);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(COLSUM_THREADS) colsum_partials_f32(float* partials, const float* x, int rows, int cols, int rows_per_split) {
+    colsum_partials_impl(partials, x, rows, cols, rows_per_split);
+}
+extern "C" __global__ void __launch_bounds__(COLSUM_THREADS) colsum_partials_bf16(float* partials, const bf16_t* x, int rows, int cols, int rows_per_split) {
+    colsum_partials_impl(partials, x, rows, cols, rows_per_split);
+}
+extern "C" __global__ void colsum_final_f32(float* out0, float* out1, const float* partials,
+                                            int splits, int cols, int accumulate) {
+    colsum_final_impl(out0, out1, partials, splits, cols, accumulate);
+}
+extern "C" __global__ void colsum_final_bf16(bf16_t* out0, bf16_t* out1, const float* partials,
+                                             int splits, int cols, int accumulate) {
+    colsum_final_impl(out0, out1, partials, splits, cols, accumulate);
+}

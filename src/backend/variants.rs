@@ -7,14 +7,21 @@
 //! |---|---|---|
 //! | matmul | 1 (default) | kernels/matmul.cu: fp32 FMA, 128×128 tiles, f32 and bf16 storage |
 //! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
+//! | colsum | 1 | column sums over rows (`sum_rows`: bias gradients; LayerNorm's dw, db): one thread per column walks every row (kernels/matmul.cu `sum_rows`, kernels/layer_norm.cu `layer_norm_backward_dwdb`) |
+//! | colsum | 2 (default) | the same sums in two deterministic passes: partial sums per (64-column tile, row split) from ~1024 blocks, then the splits in order (kernels/common.cuh `colsum_partials_block`, kernels/reduce.cu `colsum_final`) |
 //!
-//! The default stays variant 1 until variant 2 has been measured on a GPU.
+//! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's stays variant 1
+//! until variant 2 has been measured on a GPU; colsum's is 2, whose kernels are plain SIMT
+//! code checked under the emulator (tests/colsum_kernel_emu.rs), with the first kept to compare.
 
 use anyhow::{anyhow, bail, Result};
 use std::sync::RwLock;
 
 /// Ops that have variants, with how many each has.
-pub const OPS: &[(&str, u32)] = &[("matmul", 2)];
+pub const OPS: &[(&str, u32)] = &[("matmul", 2), ("colsum", 2)];
+
+/// Ops whose default is not variant 1.
+pub const DEFAULTS: &[(&str, u32)] = &[("colsum", 2)];
 
 /// The environment variable read when no explicit choice was made.
 pub const ENV: &str = "SEISFUSE_KERNELS";
@@ -61,7 +68,7 @@ fn known() -> String {
         .join(", ")
 }
 
-/// Sets the choice (the `--kernel` flag; tests). Ops not named get variant 1.
+/// Sets the choice (the `--kernel` flag; tests). Ops not named get their default.
 pub fn set(spec: &str) -> Result<()> {
     let v = parse(spec)?;
     *CHOICE.write().unwrap_or_else(|e| e.into_inner()) = Some(v);
@@ -83,13 +90,21 @@ pub fn init_from_env() -> Result<()> {
     Ok(())
 }
 
-/// The variant chosen for `op` (1 when none was chosen).
+/// The variant chosen for `op` (its default when none was chosen).
 pub fn variant(op: &str) -> Result<u32> {
     init_from_env()?;
     let r = CHOICE.read().unwrap_or_else(|e| e.into_inner());
     Ok(r.as_ref()
         .and_then(|v| v.iter().find(|(o, _)| *o == op))
-        .map_or(1, |&(_, n)| n))
+        .map_or_else(|| default_of(op), |&(_, n)| n))
+}
+
+/// The variant `op` runs when none is chosen.
+pub fn default_of(op: &str) -> u32 {
+    DEFAULTS
+        .iter()
+        .find(|(o, _)| *o == op)
+        .map_or(1, |&(_, n)| n)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! reader and comparisons.
 #![allow(dead_code)]
 
+pub mod emu;
+
 use seisfuse::backend::cpu::philox::PhiloxStream;
 use seisfuse::backend::{cuda, Device};
 use seisfuse::{DType, Tensor};

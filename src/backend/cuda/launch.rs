@@ -16,7 +16,7 @@
 
 use super::CudaBackend;
 use crate::backend::counters;
-use crate::tensor::{DType, Storage, Tensor};
+use crate::tensor::{CpuStorage, DType, Storage, Tensor};
 use anyhow::{anyhow, bail, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
@@ -55,6 +55,8 @@ pub struct KernelSig {
     pub name: &'static str,
     pub generic: bool,
     pub args: &'static [(&'static str, ArgKind)],
+    /// The instantiated names: (`name_f32`, `name_bf16`) when generic, else (`name`, `name`).
+    pub names: (&'static str, &'static str),
 }
 
 impl KernelSig {
@@ -68,6 +70,97 @@ impl KernelSig {
         } else {
             vec![(self.name.to_string(), None)]
         }
+    }
+}
+
+/// One argument of a planned launch, before it is checked: a tensor (or none, for an
+/// optional pointer) or a scalar.
+#[derive(Clone, Copy, Debug)]
+pub enum ArgVal<'a> {
+    Tensor(Option<&'a Tensor>),
+    I32(i32),
+    I64(i64),
+    U32(u32),
+    U64(u64),
+    F32(f32),
+}
+
+/// One launch as a wrapper plans it: the kernel's declaration, the grid and the arguments in
+/// the declared order. The CUDA backend launches it ([`Planned::launch`]); the CPU emulation of
+/// CUDA replays the same plan over CPU tensors ([`Planned::host_args`], tests/common/emu.rs),
+/// so grid, block, shared memory and argument order are the wrapper's own.
+#[derive(Clone, Debug)]
+pub struct Planned<'a> {
+    pub sig: &'static KernelSig,
+    pub cfg: LaunchConfig,
+    pub args: Vec<ArgVal<'a>>,
+}
+
+impl Planned<'_> {
+    /// Checks every argument against the declaration (device, dtype, the shared `T`) and
+    /// returns the instantiated kernel name with the values to push; `b` None takes CPU
+    /// tensors and pushes their host addresses (emulation).
+    fn resolve(&self, b: Option<&CudaBackend>) -> Result<(&'static str, Args)> {
+        let sig = self.sig;
+        if sig.args.len() != self.args.len() {
+            bail!(
+                "{}: {} arguments planned, {} declared",
+                sig.name,
+                self.args.len(),
+                sig.args.len()
+            );
+        }
+        let mut args = Args::new(sig.name);
+        for (&(name, kind), v) in sig.args.iter().zip(&self.args) {
+            match (kind, *v) {
+                (ArgKind::Ptr { elem, optional, .. }, ArgVal::Tensor(t)) => match t {
+                    Some(t) => args.ptr_on(b, name, t, elem)?,
+                    None if optional => args.vals.push(KArg::Ptr(0)),
+                    None => bail!("{}: argument {name} is required", sig.name),
+                },
+                (ArgKind::i32, ArgVal::I32(x)) => args.i32(x),
+                (ArgKind::i64, ArgVal::I64(x)) => args.i64(x),
+                (ArgKind::u32, ArgVal::U32(x)) => args.u32(x),
+                (ArgKind::u64, ArgVal::U64(x)) => args.u64(x),
+                (ArgKind::f32, ArgVal::F32(x)) => args.f32(x),
+                (k, v) => bail!("{}: argument {name} declared {k:?}, given {v:?}", sig.name),
+            }
+        }
+        let name = if !sig.generic {
+            sig.name
+        } else {
+            match args.dtype() {
+                Some(DType::F32) => sig.names.0,
+                Some(DType::BF16) => sig.names.1,
+                other => bail!("{}: no instantiation for {other:?}", sig.name),
+            }
+        };
+        Ok((name, args))
+    }
+
+    /// Launches on `b`'s stream.
+    pub fn launch(&self, b: &CudaBackend) -> Result<()> {
+        let (name, args) = self.resolve(Some(b))?;
+        b.launch_args(self.sig.file, name, self.cfg, &args)
+    }
+
+    /// The instantiated kernel name and the arguments as 64-bit slots (pointers are the host
+    /// addresses of CPU tensors' first elements, scalars their bits), for the CPU emulation.
+    /// The tensors must outlive the emulated launch and not be borrowed elsewhere meanwhile.
+    pub fn host_args(&self) -> Result<(&'static str, Vec<u64>)> {
+        let (name, args) = self.resolve(None)?;
+        let slots = args
+            .vals
+            .iter()
+            .map(|a| match *a {
+                KArg::Ptr(v) | KArg::U64(v) => v,
+                KArg::I64(v) => v as u64,
+                KArg::I32(v) => v as u32 as u64,
+                KArg::U32(v) => v as u64,
+                KArg::F32(v) => v.to_bits() as u64,
+            })
+            .collect();
+        Ok((name, slots))
     }
 }
 
@@ -105,7 +198,14 @@ impl Args {
         &self.vals
     }
 
-    fn address(&mut self, b: &CudaBackend, name: &str, t: &Tensor, elem: Elem) -> Result<u64> {
+    /// `b` None: the host address of a CPU tensor (the emulation's launches).
+    fn address_on(
+        &mut self,
+        b: Option<&CudaBackend>,
+        name: &str,
+        t: &Tensor,
+        elem: Elem,
+    ) -> Result<u64> {
         let k = self.kernel;
         let want = match elem {
             Elem::T => match self.dtype {
@@ -129,38 +229,44 @@ impl Args {
                 t.shape
             );
         }
-        match t.storage() {
-            Storage::Cuda(s) if std::ptr::eq(&*s.backend, b) => {
-                Ok(s.ptr() + (t.offset() * t.dtype.size_bytes()) as u64)
-            }
-            Storage::Cuda(s) => bail!(
+        let off = (t.offset() * t.dtype.size_bytes()) as u64;
+        match (t.storage(), b) {
+            (Storage::Cuda(s), Some(b)) if std::ptr::eq(&*s.backend, b) => Ok(s.ptr() + off),
+            (Storage::Cuda(s), Some(b)) => bail!(
                 "{k}: argument {name} lives on cuda:{}, the launch is on cuda:{}",
                 s.backend.ordinal,
                 b.ordinal
             ),
-            Storage::Cpu(_) => bail!("{k}: argument {name} is a CPU tensor"),
+            (Storage::Cpu(_), Some(_)) => bail!("{k}: argument {name} is a CPU tensor"),
+            (Storage::Cuda(_), None) => {
+                bail!("{k}: argument {name} is a CUDA tensor; the emulation takes CPU tensors")
+            }
+            (Storage::Cpu(c), None) => {
+                let mut g = c
+                    .try_write()
+                    .map_err(|_| anyhow!("{k}: argument {name} is borrowed elsewhere"))?;
+                let base = match &mut *g {
+                    CpuStorage::F32(v) => v.as_mut_ptr() as u64,
+                    CpuStorage::BF16(v) => v.as_mut_ptr() as u64,
+                    CpuStorage::I32(v) => v.as_mut_ptr() as u64,
+                };
+                Ok(base + off)
+            }
         }
     }
 
-    pub fn ptr(&mut self, b: &CudaBackend, name: &str, t: &Tensor, elem: Elem) -> Result<()> {
-        let p = self.address(b, name, t, elem)?;
-        self.vals.push(KArg::Ptr(p));
-        Ok(())
-    }
-    pub fn opt_ptr(
+    fn ptr_on(
         &mut self,
-        b: &CudaBackend,
+        b: Option<&CudaBackend>,
         name: &str,
-        t: Option<&Tensor>,
+        t: &Tensor,
         elem: Elem,
     ) -> Result<()> {
-        let p = match t {
-            Some(t) => self.address(b, name, t, elem)?,
-            None => 0,
-        };
+        let p = self.address_on(b, name, t, elem)?;
         self.vals.push(KArg::Ptr(p));
         Ok(())
     }
+
     pub fn i32(&mut self, v: i32) {
         self.vals.push(KArg::I32(v));
     }
@@ -190,7 +296,7 @@ macro_rules! kernels {
             pub struct $S<'a> {
                 $( pub $f: $crate::backend::cuda::launch::kernels!(@ty $role $e), )*
             }
-            impl $S<'_> {
+            impl<'a> $S<'a> {
                 pub const SIG: $crate::backend::cuda::launch::KernelSig =
                     $crate::backend::cuda::launch::KernelSig {
                         file: $file,
@@ -198,17 +304,28 @@ macro_rules! kernels {
                         generic: $crate::backend::cuda::launch::kernels!(@generic $($g)?),
                         args: &[$( (stringify!($f),
                             $crate::backend::cuda::launch::kernels!(@kind $role $e)) ),*],
+                        names: $crate::backend::cuda::launch::kernels!(@names $k $(, $g)?),
                     };
+                /// The launch as planned, for [`Planned::launch`] or the emulation.
+                ///
+                /// [`Planned::launch`]: $crate::backend::cuda::launch::Planned::launch
+                pub fn planned(
+                    &self,
+                    cfg: cudarc::driver::LaunchConfig,
+                ) -> $crate::backend::cuda::launch::Planned<'a> {
+                    $crate::backend::cuda::launch::Planned {
+                        sig: &Self::SIG,
+                        cfg,
+                        args: vec![$( $crate::backend::cuda::launch::kernels!(@val self.$f, $role $e) ),*],
+                    }
+                }
                 /// Checks the arguments and launches on `b`'s stream.
                 pub fn launch(
                     &self,
                     b: &$crate::backend::cuda::CudaBackend,
                     cfg: cudarc::driver::LaunchConfig,
                 ) -> anyhow::Result<()> {
-                    let mut args = $crate::backend::cuda::launch::Args::new(stringify!($k));
-                    $( $crate::backend::cuda::launch::kernels!(@push args, b, self.$f, $f, $role, $e); )*
-                    let name = $crate::backend::cuda::launch::kernels!(@name $k, args.dtype(), $($g)?)?;
-                    b.launch_args($file, name, cfg, &args)
+                    self.planned(cfg).launch(b)
                 }
             }
         )*
@@ -230,25 +347,21 @@ macro_rules! kernels {
     (@kind opt_inp $e:ident) => { $crate::backend::cuda::launch::ArgKind::Ptr {
         elem: $crate::backend::cuda::launch::Elem::$e, write: false, optional: true } };
     (@kind val $t:ident) => { $crate::backend::cuda::launch::ArgKind::$t };
-    (@push $a:ident, $b:ident, $v:expr, $f:ident, out, $e:ident) => {
-        $a.ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
-    (@push $a:ident, $b:ident, $v:expr, $f:ident, inp, $e:ident) => {
-        $a.ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
-    (@push $a:ident, $b:ident, $v:expr, $f:ident, opt_out, $e:ident) => {
-        $a.opt_ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
-    (@push $a:ident, $b:ident, $v:expr, $f:ident, opt_inp, $e:ident) => {
-        $a.opt_ptr($b, stringify!($f), $v, $crate::backend::cuda::launch::Elem::$e)? };
-    (@push $a:ident, $b:ident, $v:expr, $f:ident, val, $t:ident) => { $a.$t($v) };
+    (@val $v:expr, out $e:ident) => { $crate::backend::cuda::launch::ArgVal::Tensor(Some($v)) };
+    (@val $v:expr, inp $e:ident) => { $crate::backend::cuda::launch::ArgVal::Tensor(Some($v)) };
+    (@val $v:expr, opt_out $e:ident) => { $crate::backend::cuda::launch::ArgVal::Tensor($v) };
+    (@val $v:expr, opt_inp $e:ident) => { $crate::backend::cuda::launch::ArgVal::Tensor($v) };
+    (@val $v:expr, val i32) => { $crate::backend::cuda::launch::ArgVal::I32($v) };
+    (@val $v:expr, val i64) => { $crate::backend::cuda::launch::ArgVal::I64($v) };
+    (@val $v:expr, val u32) => { $crate::backend::cuda::launch::ArgVal::U32($v) };
+    (@val $v:expr, val u64) => { $crate::backend::cuda::launch::ArgVal::U64($v) };
+    (@val $v:expr, val f32) => { $crate::backend::cuda::launch::ArgVal::F32($v) };
+    (@names $k:ident) => { (stringify!($k), stringify!($k)) };
+    (@names $k:ident, $g:ident) => {
+        (concat!(stringify!($k), "_f32"), concat!(stringify!($k), "_bf16"))
+    };
     (@generic) => { false };
     (@generic $g:ident) => { true };
-    (@name $k:ident, $dt:expr, ) => { anyhow::Ok::<&'static str>(stringify!($k)) };
-    (@name $k:ident, $dt:expr, $g:ident) => {
-        match $dt {
-            Some($crate::tensor::DType::F32) => anyhow::Ok::<&'static str>(concat!(stringify!($k), "_f32")),
-            Some($crate::tensor::DType::BF16) => Ok(concat!(stringify!($k), "_bf16")),
-            other => Err(anyhow::anyhow!("{}: no instantiation for {:?}", stringify!($k), other)),
-        }
-    };
 }
 pub(crate) use kernels;
 

@@ -1,8 +1,11 @@
 //! kernels/layer_norm.cu: declarations and the CUDA implementation of [`LayerNormOps`].
 
-use super::launch::kernels;
+use super::launch::{kernels, Planned};
+use super::reduce::{colsum_plan, ColsumPlan};
 use super::{block_per, grid_1d, CudaBackend};
 use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
+use crate::backend::api::Backend;
+use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
@@ -13,9 +16,36 @@ kernels! { file "layer_norm";
     /// One block per row.
     LayerNormBackwardDx = layer_norm_backward_dx<T>(dx: out T, dy: inp T, x: inp T, w: inp T,
         mean: inp f32, rstd: inp f32, cols: val i32);
-    /// One thread per column, accumulating into dw and db.
+    /// One thread per column, accumulating into dw and db (`colsum` variant 1).
     LayerNormBackwardDwdb = layer_norm_backward_dwdb<T>(dw: out T, db: out T, dy: inp T,
         x: inp T, mean: inp f32, rstd: inp f32, rows: val i32, cols: val i32);
+    /// Pass 1 of dw, db (`colsum` variant 2): block (64-column tile, row split), 256 threads;
+    /// partials [2][splits][cols]. Pass 2 is reduce.cu's `colsum_final`.
+    LayerNormDwdbPartials = layer_norm_dwdb_partials<T>(partials: out f32, dy: inp T, x: inp T,
+        mean: inp f32, rstd: inp f32, rows: val i32, cols: val i32, rows_per_split: val i32);
+}
+
+/// dw += Σ_r dy·x̂ and db += Σ_r dy as two planned launches (`colsum` variant 2);
+/// `partials` holds `plan.partials_len(2)` f32.
+pub fn dwdb_plans<'a>(
+    plan: &ColsumPlan,
+    a: &'a NormBackward<'_>,
+    partials: &'a Tensor,
+) -> Vec<Planned<'a>> {
+    vec![
+        LayerNormDwdbPartials {
+            partials,
+            dy: a.dy,
+            x: a.x,
+            mean: a.mean,
+            rstd: a.rstd,
+            rows: plan.rows as i32,
+            cols: plan.cols as i32,
+            rows_per_split: plan.rows_per_split as i32,
+        }
+        .planned(plan.partials_cfg()),
+        plan.finish(a.dw, Some(a.db), partials, true),
+    ]
 }
 
 pub(crate) fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
@@ -58,6 +88,14 @@ impl LayerNormOps for CudaBackend {
             cols: cols as i32,
         }
         .launch(self, row_cfg(rows, cols))?;
+        if crate::backend::variants::variant("colsum")? == 2 {
+            let plan = colsum_plan(rows, cols)?;
+            let partials = self.alloc(&[plan.partials_len(2)], DType::F32)?;
+            for p in dwdb_plans(&plan, &a, &partials) {
+                p.launch(self)?;
+            }
+            return Ok(());
+        }
         LayerNormBackwardDwdb {
             dw: a.dw,
             db: a.db,

@@ -4,7 +4,8 @@
 use super::launch::kernels;
 use super::{grid_1d, CudaBackend};
 use crate::backend::api::matmul::{MatmulInput, MatmulOps, MatmulShape};
-use crate::tensor::Tensor;
+use crate::backend::api::Backend;
+use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
@@ -46,7 +47,7 @@ macro_rules! launch_by_layout {
 pub(super) use launch_by_layout;
 
 /// The grid of the 128×128-tile kernels (both variants): (n tiles, m tiles, batch).
-pub(super) fn tile_grid(s: &MatmulShape) -> (u32, u32, u32) {
+pub(crate) fn tile_grid(s: &MatmulShape) -> (u32, u32, u32) {
     (
         s.n.div_ceil(128) as u32,
         s.m.div_ceil(128) as u32,
@@ -75,6 +76,14 @@ impl MatmulOps for CudaBackend {
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
         let cols = out.numel();
         let rows = x.numel() / cols.max(1);
+        if crate::backend::variants::variant("colsum")? == 2 {
+            let plan = super::reduce::colsum_plan(rows, cols)?;
+            let partials = self.alloc(&[plan.partials_len(1)], DType::F32)?;
+            for p in super::reduce::sum_rows_plans(&plan, out, x, &partials, accumulate) {
+                p.launch(self)?;
+            }
+            return Ok(());
+        }
         SumRows {
             out,
             x,
