@@ -2,12 +2,14 @@
 //! [`plan`] decides whether a product can take it and with which launch; the emulator test
 //! (tests/tc_kernel_emu.rs) runs the kernel with the same plan.
 
-use super::launch::kernels;
+use super::launch::{kernels, Planned};
 use super::matmul::launch_by_layout;
+use super::reduce::colsum_finish;
 use super::CudaBackend;
 use crate::backend::api::matmul::{MatmulInput, MatmulShape};
+use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
 kernels! { file "matmul_tc";
@@ -60,6 +62,115 @@ pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchC
     })
 }
 
+/// Blocks that fill a 132-SM card twice at two blocks per SM: a grid of fewer tiles than one
+/// such pair of waves is worth splitting along K.
+const SPLIT_TARGET_BLOCKS: usize = 2 * 2 * 132;
+/// No split is shallower than this (8 k-tiles of the 3-stage pipeline).
+const SPLIT_MIN_K: usize = 256;
+
+/// Deterministic split-K for the weight gradients: `splits` ranges of `k_split` rows of K (the
+/// last shorter), each multiplied into its own f32 slice of a workspace, then summed in split
+/// order into C by `colsum_final` (kernels/reduce.cu). Taken by transposed-A products
+/// (dW = dYᵀ·X, K = batch × tokens) of one batch without bias whose grid of 128×128 tiles is
+/// smaller than [`SPLIT_TARGET_BLOCKS`]: sfm-base's dW products have 36–144 tiles for K =
+/// 12,608 rows at batch 64, seislm-base's 4–48. A function of the shape only, so results
+/// repeat on every card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitK {
+    pub splits: usize,
+    pub k_split: usize,
+}
+
+/// The split of `s` (see [`SplitK`]), or None to run it whole.
+pub fn split_k(s: &MatmulShape, has_bias: bool) -> Option<SplitK> {
+    if !s.ta || s.tb || s.batch != 1 || has_bias {
+        return None;
+    }
+    let tiles = s.m.div_ceil(128) * s.n.div_ceil(128);
+    if tiles >= SPLIT_TARGET_BLOCKS / 2 {
+        return None;
+    }
+    let splits = SPLIT_TARGET_BLOCKS.div_ceil(tiles).min(s.k / SPLIT_MIN_K);
+    if splits < 2 {
+        return None;
+    }
+    let k_split = s.k.div_ceil(splits).next_multiple_of(32);
+    let splits = s.k.div_ceil(k_split);
+    (splits >= 2).then_some(SplitK { splits, k_split })
+}
+
+/// The views the last (shorter) split reads and writes, made once so that the planned
+/// launches can borrow them.
+pub struct SplitKViews {
+    pub sk: SplitK,
+    a_last: Tensor,
+    b_last: Tensor,
+    ws_last: Tensor,
+}
+
+impl SplitKViews {
+    /// `ws` holds `splits · m · n` f32.
+    pub fn new(s: &MatmulShape, sk: SplitK, a: &Tensor, b: &Tensor, ws: &Tensor) -> Result<Self> {
+        let k0 = (sk.splits - 1) * sk.k_split;
+        let k_last = s.k - k0;
+        Ok(SplitKViews {
+            sk,
+            a_last: a.view(k0 * s.m, &[k_last * s.m])?,
+            b_last: b.view(k0 * s.n, &[k_last * s.n])?,
+            ws_last: ws.view((sk.splits - 1) * s.m * s.n, &[s.m * s.n])?,
+        })
+    }
+
+    /// The three launches: splits 0..S−1 as a batch of equal depth, the last split, and the
+    /// ordered sum into `c` (added to it when `accumulate`).
+    pub fn plans<'a>(
+        &'a self,
+        s: &MatmulShape,
+        c: &'a Tensor,
+        a: &'a Tensor,
+        b: &'a Tensor,
+        ws: &'a Tensor,
+        accumulate: bool,
+    ) -> Result<Vec<Planned<'a>>> {
+        let (m, n) = (s.m as i32, s.n as i32);
+        let grid = |z: usize| LaunchConfig {
+            grid_dim: (s.n.div_ceil(128) as u32, s.m.div_ceil(128) as u32, z as u32),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: SMEM_BYTES,
+        };
+        let ks = self.sk.k_split;
+        let product = |c, a, b, k: usize, z: usize| {
+            MatmulTcTn {
+                c,
+                a,
+                b,
+                bias: None,
+                m,
+                n,
+                k: k as i32,
+                a_stride: (ks * s.m) as i64,
+                b_stride: (ks * s.n) as i64,
+                accumulate: 0,
+                gelu: 0,
+            }
+            .planned(grid(z))
+        };
+        let k_last = s.k - (self.sk.splits - 1) * ks;
+        if s.m * s.n > i32::MAX as usize {
+            bail!(
+                "split-K: {} × {} outputs exceed the 32-bit index range",
+                s.m,
+                s.n
+            );
+        }
+        Ok(vec![
+            product(ws, a, b, ks, self.sk.splits - 1),
+            product(&self.ws_last, &self.a_last, &self.b_last, k_last, 1),
+            colsum_finish(c, None, ws, self.sk.splits, s.m * s.n, accumulate),
+        ])
+    }
+}
+
 /// Runs `c = op(a) op(b) (+ bias) (+ c)` with variant 2 when `a` and `b` are bf16 and [`plan`]
 /// accepts the shape; returns false (nothing launched) otherwise.
 pub fn try_matmul(
@@ -74,6 +185,14 @@ pub fn try_matmul(
     let Some(cfg) = plan(s, x.a.offset(), x.b.offset()) else {
         return Ok(false);
     };
+    if let Some(sk) = split_k(s, x.bias.is_some()) {
+        let ws = be.alloc(&[sk.splits * s.m * s.n], DType::F32)?;
+        let views = SplitKViews::new(s, sk, x.a, x.b, &ws)?;
+        for p in views.plans(s, c, x.a, x.b, &ws, x.accumulate)? {
+            p.launch(be)?;
+        }
+        return Ok(true);
+    }
     launch_by_layout!(be, cfg, s, c, x, [MatmulTcNn, MatmulTcNt, MatmulTcTn, MatmulTcTt], gelu: 0)?;
     Ok(true)
 }

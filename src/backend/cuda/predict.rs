@@ -20,6 +20,7 @@ use super::launch::KernelSig;
 use super::{adamw, attention, channels, conv1d, elementwise, layer_norm, matmul, matmul_tc};
 use super::{dropout, loss, reduce, softmax, tokens};
 use super::{grid_1d, grid_stride};
+use crate::backend::api::matmul::MatmulShape;
 use crate::backend::record::{Arg, Call, Detail};
 use crate::tensor::DType;
 use anyhow::{bail, Result};
@@ -81,6 +82,45 @@ fn inst(sig: &KernelSig, dt: DType) -> String {
     } else {
         sig.name.to_string()
     }
+}
+
+/// `colsum` variant 2 (src/backend/cuda/reduce.rs): the partial pass over x (`sums` sums per
+/// column: 1 for a bias gradient, 2 for LayerNorm's dw and db, which also reads `extra_in`
+/// bytes), then the final pass writing `out_bytes`.
+fn colsum(
+    o: &mut Out,
+    x: &Arg,
+    rows: usize,
+    cols: usize,
+    sums: usize,
+    extra_in: f64,
+    out_bytes: f64,
+) -> Result<()> {
+    let plan = reduce::colsum_plan(rows, cols)?;
+    let partials = 4.0 * plan.partials_len(sums) as f64;
+    let sig = if sums == 2 {
+        layer_norm::LayerNormDwdbPartials::SIG
+    } else {
+        reduce::ColsumPartials::SIG
+    };
+    let n = x.numel() as f64;
+    o.push(
+        &sig,
+        x.dtype,
+        plan.partials_cfg(),
+        2.0 * sums as f64 * n,
+        x.bytes() + extra_in + partials,
+        Unit::Memory,
+    );
+    o.push(
+        &reduce::ColsumFinal::SIG,
+        x.dtype,
+        grid_1d(cols, 128),
+        partials / 4.0,
+        partials + out_bytes,
+        Unit::Memory,
+    );
+    Ok(())
 }
 
 struct Out<'c> {
@@ -187,7 +227,38 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             } else {
                 None
             };
-            if let Some(cfg) = tc {
+            let split = tc.and_then(|_| matmul_tc::split_k(&s, c.arg("bias").is_some()));
+            if let Some(sk) = split {
+                // matmul_tc::SplitKViews::plans: the equal splits batched, the last split, the
+                // ordered sum of the f32 slices into C
+                let ws = 4.0 * (sk.splits * s.m * s.n) as f64;
+                let k_last = s.k - (sk.splits - 1) * sk.k_split;
+                for (k, z) in [(sk.k_split, sk.splits - 1), (k_last, 1)] {
+                    let part = MatmulShape { k, batch: z, ..s };
+                    let cfg = LaunchConfig {
+                        grid_dim: matmul::tile_grid(&part),
+                        block_dim: (matmul_tc::THREADS, 1, 1),
+                        shared_mem_bytes: matmul_tc::SMEM_BYTES,
+                    };
+                    let share = (k * z) as f64 / s.k as f64;
+                    o.push(
+                        &matmul_tc::MatmulTcTn::SIG,
+                        DType::F32,
+                        cfg,
+                        part.flops(),
+                        share * (a.bytes() + b.bytes() + ws),
+                        Unit::TensorBf16,
+                    );
+                }
+                o.push(
+                    &reduce::ColsumFinal::SIG,
+                    out.dtype,
+                    grid_1d(s.m * s.n, 128),
+                    (sk.splits * s.m * s.n) as f64,
+                    ws + out.bytes() * if acc { 2.0 } else { 1.0 },
+                    Unit::Memory,
+                );
+            } else if let Some(cfg) = tc {
                 let sig = match (s.ta, s.tb) {
                     (false, false) => matmul_tc::MatmulTcNn::SIG,
                     (false, true) => matmul_tc::MatmulTcNt::SIG,
@@ -217,14 +288,20 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
         "sum_rows" => {
             let (x, out) = (arg(c, "x")?, arg(c, "out")?);
             let cols = out.numel();
-            o.push(
-                &matmul::SumRows::SIG,
-                x.dtype,
-                grid_1d(cols, 128),
-                x.numel() as f64,
-                x.bytes() + out.bytes(),
-                Unit::Memory,
-            );
+            let acc = c.num("accumulate").unwrap_or(0) == 1;
+            let out_bytes = out.bytes() * if acc { 2.0 } else { 1.0 };
+            if crate::backend::variants::variant("colsum")? == 2 {
+                colsum(&mut o, x, x.numel() / cols.max(1), cols, 1, 0.0, out_bytes)?;
+            } else {
+                o.push(
+                    &matmul::SumRows::SIG,
+                    x.dtype,
+                    grid_1d(cols, 128),
+                    x.numel() as f64,
+                    x.bytes() + out_bytes,
+                    Unit::Memory,
+                );
+            }
         }
         "attention" | "attention_backward" => {
             let Some(s) = attn else {
@@ -298,15 +375,21 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 bytes_of(c, &["dx", "dy", "x", "w", "mean", "rstd"]),
                 Unit::Memory,
             );
-            // one thread per column, accumulating dw and db (read and written)
-            o.push(
-                &layer_norm::LayerNormBackwardDwdb::SIG,
-                x.dtype,
-                grid_1d(cols, 128),
-                4.0 * x.numel() as f64,
-                bytes_of(c, &["dy", "x", "mean", "rstd"]) + 2.0 * bytes_of(c, &["dw", "db"]),
-                Unit::Memory,
-            );
+            let dwdb = 2.0 * bytes_of(c, &["dw", "db"]); // accumulated: read and written
+            if crate::backend::variants::variant("colsum")? == 2 {
+                let extra = bytes_of(c, &["dy", "mean", "rstd"]);
+                colsum(&mut o, x, rows, cols, 2, extra, dwdb)?;
+            } else {
+                // one thread per column walks every row
+                o.push(
+                    &layer_norm::LayerNormBackwardDwdb::SIG,
+                    x.dtype,
+                    grid_1d(cols, 128),
+                    4.0 * x.numel() as f64,
+                    bytes_of(c, &["dy", "x", "mean", "rstd"]) + dwdb,
+                    Unit::Memory,
+                );
+            }
         }
         "add" | "bias_add" | "gelu" | "gelu_backward" | "scale" | "cast" | "dropout" | "relu"
         | "relu_backward" => {
