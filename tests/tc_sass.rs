@@ -9,7 +9,7 @@ use common::{skip, Need};
 use seisfuse::backend::cuda::{nvrtc::Nvrtc, sass, KERNEL_SOURCES};
 
 /// Kernel files whose every kernel runs on tensor cores.
-const TENSOR_CORE_FILES: &[&str] = &["matmul_tc"];
+const TENSOR_CORE_FILES: &[&str] = &["matmul_tc", "attention_tc"];
 
 #[test]
 fn tensor_core_kernels_use_mma_ldmatrix_cp_async_and_do_not_spill() {
@@ -72,7 +72,7 @@ fn tensor_core_kernels_use_mma_ldmatrix_cp_async_and_do_not_spill() {
         }
     }
     assert_eq!(
-        checked, 16,
-        "8 matmul_tc kernels for each of sm_80 and sm_90"
+        checked, 28,
+        "8 matmul_tc and 6 attention_tc kernels for each of sm_80 and sm_90"
     );
 }

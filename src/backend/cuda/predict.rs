@@ -239,7 +239,30 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             let (qb, kb) = (bh * nq * d * es, bh * nk * d * es);
             let lse = bh * nq * f32b;
             let (kt, rows, dd) = (attention::KT, attention::ROWS, s.head_dim);
-            if c.op == "attention" {
+            // src/backend/cuda/attention.rs: variant 2 (tensor cores) takes the forward of bf16
+            // calls whose shape and layout attention_tc::plan accepts; the rest runs variant 1.
+            let tc = if c.op == "attention" && crate::backend::variants::variant("attention")? == 2
+            {
+                let (q, k, v, out) = (arg(c, "q")?, arg(c, "k")?, arg(c, "v")?, arg(c, "out")?);
+                let bf16 = [q, k, v, out].iter().all(|t| t.dtype == DType::BF16);
+                let plan =
+                    super::attention_tc::plan(&s, [q.offset, k.offset, v.offset, out.offset]);
+                bf16.then_some(plan)
+                    .flatten()
+                    .zip(super::attention_tc::sig(s.head_dim))
+            } else {
+                None
+            };
+            if let Some((cfg, sig)) = tc {
+                o.push(
+                    &sig,
+                    dt,
+                    cfg,
+                    2.0 * prod,
+                    2.0 * qb + 2.0 * kb + lse,
+                    Unit::TensorBf16,
+                );
+            } else if c.op == "attention" {
                 // shared memory as in AttentionOps::attention (src/backend/cuda/attention.rs)
                 let smem = kt * (dd + 1) + kt * dd + rows * dd;
                 o.push(
