@@ -196,4 +196,92 @@ fn plan_falls_back_where_it_must() {
     assert_eq!(cfg.shared_mem_bytes, 5 * 64 * 128 * 2);
     let cfg = attention_tc::plan(&d20, [0; 4]).unwrap();
     assert_eq!(cfg.shared_mem_bytes, 5 * 64 * 32 * 2);
+    // the backward: the same, and dout's and the gradients' view offsets too
+    let p = attention_tc::plan_backward(&ok, [0; 8]).unwrap();
+    assert_eq!(p.delta.grid_dim, ((2 * 9usize).div_ceil(4) as u32, 1, 1));
+    assert_eq!(p.dkdv.shared_mem_bytes, 6 * 64 * 64 * 2 + 1024);
+    assert_eq!(p.dq.shared_mem_bytes, 6 * 64 * 64 * 2);
+    for i in 0..8 {
+        let mut offs = [0; 8];
+        offs[i] = 4;
+        assert!(
+            attention_tc::plan_backward(&ok, offs).is_none(),
+            "offset {i}"
+        );
+    }
+    assert!(attention_tc::plan_backward(&shape(1, 2, 9, 9, 24, false), [0; 8]).is_none());
+}
+
+/// The backward pass (the forward, then the delta, dK/dV and dQ kernels) through the emulated
+/// kernels with the launches `attention_tc::plan_backward` gives, compared with a double
+/// reference; `max_bh` limits the forward, dK/dV and dQ grids to their first batch·head rows.
+fn backward_case(s: AttnShape, max_bh: Option<u32>) {
+    let Some(exe) = emulator() else { return };
+    let fwd = attention_tc::plan(&s, [0; 4]).expect("variant 2 takes this call");
+    let p = attention_tc::plan_backward(&s, [0; 8]).expect("variant 2 takes this backward");
+    for cfg in [p.delta, p.dkdv, p.dq] {
+        assert_eq!(cfg.block_dim, (attention_tc::THREADS, 1, 1));
+    }
+    assert_eq!((p.delta.grid_dim.1, p.delta.grid_dim.2), (1, 1));
+    assert_eq!(p.dkdv.grid_dim.1, fwd.grid_dim.1);
+    assert_eq!(p.dq.grid_dim, fwd.grid_dim);
+    let mut cmd = Command::new(exe);
+    cmd.arg("bwd");
+    cmd.args(
+        [
+            s.batch, s.heads, s.seq_q, s.seq_k, s.head_dim, s.q.stride, s.q.offset, s.k.stride,
+            s.k.offset, s.v.stride, s.v.offset,
+        ]
+        .map(|v| v.to_string()),
+    );
+    cmd.args(
+        [
+            fwd.grid_dim.0,
+            fwd.shared_mem_bytes,
+            p.delta.grid_dim.0,
+            p.dq.grid_dim.0,
+            p.dq.shared_mem_bytes,
+            p.dkdv.grid_dim.0,
+            p.dkdv.shared_mem_bytes,
+        ]
+        .map(|v| v.to_string()),
+    );
+    if let Some(m) = max_bh {
+        cmd.arg(m.to_string());
+    }
+    let t = std::time::Instant::now();
+    let out = cmd.output().expect("run the emulated kernels");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "{text}{}(emulated in {:.1?})",
+        String::from_utf8_lossy(&out.stderr),
+        t.elapsed()
+    );
+    assert!(
+        out.status.success() && text.contains("failures: 0, emulator errors: 0"),
+        "attention_tc backward {s:?} under the emulator:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The backward's edges: one query or one key, tiles of 65 and 130, cross-attention both ways,
+/// every head dim, fused and separate layouts (dq, dk, dv written on q's, k's and v's layouts).
+#[test]
+fn backward_small_odd_shapes() {
+    backward_case(shape(1, 1, 1, 1, 16, false), None);
+    backward_case(shape(2, 3, 65, 130, 20, false), None);
+    backward_case(shape(1, 1, 130, 65, 128, false), None);
+    backward_case(shape(1, 2, 7, 70, 80, true), None);
+    backward_case(shape(1, 2, 130, 7, 32, false), None);
+    backward_case(shape(1, 1, 1, 130, 64, false), None);
+    backward_case(shape(1, 1, 130, 1, 16, true), None);
+}
+
+/// The backward at the sfm-base layer (fused qkv [1, 197, 2304], head dim 64) and the
+/// seislm-base layer (separate [1, 749, 240], head dim 20), the first two heads (sfm-base) and
+/// the first head (seislm-base) of the grids.
+#[test]
+fn backward_layers() {
+    backward_case(shape(1, 12, 197, 197, 64, true), Some(2));
+    backward_case(shape(1, 12, 749, 749, 20, false), Some(1));
 }

@@ -1,6 +1,5 @@
-//! Attention variant 2 (the forward pass on bf16 tensor cores, kernels/attention_tc.cu) on a
-//! GPU against the CPU twin: out and lse of the forward, and the gradients of variant 1's
-//! backward reading variant 2's lse, at the sfm-base (fused qkv) and seislm-base (separate
+//! Attention variant 2 (forward and backward on bf16 tensor cores, kernels/attention_tc.cu) on
+//! a GPU against the CPU twin: out and lse of the forward and the gradients of the backward, at the sfm-base (fused qkv) and seislm-base (separate
 //! projections, head dim 20) layer shapes, cross-attention, every head dim, and calls variant 2
 //! cannot take (which fall back to variant 1). Needs a CUDA GPU: run with
 //! `cargo test --test attention_tc_gpu -- --ignored`; it fails, rather than passing quietly,

@@ -97,10 +97,20 @@ fn predicted_kernels_exist_and_follow_the_matmul_variant() {
                         att_fwd > 0 && att_tc == att_fwd,
                         "{model}: {att_tc} of {att_fwd}"
                     );
+                    for k in [
+                        "attention_tc_forward_d16",
+                        "attention_tc_backward_dkdv_d16",
+                        "attention_tc_backward_dq_d16",
+                    ] {
+                        assert!(
+                            p.iter()
+                                .any(|l| l.kernel == k && l.unit == Unit::TensorBf16),
+                            "{model}: no {k}"
+                        );
+                    }
                     assert!(p
                         .iter()
-                        .any(|l| l.kernel == "attention_tc_forward_d16"
-                            && l.unit == Unit::TensorBf16));
+                        .all(|l| !l.kernel.starts_with("attention_backward_")));
                 } else {
                     assert_eq!(att_tc, 0, "{model} {dt} {variant}: attention variant 2");
                 }

@@ -8,7 +8,7 @@
 //! | matmul | 1 (default) | kernels/matmul.cu: fp32 FMA, 128×128 tiles, f32 and bf16 storage |
 //! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
 //! | attention | 1 (default) | kernels/attention.cu: fp32 SIMT flash-style forward (16 query rows per block) and backward, f32 and bf16 storage |
-//! | attention | 2 | kernels/attention_tc.cu: forward on bf16 tensor cores, FlashAttention-2 style (64 queries per block, mma.sync m16n8k16, ldmatrix, double-buffered cp.async, online softmax in registers) for bf16 tensors with head dim 16, 20 (computed padded to 32), 32, 64, 80 or 128 on layouts aligned for its copies (16 bytes; 8 at head dim 20); any other call falls back to variant 1. The backward pass is variant 1's (it reads variant 2's lse) |
+//! | attention | 2 | kernels/attention_tc.cu: forward and backward on bf16 tensor cores, FlashAttention-2 style (64 queries per block, mma.sync m16n8k16, ldmatrix, double-buffered cp.async, online softmax in registers) for bf16 tensors with head dim 16, 20 (computed padded to 32), 32, 64, 80 or 128 on layouts aligned for its copies (16 bytes; 8 at head dim 20); any other call falls back to variant 1. The backward pass too (a delta pre-pass, a dK/dV kernel per key tile and a separate dQ pass, no atomics) |
 //!
 //! The default stays variant 1 until variant 2 has been measured on a GPU.
 

@@ -42,7 +42,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "BYTES", value_parser = crate::limits::parse_bytes)]
     pub max_memory: Option<u64>,
     /// Kernel variants per op, e.g. matmul=2 (tensor cores for bf16 products), attention=2
-    /// (the attention forward on tensor cores); overrides
+    /// (attention on tensor cores); overrides
     /// SEISFUSE_KERNELS [default: variant 1 of every op].
     #[arg(long = "kernel", global = true, value_name = "OP=N[,OP=N]")]
     pub kernel: Option<String>,

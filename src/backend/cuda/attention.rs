@@ -1,5 +1,5 @@
 //! kernels/attention.cu: declarations and the CUDA implementation of [`AttentionOps`]
-//! (attention variant 1; variant 2, the forward pass on tensor cores, is in `attention_tc.rs`).
+//! (attention variant 1; variant 2, on tensor cores, is in `attention_tc.rs`).
 
 use super::launch::kernels;
 use super::CudaBackend;
@@ -108,6 +108,12 @@ impl AttentionOps for CudaBackend {
         forward.launch(self, cfg(s.seq_q, s, smem))
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
+        // Variant 2 (bf16 tensor cores) where chosen and where it can take the call.
+        if crate::backend::variants::variant("attention")? == 2
+            && super::attention_tc::try_attention_backward(self, &a, s)?
+        {
+            return Ok(());
+        }
         check(s)?;
         let d = s.head_dim;
         // The gradients' buffers: one fused buffer on the operands' layouts, or three.

@@ -253,7 +253,61 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             } else {
                 None
             };
-            if let Some((cfg, sig)) = tc {
+            // The same for the backward (attention_tc::try_attention_backward): delta, dK/dV, dQ.
+            let tc_bwd = if c.op == "attention_backward"
+                && crate::backend::variants::variant("attention")? == 2
+            {
+                let g: [&str; 3] = if c.arg("dqkv").is_some() {
+                    ["dqkv"; 3]
+                } else {
+                    ["dq", "dk", "dv"]
+                };
+                let names = ["q", "k", "v", "out", "dout", g[0], g[1], g[2]];
+                let ts = names.map(|n| arg(c, n));
+                let mut offsets = [0; 8];
+                let mut bf16 = true;
+                for (o, t) in offsets.iter_mut().zip(ts) {
+                    let t = t?;
+                    *o = t.offset;
+                    bf16 &= t.dtype == DType::BF16;
+                }
+                let plan = super::attention_tc::plan_backward(&s, offsets);
+                bf16.then_some(plan)
+                    .flatten()
+                    .zip(super::attention_tc::backward_sigs(s.head_dim))
+            } else {
+                None
+            };
+            if let Some((p, (dkdv, dq))) = tc_bwd {
+                // delta = rowsum(dO ∘ O): its FLOPs are not counted (nor are they in variant 1's
+                // dq kernel, which computes the same)
+                o.push(
+                    &super::attention_tc::AttentionTcBackwardDelta::SIG,
+                    dt,
+                    p.delta,
+                    0.0,
+                    2.0 * qb + lse,
+                    Unit::Memory,
+                );
+                // dK/dV: S and dP again, dV = Pᵀ·dO, dK = dSᵀ·Q; reads q k v dO lse delta
+                o.push(
+                    &dkdv,
+                    dt,
+                    p.dkdv,
+                    4.0 * prod,
+                    2.0 * qb + 4.0 * kb + 2.0 * lse,
+                    Unit::TensorBf16,
+                );
+                // dQ: S and dP again, dQ = dS·K; reads q k v dO lse delta, writes dq
+                o.push(
+                    &dq,
+                    dt,
+                    p.dq,
+                    3.0 * prod,
+                    3.0 * qb + 2.0 * kb + 2.0 * lse,
+                    Unit::TensorBf16,
+                );
+            } else if let Some((cfg, sig)) = tc {
                 o.push(
                     &sig,
                     dt,
