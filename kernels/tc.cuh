@@ -83,6 +83,13 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool ful
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
                  :: "r"(smem_addr(dst)), "l"(src), "r"(full ? 16 : 0) : "memory");
 }
+// 8 bytes global -> shared, asynchronous (.ca: .cg takes only 16), zero-filled when `full` is
+// false, as cp_async_16; both addresses 8-byte aligned (rows whose length is a multiple of 4
+// but not of 8 elements).
+__device__ __forceinline__ void cp_async_8(void* dst, const void* src, bool full) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;"
+                 :: "r"(smem_addr(dst)), "l"(src), "r"(full ? 8 : 0) : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;" ::: "memory");
 }

@@ -62,11 +62,13 @@ fn planned(model: &str, dt: DType, batch: usize) -> Vec<Planned> {
 
 /// Every kernel the predictor names exists as an `extern "C" __global__` in kernels/*.cu, every
 /// op of the models' steps has a mapping, and matmul variant 2 puts the bf16 products on the
-/// tensor-core kernels (the variant choice is global: this is the one test that changes it).
+/// tensor-core kernels, attention variant 2 the bf16 attention forward where the head dim has a
+/// kernel (sfm-tiny's 16; seislm-tiny's 12 falls back) (the variant choice is global: this is
+/// the one test that changes it).
 #[test]
 fn predicted_kernels_exist_and_follow_the_matmul_variant() {
     let known = kernels_in_cu();
-    for variant in ["matmul=1", "matmul=2"] {
+    for variant in ["matmul=1", "matmul=2", "matmul=2,attention=2"] {
         variants::set(variant).unwrap();
         for model in ["sfm-tiny", "seislm-tiny"] {
             for dt in [DType::F32, DType::BF16] {
@@ -85,7 +87,34 @@ fn predicted_kernels_exist_and_follow_the_matmul_variant() {
                     assert!(l.blocks() > 0 && l.block > 0, "{}: empty launch", l.kernel);
                 }
                 let tc = p.iter().filter(|l| l.unit == Unit::TensorBf16).count();
-                if variant == "matmul=2" && dt == DType::BF16 && model == "sfm-tiny" {
+                let att_tc = p
+                    .iter()
+                    .filter(|l| l.kernel.starts_with("attention_tc_forward"))
+                    .count();
+                let att_fwd = p.iter().filter(|l| l.op == "attention").count();
+                if variant.contains("attention=2") && dt == DType::BF16 && model == "sfm-tiny" {
+                    assert!(
+                        att_fwd > 0 && att_tc == att_fwd,
+                        "{model}: {att_tc} of {att_fwd}"
+                    );
+                    for k in [
+                        "attention_tc_forward_d16",
+                        "attention_tc_backward_dkdv_d16",
+                        "attention_tc_backward_dq_d16",
+                    ] {
+                        assert!(
+                            p.iter()
+                                .any(|l| l.kernel == k && l.unit == Unit::TensorBf16),
+                            "{model}: no {k}"
+                        );
+                    }
+                    assert!(p
+                        .iter()
+                        .all(|l| !l.kernel.starts_with("attention_backward_")));
+                } else {
+                    assert_eq!(att_tc, 0, "{model} {dt} {variant}: attention variant 2");
+                }
+                if variant != "matmul=1" && dt == DType::BF16 && model == "sfm-tiny" {
                     // sfm-tiny's products have widths of 64, 192 and 256: all aligned
                     assert!(tc > 0, "{model}: no tensor-core launch with matmul=2");
                     assert!(
@@ -151,8 +180,9 @@ fn sfm_base_step_flops_match_the_analytic_count() {
     let sum =
         |f: &dyn Fn(&Planned) -> bool| p.iter().filter(|l| f(l)).map(|l| l.flops).sum::<f64>();
     let mm = sum(&|l| l.op == "matmul");
-    let att_fwd = sum(&|l| l.kernel.starts_with("attention_forward"));
-    let att_bwd = sum(&|l| l.kernel.starts_with("attention_backward"));
+    // (by op: the forward's kernel depends on the attention variant another test may choose)
+    let att_fwd = sum(&|l| l.op == "attention");
+    let att_bwd = sum(&|l| l.op == "attention_backward");
     // products: forward, dX (none for the patch embedding) and dW
     let want_mm = 2.0 * (3.0 * (patch_embed + depth * layer_mm) - patch_embed);
     let rel = |a: f64, b: f64| (a - b).abs() / b;

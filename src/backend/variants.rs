@@ -7,18 +7,20 @@
 //! |---|---|---|
 //! | matmul | 1 (default) | kernels/matmul.cu: fp32 FMA, 128×128 tiles, f32 and bf16 storage |
 //! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
+//! | attention | 1 (default) | kernels/attention.cu: fp32 SIMT flash-style forward (16 query rows per block) and backward, f32 and bf16 storage |
+//! | attention | 2 | kernels/attention_tc.cu: forward and backward on bf16 tensor cores, FlashAttention-2 style (64 queries per block, mma.sync m16n8k16, ldmatrix, double-buffered cp.async, online softmax in registers) for bf16 tensors with head dim 16, 20 (computed padded to 32), 32, 64, 80 or 128 on layouts aligned for its copies (16 bytes; 8 at head dim 20); any other call falls back to variant 1. The backward pass too (a delta pre-pass, a dK/dV kernel per key tile and a separate dQ pass, no atomics) |
 //! | colsum | 1 | column sums over rows (`sum_rows`: bias gradients; LayerNorm's dw, db): one thread per column walks every row (kernels/matmul.cu `sum_rows`, kernels/layer_norm.cu `layer_norm_backward_dwdb`) |
 //! | colsum | 2 (default) | the same sums in two deterministic passes: partial sums per (64-column tile, row split) from ~1024 blocks, then the splits in order (kernels/common.cuh `colsum_partials_block`, kernels/reduce.cu `colsum_final`) |
 //!
-//! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's stays variant 1
-//! until variant 2 has been measured on a GPU; colsum's is 2, whose kernels are plain SIMT
+//! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's and attention's stay
+//! variant 1 until variant 2 has been measured on a GPU; colsum's is 2, whose kernels are plain SIMT
 //! code checked under the emulator (tests/colsum_kernel_emu.rs), with the first kept to compare.
 
 use anyhow::{anyhow, bail, Result};
 use std::sync::RwLock;
 
 /// Ops that have variants, with how many each has.
-pub const OPS: &[(&str, u32)] = &[("matmul", 2), ("colsum", 2)];
+pub const OPS: &[(&str, u32)] = &[("matmul", 2), ("attention", 2), ("colsum", 2)];
 
 /// Ops whose default is not variant 1.
 pub const DEFAULTS: &[(&str, u32)] = &[("colsum", 2)];
@@ -116,6 +118,10 @@ mod tests {
         assert_eq!(parse("matmul=2").unwrap(), vec![("matmul", 2)]);
         assert_eq!(parse(" matmul = 1 ,").unwrap(), vec![("matmul", 1)]);
         assert!(parse("").unwrap().is_empty());
+        assert_eq!(
+            parse("matmul=2,attention=2").unwrap(),
+            vec![("matmul", 2), ("attention", 2)]
+        );
         for bad in [
             "matmul",
             "matmul=3",
@@ -123,6 +129,7 @@ mod tests {
             "matmul=x",
             "conv=1",
             "matmul=1,matmul=2",
+            "attention=3",
         ] {
             let e = format!("{:#}", parse(bad).unwrap_err());
             assert!(e.contains("kernel choice"), "{bad}: {e}");

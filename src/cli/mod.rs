@@ -41,7 +41,8 @@ pub struct Cli {
     /// allocating, e.g. 512M, 4G [default: half of the machine's memory, or of `ulimit -v`].
     #[arg(long, global = true, value_name = "BYTES", value_parser = crate::limits::parse_bytes)]
     pub max_memory: Option<u64>,
-    /// Kernel variants per op, e.g. matmul=2 (tensor cores for bf16 products); overrides
+    /// Kernel variants per op, e.g. matmul=2 (tensor cores for bf16 products), attention=2
+    /// (attention on tensor cores); overrides
     /// SEISFUSE_KERNELS [default: variant 1 of every op].
     #[arg(long = "kernel", global = true, value_name = "OP=N[,OP=N]")]
     pub kernel: Option<String>,

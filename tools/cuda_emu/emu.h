@@ -469,7 +469,7 @@ template <int NUM, bool TRANS> void ldmatrix(unsigned* r, const void* row) {
 }
 
 // cp.async state of each thread of the running block.
-struct CpCopy { void* dst; const void* src; bool full; };
+struct CpCopy { void* dst; const void* src; bool full; unsigned bytes = 16; };
 struct CpThread { std::vector<CpCopy> open; std::vector<std::vector<CpCopy>> groups; };
 inline std::vector<CpThread> cp_threads;
 inline unsigned long long cp_epoch = ~0ull;
@@ -503,6 +503,14 @@ inline void cp_async_16(void* dst, const void* src, bool full) {
     std::memset(dst, 0xff, 16);  // poisoned until the wait
     emu::cp_thread().open.push_back({dst, src, full});
 }
+// cp.async.ca with 8 bytes (tc.cuh's cp_async_8): 8-byte alignment, the same deferral.
+inline void cp_async_8(void* dst, const void* src, bool full) {
+    if (((uintptr_t)dst & 7u) || !emu::in_dyn_smem(dst, 8))
+        return emu::error("cp.async (8 B) destination not 8-byte aligned or outside dynamic shared memory");
+    if ((uintptr_t)src & 7u) return emu::error("cp.async (8 B): global source address is not 8-byte aligned");
+    std::memset(dst, 0xff, 8);  // poisoned until the wait
+    emu::cp_thread().open.push_back({dst, src, full, 8});
+}
 inline void cp_async_commit() {
     emu::CpThread& c = emu::cp_thread();
     c.groups.push_back(std::move(c.open));
@@ -512,8 +520,8 @@ template <int N> void cp_async_wait() {
     emu::CpThread& c = emu::cp_thread();
     while (c.groups.size() > (size_t)N) {
         for (const emu::CpCopy& k : c.groups.front()) {
-            if (k.full) std::memcpy(k.dst, k.src, 16);
-            else std::memset(k.dst, 0, 16);
+            if (k.full) std::memcpy(k.dst, k.src, k.bytes);
+            else std::memset(k.dst, 0, k.bytes);
         }
         c.groups.erase(c.groups.begin());
     }

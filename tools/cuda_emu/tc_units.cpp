@@ -180,6 +180,25 @@ static void cp_async_unit() {
     expect("cp.async.wait_group N retires the oldest groups", group_ok);
     expect("cp.async copies at the wait", after_ok);
     expect("cp.async src-size 0 zero-fills", zero_ok);
+    // The 8-byte form (cp_async_8, attention_tc.cu at head dim 20): 8-byte granules, the same
+    // deferral, zero fill, and only its own 8 bytes touched.
+    bool b8_nan = true, b8_ok = true, b8_zero = true, b8_rest = true;
+    launch({1}, {32}, 32 * 48, [&] {
+        float* s = emu_dyn_smem() + threadIdx.x * 12;
+        s[4] = 7.0f;
+        cp_async_8(s + 2, src + 6, true);
+        cp_async_8(s + 6, src, false);
+        cp_async_commit();
+        b8_nan &= std::isnan(s[2]) && std::isnan(s[3]) && std::isnan(s[6]) && std::isnan(s[7]);
+        cp_async_wait<0>();
+        b8_ok &= s[2] == src[6] && s[3] == src[7];
+        b8_zero &= s[6] == 0.0f && s[7] == 0.0f;
+        b8_rest &= s[4] == 7.0f && std::isnan(s[1]) && std::isnan(s[8]);
+    });
+    expect("cp.async 8 B: destination poisoned until the wait", b8_nan);
+    expect("cp.async 8 B copies at the wait", b8_ok);
+    expect("cp.async 8 B src-size 0 zero-fills", b8_zero);
+    expect("cp.async 8 B touches only its 8 bytes", b8_rest);
 }
 
 static void shuffle_unit() {

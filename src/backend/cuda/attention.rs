@@ -1,4 +1,5 @@
-//! kernels/attention.cu: declarations and the CUDA implementation of [`AttentionOps`].
+//! kernels/attention.cu: declarations and the CUDA implementation of [`AttentionOps`]
+//! (attention variant 1; variant 2, on tensor cores, is in `attention_tc.rs`).
 
 use super::launch::kernels;
 use super::CudaBackend;
@@ -85,6 +86,12 @@ macro_rules! with_layout {
 
 impl AttentionOps for CudaBackend {
     fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {
+        // Variant 2 (bf16 tensor cores) where chosen and where it can take the call.
+        if crate::backend::variants::variant("attention")? == 2
+            && super::attention_tc::try_attention(self, o.out, o.lse, x, s)?
+        {
+            return Ok(());
+        }
         check(s)?;
         let d = s.head_dim;
         let smem = KT * (d + 1) + KT * d + ROWS * d;
@@ -101,6 +108,12 @@ impl AttentionOps for CudaBackend {
         forward.launch(self, cfg(s.seq_q, s, smem))
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
+        // Variant 2 (bf16 tensor cores) where chosen and where it can take the call.
+        if crate::backend::variants::variant("attention")? == 2
+            && super::attention_tc::try_attention_backward(self, &a, s)?
+        {
+            return Ok(());
+        }
         check(s)?;
         let d = s.head_dim;
         // The gradients' buffers: one fused buffer on the operands' layouts, or three.

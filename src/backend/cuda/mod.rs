@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod attention_tc;
 pub mod batch_norm;
 pub mod cache;
 pub mod channels;
@@ -56,6 +57,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
     [
         adamw::SIGNATURES,
         attention::SIGNATURES,
+        attention_tc::SIGNATURES,
         batch_norm::SIGNATURES,
         channels::SIGNATURES,
         conv1d::SIGNATURES,

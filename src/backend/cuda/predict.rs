@@ -316,7 +316,84 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             let (qb, kb) = (bh * nq * d * es, bh * nk * d * es);
             let lse = bh * nq * f32b;
             let (kt, rows, dd) = (attention::KT, attention::ROWS, s.head_dim);
-            if c.op == "attention" {
+            // src/backend/cuda/attention.rs: variant 2 (tensor cores) takes the forward of bf16
+            // calls whose shape and layout attention_tc::plan accepts; the rest runs variant 1.
+            let tc = if c.op == "attention" && crate::backend::variants::variant("attention")? == 2
+            {
+                let (q, k, v, out) = (arg(c, "q")?, arg(c, "k")?, arg(c, "v")?, arg(c, "out")?);
+                let bf16 = [q, k, v, out].iter().all(|t| t.dtype == DType::BF16);
+                let plan =
+                    super::attention_tc::plan(&s, [q.offset, k.offset, v.offset, out.offset]);
+                bf16.then_some(plan)
+                    .flatten()
+                    .zip(super::attention_tc::sig(s.head_dim))
+            } else {
+                None
+            };
+            // The same for the backward (attention_tc::try_attention_backward): delta, dK/dV, dQ.
+            let tc_bwd = if c.op == "attention_backward"
+                && crate::backend::variants::variant("attention")? == 2
+            {
+                let g: [&str; 3] = if c.arg("dqkv").is_some() {
+                    ["dqkv"; 3]
+                } else {
+                    ["dq", "dk", "dv"]
+                };
+                let names = ["q", "k", "v", "out", "dout", g[0], g[1], g[2]];
+                let ts = names.map(|n| arg(c, n));
+                let mut offsets = [0; 8];
+                let mut bf16 = true;
+                for (o, t) in offsets.iter_mut().zip(ts) {
+                    let t = t?;
+                    *o = t.offset;
+                    bf16 &= t.dtype == DType::BF16;
+                }
+                let plan = super::attention_tc::plan_backward(&s, offsets);
+                bf16.then_some(plan)
+                    .flatten()
+                    .zip(super::attention_tc::backward_sigs(s.head_dim))
+            } else {
+                None
+            };
+            if let Some((p, (dkdv, dq))) = tc_bwd {
+                // delta = rowsum(dO ∘ O): its FLOPs are not counted (nor are they in variant 1's
+                // dq kernel, which computes the same)
+                o.push(
+                    &super::attention_tc::AttentionTcBackwardDelta::SIG,
+                    dt,
+                    p.delta,
+                    0.0,
+                    2.0 * qb + lse,
+                    Unit::Memory,
+                );
+                // dK/dV: S and dP again, dV = Pᵀ·dO, dK = dSᵀ·Q; reads q k v dO lse delta
+                o.push(
+                    &dkdv,
+                    dt,
+                    p.dkdv,
+                    4.0 * prod,
+                    2.0 * qb + 4.0 * kb + 2.0 * lse,
+                    Unit::TensorBf16,
+                );
+                // dQ: S and dP again, dQ = dS·K; reads q k v dO lse delta, writes dq
+                o.push(
+                    &dq,
+                    dt,
+                    p.dq,
+                    3.0 * prod,
+                    3.0 * qb + 2.0 * kb + 2.0 * lse,
+                    Unit::TensorBf16,
+                );
+            } else if let Some((cfg, sig)) = tc {
+                o.push(
+                    &sig,
+                    dt,
+                    cfg,
+                    2.0 * prod,
+                    2.0 * qb + 2.0 * kb + lse,
+                    Unit::TensorBf16,
+                );
+            } else if c.op == "attention" {
                 // shared memory as in AttentionOps::attention (src/backend/cuda/attention.rs)
                 let smem = kt * (dd + 1) + kt * dd + rows * dd;
                 o.push(
