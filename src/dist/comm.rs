@@ -211,17 +211,12 @@ pub enum CommBackend {
     Nccl,
 }
 
-impl std::str::FromStr for CommBackend {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(CommBackend::Auto),
-            "tcp" | "gloo" => Ok(CommBackend::Tcp),
-            "nccl" => Ok(CommBackend::Nccl),
-            other => bail!("unknown communication backend '{other}': expected auto, tcp or nccl"),
-        }
-    }
-}
+from_keywords!(trim CommBackend,
+    |other| "unknown communication backend '{other}': expected auto, tcp or nccl",
+    "auto" => Auto,
+    "tcp" | "gloo" => Tcp,
+    "nccl" => Nccl,
+);
 
 /// Makes this rank's communicator: joins the rendezvous (when there are other ranks), and
 /// for NCCL shares rank 0's unique id over it and opens NCCL on `cuda:gpu`.

@@ -23,17 +23,11 @@ pub enum Inputs {
     Wave,
 }
 
-impl std::str::FromStr for Inputs {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "both" => Ok(Inputs::Both),
-            "image" => Ok(Inputs::Image),
-            "wave" | "waveform" => Ok(Inputs::Wave),
-            _ => bail!("unknown inputs '{s}': expected both, image or wave"),
-        }
-    }
-}
+from_keywords!(Inputs, |s| "unknown inputs '{s}': expected both, image or wave",
+    "both" => Both,
+    "image" => Image,
+    "wave" | "waveform" => Wave,
+);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LateFusionConfig {
