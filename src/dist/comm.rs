@@ -255,22 +255,9 @@ pub fn init(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::env::RankSource;
+    use crate::dist::rendezvous::tests::info;
     use crate::dist::rendezvous::Listening;
     use std::time::Duration;
-
-    fn info(rank: usize, world: usize, port: u16) -> RankInfo {
-        RankInfo {
-            rank,
-            world_size: world,
-            local_rank: rank,
-            local_world_size: Some(world),
-            master_addr: "127.0.0.1".into(),
-            master_port: port,
-            source: RankSource::Torchrun,
-            note: None,
-        }
-    }
 
     fn tcp_world<T: Send + 'static>(
         n: usize,
