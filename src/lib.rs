@@ -3,6 +3,9 @@
 //! Layers (dependencies point one way): `cli` → models/train/data → `nn` → `ops` → `backend`
 //! → `kernels/`. See `docs/architecture.md`.
 
+#[macro_use]
+mod keywords;
+
 pub mod atomic;
 pub mod backend;
 pub mod cli;

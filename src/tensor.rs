@@ -190,15 +190,22 @@ host_elem!(f32, F32);
 host_elem!(bf16, BF16);
 host_elem!(i32, I32);
 
-/// Read access to a CPU view's elements (derefs to `&[T]`).
-pub struct HostRef<'a, T: HostElem> {
-    guard: RwLockReadGuard<'a, CpuStorage>,
+/// A CPU view's elements as `T` behind a lock guard `G`: derefs to `&[T]`, and through a
+/// write guard to `&mut [T]`.
+pub struct HostGuard<T: HostElem, G> {
+    guard: G,
     start: usize,
     len: usize,
     _t: PhantomData<T>,
 }
 
-impl<T: HostElem> std::ops::Deref for HostRef<'_, T> {
+/// Read access to a CPU view's elements (derefs to `&[T]`).
+pub type HostRef<'a, T> = HostGuard<T, RwLockReadGuard<'a, CpuStorage>>;
+
+/// Write access to a CPU view's elements (derefs to `&mut [T]`).
+pub type HostMut<'a, T> = HostGuard<T, RwLockWriteGuard<'a, CpuStorage>>;
+
+impl<T: HostElem, G: std::ops::Deref<Target = CpuStorage>> std::ops::Deref for HostGuard<T, G> {
     type Target = [T];
     fn deref(&self) -> &[T] {
         // The dtype was checked when the guard was made and cannot change while it is held.
@@ -207,23 +214,9 @@ impl<T: HostElem> std::ops::Deref for HostRef<'_, T> {
     }
 }
 
-/// Write access to a CPU view's elements (derefs to `&mut [T]`).
-pub struct HostMut<'a, T: HostElem> {
-    guard: RwLockWriteGuard<'a, CpuStorage>,
-    start: usize,
-    len: usize,
-    _t: PhantomData<T>,
-}
-
-impl<T: HostElem> std::ops::Deref for HostMut<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        let all = T::slice(&self.guard).unwrap_or(&[]);
-        &all[self.start..self.start + self.len]
-    }
-}
-
-impl<T: HostElem> std::ops::DerefMut for HostMut<'_, T> {
+impl<T: HostElem, G: std::ops::DerefMut<Target = CpuStorage>> std::ops::DerefMut
+    for HostGuard<T, G>
+{
     fn deref_mut(&mut self) -> &mut [T] {
         let (start, len) = (self.start, self.len);
         let all = T::slice_mut(&mut self.guard).unwrap_or(&mut []);
@@ -485,28 +478,26 @@ impl Tensor {
 
     /// Read access to a CPU view's elements as `T` (which must be its dtype).
     pub fn host<T: HostElem>(&self) -> Result<HostRef<'_, T>> {
-        if self.dtype != T::DTYPE {
-            bail!("expected {} data, found {}", T::DTYPE, self.dtype);
-        }
-        match &*self.storage {
-            Storage::Cpu(c) => Ok(HostRef {
-                guard: c.try_read().map_err(|_| anyhow!(ALIASED))?,
-                start: self.offset,
-                len: self.numel(),
-                _t: PhantomData,
-            }),
-            Storage::Cuda(_) => bail!("expected a CPU tensor, found one on CUDA"),
-        }
+        self.host_guard(|c| c.try_read().ok())
     }
 
     /// Write access to a CPU view's elements as `T` (which must be its dtype).
     pub fn host_mut<T: HostElem>(&mut self) -> Result<HostMut<'_, T>> {
+        self.host_guard(|c| c.try_write().ok())
+    }
+
+    /// A CPU view's elements as `T` behind the guard `lock` takes (None: the buffer is
+    /// borrowed the other way).
+    fn host_guard<'a, T: HostElem, G>(
+        &'a self,
+        lock: impl FnOnce(&'a RwLock<CpuStorage>) -> Option<G>,
+    ) -> Result<HostGuard<T, G>> {
         if self.dtype != T::DTYPE {
             bail!("expected {} data, found {}", T::DTYPE, self.dtype);
         }
         match &*self.storage {
-            Storage::Cpu(c) => Ok(HostMut {
-                guard: c.try_write().map_err(|_| anyhow!(ALIASED))?,
+            Storage::Cpu(c) => Ok(HostGuard {
+                guard: lock(c).ok_or_else(|| anyhow!(ALIASED))?,
                 start: self.offset,
                 len: self.numel(),
                 _t: PhantomData,

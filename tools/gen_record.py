@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Regenerates the op methods of src/backend/record.rs from the backend traits in
-src/backend/api/*.rs: one delegating method per op that logs each tensor argument under its
-parameter or field name, shape descriptors as details and integer and flag arguments as
-numbers. Run it after changing an op's signature, then `cargo fmt`:
+src/backend/api/*.rs: one `logged!` method per op, whose block logs each tensor argument under
+its parameter or field name, shape descriptors as details and integer and flag arguments as
+numbers (the macro, in record.rs, pushes the call and delegates to the CPU backend). Run it
+after changing an op's signature, then `cargo fmt`:
 
     python3 tools/gen_record.py && cargo fmt
 """
@@ -95,29 +96,26 @@ def rec(expr, name, ty, lines, depth=0):
     unknown.add(ty)
 
 out=[]
-out.append("// Generated from src/backend/api/*.rs by tools/gen_record.py (one delegating method per op: each\n// tensor argument logged under its parameter or field name, shape descriptors as details, integer\n// and flag arguments as numbers); the compiler checks that every op of `Backend` is here.\n")
+out.append("// Generated from src/backend/api/*.rs by tools/gen_record.py (one `logged!` method per op: each\n// tensor argument logged under its parameter or field name, shape descriptors as details, integer\n// and flag arguments as numbers); the compiler checks that every op of `Backend` is here.\n")
 for trait,fns in traits:
     out.append(f'impl api::{trait} for Recorder {{')
     for fname,params,ret in fns:
         ps=split_params(params)
         assert ps[0]=='&self',(fname,ps)
-        args=[]
-        lines=[f'        let mut r = Rec::new("{fname}");']
+        assert ret in ('Result<()>','Result<f32>'),(fname,ret)
+        lines=[]
         for p in ps[1:]:
             n,t=p.split(':',1)
-            n=n.strip().replace('mut ','')
-            args.append(n)
+            n=n.strip()
+            assert not n.startswith('mut '),(fname,p)
             rec(n, n, t, lines)
-        dflt = 'Ok(())' if ret=='Result<()>' else 'Ok(0.0)'
         sig=', '.join(ps)
-        out.append(f'    fn {fname}({sig}) -> {ret} {{')
+        head=f'    logged!({fname}({sig}) -> {ret}, |r| {{'
+        if len(head)>100:
+            head=f'    logged!({fname}(\n        {sig}\n    ) -> {ret}, |r| {{'
+        out.append(head)
         out.extend(lines)
-        out.append('        let _g = r.push();')
-        out.append('        if dry() {')
-        out.append(f'            return {dflt};')
-        out.append('        }')
-        out.append(f'        CPU.{fname}({", ".join(args)})')
-        out.append('    }')
+        out.append('    });')
     out.append('}\n')
 if unknown: print('UNKNOWN', unknown, file=sys.stderr)
 p=root+'src/backend/record.rs'

@@ -162,11 +162,8 @@ pub fn run(d: &Device, a: PickArgs) -> Result<()> {
     }
     let stations = synthetic(a.stations, n, a.input_rate);
     let mut model = SeislmPicker::new(&a.preset, cfg.hidden + 3, 0)?;
-    let mut store = crate::nn::ParamStore::pack(&mut model, d)?;
+    let _store = a.precision.pack(&mut model, d)?;
     let dtype = a.precision.dtype();
-    if dtype != DType::F32 {
-        store.set_compute_dtype(&mut model, dtype)?;
-    }
     let mut runner = SeislmWindows {
         model: &mut model,
         device: d.clone(),

@@ -34,6 +34,20 @@ impl Precision {
             Precision::Bf16 => DType::BF16,
         }
     }
+
+    /// `model`'s parameters packed on `device`, with a compute copy in this precision when it
+    /// is not fp32.
+    pub fn pack(
+        self,
+        model: &mut dyn crate::nn::Parameters,
+        device: &crate::Device,
+    ) -> Result<crate::nn::ParamStore> {
+        let mut store = crate::nn::ParamStore::pack(model, device)?;
+        if self.dtype() != DType::F32 {
+            store.set_compute_dtype(model, self.dtype())?;
+        }
+        Ok(store)
+    }
 }
 
 /// `t` in `dt` (moved, not copied, when it already is).
@@ -171,11 +185,8 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
     }
     let device = select(req)?;
-    let mut store = crate::nn::ParamStore::pack(&mut vit, &device)?;
+    let _store = a.precision.pack(&mut vit, &device)?;
     let dt = a.precision.dtype();
-    if dt != DType::F32 {
-        store.set_compute_dtype(&mut vit, dt)?;
-    }
     let mut data = file.to_f32_vec()?;
     drop(file);
     normalize_images(&mut data, h * w);
@@ -345,11 +356,8 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
         None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
     }
     let device = select(req)?;
-    let mut store = crate::nn::ParamStore::pack(&mut model, &device)?;
+    let _store = a.precision.pack(&mut model, &device)?;
     let dt = a.precision.dtype();
-    if dt != DType::F32 {
-        store.set_compute_dtype(&mut model, dt)?;
-    }
     let mut data = file.to_f32_vec()?;
     drop(file);
     for ch in data.chunks_mut(t) {

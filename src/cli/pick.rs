@@ -700,11 +700,8 @@ pub fn run(req: DeviceRequest, mut a: Args) -> Result<()> {
         eprintln!("warning: random weights (--random-init): the picks mean nothing");
     }
     let device = select(req)?;
-    let mut store = crate::nn::ParamStore::pack(&mut model, &device)?;
+    let _store = a.precision.pack(&mut model, &device)?;
     let dtype = a.precision.dtype();
-    if dtype != DType::F32 {
-        store.set_compute_dtype(&mut model, dtype)?;
-    }
     let n_windows: usize = layouts
         .iter()
         .flat_map(|l| l.groups.iter())

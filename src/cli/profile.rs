@@ -160,17 +160,11 @@ pub enum Workload {
     Mae,
 }
 
-impl std::str::FromStr for Workload {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "train" => Ok(Workload::Train),
-            "infer" => Ok(Workload::Infer),
-            "mae" => Ok(Workload::Mae),
-            other => bail!("unknown --workload '{other}': expected train, infer or mae"),
-        }
-    }
-}
+from_keywords!(trim Workload, |other| "unknown --workload '{other}': expected train, infer or mae",
+    "train" => Train,
+    "infer" => Infer,
+    "mae" => Mae,
+);
 
 impl Workload {
     fn describe(self) -> &'static str {

@@ -234,12 +234,7 @@ pub fn run_train(req: DeviceRequest, a: TrainArgs, explicit_device: bool) -> Res
                 bail!("--resume continues the run as configured; {k} cannot change (start a new run with --init instead)");
             }
         }
-        let task = saved
-            .get("task")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        TrainConfig::resolve(&task, Some(&saved), &flags)?
+        TrainConfig::resolve_saved(&saved, &flags)?
     } else {
         let task = a.task.clone().unwrap_or_default();
         TrainConfig::resolve(&task, file.as_ref(), &flags)?
@@ -326,12 +321,7 @@ pub fn run_eval(req: DeviceRequest, a: EvalArgs, explicit_device: bool) -> Resul
         (Some(r), ck) => {
             let run = RunDir::open(r)?;
             let saved = run.config_table()?;
-            let task = saved
-                .get("task")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
-            let mut cfg = TrainConfig::resolve(&task, Some(&saved), &flags)?;
+            let mut cfg = TrainConfig::resolve_saved(&saved, &flags)?;
             cfg.init = String::new();
             let w = match ck {
                 Some(c) => trainer::resolve_weights(c)?,
@@ -450,16 +440,11 @@ pub struct PredictArgs {
 pub fn run_predict(req: DeviceRequest, a: PredictArgs, explicit_device: bool) -> Result<()> {
     let run = RunDir::open(&a.run)?;
     let saved = run.config_table()?;
-    let task = saved
-        .get("task")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_string();
     let mut flags = toml::Table::new();
     if explicit_device {
         flags.insert("device".into(), device_string(req).into());
     }
-    let mut cfg = TrainConfig::resolve(&task, Some(&saved), &flags)?;
+    let mut cfg = TrainConfig::resolve_saved(&saved, &flags)?;
     cfg.init = String::new();
     let mut outs = crate::cli::output::Outputs::new(a.force);
     outs.input(&a.input);

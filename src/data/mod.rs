@@ -20,6 +20,26 @@ pub use loader::{Batch, Loader, LoaderConfig};
 
 /// Opens `path` for reading, refusing folders and special files (a FIFO would block, a device
 /// has no size) with a message that says so instead of the OS's "No such device".
+/// The u16 in the first two bytes of `b`, little-endian when `le`, else big-endian.
+pub(crate) fn be_or_le16(b: &[u8], le: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if le {
+        u16::from_le_bytes(a)
+    } else {
+        u16::from_be_bytes(a)
+    }
+}
+
+/// The u32 in the first four bytes of `b`, little-endian when `le`, else big-endian.
+pub(crate) fn be_or_le32(b: &[u8], le: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if le {
+        u32::from_le_bytes(a)
+    } else {
+        u32::from_be_bytes(a)
+    }
+}
+
 pub fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     use anyhow::Context;
     let name = path.display();

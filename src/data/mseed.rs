@@ -5,6 +5,7 @@
 //!
 //! miniSEED 3 is not read (it starts with "MS"; the error says so).
 
+use super::{be_or_le16, be_or_le32};
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use std::collections::BTreeMap;
@@ -59,6 +60,20 @@ fn rate(factor: i16, mult: i16) -> f64 {
 }
 
 /// Sign-extends the low `bits` bits of `v`.
+/// How a Steim-2 data word with nibble code `code` (2 or 3) and sub-code `dnib` (its top two
+/// bits) packs its differences: (count, bits each); None for an invalid sub-code.
+fn steim2_packing(code: u32, dnib: u32) -> Option<(u32, u32)> {
+    match (code, dnib) {
+        (2, 1) => Some((1, 30)),
+        (2, 2) => Some((2, 15)),
+        (2, 3) => Some((3, 10)),
+        (3, 0) => Some((5, 6)),
+        (3, 1) => Some((6, 5)),
+        (3, 2) => Some((7, 4)),
+        _ => None,
+    }
+}
+
 fn sext(v: u32, bits: u32) -> i32 {
     let s = 32 - bits;
     ((v << s) as i32) >> s
@@ -74,14 +89,7 @@ pub fn decode_steim(
     big_endian: bool,
     name: &str,
 ) -> Result<Vec<f64>> {
-    let be32 = |b: &[u8]| {
-        let a = [b[0], b[1], b[2], b[3]];
-        if big_endian {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
-    };
+    let be32 = |b: &[u8]| be_or_le32(b, !big_endian);
     let mut diffs: Vec<i32> = Vec::with_capacity(n + 8);
     let (mut x0, mut xn) = (None, 0i32);
     for (fi, frame) in data.chunks_exact(64).enumerate() {
@@ -117,38 +125,16 @@ pub fn decode_steim(
                     }
                 }
                 (1, 3) => diffs.push(word as i32),
-                (2, 2) => match word >> 30 {
-                    1 => diffs.push(sext(word, 30)),
-                    2 => {
-                        for k in 0..2 {
-                            diffs.push(sext(word >> (15 - 15 * k), 15));
-                        }
+                (2, _) => {
+                    let d = word >> 30;
+                    let Some((count, bits)) = steim2_packing(code, d) else {
+                        bail!("{name}: bad Steim-2 sub-code {d} in frame {fi}");
+                    };
+                    // The differences fill the low 30 bits from the top down.
+                    for k in 0..count {
+                        diffs.push(sext(word >> ((count - 1 - k) * bits), bits));
                     }
-                    3 => {
-                        for k in 0..3 {
-                            diffs.push(sext(word >> (20 - 10 * k), 10));
-                        }
-                    }
-                    d => bail!("{name}: bad Steim-2 sub-code {d} in frame {fi}"),
-                },
-                (2, 3) => match word >> 30 {
-                    0 => {
-                        for k in 0..5 {
-                            diffs.push(sext(word >> (24 - 6 * k), 6));
-                        }
-                    }
-                    1 => {
-                        for k in 0..6 {
-                            diffs.push(sext(word >> (25 - 5 * k), 5));
-                        }
-                    }
-                    2 => {
-                        for k in 0..7 {
-                            diffs.push(sext(word >> (24 - 4 * k), 4));
-                        }
-                    }
-                    d => bail!("{name}: bad Steim-2 sub-code {d} in frame {fi}"),
-                },
+                }
                 _ => unreachable!("two-bit code"),
             }
         }
@@ -341,21 +327,8 @@ pub fn parse_records(bytes: &[u8], name: &str) -> Result<(Vec<Record>, usize)> {
             }
             Ok(())
         };
-        let w16 = |c: &[u8]| {
-            if word_be {
-                i16::from_be_bytes([c[0], c[1]])
-            } else {
-                i16::from_le_bytes([c[0], c[1]])
-            }
-        };
-        let w32 = |c: &[u8]| {
-            let a = [c[0], c[1], c[2], c[3]];
-            if word_be {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            }
-        };
+        let w16 = |c: &[u8]| be_or_le16(c, !word_be) as i16;
+        let w32 = |c: &[u8]| be_or_le32(c, !word_be);
         let samples: Vec<f64> = match encoding {
             1 => {
                 need(2)?;

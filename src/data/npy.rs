@@ -86,24 +86,14 @@ impl NpyDType {
 pub trait NpyElem: bytemuck::Pod {
     const DTYPE: NpyDType;
 }
-impl NpyElem for f32 {
-    const DTYPE: NpyDType = NpyDType::F32;
+macro_rules! npy_elem {
+    ($($t:ty => $dtype:ident),+ $(,)?) => {
+        $(impl NpyElem for $t {
+            const DTYPE: NpyDType = NpyDType::$dtype;
+        })+
+    };
 }
-impl NpyElem for f64 {
-    const DTYPE: NpyDType = NpyDType::F64;
-}
-impl NpyElem for i16 {
-    const DTYPE: NpyDType = NpyDType::I16;
-}
-impl NpyElem for i32 {
-    const DTYPE: NpyDType = NpyDType::I32;
-}
-impl NpyElem for i64 {
-    const DTYPE: NpyDType = NpyDType::I64;
-}
-impl NpyElem for u8 {
-    const DTYPE: NpyDType = NpyDType::U8;
-}
+npy_elem!(f32 => F32, f64 => F64, i16 => I16, i32 => I32, i64 => I64, u8 => U8);
 
 /// The parsed header of a `.npy` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -470,18 +460,23 @@ impl NpyFile {
         Ok(())
     }
 
-    /// All elements converted to f32 (checked for NaN/Inf), within the memory budget.
-    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+    /// Checks that all elements read as `ty` (`bytes` each) fit the memory budget.
+    fn check_read(&self, ty: &str, bytes: usize) -> Result<()> {
         crate::limits::check_elems(
             format_args!(
-                "{}: reading {} values (shape {:?}) as f32",
+                "{}: reading {} values (shape {:?}) as {ty}",
                 self.path.display(),
                 self.numel(),
                 self.shape()
             ),
             self.numel() as u128,
-            4,
-        )?;
+            bytes,
+        )
+    }
+
+    /// All elements converted to f32 (checked for NaN/Inf), within the memory budget.
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        self.check_read("f32", 4)?;
         let mut v = vec![0f32; self.numel()];
         self.read_f32_into(0, &mut v)?;
         Ok(v)
@@ -489,16 +484,7 @@ impl NpyFile {
 
     /// All elements as i64 (integer files only).
     pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
-        crate::limits::check_elems(
-            format_args!(
-                "{}: reading {} values (shape {:?}) as i64",
-                self.path.display(),
-                self.numel(),
-                self.shape()
-            ),
-            self.numel() as u128,
-            8,
-        )?;
+        self.check_read("i64", 8)?;
         let b = self.data_bytes();
         Ok(match self.header.dtype {
             NpyDType::U8 => b.iter().map(|&x| x as i64).collect(),

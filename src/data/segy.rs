@@ -10,6 +10,7 @@
 //! and its inline/crossline sections are images with time down the rows.
 
 use super::npy::check_finite;
+use super::{be_or_le16, be_or_le32};
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use std::io::Write;
@@ -208,24 +209,6 @@ pub struct SegyFile {
     pub headers: Vec<TraceHeader>,
     data_start: usize,
     trace_len: usize,
-}
-
-fn be_or_le16(b: &[u8], le: bool) -> u16 {
-    let a = [b[0], b[1]];
-    if le {
-        u16::from_le_bytes(a)
-    } else {
-        u16::from_be_bytes(a)
-    }
-}
-
-fn be_or_le32(b: &[u8], le: bool) -> u32 {
-    let a = [b[0], b[1], b[2], b[3]];
-    if le {
-        u32::from_le_bytes(a)
-    } else {
-        u32::from_be_bytes(a)
-    }
 }
 
 impl SegyFile {

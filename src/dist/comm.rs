@@ -211,17 +211,12 @@ pub enum CommBackend {
     Nccl,
 }
 
-impl std::str::FromStr for CommBackend {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(CommBackend::Auto),
-            "tcp" | "gloo" => Ok(CommBackend::Tcp),
-            "nccl" => Ok(CommBackend::Nccl),
-            other => bail!("unknown communication backend '{other}': expected auto, tcp or nccl"),
-        }
-    }
-}
+from_keywords!(trim CommBackend,
+    |other| "unknown communication backend '{other}': expected auto, tcp or nccl",
+    "auto" => Auto,
+    "tcp" | "gloo" => Tcp,
+    "nccl" => Nccl,
+);
 
 /// Makes this rank's communicator: joins the rendezvous (when there are other ranks), and
 /// for NCCL shares rank 0's unique id over it and opens NCCL on `cuda:gpu`.
@@ -260,22 +255,9 @@ pub fn init(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::env::RankSource;
+    use crate::dist::rendezvous::tests::info;
     use crate::dist::rendezvous::Listening;
     use std::time::Duration;
-
-    fn info(rank: usize, world: usize, port: u16) -> RankInfo {
-        RankInfo {
-            rank,
-            world_size: world,
-            local_rank: rank,
-            local_world_size: Some(world),
-            master_addr: "127.0.0.1".into(),
-            master_port: port,
-            source: RankSource::Torchrun,
-            note: None,
-        }
-    }
 
     fn tcp_world<T: Send + 'static>(
         n: usize,

@@ -27,16 +27,11 @@ pub enum GradWire {
     Bf16,
 }
 
-impl std::str::FromStr for GradWire {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fp32" | "f32" => Ok(GradWire::F32),
-            "bf16" => Ok(GradWire::Bf16),
-            other => bail!("unknown gradient communication type '{other}': expected fp32 or bf16"),
-        }
-    }
-}
+from_keywords!(trim GradWire,
+    |other| "unknown gradient communication type '{other}': expected fp32 or bf16",
+    "fp32" | "f32" => F32,
+    "bf16" => Bf16,
+);
 
 /// What happens to the summed gradients.
 #[derive(Clone, Copy, Debug, PartialEq)]

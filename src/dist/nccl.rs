@@ -166,6 +166,22 @@ impl NcclCommunicator {
         buf: &mut [T],
         dtype: DataType,
     ) -> Result<()> {
+        self.through_device(buf, "all-reduce", |c, ptr, len, stream| {
+            // SAFETY: `ptr` holds `len` elements on this device and outlives the wait in
+            // `through_device`.
+            unsafe { c.all_reduce_sum_device(ptr, len, dtype, stream) }
+        })
+    }
+
+    /// A collective on host memory: copies `buf` to the device, runs `op(self, device pointer,
+    /// elements, stream)` there, waits for it (`what` names it in a timeout) and copies the
+    /// result back.
+    fn through_device<T: DeviceRepr + Copy>(
+        &mut self,
+        buf: &mut [T],
+        what: &str,
+        op: impl FnOnce(&Self, u64, usize, RawStream) -> Result<()>,
+    ) -> Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -173,17 +189,9 @@ impl NcclCommunicator {
         let mut d = self.stream.clone_htod(&*buf)?;
         {
             let (ptr, _sync) = d.device_ptr_mut(&self.stream);
-            // SAFETY: `d` holds buf.len() elements on this device and outlives the wait below.
-            unsafe {
-                self.all_reduce_sum_device(
-                    ptr,
-                    buf.len(),
-                    dtype,
-                    self.stream.cu_stream() as RawStream,
-                )?
-            };
+            op(self, ptr, buf.len(), self.stream.cu_stream() as RawStream)?;
         }
-        self.synchronize("all-reduce")?;
+        self.synchronize(what)?;
         self.stream.memcpy_dtoh(&d, buf)?;
         self.stream.synchronize()?;
         Ok(())
@@ -221,29 +229,13 @@ impl Communicator for NcclCommunicator {
         self.rdv.broadcast(buf, root)
     }
     fn broadcast_f32(&mut self, buf: &mut [f32], root: usize) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        self.ctx.bind_to_thread()?;
-        let mut d = self.stream.clone_htod(&*buf)?;
-        {
-            let (ptr, _sync) = d.device_ptr_mut(&self.stream);
+        self.through_device(buf, "broadcast", |c, ptr, len, stream| {
             // SAFETY: as in host_all_reduce.
             unsafe {
-                self.lib.broadcast(
-                    self.comm,
-                    ptr,
-                    buf.len(),
-                    DataType::F32,
-                    root,
-                    self.stream.cu_stream() as RawStream,
-                )?
-            };
-        }
-        self.synchronize("broadcast")?;
-        self.stream.memcpy_dtoh(&d, buf)?;
-        self.stream.synchronize()?;
-        Ok(())
+                c.lib
+                    .broadcast(c.comm, ptr, len, DataType::F32, root, stream)
+            }
+        })
     }
     fn barrier(&mut self) -> Result<()> {
         self.rdv.barrier()

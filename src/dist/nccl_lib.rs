@@ -44,16 +44,9 @@ const NCCL_SUM: c_int = 0;
 type FnGetVersion = unsafe extern "C" fn(*mut c_int) -> c_int;
 type FnGetUniqueId = unsafe extern "C" fn(*mut UniqueId) -> c_int;
 type FnCommInitRank = unsafe extern "C" fn(*mut RawComm, c_int, UniqueId, c_int) -> c_int;
-type FnAllReduce = unsafe extern "C" fn(
-    *const c_void,
-    *mut c_void,
-    usize,
-    c_int,
-    c_int,
-    RawComm,
-    RawStream,
-) -> c_int;
-type FnBroadcast = unsafe extern "C" fn(
+/// `ncclAllReduce` and `ncclBroadcast`, which share one C signature: (send buffer, receive
+/// buffer, count, data type, reduction op or root rank, communicator, stream).
+type FnCollective = unsafe extern "C" fn(
     *const c_void,
     *mut c_void,
     usize,
@@ -75,8 +68,8 @@ pub struct NcclLib {
     pub version: (i32, i32, i32),
     get_unique_id: FnGetUniqueId,
     comm_init_rank: FnCommInitRank,
-    all_reduce: FnAllReduce,
-    broadcast: FnBroadcast,
+    all_reduce: FnCollective,
+    broadcast: FnCollective,
     comm_abort: FnComm,
     async_error: FnAsyncError,
     err_str: FnErrStr,

@@ -778,10 +778,11 @@ pub(crate) fn ranges(v: &[usize]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dist::env::RankSource;
 
+    /// Rank `rank` of a loopback world of `world` ranks with rank 0 on `port`.
     pub(crate) fn info(rank: usize, world: usize, port: u16) -> RankInfo {
         RankInfo {
             rank,

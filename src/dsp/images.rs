@@ -33,17 +33,11 @@ pub enum Normalize {
     None,
 }
 
-impl std::str::FromStr for Normalize {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "minmax" | "min-max" => Ok(Normalize::MinMax),
-            "zscore" | "z-score" => Ok(Normalize::ZScore),
-            "none" => Ok(Normalize::None),
-            _ => bail!("unknown normalisation '{s}': expected minmax, zscore or none"),
-        }
-    }
-}
+from_keywords!(Normalize, |s| "unknown normalisation '{s}': expected minmax, zscore or none",
+    "minmax" | "min-max" => MinMax,
+    "zscore" | "z-score" => ZScore,
+    "none" => None,
+);
 
 /// The z-score's epsilon (as SFM's `(x − mean) / (std + 1e-6)`).
 pub const ZSCORE_EPS: f32 = 1e-6;

@@ -20,16 +20,10 @@ pub enum MelScale {
     Slaney,
 }
 
-impl std::str::FromStr for MelScale {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "htk" => Ok(MelScale::Htk),
-            "slaney" => Ok(MelScale::Slaney),
-            _ => bail!("unknown mel scale '{s}': expected htk or slaney"),
-        }
-    }
-}
+from_keywords!(MelScale, |s| "unknown mel scale '{s}': expected htk or slaney",
+    "htk" => Htk,
+    "slaney" => Slaney,
+);
 
 /// Filter normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

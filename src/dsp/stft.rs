@@ -20,16 +20,10 @@ pub enum PadMode {
     Constant,
 }
 
-impl std::str::FromStr for PadMode {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "reflect" => Ok(PadMode::Reflect),
-            "constant" | "zero" | "zeros" => Ok(PadMode::Constant),
-            _ => bail!("unknown pad mode '{s}': expected reflect or constant"),
-        }
-    }
-}
+from_keywords!(PadMode, |s| "unknown pad mode '{s}': expected reflect or constant",
+    "reflect" => Reflect,
+    "constant" | "zero" | "zeros" => Constant,
+);
 
 /// STFT parameters (defaults: periodic Hann over the whole frame, centred, reflect padding).
 #[derive(Clone, Debug, PartialEq)]

@@ -14,17 +14,11 @@ pub enum WindowKind {
     Rectangular,
 }
 
-impl std::str::FromStr for WindowKind {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "hann" | "hanning" => Ok(WindowKind::Hann),
-            "hamming" => Ok(WindowKind::Hamming),
-            "rect" | "rectangular" | "boxcar" | "ones" => Ok(WindowKind::Rectangular),
-            _ => bail!("unknown window '{s}': expected hann, hamming or rectangular"),
-        }
-    }
-}
+from_keywords!(WindowKind, |s| "unknown window '{s}': expected hann, hamming or rectangular",
+    "hann" | "hanning" => Hann,
+    "hamming" => Hamming,
+    "rect" | "rectangular" | "boxcar" | "ones" => Rectangular,
+);
 
 /// A window of `len` samples in f64.
 ///

@@ -142,38 +142,22 @@ impl Conv1d {
             Some(b) => Some(grads.slot(b, dt)?),
             None => None,
         };
+        // dx (when wanted) through the effective weight `w`, dw += its gradient.
+        let conv_backward = |w: &Tensor, dw: &mut Tensor, db: Option<&mut Tensor>| {
+            ops::conv1d_backward(dy, &c.x, w, stride, padding, groups, dw, db, want_dx)
+        };
         let dx = match (&self.weight, &c.normed) {
             (ConvWeight::Plain(w), None) => {
                 let wv = w.value_as(dt)?;
                 let mut dw = grads.slot(w, dt)?;
-                let dx = ops::conv1d_backward(
-                    dy,
-                    &c.x,
-                    &wv,
-                    stride,
-                    padding,
-                    groups,
-                    &mut dw,
-                    db.as_deref_mut(),
-                    want_dx,
-                )?;
+                let dx = conv_backward(&wv, &mut dw, db.as_deref_mut())?;
                 grads.commit(dw)?;
                 dx
             }
             (ConvWeight::Normed { g, v, dim }, Some((w, wc))) => {
                 // The gradient of the effective weight, then through weight norm to (g, v).
                 let mut dw = w.device().backend().zeros(&w.shape, w.dtype)?;
-                let dx = ops::conv1d_backward(
-                    dy,
-                    &c.x,
-                    w,
-                    stride,
-                    padding,
-                    groups,
-                    &mut dw,
-                    db.as_deref_mut(),
-                    want_dx,
-                )?;
+                let dx = conv_backward(w, &mut dw, db.as_deref_mut())?;
                 let (gv, vv) = (g.value_as(dt)?, v.value_as(dt)?);
                 let mut dg = grads.slot(g, dt)?;
                 let mut dv = grads.slot(v, dt)?;

@@ -371,28 +371,24 @@ impl ParamStore {
     /// returns how many parameters matched. A frozen parameter keeps its value: the optimizer
     /// skips its range and the gradient norm leaves it out.
     pub fn set_trainable(&mut self, prefix: &str, trainable: bool) -> usize {
-        let mut n = 0;
-        for e in self
-            .entries
-            .iter_mut()
-            .filter(|e| e.name.starts_with(prefix))
-        {
-            e.trainable = trainable;
-            n += 1;
-        }
-        self.chunks = None;
-        n
+        self.update_prefix(prefix, |e| e.trainable = trainable)
     }
 
     /// Sets the learning-rate multiplier of every parameter whose name starts with `prefix`.
     pub fn set_lr_scale(&mut self, prefix: &str, scale: f32) -> usize {
+        self.update_prefix(prefix, |e| e.lr_scale = scale)
+    }
+
+    /// Calls `f` on every entry whose name starts with `prefix` and drops the chunk table
+    /// (it depends on the entries' settings); returns how many matched.
+    fn update_prefix(&mut self, prefix: &str, mut f: impl FnMut(&mut ParamEntry)) -> usize {
         let mut n = 0;
         for e in self
             .entries
             .iter_mut()
             .filter(|e| e.name.starts_with(prefix))
         {
-            e.lr_scale = scale;
+            f(e);
             n += 1;
         }
         self.chunks = None;

@@ -85,26 +85,21 @@ fn transpose_last2(x: &Tensor, rows: usize, cols: usize, shape: &[usize]) -> Res
 
 /// [n, c, h, w] → [n, h, w, c]. Backward: `nhwc_to_nchw` of the gradient.
 pub fn nchw_to_nhwc(x: &Tensor) -> Result<Tensor> {
-    check_float("nchw_to_nhwc", "x", x)?;
-    if x.rank() != 4 {
-        bail!(
-            "nchw_to_nhwc: expected a 4-D NCHW tensor, found {:?}",
-            x.shape
-        );
-    }
-    let [n, c, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let [n, c, h, w] = dims4("nchw_to_nhwc", "NCHW", x)?;
     transpose_last2(x, c, h * w, &[n, h, w, c])
 }
 
 /// [n, h, w, c] → [n, c, h, w]. Backward: `nchw_to_nhwc` of the gradient.
 pub fn nhwc_to_nchw(x: &Tensor) -> Result<Tensor> {
-    check_float("nhwc_to_nchw", "x", x)?;
-    if x.rank() != 4 {
-        bail!(
-            "nhwc_to_nchw: expected a 4-D NHWC tensor, found {:?}",
-            x.shape
-        );
-    }
-    let [n, h, w, c] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+    let [n, h, w, c] = dims4("nhwc_to_nchw", "NHWC", x)?;
     transpose_last2(x, h * w, c, &[n, c, h, w])
+}
+
+/// The four dimensions of a float tensor in `layout`.
+fn dims4(op: &str, layout: &str, x: &Tensor) -> Result<[usize; 4]> {
+    check_float(op, "x", x)?;
+    if x.rank() != 4 {
+        bail!("{op}: expected a 4-D {layout} tensor, found {:?}", x.shape);
+    }
+    Ok([x.shape[0], x.shape[1], x.shape[2], x.shape[3]])
 }

@@ -45,14 +45,20 @@ pub fn upsample_nearest_backward(dy: &Tensor, k: usize) -> Result<Tensor> {
     Ok(dx)
 }
 
+/// Checks that neither size of a resize from h×w to ho×wo is empty.
+fn check_resize(op: &str, (h, w): (usize, usize), (ho, wo): (usize, usize)) -> Result<()> {
+    if h == 0 || w == 0 || ho == 0 || wo == 0 {
+        bail!("{op}: sizes must be non-zero, found {h}×{w} → {ho}×{wo}");
+    }
+    Ok(())
+}
+
 /// Bilinear resize to `size` = (height, width), with PyTorch's `align_corners`.
 pub fn upsample_bilinear(x: &Tensor, size: (usize, usize), align_corners: bool) -> Result<Tensor> {
     let op = "upsample_bilinear";
     let (h, w) = nchw(op, x)?;
     let (ho, wo) = size;
-    if h == 0 || w == 0 || ho == 0 || wo == 0 {
-        bail!("{op}: sizes must be non-zero, found {h}×{w} → {ho}×{wo}");
-    }
+    check_resize(op, (h, w), (ho, wo))?;
     let shape = [x.shape[0], x.shape[1], ho, wo];
     let d = x.device();
     let mut out = alloc(&d, &shape, x.dtype)?;
@@ -70,9 +76,7 @@ pub fn upsample_bilinear_backward(
     let op = "upsample_bilinear_backward";
     let (ho, wo) = nchw(op, dy)?;
     let (h, w) = input_size;
-    if h == 0 || w == 0 || ho == 0 || wo == 0 {
-        bail!("{op}: sizes must be non-zero, found {h}×{w} → {ho}×{wo}");
-    }
+    check_resize(op, (h, w), (ho, wo))?;
     let shape = [dy.shape[0], dy.shape[1], h, w];
     let d = dy.device();
     let mut dx = alloc(&d, &shape, dy.dtype)?;

@@ -1,7 +1,7 @@
 //! Grouped bar charts with error bars (mean ± std over seeds), for comparing models.
 
-use super::canvas::{pe, text_width, Canvas, Figure};
-use super::style::{self, anchored, centred, font, non_finite_note, palette, tick, title_with};
+use super::canvas::{legend_label, pe, text_width, Canvas, Figure};
+use super::style::{self, anchored, centred, non_finite_note, palette, tick, title_with};
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
@@ -184,12 +184,7 @@ impl Bars<'_> {
                     let (name, col) = &entries[k];
                     root.draw(&Rectangle::new([(x, y), (x + 16, y + 16)], col.filled()))
                         .map_err(pe)?;
-                    root.draw(&Text::new(
-                        name.clone(),
-                        (x + 24, y + 8),
-                        anchored(style::LEGEND, HPos::Left, VPos::Center),
-                    ))
-                    .map_err(pe)?;
+                    legend_label(&root, name.clone(), (x + 24, y + 8))?;
                     x += entry_w[k];
                 }
             }
@@ -200,18 +195,11 @@ impl Bars<'_> {
                 .build_cartesian_2d(0f64..g as f64, ylo..yhi)
                 .map_err(pe)?;
             let fmt = |v: &f64| tick(*v);
-            chart
-                .configure_mesh()
+            style::grid_mesh(&mut chart.configure_mesh())
                 .disable_x_mesh()
                 .x_labels(0)
                 .y_desc(&self.y_label)
-                .axis_desc_style(font(style::DESC))
-                .label_style(font(style::TICK))
                 .y_label_formatter(&fmt)
-                .bold_line_style(style::GRID_BOLD)
-                .light_line_style(style::GRID)
-                .max_light_lines(1)
-                .axis_style(style::AXIS)
                 .draw()
                 .map_err(pe)?;
             let ns = self.series.len() as f64;

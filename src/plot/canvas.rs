@@ -200,6 +200,12 @@ pub fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing the figure: {e}")
 }
 
+/// A legend entry's label: legend-size text from `at` rightwards, centred on it vertically.
+pub fn legend_label(area: &Area, text: String, at: (i32, i32)) -> Result<()> {
+    let style = super::style::anchored(super::style::LEGEND, HPos::Left, VPos::Center);
+    area.draw(&Text::new(text, at, style)).map_err(pe)
+}
+
 /// A rectangle of pixels: `x0..x1` × `y0..y1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rect {

@@ -201,20 +201,13 @@ impl Curves<'_> {
         let mut chart = b.build_cartesian_2d(x, y).map_err(pe)?;
         let xf = |v: &f64| tick(*v);
         let yf = |v: &f64| tick(*v);
-        chart
-            .configure_mesh()
+        style::grid_mesh(&mut chart.configure_mesh())
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
-            .axis_desc_style(font(style::DESC))
-            .label_style(font(style::TICK))
             .x_label_formatter(&xf)
             .y_label_formatter(&yf)
             .x_labels(8)
             .y_labels(8)
-            .bold_line_style(style::GRID_BOLD)
-            .light_line_style(style::GRID)
-            .axis_style(style::AXIS)
-            .max_light_lines(1)
             .draw()
             .map_err(pe)?;
         let markers = self.series.iter().all(|s| s.x.len() <= MARKERS_UP_TO);

@@ -1,10 +1,9 @@
 //! 2-D points coloured by class with a legend (embeddings after [`super::pca_2d`]).
 
-use super::canvas::{pe, text_width, Canvas, Figure};
-use super::style::{self, anchored, font, non_finite_note, padded, palette, tick, title_with};
+use super::canvas::{legend_label, pe, text_width, Canvas, Figure};
+use super::style::{self, font, non_finite_note, padded, palette, tick, title_with};
 use anyhow::{bail, Result};
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, VPos};
 use std::path::Path;
 
 /// Points `(x[i], y[i])` of class `classes[i]`.
@@ -131,18 +130,11 @@ impl Scatter<'_> {
             }
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1).map_err(pe)?;
             let fmt = |v: &f64| tick(*v);
-            chart
-                .configure_mesh()
+            style::grid_mesh(&mut chart.configure_mesh())
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .axis_desc_style(font(style::DESC))
-                .label_style(font(style::TICK))
                 .x_label_formatter(&fmt)
                 .y_label_formatter(&fmt)
-                .bold_line_style(style::GRID_BOLD)
-                .light_line_style(style::GRID)
-                .max_light_lines(1)
-                .axis_style(style::AXIS)
                 .draw()
                 .map_err(pe)?;
             let r = if ok.len() > 5000 { 2 } else { 4 };
@@ -167,23 +159,14 @@ impl Scatter<'_> {
                 entries.len()
             };
             if shown < entries.len() {
-                root.draw(&Text::new(
-                    format!("… {} more classes", entries.len() - shown),
-                    (lx0, top + 4 + shown as i32 * 24 + 8),
-                    anchored(style::LEGEND, HPos::Left, VPos::Center),
-                ))
-                .map_err(pe)?;
+                let more = format!("… {} more classes", entries.len() - shown);
+                legend_label(&root, more, (lx0, top + 4 + shown as i32 * 24 + 8))?;
             }
             for (j, (s, k)) in entries.iter().take(shown).enumerate() {
                 let y = top + 4 + j as i32 * 24;
                 root.draw(&Circle::new((lx0 + 6, y + 8), 6, palette(*k).filled()))
                     .map_err(pe)?;
-                root.draw(&Text::new(
-                    s.clone(),
-                    (lx0 + 20, y + 8),
-                    anchored(style::LEGEND, HPos::Left, VPos::Center),
-                ))
-                .map_err(pe)?;
+                legend_label(&root, s.clone(), (lx0 + 20, y + 8))?;
             }
             root.present().map_err(pe)?;
         }

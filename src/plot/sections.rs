@@ -2,7 +2,7 @@
 //! maps with a legend of class names, binary masks as a tint with an outline. Rows are time (or
 //! depth) samples from the top, columns are traces.
 
-use super::canvas::{pe, text_width, Area, Canvas, Figure, Rect};
+use super::canvas::{legend_label, pe, text_width, Area, Canvas, Figure, Rect};
 use super::style::{self, anchored, centred, font, non_finite_note, tick, title_with, PALETTE};
 use crate::viz::image::ColorMap;
 use anyhow::{bail, Result};
@@ -419,12 +419,7 @@ impl Sections<'_> {
                     },
                 ))
                 .map_err(pe)?;
-                root.draw(&Text::new(
-                    name.clone(),
-                    (x0 + SWATCH + 8, y0 + SWATCH / 2),
-                    anchored(style::LEGEND, HPos::Left, VPos::Center),
-                ))
-                .map_err(pe)?;
+                legend_label(&root, name.clone(), (x0 + SWATCH + 8, y0 + SWATCH / 2))?;
             }
             root.present().map_err(pe)?;
         }

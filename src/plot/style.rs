@@ -47,6 +47,20 @@ pub fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font()).color(&TEXT)
 }
 
+/// A chart's mesh in the figures' style: axis descriptions and tick labels in their fonts, bold
+/// grid lines at the ticks with one light line between, the axis line. Callers add the
+/// descriptions, formatters and tick counts, then draw.
+pub fn grid_mesh<'a, 'b, 'm, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.axis_desc_style(font(DESC))
+        .label_style(font(TICK))
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID)
+        .max_light_lines(1)
+        .axis_style(AXIS)
+}
+
 /// Text anchored at its centre.
 pub fn centred(size: f64) -> TextStyle<'static> {
     font(size).pos(Pos::new(HPos::Center, VPos::Center))

@@ -1,7 +1,7 @@
 //! Multi-component waveforms (Z, N, E) stacked over a common time axis, with true picks as solid
 //! and predicted picks as dashed vertical lines, and optionally the phase probability curves.
 
-use super::canvas::{pe, text_width, Area, Backend, Canvas, Figure};
+use super::canvas::{legend_label, pe, text_width, Area, Backend, Canvas, Figure};
 use super::style::{self, anchored, font, non_finite_note, palette, tick, title_with};
 use anyhow::{bail, Result};
 use plotters::coord::types::RangedCoordf64;
@@ -438,12 +438,7 @@ fn legend_line(
         ))
         .map_err(pe)?;
     }
-    root.draw(&Text::new(
-        name.to_string(),
-        (x + 38, yc),
-        anchored(style::LEGEND, HPos::Left, VPos::Center),
-    ))
-    .map_err(pe)
+    legend_label(root, name.to_string(), (x + 38, yc))
 }
 
 /// The trace as runs of (sample, value) without non-finite values; a trace much longer than

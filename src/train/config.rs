@@ -209,6 +209,12 @@ impl TrainConfig {
         })
     }
 
+    /// The config of a saved run (its table, which names the task), overlaid with `flags`.
+    pub fn resolve_saved(saved: &toml::Table, flags: &toml::Table) -> Result<Self> {
+        let task = saved.get("task").and_then(|v| v.as_str()).unwrap_or("");
+        Self::resolve(task, Some(saved), flags)
+    }
+
     /// Defaults of the task, overlaid with the keys of a TOML table (unknown keys are errors).
     pub fn resolve(task: &str, file: Option<&toml::Table>, flags: &toml::Table) -> Result<Self> {
         let task = flags

@@ -152,6 +152,20 @@ fn probs(q: &[f32], k: &[f32], s: &AttnShape) -> (Vec<f32>, Vec<f32>) {
     (p, lse)
 }
 
+/// Head h of sample b of q, k and v, dense.
+fn gather_qkv(
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    s: &AttnShape,
+    b: usize,
+    h: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    (
+        gather(q, s, s.q, s.seq_q, b, h),
+        gather(k, s, s.k, s.seq_k, b, h),
+        gather(v, s, s.v, s.seq_k, b, h),
+    )
+}
+
 /// o [B, Nq, H·D] and lse [B, H, Nq].
 pub fn attention_forward(
     o: &mut [f32],
@@ -166,11 +180,7 @@ pub fn attention_forward(
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / hh, bh % hh);
-            let (qh, kh, vh) = (
-                gather(q, s, s.q, nq, b, h),
-                gather(k, s, s.k, nk, b, h),
-                gather(v, s, s.v, nk, b, h),
-            );
+            let (qh, kh, vh) = gather_qkv((q, k, v), s, b, h);
             let (p, l) = probs(&qh, &kh, s);
             let mut out = vec![0.0f32; nq * d];
             mm(&mut out, &p, &vh, nq, d, nk, false, false);
@@ -210,11 +220,7 @@ pub fn attention_backward(
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / hh, bh % hh);
-            let (qh, kh, vh) = (
-                gather(q, s, s.q, nq, b, h),
-                gather(k, s, s.k, nk, b, h),
-                gather(v, s, s.v, nk, b, h),
-            );
+            let (qh, kh, vh) = gather_qkv((q, k, v), s, b, h);
             let doh = gather(dout, s, ol, nq, b, h);
             let (p, _) = probs(&qh, &kh, s);
             // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale

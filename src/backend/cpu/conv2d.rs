@@ -51,6 +51,25 @@ fn valid_range(t: usize, p: usize, len: usize) -> std::ops::Range<usize> {
     lo..hi.max(lo)
 }
 
+/// Calls `f(ky, kx, oy, iy, cols)` for every kernel tap (ky, kx) and every output row `oy` it
+/// reaches, `iy = oy + ky − p` its input row and `cols` the output columns whose input column
+/// `ox + kx − p` lies inside the image; taps in row-major order, rows ascending (the order the
+/// sums of the forward pass and the input gradient run in).
+fn for_each_tap(
+    s: &Conv2dShape,
+    mut f: impl FnMut(usize, usize, usize, usize, std::ops::Range<usize>),
+) {
+    let (k, p) = (s.k, s.pad());
+    for ky in 0..k {
+        for kx in 0..k {
+            let cols = valid_range(kx, p, s.w);
+            for oy in valid_range(ky, p, s.h) {
+                f(ky, kx, oy, oy + ky - p, cols.clone());
+            }
+        }
+    }
+}
+
 /// y[n, co] = bias[co] + Σ_ci Σ_ky,kx w[co, ci, ky, kx] · x[n, ci, y + ky − p, x + kx − p].
 pub fn conv2d(y: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Conv2dShape) {
     let (hw, k, p) = (s.hw(), s.k, s.pad());
@@ -61,20 +80,14 @@ pub fn conv2d(y: &mut [f32], x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &Con
             yp.fill(bias.map_or(0.0, |b| b[co]));
             for ci in 0..s.cin {
                 let xp = &x[(n * s.cin + ci) * hw..][..hw];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let wv = w[((co * s.cin + ci) * k + ky) * k + kx];
-                        let cols = valid_range(kx, p, s.w);
-                        for oy in valid_range(ky, p, s.h) {
-                            let iy = oy + ky - p;
-                            let yr = &mut yp[oy * s.w..][..s.w];
-                            let xr = &xp[iy * s.w..][..s.w];
-                            for ox in cols.clone() {
-                                yr[ox] += wv * xr[ox + kx - p];
-                            }
-                        }
+                for_each_tap(s, |ky, kx, oy, iy, cols| {
+                    let wv = w[((co * s.cin + ci) * k + ky) * k + kx];
+                    let yr = &mut yp[oy * s.w..][..s.w];
+                    let xr = &xp[iy * s.w..][..s.w];
+                    for ox in cols {
+                        yr[ox] += wv * xr[ox + kx - p];
                     }
-                }
+                });
             }
         });
 }
@@ -90,20 +103,14 @@ pub fn conv2d_backward_input(dx: &mut [f32], dy: &[f32], w: &[f32], s: &Conv2dSh
             dxp.fill(0.0);
             for co in 0..s.cout {
                 let dyp = &dy[(n * s.cout + co) * hw..][..hw];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let wv = w[((co * s.cin + ci) * k + ky) * k + kx];
-                        let cols = valid_range(kx, p, s.w);
-                        for oy in valid_range(ky, p, s.h) {
-                            let iy = oy + ky - p;
-                            let dxr = &mut dxp[iy * s.w..][..s.w];
-                            let dyr = &dyp[oy * s.w..][..s.w];
-                            for ox in cols.clone() {
-                                dxr[ox + kx - p] += wv * dyr[ox];
-                            }
-                        }
+                for_each_tap(s, |ky, kx, oy, iy, cols| {
+                    let wv = w[((co * s.cin + ci) * k + ky) * k + kx];
+                    let dxr = &mut dxp[iy * s.w..][..s.w];
+                    let dyr = &dyp[oy * s.w..][..s.w];
+                    for ox in cols {
+                        dxr[ox + kx - p] += wv * dyr[ox];
                     }
-                }
+                });
             }
         });
 }

@@ -1,6 +1,6 @@
 //! Elementwise ops: add, bias add, GELU (erf form) and its derivative, scale, fill.
 
-use super::{input, unary, Cpu, HostOut};
+use super::{binary, input, unary, Cpu, HostOut};
 use crate::backend::api::ElementwiseOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -15,25 +15,16 @@ impl ElementwiseOps for Cpu {
             add(&mut o, &av, &bv);
             return o.finish();
         }
-        let (a, b) = (input(a)?, input(b)?);
-        let mut o = HostOut::new(out)?;
-        add(&mut o, &a, &b);
-        o.finish()
+        binary(out, a, b, add)
     }
     fn bias_add(&self, out: &mut Tensor, x: &Tensor, bias: &Tensor) -> Result<()> {
-        let (x, bias) = (input(x)?, input(bias)?);
-        let mut o = HostOut::new(out)?;
-        bias_add(&mut o, &x, &bias);
-        o.finish()
+        binary(out, x, bias, bias_add)
     }
     fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
         unary(out, x, gelu)
     }
     fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
-        let (x, dy) = (input(x)?, input(dy)?);
-        let mut o = HostOut::new(dx)?;
-        gelu_backward(&mut o, &x, &dy);
-        o.finish()
+        binary(dx, x, dy, gelu_backward)
     }
     fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
         let mut o = HostOut::update(x)?;

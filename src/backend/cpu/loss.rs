@@ -2,7 +2,7 @@
 //! mean-squared error. Each forward returns per-row losses; the ops layer averages.
 
 use super::softmax::{last_axis, logsumexp};
-use super::{input, Cpu, HostOut};
+use super::{binary, input, Cpu, HostOut};
 use crate::backend::api::loss::{CrossEntropyBackward, LossOps, MaskedRows, NllOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -44,10 +44,7 @@ impl LossOps for Cpu {
         Ok(())
     }
     fn mse_backward(&self, dx: &mut Tensor, x: &Tensor, y: &Tensor, scale: f32) -> Result<()> {
-        let (x, y) = (input(x)?, input(y)?);
-        let mut o = HostOut::new(dx)?;
-        mse_backward(&mut o, &x, &y, scale);
-        o.finish()
+        binary(dx, x, y, |o, x, y| mse_backward(o, x, y, scale))
     }
     fn masked_row_mse(&self, row_loss: &mut Tensor, a: MaskedRows) -> Result<()> {
         let cols = last_axis(a.x);

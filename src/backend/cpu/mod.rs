@@ -144,6 +144,19 @@ pub fn unary(out: &mut Tensor, x: &Tensor, f: impl FnOnce(&mut [f32], &[f32])) -
     o.finish()
 }
 
+/// A two-input op on host slices: `f(out, a, b)`, as [`unary`].
+pub fn binary(
+    out: &mut Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    f: impl FnOnce(&mut [f32], &[f32], &[f32]),
+) -> Result<()> {
+    let (a, b) = (input(a)?, input(b)?);
+    let mut o = HostOut::new(out)?;
+    f(&mut o, &a, &b);
+    o.finish()
+}
+
 /// A convolution's forward pass on host slices: `conv(y, x, w, bias)` with the inputs read
 /// as f32 and y written.
 pub fn conv_forward(

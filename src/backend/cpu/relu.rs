@@ -1,6 +1,6 @@
 //! ReLU: y = max(x, 0) (NaN passes through, as PyTorch); dx = dy where y > 0, else 0.
 
-use super::{input, unary, Cpu, HostOut, PAR_MIN};
+use super::{binary, unary, Cpu, PAR_MIN};
 use crate::backend::api::ReluOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -11,10 +11,7 @@ impl ReluOps for Cpu {
         unary(y, x, relu)
     }
     fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
-        let (y, dy) = (input(y)?, input(dy)?);
-        let mut o = HostOut::new(dx)?;
-        relu_backward(&mut o, &y, &dy);
-        o.finish()
+        binary(dx, y, dy, relu_backward)
     }
 }
 

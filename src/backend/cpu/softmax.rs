@@ -1,6 +1,6 @@
 //! Softmax over the last axis and its backward.
 
-use super::{input, unary, Cpu, HostOut};
+use super::{binary, unary, Cpu};
 use crate::backend::api::SoftmaxOps;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -18,10 +18,7 @@ impl SoftmaxOps for Cpu {
     }
     fn softmax_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
         let cols = last_axis(y);
-        let (y, dy) = (input(y)?, input(dy)?);
-        let mut o = HostOut::new(dx)?;
-        softmax_backward(&mut o, &y, &dy, cols);
-        o.finish()
+        binary(dx, y, dy, |o, y, dy| softmax_backward(o, y, dy, cols))
     }
 }
 

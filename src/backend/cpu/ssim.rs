@@ -263,12 +263,26 @@ fn constants(data_range: f64) -> (Vec<f64>, f64, f64) {
 /// Mean SSIM over planes of x and y (each [planes, h, w]), as `pytorch_msssim.ssim`
 /// (no clamping of negative values).
 pub fn ssim(x: &[f32], y: &[f32], h: usize, w: usize, data_range: f64) -> f64 {
+    plane_mean(x, y, (h, w), data_range, |a, b, g, c1, c2| {
+        ssim_level(a, b, g, c1, c2, None).0
+    })
+}
+
+/// The mean over the planes of x and y (each [planes, h, w]) of `value(x plane, y plane,
+/// window, c1, c2)`.
+fn plane_mean(
+    x: &[f32],
+    y: &[f32],
+    (h, w): (usize, usize),
+    data_range: f64,
+    value: impl Fn(&Plane, &Plane, &[f64], f64, f64) -> f64 + Sync,
+) -> f64 {
     let (g, c1, c2) = constants(data_range);
     let (px, py) = (planes(x, h, w), planes(y, h, w));
     let n = px.len().max(1) as f64;
     px.par_iter()
         .zip(py.par_iter())
-        .map(|(a, b)| ssim_level(a, b, &g, c1, c2, None).0)
+        .map(|(a, b)| value(a, b, &g, c1, c2))
         .sum::<f64>()
         / n
 }
@@ -344,14 +358,9 @@ fn ms_ssim_plane(
 
 /// Mean MS-SSIM over planes of x and y (each [planes, h, w]; min(h, w) ≥ 161).
 pub fn ms_ssim(x: &[f32], y: &[f32], h: usize, w: usize, data_range: f64) -> f64 {
-    let (g, c1, c2) = constants(data_range);
-    let (px, py) = (planes(x, h, w), planes(y, h, w));
-    let n = px.len().max(1) as f64;
-    px.par_iter()
-        .zip(py.par_iter())
-        .map(|(a, b)| ms_ssim_plane(a, b, &g, c1, c2, None).0)
-        .sum::<f64>()
-        / n
+    plane_mean(x, y, (h, w), data_range, |a, b, g, c1, c2| {
+        ms_ssim_plane(a, b, g, c1, c2, None).0
+    })
 }
 
 /// dx of `dloss · ms_ssim(x, y)` (written into `dx`); returns the MS-SSIM value.

@@ -223,6 +223,35 @@ fn opt(v: Option<usize>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
+/// The `metadata.csv` columns after the trace name that the waveform dataset and its SeisBench
+/// layout share; [`trace_columns`] writes a trace's values.
+const TRACE_COLUMNS: &str = "split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg";
+
+/// The [`TRACE_COLUMNS`] of trace `i` of `n`.
+fn trace_columns(
+    s: &waveforms::WaveformSample,
+    i: usize,
+    n: usize,
+    cfg: &WaveformConfig,
+) -> String {
+    format!(
+        "{},{},{},{},{},{},{},{:.2},{:.1}",
+        split_of(i, n),
+        if s.is_event { "earthquake" } else { "noise" },
+        cfg.sampling_rate,
+        cfg.samples,
+        opt(s.p_sample),
+        opt(s.s_sample),
+        if s.is_event {
+            format!("{:.2}", s.snr_db)
+        } else {
+            String::new()
+        },
+        s.distance_km,
+        s.back_azimuth_deg
+    )
+}
+
 /// The true picks of a trace, for its figure.
 fn picks_of(p: Option<usize>, s: Option<usize>) -> Vec<Pick> {
     let mut m = Vec::new();
@@ -442,9 +471,7 @@ fn write_waveforms_into(
     } else {
         None
     };
-    let mut csv = String::from(
-        "index,trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg",
-    );
+    let mut csv = format!("index,trace_name,{TRACE_COLUMNS}");
     csv.push_str(if seq { ",sequence_class\n" } else { "\n" });
     let generate = |i| waveforms::generate(cfg, seed, i);
     for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
@@ -455,22 +482,7 @@ fn write_waveforms_into(
         if let Some(a) = &mut sequence {
             a.writer.append(&[class])?;
         }
-        write!(
-            csv,
-            "{i},synth_{i:07},{},{},{},{ns},{},{},{},{:.2},{:.1}",
-            split_of(i, n),
-            if s.is_event { "earthquake" } else { "noise" },
-            cfg.sampling_rate,
-            opt(s.p_sample),
-            opt(s.s_sample),
-            if s.is_event {
-                format!("{:.2}", s.snr_db)
-            } else {
-                String::new()
-            },
-            s.distance_km,
-            s.back_azimuth_deg
-        )?;
+        write!(csv, "{i},synth_{i:07},{}", trace_columns(s, i, n, cfg))?;
         if seq {
             write!(csv, ",{}", opt(s.sequence_class))?;
         }
@@ -638,9 +650,7 @@ pub fn write_waveforms_seisbench(
     h5.string("data_format/component_order", "ZNE")?;
     h5.string("data_format/dimension_order", "CW")?;
     h5.scalar_f64("data_format/sampling_rate", cfg.sampling_rate)?;
-    let mut csv = String::from(
-        "trace_name,split,trace_category,trace_sampling_rate_hz,trace_npts,trace_P_arrival_sample,trace_S_arrival_sample,trace_snr_db,source_distance_km,path_back_azimuth_deg\n",
-    );
+    let mut csv = format!("trace_name,{TRACE_COLUMNS}\n");
     for (bucket, start) in (0..n).step_by(CHUNK).enumerate() {
         let end = (start + CHUNK).min(n);
         let batch: Vec<_> = (start..end)
@@ -652,22 +662,8 @@ pub fn write_waveforms_seisbench(
         h5.dataset(&format!("data/{name}"), &[end - start, 3, ns], &flat)?;
         for (j, s) in batch.iter().enumerate() {
             let i = start + j;
-            writeln!(
-                csv,
-                "\"{name}${j},:3,:{ns}\",{},{},{},{ns},{},{},{},{:.2},{:.1}",
-                split_of(i, n),
-                if s.is_event { "earthquake" } else { "noise" },
-                cfg.sampling_rate,
-                opt(s.p_sample),
-                opt(s.s_sample),
-                if s.is_event {
-                    format!("{:.2}", s.snr_db)
-                } else {
-                    String::new()
-                },
-                s.distance_km,
-                s.back_azimuth_deg
-            )?;
+            let columns = trace_columns(s, i, n, cfg);
+            writeln!(csv, "\"{name}${j},:3,:{ns}\",{columns}")?;
         }
     }
     let mut staged = crate::atomic::Staged::new();

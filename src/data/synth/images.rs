@@ -111,6 +111,22 @@ impl Salt {
     }
 }
 
+/// Each column (trace) of the row-major [h, w] section `x` convolved with `wavelet`.
+fn convolve_columns(x: &[f32], (h, w): (usize, usize), wavelet: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; h * w];
+    let mut col = vec![0f32; h];
+    for c in 0..w {
+        for r in 0..h {
+            col[r] = x[r * w + c];
+        }
+        let y = convolve_same(&col, wavelet);
+        for r in 0..h {
+            out[r * w + c] = y[r];
+        }
+    }
+    out
+}
+
 /// Generates sample `index` of the dataset with `seed`.
 pub fn generate(cfg: &ImageConfig, seed: u64, index: u64) -> ImageSample {
     let mut rng = Rng::for_sample(seed, 1, index);
@@ -214,17 +230,7 @@ pub fn generate(cfg: &ImageConfig, seed: u64, index: u64) -> ImageSample {
     // small test images still resolve individual layers.
     let f_peak = rng.range(0.05, 0.12);
     let wavelet = ricker(f_peak);
-    let mut clean = vec![0f32; h * w];
-    let mut col = vec![0f32; h];
-    for c in 0..w {
-        for r in 0..h {
-            col[r] = reflectivity[r * w + c];
-        }
-        let y = convolve_same(&col, &wavelet);
-        for r in 0..h {
-            clean[r * w + c] = y[r];
-        }
-    }
+    let mut clean = convolve_columns(&reflectivity, (h, w), &wavelet);
     let peak = clean.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = if peak > 0.0 { 1.0 / peak } else { 1.0 };
     clean.iter_mut().for_each(|v| *v *= scale);
@@ -234,17 +240,8 @@ pub fn generate(cfg: &ImageConfig, seed: u64, index: u64) -> ImageSample {
     // laterally, scaled to the chosen ratio of the clean section's standard deviation.
     let noise_ratio = rng.range(cfg.noise.0, cfg.noise.1) as f32;
     let white: Vec<f32> = (0..h * w).map(|_| rng.normal() as f32).collect();
-    let mut band = vec![0f32; h * w];
     let noise_wavelet = ricker(f_peak * rng.range(1.0, 2.0));
-    for c in 0..w {
-        for r in 0..h {
-            col[r] = white[r * w + c];
-        }
-        let y = convolve_same(&col, &noise_wavelet);
-        for r in 0..h {
-            band[r * w + c] = y[r];
-        }
-    }
+    let band = convolve_columns(&white, (h, w), &noise_wavelet);
     let mut noise = vec![0f32; h * w];
     for r in 0..h {
         for c in 0..w {

@@ -14,7 +14,7 @@
 
 use super::head::{ClassifierHead, ClassifierHeadCache, HeadConfig};
 use super::pool::{pool, pool_backward, Pool, PoolCache};
-use super::{dropout_key, FusionModel, FusionOutput, Objective};
+use super::{FusionModel, FusionOutput, Objective};
 use crate::dsp::images::{MelImageConfig, MelImagePlan, Normalize};
 use crate::models::sfm::{Vit, VitCache, VitConfig};
 use crate::nn::{Grads, Init, ParamVisitor, Parameters};
@@ -310,14 +310,9 @@ impl FusionModel for EarlyFusion {
         };
         let (tokens, vit) = self.image.forward(&x, None)?;
         let (p, pool_c) = pool(&tokens, self.cfg.pool)?;
-        let (logits, head) = self.head.forward(&p, |i| {
-            dropout_key(train, self.head.dropout, self.seed, self.step, i)
-        })?;
+        let (output, head) = self.head.classify(&p, train, self.seed, self.step)?;
         Ok((
-            FusionOutput {
-                logits,
-                embeddings: None,
-            },
+            output,
             EarlyFusionCache {
                 mel: mel_c,
                 vit,
@@ -332,24 +327,12 @@ impl FusionModel for EarlyFusion {
         Ok(())
     }
 
-    fn objective(&self) -> Objective {
-        Objective::Classify
-    }
-    fn set_step(&mut self, step: u32) {
-        self.step = step;
-    }
-    fn set_encoders_frozen(&mut self, frozen: bool) {
-        self.frozen_encoders = frozen;
-    }
+    classifier_fusion_state!();
 }
 
 impl Parameters for EarlyFusion {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
         self.image.visit(&format!("{prefix}image."), f)?;
-        self.head.visit_split(
-            &format!("{prefix}fusion.mlp."),
-            &format!("{prefix}head."),
-            f,
-        )
+        self.head.visit_fusion(prefix, f)
     }
 }

@@ -3,6 +3,7 @@
 //! the hidden layers (visited under the model's `fusion.` prefix) and `{head}{weight,bias}` for
 //! the classifier (under `head.`).
 
+use super::{dropout_key, FusionOutput};
 use crate::nn::{Grads, Init, Linear, ParamVisitor};
 use crate::ops::{self, DropoutKey};
 use crate::tensor::Tensor;
@@ -123,6 +124,21 @@ impl ClassifierHead {
         Ok(d)
     }
 
+    /// The output of a classifier model ([`Objective::Classify`](super::Objective)): the logits
+    /// of the fused features `x`, dropout in train mode keyed by the model's `seed` and `step`.
+    pub fn classify(
+        &self,
+        x: &Tensor,
+        train: bool,
+        seed: u64,
+        step: u32,
+    ) -> Result<(FusionOutput, ClassifierHeadCache)> {
+        let (logits, cache) =
+            self.forward(x, |i| dropout_key(train, self.dropout, seed, step, i))?;
+        let embeddings = None;
+        Ok((FusionOutput { logits, embeddings }, cache))
+    }
+
     /// Visits the hidden layers as `{mlp_prefix}{i}.` and the classifier as `{head_prefix}`.
     pub fn visit_split(
         &mut self,
@@ -135,5 +151,15 @@ impl ClassifierHead {
             l.visit(&format!("{mlp_prefix}{i}."), f)?;
         }
         self.classifier.visit(head_prefix, f)
+    }
+
+    /// [`Self::visit_split`] under late and early fusion's names: `{prefix}fusion.mlp.{i}.` and
+    /// `{prefix}head.`.
+    pub fn visit_fusion(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        self.visit_split(
+            &format!("{prefix}fusion.mlp."),
+            &format!("{prefix}head."),
+            f,
+        )
     }
 }

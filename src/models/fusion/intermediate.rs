@@ -10,7 +10,7 @@
 
 use super::head::{ClassifierHead, ClassifierHeadCache, HeadConfig};
 use super::pool::{concat_features, pool, pool_backward, split_features, Pool, PoolCache};
-use super::{dropout_key, EncoderConfig, FusionModel, FusionOutput, Objective};
+use super::{EncoderConfig, FusionModel, FusionOutput, Objective};
 use crate::models::seislm::{Seislm, SeislmCache};
 use crate::models::sfm::{Vit, VitCache};
 use crate::nn::layer_norm::LayerNormLayerCache;
@@ -190,14 +190,9 @@ impl FusionModel for MidFusion {
         let (pi, image_pool) = pool(&ni, self.cfg.image_pool)?;
         let (pw, wave_pool) = pool(&nw, self.cfg.wave_pool)?;
         let x = concat_features(&pi, &pw)?;
-        let (logits, head) = self.head.forward(&x, |i| {
-            dropout_key(train, self.head.dropout, self.seed, self.step, i)
-        })?;
+        let (output, head) = self.head.classify(&x, train, self.seed, self.step)?;
         Ok((
-            FusionOutput {
-                logits,
-                embeddings: None,
-            },
+            output,
             MidFusionCache {
                 image,
                 wave,
@@ -238,15 +233,7 @@ impl FusionModel for MidFusion {
         Ok(())
     }
 
-    fn objective(&self) -> Objective {
-        Objective::Classify
-    }
-    fn set_step(&mut self, step: u32) {
-        self.step = step;
-    }
-    fn set_encoders_frozen(&mut self, frozen: bool) {
-        self.frozen_encoders = frozen;
-    }
+    classifier_fusion_state!();
 }
 
 impl Parameters for MidFusion {

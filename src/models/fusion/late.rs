@@ -6,7 +6,7 @@
 
 use super::head::{ClassifierHead, ClassifierHeadCache, HeadConfig};
 use super::pool::{concat_features, pool, pool_backward, split_features, Pool, PoolCache};
-use super::{dropout_key, EncoderConfig, FusionModel, FusionOutput, Objective};
+use super::{EncoderConfig, FusionModel, FusionOutput, Objective};
 use crate::models::seislm::{Seislm, SeislmCache};
 use crate::models::sfm::{Vit, VitCache};
 use crate::nn::{Grads, Init, ParamVisitor, Parameters};
@@ -23,17 +23,11 @@ pub enum Inputs {
     Wave,
 }
 
-impl std::str::FromStr for Inputs {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "both" => Ok(Inputs::Both),
-            "image" => Ok(Inputs::Image),
-            "wave" | "waveform" => Ok(Inputs::Wave),
-            _ => bail!("unknown inputs '{s}': expected both, image or wave"),
-        }
-    }
-}
+from_keywords!(Inputs, |s| "unknown inputs '{s}': expected both, image or wave",
+    "both" => Both,
+    "image" => Image,
+    "wave" | "waveform" => Wave,
+);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LateFusionConfig {
@@ -162,16 +156,8 @@ impl FusionModel for LateFusion {
         train: bool,
     ) -> Result<(FusionOutput, LateFusionCache)> {
         let (x, image, wave) = self.features(images, waves)?;
-        let (logits, head) = self.head.forward(&x, |i| {
-            dropout_key(train, self.head.dropout, self.seed, self.step, i)
-        })?;
-        Ok((
-            FusionOutput {
-                logits,
-                embeddings: None,
-            },
-            LateFusionCache { image, wave, head },
-        ))
+        let (output, head) = self.head.classify(&x, train, self.seed, self.step)?;
+        Ok((output, LateFusionCache { image, wave, head }))
     }
 
     fn backward(&self, c: &LateFusionCache, dlogits: &Tensor, grads: &mut Grads) -> Result<()> {
@@ -198,15 +184,7 @@ impl FusionModel for LateFusion {
         Ok(())
     }
 
-    fn objective(&self) -> Objective {
-        Objective::Classify
-    }
-    fn set_step(&mut self, step: u32) {
-        self.step = step;
-    }
-    fn set_encoders_frozen(&mut self, frozen: bool) {
-        self.frozen_encoders = frozen;
-    }
+    classifier_fusion_state!();
 }
 
 impl Parameters for LateFusion {
@@ -217,10 +195,6 @@ impl Parameters for LateFusion {
         if let Some(m) = &mut self.wave {
             m.visit(&format!("{prefix}wave."), f)?;
         }
-        self.head.visit_split(
-            &format!("{prefix}fusion.mlp."),
-            &format!("{prefix}head."),
-            f,
-        )
+        self.head.visit_fusion(prefix, f)
     }
 }

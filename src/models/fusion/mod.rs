@@ -45,6 +45,22 @@
 //! - Metrics helpers: `ops::recall_at_1(&similarity)` for [`Binding`]; [`Binding::embed_images`]
 //!   and [`Binding::embed_waves`] embed one modality alone.
 
+/// The [`FusionModel`] methods the classifiers (early, intermediate and late fusion) share:
+/// the objective, and the `step` and `frozen_encoders` fields the other methods read.
+macro_rules! classifier_fusion_state {
+    () => {
+        fn objective(&self) -> Objective {
+            Objective::Classify
+        }
+        fn set_step(&mut self, step: u32) {
+            self.step = step;
+        }
+        fn set_encoders_frozen(&mut self, frozen: bool) {
+            self.frozen_encoders = frozen;
+        }
+    };
+}
+
 mod early;
 mod head;
 mod intermediate;

@@ -13,16 +13,10 @@ pub enum Pool {
     Mean,
 }
 
-impl std::str::FromStr for Pool {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "cls" => Ok(Pool::Cls),
-            "mean" => Ok(Pool::Mean),
-            _ => bail!("unknown pooling '{s}': expected cls or mean"),
-        }
-    }
-}
+from_keywords!(Pool, |s| "unknown pooling '{s}': expected cls or mean",
+    "cls" => Cls,
+    "mean" => Mean,
+);
 
 /// What [`pool_backward`] needs.
 pub struct PoolCache {

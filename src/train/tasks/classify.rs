@@ -2,7 +2,7 @@
 //! token; cross-entropy; accuracy, macro-F1, MCC and the confusion matrix.
 
 use super::segment::vit_layer_scales;
-use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
 use crate::data::loader::Batch;
 use crate::metrics::{confusion_matrix, macro_f1, mcc};
 use crate::models::sfm::{Vit, VitConfig};
@@ -84,18 +84,11 @@ impl ClassifyTask {
 
 impl ClassifyTask {
     fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
-        let (mut pred, mut truth, mut loss) = (Vec::new(), Vec::new(), 0f64);
-        for_batches(split, batch, |b| {
-            let img = inputs_on(b, &self.device)?;
-            let t = targets_of(b)?;
-            let (logits, ..) = self.model.forward(&img)?;
-            let l = ops::cross_entropy(&logits, &t.to_device(&self.device)?)?;
-            loss += l.loss as f64 * img.shape[0] as f64;
-            pred.extend(super::argmax_rows(&logits.to_vec_f32()?, self.classes));
-            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
-            Ok(())
-        })?;
-        class_evaluation(&pred, &truth, self.classes, loss, None)
+        let model = &self.model;
+        let (device, classes) = (&self.device, self.classes);
+        evaluate_classes(split, batch, device, classes, None, |x| {
+            Ok(model.forward(x)?.0)
+        })
     }
 }
 
@@ -105,8 +98,7 @@ impl Task for ClassifyTask {
     }
     fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
-        let img = inputs_on(batch, &self.device)?;
-        let t = targets_of(batch)?.to_device(&self.device)?;
+        let (img, t) = inputs_targets_on(batch, &self.device)?;
         let (logits, vc, hc, idx, rows) = self.model.forward(&img)?;
         let l = ops::cross_entropy(&logits, &t)?;
         let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
@@ -140,9 +132,40 @@ impl Task for ClassifyTask {
     }
     fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
         let e = self.run(split, 16)?;
-        crate::train::figures::confusion(&dir.join("confusion.png"), &e)?;
-        Ok(vec!["confusion.png".into()])
+        super::confusion_figure(dir, &e)
     }
+}
+
+/// A batch's class labels (negative ones as class 0).
+pub fn class_labels(t: &Tensor) -> Result<Vec<usize>> {
+    Ok(t.to_vec_i32()?
+        .into_iter()
+        .map(|v| v.max(0) as usize)
+        .collect())
+}
+
+/// [`class_evaluation`] of a split: `logits` maps a batch's inputs (on `device`) to its logits
+/// [B, classes]; the loss is their cross-entropy.
+pub fn evaluate_classes(
+    split: &Split,
+    batch: usize,
+    device: &Device,
+    classes: usize,
+    names: Option<Vec<String>>,
+    mut logits: impl FnMut(&Tensor) -> Result<Tensor>,
+) -> Result<Evaluation> {
+    let (mut pred, mut truth, mut loss) = (Vec::new(), Vec::new(), 0f64);
+    for_batches(split, batch, |b| {
+        let x = inputs_on(b, device)?;
+        let t = targets_of(b)?;
+        let logits = logits(&x)?;
+        let l = ops::cross_entropy(&logits, &t.to_device(device)?)?;
+        loss += l.loss as f64 * x.shape[0] as f64;
+        pred.extend(super::argmax_rows(&logits.to_vec_f32()?, classes));
+        truth.extend(class_labels(t)?);
+        Ok(())
+    })?;
+    class_evaluation(&pred, &truth, classes, loss, names)
 }
 
 /// Accuracy, macro-F1, MCC, the majority-class baseline and the confusion matrix of class

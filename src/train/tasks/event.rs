@@ -3,14 +3,15 @@
 //! (foreshock / aftershocks); cross-entropy; accuracy, macro-F1, MCC, the confusion matrix and
 //! the majority-class baseline.
 
-use super::classify::class_evaluation;
-use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use super::classify::evaluate_classes;
+use super::{inputs_targets_on, Evaluation, StepCtx, Task};
 use crate::data::loader::Batch;
 use crate::models::seislm::{Seislm, SeislmConfig};
 use crate::models::seislm_heads::PICKER_ENCODER_PREFIX;
 use crate::models::seislm_heads::{EventHead, HeadConfig};
 use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
 use crate::ops;
+use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
 use crate::train::data::Split;
 use crate::Device;
@@ -28,6 +29,14 @@ impl Parameters for EventModel {
         self.encoder
             .visit(&format!("{prefix}{PICKER_ENCODER_PREFIX}"), f)?;
         self.head.visit(prefix, f)
+    }
+}
+
+impl EventModel {
+    /// Logits [B, classes] in eval mode.
+    fn logits(&mut self, wave: &Tensor) -> Result<Tensor> {
+        let (out, _) = self.encoder.forward(wave, None)?;
+        Ok(self.head.forward(&out.last_hidden_state)?.0)
     }
 }
 
@@ -82,19 +91,11 @@ impl EventTask {
     }
 
     fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
-        let (mut pred, mut truth, mut loss) = (Vec::new(), Vec::new(), 0f64);
-        for_batches(split, batch, |b| {
-            let wave = inputs_on(b, &self.device)?;
-            let t = targets_of(b)?;
-            let (out, _) = self.model.encoder.forward(&wave, None)?;
-            let (logits, _) = self.model.head.forward(&out.last_hidden_state)?;
-            let l = ops::cross_entropy(&logits, &t.to_device(&self.device)?)?;
-            loss += l.loss as f64 * wave.shape[0] as f64;
-            pred.extend(super::argmax_rows(&logits.to_vec_f32()?, self.classes));
-            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
-            Ok(())
-        })?;
-        class_evaluation(&pred, &truth, self.classes, loss, Some(self.names.clone()))
+        let model = &mut self.model;
+        let names = Some(self.names.clone());
+        evaluate_classes(split, batch, &self.device, self.classes, names, |x| {
+            model.logits(x)
+        })
     }
 }
 
@@ -106,8 +107,7 @@ impl Task for EventTask {
         self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
-        let wave = inputs_on(batch, &self.device)?;
-        let t = targets_of(batch)?.to_device(&self.device)?;
+        let (wave, t) = inputs_targets_on(batch, &self.device)?;
         self.model.head.step = ctx.key();
         let (out, cache) = self.model.encoder.forward(&wave, None)?;
         let (logits, hc) = self.model.head.forward(&out.last_hidden_state)?;
@@ -127,9 +127,8 @@ impl Task for EventTask {
     ) -> Result<Evaluation> {
         self.run(split, batch)
     }
-    fn predict(&mut self, x: &crate::tensor::Tensor) -> Result<Vec<super::Output>> {
-        let (out, _) = self.model.encoder.forward(x, None)?;
-        let (logits, _) = self.model.head.forward(&out.last_hidden_state)?;
+    fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
+        let logits = self.model.logits(x)?;
         Ok(vec![super::probabilities("probabilities", &logits)?])
     }
     fn primary(&self) -> (&'static str, bool) {
@@ -140,7 +139,6 @@ impl Task for EventTask {
     }
     fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
         let e = self.run(split, 16)?;
-        crate::train::figures::confusion(&dir.join("confusion.png"), &e)?;
-        Ok(vec!["confusion.png".into()])
+        super::confusion_figure(dir, &e)
     }
 }

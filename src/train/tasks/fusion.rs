@@ -184,6 +184,12 @@ impl<M: FusionModel + 'static> FusionTask<M> {
         split_pair(x, self.hw, self.samples, &self.device)
     }
 
+    /// The classification metrics of a pass.
+    fn class_evaluation(&self, p: &Pass) -> Result<Evaluation> {
+        let names = Some(self.names.clone());
+        class_evaluation(&p.pred, &p.labels, self.classes, p.loss, names)
+    }
+
     /// Class predictions, labels and summed loss over a split (classification objectives), or
     /// the embeddings and labels (binding).
     fn pass(&mut self, split: &Split, batch: usize) -> Result<Pass> {
@@ -253,24 +259,17 @@ impl<M: FusionModel + 'static> Task for FusionTask<M> {
     ) -> Result<Evaluation> {
         let p = self.pass(split, batch)?;
         match self.model.objective() {
-            Objective::Classify => class_evaluation(
-                &p.pred,
-                &p.labels,
-                self.classes,
-                p.loss,
-                Some(self.names.clone()),
-            ),
+            Objective::Classify => self.class_evaluation(&p),
             Objective::Contrastive => {
                 let nf = p.n.max(1) as f64;
-                let mut e = Evaluation {
-                    samples: p.n,
-                    ..Default::default()
-                };
-                e.metrics.insert("loss".into(), p.loss / nf);
-                e.metrics.insert("recall_at_1".into(), p.recall / nf);
-                e.metrics
-                    .insert("recall_chance".into(), 1.0 / batch.min(p.n).max(1) as f64);
-                Ok(e)
+                Ok(Evaluation::of(
+                    p.n,
+                    [
+                        ("loss", p.loss / nf),
+                        ("recall_at_1", p.recall / nf),
+                        ("recall_chance", 1.0 / batch.min(p.n).max(1) as f64),
+                    ],
+                ))
             }
         }
     }
@@ -297,15 +296,7 @@ impl<M: FusionModel + 'static> Task for FusionTask<M> {
     fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
         if self.model.objective() == Objective::Classify {
             let p = self.pass(split, 16)?;
-            let e = class_evaluation(
-                &p.pred,
-                &p.labels,
-                self.classes,
-                p.loss,
-                Some(self.names.clone()),
-            )?;
-            crate::train::figures::confusion(&dir.join("confusion.png"), &e)?;
-            return Ok(vec!["confusion.png".into()]);
+            return super::confusion_figure(dir, &self.class_evaluation(&p)?);
         }
         Ok(Vec::new())
     }

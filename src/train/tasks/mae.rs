@@ -72,14 +72,11 @@ impl Task for MaeTask {
             n += k;
             Ok(())
         })?;
-        let mut e = Evaluation {
-            samples: n,
-            ..Default::default()
-        };
-        e.metrics.insert("loss".into(), loss / n.max(1) as f64);
-        e.metrics
-            .insert("loss_predict_zero".into(), zero / n.max(1) as f64);
-        Ok(e)
+        let nf = n.max(1) as f64;
+        Ok(Evaluation::of(
+            n,
+            [("loss", loss / nf), ("loss_predict_zero", zero / nf)],
+        ))
     }
     fn predict(&mut self, x: &crate::tensor::Tensor) -> Result<Vec<super::Output>> {
         let m = self.masking(self.seed ^ 0xe7a1, 0, x.shape[0])?;
@@ -116,8 +113,7 @@ impl Task for MaeTask {
         let (h, w, p) = (c.img_h, c.img_w, c.patch);
         let (gw, n) = (w / p, c.num_patches());
         let px = h * w;
-        let mut names = Vec::new();
-        for i in 0..k {
+        super::sample_figures(dir, "mae", k, |i, path| {
             let xi = &x[i * px..(i + 1) * px];
             let masked: Vec<f32> = (0..px)
                 .map(|q| {
@@ -130,16 +126,7 @@ impl Task for MaeTask {
                     }
                 })
                 .collect();
-            let name = format!("mae-{i}.png");
-            crate::train::figures::mae(
-                &dir.join(&name),
-                xi,
-                &masked,
-                &rec[i * px..(i + 1) * px],
-                (h, w),
-            )?;
-            names.push(name);
-        }
-        Ok(names)
+            crate::train::figures::mae(path, xi, &masked, &rec[i * px..(i + 1) * px], (h, w))
+        })
     }
 }

@@ -62,6 +62,14 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The evaluation of `samples` samples with these metrics (no confusion matrix).
+    pub fn of<const N: usize>(samples: usize, metrics: [(&str, f64); N]) -> Self {
+        Evaluation {
+            samples,
+            metrics: metrics.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
+            ..Default::default()
+        }
+    }
     pub fn get(&self, name: &str) -> Option<f64> {
         self.metrics.get(name).copied()
     }
@@ -167,6 +175,14 @@ pub fn inputs_on(batch: &Batch, device: &Device) -> Result<Tensor> {
     batch.inputs.to_device(device)
 }
 
+/// The batch's inputs and targets on `device`.
+pub fn inputs_targets_on(batch: &Batch, device: &Device) -> Result<(Tensor, Tensor)> {
+    Ok((
+        inputs_on(batch, device)?,
+        targets_of(batch)?.to_device(device)?,
+    ))
+}
+
 /// The batch's targets, which a task needs.
 pub fn targets_of(batch: &Batch) -> Result<&Tensor> {
     batch
@@ -191,6 +207,29 @@ pub fn argmax_rows(v: &[f32], k: usize) -> Vec<usize> {
                 .0
         })
         .collect()
+}
+
+/// One figure per sample `i < count`, `{stem}-{i}.png` in `dir`, drawn by `draw(i, path)`;
+/// returns the file names.
+pub fn sample_figures(
+    dir: &Path,
+    stem: &str,
+    count: usize,
+    mut draw: impl FnMut(usize, &Path) -> Result<()>,
+) -> Result<Vec<String>> {
+    (0..count)
+        .map(|i| {
+            let name = format!("{stem}-{i}.png");
+            draw(i, &dir.join(&name))?;
+            Ok(name)
+        })
+        .collect()
+}
+
+/// The confusion-matrix figure of a classification (`confusion.png` in `dir`).
+pub fn confusion_figure(dir: &Path, e: &Evaluation) -> Result<Vec<String>> {
+    crate::train::figures::confusion(&dir.join("confusion.png"), e)?;
+    Ok(vec!["confusion.png".into()])
 }
 
 /// Per-sample-first samples of a split for figures: the first `count`.

@@ -117,11 +117,7 @@ impl Task for PickTask {
             n += k;
             Ok(())
         })?;
-        let mut e = Evaluation {
-            samples: n,
-            ..Default::default()
-        };
-        e.metrics.insert("loss".into(), loss / n.max(1) as f64);
+        let mut e = Evaluation::of(n, [("loss", loss / n.max(1) as f64)]);
         if has_event.iter().any(|&x| x) && has_event.iter().any(|&x| !x) {
             let refs: Vec<&[f32]> = noise.iter().map(|v| v.as_slice()).collect();
             e.metrics
@@ -194,20 +190,16 @@ impl Task for PickTask {
         let p = self.probabilities(&wave)?;
         let x = b.inputs.to_vec_f32()?;
         let ps = targets_of(&b)?.to_vec_f32()?;
-        let mut names = Vec::new();
         let _ = self.seed;
-        for i in 0..k {
-            let name = format!("picks-{i}.png");
-            let at = |v: f32| (v >= 0.0).then_some(v);
+        let at = |v: f32| (v >= 0.0).then_some(v);
+        super::sample_figures(dir, "picks", k, |i, path| {
             crate::train::figures::picks(
-                &dir.join(&name),
+                path,
                 &x[i * 3 * len..(i + 1) * 3 * len],
                 &p[i * len * 3..(i + 1) * len * 3],
                 (at(ps[2 * i]), at(ps[2 * i + 1])),
                 SAMPLING_RATE,
-            )?;
-            names.push(name);
-        }
-        Ok(names)
+            )
+        })
     }
 }

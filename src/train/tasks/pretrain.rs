@@ -78,15 +78,15 @@ impl Task for PretrainTask {
         r?;
         store.zero_grad()?;
         let nf = n.max(1) as f64;
-        let mut e = Evaluation {
-            samples: n,
-            ..Default::default()
-        };
-        e.metrics.insert("loss".into(), loss / nf);
-        e.metrics.insert("contrastive".into(), con / nf);
-        e.metrics.insert("perplexity".into(), ppl / nf);
-        e.metrics.insert("contrastive_chance".into(), chance / nf);
-        Ok(e)
+        Ok(Evaluation::of(
+            n,
+            [
+                ("loss", loss / nf),
+                ("contrastive", con / nf),
+                ("perplexity", ppl / nf),
+                ("contrastive_chance", chance / nf),
+            ],
+        ))
     }
     fn predict(&mut self, _x: &crate::tensor::Tensor) -> Result<Vec<super::Output>> {
         anyhow::bail!(

@@ -5,7 +5,7 @@
 
 use super::segment::vit_layer_scales;
 use super::vit_grid::Grid;
-use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
 use crate::data::loader::Batch;
 use crate::models::sfm::{Vit, VitConfig};
 use crate::models::sfm_heads::{TransUnetConfig, TransUnetHead};
@@ -118,8 +118,7 @@ impl Task for RegressTask {
         self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
-        let img = inputs_on(batch, &self.device)?;
-        let target = targets_of(batch)?.to_device(&self.device)?;
+        let (img, target) = inputs_targets_on(batch, &self.device)?;
         let target = target.reshape(&img.shape)?;
         let (pred, vc, hc, grid) = self.model.forward(&img)?;
         let (loss, dpred) = self.loss(&pred, &target)?;
@@ -161,24 +160,24 @@ impl Task for RegressTask {
             Ok(())
         })?;
         let n = n.max(1) as f64;
-        let mut e = Evaluation {
-            samples: n as usize,
-            ..Default::default()
-        };
         let mse = mse / n;
-        e.metrics.insert("loss".into(), loss / n);
-        e.metrics.insert("mse".into(), mse);
-        // amplitudes lie in [−1, 1]: a data range of 2
-        e.metrics
-            .insert("psnr".into(), 10.0 * (4.0 / mse.max(1e-20)).log10());
-        e.metrics.insert("ssim".into(), ssim / n);
+        let mut e = Evaluation::of(
+            n as usize,
+            [
+                ("loss", loss / n),
+                ("mse", mse),
+                // amplitudes lie in [−1, 1]: a data range of 2
+                ("psnr", 10.0 * (4.0 / mse.max(1e-20)).log10()),
+                ("ssim", ssim / n),
+                // the trivial baseline: the input returned unchanged
+                ("mse_identity", id_mse / n),
+                // and predicting zero everywhere
+                ("mse_zero", zero / n),
+            ],
+        );
         if big {
             e.metrics.insert("ms_ssim".into(), ms / n);
         }
-        // the trivial baseline: the input returned unchanged
-        e.metrics.insert("mse_identity".into(), id_mse / n);
-        // and predicting zero everywhere
-        e.metrics.insert("mse_zero".into(), zero / n);
         Ok(e)
     }
     fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
@@ -203,18 +202,14 @@ impl Task for RegressTask {
         let x = b.inputs.to_vec_f32()?;
         let (h, w) = (img.shape[2], img.shape[3]);
         let px = h * w;
-        let mut out = Vec::new();
-        for i in 0..img.shape[0] {
-            let name = format!("{}-{i}.png", self.task);
+        super::sample_figures(dir, &self.task, img.shape[0], |i, path| {
             crate::train::figures::regression(
-                &dir.join(&name),
+                path,
                 &x[i * px..(i + 1) * px],
                 &truth[i * px..(i + 1) * px],
                 &pred[i * px..(i + 1) * px],
                 (h, w),
-            )?;
-            out.push(name);
-        }
-        Ok(out)
+            )
+        })
     }
 }

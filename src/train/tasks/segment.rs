@@ -3,7 +3,7 @@
 //! mPA, IoU and mIoU.
 
 use super::vit_grid::Grid;
-use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
 use crate::data::loader::Batch;
 use crate::metrics::{confusion_matrix, segmentation_scores};
 use crate::models::sfm::{Vit, VitConfig};
@@ -140,8 +140,7 @@ impl Task for SegmentTask {
         self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
-        let img = inputs_on(batch, &self.device)?;
-        let t = targets_of(batch)?.to_device(&self.device)?;
+        let (img, t) = inputs_targets_on(batch, &self.device)?;
         let b = img.shape[0];
         let t = t.reshape(&[b, self.model.vit.cfg.img_h, self.model.vit.cfg.img_w])?;
         let (logits, vc, hc, grid) = self.model.forward(&img)?;
@@ -184,20 +183,23 @@ impl Task for SegmentTask {
             let k = logits.shape[1];
             let l = ops::nchw_to_nhwc(&logits)?.to_vec_f32()?;
             pred.extend(super::argmax_rows(&l, k));
-            truth.extend(t.to_vec_i32()?.into_iter().map(|v| v.max(0) as usize));
+            truth.extend(super::classify::class_labels(t)?);
             Ok(())
         })?;
         let m = confusion_matrix(&pred, &truth, self.classes)?;
         let s = segmentation_scores(&m);
         let mut e = Evaluation {
-            samples: n,
             class_names: self.class_names.clone(),
-            ..Default::default()
+            ..Evaluation::of(
+                n,
+                [
+                    ("loss", loss_sum / n.max(1) as f64),
+                    ("pa", s.pa),
+                    ("mpa", s.mpa),
+                    ("miou", s.miou),
+                ],
+            )
         };
-        e.metrics.insert("loss".into(), loss_sum / n.max(1) as f64);
-        e.metrics.insert("pa".into(), s.pa);
-        e.metrics.insert("mpa".into(), s.mpa);
-        e.metrics.insert("miou".into(), s.miou);
         for (c, name) in self.class_names.iter().enumerate() {
             let key = name.replace(' ', "_");
             e.metrics.insert(format!("iou_{key}"), s.iou[c]);
@@ -238,21 +240,17 @@ impl Task for SegmentTask {
         let truth = targets_of(&b)?.to_vec_i32()?;
         let x = b.inputs.to_vec_f32()?;
         let (h, w) = (img.shape[2], img.shape[3]);
-        let mut out = Vec::new();
-        for i in 0..img.shape[0] {
-            let px = h * w;
-            let name = format!("segmentation-{i}.png");
+        let px = h * w;
+        super::sample_figures(dir, "segmentation", img.shape[0], |i, path| {
             crate::train::figures::segmentation(
-                &dir.join(&name),
+                path,
                 &x[i * px..(i + 1) * px],
                 &truth[i * px..(i + 1) * px],
                 &pred[i * px..(i + 1) * px],
                 (h, w),
                 &self.class_names,
-            )?;
-            out.push(name);
-        }
-        Ok(out)
+            )
+        })
     }
 }
 
