@@ -33,21 +33,12 @@ fn build() -> Result<Emu, String> {
     if Command::new(&cxx).arg("--version").output().is_err() {
         return Err(format!("no C++ compiler ({cxx})"));
     }
-    let src = seisfuse::backend::cuda::kernel_source("fusion")
-        .map_err(|e| e.to_string())?
-        .source
-        .replace(
-            "extern __shared__ float smem[];",
-            "float* smem = emu_dyn_smem();",
-        )
-        .replace(
-            "__shared__ float scratch[32];",
-            "float* scratch = emu_static_smem();",
-        );
-    assert!(
-        !src.contains("__shared__"),
-        "a shared-memory declaration the emulation does not translate"
-    );
+    // shared memory as tools/cuda_emu/run.sh rewrites it (tests/common/emu.rs)
+    let src = common::emu::translate_shared(
+        seisfuse::backend::cuda::kernel_source("fusion")
+            .map_err(|e| e.to_string())?
+            .source,
+    )?;
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cuda_emu");
     let read = |f: &str| std::fs::read_to_string(here.join(f)).map_err(|e| format!("{f}: {e}"));
     let all = format!(
