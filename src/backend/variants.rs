@@ -101,6 +101,15 @@ pub fn variant(op: &str) -> Result<u32> {
         .map_or_else(|| default_of(op), |&(_, n)| n))
 }
 
+/// Every op's variant as it runs now, e.g. `matmul=2,attention=1,colsum=2`.
+pub fn describe() -> Result<String> {
+    let mut v = Vec::new();
+    for (op, _) in OPS {
+        v.push(format!("{op}={}", variant(op)?));
+    }
+    Ok(v.join(","))
+}
+
 /// The variant `op` runs when none is chosen.
 pub fn default_of(op: &str) -> u32 {
     DEFAULTS

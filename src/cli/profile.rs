@@ -597,7 +597,7 @@ const ASSUMPTIONS: &[&str] = &[
     "a prediction: no GPU ran this; the kernel list and shapes are those of a step recorded on the CPU and mapped to the CUDA backend's launches",
     "time per launch = max(FLOPs / the ceiling of its unit, bytes / the copy ceiling), a roofline lower bound with compulsory traffic only (no L2 misses, no re-reads, no bank conflicts, no pipeline stalls)",
     "derated by grid fill: a grid of fewer blocks than SMs uses that share of the card, a last partial wave idles the rest; memory-bound work also by resident warps per SM below 16",
-    "fp32 kernels (matmul variant 1, attention, conv1d) are bounded by the fp32 FMA ceiling, which these SIMT kernels reach only in part: their times are optimistic",
+    "fp32 kernels (matmul variant 1, attention variant 1, conv1d) are bounded by the fp32 FMA ceiling, which these SIMT kernels reach only in part: their times are optimistic",
     "at least 2 µs per launch; launches queued back to back (no host gaps, no CUDA graphs needed)",
     "host work, the loss and the gradient-norm read are not counted",
 ];
@@ -655,6 +655,7 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
     let unit = samples_unit(&a.model);
     let prec = if dt == DType::BF16 { "bf16" } else { "fp32" };
     let variant = crate::backend::variants::variant("matmul")?;
+    let variants = crate::backend::variants::describe()?;
     if a.json {
         let kernels: Vec<_> = p
             .rows
@@ -689,6 +690,7 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
             "batch": a.batch,
             "precision": prec,
             "matmul_variant": variant,
+            "kernel_variants": variants,
             "card": {
                 "name": card.name,
                 "arch": card.arch,
@@ -723,7 +725,7 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
         return Ok(());
     }
     outln!(
-        "PREDICTED profile (no GPU ran this): {} {}, batch {}, {prec}, matmul variant {variant}, on {} (sm_{}, {} SMs)",
+        "PREDICTED profile (no GPU ran this): {} {}, batch {}, {prec}, kernels {variants}, on {} (sm_{}, {} SMs)",
         a.model, w.describe(), a.batch, card.name, card.arch, card.sms
     )?;
     outln!(
