@@ -16,17 +16,11 @@ use seisfuse::backend::cuda::fusion::{
 };
 use seisfuse::ops::{self, L2_EPS, MAX_LOG_LOGIT_SCALE};
 use seisfuse::{DType, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-type EmuRun =
-    unsafe extern "C" fn(*const i8, u32, u32, u32, u32, u32, u32, u32, *const u64, i32) -> i32;
-
-struct Emu {
-    _lib: libloading::Library,
-    run: EmuRun,
-}
+use common::emu::Lib as Emu;
 
 fn build() -> Result<Emu, String> {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
@@ -47,39 +41,7 @@ fn build() -> Result<Emu, String> {
         src,
         read("fusion_entry.cpp")?
     );
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fusion_emu");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let cpp = dir.join("fusion_emu.cpp");
-    let so = dir.join(format!("libfusion_emu_{}.so", std::process::id()));
-    std::fs::write(&cpp, all).map_err(|e| e.to_string())?;
-    let out = Command::new(&cxx)
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-shared",
-            "-fPIC",
-            "-pthread",
-            "-w",
-            "-o",
-        ])
-        .arg(&so)
-        .arg(&cpp)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stderr);
-        if log.contains("No such file") {
-            return Err(format!("{cxx} lacks a header the emulation needs:\n{log}"));
-        }
-        panic!("the emulated kernels failed to compile:\n{log}");
-    }
-    // SAFETY: the library is ours and exports emu_run with this signature.
-    unsafe {
-        let lib = libloading::Library::new(&so).map_err(|e| e.to_string())?;
-        let run: EmuRun = *lib.get(b"emu_run\0").map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_file(&so);
-        Ok(Emu { _lib: lib, run })
-    }
+    common::emu::load(&all, "fusion_emu")
 }
 
 /// The emulation, built once; a skip without a C++ compiler (a failure under

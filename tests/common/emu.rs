@@ -19,12 +19,59 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-type EmuRun =
+/// `emu_run(kernel name, grid x y z, block x y z, dynamic shared memory, argument slots,
+/// slot count)`: 0, -1 for an unknown kernel or argument count, -2 when the emulator reported
+/// errors.
+pub type EmuRun =
     unsafe extern "C" fn(*const i8, u32, u32, u32, u32, u32, u32, u32, *const u64, i32) -> i32;
 
-struct Lib {
+/// A loaded emulation library and its entry point.
+pub struct Lib {
     _lib: libloading::Library,
-    run: EmuRun,
+    pub run: EmuRun,
+}
+
+/// Compiles `source` (emu.h, kernels and an `emu_run` entry point, as one C++ translation
+/// unit) into a shared library under the test target folder, named by `tag` and this
+/// process, and loads it; the files are removed once loaded.
+pub fn load(source: &str, tag: &str) -> Result<Lib, String> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("emu_libs");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let tag = format!("{tag}_{}", std::process::id());
+    let cpp = dir.join(format!("{tag}.cpp"));
+    let so = dir.join(format!("lib{tag}.so"));
+    std::fs::write(&cpp, source).map_err(|e| e.to_string())?;
+    let out = Command::new(&cxx)
+        .args([
+            "-std=c++20",
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-pthread",
+            "-w",
+            "-o",
+        ])
+        .arg(&so)
+        .arg(&cpp)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} did not build with {cxx}:\n{}",
+            cpp.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let _ = std::fs::remove_file(&cpp);
+    // SAFETY: the library was built above from a source that defines emu_run with this
+    // signature.
+    unsafe {
+        let lib = libloading::Library::new(&so).map_err(|e| e.to_string())?;
+        let run: EmuRun = *lib.get(b"emu_run\0").map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&so);
+        Ok(Lib { _lib: lib, run })
+    }
 }
 
 /// `extern __shared__ float smem[];` and `__shared__ T name[..]..;` rewritten for the
@@ -83,7 +130,7 @@ fn dispatcher(sigs: &[&KernelSig]) -> String {
     let mut s = String::from(
         "static float emu_f32(uint64_t v) { uint32_t u = (uint32_t)v; float f; \
          std::memcpy(&f, &u, 4); return f; }\n\
-         extern \"C\" __attribute__((visibility(\"default\"))) int emu_run(const char* name, unsigned gx, unsigned gy, unsigned gz, \
+         extern \"C\" int emu_run(const char* name, unsigned gx, unsigned gy, unsigned gz, \
          unsigned bx, unsigned by, unsigned bz, unsigned smem, const uint64_t* a, int n) {\n\
          static std::mutex one_at_a_time;\n\
          std::lock_guard<std::mutex> lock(one_at_a_time);\n\
@@ -122,7 +169,6 @@ fn dispatcher(sigs: &[&KernelSig]) -> String {
 }
 
 fn build(file: &str) -> Result<Lib, String> {
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
     let src = seisfuse::backend::cuda::kernel_source(file)
         .map_err(|e| e.to_string())?
         .source;
@@ -138,43 +184,7 @@ fn build(file: &str) -> Result<Lib, String> {
          #line 1 \"generated dispatcher\"\n{}",
         dispatcher(&sigs)
     );
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("planned_emu");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let tag = format!("{file}_{}", std::process::id());
-    let cpp = dir.join(format!("{tag}.cpp"));
-    let so = dir.join(format!("lib{tag}.so"));
-    std::fs::write(&cpp, all).map_err(|e| e.to_string())?;
-    let out = Command::new(&cxx)
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-shared",
-            "-fPIC",
-            "-fvisibility=hidden",
-            "-fvisibility-inlines-hidden",
-            "-pthread",
-            "-w",
-            "-o",
-        ])
-        .arg(&so)
-        .arg(&cpp)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "kernels/{file}.cu under the emulation did not build ({}):\n{}",
-            cpp.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let _ = std::fs::remove_file(&cpp);
-    // SAFETY: the library was generated above and exports emu_run with this signature.
-    unsafe {
-        let lib = libloading::Library::new(&so).map_err(|e| e.to_string())?;
-        let run: EmuRun = *lib.get(b"emu_run\0").map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_file(&so);
-        Ok(Lib { _lib: lib, run })
-    }
+    load(&all, file)
 }
 
 /// Whether the emulation can run here (a skip otherwise; see the module documentation).
