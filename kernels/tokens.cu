@@ -50,7 +50,8 @@ __device__ void gather_rows_backward_impl(T* dsrc, const T* dout, const int* idx
     }
 }
 
-// dfill[c] += sum over all rows with idx < 0 of dout[row, c]; one thread per column.
+// dfill[c] += sum over all rows with idx < 0 of dout[row, c]. Variant 1 (colsum=1): one
+// thread per column walks every row.
 template <typename T>
 __device__ void gather_fill_backward_impl(T* dfill, const T* dout, const int* idx, long long rows,
                                           int C) {
@@ -60,6 +61,18 @@ __device__ void gather_fill_backward_impl(T* dfill, const T* dout, const int* id
     for (long long r = 0; r < rows; ++r)
         if (idx[r] < 0) s += ld(dout, r * C + c);
     st(dfill, c, ld(dfill, c) + s);
+}
+
+// The same sum as colsum variant 2's pass 1 (colsum_partials_block in common.cuh): partials
+// per (64-column tile, row split) of the rows whose idx is negative; reduce.cu's colsum_final
+// adds them into dfill.
+template <typename T>
+__device__ void gather_fill_partials_impl(float* partials, const T* dout, const int* idx,
+                                          int rows, int cols, int rows_per_split) {
+    colsum_partials_block<1>(partials, rows, cols, rows_per_split,
+                             [&](long long i, int r, float* acc) {
+                                 if (idx[r] < 0) acc[0] += ld(dout, i);
+                             });
 }
 
 #define INSTANTIATE(SUF, T)                                                                       \
@@ -82,6 +95,11 @@ __device__ void gather_fill_backward_impl(T* dfill, const T* dout, const int* id
     extern "C" __global__ void gather_fill_backward_##SUF(T* dfill, const T* dout, const int* idx, \
                                                           long long rows, int c) {               \
         gather_fill_backward_impl(dfill, dout, idx, rows, c);                                    \
+    }                                                                                             \
+    extern "C" __global__ void __launch_bounds__(COLSUM_THREADS)                                  \
+        gather_fill_partials_##SUF(float* partials, const T* dout, const int* idx, int rows,      \
+                                   int cols, int rows_per_split) {                                \
+        gather_fill_partials_impl(partials, dout, idx, rows, cols, rows_per_split);               \
     }
 
 INSTANTIATE(f32, float)

@@ -2,7 +2,8 @@
 //! db) under the CPU emulation of CUDA, replaying the launches the CUDA wrappers plan
 //! (`reduce::sum_rows_plans`, `layer_norm::dwdb_plans`: grid, block and argument order
 //! unchanged; tests/common/emu.rs) over CPU tensors, at small odd shapes and at the shapes of
-//! sfm-base and seislm-base layers. Each is compared with a double-precision sum; the emulator
+//! sfm-base and seislm-base layers, and the mask token's gradient (the rows a gather filled:
+//! `tokens::fill_grad_plans`). Each is compared with a double-precision sum; the emulator
 //! runs blocks in a shuffled order, so two runs giving the same bits show that the result does
 //! not depend on the order blocks run in. Variant 1 (one thread per column) runs beside it.
 
@@ -14,6 +15,7 @@ use seisfuse::backend::cuda::launch::Planned;
 use seisfuse::backend::cuda::layer_norm::{dwdb_plans, LayerNormBackwardDwdb};
 use seisfuse::backend::cuda::matmul::SumRows;
 use seisfuse::backend::cuda::reduce::{colsum_plan, sum_rows_plans};
+use seisfuse::backend::cuda::tokens::{fill_grad_plans, GatherFillBackward};
 use seisfuse::{DType, Tensor};
 
 fn tensor(shape: &[usize], data: Vec<f32>, dt: DType) -> Tensor {
@@ -181,6 +183,59 @@ fn dwdb_case(rows: usize, cols: usize, dt: DType) -> (Vec<f32>, Vec<f32>) {
     (gw, gb)
 }
 
+/// The fill (mask token) gradient: dfill += Σ over rows with idx < 0 of dout[row, :], both
+/// variants; returns variant 2's result.
+fn fill_grad_case(rows: usize, cols: usize, dt: DType) -> Vec<f32> {
+    let seed = 300 + rows as u64;
+    let dout = tensor(&[rows, cols], rand_vec(rows * cols, seed, -1.0, 1.0), dt);
+    // about a third of the rows were filled (negative index), as in an MAE decoder's input
+    let idx_v: Vec<i32> = rand_vec(rows, seed + 1, 0.0, 3.0)
+        .iter()
+        .enumerate()
+        .map(|(r, &u)| if u < 1.0 { -1 } else { r as i32 })
+        .collect();
+    let idx = Tensor::from_i32(&[rows], idx_v.clone()).unwrap();
+    let init = rand_vec(cols, seed + 2, -1.0, 1.0);
+    let (ds, start) = (read(&dout), read(&tensor(&[cols], init.clone(), dt)));
+    let want: Vec<f64> = (0..cols)
+        .map(|c| {
+            let s: f64 = (0..rows)
+                .filter(|&r| idx_v[r] < 0)
+                .map(|r| ds[r * cols + c] as f64)
+                .sum();
+            s + start[c] as f64
+        })
+        .collect();
+    let plan = colsum_plan(rows, cols).unwrap();
+    let partials = Tensor::from_f32(
+        &[plan.partials_len(1)],
+        vec![f32::NAN; plan.partials_len(1)],
+    )
+    .unwrap();
+    let dfill = tensor(&[cols], init.clone(), dt);
+    run_all(&fill_grad_plans(&plan, &dfill, &dout, &idx, &partials));
+    let got = read(&dfill);
+    let e = rel(&got, &want);
+    let dfill1 = tensor(&[cols], init, dt);
+    emu::run(
+        &GatherFillBackward {
+            dfill: &dfill1,
+            dout: &dout,
+            idx: &idx,
+            rows: rows as i64,
+            c: cols as i32,
+        }
+        .planned(grid_1d(cols, 128)),
+    );
+    let e1 = rel(&read(&dfill1), &want);
+    println!(
+        "fill gradient {dt} {rows}×{cols}: {} × {} blocks; rel. error {e:.2e} (variant 1: {e1:.2e})",
+        plan.tiles, plan.splits
+    );
+    assert!(e <= tol(dt) && e1 <= tol(dt), "{e} / {e1}");
+    got
+}
+
 #[test]
 fn small_odd_shapes() {
     if !emu::available("colsum_kernel_emu") {
@@ -195,6 +250,7 @@ fn small_odd_shapes() {
             }
             if rows > 0 {
                 dwdb_case(rows, cols, dt);
+                fill_grad_case(rows, cols, dt);
             }
         }
     }
@@ -214,6 +270,9 @@ fn sfm_base_layer_shapes_and_repeatability() {
     sum_rows_case(rows, 3072, DType::F32, false);
     let a = dwdb_case(rows, 768, DType::BF16);
     assert_eq!(a, dwdb_case(rows, 768, DType::BF16));
+    // the MAE decoder's mask token (width 512) over 2 × 197 rows
+    let f = fill_grad_case(rows, 512, DType::BF16);
+    assert_eq!(f, fill_grad_case(rows, 512, DType::BF16));
 }
 
 /// seislm-base (hidden 240; 3001 samples give 749 frames) at batch 4: many row splits over

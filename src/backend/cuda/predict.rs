@@ -84,11 +84,13 @@ fn inst(sig: &KernelSig, dt: DType) -> String {
     }
 }
 
-/// `colsum` variant 2 (src/backend/cuda/reduce.rs): the partial pass over x (`sums` sums per
-/// column: 1 for a bias gradient, 2 for LayerNorm's dw and db, which also reads `extra_in`
-/// bytes), then the final pass writing `out_bytes`.
+/// `colsum` variant 2 (src/backend/cuda/reduce.rs): the partial pass `sig` over x (`sums` sums
+/// per column: 1 for a bias or fill gradient, 2 for LayerNorm's dw and db; it also reads
+/// `extra_in` bytes), then the final pass writing `out_bytes`.
+#[allow(clippy::too_many_arguments)]
 fn colsum(
     o: &mut Out,
+    sig: &KernelSig,
     x: &Arg,
     rows: usize,
     cols: usize,
@@ -98,14 +100,9 @@ fn colsum(
 ) -> Result<()> {
     let plan = reduce::colsum_plan(rows, cols)?;
     let partials = 4.0 * plan.partials_len(sums) as f64;
-    let sig = if sums == 2 {
-        layer_norm::LayerNormDwdbPartials::SIG
-    } else {
-        reduce::ColsumPartials::SIG
-    };
     let n = x.numel() as f64;
     o.push(
-        &sig,
+        sig,
         x.dtype,
         plan.partials_cfg(),
         2.0 * sums as f64 * n,
@@ -115,7 +112,7 @@ fn colsum(
     o.push(
         &reduce::ColsumFinal::SIG,
         x.dtype,
-        grid_1d(cols, 128),
+        reduce::colsum_final_cfg(cols),
         partials / 4.0,
         partials + out_bytes,
         Unit::Memory,
@@ -253,7 +250,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 o.push(
                     &reduce::ColsumFinal::SIG,
                     out.dtype,
-                    grid_1d(s.m * s.n, 128),
+                    reduce::colsum_final_cfg(s.m * s.n),
                     (sk.splits * s.m * s.n) as f64,
                     ws + out.bytes() * if acc { 2.0 } else { 1.0 },
                     Unit::Memory,
@@ -291,7 +288,17 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             let acc = c.num("accumulate").unwrap_or(0) == 1;
             let out_bytes = out.bytes() * if acc { 2.0 } else { 1.0 };
             if crate::backend::variants::variant("colsum")? == 2 {
-                colsum(&mut o, x, x.numel() / cols.max(1), cols, 1, 0.0, out_bytes)?;
+                let sig = reduce::ColsumPartials::SIG;
+                colsum(
+                    &mut o,
+                    &sig,
+                    x,
+                    x.numel() / cols.max(1),
+                    cols,
+                    1,
+                    0.0,
+                    out_bytes,
+                )?;
             } else {
                 o.push(
                     &matmul::SumRows::SIG,
@@ -455,7 +462,8 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             let dwdb = 2.0 * bytes_of(c, &["dw", "db"]); // accumulated: read and written
             if crate::backend::variants::variant("colsum")? == 2 {
                 let extra = bytes_of(c, &["dy", "mean", "rstd"]);
-                colsum(&mut o, x, rows, cols, 2, extra, dwdb)?;
+                let sig = layer_norm::LayerNormDwdbPartials::SIG;
+                colsum(&mut o, &sig, x, rows, cols, 2, extra, dwdb)?;
             } else {
                 // one thread per column walks every row
                 o.push(
@@ -564,14 +572,29 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 Unit::Memory,
             );
             if let Some(dfill) = c.arg("dfill") {
-                o.push(
-                    &tokens::GatherFillBackward::SIG,
-                    dsrc.dtype,
-                    grid_1d(cols, 128),
-                    dout.numel() as f64,
-                    dout.bytes() + idx.bytes() + 2.0 * dfill.bytes(),
-                    Unit::Memory,
-                );
+                if crate::backend::variants::variant("colsum")? == 2 {
+                    let sig = tokens::GatherFillPartials::SIG;
+                    let out_bytes = 2.0 * dfill.bytes();
+                    colsum(
+                        &mut o,
+                        &sig,
+                        dout,
+                        idx.numel(),
+                        cols,
+                        1,
+                        idx.bytes(),
+                        out_bytes,
+                    )?;
+                } else {
+                    o.push(
+                        &tokens::GatherFillBackward::SIG,
+                        dsrc.dtype,
+                        grid_1d(cols, 128),
+                        dout.numel() as f64,
+                        dout.bytes() + idx.bytes() + 2.0 * dfill.bytes(),
+                        Unit::Memory,
+                    );
+                }
             }
         }
         "masked_row_mse" | "masked_row_mse_backward" => {

@@ -2,7 +2,7 @@
 //! [`ReduceOps`].
 
 use super::launch::{kernels, Planned};
-use super::{grid_1d, CudaBackend};
+use super::CudaBackend;
 use crate::backend::api::{Backend, ReduceOps};
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
@@ -18,8 +18,9 @@ kernels! { file "reduce";
     /// (split, column).
     ColsumPartials = colsum_partials<T>(partials: out f32, x: inp T, rows: val i32,
         cols: val i32, rows_per_split: val i32);
-    /// Column sums, pass 2: one thread per column sums its partials in split order into out0
-    /// (and, given out1, the second set into out1).
+    /// Column sums, pass 2: blocks of 32 columns × 8 warps; warp w sums every 8th split from
+    /// w in order, then the 8 warp sums add in warp order into out0 (and, given out1, the
+    /// second set into out1).
     ColsumFinal = colsum_final<T>(out0: out T, out1: opt_out T, partials: inp f32,
         splits: val i32, cols: val i32, accumulate: val i32);
 }
@@ -91,7 +92,8 @@ impl ColsumPlan {
 }
 
 /// `out0[c] (+)= Σ_s partials[s, c]` for `cols` columns and `splits` rows of f32 partials, in
-/// split order, one thread per column; with `out1`, the next `splits` rows go to it.
+/// an order fixed by `splits` (see [`colsum_final_cfg`]); with `out1`, the next `splits` rows
+/// go to it.
 pub fn colsum_finish<'a>(
     out0: &'a Tensor,
     out1: Option<&'a Tensor>,
@@ -108,7 +110,19 @@ pub fn colsum_finish<'a>(
         cols: cols as i32,
         accumulate: accumulate as i32,
     }
-    .planned(grid_1d(cols, 128))
+    .planned(colsum_final_cfg(cols))
+}
+
+/// Columns per block of the final pass (`COLSUM_FINAL_COLS` in kernels/reduce.cu).
+pub const COLSUM_FINAL_COLS: usize = 32;
+
+/// The final pass's grid: a block of 8 warps per 32 columns (warp w adds splits w, w + 8, …).
+pub fn colsum_final_cfg(cols: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (cols.div_ceil(COLSUM_FINAL_COLS).max(1) as u32, 1, 1),
+        block_dim: (COLSUM_THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// `out[c] (+)= Σ_r x[r, c]` (x row-major [rows, out.numel()]) as two planned launches;

@@ -1,9 +1,11 @@
 //! kernels/tokens.cu: declarations and the CUDA implementation of [`TokenOps`].
 
-use super::launch::kernels;
+use super::launch::{kernels, Planned};
+use super::reduce::{colsum_plan, ColsumPlan};
 use super::{block_per, grid_1d, grid_stride, CudaBackend};
 use crate::backend::api::tokens::{GatherGrads, GatherInput, TokenOps};
-use crate::tensor::Tensor;
+use crate::backend::api::Backend;
+use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
@@ -20,9 +22,38 @@ kernels! { file "tokens";
     /// One block per source row.
     GatherRowsBackward = gather_rows_backward<T>(dsrc: out T, dout: inp T, idx: inp i32,
         ns: val i32, nd: val i32, c: val i32);
-    /// One thread per column, accumulating into dfill.
+    /// One thread per column, accumulating into dfill (`colsum` variant 1).
     GatherFillBackward = gather_fill_backward<T>(dfill: out T, dout: inp T, idx: inp i32,
         rows: val i64, c: val i32);
+    /// The fill gradient as `colsum` variant 2's pass 1 over the rows whose idx is negative
+    /// (block: 64-column tile × row split, 256 threads); reduce.cu's `colsum_final` adds the
+    /// partials into dfill.
+    GatherFillPartials = gather_fill_partials<T>(partials: out f32, dout: inp T, idx: inp i32,
+        rows: val i32, cols: val i32, rows_per_split: val i32);
+}
+
+/// The fill gradient's launches under `colsum` variant 2: partials over the rows of `dout`
+/// ([rows, cols], rows = idx.numel()) whose index is negative, then the ordered final pass
+/// accumulating into `dfill`. `partials` holds `plan.partials_len(1)` f32.
+pub fn fill_grad_plans<'a>(
+    plan: &ColsumPlan,
+    dfill: &'a Tensor,
+    dout: &'a Tensor,
+    idx: &'a Tensor,
+    partials: &'a Tensor,
+) -> Vec<Planned<'a>> {
+    vec![
+        GatherFillPartials {
+            partials,
+            dout,
+            idx,
+            rows: plan.rows as i32,
+            cols: plan.cols as i32,
+            rows_per_split: plan.rows_per_split as i32,
+        }
+        .planned(plan.partials_cfg()),
+        plan.finish(dfill, None, partials, true),
+    ]
 }
 
 pub(crate) fn rows_cfg(rows: usize, c: usize) -> LaunchConfig {
@@ -91,6 +122,14 @@ impl TokenOps for CudaBackend {
         }
         .launch(self, rows_cfg(batch * ns, c))?;
         if let Some(dfill) = dfill {
+            if crate::backend::variants::variant("colsum")? == 2 {
+                let plan = colsum_plan(idx.numel(), c)?;
+                let partials = self.alloc(&[plan.partials_len(1)], DType::F32)?;
+                for p in fill_grad_plans(&plan, dfill, dout, idx, &partials) {
+                    p.launch(self)?;
+                }
+                return Ok(());
+            }
             GatherFillBackward {
                 dfill,
                 dout,
