@@ -59,3 +59,10 @@ extern "C" __global__ void cast_f32_to_bf16(bf16_t* out, const float* x, long lo
 extern "C" __global__ void cast_bf16_to_f32(float* out, const bf16_t* x, long long n) {
     GRID_STRIDE(i, n) out[i] = bf16_to_f32(x[i]);
 }
+// acc += widen(x); x = 0 (bf16 gradient scratch handed to the fp32 gradients in one pass).
+extern "C" __global__ void drain_add_bf16(float* acc, bf16_t* x, long long n) {
+    GRID_STRIDE(i, n) {
+        acc[i] += bf16_to_f32(x[i]);
+        x[i] = f32_to_bf16(0.0f);
+    }
+}

@@ -1,7 +1,15 @@
 // Tensor-core batched matrix product (matmul variant 2): C[b] = op(A[b]) op(B[b]) (+ bias)
-// (then GELU) (+ C[b]), A and B bf16, fp32 accumulation in mma.sync.m16n8k16, C f32 or bf16.
-// The same arguments and layouts as matmul.cu's kernels (row-major, `ta`/`tb` transposes,
-// batch strides of A and B, C packed), plus `gelu`.
+// (+ C[b]), A and B bf16, fp32 accumulation in mma.sync.m16n8k16, C f32 or bf16. The same
+// arguments and layouts as matmul.cu's kernels (row-major, `ta`/`tb` transposes, batch strides
+// of A and B, C packed), plus an epilogue `epi` with a second array `aux` shaped like C:
+//   TC_EPI_NONE   C = x
+//   TC_EPI_GELU   C = h = x rounded to C's type, aux = gelu(h): an MLP's fc1 keeping the
+//                 pre-activation its backward pass needs (one pass instead of a GELU kernel
+//                 reading h back)
+//   TC_EPI_DGELU  C = (x rounded to C's type) · gelu'(aux), aux = h: fc2's input gradient
+//                 times the GELU derivative (instead of writing dA and reading it back)
+// where x = the product (+ bias). The rounding makes both match the unfused ops bit for bit
+// in what they store between them. `accumulate` is for TC_EPI_NONE only.
 //
 // Block tile 128×128×32, 256 threads = 8 warps as 2 (M) × 4 (N), each warp 64×32 of C: 4×4
 // m16n8 accumulators (64 f32 registers per thread). Tiles travel global -> shared with 16-byte
@@ -16,7 +24,8 @@
 // multiple of 8, base addresses and batch strides 16-byte aligned. M, N and K need not be
 // multiples of the tile: chunks past an edge are zero-filled by cp.async (src-size 0) and the
 // epilogue stores only inside C. 48 KiB of dynamic shared memory (3 × 16 KiB): no opt-in needed.
-// CPU twin: src/backend/cpu/matmul.rs (plus GELU from elementwise.rs for `gelu`).
+// CPU twin: src/backend/cpu/matmul.rs (plus GELU and its derivative from elementwise.rs for the
+// epilogues).
 #include "tc.cuh"
 
 #define TC_BM 128
@@ -62,21 +71,37 @@ __device__ __forceinline__ void tc_load_tile(bf16_t* tile, const bf16_t* src, in
     }
 }
 
+#define TC_EPI_NONE 0
+#define TC_EPI_GELU 1
+#define TC_EPI_DGELU 2
+
+// GELU (erf form) and its derivative, as kernels/elementwise.cu computes them.
 __device__ __forceinline__ float tc_gelu(float v) {
     return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+}
+__device__ __forceinline__ float tc_gelu_grad(float v) {
+    const float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+    const float pdf = expf(-0.5f * v * v) * 0.39894228040143268f;
+    return cdf + v * pdf;
+}
+// v as stored in (and read back from) an array of T.
+__device__ __forceinline__ float tc_round(const float*, float v) { return v; }
+__device__ __forceinline__ float tc_round(const bf16_t*, float v) {
+    return bf16_to_f32(f32_to_bf16(v));
 }
 
 template <typename TC, bool TA, bool TB>
 __device__ void matmul_tc_impl(TC* __restrict__ C, const bf16_t* __restrict__ A,
-                               const bf16_t* __restrict__ B, const TC* __restrict__ bias, int M,
-                               int N, int K, long long strideA, long long strideB, int accumulate,
-                               int gelu) {
+                               const bf16_t* __restrict__ B, const TC* __restrict__ bias,
+                               TC* __restrict__ aux, int M, int N, int K, long long strideA,
+                               long long strideB, int accumulate, int epi) {
     TC_DYNAMIC_SMEM(tc_smem);
     bf16_t* smem = (bf16_t*)tc_smem;
     const long long batch = blockIdx.z;
     A += batch * strideA;
     B += batch * strideB;
     C += batch * (long long)M * N;
+    if (aux) aux += batch * (long long)M * N;
     const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
@@ -153,8 +178,13 @@ __device__ void matmul_tc_impl(TC* __restrict__ C, const bf16_t* __restrict__ A,
                 if (row >= M || col >= N) continue;
                 float x = acc[mi][ni][v];
                 if (bias) x += ld(bias, col);
-                if (gelu) x = tc_gelu(x);
                 const long long idx = (long long)row * N + col;
+                if (epi == TC_EPI_GELU) {
+                    x = tc_round(C, x);
+                    st(aux, idx, tc_gelu(x));
+                } else if (epi == TC_EPI_DGELU) {
+                    x = tc_round(C, x) * tc_gelu_grad(ld(aux, idx));
+                }
                 if (accumulate) x += ld(C, idx);
                 st(C, idx, x);
             }
@@ -162,9 +192,10 @@ __device__ void matmul_tc_impl(TC* __restrict__ C, const bf16_t* __restrict__ A,
 
 #define MATMUL_TC_KERNEL(NAME, TC, TA, TB)                                                         \
     extern "C" __global__ void __launch_bounds__(TC_THREADS)                                       \
-        NAME(TC* c, const bf16_t* a, const bf16_t* b, const TC* bias, int m, int n, int k,         \
-             long long a_stride, long long b_stride, int accumulate, int gelu) {                   \
-        matmul_tc_impl<TC, TA, TB>(c, a, b, bias, m, n, k, a_stride, b_stride, accumulate, gelu); \
+        NAME(TC* c, const bf16_t* a, const bf16_t* b, const TC* bias, TC* aux, int m, int n,       \
+             int k, long long a_stride, long long b_stride, int accumulate, int epi) {             \
+        matmul_tc_impl<TC, TA, TB>(c, a, b, bias, aux, m, n, k, a_stride, b_stride, accumulate,   \
+                                   epi);                                                           \
     }
 
 // The suffix names C's (and the bias's) type; A and B are always bf16.

@@ -96,9 +96,8 @@ __device__ void gather_fill_partials_impl(float* partials, const T* dout, const 
                                                           long long rows, int c) {               \
         gather_fill_backward_impl(dfill, dout, idx, rows, c);                                    \
     }                                                                                             \
-    extern "C" __global__ void __launch_bounds__(COLSUM_THREADS)                                  \
-        gather_fill_partials_##SUF(float* partials, const T* dout, const int* idx, int rows,      \
-                                   int cols, int rows_per_split) {                                \
+    extern "C" __global__ void __launch_bounds__(COLSUM_THREADS) gather_fill_partials_##SUF(      \
+        float* partials, const T* dout, const int* idx, int rows, int cols, int rows_per_split) { \
         gather_fill_partials_impl(partials, dout, idx, rows, cols, rows_per_split);               \
     }
 

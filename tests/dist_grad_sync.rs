@@ -96,9 +96,12 @@ fn grads(
         .unwrap();
     if let Some(s) = &sync {
         assert!(store.grads.unwatch().is_some());
-        s.lock().unwrap().finish(store.grads.flat()).unwrap();
+        s.lock()
+            .unwrap()
+            .finish(store.grads.flat().unwrap())
+            .unwrap();
     }
-    store.grads.flat().to_vec_f32().unwrap()
+    store.grads.flat().unwrap().to_vec_f32().unwrap()
 }
 
 struct Shared(Arc<Mutex<GradSync>>);

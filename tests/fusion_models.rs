@@ -439,7 +439,7 @@ fn step_on<M: FusionModel>(mut m: M, d: &Device, size: usize, samples: usize) ->
     vec![
         vec![s.loss.loss],
         s.output.logits.to_vec_f32().unwrap(),
-        store.grads.flat().to_vec_f32().unwrap(),
+        store.grads.flat().unwrap().to_vec_f32().unwrap(),
     ]
 }
 

@@ -124,7 +124,7 @@ fn vit_bf16_forward_and_gradients_follow_fp32_on(d: Device) {
     assert!(e < GRAD_TOL, "image gradient off by {e}");
     compare_grads("vit", &grads_of(&sb), &grads_of(&sa));
     // Masters and gradients stay fp32.
-    assert_eq!(sb.grads.flat().dtype, DType::F32, "gradients");
+    assert_eq!(sb.grads.flat().unwrap().dtype, DType::F32, "gradients");
     b.visit("", &mut |n, p| {
         assert_eq!(p.value.dtype, DType::F32, "{n} master");
         assert_eq!(p.compute.as_ref().map(|c| c.dtype), Some(DType::BF16));

@@ -12,6 +12,7 @@ mod common;
 
 use seisfuse::backend::api::matmul::MatmulShape;
 use seisfuse::backend::cuda::matmul_tc;
+use seisfuse::backend::cuda::matmul_tc::Epilogue::{DGelu as DGELU, Gelu as GELU, None as NONE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -69,7 +70,7 @@ fn case(
     ta: bool,
     tb: bool,
     bias: bool,
-    gelu: bool,
+    epi: matmul_tc::Epilogue,
     out_bf16: bool,
     max_blocks: Option<u32>,
 ) {
@@ -96,7 +97,7 @@ fn case(
         b(ta),
         b(tb),
         b(bias),
-        b(gelu),
+        (epi as u8).to_string(),
         "0".into(),
         b(out_bf16),
         cfg.grid_dim.0.to_string(),
@@ -127,8 +128,8 @@ fn case(
 /// x[197, 768] · W[3072, 768]ᵀ + b (48 blocks), whole grids, bf16 out.
 #[test]
 fn sfm_base_qkv_and_fc1_gelu() {
-    case(197, 2304, 768, false, true, true, false, true, None);
-    case(197, 3072, 768, false, true, true, true, true, None);
+    case(197, 2304, 768, false, true, true, NONE, true, None);
+    case(197, 3072, 768, false, true, true, GELU, true, None);
 }
 
 /// sfm-base backward of the qkv projection: dX = dY[197, 2304] · W[2304, 768] (nn, K = 2304,
@@ -137,14 +138,17 @@ fn sfm_base_qkv_and_fc1_gelu() {
 /// emulate whole; none of these needs it.)
 #[test]
 fn sfm_base_qkv_backward_shapes() {
-    case(197, 768, 2304, false, false, false, false, false, None);
-    case(2304, 768, 197, true, false, false, false, false, None);
+    case(197, 768, 2304, false, false, false, NONE, false, None);
+    case(2304, 768, 197, true, false, false, NONE, false, None);
 }
 
 /// seislm-base (docs/reference.md: hidden 240, FFN 3072; 3001 samples give 749 frames): the
 /// feed-forward's first product with its GELU, x[749, 240] · W[3072, 240]ᵀ + b, whole grid
-/// (6 × 24 blocks; K = 240 is not a multiple of the 32-deep k-tile), bf16 out.
+/// (6 × 24 blocks; K = 240 is not a multiple of the 32-deep k-tile), bf16 out: C is the
+/// pre-activation, aux its GELU. Then the backward product through the GELU: the input
+/// gradient of fc2, dY[749, 240] · W2[240, 3072], times gelu'(h) in the epilogue.
 #[test]
 fn seislm_base_ffn_in_gelu() {
-    case(749, 3072, 240, false, true, true, true, true, None);
+    case(749, 3072, 240, false, true, true, GELU, true, None);
+    case(749, 3072, 240, false, false, false, DGELU, true, None);
 }

@@ -441,6 +441,10 @@ impl api::ElementwiseOps for Recorder {
         r.t("out", &*out);
         r.t("x", x);
     });
+    logged!(drain_add(&self, acc: &mut Tensor, x: &mut Tensor) -> Result<()>, |r| {
+        r.t("acc", &*acc);
+        r.t("x", &*x);
+    });
 }
 
 impl api::FusionOps for Recorder {
@@ -573,6 +577,28 @@ impl api::MatmulOps for Recorder {
         r.opt("bias", x.bias);
         r.num("accumulate", x.accumulate as usize);
         r.detail(s);
+    });
+    logged!(matmul_gelu(
+        &self, h: &mut Tensor, act: &mut Tensor, x: MatmulInput, s: &MatmulShape
+    ) -> Result<()>, |r| {
+        r.t("h", &*h);
+        r.t("act", &*act);
+        r.t("a", x.a);
+        r.t("b", x.b);
+        r.opt("bias", x.bias);
+        r.num("accumulate", x.accumulate as usize);
+        r.detail(s);
+    });
+    logged!(matmul_dgelu(
+        &self, dh: &mut Tensor, x: MatmulInput, s: &MatmulShape, h: &Tensor
+    ) -> Result<()>, |r| {
+        r.t("dh", &*dh);
+        r.t("a", x.a);
+        r.t("b", x.b);
+        r.opt("bias", x.bias);
+        r.num("accumulate", x.accumulate as usize);
+        r.detail(s);
+        r.t("h", h);
     });
     logged!(sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()>, |r| {
         r.t("out", &*out);

@@ -21,7 +21,7 @@
 //! grads.watch(Box::new(sync));           // last micro-batch only: earlier ones accumulate
 //! backward pass (models call grads.mark_final() after each block)
 //! let mut sync = grads.unwatch()...;     // back from the watch
-//! sync.finish(grads.flat())?;            // the rest; the average is in the buffer
+//! sync.finish(grads.flat()?)?;            // the rest; the average is in the buffer
 //! ```
 
 use super::comm::Communicator;

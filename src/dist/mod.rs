@@ -12,7 +12,7 @@
 //! every step, from the checkpoint's data position (the epoch's order is global, sampler.rs):
 //!     sync.begin_step(); grads.watch(sync);        // before the last micro-batch's backward
 //!     forward/backward (models call grads.mark_final() per block: ready buckets are reduced)
-//!     grads.unwatch(); sync.finish(grads.flat())?; // the rest, then the average
+//!     grads.unwatch(); sync.finish(grads.flat()?)?; // the rest, then the average
 //!     optimizer step; running statistics averaged; loss averaged for rank 0's log
 //! ```
 

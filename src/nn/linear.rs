@@ -32,6 +32,19 @@ impl Linear {
 
     /// x [..., in] → [..., out]. The layer's cache is its input x.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (w, b) = self.operands(x)?;
+        ops::matmul(x, &w, false, true, b.as_ref())
+    }
+
+    /// (h, gelu(h)) with h = the layer's output: a layer followed by a GELU in one pass where
+    /// the backend fuses them (the tensor-core product's epilogue); h is the GELU's cache.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (w, b) = self.operands(x)?;
+        ops::matmul_gelu(x, &w, false, true, b.as_ref())
+    }
+
+    /// The weight and bias in x's dtype, after checking x's features.
+    fn operands(&self, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
         if x.shape.last() != Some(&self.in_features()) {
             bail!(
                 "linear: input {:?} must end in {} features",
@@ -39,16 +52,59 @@ impl Linear {
                 self.in_features()
             );
         }
-        let w = self.weight.value_as(x.dtype)?;
+        let w = self.weight.value_as(x.dtype)?.into_owned();
         let b = match &self.bias {
-            Some(b) => Some(b.value_as(x.dtype)?),
+            Some(b) => Some(b.value_as(x.dtype)?.into_owned()),
             None => None,
         };
-        ops::matmul(x, &w, false, true, b.as_deref())
+        Ok((w, b))
     }
 
     /// Adds dW += dyᵀ x and db += Σ dy into `grads`; returns dx = dy W.
     pub fn backward(&self, x: &Tensor, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
+        let (rows, inp) = self.param_grads(x, dy, grads)?;
+        let ds = MatmulShape {
+            batch: 1,
+            m: rows,
+            n: inp,
+            k: self.out_features(),
+            ta: false,
+            tb: false,
+            a_stride: 0,
+            b_stride: 0,
+        };
+        let mut dx = x.device().backend().alloc(&x.shape, x.dtype)?;
+        let w = self.weight.value_as(dy.dtype)?;
+        ops::matmul_raw(&mut dx, dy, &w, None, &ds, false)?;
+        Ok(dx)
+    }
+
+    /// The backward pass of a layer whose input x was gelu(h): adds dW and db as
+    /// [`Linear::backward`] does and returns dh = (dy W) · gelu'(h), in one pass where the
+    /// backend fuses the GELU's derivative into the product.
+    pub fn backward_dgelu(
+        &self,
+        x: &Tensor,
+        h: &Tensor,
+        dy: &Tensor,
+        grads: &mut Grads,
+    ) -> Result<Tensor> {
+        let (rows, inp) = self.param_grads(x, dy, grads)?;
+        if h.numel() != rows * inp {
+            bail!(
+                "linear backward: the pre-activation {:?} does not match the input {:?}",
+                h.shape,
+                x.shape
+            );
+        }
+        let w = self.weight.value_as(dy.dtype)?;
+        let dy2 = dy.clone().reshape(&[rows, self.out_features()])?;
+        let h2 = h.clone().reshape(&[rows, inp])?;
+        ops::matmul_dgelu(&dy2, &w, false, false, &h2)?.reshape(&x.shape)
+    }
+
+    /// dW += dyᵀ x and db += Σ dy; returns (rows, in features).
+    fn param_grads(&self, x: &Tensor, dy: &Tensor, grads: &mut Grads) -> Result<(usize, usize)> {
         let (inp, out) = (self.in_features(), self.out_features());
         let rows = x.numel() / inp;
         if dy.numel() != rows * out {
@@ -76,20 +132,7 @@ impl Linear {
             ops::sum_rows_into(&mut db, dy, true)?;
             grads.commit(db)?;
         }
-        let ds = MatmulShape {
-            batch: 1,
-            m: rows,
-            n: inp,
-            k: out,
-            ta: false,
-            tb: false,
-            a_stride: 0,
-            b_stride: 0,
-        };
-        let mut dx = x.device().backend().alloc(&x.shape, x.dtype)?;
-        let w = self.weight.value_as(dy.dtype)?;
-        ops::matmul_raw(&mut dx, dy, &w, None, &ds, false)?;
-        Ok(dx)
+        Ok((rows, inp))
     }
 }
 

@@ -1,7 +1,6 @@
 //! Transformer MLP: Linear → GELU (erf) → Linear (timm `Mlp`, wav2vec2 feed-forward).
 
 use super::{Grads, Init, Linear, ParamVisitor, Parameters};
-use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::Result;
 
@@ -24,15 +23,16 @@ impl Mlp {
             fc2: Linear::new(hidden, dim, true, init)?,
         })
     }
+    /// fc1 and its GELU in one pass where the backend fuses them (tensor-core products).
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, MlpCache)> {
-        let h = self.fc1.forward(x)?;
-        let a = ops::gelu(&h)?;
+        let (h, a) = self.fc1.forward_gelu(x)?;
         let y = self.fc2.forward(&a)?;
         Ok((y, MlpCache { x: x.clone(), h, a }))
     }
+    /// fc2's input gradient and the GELU's derivative in one pass where the backend fuses
+    /// them.
     pub fn backward(&self, c: &MlpCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
-        let da = self.fc2.backward(&c.a, dy, grads)?;
-        let dh = ops::gelu_backward(&c.h, &da)?;
+        let dh = self.fc2.backward_dgelu(&c.a, &c.h, dy, grads)?;
         self.fc1.backward(&c.x, &dh, grads)
     }
 }

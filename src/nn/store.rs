@@ -18,6 +18,8 @@ use crate::backend::Device;
 use crate::ops::{self, ChunkTable};
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Context, Result};
+use std::ops::Range;
+use std::sync::Mutex;
 
 /// Parameter offsets are multiples of this many elements (256 bytes of fp32), so vector loads
 /// of any parameter are aligned; the gaps stay zero.
@@ -64,6 +66,26 @@ pub struct Grads {
     /// Told when gradients become final during a backward pass (data-parallel training
     /// starts their all-reduce then); `None` outside of that.
     watch: Option<Watch>,
+    /// bf16 scratch as long as `flat` (made at the first bf16 slot): parameter p's bf16 slot
+    /// is its range here, zero until committed.
+    shadow: Option<Tensor>,
+    /// What the scratch holds; behind a lock so that readers holding `&self` can settle.
+    scratch: Mutex<Scratch>,
+}
+
+/// Ranges of the bf16 scratch buffer.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Committed but not yet added into `flat`. [`Grads::settle`] adds them all in one launch
+    /// (`ops::drain_add`) before anything reads the gradients, instead of a cast and an add
+    /// per parameter.
+    pending: Vec<Range<usize>>,
+    /// Handed out as slots and not committed yet.
+    lent: Vec<Range<usize>>,
+}
+
+fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
+    a.start < b.end && b.start < a.end
 }
 
 /// Receives the parts of the flat gradient buffer whose gradients are final for the current
@@ -97,11 +119,13 @@ impl std::fmt::Debug for Watch {
 }
 
 /// Where a backward pass writes one parameter's gradient: the gradient view itself when the
-/// pass computes in fp32, or a zeroed scratch buffer in the compute dtype (bf16) that
-/// [`Grads::commit`] widens and adds, as PyTorch's autocast does.
+/// pass computes in fp32, or zeroed scratch in the compute dtype (bf16: the parameter's range
+/// of the store's bf16 scratch buffer) that is widened and added, as PyTorch's autocast does,
+/// once [`Grads::commit`] has handed it back and the gradients are read ([`Grads::settle`]).
 pub struct GradSlot {
     pub buf: Tensor,
-    target: Option<Tensor>,
+    /// The range of the scratch buffer this slot is (bf16 slots).
+    range: Option<std::ops::Range<usize>>,
 }
 
 impl std::ops::Deref for GradSlot {
@@ -117,9 +141,67 @@ impl std::ops::DerefMut for GradSlot {
 }
 
 impl Grads {
-    /// The gradient view of `p` (fp32, p's shape).
+    /// The gradient view of `p` (fp32, p's shape), with every committed contribution added.
     pub fn of(&mut self, p: &Param) -> Result<Tensor> {
         self.view(p)
+    }
+
+    /// The whole flat buffer (with the alignment gaps, which stay zero), every committed
+    /// contribution added.
+    pub fn flat(&self) -> Result<&Tensor> {
+        self.settle()?;
+        Ok(&self.flat)
+    }
+
+    /// Adds the committed bf16 scratch into the fp32 gradients and zeroes it: one launch over
+    /// the span of the pending ranges (the rest of the span is zero scratch, which adds
+    /// nothing). Readers of the gradients call it; a no-op when nothing is pending.
+    pub fn settle(&self) -> Result<()> {
+        let mut sc = self.scratch();
+        let (Some(shadow), Some(start), Some(end)) = (
+            &self.shadow,
+            sc.pending.iter().map(|r| r.start).min(),
+            sc.pending.iter().map(|r| r.end).max(),
+        ) else {
+            return Ok(());
+        };
+        // A slot still lent inside the span holds a gradient being computed: then drain the
+        // pending ranges one by one instead of the span.
+        let spans: Vec<Range<usize>> = if sc.lent.iter().any(|l| overlaps(l, &(start..end))) {
+            std::mem::take(&mut sc.pending)
+        } else {
+            sc.pending.clear();
+            std::iter::once(start..end).collect()
+        };
+        for r in spans {
+            let mut acc = self.flat.view(r.start, &[r.len()])?;
+            let mut x = shadow.view(r.start, &[r.len()])?;
+            ops::drain_add(&mut acc, &mut x)?;
+        }
+        Ok(())
+    }
+
+    fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops committed or abandoned scratch without adding it (the gradients are being
+    /// zeroed): the scratch is zero again afterwards.
+    fn discard_pending(&self) -> Result<()> {
+        let ranges: Vec<_> = {
+            let mut sc = self.scratch();
+            let Scratch { pending, lent } = &mut *sc;
+            pending.drain(..).chain(lent.drain(..)).collect()
+        };
+        let (Some(shadow), Some(start), Some(end)) = (
+            &self.shadow,
+            ranges.iter().map(|r| r.start).min(),
+            ranges.iter().map(|r| r.end).max(),
+        ) else {
+            return Ok(());
+        };
+        let mut x = shadow.view(start, &[end - start])?;
+        x.device().run().fill_zero(&mut x)
     }
 
     fn view(&mut self, p: &Param) -> Result<Tensor> {
@@ -130,6 +212,13 @@ impl Grads {
             );
         }
         let at = p.value.offset();
+        let r = at..at + p.value.numel();
+        let held = self.scratch().pending.iter().any(|d| overlaps(d, &r));
+        if held {
+            // p's scratch holds a committed gradient: add it before p's gradient is read or
+            // its scratch handed out again
+            self.settle()?;
+        }
         if let Some(w) = &mut self.watch {
             let r = at..at + p.value.numel();
             if w.done.iter().any(|d| d.start < r.end && r.start < d.end) {
@@ -170,6 +259,8 @@ impl Grads {
             return Ok(());
         }
         let ranges = std::mem::take(&mut w.touched);
+        self.settle()?;
+        let w = self.watch.as_mut().expect("checked above");
         w.sink.ready(&self.flat, &ranges)?;
         w.done.extend(ranges);
         Ok(())
@@ -181,26 +272,38 @@ impl Grads {
         if dtype == DType::F32 {
             return Ok(GradSlot {
                 buf: view,
-                target: None,
+                range: None,
             });
         }
-        let dev = view.device();
-        let buf = dev.backend().zeros(&view.shape, dtype)?;
+        if dtype != DType::BF16 {
+            bail!("parameter gradients are computed in f32 or bf16, not {dtype}");
+        }
+        if self.shadow.is_none() {
+            let n = self.flat.numel();
+            self.shadow = Some(view.device().backend().zeros(&[n], DType::BF16)?);
+        }
+        let at = p.value.offset();
+        let shadow = self.shadow.as_ref().expect("made above");
+        let buf = shadow.view(at, &view.shape)?;
+        let range = at..at + view.numel();
+        self.scratch().lent.push(range.clone());
         Ok(GradSlot {
             buf,
-            target: Some(view),
+            range: Some(range),
         })
     }
 
-    /// Adds a scratch slot into its gradient (nothing to do for an fp32 slot).
+    /// Hands a slot back: an fp32 slot was the gradient itself; a bf16 slot's range waits to
+    /// be added by [`Grads::settle`].
     pub fn commit(&mut self, s: GradSlot) -> Result<()> {
-        match s.target {
-            None => Ok(()),
-            Some(mut target) => {
-                let wide = ops::cast(&s.buf, DType::F32)?;
-                ops::add_assign(&mut target, &wide)
+        if let Some(r) = s.range {
+            let mut sc = self.scratch();
+            if let Some(i) = sc.lent.iter().position(|l| *l == r) {
+                sc.lent.swap_remove(i);
             }
+            sc.pending.push(r);
         }
+        Ok(())
     }
 
     /// p's gradient += g (g has p's element count, any float dtype).
@@ -220,11 +323,6 @@ impl Grads {
         };
         let g = g.reshape(&target.shape.clone())?;
         ops::add_assign(&mut target, &g)
-    }
-
-    /// The whole flat buffer (with the alignment gaps, which stay zero).
-    pub fn flat(&self) -> &Tensor {
-        &self.flat
     }
 }
 
@@ -280,6 +378,8 @@ impl ParamStore {
             flat: device.backend().zeros(&[n], DType::F32)?,
             values: values.clone(),
             watch: None,
+            shadow: None,
+            scratch: Mutex::default(),
         };
         let store = ParamStore {
             device: device.clone(),
@@ -355,14 +455,16 @@ impl ParamStore {
         let e = self.named(name)?;
         self.values.view(e.offset, &e.shape)
     }
-    /// The gradient view of parameter `name`.
+    /// The gradient view of parameter `name` (committed contributions added).
     pub fn grad(&self, name: &str) -> Result<Tensor> {
+        self.grads.settle()?;
         let e = self.named(name)?;
         self.grads.flat.view(e.offset, &e.shape)
     }
 
     /// Zeroes every gradient: one memset over the flat buffer.
     pub fn zero_grad(&mut self) -> Result<()> {
+        self.grads.discard_pending()?;
         let mut g = self.grads.flat.clone();
         self.device.run().fill_zero(&mut g)
     }
@@ -439,6 +541,7 @@ impl ParamStore {
             let b = self.device.backend();
             self.moments = Some((b.zeros(&[n], DType::F32)?, b.zeros(&[n], DType::F32)?));
         }
+        self.grads.settle()?;
         let chunks = self.chunks()?.clone();
         let (m, v) = self.moments.clone().expect("made above");
         Ok((
@@ -470,6 +573,7 @@ impl ParamStore {
 
     /// For each trainable parameter, Σ g² (the slow path that names a non-finite gradient).
     pub fn per_param_grad_sq(&self) -> Result<Vec<(String, f32)>> {
+        self.grads.settle()?;
         let mut out = Vec::new();
         for e in self.entries.iter().filter(|e| e.trainable) {
             let g = self.grads.flat.view(e.offset, &e.shape)?;

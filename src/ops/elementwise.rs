@@ -55,6 +55,21 @@ pub fn scale_assign(x: &mut Tensor, s: f32) -> Result<()> {
 
 /// f32 ↔ bf16 on the tensor's own device (round to nearest even); a copy when the dtype is
 /// already `dtype`.
+/// acc += x widened to f32, then x = 0, in one pass: acc f32, x bf16 of acc's shape (the
+/// gradient store's hand-off of bf16 scratch into the fp32 gradients).
+pub fn drain_add(acc: &mut Tensor, x: &mut Tensor) -> Result<()> {
+    if acc.dtype != DType::F32 || x.dtype != DType::BF16 {
+        bail!(
+            "drain_add: expects an f32 accumulator and bf16 scratch, found {} and {}",
+            acc.dtype,
+            x.dtype
+        );
+    }
+    check_same_shape("drain_add", acc, x)?;
+    let d = check_device("drain_add", &[acc, x])?;
+    d.run().drain_add(acc, x)
+}
+
 pub fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     if x.dtype == dtype {
         return x.try_clone();

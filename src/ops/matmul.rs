@@ -81,6 +81,25 @@ pub fn matmul_raw(
     s: &MatmulShape,
     accumulate: bool,
 ) -> Result<()> {
+    let d = check_matmul(c, a, b, bias, s)?;
+    let x = MatmulInput {
+        a,
+        b,
+        bias,
+        accumulate,
+    };
+    d.run().matmul(c, x, s)
+}
+
+/// The checks of every product writing `c` = op(a) · op(b) (+ bias) of shape `s`: float
+/// dtypes alike, the bias as long as a row of c, buffers large enough, one device (returned).
+fn check_matmul(
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    s: &MatmulShape,
+) -> Result<Device> {
     check_float("matmul", "a", a)?;
     check_same_dtype("matmul", a, b)?;
     check_same_dtype("matmul", a, c)?;
@@ -116,13 +135,57 @@ pub fn matmul_raw(
     if let Some(bias) = bias {
         check_device("matmul", &[a, bias])?;
     }
+    Ok(d)
+}
+
+/// (h, gelu(h)) with h = op(a) · op(b) (+ bias): an MLP's first product and its activation,
+/// computed in one pass where the backend fuses them (the tensor-core product's epilogue),
+/// else as the product and the GELU op. h is what the backward pass needs.
+pub fn matmul_gelu(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (s, out_shape) = infer_shape(&a.shape, &b.shape, ta, tb)?;
+    let mut h = alloc(&a.device(), &out_shape, a.dtype)?;
+    let mut act = alloc(&a.device(), &out_shape, a.dtype)?;
+    let d = check_matmul(&h, a, b, bias, &s)?;
     let x = MatmulInput {
         a,
         b,
         bias,
-        accumulate,
+        accumulate: false,
     };
-    d.run().matmul(c, x, s)
+    d.run().matmul_gelu(&mut h, &mut act, x, &s)?;
+    Ok((h, act))
+}
+
+/// (op(a) · op(b)) · gelu'(h): the input gradient of a product whose input was gelu(h),
+/// carried back through the GELU (h shaped like the product). One pass where the backend
+/// fuses it, else the product and the GELU's backward op.
+pub fn matmul_dgelu(a: &Tensor, b: &Tensor, ta: bool, tb: bool, h: &Tensor) -> Result<Tensor> {
+    let (s, out_shape) = infer_shape(&a.shape, &b.shape, ta, tb)?;
+    if h.numel() != s.batch * s.m * s.n {
+        bail!(
+            "matmul_dgelu: the pre-activation {:?} does not match the product's shape {:?}",
+            h.shape,
+            out_shape
+        );
+    }
+    check_same_dtype("matmul_dgelu", a, h)?;
+    let mut dh = alloc(&a.device(), &out_shape, a.dtype)?;
+    let d = check_matmul(&dh, a, b, None, &s)?;
+    check_device("matmul_dgelu", &[a, h])?;
+    let x = MatmulInput {
+        a,
+        b,
+        bias: None,
+        accumulate: false,
+    };
+    d.run().matmul_dgelu(&mut dh, x, &s, h)?;
+    Ok(dh)
 }
 
 /// op(a) · op(b) (+ bias over the last axis).

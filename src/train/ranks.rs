@@ -117,7 +117,7 @@ impl Ranks {
             bail!("Ranks::finish without Ranks::watch before the backward pass");
         }
         let mut sync = self.lock()?;
-        sync.finish(grads.flat())?;
+        sync.finish(grads.flat()?)?;
         Ok(sync.launched().to_vec())
     }
 

@@ -471,7 +471,7 @@ pub fn train(
             loss_sum = r.mean(loss_sum)?;
         }
         if cfg.accum > 1 {
-            let mut g = s.store.grads.flat().clone();
+            let mut g = s.store.grads.flat()?.clone();
             ops::scale_assign(&mut g, 1.0 / cfg.accum as f32)?;
         }
         let lr = sched.lr(step as usize);

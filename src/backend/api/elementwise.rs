@@ -16,4 +16,7 @@ pub trait ElementwiseOps {
     fn scale(&self, x: &mut Tensor, s: f32) -> Result<()>;
     /// out = x converted to out's dtype (f32 ↔ bf16, round to nearest even).
     fn cast(&self, out: &mut Tensor, x: &Tensor) -> Result<()>;
+    /// acc (f32) += x (bf16) widened, then x = 0: the hand-off of bf16 gradient scratch into
+    /// the fp32 gradients in one pass (`ops::drain_add`).
+    fn drain_add(&self, acc: &mut Tensor, x: &mut Tensor) -> Result<()>;
 }

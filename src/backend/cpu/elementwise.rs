@@ -35,6 +35,14 @@ impl ElementwiseOps for Cpu {
         let x = input(x)?;
         out.write_f32(&x)
     }
+    fn drain_add(&self, acc: &mut Tensor, x: &mut Tensor) -> Result<()> {
+        let xv = input(x)?.into_owned();
+        let mut o = HostOut::update(acc)?;
+        let a = o.to_vec();
+        add(&mut o, &a, &xv);
+        o.finish()?;
+        x.write_f32(&vec![0.0; xv.len()])
+    }
 }
 
 fn zip_map(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {

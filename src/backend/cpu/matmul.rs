@@ -3,6 +3,7 @@
 
 use super::{input, Cpu, HostOut};
 use crate::backend::api::matmul::{MatmulInput, MatmulOps};
+use crate::backend::api::{Backend, ElementwiseOps};
 use crate::tensor::Tensor;
 use anyhow::Result;
 use gemm::Parallelism;
@@ -18,6 +19,27 @@ impl MatmulOps for Cpu {
         };
         matmul(&mut cv, &av, &bv, biasv.as_deref(), s, x.accumulate);
         cv.finish()
+    }
+    fn matmul_gelu(
+        &self,
+        h: &mut Tensor,
+        act: &mut Tensor,
+        x: MatmulInput,
+        s: &MatmulShape,
+    ) -> Result<()> {
+        self.matmul(h, x, s)?;
+        self.gelu(act, h)
+    }
+    fn matmul_dgelu(
+        &self,
+        dh: &mut Tensor,
+        x: MatmulInput,
+        s: &MatmulShape,
+        h: &Tensor,
+    ) -> Result<()> {
+        let mut da = self.alloc(&dh.shape, dh.dtype)?;
+        self.matmul(&mut da, x, s)?;
+        self.gelu_backward(dh, h, &da)
     }
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
         let x = input(x)?;

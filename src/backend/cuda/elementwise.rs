@@ -14,6 +14,8 @@ kernels! { file "elementwise";
     Scale = scale<T>(x: out T, s: val f32, n: val i64);
     CastF32ToBf16 = cast_f32_to_bf16(out: out bf16, x: inp f32, n: val i64);
     CastBf16ToF32 = cast_bf16_to_f32(out: out f32, x: inp bf16, n: val i64);
+    /// acc += widen(x), then x = 0; grid-stride.
+    DrainAddBf16 = drain_add_bf16(acc: out f32, x: out bf16, n: val i64);
 }
 
 impl ElementwiseOps for CudaBackend {
@@ -78,5 +80,17 @@ impl ElementwiseOps for CudaBackend {
             .launch(self, grid_stride(n)),
             (a, o) => bail!("no cast kernel from {a} to {o}"),
         }
+    }
+    fn drain_add(&self, acc: &mut Tensor, x: &mut Tensor) -> Result<()> {
+        let n = acc.numel();
+        if (acc.dtype, x.dtype) != (DType::F32, DType::BF16) {
+            bail!("drain_add: no kernel for {} += {}", acc.dtype, x.dtype);
+        }
+        DrainAddBf16 {
+            acc,
+            x,
+            n: n as i64,
+        }
+        .launch(self, grid_stride(n))
     }
 }

@@ -2,9 +2,10 @@
 //! variant 1; variant 2, tensor cores, is in `matmul_tc.rs`).
 
 use super::launch::kernels;
+use super::matmul_tc::Epilogue;
 use super::{grid_1d, CudaBackend};
 use crate::backend::api::matmul::{MatmulInput, MatmulOps, MatmulShape};
-use crate::backend::api::Backend;
+use crate::backend::api::{Backend, ElementwiseOps};
 use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
@@ -72,6 +73,37 @@ impl MatmulOps for CudaBackend {
             shared_mem_bytes: 0,
         };
         launch_by_layout!(self, cfg, s, c, x, [MatmulNn, MatmulNt, MatmulTn, MatmulTt])
+    }
+    fn matmul_gelu(
+        &self,
+        h: &mut Tensor,
+        act: &mut Tensor,
+        x: MatmulInput,
+        s: &MatmulShape,
+    ) -> Result<()> {
+        if crate::backend::variants::variant("matmul")? == 2
+            && super::matmul_tc::try_matmul_epi(self, h, x, s, Epilogue::Gelu, Some(act))?
+        {
+            return Ok(());
+        }
+        self.matmul(h, x, s)?;
+        self.gelu(act, h)
+    }
+    fn matmul_dgelu(
+        &self,
+        dh: &mut Tensor,
+        x: MatmulInput,
+        s: &MatmulShape,
+        h: &Tensor,
+    ) -> Result<()> {
+        if crate::backend::variants::variant("matmul")? == 2
+            && super::matmul_tc::try_matmul_epi(self, dh, x, s, Epilogue::DGelu, Some(h))?
+        {
+            return Ok(());
+        }
+        let mut da = self.alloc(&dh.shape, dh.dtype)?;
+        self.matmul(&mut da, x, s)?;
+        self.gelu_backward(dh, h, &da)
     }
     fn sum_rows(&self, out: &mut Tensor, x: &Tensor, accumulate: bool) -> Result<()> {
         let cols = out.numel();

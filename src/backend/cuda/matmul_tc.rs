@@ -14,19 +14,32 @@ use cudarc::driver::LaunchConfig;
 
 kernels! { file "matmul_tc";
     /// 128×128×32 tiles, 256 threads, 48 KiB dynamic shared memory; grid (n tiles, m tiles,
-    /// batch). `T` is C's (and the bias's) type; A and B are bf16.
-    MatmulTcNn = matmul_tc_nn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32,
-        gelu: val i32);
-    MatmulTcNt = matmul_tc_nt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32,
-        gelu: val i32);
-    MatmulTcTn = matmul_tc_tn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32,
-        gelu: val i32);
-    MatmulTcTt = matmul_tc_tt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32,
-        gelu: val i32);
+    /// batch). `T` is C's (and the bias's and aux's) type; A and B are bf16. `epi`: an
+    /// [`Epilogue`] (with `aux` for the GELU ones).
+    MatmulTcNn = matmul_tc_nn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
+        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
+        accumulate: val i32, epi: val i32);
+    MatmulTcNt = matmul_tc_nt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
+        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
+        accumulate: val i32, epi: val i32);
+    MatmulTcTn = matmul_tc_tn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
+        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
+        accumulate: val i32, epi: val i32);
+    MatmulTcTt = matmul_tc_tt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
+        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
+        accumulate: val i32, epi: val i32);
+}
+
+/// What the kernel's epilogue does after the product (+ bias), `TC_EPI_*` in
+/// kernels/matmul_tc.cu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// C = x.
+    None = 0,
+    /// C = h = x (as stored), aux = gelu(h): fc1 of an MLP.
+    Gelu = 1,
+    /// C = x (as stored) · gelu'(aux), aux = h: fc2's input gradient through the GELU.
+    DGelu = 2,
 }
 
 /// Threads per block (the kernel's `__launch_bounds__`, TC_THREADS).
@@ -151,7 +164,8 @@ impl SplitKViews {
                 a_stride: (ks * s.m) as i64,
                 b_stride: (ks * s.n) as i64,
                 accumulate: 0,
-                gelu: 0,
+                aux: None,
+                epi: Epilogue::None as i32,
             }
             .planned(grid(z))
         };
@@ -179,12 +193,35 @@ pub fn try_matmul(
     x: MatmulInput,
     s: &MatmulShape,
 ) -> Result<bool> {
+    try_matmul_epi(be, c, x, s, Epilogue::None, None)
+}
+
+/// [`try_matmul`] with an epilogue: `aux` is the GELU's output ([`Epilogue::Gelu`]) or the
+/// pre-activation it reads ([`Epilogue::DGelu`]), shaped like C. The GELU epilogues take no
+/// accumulation and no split-K (false: the caller composes the unfused ops).
+pub fn try_matmul_epi(
+    be: &CudaBackend,
+    c: &mut Tensor,
+    x: MatmulInput,
+    s: &MatmulShape,
+    epi: Epilogue,
+    aux: Option<&Tensor>,
+) -> Result<bool> {
     if x.a.dtype != DType::BF16 || x.b.dtype != DType::BF16 {
         return Ok(false);
     }
     let Some(cfg) = plan(s, x.a.offset(), x.b.offset()) else {
         return Ok(false);
     };
+    if epi != Epilogue::None {
+        let fits = aux.is_some_and(|t| t.dtype == c.dtype && t.numel() == c.numel());
+        if x.accumulate || !fits {
+            return Ok(false);
+        }
+        let epi = epi as i32;
+        launch_by_layout!(be, cfg, s, c, x, [MatmulTcNn, MatmulTcNt, MatmulTcTn, MatmulTcTt], aux: aux, epi: epi)?;
+        return Ok(true);
+    }
     if let Some(sk) = split_k(s, x.bias.is_some()) {
         let ws = be.alloc(&[sk.splits * s.m * s.n], DType::F32)?;
         let views = SplitKViews::new(s, sk, x.a, x.b, &ws)?;
@@ -193,6 +230,6 @@ pub fn try_matmul(
         }
         return Ok(true);
     }
-    launch_by_layout!(be, cfg, s, c, x, [MatmulTcNn, MatmulTcNt, MatmulTcTn, MatmulTcTt], gelu: 0)?;
+    launch_by_layout!(be, cfg, s, c, x, [MatmulTcNn, MatmulTcNt, MatmulTcTn, MatmulTcTt], aux: None, epi: Epilogue::None as i32)?;
     Ok(true)
 }

@@ -166,6 +166,92 @@ impl Out<'_> {
     }
 }
 
+/// A product's launches (src/backend/cuda/matmul.rs): variant 2 for bf16 operands whose layout
+/// its plan accepts (split-K where it applies), else variant 1.
+fn matmul_launches(
+    o: &mut Out,
+    s: &MatmulShape,
+    a: &Arg,
+    b: &Arg,
+    out: &Arg,
+    acc: bool,
+    bias: Option<&Arg>,
+) -> Result<()> {
+    let s = *s;
+    let bytes = a.bytes()
+        + b.bytes()
+        + out.bytes() * if acc { 2.0 } else { 1.0 }
+        + bias.map_or(0.0, Arg::bytes);
+    // src/backend/cuda/matmul.rs: variant 2 takes bf16 operands whose layout its plan
+    // accepts; everything else runs variant 1.
+    let tc = if crate::backend::variants::variant("matmul")? == 2
+        && a.dtype == DType::BF16
+        && b.dtype == DType::BF16
+    {
+        matmul_tc::plan(&s, a.offset, b.offset)
+    } else {
+        None
+    };
+    let split = tc.and_then(|_| matmul_tc::split_k(&s, bias.is_some()));
+    if let Some(sk) = split {
+        // matmul_tc::SplitKViews::plans: the equal splits batched, the last split, the
+        // ordered sum of the f32 slices into C
+        let ws = 4.0 * (sk.splits * s.m * s.n) as f64;
+        let k_last = s.k - (sk.splits - 1) * sk.k_split;
+        for (k, z) in [(sk.k_split, sk.splits - 1), (k_last, 1)] {
+            let part = MatmulShape { k, batch: z, ..s };
+            let cfg = LaunchConfig {
+                grid_dim: matmul::tile_grid(&part),
+                block_dim: (matmul_tc::THREADS, 1, 1),
+                shared_mem_bytes: matmul_tc::SMEM_BYTES,
+            };
+            let share = (k * z) as f64 / s.k as f64;
+            o.push(
+                &matmul_tc::MatmulTcTn::SIG,
+                DType::F32,
+                cfg,
+                part.flops(),
+                share * (a.bytes() + b.bytes() + ws),
+                Unit::TensorBf16,
+            );
+        }
+        o.push(
+            &reduce::ColsumFinal::SIG,
+            out.dtype,
+            reduce::colsum_final_cfg(s.m * s.n),
+            (sk.splits * s.m * s.n) as f64,
+            ws + out.bytes() * if acc { 2.0 } else { 1.0 },
+            Unit::Memory,
+        );
+    } else if let Some(cfg) = tc {
+        let sig = match (s.ta, s.tb) {
+            (false, false) => matmul_tc::MatmulTcNn::SIG,
+            (false, true) => matmul_tc::MatmulTcNt::SIG,
+            (true, false) => matmul_tc::MatmulTcTn::SIG,
+            (true, true) => matmul_tc::MatmulTcTt::SIG,
+        };
+        o.push(&sig, out.dtype, cfg, s.flops(), bytes, Unit::TensorBf16);
+    } else {
+        let sig = match (s.ta, s.tb) {
+            (false, false) => matmul::MatmulNn::SIG,
+            (false, true) => matmul::MatmulNt::SIG,
+            (true, false) => matmul::MatmulTn::SIG,
+            (true, true) => matmul::MatmulTt::SIG,
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (
+                s.n.div_ceil(128) as u32,
+                s.m.div_ceil(128) as u32,
+                s.batch as u32,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        o.push(&sig, out.dtype, cfg, s.flops(), bytes, Unit::Fp32);
+    }
+    Ok(())
+}
+
 fn arg<'c>(c: &'c Call, name: &str) -> Result<&'c Arg> {
     c.arg(name)
         .ok_or_else(|| anyhow::anyhow!("{}: no tensor argument `{name}` recorded", c.op))
@@ -210,76 +296,53 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             };
             let (a, b, out) = (arg(c, "a")?, arg(c, "b")?, arg(c, "c")?);
             let acc = c.num("accumulate").unwrap_or(0) == 1;
-            let bytes = a.bytes()
-                + b.bytes()
-                + out.bytes() * if acc { 2.0 } else { 1.0 }
-                + bytes_of(c, &["bias"]);
-            // src/backend/cuda/matmul.rs: variant 2 takes bf16 operands whose layout its plan
-            // accepts; everything else runs variant 1.
-            let tc = if crate::backend::variants::variant("matmul")? == 2
-                && a.dtype == DType::BF16
-                && b.dtype == DType::BF16
-            {
-                matmul_tc::plan(&s, a.offset, b.offset)
-            } else {
-                None
+            matmul_launches(&mut o, &s, a, b, out, acc, c.arg("bias"))?;
+        }
+        "matmul_gelu" | "matmul_dgelu" => {
+            // src/backend/cuda/matmul.rs: one tensor-core launch with the GELU epilogue where
+            // variant 2 takes the product, else the product and the GELU kernel
+            let Some(s) = mm else {
+                bail!("{}: no MatmulShape recorded", c.op)
             };
-            let split = tc.and_then(|_| matmul_tc::split_k(&s, c.arg("bias").is_some()));
-            if let Some(sk) = split {
-                // matmul_tc::SplitKViews::plans: the equal splits batched, the last split, the
-                // ordered sum of the f32 slices into C
-                let ws = 4.0 * (sk.splits * s.m * s.n) as f64;
-                let k_last = s.k - (sk.splits - 1) * sk.k_split;
-                for (k, z) in [(sk.k_split, sk.splits - 1), (k_last, 1)] {
-                    let part = MatmulShape { k, batch: z, ..s };
-                    let cfg = LaunchConfig {
-                        grid_dim: matmul::tile_grid(&part),
-                        block_dim: (matmul_tc::THREADS, 1, 1),
-                        shared_mem_bytes: matmul_tc::SMEM_BYTES,
-                    };
-                    let share = (k * z) as f64 / s.k as f64;
-                    o.push(
-                        &matmul_tc::MatmulTcTn::SIG,
-                        DType::F32,
-                        cfg,
-                        part.flops(),
-                        share * (a.bytes() + b.bytes() + ws),
-                        Unit::TensorBf16,
-                    );
-                }
-                o.push(
-                    &reduce::ColsumFinal::SIG,
-                    out.dtype,
-                    reduce::colsum_final_cfg(s.m * s.n),
-                    (sk.splits * s.m * s.n) as f64,
-                    ws + out.bytes() * if acc { 2.0 } else { 1.0 },
-                    Unit::Memory,
-                );
-            } else if let Some(cfg) = tc {
+            let (a, b) = (arg(c, "a")?, arg(c, "b")?);
+            let gelu = c.op == "matmul_gelu";
+            let (out, aux) = if gelu {
+                (arg(c, "h")?, arg(c, "act")?)
+            } else {
+                (arg(c, "dh")?, arg(c, "h")?)
+            };
+            let tc = (crate::backend::variants::variant("matmul")? == 2
+                && a.dtype == DType::BF16
+                && b.dtype == DType::BF16)
+                .then(|| matmul_tc::plan(&s, a.offset, b.offset))
+                .flatten();
+            let n = out.numel() as f64;
+            if let Some(cfg) = tc {
                 let sig = match (s.ta, s.tb) {
                     (false, false) => matmul_tc::MatmulTcNn::SIG,
                     (false, true) => matmul_tc::MatmulTcNt::SIG,
                     (true, false) => matmul_tc::MatmulTcTn::SIG,
                     (true, true) => matmul_tc::MatmulTcTt::SIG,
                 };
-                o.push(&sig, out.dtype, cfg, s.flops(), bytes, Unit::TensorBf16);
+                let bytes =
+                    a.bytes() + b.bytes() + out.bytes() + aux.bytes() + bytes_of(c, &["bias"]);
+                let flops = s.flops() + if gelu { 20.0 } else { 25.0 } * n;
+                o.push(&sig, out.dtype, cfg, flops, bytes, Unit::TensorBf16);
             } else {
-                let sig = match (s.ta, s.tb) {
-                    (false, false) => matmul::MatmulNn::SIG,
-                    (false, true) => matmul::MatmulNt::SIG,
-                    (true, false) => matmul::MatmulTn::SIG,
-                    (true, true) => matmul::MatmulTt::SIG,
+                matmul_launches(&mut o, &s, a, b, out, false, c.arg("bias"))?;
+                let (sig, flops_per, passes) = if gelu {
+                    (elementwise::GeluForward::SIG, 20.0, 2.0)
+                } else {
+                    (elementwise::GeluBackward::SIG, 25.0, 3.0)
                 };
-                let cfg = LaunchConfig {
-                    grid_dim: (
-                        s.n.div_ceil(128) as u32,
-                        s.m.div_ceil(128) as u32,
-                        s.batch as u32,
-                    ),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                o.push(&sig, out.dtype, cfg, s.flops(), bytes, Unit::Fp32);
+                o.push(
+                    &sig,
+                    out.dtype,
+                    grid_stride(out.numel()),
+                    flops_per * n,
+                    passes * out.bytes(),
+                    Unit::Memory,
+                );
             }
         }
         "sum_rows" => {
@@ -509,6 +572,20 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 o_arg.dtype,
                 grid_stride(n),
                 flops_per * n as f64,
+                bytes,
+                Unit::Memory,
+            );
+        }
+        "drain_add" => {
+            let acc = arg(c, "acc")?;
+            let n = acc.numel();
+            // acc read and written, x read and zeroed
+            let bytes = 2.0 * (acc.bytes() + arg(c, "x")?.bytes());
+            o.push(
+                &elementwise::DrainAddBf16::SIG,
+                acc.dtype,
+                grid_stride(n),
+                n as f64,
                 bytes,
                 Unit::Memory,
             );
