@@ -12,7 +12,10 @@
 // [0, lin)): a thread's pair (kk, kk + 1) at column n is two consecutive bf16 of the window, at
 // an odd address for odd n + j0 + kk, so its register is built from two 16-bit shared loads (no
 // ldmatrix for B). A fragments come from the staged weights ws[m][c·kp + j] with ldmatrix.x4
-// (rows padded by 8 elements so the 8 rows of a phase fall in 8 bank groups).
+// (rows padded by 8 elements so the 8 rows of a phase fall in 8 bank groups). A warp's 4 n8
+// tiles at one k16 step read the pairs at 8q + (its lane's offset) for q = 2s .. 2s + 4: five
+// pairs kept in registers and slid by two per step, two new pairs (four 16-bit loads) per
+// four mma.
 // The input gradient is the same correlation with the weights flip-transposed
 // (W'[ci, co, j] = W[co, ci, k − 1 − j], read that way when `flip` is 1) over dY, with
 // pad' = k − 1 − pad and output length lin: the wrapper launches this kernel for it.
@@ -40,7 +43,7 @@ __device__ __forceinline__ unsigned ctc_pair(const bf16_t* p) {
 }
 
 // Grid (⌈lout / 256⌉, groups · ⌈cout/groups / 16⌉, batch), 256 threads. Dynamic shared memory
-// 2 · (16 · (cc · kp + 8) + cc · (256 + kp)) bytes: `cc` input channels staged per pass.
+// 2 · (16 · (cc · kp + 8) + cc · (256 + kp + 16)) bytes: `cc` input channels staged per pass.
 extern "C" __global__ void __launch_bounds__(CTC_THREADS)
     conv1d_tc_forward(bf16_t* y, const bf16_t* x, const bf16_t* w, const bf16_t* bias, int cin,
                       int cout, int lin, int lout, int k, int pad, int groups, int cc, int flip) {
@@ -48,7 +51,7 @@ extern "C" __global__ void __launch_bounds__(CTC_THREADS)
     const int ci_g = cin / groups, co_g = cout / groups;
     const int kp = (k + 15) & ~15;
     const int rs = cc * kp + 8;  // weight row stride (elements)
-    const int win = CTC_NT + kp;
+    const int win = CTC_NT + kp + 16;  // + 16: the pairs the last step's shift loads
     bf16_t* ws = (bf16_t*)ctc_smem;  // [16][rs]
     bf16_t* xs = ws + 16 * rs;       // [cc][win]
     const int mtiles = (co_g + 15) / 16;
@@ -94,14 +97,23 @@ extern "C" __global__ void __launch_bounds__(CTC_THREADS)
         for (int c = 0; c < nc; ++c) {
             const bf16_t* xr = xs + c * win + wn + gr + 2 * t4;
             const bf16_t* wr = ws + ((lm & 1) * 8 + lr) * rs + c * kp + (lm >> 1) * 8;
+            // Tile j at step j0 takes the pairs P[j + j0/8] and P[j + j0/8 + 1], P[q] at
+            // xr + 8q: p[i] holds P[j0/8 + i], and each step shifts by two and loads two.
+            unsigned p[CTC_NJ + 1];
+#pragma unroll
+            for (int i = 0; i <= CTC_NJ; ++i) p[i] = ctc_pair(xr + 8 * i);
             for (int j0 = 0; j0 < kp; j0 += 16) {
                 unsigned a[4];
                 ldmatrix_x4(a, wr + j0);
 #pragma unroll
                 for (int j = 0; j < CTC_NJ; ++j) {
-                    const unsigned bf[2] = {ctc_pair(xr + j * 8 + j0), ctc_pair(xr + j * 8 + j0 + 8)};
+                    const unsigned bf[2] = {p[j], p[j + 1]};
                     mma_bf16_16816(acc[j], a, bf, acc[j]);
                 }
+#pragma unroll
+                for (int i = 0; i + 2 <= CTC_NJ; ++i) p[i] = p[i + 2];
+                p[CTC_NJ - 1] = ctc_pair(xr + 8 * (CTC_NJ - 1) + j0 + 16);
+                p[CTC_NJ] = ctc_pair(xr + 8 * CTC_NJ + j0 + 16);
             }
         }
     }

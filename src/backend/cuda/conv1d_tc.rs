@@ -73,8 +73,8 @@ pub fn supported(s: &Conv1dShape) -> bool {
 /// Input channels the forward stages per pass for `cig` channels per group and `k` taps.
 pub fn channels_per_pass(cig: usize, k: usize) -> usize {
     let kp = padded_taps(k);
-    // 16 weight rows of cc·kp + 8 and cc windows of FRAMES + kp, bf16
-    let per = 2 * (16 * kp + FRAMES + kp);
+    // 16 weight rows of cc·kp + 8 and cc windows of FRAMES + kp + 16, bf16
+    let per = 2 * (16 * kp + FRAMES + kp + 16);
     let most = ((FORWARD_SMEM - 2 * 16 * 8) / per).clamp(1, cig.max(1));
     // as many passes as `most` needs, the channels spread evenly over them
     cig.max(1).div_ceil(cig.max(1).div_ceil(most))
@@ -83,7 +83,7 @@ pub fn channels_per_pass(cig: usize, k: usize) -> usize {
 /// The forward kernel's dynamic shared memory for `cc` channels per pass.
 pub fn forward_smem(cc: usize, k: usize) -> u32 {
     let kp = padded_taps(k);
-    (2 * (16 * (cc * kp + 8) + cc * (FRAMES + kp))) as u32
+    (2 * (16 * (cc * kp + 8) + cc * (FRAMES + kp + 16))) as u32
 }
 
 /// The forward kernel's launch configuration (reduction channels `cig` per group, `cog`
