@@ -9,10 +9,12 @@
 //! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
 //! | attention | 1 (default) | kernels/attention.cu: fp32 SIMT flash-style forward (16 query rows per block) and backward, f32 and bf16 storage |
 //! | attention | 2 | kernels/attention_tc.cu: forward and backward on bf16 tensor cores, FlashAttention-2 style (64 queries per block, mma.sync m16n8k16, ldmatrix, double-buffered cp.async, online softmax in registers) for bf16 tensors with head dim 16, 20 (computed padded to 32), 32, 64, 80 or 128 on layouts aligned for its copies (16 bytes; 8 at head dim 20); any other call falls back to variant 1. The backward pass too (a delta pre-pass, a dK/dV kernel per key tile and a separate dQ pass, no atomics) |
+//! | conv1d | 1 (default) | kernels/conv1d.cu: fp32 SIMT direct convolution (grouped, strided, padded), f32 and bf16 storage; weight gradient as split partials and an ordered sum |
+//! | conv1d | 2 | kernels/conv1d_tc.cu: stride-1 convolutions (padding < k ≤ 512) as implicit GEMMs on bf16 tensor cores (mma.sync m16n8k16; the B operand a Toeplitz view of a staged input window, built from 16-bit shared loads): forward, input gradient (the forward kernel on flip-transposed weights) and weight gradient (fp32 partials per split of batch × time, summed in order by `colsum_final`; no atomics) for bf16 calls; strided convolutions (the feature extractor's) and other dtypes fall back to variant 1. The bias gradient is variant 1's |
 //! | colsum | 1 | column sums over rows (`sum_rows`: bias gradients; LayerNorm's dw, db): one thread per column walks every row (kernels/matmul.cu `sum_rows`, kernels/layer_norm.cu `layer_norm_backward_dwdb`) |
 //! | colsum | 2 (default) | the same sums in two deterministic passes: partial sums per (64-column tile, row split) from ~1024 blocks, then the splits in order (kernels/common.cuh `colsum_partials_block`, kernels/reduce.cu `colsum_final`) |
 //!
-//! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's and attention's stay
+//! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's, attention's and conv1d's stay
 //! variant 1 until variant 2 has been measured on a GPU; colsum's is 2, whose kernels are plain SIMT
 //! code checked under the emulator (tests/colsum_kernel_emu.rs), with the first kept to compare.
 
@@ -20,7 +22,12 @@ use anyhow::{anyhow, bail, Result};
 use std::sync::RwLock;
 
 /// Ops that have variants, with how many each has.
-pub const OPS: &[(&str, u32)] = &[("matmul", 2), ("attention", 2), ("colsum", 2)];
+pub const OPS: &[(&str, u32)] = &[
+    ("matmul", 2),
+    ("attention", 2),
+    ("colsum", 2),
+    ("conv1d", 2),
+];
 
 /// Ops whose default is not variant 1.
 pub const DEFAULTS: &[(&str, u32)] = &[("colsum", 2)];

@@ -42,8 +42,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "BYTES", value_parser = crate::limits::parse_bytes)]
     pub max_memory: Option<u64>,
     /// Kernel variants per op, e.g. matmul=2 (tensor cores for bf16 products), attention=2
-    /// (attention on tensor cores), colsum=1 (bias and LayerNorm gradients one thread per
-    /// column); overrides SEISFUSE_KERNELS [default: colsum=2, variant 1 of the others].
+    /// (attention on tensor cores), conv1d=2 (stride-1 convolutions on tensor cores), colsum=1
+    /// (bias and LayerNorm gradients one thread per column); overrides SEISFUSE_KERNELS
+    /// [default: colsum=2, variant 1 of the others].
     #[arg(long = "kernel", global = true, value_name = "OP=N[,OP=N]")]
     pub kernel: Option<String>,
     #[command(subcommand)]

@@ -54,7 +54,7 @@ kernels! { file "conv1d";
 }
 
 /// Output positions per forward block (`CONV_TILE` in the kernel).
-pub(crate) const TILE: usize = 128;
+pub const TILE: usize = 128;
 /// Shared-memory budget per block for the staged tiles (floats), below the 48 KiB default.
 const SMEM_FLOATS: usize = 8 * 1024;
 
@@ -126,7 +126,7 @@ macro_rules! with_slice {
 }
 
 /// Channels staged per pass when one channel needs `per` floats of shared memory.
-pub(crate) fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
+pub fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
     if per > SMEM_FLOATS {
         bail!("conv1d: a kernel of this size needs {per} floats of shared memory per channel, more than the {SMEM_FLOATS} this kernel stages");
     }
@@ -136,13 +136,13 @@ pub(crate) fn channels_per_pass(per: usize, total: usize) -> Result<usize> {
 /// Splits of the weight gradient's reduction over batch × time: enough blocks to fill a large
 /// GPU (about 2048), each split at least `WG_MIN_STEPS` steps, the fp32 partials at most
 /// `WG_MAX_PARTIAL` floats.
-pub(crate) const WG_TILE: usize = 32;
+pub const WG_TILE: usize = 32;
 const WG_MIN_STEPS: usize = 256;
 const WG_MAX_PARTIAL: usize = 1 << 26;
 
 /// The weight-gradient partials' grid: WG_TILE × WG_TILE tiles of (`n` = cin/group × k,
 /// output channels of a group), per group and split.
-pub(crate) fn weight_grad_cfg(n: usize, cog: usize, groups: usize, splits: usize) -> LaunchConfig {
+pub fn weight_grad_cfg(n: usize, cog: usize, groups: usize, splits: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             n.div_ceil(WG_TILE) as u32,
@@ -218,6 +218,12 @@ pub(crate) fn per_k_cfg(kdim: usize) -> LaunchConfig {
 
 impl Conv1dOps for CudaBackend {
     fn conv1d(&self, y: &mut Tensor, a: ConvInput, s: &Conv1dShape) -> Result<()> {
+        // Variant 2 (bf16 tensor cores) where chosen and where it can take the call.
+        if crate::backend::variants::variant("conv1d")? == 2
+            && super::conv1d_tc::try_conv1d(self, y, a, s)?
+        {
+            return Ok(());
+        }
         let lout = s.lout().unwrap_or(0);
         let win = (TILE - 1) * s.stride + s.k;
         let cc = channels_per_pass(win + s.k, s.cin_per_group())?;
@@ -240,25 +246,31 @@ impl Conv1dOps for CudaBackend {
     }
     fn conv1d_backward(&self, a: ConvBackward, s: &Conv1dShape) -> Result<()> {
         let lout = s.lout().unwrap_or(0);
-        if let Some(dx) = a.dx {
-            let cc = channels_per_pass(s.k, s.cout_per_group())?;
-            let cfg = LaunchConfig {
-                grid_dim: (s.lin.div_ceil(TILE) as u32, s.cin as u32, s.batch as u32),
-                block_dim: (TILE as u32, 1, 1),
-                shared_mem_bytes: (cc * s.k * 4) as u32,
-            };
-            let backward = with_dims!(
-                Conv1dBackwardInput {
-                    dx,
-                    dy: a.dy,
-                    w: a.w,
-                    cc: cc as i32,
-                },
-                dims(s)?
-            );
-            backward.launch(self, cfg)?;
+        // Variant 2 (bf16 tensor cores) takes dx and dw where chosen and where it can take
+        // the call; the bias gradient below is the same for both.
+        let tc = crate::backend::variants::variant("conv1d")? == 2
+            && super::conv1d_tc::try_conv1d_backward(self, &a, s)?;
+        if !tc {
+            if let Some(dx) = a.dx {
+                let cc = channels_per_pass(s.k, s.cout_per_group())?;
+                let cfg = LaunchConfig {
+                    grid_dim: (s.lin.div_ceil(TILE) as u32, s.cin as u32, s.batch as u32),
+                    block_dim: (TILE as u32, 1, 1),
+                    shared_mem_bytes: (cc * s.k * 4) as u32,
+                };
+                let backward = with_dims!(
+                    Conv1dBackwardInput {
+                        dx,
+                        dy: a.dy,
+                        w: a.w,
+                        cc: cc as i32,
+                    },
+                    dims(s)?
+                );
+                backward.launch(self, cfg)?;
+            }
+            self.conv1d_weight_gradient(a.dw, a.dy, a.x, s)?;
         }
-        self.conv1d_weight_gradient(a.dw, a.dy, a.x, s)?;
         if let Some(db) = a.db {
             let cfg = block_per(s.cout, 256, 0);
             Conv1dBackwardBias {

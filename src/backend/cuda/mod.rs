@@ -8,6 +8,7 @@ pub mod batch_norm;
 pub mod cache;
 pub mod channels;
 pub mod conv1d;
+pub mod conv1d_tc;
 pub mod conv2d;
 pub mod discover;
 pub mod dropout;
@@ -61,6 +62,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         batch_norm::SIGNATURES,
         channels::SIGNATURES,
         conv1d::SIGNATURES,
+        conv1d_tc::SIGNATURES,
         conv2d::SIGNATURES,
         dropout::SIGNATURES,
         elementwise::SIGNATURES,

@@ -17,7 +17,9 @@
 //! re-reads that hit L2 are not counted), so a roofline time from them is a lower bound.
 
 use super::launch::KernelSig;
-use super::{adamw, attention, channels, conv1d, elementwise, layer_norm, matmul, matmul_tc};
+use super::{
+    adamw, attention, channels, conv1d, conv1d_tc, elementwise, layer_norm, matmul, matmul_tc,
+};
 use super::{dropout, loss, reduce, softmax, tokens};
 use super::{grid_1d, grid_stride};
 use crate::backend::api::matmul::MatmulShape;
@@ -82,6 +84,30 @@ fn inst(sig: &KernelSig, dt: DType) -> String {
     } else {
         sig.name.to_string()
     }
+}
+
+/// conv1d's bias gradient (both variants): one block per output channel.
+fn conv_bias(
+    o: &mut Out,
+    c: &Call,
+    s: &crate::backend::api::conv1d::Conv1dShape,
+    dt: DType,
+) -> Result<()> {
+    let cfg = LaunchConfig {
+        grid_dim: (s.cout as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let dy = arg(c, "dy")?;
+    o.push(
+        &conv1d::Conv1dBackwardBias::SIG,
+        dt,
+        cfg,
+        dy.numel() as f64,
+        dy.bytes() + 2.0 * bytes_of(c, &["db"]),
+        Unit::Memory,
+    );
+    Ok(())
 }
 
 /// `colsum` variant 2 (src/backend/cuda/reduce.rs): the partial pass `sig` over x (`sums` sums
@@ -773,7 +799,78 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 * s.cin_per_group() as f64
                 * s.k as f64;
             let tile = conv1d::TILE;
-            if c.op == "conv1d" {
+            // src/backend/cuda/conv1d_tc.rs: variant 2 takes bf16 calls its `supported` accepts
+            // (the input gradient, the weight gradient's partials and their ordered sum; the
+            // bias gradient stays variant 1's); the rest runs variant 1.
+            let names: &[&str] = if c.op == "conv1d" {
+                &["y", "x", "w", "bias"]
+            } else {
+                &["dx", "dw", "dy", "x", "w"]
+            };
+            let tc = crate::backend::variants::variant("conv1d")? == 2
+                && conv1d_tc::supported(&s)
+                && names
+                    .iter()
+                    .all(|n| c.arg(n).is_none_or(|t| t.dtype == DType::BF16));
+            let tc_cfg = |cig: usize, cog: usize, len: usize| {
+                let cc = conv1d_tc::channels_per_pass(cig, s.k);
+                LaunchConfig {
+                    grid_dim: (
+                        len.div_ceil(conv1d_tc::FRAMES) as u32,
+                        (s.groups * cog.div_ceil(16)) as u32,
+                        s.batch as u32,
+                    ),
+                    block_dim: (conv1d_tc::THREADS, 1, 1),
+                    shared_mem_bytes: conv1d_tc::forward_smem(cc, s.k),
+                }
+            };
+            if tc && c.op == "conv1d" {
+                let cfg = tc_cfg(s.cin_per_group(), s.cout_per_group(), lout);
+                let bytes = bytes_of(c, &["y", "x", "w", "bias"]);
+                o.push(
+                    &conv1d_tc::Conv1dTcForward::SIG,
+                    dt,
+                    cfg,
+                    flops,
+                    bytes,
+                    Unit::TensorBf16,
+                );
+            } else if tc {
+                if let Some(dx) = c.arg("dx") {
+                    let cfg = tc_cfg(s.cout_per_group(), s.cin_per_group(), s.lin);
+                    let bytes = dx.bytes() + bytes_of(c, &["dy", "w"]);
+                    o.push(
+                        &conv1d_tc::Conv1dTcForward::SIG,
+                        dt,
+                        cfg,
+                        flops,
+                        bytes,
+                        Unit::TensorBf16,
+                    );
+                }
+                let ws = conv1d_tc::weight_split(&s);
+                let part = ws.partials_len(&s) as f64 * f32b;
+                o.push(
+                    &conv1d_tc::Conv1dTcBackwardWeightPartial::SIG,
+                    dt,
+                    conv1d_tc::weight_cfg(&s, &ws),
+                    flops,
+                    bytes_of(c, &["dy", "x"]) + part,
+                    Unit::TensorBf16,
+                );
+                let total = s.cout * s.cin_per_group() * s.k;
+                o.push(
+                    &reduce::ColsumFinal::SIG,
+                    dt,
+                    grid_1d(total, 128),
+                    (ws.splits * total) as f64,
+                    part + 2.0 * bytes_of(c, &["dw"]),
+                    Unit::Memory,
+                );
+                if c.arg("db").is_some() {
+                    conv_bias(&mut o, c, &s, dt)?;
+                }
+            } else if c.op == "conv1d" {
                 let win = (tile - 1) * s.stride + s.k;
                 let cc = conv1d::channels_per_pass(win + s.k, s.cin_per_group())?;
                 let cfg = LaunchConfig {
@@ -837,20 +934,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                     Unit::Memory,
                 );
                 if c.arg("db").is_some() {
-                    let cfg = LaunchConfig {
-                        grid_dim: (s.cout as u32, 1, 1),
-                        block_dim: (256, 1, 1),
-                        shared_mem_bytes: 0,
-                    };
-                    let dy = arg(c, "dy")?;
-                    o.push(
-                        &conv1d::Conv1dBackwardBias::SIG,
-                        dt,
-                        cfg,
-                        dy.numel() as f64,
-                        dy.bytes() + 2.0 * bytes_of(c, &["db"]),
-                        Unit::Memory,
-                    );
+                    conv_bias(&mut o, c, &s, dt)?;
                 }
             }
         }
