@@ -116,17 +116,25 @@ impl NpyDataset {
         Ok(())
     }
 
+    /// A file of one target per sample: `path` opened, its first axis checked against the
+    /// inputs', and its shape by `ok` (else the error "{path}: {expected}, found {shape}").
+    fn per_sample(
+        &self,
+        path: &Path,
+        ok: impl Fn(&[usize]) -> bool,
+        expected: &str,
+    ) -> Result<NpyFile> {
+        let f = NpyFile::open(path)?;
+        self.check_first_axis(&f)?;
+        if !ok(f.shape()) {
+            bail!("{}: {expected}, found {:?}", f.path().display(), f.shape());
+        }
+        Ok(f)
+    }
+
     /// One integer class per sample, from a `[N]` file.
     pub fn with_classes(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let f = NpyFile::open(path.as_ref())?;
-        self.check_first_axis(&f)?;
-        if f.shape().len() != 1 {
-            bail!(
-                "{}: class labels must be [N], found {:?}",
-                f.path().display(),
-                f.shape()
-            );
-        }
+        let f = self.per_sample(path.as_ref(), |s| s.len() == 1, "class labels must be [N]")?;
         self.targets = TargetSource::Class(f.to_i64_vec()?);
         Ok(self)
     }
@@ -155,23 +163,19 @@ impl NpyDataset {
 
     /// A dense float target per sample, `[N, ...]`.
     pub fn with_dense(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let f = NpyFile::open(path.as_ref())?;
-        self.check_first_axis(&f)?;
+        let f = self.per_sample(path.as_ref(), |_| true, "")?;
         self.targets = TargetSource::Dense(f);
         Ok(self)
     }
 
     /// P/S picks per sample from an `[N, 2]` integer file (negative = none), as `synth` writes.
     pub fn with_picks(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let f = NpyFile::open(path.as_ref())?;
-        self.check_first_axis(&f)?;
-        if f.shape() != [self.n(), 2] {
-            bail!(
-                "{}: picks must be [N, 2] (P, S), found {:?}",
-                f.path().display(),
-                f.shape()
-            );
-        }
+        let n = self.n();
+        let f = self.per_sample(
+            path.as_ref(),
+            |s| s == [n, 2],
+            "picks must be [N, 2] (P, S)",
+        )?;
         self.targets = TargetSource::Picks(f.to_i64_vec()?);
         Ok(self)
     }

@@ -5,13 +5,8 @@ use anyhow::{bail, Result};
 
 /// Fraction of positions where `pred` equals `truth`. Errors on different lengths or no data.
 pub fn accuracy<T: PartialEq>(pred: &[T], truth: &[T]) -> Result<f64> {
-    if pred.len() != truth.len() {
-        bail!(
-            "accuracy: {} predictions but {} labels; give one prediction per label",
-            pred.len(),
-            truth.len()
-        );
-    }
+    let (n, m) = ((pred.len(), "predictions"), (truth.len(), "labels"));
+    super::check_pairs("accuracy", n, m, "one prediction per label")?;
     if pred.is_empty() {
         bail!("accuracy: no predictions");
     }
@@ -22,13 +17,8 @@ pub fn accuracy<T: PartialEq>(pred: &[T], truth: &[T]) -> Result<f64> {
 /// Confusion matrix `m[true][pred]` over `classes` classes; pairs with a label outside
 /// [0, classes) are ignored (as the segmentation metrics do).
 pub fn confusion_matrix(pred: &[usize], truth: &[usize], classes: usize) -> Result<Vec<Vec<u64>>> {
-    if pred.len() != truth.len() {
-        bail!(
-            "confusion matrix: {} predictions but {} labels; give one prediction per label",
-            pred.len(),
-            truth.len()
-        );
-    }
+    let (n, m) = ((pred.len(), "predictions"), (truth.len(), "labels"));
+    super::check_pairs("confusion matrix", n, m, "one prediction per label")?;
     let mut m = vec![vec![0u64; classes]; classes];
     for (&p, &t) in pred.iter().zip(truth) {
         if p < classes && t < classes {
@@ -89,13 +79,8 @@ pub fn mcc_binary(pred: &[bool], truth: &[bool]) -> Result<f64> {
 /// with tied scores given their average rank (so a tie between a positive and a negative counts
 /// one half), as sklearn's `roc_auc_score`. Errors when a class is absent or a score is NaN.
 pub fn roc_auc(scores: &[f64], positive: &[bool]) -> Result<f64> {
-    if scores.len() != positive.len() {
-        bail!(
-            "roc_auc: {} scores but {} labels; give one score per label",
-            scores.len(),
-            positive.len()
-        );
-    }
+    let (n, m) = ((scores.len(), "scores"), (positive.len(), "labels"));
+    super::check_pairs("roc_auc", n, m, "one score per label")?;
     if scores.iter().any(|s| s.is_nan()) {
         bail!("roc_auc: a score is NaN");
     }

@@ -13,3 +13,16 @@ pub use picking::{
     phase_score, OnsetStats, PhaseIdentification,
 };
 pub use segmentation::{segmentation_scores, SegmentationScores};
+
+/// Errors unless two inputs pair up one to one: "{what}: {n} {a} but {m} {b}; give {hint}".
+fn check_pairs(
+    what: &str,
+    (n, a): (usize, &str),
+    (m, b): (usize, &str),
+    hint: &str,
+) -> anyhow::Result<()> {
+    if n != m {
+        anyhow::bail!("{what}: {n} {a} but {m} {b}; give {hint}");
+    }
+    Ok(())
+}

@@ -116,13 +116,11 @@ pub struct OnsetStats {
 
 /// Onset residuals in seconds and their RMSE and MAE.
 pub fn onset_stats(predicted: &[f64], truth: &[f64], sampling_rate: f64) -> Result<OnsetStats> {
-    if predicted.len() != truth.len() {
-        bail!(
-            "onset residuals: {} predicted onsets but {} true onsets; give one per window",
-            predicted.len(),
-            truth.len()
-        );
-    }
+    let (n, m) = (
+        (predicted.len(), "predicted onsets"),
+        (truth.len(), "true onsets"),
+    );
+    super::check_pairs("onset residuals", n, m, "one per window")?;
     if predicted.is_empty() {
         bail!("onset residuals: no windows");
     }

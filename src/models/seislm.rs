@@ -10,6 +10,7 @@
 use crate::backend::Device;
 use crate::nn::conv1d::{Conv1d, Conv1dCache};
 use crate::nn::layer_norm::LayerNormLayerCache;
+use crate::nn::named_fields;
 use crate::nn::{Grads, Init, LayerNorm, Linear, Mlp, MlpCache, Param, ParamVisitor, Parameters};
 use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
@@ -144,12 +145,7 @@ impl FeatureConvLayer {
     }
 }
 
-impl Parameters for FeatureConvLayer {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.conv.visit(&format!("{prefix}conv."), f)?;
-        self.layer_norm.visit(&format!("{prefix}layer_norm."), f)
-    }
-}
+named_fields!(FeatureConvLayer { conv, layer_norm });
 
 /// A pre-LN transformer layer (HF `Wav2Vec2EncoderLayerStableLayerNorm`):
 /// h + out_proj(attn(q_proj, k_proj, v_proj of layer_norm(h))), then + feed_forward(final_layer_norm(·)).
@@ -417,13 +413,8 @@ impl Seislm {
             p
         };
         let pos_t = ops::transpose_last2(&p)?;
-        let mut hs = ops::add(&hs, &ops::gelu(&pos_t)?)?;
-        let mut layers = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let (y, cache) = layer.forward(hs)?;
-            layers.push(cache);
-            hs = y;
-        }
+        let hs = ops::add(&hs, &ops::gelu(&pos_t)?)?;
+        let (hs, layers) = crate::nn::forward_each(&self.layers, hs, |l, x| l.forward(x))?;
         let (out, norm) = self.layer_norm.forward(&hs)?;
         debug_assert_eq!(out.shape, [b, t, h]);
         Ok((

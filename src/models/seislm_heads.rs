@@ -551,14 +551,35 @@ pub fn class_loss(logits: &Tensor, targets: &[i32]) -> Result<(LossValue, Tensor
 /// `MultiDimWav2Vec2ForFrameClassification.wav2vec2`).
 pub const PICKER_ENCODER_PREFIX: &str = "wav2vec2.";
 
-/// An encoder and a phase-picking head, named as one model as SeisLM's fine-tuned picker:
-/// encoder tensors under `wav2vec2.` + their HF names, head tensors `double_conv.*` and
-/// `classifier.*` (the file `seisfuse pick --weights` reads; Lightning checkpoints add
-/// `model.` in front, which the loader strips).
+/// An encoder and a head, named as one model as SeisLM's fine-tuned models: encoder tensors
+/// under `wav2vec2.` + their HF names, head tensors at the top (for the picker
+/// `double_conv.*` and `classifier.*`: the file `seisfuse pick --weights` reads; Lightning
+/// checkpoints add `model.` in front, which the loader strips).
 #[derive(Debug)]
-pub struct SeislmPicker {
+pub struct SeislmWithHead<H> {
     pub encoder: Seislm,
-    pub head: PhasePickHead,
+    pub head: H,
+}
+
+/// The phase picker: the encoder and a [`PhasePickHead`].
+pub type SeislmPicker = SeislmWithHead<PhasePickHead>;
+
+impl<H> SeislmWithHead<H> {
+    /// One training step on waveforms `wave`: the encoder's forward, then `head` (the head's
+    /// forward, loss and backward from the last hidden state, adding its gradients into
+    /// `grads`; it returns the loss and the gradient of the hidden state), then the encoder's
+    /// backward. Returns the loss.
+    pub fn train_step(
+        &mut self,
+        wave: &Tensor,
+        grads: &mut Grads,
+        head: impl FnOnce(&mut H, &Tensor, &mut Grads) -> Result<(f32, Tensor)>,
+    ) -> Result<f32> {
+        let (out, cache) = self.encoder.forward(wave, None)?;
+        let (loss, dh) = head(&mut self.head, &out.last_hidden_state, grads)?;
+        self.encoder.backward(&cache, &dh, None, false, grads)?;
+        Ok(loss)
+    }
 }
 
 impl SeislmPicker {
@@ -583,7 +604,7 @@ impl SeislmPicker {
     }
 }
 
-impl Parameters for SeislmPicker {
+impl<H: Parameters> Parameters for SeislmWithHead<H> {
     fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
         self.encoder
             .visit(&format!("{prefix}{PICKER_ENCODER_PREFIX}"), f)?;

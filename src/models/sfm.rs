@@ -197,13 +197,8 @@ impl Vit {
             .reshape(&[c])?;
         let fill = ops::add(&cls, &pos_cls)?;
         let idx = self.token_index(b, keep)?;
-        let mut x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
-        let mut caches = Vec::with_capacity(self.blocks.len());
-        for blk in &self.blocks {
-            let (y, cache) = blk.forward(x)?;
-            caches.push(cache);
-            x = y;
-        }
+        let x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
+        let (x, caches) = crate::nn::forward_each(&self.blocks, x, |b, x| b.forward(x))?;
         let (out, norm) = self.norm.forward(&x)?;
         Ok((
             out,

@@ -31,6 +31,7 @@
 
 use crate::nn::batch_norm::BatchNorm2dCache;
 use crate::nn::conv2d::Conv2dCache;
+use crate::nn::named_fields;
 use crate::nn::{BatchNorm2d, Conv2d, Grads, Init, Param, ParamVisitor, Parameters};
 use crate::ops;
 use crate::tensor::Tensor;
@@ -457,9 +458,7 @@ impl ClassificationHead {
     }
 }
 
-impl Parameters for ClassificationHead {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        f(&format!("{prefix}weight"), &mut self.weight)?;
-        f(&format!("{prefix}bias"), &mut self.bias)
-    }
-}
+named_fields!(ClassificationHead {
+    params: weight,
+    bias
+});

@@ -1,6 +1,7 @@
 //! timm's `Attention`: one fused qkv Linear (with bias), multi-head attention, output projection.
 
-use super::{Grads, Init, Linear, ParamVisitor, Parameters};
+use super::{Grads, Init, Linear};
+use crate::nn::named_fields;
 use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -52,9 +53,4 @@ impl SelfAttention {
     }
 }
 
-impl Parameters for SelfAttention {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.qkv.visit(&format!("{prefix}qkv."), f)?;
-        self.proj.visit(&format!("{prefix}proj."), f)
-    }
-}
+named_fields!(SelfAttention { qkv, proj });

@@ -3,7 +3,8 @@
 //! Names: `weight`, `bias`, and the fixed (non-trained) `running_mean`, `running_var`
 //! (`num_batches_tracked` is not kept).
 
-use super::{Grads, Param, ParamVisitor, Parameters};
+use super::{Grads, Param};
+use crate::nn::named_fields;
 use crate::ops::{self, BatchNormCache};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -98,11 +99,9 @@ impl BatchNorm2d {
     }
 }
 
-impl Parameters for BatchNorm2d {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        f(&format!("{prefix}weight"), &mut self.weight)?;
-        f(&format!("{prefix}bias"), &mut self.bias)?;
-        f(&format!("{prefix}running_mean"), &mut self.running_mean)?;
-        f(&format!("{prefix}running_var"), &mut self.running_var)
-    }
-}
+named_fields!(BatchNorm2d {
+    params: weight,
+    bias,
+    running_mean,
+    running_var
+});

@@ -1,10 +1,8 @@
 //! Pre-LN transformer block (timm `Block`): x + attn(norm1(x)), then + mlp(norm2(·)).
 
 use super::layer_norm::LayerNormLayerCache;
-use super::{
-    Grads, Init, LayerNorm, Mlp, MlpCache, ParamVisitor, Parameters, SelfAttention,
-    SelfAttentionCache,
-};
+use super::{Grads, Init, LayerNorm, Mlp, MlpCache, SelfAttention, SelfAttentionCache};
+use crate::nn::named_fields;
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -66,11 +64,9 @@ impl Block {
     }
 }
 
-impl Parameters for Block {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.norm1.visit(&format!("{prefix}norm1."), f)?;
-        self.attn.visit(&format!("{prefix}attn."), f)?;
-        self.norm2.visit(&format!("{prefix}norm2."), f)?;
-        self.mlp.visit(&format!("{prefix}mlp."), f)
-    }
-}
+named_fields!(Block {
+    norm1,
+    attn,
+    norm2,
+    mlp
+});

@@ -13,7 +13,8 @@
 //! `norm_context.*`, `norm2.*`, `mlp.fc{1,2}.*`.
 
 use super::layer_norm::LayerNormLayerCache;
-use super::{Grads, Init, LayerNorm, Linear, Mlp, MlpCache, ParamVisitor, Parameters};
+use super::{Grads, Init, LayerNorm, Linear, Mlp, MlpCache};
+use crate::nn::named_fields;
 use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -93,14 +94,12 @@ impl CrossAttention {
     }
 }
 
-impl Parameters for CrossAttention {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.q_proj.visit(&format!("{prefix}q_proj."), f)?;
-        self.k_proj.visit(&format!("{prefix}k_proj."), f)?;
-        self.v_proj.visit(&format!("{prefix}v_proj."), f)?;
-        self.out_proj.visit(&format!("{prefix}out_proj."), f)
-    }
-}
+named_fields!(CrossAttention {
+    q_proj,
+    k_proj,
+    v_proj,
+    out_proj
+});
 
 /// Pre-LN cross-attention block with a residual and an MLP.
 #[derive(Debug)]
@@ -177,13 +176,10 @@ impl CrossBlock {
     }
 }
 
-impl Parameters for CrossBlock {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.norm1.visit(&format!("{prefix}norm1."), f)?;
-        self.norm_context
-            .visit(&format!("{prefix}norm_context."), f)?;
-        self.attn.visit(&format!("{prefix}attn."), f)?;
-        self.norm2.visit(&format!("{prefix}norm2."), f)?;
-        self.mlp.visit(&format!("{prefix}mlp."), f)
-    }
-}
+named_fields!(CrossBlock {
+    norm1,
+    norm_context,
+    attn,
+    norm2,
+    mlp
+});

@@ -1,6 +1,7 @@
 //! LayerNorm over the last axis with learned weight and bias.
 
-use super::{Grads, Init, Param, ParamVisitor, Parameters};
+use super::{Grads, Init, Param};
+use crate::nn::named_fields;
 use crate::ops::{self, LayerNormCache};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -56,9 +57,7 @@ impl LayerNorm {
     }
 }
 
-impl Parameters for LayerNorm {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        f(&format!("{prefix}weight"), &mut self.weight)?;
-        f(&format!("{prefix}bias"), &mut self.bias)
-    }
-}
+named_fields!(LayerNorm {
+    params: weight,
+    bias
+});

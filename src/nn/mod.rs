@@ -30,6 +30,23 @@ pub use init::Init;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpCache};
+pub(crate) use param::named_fields;
 pub use param::{Param, ParamView, ParamVisitor, Parameters};
 pub use patch_embed::{PatchEmbed, PatchEmbedCache};
 pub use store::{GradSlot, Grads, ParamEntry, ParamStore};
+
+/// Runs `x` through `layers` in order with `forward`, keeping each layer's cache for the
+/// backward pass.
+pub fn forward_each<L, C>(
+    layers: &[L],
+    mut x: crate::tensor::Tensor,
+    forward: impl Fn(&L, crate::tensor::Tensor) -> anyhow::Result<(crate::tensor::Tensor, C)>,
+) -> anyhow::Result<(crate::tensor::Tensor, Vec<C>)> {
+    let mut caches = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (y, cache) = forward(layer, x)?;
+        caches.push(cache);
+        x = y;
+    }
+    Ok((x, caches))
+}

@@ -117,3 +117,40 @@ pub trait Parameters {
         Ok(n)
     }
 }
+
+/// A parameter on its own is named by the prefix alone.
+impl Parameters for Param {
+    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
+        f(prefix, self)
+    }
+}
+
+/// `impl Parameters` for a layer whose checkpoint names are its field names, visited in the
+/// order given: `Layer { a, b }` visits the sub-layers `a` and `b` under `{prefix}a.` and
+/// `{prefix}b.`; `Layer { params: weight, bias }` the parameters themselves as
+/// `{prefix}weight` and `{prefix}bias`.
+macro_rules! named_fields {
+    ($T:ty { params: $($field:ident),+ $(,)? }) => {
+        $crate::nn::named_fields!(@impl $T, "", $($field),+);
+    };
+    ($T:ty { $($field:ident),+ $(,)? }) => {
+        $crate::nn::named_fields!(@impl $T, ".", $($field),+);
+    };
+    (@impl $T:ty, $sep:literal, $($field:ident),+) => {
+        impl $crate::nn::Parameters for $T {
+            fn visit(
+                &mut self,
+                prefix: &str,
+                f: &mut $crate::nn::ParamVisitor,
+            ) -> anyhow::Result<()> {
+                $($crate::nn::Parameters::visit(
+                    &mut self.$field,
+                    &format!("{prefix}{}{}", stringify!($field), $sep),
+                    f,
+                )?;)+
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use named_fields;

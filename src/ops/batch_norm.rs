@@ -64,9 +64,7 @@ pub fn batch_norm_train(
         );
     }
     let d = check_device(op, &[x, w, b, running_mean, running_var])?;
-    let mut y = alloc(&d, &x.shape, x.dtype)?;
-    let mut mean = alloc(&d, &[c], DType::F32)?;
-    let mut rstd = alloc(&d, &[c], DType::F32)?;
+    let [mut y, mut mean, mut rstd] = super::layer_norm::norm_outputs(&d, x, c)?;
     let out = BatchNormTrainOut {
         y: &mut y,
         mean: &mut mean,

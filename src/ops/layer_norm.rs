@@ -32,9 +32,7 @@ pub fn layer_norm(
 ) -> Result<(Tensor, LayerNormCache)> {
     let (rows, _c) = check("layer_norm", x, w, b)?;
     let d = check_device("layer_norm", &[x, w, b])?;
-    let mut y = alloc(&d, &x.shape, x.dtype)?;
-    let mut mean = alloc(&d, &[rows], DType::F32)?;
-    let mut rstd = alloc(&d, &[rows], DType::F32)?;
+    let [mut y, mut mean, mut rstd] = norm_outputs(&d, x, rows)?;
     let out = LayerNormOut {
         y: &mut y,
         mean: &mut mean,
@@ -59,6 +57,16 @@ pub fn layer_norm_backward(
     norm_backward(op, dy, x, w, stats, (dw, db), |b, a| {
         b.layer_norm_backward(a)
     })
+}
+
+/// The outputs of a LayerNorm or train-mode BatchNorm forward pass on `d`: y like x, and the
+/// mean and 1/std (f32) of each of the `stats` rows (LayerNorm) or channels (BatchNorm).
+pub(super) fn norm_outputs(d: &Device, x: &Tensor, stats: usize) -> Result<[Tensor; 3]> {
+    Ok([
+        alloc(d, &x.shape, x.dtype)?,
+        alloc(d, &[stats], DType::F32)?,
+        alloc(d, &[stats], DType::F32)?,
+    ])
 }
 
 /// What the LayerNorm and BatchNorm backward passes share once their own checks are done: dy

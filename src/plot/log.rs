@@ -55,12 +55,7 @@ pub fn read_log(path: &Path) -> Result<RunLog> {
     let mut buf = Vec::new();
     let mut lineno = 0usize;
     loop {
-        buf.clear();
-        let n = r
-            .by_ref()
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let n = read_part(&mut r, &mut buf, path)?;
         if n == 0 {
             break;
         }
@@ -69,17 +64,7 @@ pub fn read_log(path: &Path) -> Result<RunLog> {
         if !complete {
             // Discard the rest of an over-long line.
             let mut rest = Vec::new();
-            loop {
-                rest.clear();
-                let m = r
-                    .by_ref()
-                    .take(MAX_LINE)
-                    .read_until(b'\n', &mut rest)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                if m == 0 || rest.last() == Some(&b'\n') {
-                    break;
-                }
-            }
+            while read_part(&mut r, &mut rest, path)? > 0 && rest.last() != Some(&b'\n') {}
             log.lines += 1;
             skip(&mut log, lineno);
             continue;
@@ -95,6 +80,16 @@ pub fn read_log(path: &Path) -> Result<RunLog> {
         }
     }
     Ok(log)
+}
+
+/// Reads at most MAX_LINE bytes of the next line into `buf` (cleared first); returns their
+/// count.
+fn read_part(r: &mut impl BufRead, buf: &mut Vec<u8>, path: &Path) -> Result<usize> {
+    buf.clear();
+    r.by_ref()
+        .take(MAX_LINE)
+        .read_until(b'\n', buf)
+        .with_context(|| format!("reading {}", path.display()))
 }
 
 fn skip(log: &mut RunLog, lineno: usize) {

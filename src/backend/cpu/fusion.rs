@@ -47,7 +47,8 @@ impl FusionOps for Cpu {
         let dim = a.ei.shape[1];
         let (ei, ew) = (input(a.ei)?, input(a.ew)?);
         let s = a.log_scale.f32s()?[0];
-        similarity(&mut logits.f32s_mut()?, &ei, &ew, dim, s, a.max_log_scale);
+        let t = logit_scale(s, a.max_log_scale);
+        similarity(&mut logits.f32s_mut()?, &ei, &ew, dim, t);
         Ok(())
     }
     fn infonce(&self, lse: &mut Tensor, losses: &mut Tensor, logits: &Tensor) -> Result<()> {
@@ -73,7 +74,8 @@ impl FusionOps for Cpu {
         let (logits, dl) = (a.logits.f32s()?, a.dlogits.f32s()?);
         let mut dei = HostOut::new(a.dei)?;
         let mut dew = HostOut::new(a.dew)?;
-        similarity_backward(&mut dei, &mut dew, &dl, &ei, &ew, dim, s, a.max_log_scale);
+        let t = logit_scale(s, a.max_log_scale);
+        similarity_backward(&mut dei, &mut dew, &dl, &ei, &ew, dim, t);
         dei.finish()?;
         dew.finish()?;
         let mut ds = a.dlog_scale.f32s_mut()?;
@@ -172,16 +174,8 @@ pub fn project_backward_dw(dw: &mut [f32], dz: &[f32], x: &[f32], d_in: usize, d
     });
 }
 
-/// logits [n_img, n_wave] = t ⟨ei_i, ew_j⟩.
-pub fn similarity(
-    logits: &mut [f32],
-    ei: &[f32],
-    ew: &[f32],
-    dim: usize,
-    s: f32,
-    max_log_scale: f32,
-) {
-    let t = logit_scale(s, max_log_scale);
+/// logits [n_img, n_wave] = t ⟨ei_i, ew_j⟩, t the [`logit_scale`].
+pub fn similarity(logits: &mut [f32], ei: &[f32], ew: &[f32], dim: usize, t: f32) {
     let n_wave = ew.len() / dim.max(1);
     logits
         .par_chunks_mut(n_wave.max(1))
@@ -228,8 +222,7 @@ pub fn infonce_backward(dlogits: &mut [f32], logits: &[f32], lse: &[f32], n: usi
     }
 }
 
-/// dei = t · dL · ew, dew = t · dLᵀ · ei.
-#[allow(clippy::too_many_arguments)]
+/// dei = t · dL · ew, dew = t · dLᵀ · ei, t the [`logit_scale`].
 pub fn similarity_backward(
     dei: &mut [f32],
     dew: &mut [f32],
@@ -237,27 +230,29 @@ pub fn similarity_backward(
     ei: &[f32],
     ew: &[f32],
     dim: usize,
-    s: f32,
-    max_log_scale: f32,
+    t: f32,
 ) {
-    let t = logit_scale(s, max_log_scale);
     let (ni, nw) = (ei.len() / dim.max(1), ew.len() / dim.max(1));
-    dei.par_chunks_mut(dim.max(1))
+    scaled_products(dei, ew, dim, nw, t, |i, j| dl[i * nw + j]);
+    scaled_products(dew, ei, dim, ni, t, |j, i| dl[i * nw + j]);
+}
+
+/// out[r, k] = t · Σ_{j < n} g(r, j) · other[j, k] for out [rows, dim] and other [n, dim]
+/// (the sum in f64, in order of j).
+fn scaled_products(
+    out: &mut [f32],
+    other: &[f32],
+    dim: usize,
+    n: usize,
+    t: f32,
+    g: impl Fn(usize, usize) -> f32 + Sync,
+) {
+    out.par_chunks_mut(dim.max(1))
         .enumerate()
-        .for_each(|(i, row)| {
+        .for_each(|(r, row)| {
             for (k, v) in row.iter_mut().enumerate() {
-                let s: f64 = (0..nw)
-                    .map(|j| dl[i * nw + j] as f64 * ew[j * dim + k] as f64)
-                    .sum();
-                *v = t * s as f32;
-            }
-        });
-    dew.par_chunks_mut(dim.max(1))
-        .enumerate()
-        .for_each(|(j, row)| {
-            for (k, v) in row.iter_mut().enumerate() {
-                let s: f64 = (0..ni)
-                    .map(|i| dl[i * nw + j] as f64 * ei[i * dim + k] as f64)
+                let s: f64 = (0..n)
+                    .map(|j| g(r, j) as f64 * other[j * dim + k] as f64)
                     .sum();
                 *v = t * s as f32;
             }

@@ -62,17 +62,24 @@ pub(crate) fn cfg(rows: usize, s: &AttnShape, smem_floats: usize) -> LaunchConfi
 
 /// The launch struct `$K` with the shape, layout and scale arguments every attention kernel
 /// takes (heads, seq_q, seq_k, head_dim, the stride and offset of q, k and v, scale), taken
-/// from the `AttnShape` `$s`, and the others given by name. The order of fields in a struct
-/// literal does not change the launch's argument order, which `kernels!` fixes.
+/// from the `AttnShape` `$s`, and the others given by name; `@no_head_dim` leaves head_dim out
+/// (variant 2's kernels are compiled per head dim). The order of fields in a struct literal
+/// does not change the launch's argument order, which `kernels!` fixes.
 macro_rules! with_layout {
     ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $s:expr) => {{
+        let s: &AttnShape = $s;
+        $crate::backend::cuda::attention::with_layout!(
+            @no_head_dim $K { $($f $(: $v)?,)* head_dim: s.head_dim as i32 },
+            s
+        )
+    }};
+    (@no_head_dim $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $s:expr) => {{
         let s: &AttnShape = $s;
         $K {
             $($f $(: $v)?,)*
             heads: s.heads as i32,
             seq_q: s.seq_q as i32,
             seq_k: s.seq_k as i32,
-            head_dim: s.head_dim as i32,
             qs: s.q.stride as i32,
             qo: s.q.offset as i32,
             ks: s.k.stride as i32,
@@ -83,6 +90,7 @@ macro_rules! with_layout {
         }
     }};
 }
+pub(crate) use with_layout;
 
 impl AttentionOps for CudaBackend {
     fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {

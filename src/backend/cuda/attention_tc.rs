@@ -4,7 +4,8 @@
 //! (tests/attention_tc_emu.rs) runs the kernels with the same plans. `lse` has variant 1's
 //! meaning (natural log, scale applied), so either backward can follow either forward.
 
-use super::launch::{kernels, KernelSig};
+use super::attention::with_layout;
+use super::launch::{kernels, KernelSig, Planned};
 use super::CudaBackend;
 use crate::backend::api::attention::{AttentionBackward, AttnGrads, AttnShape, Qkv};
 use crate::backend::api::Backend;
@@ -12,104 +13,72 @@ use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-kernels! { file "attention_tc";
-    /// Block (64 queries, batch·head), 128 threads, 5·64·D·2 B of dynamic shared memory;
-    /// head dim 16.
-    AttentionTcForwardD16 = attention_tc_forward_d16(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// As above, head dim 20, computed padded to 32 (8-byte cp.async copies).
-    AttentionTcForwardD20 = attention_tc_forward_d20(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// As above, head dim 32.
-    AttentionTcForwardD32 = attention_tc_forward_d32(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// As above, head dim 64.
-    AttentionTcForwardD64 = attention_tc_forward_d64(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// As above, head dim 80.
-    AttentionTcForwardD80 = attention_tc_forward_d80(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// As above, head dim 128.
-    AttentionTcForwardD128 = attention_tc_forward_d128(o: out bf16, lse: out f32, q: inp bf16,
-        k: inp bf16, v: inp bf16, heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32,
-        qo: val i32, ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
-    /// delta[b, h, i] = dO·O over each query's row (the backward's pre-pass), one warp per
-    /// (batch, query, head): grid ceil(B·Nq·H / 4), 128 threads, no shared memory.
-    AttentionTcBackwardDelta = attention_tc_backward_delta(delta: out f32, o: inp bf16,
-        dout: inp bf16, batch: val i32, heads: val i32, seq_q: val i32, head_dim: val i32);
-    /// dK and dV; block (64 keys, batch·head), 128 threads, 6·64·D·2 + 1024 B of dynamic
-    /// shared memory (D padded to 16); head dim 16.
-    AttentionTcBackwardDkdvD16 = attention_tc_backward_dkdv_d16(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; block (64 queries, batch·head), 128 threads, 6·64·D·2 B of dynamic shared
-    /// memory; head dim 16.
-    AttentionTcBackwardDqD16 = attention_tc_backward_dq_d16(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
-    /// dK and dV; as above; head dim 20.
-    AttentionTcBackwardDkdvD20 = attention_tc_backward_dkdv_d20(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; as above; head dim 20.
-    AttentionTcBackwardDqD20 = attention_tc_backward_dq_d20(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
-    /// dK and dV; as above; head dim 32.
-    AttentionTcBackwardDkdvD32 = attention_tc_backward_dkdv_d32(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; as above; head dim 32.
-    AttentionTcBackwardDqD32 = attention_tc_backward_dq_d32(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
-    /// dK and dV; as above; head dim 64.
-    AttentionTcBackwardDkdvD64 = attention_tc_backward_dkdv_d64(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; as above; head dim 64.
-    AttentionTcBackwardDqD64 = attention_tc_backward_dq_d64(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
-    /// dK and dV; as above; head dim 80.
-    AttentionTcBackwardDkdvD80 = attention_tc_backward_dkdv_d80(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; as above; head dim 80.
-    AttentionTcBackwardDqD80 = attention_tc_backward_dq_d80(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
-    /// dK and dV; as above; head dim 128.
-    AttentionTcBackwardDkdvD128 = attention_tc_backward_dkdv_d128(dk: out bf16, dv: out bf16,
-        q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32,
-        heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
-        ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32, dvs: val i32,
-        dvo: val i32, scale: val f32);
-    /// dQ; as above; head dim 128.
-    AttentionTcBackwardDqD128 = attention_tc_backward_dq_d128(dq: out bf16, q: inp bf16,
-        k: inp bf16, v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
-        seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
-        vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
+/// Declares variant 2's kernels: per head dim `d` (one of [`HEAD_DIMS`]) a forward, a dK/dV
+/// and a dQ kernel (`attention_tc_{forward,backward_dkdv,backward_dq}_d{d}`), whose arguments
+/// are the same at every head dim; and the lookups of a head dim's declarations.
+macro_rules! per_head_dim {
+    ($($d:literal: $Fwd:ident = $fwd:ident, $Dkdv:ident = $dkdv:ident, $Dq:ident = $dq:ident;)*) => {
+        kernels! { file "attention_tc";
+            $(
+                /// Block (64 queries, batch·head), 128 threads, 5·64·D·2 B of dynamic shared
+                /// memory (D padded to 16; head dim 20 is computed padded to 32, with 8-byte
+                /// cp.async copies).
+                $Fwd = $fwd(o: out bf16, lse: out f32, q: inp bf16, k: inp bf16, v: inp bf16,
+                    heads: val i32, seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32,
+                    ks: val i32, ko: val i32, vs: val i32, vo: val i32, scale: val f32);
+                /// dK and dV; block (64 keys, batch·head), 128 threads, 6·64·D·2 + 1024 B of
+                /// dynamic shared memory (D padded to 16).
+                $Dkdv = $dkdv(dk: out bf16, dv: out bf16, q: inp bf16, k: inp bf16,
+                    v: inp bf16, dout: inp bf16, lse: inp f32, delta: inp f32, heads: val i32,
+                    seq_q: val i32, seq_k: val i32, qs: val i32, qo: val i32, ks: val i32,
+                    ko: val i32, vs: val i32, vo: val i32, dks: val i32, dko: val i32,
+                    dvs: val i32, dvo: val i32, scale: val f32);
+                /// dQ; block (64 queries, batch·head), 128 threads, 6·64·D·2 B of dynamic
+                /// shared memory.
+                $Dq = $dq(dq: out bf16, q: inp bf16, k: inp bf16, v: inp bf16, dout: inp bf16,
+                    lse: inp f32, delta: inp f32, heads: val i32, seq_q: val i32,
+                    seq_k: val i32, qs: val i32, qo: val i32, ks: val i32, ko: val i32,
+                    vs: val i32, vo: val i32, dqs: val i32, dqo: val i32, scale: val f32);
+            )*
+            /// delta[b, h, i] = dO·O over each query's row (the backward's pre-pass), one warp
+            /// per (batch, query, head): grid ceil(B·Nq·H / 4), 128 threads, no shared memory.
+            AttentionTcBackwardDelta = attention_tc_backward_delta(delta: out f32, o: inp bf16,
+                dout: inp bf16, batch: val i32, heads: val i32, seq_q: val i32,
+                head_dim: val i32);
+        }
+
+        /// Head dims with a kernel (20, SeisLM-base's, is computed padded to 32).
+        pub const HEAD_DIMS: [usize; [$($d),*].len()] = [$($d),*];
+
+        /// The declarations of the forward, dK/dV and dQ kernels for head dim `d`.
+        fn sigs_of(d: usize) -> Option<[&'static KernelSig; 3]> {
+            match d {
+                $($d => Some([&$Fwd::SIG, &$Dkdv::SIG, &$Dq::SIG]),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+per_head_dim! {
+    16: AttentionTcForwardD16 = attention_tc_forward_d16,
+        AttentionTcBackwardDkdvD16 = attention_tc_backward_dkdv_d16,
+        AttentionTcBackwardDqD16 = attention_tc_backward_dq_d16;
+    20: AttentionTcForwardD20 = attention_tc_forward_d20,
+        AttentionTcBackwardDkdvD20 = attention_tc_backward_dkdv_d20,
+        AttentionTcBackwardDqD20 = attention_tc_backward_dq_d20;
+    32: AttentionTcForwardD32 = attention_tc_forward_d32,
+        AttentionTcBackwardDkdvD32 = attention_tc_backward_dkdv_d32,
+        AttentionTcBackwardDqD32 = attention_tc_backward_dq_d32;
+    64: AttentionTcForwardD64 = attention_tc_forward_d64,
+        AttentionTcBackwardDkdvD64 = attention_tc_backward_dkdv_d64,
+        AttentionTcBackwardDqD64 = attention_tc_backward_dq_d64;
+    80: AttentionTcForwardD80 = attention_tc_forward_d80,
+        AttentionTcBackwardDkdvD80 = attention_tc_backward_dkdv_d80,
+        AttentionTcBackwardDqD80 = attention_tc_backward_dq_d80;
+    128: AttentionTcForwardD128 = attention_tc_forward_d128,
+        AttentionTcBackwardDkdvD128 = attention_tc_backward_dkdv_d128,
+        AttentionTcBackwardDqD128 = attention_tc_backward_dq_d128;
 }
 
 /// Threads per block (the kernel's `__launch_bounds__`, ATC_THREADS).
@@ -117,8 +86,6 @@ pub const THREADS: u32 = 128;
 /// Query rows per block (ATC_BQ) and keys per shared tile (ATC_BK).
 pub const BQ: usize = 64;
 pub const BK: usize = 64;
-/// Head dims with a kernel (20, SeisLM-base's, is computed padded to 32).
-pub const HEAD_DIMS: [usize; 6] = [16, 20, 32, 64, 80, 128];
 
 /// Dynamic shared memory for head dim `d`: the Q tile and two K and two V tiles, 64 × d bf16,
 /// d rounded up to a multiple of 16.
@@ -136,17 +103,9 @@ fn align(d: usize) -> usize {
     }
 }
 
-/// The declaration of the kernel for head dim `d` (one of [`HEAD_DIMS`]).
+/// The declaration of the forward kernel for head dim `d` (one of [`HEAD_DIMS`]).
 pub fn sig(d: usize) -> Option<KernelSig> {
-    Some(match d {
-        16 => AttentionTcForwardD16::SIG,
-        20 => AttentionTcForwardD20::SIG,
-        32 => AttentionTcForwardD32::SIG,
-        64 => AttentionTcForwardD64::SIG,
-        80 => AttentionTcForwardD80::SIG,
-        128 => AttentionTcForwardD128::SIG,
-        _ => return None,
-    })
+    sigs_of(d).map(|[f, ..]| *f)
 }
 
 /// The launch of variant 2 for attention of shape `s` whose q, k, v and output views start at
@@ -196,37 +155,20 @@ pub fn try_attention(
     let Some(cfg) = plan(s, offsets) else {
         return Ok(false);
     };
-    macro_rules! go {
-        ($K:ident) => {
-            $K {
-                o: out,
-                lse,
-                q: x.q,
-                k: x.k,
-                v: x.v,
-                heads: s.heads as i32,
-                seq_q: s.seq_q as i32,
-                seq_k: s.seq_k as i32,
-                qs: s.q.stride as i32,
-                qo: s.q.offset as i32,
-                ks: s.k.stride as i32,
-                ko: s.k.offset as i32,
-                vs: s.v.stride as i32,
-                vo: s.v.offset as i32,
-                scale: s.scale,
-            }
-            .launch(be, cfg)
-        };
-    }
-    match s.head_dim {
-        16 => go!(AttentionTcForwardD16),
-        20 => go!(AttentionTcForwardD20),
-        32 => go!(AttentionTcForwardD32),
-        64 => go!(AttentionTcForwardD64),
-        80 => go!(AttentionTcForwardD80),
-        128 => go!(AttentionTcForwardD128),
-        _ => return Ok(false),
-    }?;
+    let Some([forward, ..]) = sigs_of(s.head_dim) else {
+        return Ok(false);
+    };
+    let k = with_layout!(
+        @no_head_dim AttentionTcForwardD16 {
+            o: out,
+            lse,
+            q: x.q,
+            k: x.k,
+            v: x.v,
+        },
+        s
+    );
+    launch_as(be, forward, k.planned(cfg))?;
     Ok(true)
 }
 
@@ -281,33 +223,13 @@ pub fn plan_backward(s: &AttnShape, offsets: [usize; 8]) -> Option<BackwardPlan>
 
 /// The declarations of the backward's dK/dV and dQ kernels for head dim `d`.
 pub fn backward_sigs(d: usize) -> Option<(KernelSig, KernelSig)> {
-    Some(match d {
-        16 => (
-            AttentionTcBackwardDkdvD16::SIG,
-            AttentionTcBackwardDqD16::SIG,
-        ),
-        20 => (
-            AttentionTcBackwardDkdvD20::SIG,
-            AttentionTcBackwardDqD20::SIG,
-        ),
-        32 => (
-            AttentionTcBackwardDkdvD32::SIG,
-            AttentionTcBackwardDqD32::SIG,
-        ),
-        64 => (
-            AttentionTcBackwardDkdvD64::SIG,
-            AttentionTcBackwardDqD64::SIG,
-        ),
-        80 => (
-            AttentionTcBackwardDkdvD80::SIG,
-            AttentionTcBackwardDqD80::SIG,
-        ),
-        128 => (
-            AttentionTcBackwardDkdvD128::SIG,
-            AttentionTcBackwardDqD128::SIG,
-        ),
-        _ => return None,
-    })
+    sigs_of(d).map(|[_, dkdv, dq]| (*dkdv, *dq))
+}
+
+/// Launches `k` (planned with the head-dim-16 kernel's struct: every head dim's kernel takes
+/// the same arguments) as the kernel `sig`.
+fn launch_as(be: &CudaBackend, sig: &'static KernelSig, k: Planned) -> Result<()> {
+    Planned { sig, ..k }.launch(be)
 }
 
 /// Runs the backward pass with variant 2 when every tensor is bf16 (lse f32) and
@@ -341,65 +263,41 @@ pub fn try_attention_backward(
     }
     .launch(be, p.delta)?;
     let delta = &delta;
-    macro_rules! go {
-        ($Dkdv:ident, $Dq:ident) => {{
-            $Dkdv {
-                dk,
-                dv,
-                q: a.q,
-                k: a.k,
-                v: a.v,
-                dout: a.dout,
-                lse: a.lse,
-                delta,
-                heads: s.heads as i32,
-                seq_q: s.seq_q as i32,
-                seq_k: s.seq_k as i32,
-                qs: s.q.stride as i32,
-                qo: s.q.offset as i32,
-                ks: s.k.stride as i32,
-                ko: s.k.offset as i32,
-                vs: s.v.stride as i32,
-                vo: s.v.offset as i32,
-                dks: s.k.stride as i32,
-                dko: s.k.offset as i32,
-                dvs: s.v.stride as i32,
-                dvo: s.v.offset as i32,
-                scale: s.scale,
-            }
-            .launch(be, p.dkdv)?;
-            $Dq {
-                dq,
-                q: a.q,
-                k: a.k,
-                v: a.v,
-                dout: a.dout,
-                lse: a.lse,
-                delta,
-                heads: s.heads as i32,
-                seq_q: s.seq_q as i32,
-                seq_k: s.seq_k as i32,
-                qs: s.q.stride as i32,
-                qo: s.q.offset as i32,
-                ks: s.k.stride as i32,
-                ko: s.k.offset as i32,
-                vs: s.v.stride as i32,
-                vo: s.v.offset as i32,
-                dqs: s.q.stride as i32,
-                dqo: s.q.offset as i32,
-                scale: s.scale,
-            }
-            .launch(be, p.dq)
-        }};
-    }
-    match s.head_dim {
-        16 => go!(AttentionTcBackwardDkdvD16, AttentionTcBackwardDqD16),
-        20 => go!(AttentionTcBackwardDkdvD20, AttentionTcBackwardDqD20),
-        32 => go!(AttentionTcBackwardDkdvD32, AttentionTcBackwardDqD32),
-        64 => go!(AttentionTcBackwardDkdvD64, AttentionTcBackwardDqD64),
-        80 => go!(AttentionTcBackwardDkdvD80, AttentionTcBackwardDqD80),
-        128 => go!(AttentionTcBackwardDkdvD128, AttentionTcBackwardDqD128),
-        _ => return Ok(false),
-    }?;
+    let Some([_, dkdv, dq_sig]) = sigs_of(s.head_dim) else {
+        return Ok(false);
+    };
+    let k = with_layout!(
+        @no_head_dim AttentionTcBackwardDkdvD16 {
+            dk,
+            dv,
+            q: a.q,
+            k: a.k,
+            v: a.v,
+            dout: a.dout,
+            lse: a.lse,
+            delta,
+            dks: s.k.stride as i32,
+            dko: s.k.offset as i32,
+            dvs: s.v.stride as i32,
+            dvo: s.v.offset as i32,
+        },
+        s
+    );
+    launch_as(be, dkdv, k.planned(p.dkdv))?;
+    let k = with_layout!(
+        @no_head_dim AttentionTcBackwardDqD16 {
+            dq,
+            q: a.q,
+            k: a.k,
+            v: a.v,
+            dout: a.dout,
+            lse: a.lse,
+            delta,
+            dqs: s.q.stride as i32,
+            dqo: s.q.offset as i32,
+        },
+        s
+    );
+    launch_as(be, dq_sig, k.planned(p.dq))?;
     Ok(true)
 }

@@ -11,6 +11,7 @@ use super::{EncoderConfig, FusionModel, FusionOutput, Objective};
 use crate::models::seislm::{Seislm, SeislmCache};
 use crate::models::sfm::{Vit, VitCache};
 use crate::nn::layer_norm::LayerNormLayerCache;
+use crate::nn::named_fields;
 use crate::nn::{Grads, Init, LayerNorm, Linear, Param, ParamVisitor, Parameters};
 use crate::ops::{self, ProjNorm};
 use crate::tensor::Tensor;
@@ -112,12 +113,7 @@ impl ModalityHead {
     }
 }
 
-impl Parameters for ModalityHead {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.norm.visit(&format!("{prefix}norm."), f)?;
-        self.proj.visit(&format!("{prefix}proj."), f)
-    }
-}
+named_fields!(ModalityHead { norm, proj });
 
 /// The binding layers on top of the encoders: a head per modality and the logit scale.
 /// Names (under the model's `fusion.`): `image.norm.*`, `image.proj.weight`, `wave.norm.*`,

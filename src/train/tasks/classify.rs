@@ -1,33 +1,24 @@
 //! `classify`: the ViT encoder with a linear head (`head.*`, timm's name) on the final cls
 //! token; cross-entropy; accuracy, macro-F1, MCC and the confusion matrix.
 
-use super::segment::vit_layer_scales;
-use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
+use super::vit_grid::{finetune_vit, VitForward, VitModel};
+use super::{
+    for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task, TaskModel,
+};
 use crate::data::loader::Batch;
 use crate::metrics::{confusion_matrix, macro_f1, mcc};
-use crate::models::sfm::{Vit, VitConfig};
-use crate::models::sfm_heads::ClassificationHead;
-use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::models::sfm_heads::{ClassificationCache, ClassificationHead};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
-use crate::train::data::{image_side, Split};
+use crate::train::data::Split;
 use crate::Device;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-#[derive(Debug)]
-pub struct ClsModel {
-    pub vit: Vit,
-    pub head: ClassificationHead,
-}
-
-impl Parameters for ClsModel {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.vit.visit(prefix, f)?;
-        self.head.visit(&format!("{prefix}head."), f)
-    }
-}
+/// The encoder and a linear head on the final cls token, under `head.` (timm's name).
+pub type ClsModel = VitModel<ClassificationHead>;
 
 /// Row 0 (the cls token) of every sample.
 fn cls_index(b: usize, device: &Device) -> Result<Tensor> {
@@ -36,23 +27,14 @@ fn cls_index(b: usize, device: &Device) -> Result<Tensor> {
 
 impl ClsModel {
     /// Logits [B, classes] and the caches.
-    fn forward(
-        &self,
-        img: &Tensor,
-    ) -> Result<(
-        Tensor,
-        crate::models::sfm::VitCache,
-        crate::models::sfm_heads::ClassificationCache,
-        Tensor,
-        usize,
-    )> {
+    fn forward(&self, img: &Tensor) -> Result<VitForward<ClassificationCache, (Tensor, usize)>> {
         let b = img.shape[0];
         let (tokens, vc) = self.vit.forward(img, None)?;
         let rows = tokens.shape[1];
         let idx = cls_index(b, &img.device())?;
         let cls = ops::gather_rows(&tokens, &idx, None)?.reshape(&[b, self.vit.cfg.dim])?;
         let (logits, hc) = self.head.forward(&cls)?;
-        Ok((logits, vc, hc, idx, rows))
+        Ok((logits, vc, hc, (idx, rows)))
     }
 }
 
@@ -67,14 +49,13 @@ impl ClassifyTask {
         if classes < 2 {
             bail!("classification needs at least 2 classes, the data has {classes}");
         }
-        let side = image_side(cfg)?;
-        let vc = VitConfig::preset(&cfg.preset)?.with_image(side, side)?;
-        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
-        vit.set_pos_embed_trainable(true);
+        let vit = finetune_vit(cfg, |_| {})?;
+        let head = ClassificationHead::new(vit.cfg.dim, classes, cfg.seed ^ 0xc1a5)?;
         Ok(ClassifyTask {
-            model: ClsModel {
+            model: VitModel {
                 vit,
-                head: ClassificationHead::new(vc.dim, classes, cfg.seed ^ 0xc1a5)?,
+                head,
+                head_prefix: "head.",
             },
             classes,
             device: device.clone(),
@@ -82,24 +63,13 @@ impl ClassifyTask {
     }
 }
 
-impl ClassifyTask {
-    fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
-        let model = &self.model;
-        let (device, classes) = (&self.device, self.classes);
-        evaluate_classes(split, batch, device, classes, None, |x| {
-            Ok(model.forward(x)?.0)
-        })
-    }
-}
-
 impl Task for ClassifyTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
     }
-    fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let (img, t) = inputs_targets_on(batch, &self.device)?;
-        let (logits, vc, hc, idx, rows) = self.model.forward(&img)?;
+        let (logits, vc, hc, (idx, rows)) = self.model.forward(&img)?;
         let l = ops::cross_entropy(&logits, &t)?;
         let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
         let dcls = self.model.head.backward(&hc, &dl, grads)?;
@@ -109,13 +79,12 @@ impl Task for ClassifyTask {
         self.model.vit.backward(&vc, &dtok, &[], false, grads)?;
         Ok(l.loss)
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
-        self.run(split, batch)
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
+        let model = &self.model;
+        let (device, classes) = (&self.device, self.classes);
+        evaluate_classes(split, batch, device, classes, None, |x| {
+            Ok(model.forward(x)?.0)
+        })
     }
     fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
         let (logits, ..) = self.model.forward(x)?;
@@ -128,11 +97,10 @@ impl Task for ClassifyTask {
         vec!["head.".into()]
     }
     fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
-        vit_layer_scales(self.model.vit.cfg.depth, decay)
+        self.model.layer_scales(decay)
     }
     fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
-        let e = self.run(split, 16)?;
-        super::confusion_figure(dir, &e)
+        super::confusion_figure(dir, &self.evaluate_split(split, 16)?)
     }
 }
 

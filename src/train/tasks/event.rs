@@ -4,12 +4,11 @@
 //! the majority-class baseline.
 
 use super::classify::evaluate_classes;
-use super::{inputs_targets_on, Evaluation, StepCtx, Task};
+use super::{inputs_targets_on, Evaluation, StepCtx, Task, TaskModel};
 use crate::data::loader::Batch;
 use crate::models::seislm::{Seislm, SeislmConfig};
-use crate::models::seislm_heads::PICKER_ENCODER_PREFIX;
-use crate::models::seislm_heads::{EventHead, HeadConfig};
-use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::models::seislm_heads::{EventHead, HeadConfig, SeislmWithHead};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
@@ -18,19 +17,8 @@ use crate::Device;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-#[derive(Debug)]
-pub struct EventModel {
-    pub encoder: Seislm,
-    pub head: EventHead,
-}
-
-impl Parameters for EventModel {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.encoder
-            .visit(&format!("{prefix}{PICKER_ENCODER_PREFIX}"), f)?;
-        self.head.visit(prefix, f)
-    }
-}
+/// The encoder under `wav2vec2.` and the event head at the top.
+pub type EventModel = SeislmWithHead<EventHead>;
 
 impl EventModel {
     /// Logits [B, classes] in eval mode.
@@ -80,7 +68,7 @@ impl EventTask {
                 .collect()
         };
         Ok(EventTask {
-            model: EventModel {
+            model: SeislmWithHead {
                 encoder: Seislm::new(ec, cfg.seed)?,
                 head,
             },
@@ -89,43 +77,28 @@ impl EventTask {
             device: device.clone(),
         })
     }
+}
 
-    fn run(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
+impl Task for EventTask {
+    fn model(&mut self) -> &mut dyn TaskModel {
+        &mut self.model
+    }
+    fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
+        let (wave, t) = inputs_targets_on(batch, &self.device)?;
+        self.model.head.step = ctx.key();
+        self.model.train_step(&wave, grads, |head, hidden, grads| {
+            let (logits, hc) = head.forward(hidden)?;
+            let l = ops::cross_entropy(&logits, &t)?;
+            let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
+            Ok((l.loss, head.backward(&hc, &dl, grads)?))
+        })
+    }
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let model = &mut self.model;
         let names = Some(self.names.clone());
         evaluate_classes(split, batch, &self.device, self.classes, names, |x| {
             model.logits(x)
         })
-    }
-}
-
-impl Task for EventTask {
-    fn model(&mut self) -> &mut dyn Parameters {
-        &mut self.model
-    }
-    fn set_training(&mut self, training: bool) {
-        self.model.head.set_training(training);
-    }
-    fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
-        let (wave, t) = inputs_targets_on(batch, &self.device)?;
-        self.model.head.step = ctx.key();
-        let (out, cache) = self.model.encoder.forward(&wave, None)?;
-        let (logits, hc) = self.model.head.forward(&out.last_hidden_state)?;
-        let l = ops::cross_entropy(&logits, &t)?;
-        let dl = ops::cross_entropy_backward(&logits, &t, l.count, 1.0)?;
-        let dh = self.model.head.backward(&hc, &dl, grads)?;
-        self.model
-            .encoder
-            .backward(&cache, &dh, None, false, grads)?;
-        Ok(l.loss)
-    }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
-        self.run(split, batch)
     }
     fn predict(&mut self, x: &Tensor) -> Result<Vec<super::Output>> {
         let logits = self.model.logits(x)?;
@@ -138,7 +111,6 @@ impl Task for EventTask {
         vec!["head.".into()]
     }
     fn figures(&mut self, split: &Split, dir: &Path, _count: usize) -> Result<Vec<String>> {
-        let e = self.run(split, 16)?;
-        super::confusion_figure(dir, &e)
+        super::confusion_figure(dir, &self.evaluate_split(split, 16)?)
     }
 }

@@ -8,13 +8,13 @@
 //! waveform's 3·T; the task splits it and normalises each part as its encoder expects.
 
 use super::classify::class_evaluation;
-use super::{for_batches, targets_of, Evaluation, StepCtx, Task};
+use super::{for_batches, targets_of, Evaluation, StepCtx, Task, TaskModel};
 use crate::data::loader::Batch;
 use crate::models::fusion::{
     self, Binding, BindingConfig, EarlyFusion, EarlyFusionConfig, EncoderConfig, FusionModel,
     Inputs, LateFusion, LateFusionConfig, MidFusion, MidFusionConfig, Objective,
 };
-use crate::nn::{Grads, ParamStore, Parameters};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
@@ -155,7 +155,7 @@ pub fn presets(cfg: &TrainConfig) -> Result<(String, String)> {
     Ok((format!("sfm-{size}"), format!("seislm-{size}")))
 }
 
-fn wrap<M: FusionModel + 'static>(
+fn wrap<M: FusionModel + TaskModel + 'static>(
     model: M,
     cfg: &TrainConfig,
     classes: usize,
@@ -179,7 +179,7 @@ fn wrap<M: FusionModel + 'static>(
     })
 }
 
-impl<M: FusionModel + 'static> FusionTask<M> {
+impl<M: FusionModel + TaskModel + 'static> FusionTask<M> {
     fn pair(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         split_pair(x, self.hw, self.samples, &self.device)
     }
@@ -239,11 +239,10 @@ struct Pass {
     wav_emb: Vec<f32>,
 }
 
-impl<M: FusionModel + 'static> Task for FusionTask<M> {
-    fn model(&mut self) -> &mut dyn Parameters {
+impl<M: FusionModel + TaskModel + 'static> Task for FusionTask<M> {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
     }
-    fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let (img, wav) = self.pair(&batch.inputs)?;
         let labels = targets_of(batch)?.to_device(&self.device)?;
@@ -251,12 +250,7 @@ impl<M: FusionModel + 'static> Task for FusionTask<M> {
         let s = self.model.loss_and_backward(&img, &wav, &labels, grads)?;
         Ok(s.loss.loss)
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let p = self.pass(split, batch)?;
         match self.model.objective() {
             Objective::Classify => self.class_evaluation(&p),

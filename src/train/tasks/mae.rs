@@ -3,10 +3,10 @@
 //! that loss with the masks of a fixed seed, next to the loss of predicting zero (the trivial
 //! baseline for normalised sections, ≈ 1).
 
-use super::{for_batches, inputs_on, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, Evaluation, StepCtx, Task, TaskModel};
 use crate::data::loader::Batch;
 use crate::models::mae::{Mae, MaeConfig, Masking};
-use crate::nn::{Grads, ParamStore, Parameters};
+use crate::nn::Grads;
 use crate::ops;
 use crate::train::config::TrainConfig;
 use crate::train::data::{image_side, Split};
@@ -39,10 +39,9 @@ impl MaeTask {
 }
 
 impl Task for MaeTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
     }
-    fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let img = inputs_on(batch, &self.device)?;
         let step = ctx.key();
@@ -51,12 +50,7 @@ impl Task for MaeTask {
         self.model.backward(&out.cache, grads)?;
         Ok(out.loss)
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let (mut loss, mut zero, mut n, mut i) = (0f64, 0f64, 0usize, 0u32);
         let seed = self.seed ^ 0xe7a1;
         for_batches(split, batch, |b| {
@@ -100,8 +94,7 @@ impl Task for MaeTask {
         vec!["decoder_".into(), "mask_token".into()]
     }
     fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
-        let b = super::first_samples(split, count)?;
-        let img = inputs_on(&b, &self.device)?;
+        let (b, img) = super::first_samples(split, count, &self.device)?;
         let k = img.shape[0];
         let m = self.masking(self.seed ^ 0xe7a1, 0, k)?;
         let mask = m.mask.clone();

@@ -98,24 +98,61 @@ pub fn probabilities(name: &'static str, logits: &Tensor) -> Result<Output> {
     Output::of(name, &crate::ops::softmax(logits)?)
 }
 
+/// A task's model: its parameters, and its train and eval modes.
+pub trait TaskModel: Parameters {
+    /// Train mode (batch statistics, dropout) or eval mode; nothing to switch by default (a
+    /// model without batch norm or dropout).
+    fn set_training(&mut self, _training: bool) {}
+}
+
+/// The models whose heads have batch norm or dropout: train and eval mode are the head's.
+macro_rules! head_modes {
+    ($($model:ty),*) => {$(
+        impl TaskModel for $model {
+            fn set_training(&mut self, training: bool) {
+                self.head.set_training(training);
+            }
+        }
+    )*};
+}
+head_modes!(
+    regress::RegModel,
+    segment::SegModel,
+    event::EventModel,
+    crate::models::seislm_heads::SeislmPicker
+);
+impl TaskModel for classify::ClsModel {}
+impl TaskModel for crate::models::mae::Mae {}
+impl TaskModel for crate::models::seislm_pretrain::SeislmPretrain {}
+impl TaskModel for crate::models::fusion::Binding {}
+impl TaskModel for crate::models::fusion::LateFusion {}
+impl TaskModel for crate::models::fusion::MidFusion {}
+impl TaskModel for crate::models::fusion::EarlyFusion {}
+
 /// One task: a model, its loss and its metrics.
 pub trait Task {
     /// The model, for packing into a parameter store and for checkpoints.
-    fn model(&mut self) -> &mut dyn Parameters;
-    /// Train mode (batch statistics, dropout) or eval mode.
-    fn set_training(&mut self, training: bool);
+    fn model(&mut self) -> &mut dyn TaskModel;
+    /// Train mode (batch statistics, dropout) or eval mode: the model's.
+    fn set_training(&mut self, training: bool) {
+        self.model().set_training(training)
+    }
     /// Forward, loss and backward of one micro-batch; parameter gradients are added into
     /// `grads`. Returns the batch's mean loss.
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32>;
-    /// The papers' metrics on a split (the model in eval mode). `store` is there for tasks
-    /// whose evaluation runs the training objective (pretraining), which must leave the
-    /// gradients as it found them: zero.
+    /// The papers' metrics on a split (the model in eval mode), by forward passes alone.
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation>;
+    /// The metrics the trainer reports: [`Task::evaluate_split`] unless the task's evaluation
+    /// runs the training objective (pretraining); `store` is there for those, which must
+    /// leave the gradients as they found them: zero.
     fn evaluate(
         &mut self,
         split: &Split,
         batch: usize,
-        store: &mut ParamStore,
-    ) -> Result<Evaluation>;
+        _store: &mut ParamStore,
+    ) -> Result<Evaluation> {
+        self.evaluate_split(split, batch)
+    }
     /// The metric that chooses the best checkpoint and early stopping; true when higher is
     /// better.
     fn primary(&self) -> (&'static str, bool);
@@ -232,13 +269,15 @@ pub fn confusion_figure(dir: &Path, e: &Evaluation) -> Result<Vec<String>> {
     Ok(vec!["confusion.png".into()])
 }
 
-/// Per-sample-first samples of a split for figures: the first `count`.
-pub fn first_samples(split: &Split, count: usize) -> Result<Batch> {
+/// The samples of a split for figures, the first `count`, and their inputs on `device`.
+pub fn first_samples(split: &Split, count: usize, device: &Device) -> Result<(Batch, Tensor)> {
     let n = count.min(split.len());
     if n == 0 {
         bail!("the split is empty; nothing to draw");
     }
     let shape = split.input_shape();
     let idx: Vec<usize> = (0..n).collect();
-    build_batch(split, &[], &idx, &shape, 0, 0, &mut Vec::new(), Vec::new())
+    let b = build_batch(split, &[], &idx, &shape, 0, 0, &mut Vec::new(), Vec::new())?;
+    let x = inputs_on(&b, device)?;
+    Ok((b, x))
 }

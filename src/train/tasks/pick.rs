@@ -4,13 +4,13 @@
 //! RMSE/MAE in seconds, the fraction of onsets within 0.1 s and 0.5 s — next to the
 //! baseline of a constant pick at the split's median onset.
 
-use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, targets_of, Evaluation, StepCtx, Task, TaskModel};
 use crate::data::loader::Batch;
 use crate::metrics::detection_auc;
 use crate::metrics::picking::onset_sample;
 use crate::models::seislm::SeislmConfig;
 use crate::models::seislm_heads::{pick_loss, pick_targets, SeislmPicker};
-use crate::nn::{Grads, ParamStore, Parameters};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
@@ -61,32 +61,21 @@ impl PickTask {
 }
 
 impl Task for PickTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
-    }
-    fn set_training(&mut self, training: bool) {
-        self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let wave = inputs_on(batch, &self.device)?;
         let len = wave.shape[2];
         let t = Self::targets(batch, len)?.to_device(&self.device)?;
         self.model.head.step = ctx.key();
-        let (out, cache) = self.model.encoder.forward(&wave, None)?;
-        let (logits, hc) = self.model.head.forward(&out.last_hidden_state, &wave)?;
-        let (l, dl) = pick_loss(&logits, &t)?;
-        let dh = self.model.head.backward(&hc, &dl, grads)?;
-        self.model
-            .encoder
-            .backward(&cache, &dh, None, false, grads)?;
-        Ok(l.loss)
+        self.model.train_step(&wave, grads, |head, hidden, grads| {
+            let (logits, hc) = head.forward(hidden, &wave)?;
+            let (l, dl) = pick_loss(&logits, &t)?;
+            Ok((l.loss, head.backward(&hc, &dl, grads)?))
+        })
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let mut noise: Vec<Vec<f32>> = Vec::new();
         let mut has_event = Vec::new();
         let mut onsets: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
@@ -184,8 +173,7 @@ impl Task for PickTask {
         vec!["double_conv.".into(), "classifier.".into()]
     }
     fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
-        let b = super::first_samples(split, count)?;
-        let wave = inputs_on(&b, &self.device)?;
+        let (b, wave) = super::first_samples(split, count, &self.device)?;
         let (k, len) = (wave.shape[0], wave.shape[2]);
         let p = self.probabilities(&wave)?;
         let x = b.inputs.to_vec_f32()?;

@@ -5,10 +5,10 @@
 //! frames: the mean of ln(1 + distinct negatives) (negatives quantized like their positive are
 //! dropped, so chance lies below ln(1 + K) when codes are shared).
 
-use super::{for_batches, inputs_on, Evaluation, StepCtx, Task};
+use super::{for_batches, inputs_on, Evaluation, StepCtx, Task, TaskModel};
 use crate::data::loader::Batch;
 use crate::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
-use crate::nn::{Grads, ParamStore, Parameters};
+use crate::nn::{Grads, ParamStore};
 use crate::train::config::TrainConfig;
 use crate::train::data::Split;
 use crate::Device;
@@ -32,10 +32,9 @@ impl PretrainTask {
 }
 
 impl Task for PretrainTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
     }
-    fn set_training(&mut self, _training: bool) {}
     fn train_batch(&mut self, batch: &Batch, ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let wave = inputs_on(batch, &self.device)?;
         let tau = self
@@ -46,6 +45,9 @@ impl Task for PretrainTask {
             .model
             .train_step(&wave, tau, ctx.seed, ctx.key(), grads)?;
         Ok(s.loss)
+    }
+    fn evaluate_split(&mut self, _split: &Split, _batch: usize) -> Result<Evaluation> {
+        anyhow::bail!("pretraining evaluates its objective, which needs the parameter store")
     }
     fn evaluate(
         &mut self,

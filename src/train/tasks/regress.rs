@@ -3,13 +3,13 @@
 //! branch from the image; MSE or a·MSE + (1 − a)·(1 − MS-SSIM) (a = 0.9 for interpolation, 0.5
 //! otherwise, as SFM); MSE, PSNR, SSIM and MS-SSIM (where the image is large enough).
 
-use super::segment::vit_layer_scales;
-use super::vit_grid::Grid;
-use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
+use super::vit_grid::{finetune_vit, Grid, VitForward, VitModel};
+use super::{
+    for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task, TaskModel,
+};
 use crate::data::loader::Batch;
-use crate::models::sfm::{Vit, VitConfig};
-use crate::models::sfm_heads::{TransUnetConfig, TransUnetHead};
-use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::models::sfm_heads::{TransUnetCache, TransUnetConfig, TransUnetHead};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
@@ -21,47 +21,29 @@ use std::path::Path;
 /// MS-SSIM needs 5 scales of an 11-tap window: a side of at least 161 pixels.
 const MS_SSIM_MIN: usize = 161;
 
-#[derive(Debug)]
-pub struct RegModel {
-    pub vit: Vit,
-    pub head: TransUnetHead,
-}
-
-impl Parameters for RegModel {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.vit.visit(prefix, f)?;
-        self.head.visit(prefix, f)
-    }
-}
+/// The encoder and the TransUNet-like decoder, its names at the top level.
+pub type RegModel = VitModel<TransUnetHead>;
 
 impl RegModel {
     pub fn new(cfg: &TrainConfig) -> Result<Self> {
-        let side = image_side(cfg)?;
-        let mut vc = VitConfig::preset(&cfg.preset)?;
         // The decoder upsamples the token grid 16×: the encoder must use 16-pixel patches.
-        vc.patch = 16;
-        let vc = vc.with_image(side, side)?;
-        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
-        vit.set_pos_embed_trainable(true);
-        let mut hc = TransUnetConfig::sfm(vc.dim);
-        if vc.dim < 256 {
+        let vit = finetune_vit(cfg, |vc| vc.patch = 16)?;
+        let dim = vit.cfg.dim;
+        let mut hc = TransUnetConfig::sfm(dim);
+        if dim < 256 {
             // a small decoder for small encoders
-            hc.channels = [vc.dim, vc.dim / 2, vc.dim / 4, vc.dim / 4];
-            hc.skip_channels = (vc.dim / 4).max(4);
+            hc.channels = [dim, dim / 2, dim / 4, dim / 4];
+            hc.skip_channels = (dim / 4).max(4);
         }
         let head = TransUnetHead::new(hc, cfg.seed ^ 0x7e6)?;
-        Ok(RegModel { vit, head })
+        Ok(VitModel {
+            vit,
+            head,
+            head_prefix: "",
+        })
     }
 
-    fn forward(
-        &mut self,
-        img: &Tensor,
-    ) -> Result<(
-        Tensor,
-        crate::models::sfm::VitCache,
-        crate::models::sfm_heads::TransUnetCache,
-        Grid,
-    )> {
+    fn forward(&mut self, img: &Tensor) -> Result<VitForward<TransUnetCache, Grid>> {
         let (gh, gw) = self.vit.cfg.grid();
         let grid = Grid::new(img.shape[0], gh, gw, &img.device())?;
         let (tokens, vc) = self.vit.forward(img, None)?;
@@ -111,11 +93,8 @@ impl RegressTask {
 }
 
 impl Task for RegressTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
-    }
-    fn set_training(&mut self, training: bool) {
-        self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let (img, target) = inputs_targets_on(batch, &self.device)?;
@@ -127,12 +106,7 @@ impl Task for RegressTask {
         self.model.vit.backward(&vc, &dtok, &[], false, grads)?;
         Ok(loss)
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let (mut mse, mut ssim, mut ms, mut id_mse, mut n) = (0f64, 0f64, 0f64, 0f64, 0usize);
         let mut zero = 0f64;
         let mut loss = 0f64;
@@ -191,11 +165,10 @@ impl Task for RegressTask {
         vec!["decoder.".into(), "segmentation_head.".into()]
     }
     fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
-        vit_layer_scales(self.model.vit.cfg.depth, decay)
+        self.model.layer_scales(decay)
     }
     fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
-        let b = super::first_samples(split, count)?;
-        let img = inputs_on(&b, &self.device)?;
+        let (b, img) = super::first_samples(split, count, &self.device)?;
         let (pred, ..) = self.model.forward(&img)?;
         let pred = pred.to_vec_f32()?;
         let truth = targets_of(&b)?.to_vec_f32()?;

@@ -2,34 +2,24 @@
 //! outputs of blocks depth/4, depth/2, 3·depth/4 and depth; pixel cross-entropy; PA, CPA,
 //! mPA, IoU and mIoU.
 
-use super::vit_grid::Grid;
-use super::{for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task};
+use super::vit_grid::{finetune_vit, Grid, VitForward, VitModel};
+use super::{
+    for_batches, inputs_on, inputs_targets_on, targets_of, Evaluation, StepCtx, Task, TaskModel,
+};
 use crate::data::loader::Batch;
 use crate::metrics::{confusion_matrix, segmentation_scores};
-use crate::models::sfm::{Vit, VitConfig};
-use crate::models::sfm_heads::{SetrMlaConfig, SetrMlaHead};
-use crate::nn::{Grads, ParamStore, ParamVisitor, Parameters};
+use crate::models::sfm_heads::{SetrMlaCache, SetrMlaConfig, SetrMlaHead};
+use crate::nn::Grads;
 use crate::ops;
 use crate::tensor::Tensor;
 use crate::train::config::TrainConfig;
-use crate::train::data::{image_side, Split};
+use crate::train::data::Split;
 use crate::Device;
 use anyhow::{bail, Result};
 use std::path::Path;
 
 /// Encoder at the top level (timm names), head under `decoder.` (SFM-Finetune's names).
-#[derive(Debug)]
-pub struct SegModel {
-    pub vit: Vit,
-    pub head: SetrMlaHead,
-}
-
-impl Parameters for SegModel {
-    fn visit(&mut self, prefix: &str, f: &mut ParamVisitor) -> Result<()> {
-        self.vit.visit(prefix, f)?;
-        self.head.visit(prefix, f)
-    }
-}
+pub type SegModel = VitModel<SetrMlaHead>;
 
 /// The 0-based blocks whose outputs feed the head.
 fn taps(depth: usize) -> Result<[usize; 4]> {
@@ -42,34 +32,28 @@ fn taps(depth: usize) -> Result<[usize; 4]> {
 
 impl SegModel {
     pub fn new(cfg: &TrainConfig, classes: usize, device: &Device) -> Result<Self> {
-        let side = image_side(cfg)?;
-        let vc = VitConfig::preset(&cfg.preset)?.with_image(side, side)?;
-        taps(vc.depth)?;
-        let mut vit = Vit::new(vc.clone(), cfg.seed)?;
-        vit.set_pos_embed_trainable(true);
+        let vit = finetune_vit(cfg, |_| {})?;
+        let dim = vit.cfg.dim;
+        taps(vit.cfg.depth)?;
         let head = SetrMlaHead::new(
             SetrMlaConfig {
-                in_channels: vc.dim,
-                width: (vc.dim / 2).min(128),
+                in_channels: dim,
+                width: (dim / 2).min(128),
                 classes,
                 branch_upsample: 4,
             },
             cfg.seed ^ 0x5e7,
         )?;
         let _ = device;
-        Ok(SegModel { vit, head })
+        Ok(VitModel {
+            vit,
+            head,
+            head_prefix: "",
+        })
     }
 
     /// Logits [B, classes, H, W] and what backward needs.
-    pub fn forward(
-        &mut self,
-        img: &Tensor,
-    ) -> Result<(
-        Tensor,
-        crate::models::sfm::VitCache,
-        crate::models::sfm_heads::SetrMlaCache,
-        Grid,
-    )> {
+    pub fn forward(&mut self, img: &Tensor) -> Result<VitForward<SetrMlaCache, Grid>> {
         let b = img.shape[0];
         let (gh, gw) = self.vit.cfg.grid();
         let grid = Grid::new(b, gh, gw, &img.device())?;
@@ -133,11 +117,8 @@ impl SegmentTask {
 }
 
 impl Task for SegmentTask {
-    fn model(&mut self) -> &mut dyn Parameters {
+    fn model(&mut self) -> &mut dyn TaskModel {
         &mut self.model
-    }
-    fn set_training(&mut self, training: bool) {
-        self.model.head.set_training(training);
     }
     fn train_batch(&mut self, batch: &Batch, _ctx: &StepCtx, grads: &mut Grads) -> Result<f32> {
         let (img, t) = inputs_targets_on(batch, &self.device)?;
@@ -160,12 +141,7 @@ impl Task for SegmentTask {
         self.model.vit.backward(&vc, &dout, &extra, false, grads)?;
         Ok(l.loss)
     }
-    fn evaluate(
-        &mut self,
-        split: &Split,
-        batch: usize,
-        _store: &mut ParamStore,
-    ) -> Result<Evaluation> {
+    fn evaluate_split(&mut self, split: &Split, batch: usize) -> Result<Evaluation> {
         let mut pred = Vec::new();
         let mut truth = Vec::new();
         let mut loss_sum = 0.0f64;
@@ -231,11 +207,10 @@ impl Task for SegmentTask {
         vec!["decoder.".into()]
     }
     fn layer_scales(&self, decay: f32) -> Vec<(String, f32)> {
-        vit_layer_scales(self.model.vit.cfg.depth, decay)
+        self.model.layer_scales(decay)
     }
     fn figures(&mut self, split: &Split, dir: &Path, count: usize) -> Result<Vec<String>> {
-        let b = super::first_samples(split, count)?;
-        let img = inputs_on(&b, &self.device)?;
+        let (b, img) = super::first_samples(split, count, &self.device)?;
         let pred = self.class_map(&img)?;
         let truth = targets_of(&b)?.to_vec_i32()?;
         let x = b.inputs.to_vec_f32()?;
@@ -252,20 +227,4 @@ impl Task for SegmentTask {
             )
         })
     }
-}
-
-/// BEiT/SFM layer-wise decay: patch embedding, cls token and position table at layer 0,
-/// block i at i + 1, everything else (norm, head) at depth + 1; scale = decay^(depth + 1 −
-/// layer).
-pub fn vit_layer_scales(depth: usize, decay: f32) -> Vec<(String, f32)> {
-    let s = |layer: usize| decay.powi((depth + 1 - layer) as i32);
-    let mut v = vec![
-        ("cls_token".to_string(), s(0)),
-        ("pos_embed".to_string(), s(0)),
-        ("patch_embed.".to_string(), s(0)),
-    ];
-    for i in 0..depth {
-        v.push((format!("blocks.{i}."), s(i + 1)));
-    }
-    v
 }
