@@ -862,7 +862,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 o.push(
                     &reduce::ColsumFinal::SIG,
                     dt,
-                    grid_1d(total, 128),
+                    reduce::colsum_final_cfg(total),
                     (ws.splits * total) as f64,
                     part + 2.0 * bytes_of(c, &["dw"]),
                     Unit::Memory,
