@@ -165,7 +165,10 @@ __device__ void matmul_tc_impl(TC* __restrict__ C, const bf16_t* __restrict__ A,
     }
     cp_async_wait<0>();
 
-    // Epilogue: c[v] of accumulator (mi, ni) is row g + 8 (v >> 1), column 2t + (v & 1).
+    // Epilogue: c[v] of accumulator (mi, ni) is row g + 8 (v >> 1), column 2t + (v & 1). This
+    // pass stores x (+ bias) (+ C); the GELU epilogues then finish in a second pass below, so
+    // that erff/expf are not unrolled into each of the 64 stores (that made one kernel 10 times
+    // larger and 10 times slower to compile).
     const int g = lane >> 2, t4 = lane & 3;
 #pragma unroll
     for (int mi = 0; mi < 4; ++mi)
@@ -179,15 +182,23 @@ __device__ void matmul_tc_impl(TC* __restrict__ C, const bf16_t* __restrict__ A,
                 float x = acc[mi][ni][v];
                 if (bias) x += ld(bias, col);
                 const long long idx = (long long)row * N + col;
-                if (epi == TC_EPI_GELU) {
-                    x = tc_round(C, x);
-                    st(aux, idx, tc_gelu(x));
-                } else if (epi == TC_EPI_DGELU) {
-                    x = tc_round(C, x) * tc_gelu_grad(ld(aux, idx));
-                }
                 if (accumulate) x += ld(C, idx);
                 st(C, idx, x);
             }
+    if (epi == TC_EPI_NONE) return;  // uniform over the block
+    // Second pass over the block's tile, row by row (coalesced): h = x as stored in C (rounded
+    // to C's type), then aux = gelu(h), or C = h · gelu'(aux). The barrier makes the block's
+    // stores to C visible to all its threads.
+    __syncthreads();
+#pragma unroll 1
+    for (int e = tid; e < TC_BM * TC_BN; e += TC_THREADS) {
+        const int row = m0 + e / TC_BN, col = n0 + e % TC_BN;
+        if (row >= M || col >= N) continue;
+        const long long idx = (long long)row * N + col;
+        const float h = ld(C, idx);
+        if (epi == TC_EPI_GELU) st(aux, idx, tc_gelu(h));
+        else st(C, idx, h * tc_gelu_grad(ld(aux, idx)));
+    }
 }
 
 #define MATMUL_TC_KERNEL(NAME, TC, TA, TB)                                                         \

@@ -34,6 +34,7 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
     let mut failures = Vec::new();
     for arch in [80u32, 90] {
         for k in KERNEL_SOURCES {
+            let t0 = std::time::Instant::now();
             match nvrtc.compile(
                 k.source,
                 k.file,
@@ -42,7 +43,12 @@ fn every_kernel_compiles_for_sm80_and_sm90() {
             ) {
                 Ok(c) => {
                     assert!(c.cubin.len() > 1000, "{} produced an empty CUBIN", k.file);
-                    println!("compiled {} for sm_{arch}: {} bytes", k.file, c.cubin.len());
+                    println!(
+                        "compiled {} for sm_{arch}: {} bytes in {:.1} s",
+                        k.file,
+                        c.cubin.len(),
+                        t0.elapsed().as_secs_f64()
+                    );
                 }
                 Err(e) => failures.push(format!("{e:#}")),
             }
