@@ -62,13 +62,13 @@ fn planned(model: &str, dt: DType, batch: usize) -> Vec<Planned> {
 
 /// Every kernel the predictor names exists as an `extern "C" __global__` in kernels/*.cu, every
 /// op of the models' steps has a mapping, and matmul variant 2 puts the bf16 products on the
-/// tensor-core kernels, attention variant 2 the bf16 attention forward where the head dim has a
+/// tensor-core kernels (variant 3 also the f32 ones, on the TF32 kernels), attention variant 2 the bf16 attention forward where the head dim has a
 /// kernel (sfm-tiny's 16; seislm-tiny's 12 falls back) (the variant choice is global: this is
 /// the one test that changes it).
 #[test]
 fn predicted_kernels_exist_and_follow_the_matmul_variant() {
     let known = kernels_in_cu();
-    for variant in ["matmul=1", "matmul=2", "matmul=2,attention=2"] {
+    for variant in ["matmul=1", "matmul=2", "matmul=2,attention=2", "matmul=3"] {
         variants::set(variant).unwrap();
         for model in ["sfm-tiny", "seislm-tiny"] {
             for dt in [DType::F32, DType::BF16] {
@@ -126,6 +126,17 @@ fn predicted_kernels_exist_and_follow_the_matmul_variant() {
                         tc, 0,
                         "{model} {dt} {variant}: tensor cores without variant 2"
                     );
+                }
+                // variant 3: f32 products on the TF32 kernels, nothing else on them
+                let tf32 = p.iter().filter(|l| l.unit == Unit::TensorTf32).count();
+                if variant == "matmul=3" && dt == DType::F32 && model == "sfm-tiny" {
+                    assert!(tf32 > 0, "{model}: no TF32 launch with matmul=3");
+                    assert!(p
+                        .iter()
+                        .filter(|l| l.kernel.starts_with("matmul_tf32_"))
+                        .all(|l| l.unit == Unit::TensorTf32));
+                } else if variant != "matmul=3" || dt == DType::BF16 {
+                    assert_eq!(tf32, 0, "{model} {dt} {variant}: TF32 without variant 3");
                 }
             }
         }
@@ -311,7 +322,10 @@ fn cli_refuses_bad_flags_before_building_anything() {
     for (args, want) in [
         (vec!["--batch", "0"], "--batch must be at least 1"),
         (vec!["--card", "v100"], "unknown card 'v100'"),
-        (vec!["--precision", "tf32"], "no TF32 kernels"),
+        (
+            vec!["--precision", "tf32", "--kernel", "matmul=2"],
+            "matmul=2 was chosen",
+        ),
         (vec!["--precision", "fp8"], "unknown --precision"),
         (vec!["--model", "vit-h"], "unknown --model"),
         (vec!["--steps", "0"], "--steps must be at least 1"),

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | matmul | 1 (default) | kernels/matmul.cu: fp32 FMA, 128×128 tiles, f32 and bf16 storage |
 //! | matmul | 2 | kernels/matmul_tc.cu: bf16 tensor cores (mma.sync m16n8k16, ldmatrix, 3-stage cp.async) for bf16 products whose layout it supports; any other product falls back to variant 1 |
+//! | matmul | 3 | variant 2 for bf16 products, and f32 products on TF32 tensor cores (kernels/matmul_tf32.cu: mma.sync m16n8k8, operands rounded to tf32 as PyTorch's `allow_tf32`, f32 accumulation and storage): the `tf32` precision |
 //! | attention | 1 (default) | kernels/attention.cu: fp32 SIMT flash-style forward (16 query rows per block) and backward, f32 and bf16 storage |
 //! | attention | 2 | kernels/attention_tc.cu: forward and backward on bf16 tensor cores, FlashAttention-2 style (64 queries per block, mma.sync m16n8k16, ldmatrix, double-buffered cp.async, online softmax in registers) for bf16 tensors with head dim 16, 20 (computed padded to 32), 32, 64, 80 or 128 on layouts aligned for its copies (16 bytes; 8 at head dim 20); any other call falls back to variant 1. The backward pass too (a delta pre-pass, a dK/dV kernel per key tile and a separate dQ pass, no atomics) |
 //! | conv1d | 1 (default) | kernels/conv1d.cu: fp32 SIMT direct convolution (grouped, strided, padded), f32 and bf16 storage; weight gradient as split partials and an ordered sum |
@@ -23,7 +24,7 @@ use std::sync::RwLock;
 
 /// Ops that have variants, with how many each has.
 pub const OPS: &[(&str, u32)] = &[
-    ("matmul", 2),
+    ("matmul", 3),
     ("attention", 2),
     ("colsum", 2),
     ("conv1d", 2),
@@ -108,6 +109,25 @@ pub fn variant(op: &str) -> Result<u32> {
         .map_or_else(|| default_of(op), |&(_, n)| n))
 }
 
+/// The `tf32` precision: f32 storage with the products on TF32 tensor cores, which is matmul
+/// variant 3. Chooses it unless matmul's variant was chosen explicitly (`--kernel`,
+/// `SEISFUSE_KERNELS`), where anything but 3 is an error rather than a silent fp32 run.
+pub fn choose_tf32() -> Result<()> {
+    init_from_env()?;
+    let mut w = CHOICE.write().unwrap_or_else(|e| e.into_inner());
+    let choice = w.get_or_insert_with(Vec::new);
+    match choice.iter().find(|(o, _)| *o == "matmul") {
+        Some(&(_, 3)) => Ok(()),
+        Some(&(_, n)) => bail!(
+            "precision tf32 runs the f32 products on TF32 tensor cores (matmul variant 3), but              matmul={n} was chosen; drop the choice or give matmul=3"
+        ),
+        None => {
+            choice.push(("matmul", 3));
+            Ok(())
+        }
+    }
+}
+
 /// Every op's variant as it runs now, e.g. `matmul=2,attention=1,colsum=2`.
 pub fn describe() -> Result<String> {
     let mut v = Vec::new();
@@ -140,7 +160,7 @@ mod tests {
         );
         for bad in [
             "matmul",
-            "matmul=3",
+            "matmul=4",
             "matmul=0",
             "matmul=x",
             "conv=1",

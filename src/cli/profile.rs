@@ -30,7 +30,8 @@ pub struct Args {
     /// Batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// fp32 or bf16 (bf16 activations and weight copies, fp32 masters and optimizer state).
+    /// fp32, tf32 (fp32 with the products on TF32 tensor cores: matmul variant 3) or bf16
+    /// (bf16 activations and weight copies, fp32 masters and optimizer state).
     #[arg(long, default_value = "bf16")]
     pub precision: String,
     /// On a GPU: timed steps after one warm-up step.
@@ -197,11 +198,12 @@ fn precision(p: &str) -> Result<DType> {
     match p.trim().to_ascii_lowercase().as_str() {
         "bf16" => Ok(DType::BF16),
         "fp32" | "f32" => Ok(DType::F32),
-        "tf32" => bail!(
-            "--precision tf32: seisfuse has no TF32 kernels (fp32 products run on the FMA \
-             units); use fp32 or bf16"
-        ),
-        other => bail!("unknown --precision '{other}': expected fp32 or bf16"),
+        // f32 storage, products on TF32 tensor cores (matmul variant 3)
+        "tf32" => {
+            crate::backend::variants::choose_tf32()?;
+            Ok(DType::F32)
+        }
+        other => bail!("unknown --precision '{other}': expected fp32, tf32 or bf16"),
     }
 }
 
@@ -496,6 +498,7 @@ pub fn launch_time(card: &Card, p: &Planned, res: Option<&Resources>) -> (f64, &
     let mem_eff = fill * (warps_per_sm / WARPS_FOR_BANDWIDTH).min(1.0);
     let peak = match p.unit {
         Unit::TensorBf16 => c.bf16,
+        Unit::TensorTf32 => c.tf32,
         Unit::Fp32 | Unit::Memory => c.fp32,
     } * 1e12;
     let t_compute = p.flops / (peak * fill);
@@ -653,7 +656,13 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
     let (ceil, source) = card.ceilings();
     let rate = a.batch as f64 / p.seconds;
     let unit = samples_unit(&a.model);
-    let prec = if dt == DType::BF16 { "bf16" } else { "fp32" };
+    let prec = if dt == DType::BF16 {
+        "bf16"
+    } else if crate::backend::variants::variant("matmul")? == 3 {
+        "tf32"
+    } else {
+        "fp32"
+    };
     let variant = crate::backend::variants::variant("matmul")?;
     let variants = crate::backend::variants::describe()?;
     if a.json {
@@ -729,9 +738,10 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
         a.model, w.describe(), a.batch, card.name, card.arch, card.sms
     )?;
     outln!(
-        "ceilings: copy {:.0} GB/s, bf16 tensor {:.0} TFLOP/s, fp32 {:.1} TFLOP/s — {source}",
+        "ceilings: copy {:.0} GB/s, bf16 tensor {:.0} TFLOP/s, tf32 tensor {:.0} TFLOP/s, fp32 {:.1} TFLOP/s — {source}",
         ceil.copy_gbs,
         ceil.bf16,
+        ceil.tf32,
         ceil.fp32
     )?;
     outln!("kernel resources from ptxas: {ptxas_note}")?;

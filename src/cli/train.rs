@@ -33,7 +33,7 @@ pub struct Overrides {
     pub lr: Option<f32>,
     #[arg(long)]
     pub seed: Option<u64>,
-    /// fp32, tf32 or bf16.
+    /// fp32, tf32 (fp32 with the products on TF32 tensor cores on a GPU) or bf16.
     #[arg(long)]
     pub precision: Option<String>,
     /// Initial weights: SFM/SeisLM safetensors, or a run / checkpoint folder.

@@ -128,8 +128,12 @@ impl Session {
                 store.set_lr_scale(&p, s);
             }
         }
-        if cfg.precision == "bf16" {
-            store.set_compute_dtype(task.model(), DType::BF16)?;
+        match cfg.precision.as_str() {
+            "bf16" => store.set_compute_dtype(task.model(), DType::BF16)?,
+            // f32 storage; on a GPU the products run on TF32 tensor cores (matmul variant 3).
+            // The CPU backend computes in f32 (the variant choice concerns CUDA kernels only).
+            "tf32" => crate::backend::variants::choose_tf32()?,
+            _ => {}
         }
         Ok(Session {
             cfg: cfg.clone(),

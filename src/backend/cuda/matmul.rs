@@ -1,5 +1,6 @@
 //! kernels/matmul.cu: declarations and the CUDA implementation of [`MatmulOps`] (matmul
-//! variant 1; variant 2, tensor cores, is in `matmul_tc.rs`).
+//! variant 1; variant 2, bf16 tensor cores, is in `matmul_tc.rs`, and variant 3 adds the TF32
+//! kernels of `matmul_tf32.rs`).
 
 use super::launch::kernels;
 use super::matmul_tc::Epilogue;
@@ -61,10 +62,13 @@ impl MatmulOps for CudaBackend {
         if s.m > i32::MAX as usize || s.n > i32::MAX as usize || s.k > i32::MAX as usize {
             bail!("matmul: dimensions {s:?} exceed the kernel's 32-bit index range");
         }
-        // Variant 2 (tensor cores) where chosen and where it can take the product.
-        if crate::backend::variants::variant("matmul")? == 2
-            && super::matmul_tc::try_matmul(self, c, x, s)?
-        {
+        // Variants 2 and 3 (tensor cores: bf16 products; with 3 also f32 products in TF32)
+        // where chosen and where they can take the product.
+        let v = crate::backend::variants::variant("matmul")?;
+        if v >= 2 && super::matmul_tc::try_matmul(self, c, x, s)? {
+            return Ok(());
+        }
+        if v == 3 && super::matmul_tf32::try_matmul(self, c, x, s)? {
             return Ok(());
         }
         let cfg = LaunchConfig {
@@ -81,7 +85,7 @@ impl MatmulOps for CudaBackend {
         x: MatmulInput,
         s: &MatmulShape,
     ) -> Result<()> {
-        if crate::backend::variants::variant("matmul")? == 2
+        if crate::backend::variants::variant("matmul")? >= 2
             && super::matmul_tc::try_matmul_epi(self, h, x, s, Epilogue::Gelu, Some(act))?
         {
             return Ok(());
@@ -96,7 +100,7 @@ impl MatmulOps for CudaBackend {
         s: &MatmulShape,
         h: &Tensor,
     ) -> Result<()> {
-        if crate::backend::variants::variant("matmul")? == 2
+        if crate::backend::variants::variant("matmul")? >= 2
             && super::matmul_tc::try_matmul_epi(self, dh, x, s, Epilogue::DGelu, Some(h))?
         {
             return Ok(());

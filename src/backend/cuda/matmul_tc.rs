@@ -116,6 +116,8 @@ pub fn split_k(s: &MatmulShape, has_bias: bool) -> Option<SplitK> {
 /// launches can borrow them.
 pub struct SplitKViews {
     pub sk: SplitK,
+    /// f32 operands on the TF32 kernels (kernels/matmul_tf32.cu) instead of bf16 ones.
+    tf32: bool,
     a_last: Tensor,
     b_last: Tensor,
     ws_last: Tensor,
@@ -128,10 +130,16 @@ impl SplitKViews {
         let k_last = s.k - k0;
         Ok(SplitKViews {
             sk,
+            tf32: false,
             a_last: a.view(k0 * s.m, &[k_last * s.m])?,
             b_last: b.view(k0 * s.n, &[k_last * s.n])?,
             ws_last: ws.view((sk.splits - 1) * s.m * s.n, &[s.m * s.n])?,
         })
+    }
+
+    /// The same splits of f32 operands, multiplied by the TF32 kernels.
+    pub fn tf32(self) -> Self {
+        SplitKViews { tf32: true, ..self }
     }
 
     /// The three launches: splits 0..S−1 as a batch of equal depth, the last split, and the
@@ -146,13 +154,35 @@ impl SplitKViews {
         accumulate: bool,
     ) -> Result<Vec<Planned<'a>>> {
         let (m, n) = (s.m as i32, s.n as i32);
+        let smem = if self.tf32 {
+            super::matmul_tf32::SMEM_BYTES
+        } else {
+            SMEM_BYTES
+        };
         let grid = |z: usize| LaunchConfig {
             grid_dim: (s.n.div_ceil(128) as u32, s.m.div_ceil(128) as u32, z as u32),
             block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: SMEM_BYTES,
+            shared_mem_bytes: smem,
         };
         let ks = self.sk.k_split;
+        let (a_stride, b_stride) = ((ks * s.m) as i64, (ks * s.n) as i64);
         let product = |c, a, b, k: usize, z: usize| {
+            let k = k as i32;
+            if self.tf32 {
+                let p = super::matmul_tf32::MatmulTf32Tn {
+                    c,
+                    a,
+                    b,
+                    bias: None,
+                    m,
+                    n,
+                    k,
+                    a_stride,
+                    b_stride,
+                    accumulate: 0,
+                };
+                return p.planned(grid(z));
+            }
             MatmulTcTn {
                 c,
                 a,
@@ -160,9 +190,9 @@ impl SplitKViews {
                 bias: None,
                 m,
                 n,
-                k: k as i32,
-                a_stride: (ks * s.m) as i64,
-                b_stride: (ks * s.n) as i64,
+                k,
+                a_stride,
+                b_stride,
                 accumulate: 0,
                 aux: None,
                 epi: Epilogue::None as i32,

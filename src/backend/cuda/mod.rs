@@ -19,6 +19,7 @@ pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
 pub mod matmul_tc;
+pub mod matmul_tf32;
 pub mod memory;
 pub mod nvrtc;
 pub mod predict;
@@ -71,6 +72,7 @@ pub fn all_signatures() -> Vec<&'static launch::KernelSig> {
         loss::SIGNATURES,
         matmul::SIGNATURES,
         matmul_tc::SIGNATURES,
+        matmul_tf32::SIGNATURES,
         reduce::SIGNATURES,
         relu::SIGNATURES,
         softmax::SIGNATURES,

@@ -19,6 +19,7 @@
 use super::launch::KernelSig;
 use super::{
     adamw, attention, channels, conv1d, conv1d_tc, elementwise, layer_norm, matmul, matmul_tc,
+    matmul_tf32,
 };
 use super::{dropout, loss, reduce, softmax, tokens};
 use super::{grid_1d, grid_stride};
@@ -33,6 +34,8 @@ use cudarc::driver::LaunchConfig;
 pub enum Unit {
     /// bf16 tensor cores (mma.sync), fp32 accumulation.
     TensorBf16,
+    /// TF32 tensor cores (mma.sync m16n8k8), f32 storage and accumulation.
+    TensorTf32,
     /// fp32 FMA on the CUDA cores (every product of matmul variant 1, attention).
     Fp32,
     /// Little arithmetic per byte: bound by memory (elementwise, norms, reductions, copies).
@@ -43,6 +46,7 @@ impl Unit {
     pub fn name(self) -> &'static str {
         match self {
             Unit::TensorBf16 => "bf16-tc",
+            Unit::TensorTf32 => "tf32-tc",
             Unit::Fp32 => "fp32",
             Unit::Memory => "memory",
         }
@@ -208,15 +212,23 @@ fn matmul_launches(
         + b.bytes()
         + out.bytes() * if acc { 2.0 } else { 1.0 }
         + bias.map_or(0.0, Arg::bytes);
-    // src/backend/cuda/matmul.rs: variant 2 takes bf16 operands whose layout its plan
-    // accepts; everything else runs variant 1.
-    let tc = if crate::backend::variants::variant("matmul")? == 2
-        && a.dtype == DType::BF16
-        && b.dtype == DType::BF16
-    {
+    // src/backend/cuda/matmul.rs: variants 2 and 3 take bf16 operands whose layout
+    // matmul_tc's plan accepts, variant 3 also f32 ones that matmul_tf32's plan accepts;
+    // everything else runs variant 1.
+    let v = crate::backend::variants::variant("matmul")?;
+    let bf16 = a.dtype == DType::BF16 && b.dtype == DType::BF16;
+    let tf32 = v == 3 && a.dtype == DType::F32 && b.dtype == DType::F32 && out.dtype == DType::F32;
+    let tc = if v >= 2 && bf16 {
         matmul_tc::plan(&s, a.offset, b.offset)
+    } else if tf32 {
+        matmul_tf32::plan(&s, a.offset, b.offset)
     } else {
         None
+    };
+    let (unit, smem) = if tf32 {
+        (Unit::TensorTf32, matmul_tf32::SMEM_BYTES)
+    } else {
+        (Unit::TensorBf16, matmul_tc::SMEM_BYTES)
     };
     let split = tc.and_then(|_| matmul_tc::split_k(&s, bias.is_some()));
     if let Some(sk) = split {
@@ -229,16 +241,21 @@ fn matmul_launches(
             let cfg = LaunchConfig {
                 grid_dim: matmul::tile_grid(&part),
                 block_dim: (matmul_tc::THREADS, 1, 1),
-                shared_mem_bytes: matmul_tc::SMEM_BYTES,
+                shared_mem_bytes: smem,
             };
             let share = (k * z) as f64 / s.k as f64;
+            let sig = if tf32 {
+                matmul_tf32::MatmulTf32Tn::SIG
+            } else {
+                matmul_tc::MatmulTcTn::SIG
+            };
             o.push(
-                &matmul_tc::MatmulTcTn::SIG,
+                &sig,
                 DType::F32,
                 cfg,
                 part.flops(),
                 share * (a.bytes() + b.bytes() + ws),
-                Unit::TensorBf16,
+                unit,
             );
         }
         o.push(
@@ -250,13 +267,17 @@ fn matmul_launches(
             Unit::Memory,
         );
     } else if let Some(cfg) = tc {
-        let sig = match (s.ta, s.tb) {
-            (false, false) => matmul_tc::MatmulTcNn::SIG,
-            (false, true) => matmul_tc::MatmulTcNt::SIG,
-            (true, false) => matmul_tc::MatmulTcTn::SIG,
-            (true, true) => matmul_tc::MatmulTcTt::SIG,
+        let sig = match (tf32, s.ta, s.tb) {
+            (false, false, false) => matmul_tc::MatmulTcNn::SIG,
+            (false, false, true) => matmul_tc::MatmulTcNt::SIG,
+            (false, true, false) => matmul_tc::MatmulTcTn::SIG,
+            (false, true, true) => matmul_tc::MatmulTcTt::SIG,
+            (true, false, false) => matmul_tf32::MatmulTf32Nn::SIG,
+            (true, false, true) => matmul_tf32::MatmulTf32Nt::SIG,
+            (true, true, false) => matmul_tf32::MatmulTf32Tn::SIG,
+            (true, true, true) => matmul_tf32::MatmulTf32Tt::SIG,
         };
-        o.push(&sig, out.dtype, cfg, s.flops(), bytes, Unit::TensorBf16);
+        o.push(&sig, out.dtype, cfg, s.flops(), bytes, unit);
     } else {
         let sig = match (s.ta, s.tb) {
             (false, false) => matmul::MatmulNn::SIG,
@@ -337,7 +358,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
             } else {
                 (arg(c, "dh")?, arg(c, "h")?)
             };
-            let tc = (crate::backend::variants::variant("matmul")? == 2
+            let tc = (crate::backend::variants::variant("matmul")? >= 2
                 && a.dtype == DType::BF16
                 && b.dtype == DType::BF16)
                 .then(|| matmul_tc::plan(&s, a.offset, b.offset))
