@@ -964,7 +964,7 @@ fn measure_ceilings(d: &Device) -> Result<(f64, f64)> {
             bias: None,
             accumulate: false,
         };
-        if !crate::backend::cuda::matmul_tc::try_matmul(be, &mut c, x, &s)? {
+        if !crate::backend::cuda::matmul_tc::try_matmul(be, &mut c, x, &s, false)? {
             bail!("the tensor-core kernel refused an 8192³ bf16 product");
         }
         be.synchronize()?;

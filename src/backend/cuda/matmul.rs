@@ -65,10 +65,7 @@ impl MatmulOps for CudaBackend {
         // Variants 2 and 3 (tensor cores: bf16 products; with 3 also f32 products in TF32)
         // where chosen and where they can take the product.
         let v = crate::backend::variants::variant("matmul")?;
-        if v >= 2 && super::matmul_tc::try_matmul(self, c, x, s)? {
-            return Ok(());
-        }
-        if v == 3 && super::matmul_tf32::try_matmul(self, c, x, s)? {
+        if v >= 2 && super::matmul_tc::try_matmul(self, c, x, s, v == 3)? {
             return Ok(());
         }
         let cfg = LaunchConfig {

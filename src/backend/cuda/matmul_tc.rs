@@ -53,13 +53,27 @@ pub const SMEM_BYTES: u32 = 3 * 2 * 128 * 32 * 2;
 /// when B is transposed) and batch stride must be multiples of 8 elements and its start 16-byte
 /// aligned, for the 16-byte cp.async copies.
 pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchConfig> {
+    tile_plan(s, a_offset, b_offset, 8, SMEM_BYTES)
+}
+
+/// The launch of a 128×128-tile tensor-core kernel ([`THREADS`] threads, `smem` bytes of
+/// dynamic shared memory) whose 16-byte copies need each operand's contiguous dimension,
+/// start and batch stride to be multiples of `align` elements, or None when `s` does not
+/// meet that or the grid and index limits.
+pub(crate) fn tile_plan(
+    s: &MatmulShape,
+    a_offset: usize,
+    b_offset: usize,
+    align: usize,
+    smem: u32,
+) -> Option<LaunchConfig> {
     let a_row = if s.ta { s.m } else { s.k };
     let b_row = if s.tb { s.k } else { s.n };
-    let ok = a_row.is_multiple_of(8)
-        && b_row.is_multiple_of(8)
-        && a_offset.is_multiple_of(8)
-        && b_offset.is_multiple_of(8)
-        && (s.batch <= 1 || (s.a_stride.is_multiple_of(8) && s.b_stride.is_multiple_of(8)))
+    let ok = a_row.is_multiple_of(align)
+        && b_row.is_multiple_of(align)
+        && a_offset.is_multiple_of(align)
+        && b_offset.is_multiple_of(align)
+        && (s.batch <= 1 || (s.a_stride.is_multiple_of(align) && s.b_stride.is_multiple_of(align)))
         && s.m > 0
         && s.n > 0
         && s.k > 0
@@ -71,7 +85,7 @@ pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchC
     ok.then(|| LaunchConfig {
         grid_dim: super::matmul::tile_grid(s),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SMEM_BYTES,
+        shared_mem_bytes: smem,
     })
 }
 
@@ -215,14 +229,24 @@ impl SplitKViews {
     }
 }
 
-/// Runs `c = op(a) op(b) (+ bias) (+ c)` with variant 2 when `a` and `b` are bf16 and [`plan`]
-/// accepts the shape; returns false (nothing launched) otherwise.
+/// Runs `c = op(a) op(b) (+ bias) (+ c)` on tensor cores when `a` and `b` are bf16 and [`plan`]
+/// accepts the shape (variant 2), or, with `tf32`, when `a`, `b` and `c` are f32 and
+/// `matmul_tf32::plan` accepts it (variant 3); returns false (nothing launched) otherwise.
 pub fn try_matmul(
     be: &CudaBackend,
     c: &mut Tensor,
     x: MatmulInput,
     s: &MatmulShape,
+    tf32: bool,
 ) -> Result<bool> {
+    let f32 = |t: &Tensor| t.dtype == DType::F32;
+    if tf32 && f32(x.a) && f32(x.b) && f32(c) {
+        let Some(cfg) = super::matmul_tf32::plan(s, x.a.offset(), x.b.offset()) else {
+            return Ok(false);
+        };
+        super::matmul_tf32::launch(be, cfg, c, x, s)?;
+        return Ok(true);
+    }
     try_matmul_epi(be, c, x, s, Epilogue::None, None)
 }
 

@@ -41,50 +41,25 @@ pub const SMEM_BYTES: u32 = 3 * 2 * 128 * 16 * 4;
 /// transposed; N for B, K when B is transposed) and batch stride must be multiples of 4
 /// elements and its start 16-byte aligned, for the 16-byte cp.async copies.
 pub fn plan(s: &MatmulShape, a_offset: usize, b_offset: usize) -> Option<LaunchConfig> {
-    let a_row = if s.ta { s.m } else { s.k };
-    let b_row = if s.tb { s.k } else { s.n };
-    let ok = a_row.is_multiple_of(4)
-        && b_row.is_multiple_of(4)
-        && a_offset.is_multiple_of(4)
-        && b_offset.is_multiple_of(4)
-        && (s.batch <= 1 || (s.a_stride.is_multiple_of(4) && s.b_stride.is_multiple_of(4)))
-        && s.m > 0
-        && s.n > 0
-        && s.k > 0
-        && s.m <= i32::MAX as usize
-        && s.n <= i32::MAX as usize
-        && s.k <= i32::MAX as usize
-        && s.batch <= 65535
-        && s.m.div_ceil(128) <= 65535;
-    ok.then(|| LaunchConfig {
-        grid_dim: super::matmul::tile_grid(s),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SMEM_BYTES,
-    })
+    super::matmul_tc::tile_plan(s, a_offset, b_offset, 4, SMEM_BYTES)
 }
 
-/// Runs `c = op(a) op(b) (+ bias) (+ c)` on TF32 tensor cores when `a`, `b` and `c` are f32
-/// and [`plan`] accepts the shape (weight gradients split along K as variant 2's,
-/// [`split_k`]); returns false (nothing launched) otherwise.
-pub fn try_matmul(
+/// Launches the TF32 kernel for `s` with the launch [`plan`] gave (variant 2's split-K for
+/// the weight gradients, [`split_k`]); the caller checked that `a`, `b` and `c` are f32.
+pub(crate) fn launch(
     be: &CudaBackend,
+    cfg: LaunchConfig,
     c: &mut Tensor,
     x: MatmulInput,
     s: &MatmulShape,
-) -> Result<bool> {
-    if x.a.dtype != DType::F32 || x.b.dtype != DType::F32 || c.dtype != DType::F32 {
-        return Ok(false);
-    }
-    let Some(cfg) = plan(s, x.a.offset(), x.b.offset()) else {
-        return Ok(false);
-    };
+) -> Result<()> {
     if let Some(sk) = split_k(s, x.bias.is_some()) {
         let ws = be.alloc(&[sk.splits * s.m * s.n], DType::F32)?;
         let views = SplitKViews::new(s, sk, x.a, x.b, &ws)?.tf32();
         for p in views.plans(s, c, x.a, x.b, &ws, x.accumulate)? {
             p.launch(be)?;
         }
-        return Ok(true);
+        return Ok(());
     }
     launch_by_layout!(
         be,
@@ -93,6 +68,5 @@ pub fn try_matmul(
         c,
         x,
         [MatmulTf32Nn, MatmulTf32Nt, MatmulTf32Tn, MatmulTf32Tt]
-    )?;
-    Ok(true)
+    )
 }
