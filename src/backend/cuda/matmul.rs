@@ -2,7 +2,6 @@
 //! variant 1; variant 2, bf16 tensor cores, is in `matmul_tc.rs`, and variant 3 adds the TF32
 //! kernels of `matmul_tf32.rs`).
 
-use super::launch::kernels;
 use super::matmul_tc::Epilogue;
 use super::{grid_1d, CudaBackend};
 use crate::backend::api::matmul::{MatmulInput, MatmulOps, MatmulShape};
@@ -11,16 +10,33 @@ use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
-kernels! { file "matmul";
+/// Declares a matmul kernel family's four layouts, which take the same arguments, through
+/// [`kernels!`]: `args (arguments) => Nn = kernel_nn, Nt = ..., Tn = ..., Tt = ...` (nn, nt, tn, tt
+/// in that order); further declarations of the file may follow after a `;`.
+macro_rules! per_layout {
+    (
+        file $file:literal; $(#[$meta:meta])* args $args:tt =>
+        $S0:ident = $k0:ident $(<$g0:ident>)?, $($S:ident = $k:ident $(<$g:ident>)?),+
+        $(; $($rest:tt)*)?
+    ) => {
+        $crate::backend::cuda::launch::kernels! { file $file;
+            $(#[$meta])* $S0 = $k0 $(<$g0>)? $args;
+            $(
+                #[doc = "The same kernel for another layout (see the family's first)."]
+                $S = $k $(<$g>)? $args;
+            )+
+            $($($rest)*)?
+        }
+    };
+}
+pub(super) use per_layout;
+
+per_layout! { file "matmul";
     /// 128×128 tiles, 256 threads; grid (n tiles, m tiles, batch).
-    MatmulNn = matmul_nn<T>(c: out T, a: inp T, b: inp T, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32);
-    MatmulNt = matmul_nt<T>(c: out T, a: inp T, b: inp T, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32);
-    MatmulTn = matmul_tn<T>(c: out T, a: inp T, b: inp T, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32);
-    MatmulTt = matmul_tt<T>(c: out T, a: inp T, b: inp T, bias: opt_inp T, m: val i32,
-        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32);
+    args (c: out T, a: inp T, b: inp T, bias: opt_inp T, m: val i32, n: val i32, k: val i32,
+        a_stride: val i64, b_stride: val i64, accumulate: val i32) =>
+    MatmulNn = matmul_nn<T>, MatmulNt = matmul_nt<T>, MatmulTn = matmul_tn<T>,
+    MatmulTt = matmul_tt<T>;
     /// One thread per column, rows in order.
     SumRows = sum_rows<T>(out: out T, x: inp T, rows: val i32, cols: val i32, accumulate: val i32);
 }

@@ -2,8 +2,8 @@
 //! [`plan`] decides whether a product can take it and with which launch; the emulator test
 //! (tests/tc_kernel_emu.rs) runs the kernel with the same plan.
 
-use super::launch::{kernels, Planned};
-use super::matmul::launch_by_layout;
+use super::launch::Planned;
+use super::matmul::{launch_by_layout, per_layout};
 use super::reduce::colsum_finish;
 use super::CudaBackend;
 use crate::backend::api::matmul::{MatmulInput, MatmulShape};
@@ -12,22 +12,15 @@ use crate::tensor::{DType, Tensor};
 use anyhow::{bail, Result};
 use cudarc::driver::LaunchConfig;
 
-kernels! { file "matmul_tc";
+per_layout! { file "matmul_tc";
     /// 128×128×32 tiles, 256 threads, 48 KiB dynamic shared memory; grid (n tiles, m tiles,
     /// batch). `T` is C's (and the bias's and aux's) type; A and B are bf16. `epi`: an
     /// [`Epilogue`] (with `aux` for the GELU ones).
-    MatmulTcNn = matmul_tc_nn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
-        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32, epi: val i32);
-    MatmulTcNt = matmul_tc_nt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
-        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32, epi: val i32);
-    MatmulTcTn = matmul_tc_tn<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
-        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32, epi: val i32);
-    MatmulTcTt = matmul_tc_tt<T>(c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T,
-        aux: opt_out T, m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32, epi: val i32);
+    args (c: out T, a: inp bf16, b: inp bf16, bias: opt_inp T, aux: opt_out T, m: val i32,
+        n: val i32, k: val i32, a_stride: val i64, b_stride: val i64, accumulate: val i32,
+        epi: val i32) =>
+    MatmulTcNn = matmul_tc_nn<T>, MatmulTcNt = matmul_tc_nt<T>, MatmulTcTn = matmul_tc_tn<T>,
+    MatmulTcTt = matmul_tc_tt<T>
 }
 
 /// What the kernel's epilogue does after the product (+ bias), `TC_EPI_*` in

@@ -3,8 +3,7 @@
 //! product can take it and with which launch; the emulator test (tests/tc_kernel_emu.rs) runs
 //! the kernel with the same plan.
 
-use super::launch::kernels;
-use super::matmul::launch_by_layout;
+use super::matmul::{launch_by_layout, per_layout};
 use super::matmul_tc::{split_k, SplitKViews};
 use super::CudaBackend;
 use crate::backend::api::matmul::{MatmulInput, MatmulShape};
@@ -13,21 +12,13 @@ use crate::tensor::{DType, Tensor};
 use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
-kernels! { file "matmul_tf32";
+per_layout! { file "matmul_tf32";
     /// 128×128×16 tiles, 256 threads, 48 KiB dynamic shared memory; grid (n tiles, m tiles,
     /// batch). A, B, C and the bias are f32; the products are rounded to tf32.
-    MatmulTf32Nn = matmul_tf32_nn(c: out f32, a: inp f32, b: inp f32, bias: opt_inp f32,
-        m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32);
-    MatmulTf32Nt = matmul_tf32_nt(c: out f32, a: inp f32, b: inp f32, bias: opt_inp f32,
-        m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32);
-    MatmulTf32Tn = matmul_tf32_tn(c: out f32, a: inp f32, b: inp f32, bias: opt_inp f32,
-        m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32);
-    MatmulTf32Tt = matmul_tf32_tt(c: out f32, a: inp f32, b: inp f32, bias: opt_inp f32,
-        m: val i32, n: val i32, k: val i32, a_stride: val i64, b_stride: val i64,
-        accumulate: val i32);
+    args (c: out f32, a: inp f32, b: inp f32, bias: opt_inp f32, m: val i32, n: val i32, k: val i32,
+        a_stride: val i64, b_stride: val i64, accumulate: val i32) =>
+    MatmulTf32Nn = matmul_tf32_nn, MatmulTf32Nt = matmul_tf32_nt, MatmulTf32Tn = matmul_tf32_tn,
+    MatmulTf32Tt = matmul_tf32_tt
 }
 
 /// Threads per block (the kernel's `__launch_bounds__`, TF_THREADS).
