@@ -685,6 +685,13 @@ mod tests {
         r.host_mut().events.iter_mut().for_each(|e| *e = true);
     }
 
+    /// One upload of `len` bytes: a buffer acquired and its copy submitted at once.
+    fn upload(r: &mut StagingRing<FakeHost>, len: usize) -> usize {
+        let (i, _) = r.acquire(len).unwrap();
+        r.submit(i).unwrap();
+        i
+    }
+
     #[test]
     fn a_staging_buffer_is_reused_once_its_copy_has_finished() {
         let mut r = StagingRing::new(FakeHost::default(), 4);
@@ -693,14 +700,11 @@ mod tests {
         buf.fill(7);
         r.submit(i).unwrap();
         // While the copy runs, a second upload gets another buffer.
-        let (j, _) = r.acquire(1000).unwrap();
-        assert_ne!(i, j);
-        r.submit(j).unwrap();
+        assert_ne!(i, upload(&mut r, 1000));
         // Once both copies have finished, uploads cycle through the same buffer.
         complete_all(&mut r);
         for _ in 0..10 {
-            let (k, _) = r.acquire(800).unwrap();
-            r.submit(k).unwrap();
+            upload(&mut r, 800);
             complete_all(&mut r);
         }
         let s = r.stats();
@@ -711,10 +715,8 @@ mod tests {
     #[test]
     fn staging_waits_for_the_oldest_copy_when_every_buffer_is_busy() {
         let mut r = StagingRing::new(FakeHost::default(), 2);
-        let (a, _) = r.acquire(100).unwrap();
-        r.submit(a).unwrap();
-        let (b, _) = r.acquire(100).unwrap();
-        r.submit(b).unwrap();
+        let a = upload(&mut r, 100);
+        let b = upload(&mut r, 100);
         let (c, _) = r.acquire(100).unwrap();
         assert_eq!(c, a, "the oldest buffer, after waiting for its copy");
         assert_eq!(r.host_mut().waited, vec![a]);
@@ -728,8 +730,7 @@ mod tests {
     #[test]
     fn staging_grows_a_buffer_that_is_too_small() {
         let mut r = StagingRing::new(FakeHost::default(), 1);
-        let (a, _) = r.acquire(100).unwrap();
-        r.submit(a).unwrap();
+        let a = upload(&mut r, 100);
         complete_all(&mut r);
         let (b, buf) = r.acquire(100_000).unwrap();
         assert_eq!((b, buf.len()), (a, 100_000));
@@ -745,10 +746,8 @@ mod tests {
     #[test]
     fn staging_trim_frees_only_idle_buffers() {
         let mut r = StagingRing::new(FakeHost::default(), 4);
-        let (a, _) = r.acquire(1000).unwrap();
-        r.submit(a).unwrap();
-        let (b, _) = r.acquire(5000).unwrap();
-        r.submit(b).unwrap();
+        upload(&mut r, 1000);
+        upload(&mut r, 5000);
         r.host_mut().events[1] = true; // b's copy finished, a's not
         assert_eq!(r.trim().unwrap(), size_class(5000));
         assert_eq!(r.stats().held_bytes, size_class(1000));

@@ -3,9 +3,11 @@
 
 use crate::backend::counters::{self, Counts};
 use crate::backend::{select, Device, DeviceRequest};
+use crate::nn::{Grads, ParamStore};
 use crate::ops;
 use crate::outln;
 use crate::tensor::{DType, Tensor};
+use crate::train::AdamW;
 use anyhow::{bail, Result};
 use std::time::Instant;
 
@@ -289,6 +291,49 @@ fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Count
     Ok(counters::snapshot() - c0)
 }
 
+/// The parameter store, optimizer and learning rate of a timed training step.
+type StepState<'a> = (&'a mut ParamStore, &'a mut AdamW, f32);
+
+/// One training step: `forward()`, zero_grad, `backward(cache, grads)` into the store's
+/// gradients, AdamW; returns the counts of its optimizer part (zero_grad and AdamW).
+fn train_step<C>(
+    (store, opt, lr): &mut StepState,
+    forward: impl Fn() -> Result<C>,
+    backward: impl Fn(&C, &mut Grads) -> Result<()>,
+) -> Result<Counts> {
+    let cache = forward()?;
+    let c0 = counters::snapshot();
+    store.zero_grad()?;
+    let c1 = counters::snapshot();
+    backward(&cache, &mut store.grads)?;
+    let c2 = counters::snapshot();
+    opt.step(store, *lr)?;
+    Ok((c1 - c0) + (counters::snapshot() - c2))
+}
+
+/// Mean seconds of a [`train_step`] over `iters` steps; with `counts`, first prints under
+/// that label what one steady-state step asks of the device.
+fn time_train_step<C>(
+    d: &Device,
+    iters: usize,
+    counts: Option<String>,
+    mut step: StepState,
+    forward: impl Fn() -> Result<C>,
+    backward: impl Fn(&C, &mut Grads) -> Result<()>,
+) -> Result<f64> {
+    if let Some(what) = counts {
+        let mut opt_counts = Counts::default();
+        let all = step_counts(d, || {
+            opt_counts = train_step(&mut step, &forward, &backward)?;
+            Ok(())
+        })?;
+        print_counts(&what, all, opt_counts)?;
+    }
+    time_it(d, iters, || {
+        train_step(&mut step, &forward, &backward).map(drop)
+    })
+}
+
 fn print_counts(what: &str, step: Counts, opt: Counts) -> Result<()> {
     outln!("{what}, per step: {step}")?;
     outln!("  of which zero_grad + gradient norm + AdamW: {opt}")
@@ -372,7 +417,6 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
 
 fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
     use crate::models::sfm::{Vit, VitConfig};
-    use crate::nn::ParamStore;
     let cfg = VitConfig::preset(&a.preset)?;
     let mut vit = Vit::new(cfg.clone(), 0)?;
     let mut store = ParamStore::pack(&mut vit, d)?;
@@ -396,28 +440,11 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         let img = random(&[bt, 1, cfg.img_h, cfg.img_w], d, dt)?;
         let n = cfg.num_patches() + 1;
         let up = random(&[bt, n, cfg.dim], d, dt)?;
-        if a.counts {
-            let mut opt_counts = Counts::default();
-            let step = step_counts(d, || {
-                let (_, cache) = vit.forward(&img, None)?;
-                let c0 = counters::snapshot();
-                store.zero_grad()?;
-                let c1 = counters::snapshot();
-                vit.backward(&cache, &up, &[], false, &mut store.grads)?;
-                let c2 = counters::snapshot();
-                opt.step(&mut store, 1e-4)?;
-                opt_counts = (c1 - c0) + (counters::snapshot() - c2);
-                Ok(())
-            })?;
-            print_counts(&format!("{p} train step, batch {bt}"), step, opt_counts)?;
-        }
-        let secs = time_it(d, a.iters, || {
-            let (_, cache) = vit.forward(&img, None)?;
-            store.zero_grad()?;
-            vit.backward(&cache, &up, &[], false, &mut store.grads)?;
-            opt.step(&mut store, 1e-4)?;
-            Ok(())
-        })?;
+        let forward = || vit.forward(&img, None).map(|(_, cache)| cache);
+        let backward = |c: &_, g: &mut _| vit.backward(c, &up, &[], false, g).map(drop);
+        let counts = a.counts.then(|| format!("{p} train step, batch {bt}"));
+        let step = (&mut store, &mut opt, 1e-4);
+        let secs = time_train_step(d, a.iters, counts, step, forward, backward)?;
         outln!(
             "{p} train step, batch {bt}: {:.1} ms, {:.1} images/s{}",
             secs * 1e3,
@@ -444,7 +471,6 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
 /// backward, AdamW) at each precision.
 fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
     use crate::models::mae::{Mae, MaeConfig, Masking};
-    use crate::nn::ParamStore;
     let cfg = MaeConfig::preset(&a.preset)?;
     let mut mae = Mae::new(cfg.clone(), 0)?;
     let mut store = ParamStore::pack(&mut mae, d)?;
@@ -482,7 +508,6 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
 
 fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     use crate::models::seislm::{Seislm, SeislmConfig};
-    use crate::nn::ParamStore;
     let cfg = SeislmConfig::preset(&a.preset)?;
     let Some(frames) = cfg.frames(a.samples) else {
         anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
@@ -502,32 +527,13 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
         let mut opt = adamw(1e-4, 0.999, 0.0);
         let wave = random(&[b, 3, a.samples], d, dt)?;
         let up = random(&[b, frames, cfg.hidden], d, dt)?;
-        if a.counts {
-            let mut opt_counts = Counts::default();
-            let step = step_counts(d, || {
-                let (_, cache) = model.forward(&wave, None)?;
-                let c0 = counters::snapshot();
-                store.zero_grad()?;
-                let c1 = counters::snapshot();
-                model.backward(&cache, &up, None, false, &mut store.grads)?;
-                let c2 = counters::snapshot();
-                opt.step(&mut store, 1e-4)?;
-                opt_counts = (c1 - c0) + (counters::snapshot() - c2);
-                Ok(())
-            })?;
-            print_counts(
-                &format!("{} train step", precision_name(dt)),
-                step,
-                opt_counts,
-            )?;
-        }
-        let secs = time_it(d, a.iters, || {
-            let (_, cache) = model.forward(&wave, None)?;
-            store.zero_grad()?;
-            model.backward(&cache, &up, None, false, &mut store.grads)?;
-            opt.step(&mut store, 1e-4)?;
-            Ok(())
-        })?;
+        let forward = || model.forward(&wave, None).map(|(_, cache)| cache);
+        let backward = |c: &_, g: &mut _| model.backward(c, &up, None, false, g).map(drop);
+        let counts = a
+            .counts
+            .then(|| format!("{} train step", precision_name(dt)));
+        let step = (&mut store, &mut opt, 1e-4);
+        let secs = time_train_step(d, a.iters, counts, step, forward, backward)?;
         let note = emulation_note(d, dt);
         outln!(
             "{} train step: {:.1} ms, {:.2} waveforms/s{note}",
@@ -546,7 +552,6 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
 fn bench_seislm_pretrain(d: &Device, a: &SeislmArgs, b: usize) -> Result<()> {
     use crate::models::seislm_pretrain::{PretrainConfig, SeislmPretrain};
     use crate::models::wav2vec2_objective as obj;
-    use crate::nn::ParamStore;
     let cfg = PretrainConfig::preset(&a.preset)?;
     let Some(t) = cfg.encoder.frames(a.samples) else {
         anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);

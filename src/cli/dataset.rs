@@ -9,11 +9,7 @@ use crate::outln;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub kind: Kind,
-}
+pub type Args = super::KindArgs<Kind>;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Kind {

@@ -35,6 +35,18 @@ impl Precision {
         }
     }
 
+    /// The device `req` selects, `model`'s parameters packed on it ([`Precision::pack`]; keep
+    /// the store while the model runs) and the compute dtype.
+    pub fn place(
+        self,
+        model: &mut dyn crate::nn::Parameters,
+        req: DeviceRequest,
+    ) -> Result<(crate::Device, crate::nn::ParamStore, DType)> {
+        let device = select(req)?;
+        let store = self.pack(model, &device)?;
+        Ok((device, store, self.dtype()))
+    }
+
     /// `model`'s parameters packed on `device`, with a compute copy in this precision when it
     /// is not fp32.
     pub fn pack(
@@ -184,9 +196,7 @@ pub fn run(req: DeviceRequest, a: Args) -> Result<()> {
         Some(path) => load_encoder(&mut vit, path, !a.lenient)?,
         None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
     }
-    let device = select(req)?;
-    let _store = a.precision.pack(&mut vit, &device)?;
-    let dt = a.precision.dtype();
+    let (device, _store, dt) = a.precision.place(&mut vit, req)?;
     let mut data = file.to_f32_vec()?;
     drop(file);
     normalize_images(&mut data, h * w);
@@ -355,9 +365,7 @@ fn run_seislm(req: DeviceRequest, a: &Args) -> Result<()> {
         }
         None => eprintln!("warning: random weights (--random-init): the features mean nothing"),
     }
-    let device = select(req)?;
-    let _store = a.precision.pack(&mut model, &device)?;
-    let dt = a.precision.dtype();
+    let (device, _store, dt) = a.precision.place(&mut model, req)?;
     let mut data = file.to_f32_vec()?;
     drop(file);
     for ch in data.chunks_mut(t) {

@@ -26,6 +26,13 @@ use crate::backend::DeviceRequest;
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
+/// The arguments of a command that takes one of the subcommands `K` and nothing else.
+#[derive(clap::Args, Debug)]
+pub struct KindArgs<K: clap::Subcommand> {
+    #[command(subcommand)]
+    pub kind: K,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "seisfuse",

@@ -21,7 +21,7 @@
 use super::estimate;
 use super::output::{OutputFile, Outputs, Staged};
 use super::progress::Progress;
-use crate::backend::{select, Device, DeviceRequest};
+use crate::backend::{Device, DeviceRequest};
 use crate::limits;
 use crate::models::seislm::SeislmConfig;
 use crate::models::seislm_heads::{SeislmPicker, PICKER_ENCODER_PREFIX};
@@ -699,9 +699,7 @@ pub fn run(req: DeviceRequest, mut a: Args) -> Result<()> {
     } else {
         eprintln!("warning: random weights (--random-init): the picks mean nothing");
     }
-    let device = select(req)?;
-    let _store = a.precision.pack(&mut model, &device)?;
-    let dtype = a.precision.dtype();
+    let (device, _store, dtype) = a.precision.place(&mut model, req)?;
     let n_windows: usize = layouts
         .iter()
         .flat_map(|l| l.groups.iter())

@@ -13,11 +13,7 @@ use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(subcommand)]
-    pub kind: Kind,
-}
+pub type Args = super::KindArgs<Kind>;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Kind {

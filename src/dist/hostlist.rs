@@ -268,26 +268,22 @@ mod tests {
             let width = 1 + rng.below(3);
             let prefix = ["node", "gpu-", "r1n", "x"][rng.below(4)];
             let suffix = ["", "-ib", "a"][rng.below(3)];
-            let mut nums: Vec<u64> = (0..1 + rng.below(12))
-                .map(|_| rng.below(10usize.pow(width as u32)) as u64)
+            let mut nums: Vec<usize> = (0..1 + rng.below(12))
+                .map(|_| rng.below(10usize.pow(width as u32)))
                 .collect();
             nums.sort();
             nums.dedup();
             // Slurm's compression: runs of consecutive numbers become lo-hi.
-            let mut items = Vec::new();
-            let mut i = 0;
-            while i < nums.len() {
-                let mut j = i;
-                while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
-                    j += 1;
-                }
-                if i == j {
-                    items.push(format!("{:0width$}", nums[i]));
-                } else {
-                    items.push(format!("{:0width$}-{:0width$}", nums[i], nums[j]));
-                }
-                i = j + 1;
-            }
+            let items: Vec<String> = crate::dist::rendezvous::runs(&nums)
+                .into_iter()
+                .map(|(lo, hi)| {
+                    if lo == hi {
+                        format!("{lo:0width$}")
+                    } else {
+                        format!("{lo:0width$}-{hi:0width$}")
+                    }
+                })
+                .collect();
             let list = format!("{prefix}[{}]{suffix},login", items.join(","));
             let mut want: Vec<String> = nums
                 .iter()

@@ -760,6 +760,21 @@ fn io_err(me: usize, peer: usize, what: &str, e: std::io::Error) -> anyhow::Erro
 
 /// "0-2, 5, 7-9" for a sorted list of ranks.
 pub(crate) fn ranges(v: &[usize]) -> String {
+    let out: Vec<String> = runs(v)
+        .into_iter()
+        .map(|(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect();
+    out.join(", ")
+}
+
+/// The runs of consecutive numbers of a sorted list, as (first, last) pairs in order.
+pub(crate) fn runs(v: &[usize]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < v.len() {
@@ -767,14 +782,10 @@ pub(crate) fn ranges(v: &[usize]) -> String {
         while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
             j += 1;
         }
-        out.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
+        out.push((v[i], v[j]));
         i = j + 1;
     }
-    out.join(", ")
+    out
 }
 
 #[cfg(test)]

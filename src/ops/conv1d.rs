@@ -107,8 +107,7 @@ pub fn conv1d_backward(
         bail!("{op}: dy must be {yshape:?}, found {:?}", dy.shape);
     }
     check_same_dtype(op, dy, x)?;
-    check_same_shape(op, dw, w)?;
-    check_same_dtype(op, dw, w)?;
+    check_like(op, dw, w)?;
     if let Some(db) = db.as_deref() {
         if db.shape != [s.cout] || db.dtype != w.dtype {
             bail!(
@@ -194,12 +193,9 @@ pub fn weight_norm_backward(
 ) -> Result<()> {
     let op = "weight_norm_backward";
     let (outer, kdim, inner) = wn_dims(op, g, v, dim)?;
-    check_same_shape(op, dw, v)?;
-    check_same_dtype(op, dw, v)?;
-    check_same_shape(op, dg, g)?;
-    check_same_dtype(op, dg, g)?;
-    check_same_shape(op, dv, v)?;
-    check_same_dtype(op, dv, v)?;
+    check_like(op, dw, v)?;
+    check_like(op, dg, g)?;
+    check_like(op, dv, v)?;
     if cache.norm.shape != [kdim] {
         bail!(
             "{op}: the cache holds {:?} norms, expected [{kdim}]",

@@ -84,8 +84,7 @@ pub fn conv2d_backward(
             dy.shape
         );
     }
-    check_same_shape(op, dw, w)?;
-    check_same_dtype(op, dw, w)?;
+    check_like(op, dw, w)?;
     if let Some(db) = &dbias {
         check_same_dtype(op, db, w)?;
         if db.shape != [s.cout] {

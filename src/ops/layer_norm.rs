@@ -81,8 +81,7 @@ pub(super) fn norm_backward(
     (dw, db): (&mut Tensor, &mut Tensor),
     run: fn(&dyn Backend, NormBackward) -> Result<()>,
 ) -> Result<Tensor> {
-    check_same_shape(op, dy, x)?;
-    check_same_dtype(op, dy, x)?;
+    check_like(op, dy, x)?;
     check_same_shape(op, dw, w)?;
     check_same_shape(op, db, w)?;
     check_same_dtype(op, dw, w)?;

@@ -71,8 +71,7 @@ pub fn cross_entropy_backward(
 /// Cross-entropy against soft targets (a distribution per row), mean over rows.
 pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<LossValue> {
     let (rows, _classes) = rows_classes("soft_cross_entropy", logits)?;
-    check_same_shape("soft_cross_entropy", logits, targets)?;
-    check_same_dtype("soft_cross_entropy", logits, targets)?;
+    check_like("soft_cross_entropy", logits, targets)?;
     let d = check_device("soft_cross_entropy", &[logits, targets])?;
     let mut losses = alloc(&d, &[rows], DType::F32)?;
     d.run().soft_ce(&mut losses, logits, targets)?;
@@ -118,8 +117,7 @@ fn logits_backward(
 /// Mean squared error over all elements.
 pub fn mse(x: &Tensor, y: &Tensor) -> Result<LossValue> {
     check_float("mse", "x", x)?;
-    check_same_shape("mse", x, y)?;
-    check_same_dtype("mse", x, y)?;
+    check_like("mse", x, y)?;
     let n = x.numel();
     if n == 0 {
         bail!("mse: empty tensors");
@@ -145,8 +143,7 @@ pub fn mse_backward(x: &Tensor, y: &Tensor, dloss: f32) -> Result<Tensor> {
 
 fn masked_check(op: &str, x: &Tensor, y: &Tensor, mask: &Tensor) -> Result<(usize, usize)> {
     check_float(op, "x", x)?;
-    check_same_shape(op, x, y)?;
-    check_same_dtype(op, x, y)?;
+    check_like(op, x, y)?;
     let cols = *x.shape.last().unwrap_or(&0);
     if cols == 0 {
         bail!("{op}: empty rows");

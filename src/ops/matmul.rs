@@ -233,89 +233,28 @@ pub fn matmul_backward(
     let (m, n, k) = (s.m, s.n, s.k);
     let dcs = m * n;
     // Gradient shapes follow the stored layout of each operand.
+    let shape = |(m, n, k), (ta, tb), (a_stride, b_stride)| MatmulShape {
+        batch: s.batch,
+        m,
+        n,
+        k,
+        ta,
+        tb,
+        a_stride,
+        b_stride,
+    };
+    // (m, n, k), (ta, tb), (a_stride, b_stride) of each gradient product
     let da_s = match (ta, tb) {
-        (false, false) => MatmulShape {
-            batch: s.batch,
-            m,
-            n: k,
-            k: n,
-            ta: false,
-            tb: true,
-            a_stride: dcs,
-            b_stride: s.b_stride,
-        },
-        (false, true) => MatmulShape {
-            batch: s.batch,
-            m,
-            n: k,
-            k: n,
-            ta: false,
-            tb: false,
-            a_stride: dcs,
-            b_stride: s.b_stride,
-        },
-        (true, false) => MatmulShape {
-            batch: s.batch,
-            m: k,
-            n: m,
-            k: n,
-            ta: false,
-            tb: true,
-            a_stride: s.b_stride,
-            b_stride: dcs,
-        },
-        (true, true) => MatmulShape {
-            batch: s.batch,
-            m: k,
-            n: m,
-            k: n,
-            ta: true,
-            tb: true,
-            a_stride: s.b_stride,
-            b_stride: dcs,
-        },
+        (false, false) => shape((m, k, n), (false, true), (dcs, s.b_stride)),
+        (false, true) => shape((m, k, n), (false, false), (dcs, s.b_stride)),
+        (true, false) => shape((k, m, n), (false, true), (s.b_stride, dcs)),
+        (true, true) => shape((k, m, n), (true, true), (s.b_stride, dcs)),
     };
     let db_s = match (ta, tb) {
-        (false, false) => MatmulShape {
-            batch: s.batch,
-            m: k,
-            n,
-            k: m,
-            ta: true,
-            tb: false,
-            a_stride: s.a_stride,
-            b_stride: dcs,
-        },
-        (false, true) => MatmulShape {
-            batch: s.batch,
-            m: n,
-            n: k,
-            k: m,
-            ta: true,
-            tb: false,
-            a_stride: dcs,
-            b_stride: s.a_stride,
-        },
-        (true, false) => MatmulShape {
-            batch: s.batch,
-            m: k,
-            n,
-            k: m,
-            ta: false,
-            tb: false,
-            a_stride: s.a_stride,
-            b_stride: dcs,
-        },
-        (true, true) => MatmulShape {
-            batch: s.batch,
-            m: n,
-            n: k,
-            k: m,
-            ta: true,
-            tb: true,
-            a_stride: dcs,
-            b_stride: s.a_stride,
-        },
+        (false, false) => shape((k, n, m), (true, false), (s.a_stride, dcs)),
+        (false, true) => shape((n, k, m), (true, false), (dcs, s.a_stride)),
+        (true, false) => shape((k, n, m), (false, false), (s.a_stride, dcs)),
+        (true, true) => shape((n, k, m), (true, true), (dcs, s.a_stride)),
     };
     let dev_ = a.device();
     // Which operand comes first in each gradient product (see the shapes above).

@@ -88,6 +88,12 @@ pub(crate) fn check_same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     Ok(())
 }
 
+/// Checks that `a` is like `b`: the same shape, then the same dtype.
+pub(crate) fn check_like(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    check_same_shape(op, a, b)?;
+    check_same_dtype(op, a, b)
+}
+
 /// A one-input op on floats: allocates the output (x's shape and dtype, on x's device) and
 /// lets `run` write it.
 pub(crate) fn unary_op(

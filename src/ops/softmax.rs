@@ -21,8 +21,7 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
 /// dx from the forward output y and the output gradient dy.
 pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     cols("softmax_backward", y)?;
-    check_same_shape("softmax_backward", y, dy)?;
-    check_same_dtype("softmax_backward", y, dy)?;
+    check_like("softmax_backward", y, dy)?;
     let d = check_device("softmax_backward", &[y, dy])?;
     let mut dx = alloc(&d, &y.shape, y.dtype)?;
     d.run().softmax_backward(&mut dx, y, dy)?;

@@ -17,17 +17,26 @@ fn nchw(op: &str, x: &Tensor) -> Result<(usize, usize)> {
     Ok((x.shape[2], x.shape[3]))
 }
 
+/// The result of a resampling of the NCHW `t`: [n, c, h, w] of `t`'s dtype, allocated on its
+/// device and written by `run`.
+fn resampled(
+    t: &Tensor,
+    (h, w): (usize, usize),
+    run: impl FnOnce(&dyn Backend, &mut Tensor) -> Result<()>,
+) -> Result<Tensor> {
+    let d = t.device();
+    let mut out = alloc(&d, &[t.shape[0], t.shape[1], h, w], t.dtype)?;
+    run(d.run(), &mut out)?;
+    Ok(out)
+}
+
 /// Nearest neighbour ×k: [n, c, h, w] → [n, c, h·k, w·k].
 pub fn upsample_nearest(x: &Tensor, k: usize) -> Result<Tensor> {
     let (h, w) = nchw("upsample_nearest", x)?;
     if k == 0 {
         bail!("upsample_nearest: the factor must be at least 1");
     }
-    let shape = [x.shape[0], x.shape[1], h * k, w * k];
-    let d = x.device();
-    let mut out = alloc(&d, &shape, x.dtype)?;
-    d.run().upsample_nearest(&mut out, x, k)?;
-    Ok(out)
+    resampled(x, (h * k, w * k), |b, out| b.upsample_nearest(out, x, k))
 }
 
 /// dx of `upsample_nearest(x, k)` from dy [n, c, h·k, w·k].
@@ -37,12 +46,9 @@ pub fn upsample_nearest_backward(dy: &Tensor, k: usize) -> Result<Tensor> {
     if k == 0 || ho % k != 0 || wo % k != 0 {
         bail!("{op}: dy's spatial size {ho}×{wo} must be a multiple of the factor {k}");
     }
-    let (h, w) = (ho / k, wo / k);
-    let shape = [dy.shape[0], dy.shape[1], h, w];
-    let d = dy.device();
-    let mut dx = alloc(&d, &shape, dy.dtype)?;
-    d.run().upsample_nearest_backward(&mut dx, dy, k)?;
-    Ok(dx)
+    resampled(dy, (ho / k, wo / k), |b, dx| {
+        b.upsample_nearest_backward(dx, dy, k)
+    })
 }
 
 /// Checks that neither size of a resize from h×w to ho×wo is empty.
@@ -59,11 +65,7 @@ pub fn upsample_bilinear(x: &Tensor, size: (usize, usize), align_corners: bool) 
     let (h, w) = nchw(op, x)?;
     let (ho, wo) = size;
     check_resize(op, (h, w), (ho, wo))?;
-    let shape = [x.shape[0], x.shape[1], ho, wo];
-    let d = x.device();
-    let mut out = alloc(&d, &shape, x.dtype)?;
-    d.run().upsample_bilinear(&mut out, x, align_corners)?;
-    Ok(out)
+    resampled(x, size, |b, out| b.upsample_bilinear(out, x, align_corners))
 }
 
 /// dx of `upsample_bilinear(x, dy's size, align_corners)` where x had spatial size
@@ -77,10 +79,7 @@ pub fn upsample_bilinear_backward(
     let (ho, wo) = nchw(op, dy)?;
     let (h, w) = input_size;
     check_resize(op, (h, w), (ho, wo))?;
-    let shape = [dy.shape[0], dy.shape[1], h, w];
-    let d = dy.device();
-    let mut dx = alloc(&d, &shape, dy.dtype)?;
-    d.run()
-        .upsample_bilinear_backward(&mut dx, dy, align_corners)?;
-    Ok(dx)
+    resampled(dy, input_size, |b, dx| {
+        b.upsample_bilinear_backward(dx, dy, align_corners)
+    })
 }

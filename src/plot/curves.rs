@@ -190,22 +190,10 @@ impl Curves<'_> {
             style::tick_width_range(ylo, yhi, 8)
         };
         let title = title_with(&self.title, &p.notes);
-        let mut b = ChartBuilder::on(root);
-        b.margin(14)
-            .margin_right(28)
-            .x_label_area_size(style::TICK as i32 + style::DESC as i32 + 26)
-            .y_label_area_size(ticks_w + style::DESC as i32 + 24);
-        if !title.is_empty() {
-            b.caption(&title, font(style::TITLE));
-        }
+        let mut b = style::numeric_chart(root, ticks_w, &title);
+        b.margin(14).margin_right(28);
         let mut chart = b.build_cartesian_2d(x, y).map_err(pe)?;
-        let xf = |v: &f64| tick(*v);
-        let yf = |v: &f64| tick(*v);
-        style::grid_mesh(&mut chart.configure_mesh())
-            .x_desc(&self.x_label)
-            .y_desc(&self.y_label)
-            .x_label_formatter(&xf)
-            .y_label_formatter(&yf)
+        style::numeric_mesh(&mut chart.configure_mesh(), &self.x_label, &self.y_label)
             .x_labels(8)
             .y_labels(8)
             .draw()

@@ -1,7 +1,7 @@
 //! 2-D points coloured by class with a legend (embeddings after [`super::pca_2d`]).
 
 use super::canvas::{legend_label, pe, text_width, Canvas, Figure};
-use super::style::{self, font, non_finite_note, padded, palette, tick, title_with};
+use super::style::{self, non_finite_note, padded, palette, title_with};
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 use std::path::Path;
@@ -121,20 +121,10 @@ impl Scatter<'_> {
             root.fill(&WHITE).map_err(pe)?;
             let (plot, legend) = root.split_horizontally(self.width as i32 - legend_w - MARGIN);
             let ticks_w = style::tick_width_range(y0, y1, 10);
-            let mut b = ChartBuilder::on(&plot);
-            b.margin(MARGIN)
-                .x_label_area_size(style::TICK as i32 + style::DESC as i32 + 26)
-                .y_label_area_size(ticks_w + style::DESC as i32 + 24);
-            if !title.is_empty() {
-                b.caption(&title, font(style::TITLE));
-            }
+            let mut b = style::numeric_chart(&plot, ticks_w, &title);
+            b.margin(MARGIN);
             let mut chart = b.build_cartesian_2d(x0..x1, y0..y1).map_err(pe)?;
-            let fmt = |v: &f64| tick(*v);
-            style::grid_mesh(&mut chart.configure_mesh())
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .x_label_formatter(&fmt)
-                .y_label_formatter(&fmt)
+            style::numeric_mesh(&mut chart.configure_mesh(), &self.x_label, &self.y_label)
                 .draw()
                 .map_err(pe)?;
             let r = if ok.len() > 5000 { 2 } else { 4 };

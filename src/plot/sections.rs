@@ -86,6 +86,23 @@ pub struct Sections<'a> {
     pub panel_height: u32,
 }
 
+impl<'a> Sections<'a> {
+    /// A figure titled `title` of `panels`, each `height × width`, the rest as by default.
+    pub fn new(
+        title: impl Into<String>,
+        (height, width): (usize, usize),
+        panels: Vec<Panel<'a>>,
+    ) -> Self {
+        Sections {
+            title: title.into(),
+            height,
+            width,
+            panels,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Sections<'_> {
     fn default() -> Self {
         Sections {

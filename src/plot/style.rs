@@ -61,6 +61,46 @@ pub fn grid_mesh<'a, 'b, 'm, X: Ranged, Y: Ranged, DB: DrawingBackend>(
         .axis_style(AXIS)
 }
 
+/// [`grid_mesh`] for numeric axes: the descriptions `x_desc` and `y_desc`, [`tick`] labels.
+pub fn numeric_mesh<'a, 'b, 'm, X, Y, DB>(
+    mesh: &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>,
+    x_desc: &str,
+    y_desc: &str,
+) -> &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+    DB: DrawingBackend,
+{
+    grid_mesh(mesh)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+}
+
+/// [`tick`] as a mesh's label formatter.
+fn tick_label(v: &f64) -> String {
+    tick(*v)
+}
+
+/// A chart builder on `area` with label areas for numeric axes (y tick labels `ticks_w`
+/// pixels wide, both axes described) and the caption `title` unless it is empty; the caller
+/// sets the margins.
+pub fn numeric_chart<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    ticks_w: i32,
+    title: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.x_label_area_size(TICK as i32 + DESC as i32 + 26)
+        .y_label_area_size(ticks_w + DESC as i32 + 24);
+    if !title.is_empty() {
+        b.caption(title, font(TITLE));
+    }
+    b
+}
+
 /// Text anchored at its centre.
 pub fn centred(size: f64) -> TextStyle<'static> {
     font(size).pos(Pos::new(HPos::Center, VPos::Center))

@@ -22,17 +22,14 @@ pub fn segmentation(
     } else {
         (0..k).map(|c| format!("class {c}")).collect()
     };
+    let panels = vec![
+        Panel::amplitude("input section", section),
+        Panel::classes("true classes", truth),
+        Panel::classes("predicted classes", &pi),
+    ];
     Sections {
-        title: "segmentation".into(),
-        height: h,
-        width: w,
-        panels: vec![
-            Panel::amplitude("input section", section),
-            Panel::classes("true classes", truth),
-            Panel::classes("predicted classes", &pi),
-        ],
         class_names,
-        ..Default::default()
+        ..Sections::new("segmentation", (h, w), panels)
     }
     .write(path)
 }
@@ -46,19 +43,13 @@ pub fn regression(
     (h, w): (usize, usize),
 ) -> Result<()> {
     let err: Vec<f32> = output.iter().zip(target).map(|(a, b)| a - b).collect();
-    Sections {
-        title: "regression".into(),
-        height: h,
-        width: w,
-        panels: vec![
-            Panel::amplitude("input", input),
-            Panel::amplitude("target", target),
-            Panel::amplitude("output", output),
-            Panel::amplitude("output − target", &err),
-        ],
-        ..Default::default()
-    }
-    .write(path)
+    let panels = vec![
+        Panel::amplitude("input", input),
+        Panel::amplitude("target", target),
+        Panel::amplitude("output", output),
+        Panel::amplitude("output − target", &err),
+    ];
+    Sections::new("regression", (h, w), panels).write(path)
 }
 
 /// Section | masked section | reconstruction.
@@ -73,18 +64,12 @@ pub fn mae(
         .iter()
         .map(|v| if v.is_finite() { *v } else { 0.0 })
         .collect();
-    Sections {
-        title: "masked autoencoder (masked patches zeroed)".into(),
-        height: h,
-        width: w,
-        panels: vec![
-            Panel::amplitude("section", section),
-            Panel::amplitude("visible patches", &m),
-            Panel::amplitude("reconstruction", rec),
-        ],
-        ..Default::default()
-    }
-    .write(path)
+    let panels = vec![
+        Panel::amplitude("section", section),
+        Panel::amplitude("visible patches", &m),
+        Panel::amplitude("reconstruction", rec),
+    ];
+    Sections::new("masked autoencoder (masked patches zeroed)", (h, w), panels).write(path)
 }
 
 /// Three components with the true and predicted picks, and the P, S, noise probabilities.

@@ -92,6 +92,48 @@ macro_rules! with_layout {
 }
 pub(crate) use with_layout;
 
+/// [`with_layout!`] for a backward kernel (`dq` or `dkdv`, of either variant) with the inputs
+/// every one takes (q, k, v, dout, lse from the `AttentionBackward` `$a`) and the layout of
+/// its gradients (dq on q's; dk and dv on k's and v's), and the others given by name.
+macro_rules! with_backward {
+    (dq $($rest:tt)*) => {
+        $crate::backend::cuda::attention::with_backward!(
+            @grads { dqs: q.stride, dqo: q.offset } $($rest)*
+        )
+    };
+    (dkdv $($rest:tt)*) => {
+        $crate::backend::cuda::attention::with_backward!(
+            @grads { dks: k.stride, dko: k.offset, dvs: v.stride, dvo: v.offset } $($rest)*
+        )
+    };
+    (@grads { $($g:ident: $op:ident.$m:ident),* } $(@$mode:ident)?
+     $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $a:expr, $s:expr) => {{
+        let (a, s): (&AttentionBackward, &AttnShape) = ($a, $s);
+        $crate::backend::cuda::attention::with_layout!(
+            $(@$mode)? $K {
+                $($f $(: $v)?,)*
+                q: a.q,
+                k: a.k,
+                v: a.v,
+                dout: a.dout,
+                lse: a.lse,
+                $($g: s.$op.$m as i32,)*
+            },
+            s
+        )
+    }};
+}
+pub(crate) use with_backward;
+
+/// The gradients' buffers (dq, dk, dv) of a backward pass: one fused buffer on the operands'
+/// layouts, or three.
+pub(crate) fn grad_buffers<'a>(g: &'a AttnGrads) -> (&'a Tensor, &'a Tensor, &'a Tensor) {
+    match g {
+        AttnGrads::Fused(g) => (g, g, g),
+        AttnGrads::Separate { dq, dk, dv } => (dq, dk, dv),
+    }
+}
+
 impl AttentionOps for CudaBackend {
     fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {
         // Variant 2 (bf16 tensor cores) where chosen and where it can take the call.
@@ -124,46 +166,20 @@ impl AttentionOps for CudaBackend {
         }
         check(s)?;
         let d = s.head_dim;
-        // The gradients' buffers: one fused buffer on the operands' layouts, or three.
-        let (dq, dk, dv): (&Tensor, &Tensor, &Tensor) = match &a.grads {
-            AttnGrads::Fused(g) => (g, g, g),
-            AttnGrads::Separate { dq, dk, dv } => (dq, dk, dv),
-        };
+        let (dq, dk, dv) = grad_buffers(&a.grads);
         // delta_i = dO_i · O_i, written by the dq kernel for every query.
         let mut delta = self.alloc(&[s.batch * s.heads * s.seq_q], DType::F32)?;
         let smem = 2 * KT * (d + 1) + 2 * ROWS * d;
-        let dq_kernel = with_layout!(
-            AttentionBackwardDq {
-                dq,
-                delta: &mut delta,
-                q: a.q,
-                k: a.k,
-                v: a.v,
-                o: a.out,
-                dout: a.dout,
-                lse: a.lse,
-                dqs: s.q.stride as i32,
-                dqo: s.q.offset as i32,
-            },
+        let dq_kernel = with_backward!(
+            dq AttentionBackwardDq { dq, delta: &mut delta, o: a.out },
+            &a,
             s
         );
         dq_kernel.launch(self, cfg(s.seq_q, s, smem))?;
         let smem = 2 * KT * (d + 1) + 2 * KT + 2 * ROWS * d;
-        let dkdv_kernel = with_layout!(
-            AttentionBackwardDkdv {
-                dk,
-                dv,
-                q: a.q,
-                k: a.k,
-                v: a.v,
-                dout: a.dout,
-                lse: a.lse,
-                delta: &delta,
-                dks: s.k.stride as i32,
-                dko: s.k.offset as i32,
-                dvs: s.v.stride as i32,
-                dvo: s.v.offset as i32,
-            },
+        let dkdv_kernel = with_backward!(
+            dkdv AttentionBackwardDkdv { dk, dv, delta: &delta },
+            &a,
             s
         );
         dkdv_kernel.launch(self, cfg(s.seq_k, s, smem))

@@ -4,10 +4,10 @@
 //! (tests/attention_tc_emu.rs) runs the kernels with the same plans. `lse` has variant 1's
 //! meaning (natural log, scale applied), so either backward can follow either forward.
 
-use super::attention::with_layout;
+use super::attention::{grad_buffers, with_backward, with_layout};
 use super::launch::{kernels, KernelSig, Planned};
 use super::CudaBackend;
-use crate::backend::api::attention::{AttentionBackward, AttnGrads, AttnShape, Qkv};
+use crate::backend::api::attention::{AttentionBackward, AttnShape, Qkv};
 use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
@@ -239,10 +239,7 @@ pub fn try_attention_backward(
     a: &AttentionBackward,
     s: &AttnShape,
 ) -> Result<bool> {
-    let (dq, dk, dv): (&Tensor, &Tensor, &Tensor) = match &a.grads {
-        AttnGrads::Fused(g) => (g, g, g),
-        AttnGrads::Separate { dq, dk, dv } => (dq, dk, dv),
-    };
+    let (dq, dk, dv) = grad_buffers(&a.grads);
     let bf16 = [a.q, a.k, a.v, a.out, a.dout, dq, dk, dv];
     if bf16.iter().any(|t| t.dtype != DType::BF16) || a.lse.dtype != DType::F32 {
         return Ok(false);
@@ -266,38 +263,9 @@ pub fn try_attention_backward(
     let Some([_, dkdv, dq_sig]) = sigs_of(s.head_dim) else {
         return Ok(false);
     };
-    let k = with_layout!(
-        @no_head_dim AttentionTcBackwardDkdvD16 {
-            dk,
-            dv,
-            q: a.q,
-            k: a.k,
-            v: a.v,
-            dout: a.dout,
-            lse: a.lse,
-            delta,
-            dks: s.k.stride as i32,
-            dko: s.k.offset as i32,
-            dvs: s.v.stride as i32,
-            dvo: s.v.offset as i32,
-        },
-        s
-    );
+    let k = with_backward!(dkdv @no_head_dim AttentionTcBackwardDkdvD16 { dk, dv, delta }, a, s);
     launch_as(be, dkdv, k.planned(p.dkdv))?;
-    let k = with_layout!(
-        @no_head_dim AttentionTcBackwardDqD16 {
-            dq,
-            q: a.q,
-            k: a.k,
-            v: a.v,
-            dout: a.dout,
-            lse: a.lse,
-            delta,
-            dqs: s.q.stride as i32,
-            dqo: s.q.offset as i32,
-        },
-        s
-    );
+    let k = with_backward!(dq @no_head_dim AttentionTcBackwardDqD16 { dq, delta }, a, s);
     launch_as(be, dq_sig, k.planned(p.dq))?;
     Ok(true)
 }

@@ -33,36 +33,34 @@ fn n_hw(x: &Tensor) -> (usize, usize) {
     (x.shape[0], x.shape[2] * x.shape[3])
 }
 
+/// The launch struct `$K` with the sizes of the NCHW input `$x` of `$c` channels and the
+/// others given by name: `c` (i32), `hw` (i64) and `n`, the batch (i32) for the `per_channel`
+/// kernels (one block per channel), the element count (i64) for the `per_element` ones
+/// (grid-stride).
+macro_rules! with_nchw {
+    (per_channel $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $x:expr, $c:expr) => {{
+        let (n, hw) = n_hw($x);
+        $K { $($f $(: $v)?,)* n: n as i32, c: $c as i32, hw: hw as i64 }
+    }};
+    (per_element $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $x:expr, $c:expr) => {{
+        let (_, hw) = n_hw($x);
+        $K { $($f $(: $v)?,)* n: $x.numel() as i64, c: $c as i32, hw: hw as i64 }
+    }};
+}
+
 impl BatchNormOps for CudaBackend {
     fn batch_norm_train(&self, out: BatchNormTrainOut, a: NormInput, momentum: f32) -> Result<()> {
-        let x = a.x;
-        let (n, hw) = n_hw(x);
-        let c = a.w.numel();
-        BatchNormStats {
-            mean: out.mean,
-            rstd: out.rstd,
-            run_mean: out.running_mean,
-            run_var: out.running_var,
+        let (x, c, eps) = (a.x, a.w.numel(), a.eps);
+        let (mean, rstd) = (out.mean, out.rstd);
+        let (run_mean, run_var) = (out.running_mean, out.running_var);
+        with_nchw!(
+            per_channel BatchNormStats { mean, rstd, run_mean, run_var, x, eps, momentum },
             x,
-            n: n as i32,
-            c: c as i32,
-            hw: hw as i64,
-            eps: a.eps,
-            momentum,
-        }
+            c
+        )
         .launch(self, channel_cfg(c))?;
-        BatchNormApply {
-            y: out.y,
-            x,
-            w: a.w,
-            b: a.b,
-            mean: out.mean,
-            rstd: out.rstd,
-            c: c as i32,
-            hw: hw as i64,
-            n: x.numel() as i64,
-        }
-        .launch(self, grid_stride(x.numel()))
+        with_nchw!(per_element BatchNormApply { y: out.y, x, w: a.w, b: a.b, mean, rstd }, x, c)
+            .launch(self, grid_stride(x.numel()))
     }
     fn batch_norm_eval(
         &self,
@@ -70,38 +68,24 @@ impl BatchNormOps for CudaBackend {
         a: NormInput,
         running: BatchNormRunning,
     ) -> Result<()> {
-        let (_, hw) = n_hw(a.x);
-        let c = a.w.numel();
-        BatchNormEval {
-            y,
-            x: a.x,
-            w: a.w,
-            b: a.b,
-            run_mean: running.mean,
-            run_var: running.var,
-            c: c as i32,
-            hw: hw as i64,
-            n: a.x.numel() as i64,
-            eps: a.eps,
-        }
-        .launch(self, grid_stride(a.x.numel()))
+        let (x, c, eps) = (a.x, a.w.numel(), a.eps);
+        let (run_mean, run_var) = (running.mean, running.var);
+        with_nchw!(
+            per_element BatchNormEval { y, x, w: a.w, b: a.b, run_mean, run_var, eps },
+            x,
+            c
+        )
+        .launch(self, grid_stride(x.numel()))
     }
     fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
-        let (n, hw) = n_hw(a.x);
         let c = a.w.numel();
-        BatchNormBackwardKernel {
-            dx: a.dx,
-            dw: a.dw,
-            db: a.db,
-            dy: a.dy,
-            x: a.x,
-            w: a.w,
-            mean: a.mean,
-            rstd: a.rstd,
-            n: n as i32,
-            c: c as i32,
-            hw: hw as i64,
-        }
+        let (dx, dw, db) = (a.dx, a.dw, a.db);
+        let (dy, x, w, mean, rstd) = (a.dy, a.x, a.w, a.mean, a.rstd);
+        with_nchw!(
+            per_channel BatchNormBackwardKernel { dx, dw, db, dy, x, w, mean, rstd },
+            x,
+            c
+        )
         .launch(self, channel_cfg(c))
     }
 }

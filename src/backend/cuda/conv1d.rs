@@ -59,42 +59,57 @@ pub const TILE: usize = 128;
 const SMEM_FLOATS: usize = 8 * 1024;
 
 /// The shape arguments every convolution kernel takes (cin, cout, lin, lout, k, stride, pad,
-/// groups), checked against the grid limits.
+/// groups).
 #[derive(Clone, Copy)]
-struct Dims {
-    cin: i32,
-    cout: i32,
-    lin: i32,
-    lout: i32,
-    k: i32,
-    stride: i32,
-    pad: i32,
-    groups: i32,
+pub(crate) struct Dims {
+    pub(crate) cin: i32,
+    pub(crate) cout: i32,
+    pub(crate) lin: i32,
+    pub(crate) lout: i32,
+    pub(crate) k: i32,
+    pub(crate) stride: i32,
+    pub(crate) pad: i32,
+    pub(crate) groups: i32,
 }
 
+impl Dims {
+    /// The shape arguments of `s`, unchecked.
+    pub(crate) fn of(s: &Conv1dShape) -> Dims {
+        Dims {
+            cin: s.cin as i32,
+            cout: s.cout as i32,
+            lin: s.lin as i32,
+            lout: s.lout().unwrap_or(0) as i32,
+            k: s.k as i32,
+            stride: s.stride as i32,
+            pad: s.padding as i32,
+            groups: s.groups as i32,
+        }
+    }
+}
+
+/// The shape arguments of `s`, checked against the grid limits.
 fn dims(s: &Conv1dShape) -> Result<Dims> {
-    let lout = s.lout().unwrap_or(0);
     if s.cout > 65535 || s.cin > 65535 || s.batch > 65535 {
         bail!("conv1d: batch, channels must each be ≤ 65535 on CUDA, found {s:?}");
     }
-    Ok(Dims {
-        cin: s.cin as i32,
-        cout: s.cout as i32,
-        lin: s.lin as i32,
-        lout: lout as i32,
-        k: s.k as i32,
-        stride: s.stride as i32,
-        pad: s.padding as i32,
-        groups: s.groups as i32,
-    })
+    Ok(Dims::of(s))
 }
 
 /// The launch struct `$K` with the shape arguments (cin, cout, lin, lout, k, stride, pad,
-/// groups) taken from the [`Dims`] `$d` and the others given by name. The order of fields in
-/// a struct literal does not change the launch's argument order, which `kernels!` fixes.
+/// groups) taken from the [`Dims`] `$d` and the others given by name; `@no_stride` leaves the
+/// stride out (the tensor-core kernels take stride 1 only). The order of fields in a struct
+/// literal does not change the launch's argument order, which `kernels!` fixes.
 macro_rules! with_dims {
     ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $d:expr) => {{
-        let d: Dims = $d;
+        let d: $crate::backend::cuda::conv1d::Dims = $d;
+        $crate::backend::cuda::conv1d::with_dims!(
+            @no_stride $K { $($f $(: $v)?,)* stride: d.stride },
+            d
+        )
+    }};
+    (@no_stride $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $d:expr) => {{
+        let d: $crate::backend::cuda::conv1d::Dims = $d;
         $K {
             $($f $(: $v)?,)*
             cin: d.cin,
@@ -102,11 +117,34 @@ macro_rules! with_dims {
             lin: d.lin,
             lout: d.lout,
             k: d.k,
-            stride: d.stride,
             pad: d.pad,
             groups: d.groups,
         }
     }};
+}
+pub(crate) use with_dims;
+
+/// The launch struct `$K` of a weight-norm kernel with the slicing of the weights taken from
+/// `$a` (a `WeightNormInput` or `WeightNormBackward`; kdim = g's length) and the others given by
+/// name: `per_k` kernels (one block per index k of the kept axis) take outer, kdim and inner,
+/// `per_element` ones (grid-stride over v's n elements) n, kdim and inner.
+macro_rules! with_slicing {
+    (per_k $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $a:expr) => {
+        $K {
+            $($f $(: $v)?,)*
+            outer: $a.outer as i32,
+            kdim: $a.g.numel() as i32,
+            inner: $a.inner as i32,
+        }
+    };
+    (per_element $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $a:expr) => {
+        $K {
+            $($f $(: $v)?,)*
+            n: $a.v.numel() as i64,
+            kdim: $a.g.numel() as i32,
+            inner: $a.inner as i32,
+        }
+    };
 }
 
 /// The launch struct `$K` (SliceAxis or SliceAxisBackward) with the slice's dimensions taken
@@ -285,54 +323,20 @@ impl Conv1dOps for CudaBackend {
         Ok(())
     }
     fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()> {
-        let kdim = a.g.numel();
-        WeightNormNorms {
-            norm,
-            v: a.v,
-            outer: a.outer as i32,
-            kdim: kdim as i32,
-            inner: a.inner as i32,
-        }
-        .launch(self, per_k_cfg(kdim))?;
-        WeightNormForward {
-            w,
-            g: a.g,
-            v: a.v,
-            norm,
-            n: a.v.numel() as i64,
-            kdim: kdim as i32,
-            inner: a.inner as i32,
-        }
-        .launch(self, grid_stride(a.v.numel()))
+        let (kdim, n) = (a.g.numel(), a.v.numel());
+        with_slicing!(per_k WeightNormNorms { norm, v: a.v }, a).launch(self, per_k_cfg(kdim))?;
+        with_slicing!(per_element WeightNormForward { w, g: a.g, v: a.v, norm }, a)
+            .launch(self, grid_stride(n))
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
-        let kdim = a.g.numel();
-        let n = a.v.numel();
+        let (kdim, n) = (a.g.numel(), a.v.numel());
         // s[k] = Σ dw·v over the slice, written by the first kernel for the second.
         let mut s = self.alloc(&[kdim], DType::F32)?;
-        WeightNormBackwardG {
-            dg: a.dg,
-            s: &mut s,
-            dw: a.dw,
-            v: a.v,
-            norm: a.norm,
-            outer: a.outer as i32,
-            kdim: kdim as i32,
-            inner: a.inner as i32,
-        }
-        .launch(self, per_k_cfg(kdim))?;
-        WeightNormBackwardV {
-            dv: a.dv,
-            dw: a.dw,
-            g: a.g,
-            v: a.v,
-            norm: a.norm,
-            s: &s,
-            n: n as i64,
-            kdim: kdim as i32,
-            inner: a.inner as i32,
-        }
-        .launch(self, grid_stride(n))
+        let (dw, g, v, norm) = (a.dw, a.g, a.v, a.norm);
+        with_slicing!(per_k WeightNormBackwardG { dg: &*a.dg, s: &mut s, dw, v, norm }, a)
+            .launch(self, per_k_cfg(kdim))?;
+        with_slicing!(per_element WeightNormBackwardV { dv: &*a.dv, dw, g, v, norm, s: &s }, a)
+            .launch(self, grid_stride(n))
     }
     fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {
         let batch = x.numel() / (m * n).max(1);

@@ -3,6 +3,7 @@
 //! can take it; the planned launches ([`forward`], [`backward_input`], [`backward_weight`]) are
 //! what the backend launches and what tests/conv1d_tc_emu.rs replays under the emulator.
 
+use super::conv1d::{with_dims, Dims};
 use super::launch::{kernels, Planned};
 use super::reduce::colsum_finish;
 use super::CudaBackend;
@@ -117,31 +118,7 @@ pub fn forward<'a>(
     bias: Option<&'a Tensor>,
     s: &Conv1dShape,
 ) -> Planned<'a> {
-    let lout = s.lout().unwrap_or(0);
-    let (cfg, cc) = forward_cfg(
-        s.batch,
-        s.groups,
-        s.cin_per_group(),
-        s.cout_per_group(),
-        lout,
-        s.k,
-    );
-    Conv1dTcForward {
-        y,
-        x,
-        w,
-        bias,
-        cin: s.cin as i32,
-        cout: s.cout as i32,
-        lin: s.lin as i32,
-        lout: lout as i32,
-        k: s.k as i32,
-        pad: s.padding as i32,
-        groups: s.groups as i32,
-        cc: cc as i32,
-        flip: 0,
-    }
-    .planned(cfg)
+    forward_kernel(y, x, w, bias, s, false)
 }
 
 /// dx = the input gradient (written), planned: the forward kernel over dy with the weights
@@ -152,29 +129,47 @@ pub fn backward_input<'a>(
     w: &'a Tensor,
     s: &Conv1dShape,
 ) -> Planned<'a> {
+    forward_kernel(dx, dy, w, None, s, true)
+}
+
+/// The forward kernel from `x` into `y`, planned; `flip` runs it as the input gradient (dy
+/// into dx): channels and lengths swapped, weights flip-transposed, padding k − 1 − padding.
+fn forward_kernel<'a>(
+    y: &'a Tensor,
+    x: &'a Tensor,
+    w: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    s: &Conv1dShape,
+    flip: bool,
+) -> Planned<'a> {
     let lout = s.lout().unwrap_or(0);
+    let (cin, cout, lin, lout, pad) = if flip {
+        (s.cout, s.cin, lout, s.lin, s.k - 1 - s.padding)
+    } else {
+        (s.cin, s.cout, s.lin, lout, s.padding)
+    };
     let (cfg, cc) = forward_cfg(
         s.batch,
         s.groups,
-        s.cout_per_group(),
-        s.cin_per_group(),
-        s.lin,
+        cin / s.groups,
+        cout / s.groups,
+        lout,
         s.k,
     );
     Conv1dTcForward {
-        y: dx,
-        x: dy,
+        y,
+        x,
         w,
-        bias: None,
-        cin: s.cout as i32,
-        cout: s.cin as i32,
-        lin: lout as i32,
-        lout: s.lin as i32,
+        bias,
+        cin: cin as i32,
+        cout: cout as i32,
+        lin: lin as i32,
+        lout: lout as i32,
         k: s.k as i32,
-        pad: (s.k - 1 - s.padding) as i32,
+        pad: pad as i32,
         groups: s.groups as i32,
         cc: cc as i32,
-        flip: 1,
+        flip: flip as i32,
     }
     .planned(cfg)
 }
@@ -250,24 +245,19 @@ pub fn backward_weight<'a>(
     s: &Conv1dShape,
     ws: &WeightSplit,
 ) -> Vec<Planned<'a>> {
-    let lout = s.lout().unwrap_or(0);
-    vec![
-        Conv1dTcBackwardWeightPartial {
+    let partial = with_dims!(
+        @no_stride Conv1dTcBackwardWeightPartial {
             part,
             dy,
             x,
             batch: s.batch as i32,
-            cin: s.cin as i32,
-            cout: s.cout as i32,
-            lin: s.lin as i32,
-            lout: lout as i32,
-            k: s.k as i32,
-            pad: s.padding as i32,
-            groups: s.groups as i32,
             splits: ws.splits as i32,
             per: ws.per as i32,
-        }
-        .planned(weight_cfg(s, ws)),
+        },
+        Dims::of(s)
+    );
+    vec![
+        partial.planned(weight_cfg(s, ws)),
         colsum_finish(
             dw,
             None,

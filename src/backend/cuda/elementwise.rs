@@ -1,6 +1,6 @@
 //! kernels/elementwise.cu: declarations and the CUDA implementation of [`ElementwiseOps`].
 
-use super::launch::kernels;
+use super::launch::{kernels, launch_n};
 use super::{grid_stride, CudaBackend};
 use crate::backend::api::ElementwiseOps;
 use crate::tensor::{DType, Tensor};
@@ -20,77 +20,38 @@ kernels! { file "elementwise";
 
 impl ElementwiseOps for CudaBackend {
     fn add(&self, out: &mut Tensor, a: &Tensor, b: &Tensor) -> Result<()> {
-        let n = out.numel();
-        Add {
-            out,
-            a,
-            b,
-            n: n as i64,
-        }
-        .launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, out.numel(), Add { out, a, b })
     }
     fn bias_add(&self, out: &mut Tensor, x: &Tensor, bias: &Tensor) -> Result<()> {
-        let (n, cols) = (out.numel() as i64, bias.numel() as i64);
-        BiasAdd {
-            out,
-            x,
-            bias,
-            n,
-            cols,
-        }
-        .launch(self, grid_stride(out.numel()))
+        let cols = bias.numel() as i64;
+        launch_n!(
+            self,
+            grid_stride,
+            out.numel(),
+            BiasAdd { out, x, bias, cols }
+        )
     }
     fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
-        let n = out.numel();
-        GeluForward {
-            out,
-            x,
-            n: n as i64,
-        }
-        .launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, out.numel(), GeluForward { out, x })
     }
     fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
-        let n = dx.numel();
-        GeluBackward {
-            dx,
-            x,
-            dy,
-            n: n as i64,
-        }
-        .launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, dx.numel(), GeluBackward { dx, x, dy })
     }
     fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
-        let n = x.numel();
-        Scale { x, s, n: n as i64 }.launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, x.numel(), Scale { x, s })
     }
     fn cast(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
         let n = out.numel();
         match (x.dtype, out.dtype) {
-            (DType::F32, DType::BF16) => CastF32ToBf16 {
-                out,
-                x,
-                n: n as i64,
-            }
-            .launch(self, grid_stride(n)),
-            (DType::BF16, DType::F32) => CastBf16ToF32 {
-                out,
-                x,
-                n: n as i64,
-            }
-            .launch(self, grid_stride(n)),
+            (DType::F32, DType::BF16) => launch_n!(self, grid_stride, n, CastF32ToBf16 { out, x }),
+            (DType::BF16, DType::F32) => launch_n!(self, grid_stride, n, CastBf16ToF32 { out, x }),
             (a, o) => bail!("no cast kernel from {a} to {o}"),
         }
     }
     fn drain_add(&self, acc: &mut Tensor, x: &mut Tensor) -> Result<()> {
-        let n = acc.numel();
         if (acc.dtype, x.dtype) != (DType::F32, DType::BF16) {
             bail!("drain_add: no kernel for {} += {}", acc.dtype, x.dtype);
         }
-        DrainAddBf16 {
-            acc,
-            x,
-            n: n as i64,
-        }
-        .launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, acc.numel(), DrainAddBf16 { acc, x })
     }
 }

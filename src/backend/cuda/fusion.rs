@@ -6,7 +6,7 @@
 //! depend on CUDA, so tests run the same plans, on CPU tensors, through the CPU emulation of
 //! the kernels (tests/fusion_kernel_emu.rs).
 
-use super::launch::kernels;
+use super::launch::{kernels, launch_enum};
 use super::{block_per, grid_1d, CudaBackend};
 use crate::backend::api::fusion::{
     FusionOps, InfonceBackward as InfonceBackwardArgs, ProjectBackward, ProjectOut,
@@ -56,58 +56,20 @@ pub const MAX_SHARED_BYTES: usize = 48 * 1024;
 /// Largest grid of the grid-stride kernels (they loop past it).
 const MAX_FLAT_BLOCKS: usize = 4096;
 
-/// The typed arguments of one kernel of kernels/fusion.cu.
-#[derive(Clone, Copy)]
-pub enum FusionKernel<'a> {
-    ProjectForward(ProjectL2normForward<'a>),
-    L2normBackward(L2normBackward<'a>),
-    ProjectDx(ProjectBackwardDx<'a>),
-    ProjectDw(ProjectBackwardDw<'a>),
-    Similarity(SimilarityForward<'a>),
-    InfonceLse(InfonceLse<'a>),
-    InfonceBackward(InfonceBackward<'a>),
-    SimilarityBackward(SimilarityBackwardKernel<'a>),
-    LogitScaleBackward(LogitScaleBackward<'a>),
-}
-
-/// One planned kernel launch.
-#[derive(Clone, Copy)]
-pub struct FusionLaunch<'a> {
-    pub kernel: FusionKernel<'a>,
-    pub cfg: LaunchConfig,
-}
-
-impl FusionLaunch<'_> {
-    /// The kernel's base name in kernels/fusion.cu (without `_f32`/`_bf16`).
-    pub fn name(&self) -> &'static str {
-        match self.kernel {
-            FusionKernel::ProjectForward(_) => ProjectL2normForward::SIG.name,
-            FusionKernel::L2normBackward(_) => L2normBackward::SIG.name,
-            FusionKernel::ProjectDx(_) => ProjectBackwardDx::SIG.name,
-            FusionKernel::ProjectDw(_) => ProjectBackwardDw::SIG.name,
-            FusionKernel::Similarity(_) => SimilarityForward::SIG.name,
-            FusionKernel::InfonceLse(_) => InfonceLse::SIG.name,
-            FusionKernel::InfonceBackward(_) => InfonceBackward::SIG.name,
-            FusionKernel::SimilarityBackward(_) => SimilarityBackwardKernel::SIG.name,
-            FusionKernel::LogitScaleBackward(_) => LogitScaleBackward::SIG.name,
-        }
-    }
-
-    /// Runs the launch on `b`'s stream.
-    pub fn launch(&self, b: &CudaBackend) -> Result<()> {
-        let c = self.cfg;
-        match &self.kernel {
-            FusionKernel::ProjectForward(k) => k.launch(b, c),
-            FusionKernel::L2normBackward(k) => k.launch(b, c),
-            FusionKernel::ProjectDx(k) => k.launch(b, c),
-            FusionKernel::ProjectDw(k) => k.launch(b, c),
-            FusionKernel::Similarity(k) => k.launch(b, c),
-            FusionKernel::InfonceLse(k) => k.launch(b, c),
-            FusionKernel::InfonceBackward(k) => k.launch(b, c),
-            FusionKernel::SimilarityBackward(k) => k.launch(b, c),
-            FusionKernel::LogitScaleBackward(k) => k.launch(b, c),
-        }
-    }
+launch_enum! {
+    /// The typed arguments of one kernel of kernels/fusion.cu.
+    enum FusionKernel;
+    /// One planned kernel launch.
+    struct FusionLaunch;
+    ProjectForward(ProjectL2normForward),
+    L2normBackward(L2normBackward),
+    ProjectDx(ProjectBackwardDx),
+    ProjectDw(ProjectBackwardDw),
+    Similarity(SimilarityForward),
+    InfonceLse(InfonceLse),
+    InfonceBackward(InfonceBackward),
+    SimilarityBackward(SimilarityBackwardKernel),
+    LogitScaleBackward(LogitScaleBackward),
 }
 
 fn rows_cfg(rows: usize, smem_floats: usize) -> LaunchConfig {
@@ -122,6 +84,26 @@ fn flat_cfg(n: usize) -> LaunchConfig {
 
 fn i32_of(what: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| anyhow::anyhow!("fusion kernels: {what} = {v} exceeds i32"))
+}
+
+/// The launch struct `$K` (SimilarityForward or SimilarityBackwardKernel) with the fields given
+/// by name and the similarity's operands `$e` = (ei, ew, log_scale, max_log_scale) with the
+/// sizes they imply (n_img, dim of ei; n_wave of ew); an overflowing size returns its error
+/// from the calling function (`?`).
+macro_rules! with_embeddings {
+    ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $e:expr) => {{
+        let (ei, ew, log_scale, max_log_scale): (&Tensor, &Tensor, &Tensor, f32) = $e;
+        $K {
+            $($f $(: $v)?,)*
+            ei,
+            ew,
+            log_scale,
+            n_img: i32_of("n_img", ei.shape[0])?,
+            n_wave: i32_of("n_wave", ew.shape[0])?,
+            dim: i32_of("dim", ei.shape[1])?,
+            max_log_scale,
+        }
+    }};
 }
 
 fn check_shared(kernel: &str, floats: usize) -> Result<()> {
@@ -209,20 +191,15 @@ pub fn similarity_launch<'a>(
     log_scale: &'a Tensor,
     max_log_scale: f32,
 ) -> Result<FusionLaunch<'a>> {
-    let (ni, dim, nw) = (ei.shape[0], ei.shape[1], ew.shape[0]);
+    let (ni, nw) = (ei.shape[0], ew.shape[0]);
     let warps = (FLAT_BLOCK / 32) as usize;
     let pairs = ni * nw;
+    let embeddings = (ei, ew, log_scale, max_log_scale);
     Ok(FusionLaunch {
-        kernel: FusionKernel::Similarity(SimilarityForward {
-            logits,
-            ei,
-            ew,
-            log_scale,
-            n_img: i32_of("n_img", ni)?,
-            n_wave: i32_of("n_wave", nw)?,
-            dim: i32_of("dim", dim)?,
-            max_log_scale,
-        }),
+        kernel: FusionKernel::Similarity(with_embeddings!(
+            SimilarityForward { logits },
+            embeddings
+        )),
         cfg: block_per(pairs.div_ceil(warps).max(1), FLAT_BLOCK, 0),
     })
 }
@@ -270,20 +247,17 @@ pub fn similarity_backward_launches<'b>(
     a: &'b SimilarityBackward<'_>,
 ) -> Result<Vec<FusionLaunch<'b>>> {
     let (ni, dim, nw) = (a.ei.shape[0], a.ei.shape[1], a.ew.shape[0]);
+    let embeddings = (a.ei, a.ew, a.log_scale, a.max_log_scale);
     Ok(vec![
         FusionLaunch {
-            kernel: FusionKernel::SimilarityBackward(SimilarityBackwardKernel {
-                dei: &*a.dei,
-                dew: &*a.dew,
-                dlogits: a.dlogits,
-                ei: a.ei,
-                ew: a.ew,
-                log_scale: a.log_scale,
-                n_img: i32_of("n_img", ni)?,
-                n_wave: i32_of("n_wave", nw)?,
-                dim: i32_of("dim", dim)?,
-                max_log_scale: a.max_log_scale,
-            }),
+            kernel: FusionKernel::SimilarityBackward(with_embeddings!(
+                SimilarityBackwardKernel {
+                    dei: &*a.dei,
+                    dew: &*a.dew,
+                    dlogits: a.dlogits
+                },
+                embeddings
+            )),
             cfg: flat_cfg((ni + nw) * dim),
         },
         FusionLaunch {

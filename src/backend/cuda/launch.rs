@@ -365,6 +365,66 @@ macro_rules! kernels {
 }
 pub(crate) use kernels;
 
+/// Launches the kernel struct `$K` over `n` elements: the listed fields plus `n: n as i64`,
+/// on the grid `$cfg(n)` (normally [`grid_stride`](super::grid_stride)).
+macro_rules! launch_n {
+    ($b:expr, $cfg:expr, $n:expr, $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }) => {{
+        let n: usize = $n;
+        $K { $($f $(: $v)?,)* n: n as i64 }.launch($b, ($cfg)(n))
+    }};
+}
+pub(crate) use launch_n;
+
+/// Launches the kernel struct `$K` with one block per row of `cols` elements, given
+/// `(rows, cols)`: the listed fields plus `$cols_field: cols as i32`, on the grid
+/// `$cfg(rows, cols)`.
+macro_rules! launch_rows {
+    ($b:expr, $cfg:expr, $rows_cols:expr, $cols_field:ident,
+     $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }) => {{
+        let (rows, cols): (usize, usize) = $rows_cols;
+        $K { $($f $(: $v)?,)* $cols_field: cols as i32 }.launch($b, ($cfg)(rows, cols))
+    }};
+}
+pub(crate) use launch_rows;
+
+/// Declares `$E`, an enum of one file's typed kernel launches (a variant per kernel struct),
+/// and `$L`, one planned launch of it (`kernel` and `cfg`) with its kernel's `name` and
+/// `launch`.
+macro_rules! launch_enum {
+    ($(#[$em:meta])* enum $E:ident; $(#[$lm:meta])* struct $L:ident;
+     $($V:ident($K:ident)),* $(,)?) => {
+        $(#[$em])*
+        #[derive(Clone, Copy)]
+        pub enum $E<'a> {
+            $($V($K<'a>),)*
+        }
+
+        $(#[$lm])*
+        #[derive(Clone, Copy)]
+        pub struct $L<'a> {
+            pub kernel: $E<'a>,
+            pub cfg: cudarc::driver::LaunchConfig,
+        }
+
+        impl $L<'_> {
+            /// The kernel's base name in its `kernels/*.cu` file (without `_f32`/`_bf16`).
+            pub fn name(&self) -> &'static str {
+                match self.kernel {
+                    $($E::$V(_) => $K::SIG.name,)*
+                }
+            }
+
+            /// Runs the launch on `b`'s stream.
+            pub fn launch(&self, b: &$crate::backend::cuda::CudaBackend) -> anyhow::Result<()> {
+                match &self.kernel {
+                    $($E::$V(k) => k.launch(b, self.cfg),)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use launch_enum;
+
 impl CudaBackend {
     /// Launches `kernel` of `kernels/{file}.cu` on this backend's stream with checked
     /// arguments (see [`kernels!`]).

@@ -1,8 +1,9 @@
 //! kernels/layer_norm.cu: declarations and the CUDA implementation of [`LayerNormOps`].
 
 use super::launch::{kernels, Planned};
-use super::reduce::{colsum_plan, ColsumPlan};
-use super::{block_per, grid_1d, CudaBackend};
+use super::reduce::{colsum_plan, partials_pass, ColsumPlan};
+use super::softmax::tiered_row_cfg;
+use super::{grid_1d, CudaBackend};
 use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
 use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
@@ -32,31 +33,25 @@ pub fn dwdb_plans<'a>(
     a: &'a NormBackward<'_>,
     partials: &'a Tensor,
 ) -> Vec<Planned<'a>> {
+    let (dy, x, mean, rstd) = (a.dy, a.x, a.mean, a.rstd);
     vec![
-        LayerNormDwdbPartials {
-            partials,
-            dy: a.dy,
-            x: a.x,
-            mean: a.mean,
-            rstd: a.rstd,
-            rows: plan.rows as i32,
-            cols: plan.cols as i32,
-            rows_per_split: plan.rows_per_split as i32,
-        }
-        .planned(plan.partials_cfg()),
+        partials_pass!(
+            plan,
+            LayerNormDwdbPartials {
+                partials,
+                dy,
+                x,
+                mean,
+                rstd
+            }
+        ),
         plan.finish(a.dw, Some(a.db), partials, true),
     ]
 }
 
+/// One block per row; narrow rows get fewer threads.
 pub(crate) fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
-    let threads = if cols >= 512 {
-        256
-    } else if cols >= 128 {
-        128
-    } else {
-        64
-    };
-    block_per(rows, threads, 0)
+    tiered_row_cfg(rows, cols, &[(512, 256), (128, 128)], 64)
 }
 
 impl LayerNormOps for CudaBackend {

@@ -1,11 +1,12 @@
 //! kernels/loss.cu: declarations and the CUDA implementation of [`LossOps`].
 
-use super::launch::kernels;
-use super::softmax::{last_axis, row_cfg};
+use super::launch::{kernels, launch_n, launch_rows};
+use super::softmax::{last_axis, row_cfg, rows_cols};
 use super::{grid_1d, CudaBackend};
 use crate::backend::api::loss::{CrossEntropyBackward, LossOps, MaskedRows, NllOut};
 use crate::tensor::Tensor;
 use anyhow::Result;
+use cudarc::driver::LaunchConfig;
 
 kernels! { file "loss";
     /// One block per row.
@@ -37,17 +38,26 @@ kernels! { file "loss";
 macro_rules! cross_entropy_backward {
     ($K:ident, $b:expr, $a:expr) => {{
         let a: CrossEntropyBackward = $a;
-        let classes = last_axis(a.logits);
-        let rows = a.logits.numel() / classes;
-        $K {
-            dlogits: a.dlogits,
-            logits: a.logits,
-            targets: a.targets,
-            classes: classes as i32,
-            scale: a.scale,
-        }
-        .launch($b, row_cfg(rows, classes))
+        let (dlogits, logits, targets, scale) = (a.dlogits, a.logits, a.targets, a.scale);
+        let rc = rows_cols(logits);
+        launch_rows!(
+            $b,
+            row_cfg,
+            rc,
+            classes,
+            $K {
+                dlogits,
+                logits,
+                targets,
+                scale
+            }
+        )
     }};
+}
+
+/// The grid of the element-wise loss kernels: 256 threads per block, one thread per element.
+fn flat_cfg(n: usize) -> LaunchConfig {
+    grid_1d(n, 256)
 }
 
 impl LossOps for CudaBackend {
@@ -67,39 +77,27 @@ impl LossOps for CudaBackend {
         cross_entropy_backward!(NllBackward, self, a)
     }
     fn soft_ce(&self, losses: &mut Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
-        let classes = last_axis(logits);
-        let rows = logits.numel() / classes;
-        SoftCeForward {
-            losses,
-            logits,
-            targets,
-            classes: classes as i32,
-        }
-        .launch(self, row_cfg(rows, classes))
+        let rc = rows_cols(logits);
+        launch_rows!(
+            self,
+            row_cfg,
+            rc,
+            classes,
+            SoftCeForward {
+                losses,
+                logits,
+                targets
+            }
+        )
     }
     fn soft_ce_backward(&self, a: CrossEntropyBackward) -> Result<()> {
         cross_entropy_backward!(SoftCeBackward, self, a)
     }
     fn mse(&self, sq: &mut Tensor, x: &Tensor, y: &Tensor) -> Result<()> {
-        let n = x.numel();
-        MseForward {
-            sq,
-            x,
-            y,
-            n: n as i64,
-        }
-        .launch(self, grid_1d(n, 256))
+        launch_n!(self, flat_cfg, x.numel(), MseForward { sq, x, y })
     }
     fn mse_backward(&self, dx: &mut Tensor, x: &Tensor, y: &Tensor, scale: f32) -> Result<()> {
-        let n = x.numel();
-        MseBackward {
-            dx,
-            x,
-            y,
-            n: n as i64,
-            scale,
-        }
-        .launch(self, grid_1d(n, 256))
+        launch_n!(self, flat_cfg, x.numel(), MseBackward { dx, x, y, scale })
     }
     fn masked_row_mse(&self, row_loss: &mut Tensor, a: MaskedRows) -> Result<()> {
         let (rows, cols) = (a.mask.numel(), last_axis(a.x));

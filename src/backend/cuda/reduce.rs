@@ -91,6 +91,22 @@ impl ColsumPlan {
     }
 }
 
+/// Pass 1 of a `colsum` variant 2 sum: the launch struct `$K` with the plan's `rows`, `cols`
+/// and `rows_per_split` plus the fields given by name, planned on the plan's partials grid.
+macro_rules! partials_pass {
+    ($plan:expr, $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }) => {{
+        let plan: &$crate::backend::cuda::reduce::ColsumPlan = $plan;
+        $K {
+            $($f $(: $v)?,)*
+            rows: plan.rows as i32,
+            cols: plan.cols as i32,
+            rows_per_split: plan.rows_per_split as i32,
+        }
+        .planned(plan.partials_cfg())
+    }};
+}
+pub(crate) use partials_pass;
+
 /// `out0[c] (+)= Σ_s partials[s, c]` for `cols` columns and `splits` rows of f32 partials, in
 /// an order fixed by `splits` (see [`colsum_final_cfg`]); with `out1`, the next `splits` rows
 /// go to it.
@@ -135,14 +151,7 @@ pub fn sum_rows_plans<'a>(
     accumulate: bool,
 ) -> Vec<Planned<'a>> {
     vec![
-        ColsumPartials {
-            partials,
-            x,
-            rows: plan.rows as i32,
-            cols: plan.cols as i32,
-            rows_per_split: plan.rows_per_split as i32,
-        }
-        .planned(plan.partials_cfg()),
+        partials_pass!(plan, ColsumPartials { partials, x }),
         plan.finish(out, None, partials, accumulate),
     ]
 }

@@ -1,6 +1,6 @@
 //! kernels/relu.cu: declarations and the CUDA implementation of [`ReluOps`].
 
-use super::launch::kernels;
+use super::launch::{kernels, launch_n};
 use super::{grid_stride, CudaBackend};
 use crate::backend::api::ReluOps;
 use crate::tensor::Tensor;
@@ -13,17 +13,9 @@ kernels! { file "relu";
 
 impl ReluOps for CudaBackend {
     fn relu(&self, y: &mut Tensor, x: &Tensor) -> Result<()> {
-        let n = x.numel();
-        ReluForward { y, x, n: n as i64 }.launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, x.numel(), ReluForward { y, x })
     }
     fn relu_backward(&self, dx: &mut Tensor, y: &Tensor, dy: &Tensor) -> Result<()> {
-        let n = y.numel();
-        ReluBackward {
-            dx,
-            y,
-            dy,
-            n: n as i64,
-        }
-        .launch(self, grid_stride(n))
+        launch_n!(self, grid_stride, y.numel(), ReluBackward { dx, y, dy })
     }
 }

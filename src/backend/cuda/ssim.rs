@@ -62,6 +62,27 @@ fn as_f32(b: &CudaBackend, x: &Tensor) -> Result<Tensor> {
     Ok(out)
 }
 
+/// The column filter `SsimFilterCols` ([maps][planes][oh][w] → [maps][planes][oh][ow]) or its
+/// transpose `SsimFilterColsT` ([maps][planes][oh][ow] → [maps][planes][oh][w]) of `input`,
+/// launched on `b` into a new f32 tensor of `len` elements, one thread each; its errors return
+/// from the calling function (`?`).
+macro_rules! column_pass {
+    ($K:ident, $b:expr, $input:expr, $maps:expr, ($p:expr, $oh:expr, $w:expr), $len:expr) => {{
+        let len: usize = $len;
+        let mut out = $b.alloc(&[len], DType::F32)?;
+        $K {
+            out: &mut out,
+            input: $input,
+            maps: $maps,
+            planes: $p as i64,
+            h: $oh as i32,
+            w: $w as i32,
+        }
+        .launch($b, grid_stride(len))?;
+        out
+    }};
+}
+
 /// The fp32 image pyramid of x and y (levels 0..levels, ×2 average pooling between).
 struct Levels<'a> {
     b: &'a CudaBackend,
@@ -133,16 +154,7 @@ impl<'a> Levels<'a> {
             w: w as i32,
         }
         .launch(b, grid_stride(p * oh * w))?;
-        let mut f = b.alloc(&[5 * p * oh * ow], DType::F32)?;
-        SsimFilterCols {
-            out: &mut f,
-            input: &rows,
-            maps: 5,
-            planes: p as i64,
-            h: oh as i32,
-            w: w as i32,
-        }
-        .launch(b, grid_stride(5 * p * oh * ow))?;
+        let f = column_pass!(SsimFilterCols, b, &rows, 5, (p, oh, w), 5 * p * oh * ow);
         Ok(f)
     }
 
@@ -191,16 +203,7 @@ impl<'a> Levels<'a> {
             c2: self.c2,
         }
         .launch(b, grid_stride(p * oh * ow))?;
-        let mut cols = b.alloc(&[3 * p * oh * w], DType::F32)?;
-        SsimFilterColsT {
-            out: &mut cols,
-            input: &maps,
-            maps: 3,
-            planes: p as i64,
-            h: oh as i32,
-            w: w as i32,
-        }
-        .launch(b, grid_stride(3 * p * oh * w))?;
+        let cols = column_pass!(SsimFilterColsT, b, &maps, 3, (p, oh, w), 3 * p * oh * w);
         SsimFilterRowsTCombine {
             dx,
             input: &cols,

@@ -7,8 +7,8 @@
 //! plan does not depend on CUDA, so tests also run it, on CPU tensors, through a CPU emulation
 //! of the kernels (tests/dsp_kernel_emu.rs).
 
-use super::launch::kernels;
-use super::{grid_1d, CudaBackend};
+use super::launch::{kernels, launch_enum};
+use super::{grid_stride, CudaBackend};
 use crate::backend::api::{Backend, LogMelBackward, StftMelOps};
 use crate::backend::Device;
 use crate::dsp::images::{MelImagePlan, Normalize};
@@ -171,48 +171,17 @@ impl MelTableTensors {
     }
 }
 
-/// The typed arguments of one kernel of kernels/stft_mel.cu.
-#[derive(Clone, Copy)]
-pub enum MelKernel<'a> {
-    FramesFft(LogMelFramesFft<'a>),
-    FramesDft(LogMelFramesDft<'a>),
-    FramesBackwardDft(LogMelFramesBackwardDft<'a>),
-    OverlapAddBackward(LogMelOverlapAddBackward<'a>),
-    ImageFinish(MelImageFinish<'a>),
-    MeanOverChannels(MeanOverChannels<'a>),
-}
-
-/// One planned kernel launch.
-#[derive(Clone, Copy)]
-pub struct Launch<'a> {
-    pub kernel: MelKernel<'a>,
-    pub cfg: LaunchConfig,
-}
-
-impl Launch<'_> {
-    /// The kernel's name in kernels/stft_mel.cu.
-    pub fn name(&self) -> &'static str {
-        match self.kernel {
-            MelKernel::FramesFft(_) => LogMelFramesFft::SIG.name,
-            MelKernel::FramesDft(_) => LogMelFramesDft::SIG.name,
-            MelKernel::FramesBackwardDft(_) => LogMelFramesBackwardDft::SIG.name,
-            MelKernel::OverlapAddBackward(_) => LogMelOverlapAddBackward::SIG.name,
-            MelKernel::ImageFinish(_) => MelImageFinish::SIG.name,
-            MelKernel::MeanOverChannels(_) => MeanOverChannels::SIG.name,
-        }
-    }
-
-    /// Runs the launch on `b`'s stream.
-    pub fn launch(&self, b: &CudaBackend) -> Result<()> {
-        match &self.kernel {
-            MelKernel::FramesFft(k) => k.launch(b, self.cfg),
-            MelKernel::FramesDft(k) => k.launch(b, self.cfg),
-            MelKernel::FramesBackwardDft(k) => k.launch(b, self.cfg),
-            MelKernel::OverlapAddBackward(k) => k.launch(b, self.cfg),
-            MelKernel::ImageFinish(k) => k.launch(b, self.cfg),
-            MelKernel::MeanOverChannels(k) => k.launch(b, self.cfg),
-        }
-    }
+launch_enum! {
+    /// The typed arguments of one kernel of kernels/stft_mel.cu.
+    enum MelKernel;
+    /// One planned kernel launch.
+    struct Launch;
+    FramesFft(LogMelFramesFft),
+    FramesDft(LogMelFramesDft),
+    FramesBackwardDft(LogMelFramesBackwardDft),
+    OverlapAddBackward(LogMelOverlapAddBackward),
+    ImageFinish(MelImageFinish),
+    MeanOverChannels(MeanOverChannels),
 }
 
 fn cfg(grid: (u32, u32), block: u32, smem: usize) -> LaunchConfig {
@@ -221,12 +190,6 @@ fn cfg(grid: (u32, u32), block: u32, smem: usize) -> LaunchConfig {
         block_dim: (block, 1, 1),
         shared_mem_bytes: smem as u32,
     }
-}
-
-fn grid_stride(total: usize) -> LaunchConfig {
-    let mut g = grid_1d(total, 256);
-    g.grid_dim.0 = g.grid_dim.0.min(65535 * 4);
-    g
 }
 
 /// The sizes of one transform's launches: `batch` traces of `t` samples, `frames` frames.

@@ -1,7 +1,7 @@
 //! kernels/tokens.cu: declarations and the CUDA implementation of [`TokenOps`].
 
 use super::launch::{kernels, Planned};
-use super::reduce::{colsum_plan, ColsumPlan};
+use super::reduce::{colsum_plan, partials_pass, ColsumPlan};
 use super::{block_per, grid_1d, grid_stride, CudaBackend};
 use crate::backend::api::tokens::{GatherGrads, GatherInput, TokenOps};
 use crate::backend::api::Backend;
@@ -43,15 +43,14 @@ pub fn fill_grad_plans<'a>(
     partials: &'a Tensor,
 ) -> Vec<Planned<'a>> {
     vec![
-        GatherFillPartials {
-            partials,
-            dout,
-            idx,
-            rows: plan.rows as i32,
-            cols: plan.cols as i32,
-            rows_per_split: plan.rows_per_split as i32,
-        }
-        .planned(plan.partials_cfg()),
+        partials_pass!(
+            plan,
+            GatherFillPartials {
+                partials,
+                dout,
+                idx
+            }
+        ),
         plan.finish(dfill, None, partials, true),
     ]
 }

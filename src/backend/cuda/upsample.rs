@@ -30,48 +30,28 @@ fn planes_hw(t: &Tensor) -> (i64, i32, i32) {
     )
 }
 
+/// Launches the kernel struct `$K` grid-stride over the elements of `$over`, with the
+/// listed fields plus (planes, h, w) of the input-side NCHW tensor `$input`.
+macro_rules! launch_planes {
+    ($b:expr, $over:expr, $input:expr, $K:ident { $($f:ident $(: $v:expr)?),* $(,)? }) => {{
+        let cfg = grid_stride($over.numel());
+        let (planes, h, w) = planes_hw($input);
+        $K { $($f $(: $v)?,)* planes, h, w }.launch($b, cfg)
+    }};
+}
+
 impl UpsampleOps for CudaBackend {
     fn upsample_nearest(&self, out: &mut Tensor, x: &Tensor, k: usize) -> Result<()> {
-        let (planes, h, w) = planes_hw(x);
-        let n = out.numel();
-        UpsampleNearestForward {
-            out,
-            x,
-            planes,
-            h,
-            w,
-            k: k as i32,
-        }
-        .launch(self, grid_stride(n))
+        let k = k as i32;
+        launch_planes!(self, out, x, UpsampleNearestForward { out, x, k })
     }
     fn upsample_nearest_backward(&self, dx: &mut Tensor, dy: &Tensor, k: usize) -> Result<()> {
-        let (planes, h, w) = planes_hw(dx);
-        let n = dx.numel();
-        UpsampleNearestBackward {
-            dx,
-            dy,
-            planes,
-            h,
-            w,
-            k: k as i32,
-        }
-        .launch(self, grid_stride(n))
+        let k = k as i32;
+        launch_planes!(self, dx, dx, UpsampleNearestBackward { dx, dy, k })
     }
     fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
-        let (planes, h, w) = planes_hw(x);
-        let (_, ho, wo) = planes_hw(out);
-        let n = out.numel();
-        UpsampleBilinearForward {
-            out,
-            x,
-            planes,
-            h,
-            w,
-            ho,
-            wo,
-            ac: align_corners as i32,
-        }
-        .launch(self, grid_stride(n))
+        let ((_, ho, wo), ac) = (planes_hw(out), align_corners as i32);
+        launch_planes!(self, out, x, UpsampleBilinearForward { out, x, ho, wo, ac })
     }
     fn upsample_bilinear_backward(
         &self,
@@ -79,19 +59,12 @@ impl UpsampleOps for CudaBackend {
         dy: &Tensor,
         align_corners: bool,
     ) -> Result<()> {
-        let (planes, h, w) = planes_hw(dx);
-        let (_, ho, wo) = planes_hw(dy);
-        let n = dx.numel();
-        UpsampleBilinearBackward {
+        let ((_, ho, wo), ac) = (planes_hw(dy), align_corners as i32);
+        launch_planes!(
+            self,
             dx,
-            dy,
-            planes,
-            h,
-            w,
-            ho,
-            wo,
-            ac: align_corners as i32,
-        }
-        .launch(self, grid_stride(n))
+            dx,
+            UpsampleBilinearBackward { dx, dy, ho, wo, ac }
+        )
     }
 }
