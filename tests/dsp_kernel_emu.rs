@@ -8,183 +8,29 @@
 
 mod common;
 use seisfuse::backend::cuda::stft_mel::{
-    backward_chunk, backward_launches, finish_launch, forward_launches, mean_launch, Launch,
-    MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
+    backward_chunk, backward_launches, finish_launch, forward_launches, forward_launches_with,
+    mean_launch, Launch, MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
 };
 use seisfuse::dsp::*;
-use seisfuse::{DType, Device, Tensor};
-use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
+use seisfuse::{Device, Tensor};
 
-use common::emu::Lib as Emu;
+use common::emu;
 
-fn build() -> Result<Emu, String> {
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
-    if Command::new(&cxx).arg("--version").output().is_err() {
-        return Err(format!("no C++ compiler ({cxx})"));
-    }
-    // shared memory as tools/cuda_emu/run.sh rewrites it (tests/common/emu.rs)
-    let src = common::emu::translate_shared(
-        seisfuse::backend::cuda::kernel_source("stft_mel")
-            .map_err(|e| e.to_string())?
-            .source,
-    )?;
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/cuda_emu");
-    let read = |f: &str| std::fs::read_to_string(here.join(f)).map_err(|e| format!("{f}: {e}"));
-    let all = format!(
-        "{}\n{}\n#line 1 \"tools/cuda_emu/stft_mel_entry.cpp\"\n{}",
-        read("emu.h")?,
-        src,
-        read("stft_mel_entry.cpp")?
-    );
-    common::emu::load(&all, "stft_mel_emu")
-}
-
-/// The emulation, built once; a skip without a C++ compiler (a failure under
-/// SEISFUSE_REQUIRE_EMU), a failure when it does not build.
-fn emu(test: &str) -> Option<&'static Emu> {
-    static E: OnceLock<Result<Emu, String>> = OnceLock::new();
-    common::cxx_or_skip(test)?;
-    match E.get_or_init(build) {
-        Ok(e) => Some(e),
-        Err(why) => panic!("{test}: the kernel emulation did not build: {why}"),
-    }
-}
-
-/// The host address of a CPU tensor view's first element (the emulated kernels read and write
-/// the buffer through it; it does not move while the tensor lives).
-fn addr(t: &Tensor) -> u64 {
-    match t.dtype {
-        DType::F32 => t.f32s().unwrap().as_ptr() as u64,
-        DType::I32 => t.i32s().unwrap().as_ptr() as u64,
-        d => panic!("no {d} buffers in kernels/stft_mel.cu"),
-    }
-}
-
-/// A launch's arguments as the 64-bit slots of tools/cuda_emu/stft_mel_entry.cpp, in the
-/// kernel's parameter order (the same as the typed declaration's, which
-/// tests/kernel_signatures.rs checks against the .cu file).
-fn slots(l: &Launch) -> Vec<u64> {
-    let p = addr;
-    let i = |v: i32| v as u32 as u64;
-    let f = |v: f32| v.to_bits() as u64;
-    match &l.kernel {
-        MelKernel::FramesFft(k) => vec![
-            p(k.out),
-            p(k.x),
-            p(k.window),
-            p(k.twiddles),
-            p(k.fb),
-            p(k.fb_range),
-            i(k.t),
-            i(k.n_fft),
-            i(k.hop),
-            i(k.pad),
-            i(k.reflect),
-            i(k.frames),
-            i(k.n_mels),
-            k.radix_code,
-            i(k.n_stages),
-            i(k.log_kind),
-            f(k.log_floor),
-            f(k.log_offset),
-        ],
-        MelKernel::FramesDft(k) => vec![
-            p(k.out),
-            p(k.x),
-            p(k.window),
-            p(k.twiddles),
-            p(k.fb),
-            p(k.fb_range),
-            i(k.t),
-            i(k.n_fft),
-            i(k.hop),
-            i(k.pad),
-            i(k.reflect),
-            i(k.frames),
-            i(k.n_mels),
-            i(k.log_kind),
-            f(k.log_floor),
-            f(k.log_offset),
-        ],
-        MelKernel::FramesBackwardDft(k) => vec![
-            p(k.dframes),
-            p(k.x),
-            p(k.dy),
-            p(k.window),
-            p(k.twiddles),
-            p(k.fb),
-            p(k.fb_range),
-            i(k.t),
-            i(k.n_fft),
-            i(k.hop),
-            i(k.pad),
-            i(k.reflect),
-            i(k.frames),
-            i(k.n_mels),
-            i(k.log_kind),
-            f(k.log_floor),
-        ],
-        MelKernel::OverlapAddBackward(k) => vec![
-            p(k.dx),
-            p(k.dframes),
-            k.total as u64,
-            i(k.t),
-            i(k.n_fft),
-            i(k.hop),
-            i(k.pad),
-            i(k.reflect),
-            i(k.frames),
-        ],
-        MelKernel::ImageFinish(k) => vec![
-            p(k.out),
-            p(k.logmel),
-            i(k.h),
-            i(k.f),
-            i(k.w),
-            i(k.has_top_db),
-            f(k.top_db),
-            i(k.normalize),
-        ],
-        MelKernel::MeanOverChannels(k) => vec![
-            p(k.out),
-            p(k.input),
-            k.total as u64,
-            i(k.channels),
-            k.hw as u64,
-        ],
-    }
-}
-
-/// Runs one planned launch through the emulation.
-fn run(e: &Emu, l: Launch) -> anyhow::Result<()> {
-    let slots = slots(&l);
-    let name = std::ffi::CString::new(l.name()).unwrap();
-    let (g, b) = (l.cfg.grid_dim, l.cfg.block_dim);
-    // SAFETY: every pointer in the slots addresses a live host buffer of the planned size.
-    let rc = unsafe {
-        (e.run)(
-            name.as_ptr(),
-            g.0,
-            g.1,
-            g.2,
-            b.0,
-            b.1,
-            b.2,
-            l.cfg.shared_mem_bytes,
-            slots.as_ptr(),
-            slots.len() as i32,
-        )
-    };
-    assert_ne!(rc, -1, "the emulation does not know kernel {}", l.name());
-    assert_eq!(
-        rc,
-        0,
-        "the emulator reported errors in {} (stderr)",
-        l.name()
-    );
+/// Replays one planned launch under the emulation (tests/common/emu.rs: the dispatcher is
+/// generated from the Rust declarations, so the arguments travel exactly as planned).
+fn run(l: Launch) -> anyhow::Result<()> {
+    emu::run(&l.planned());
     Ok(())
+}
+
+/// Which forward kernel a launch runs.
+fn kind(l: &Launch) -> &'static str {
+    match l.kernel {
+        MelKernel::FramesFft(_) => "pair",
+        MelKernel::TileFft(_) => "tile",
+        MelKernel::FramesDft(_) => "dft",
+        _ => "other",
+    }
 }
 
 /// A CPU tensor of NaNs (every value the kernels should write).
@@ -236,9 +82,9 @@ fn logmel(n_fft: usize, hop: usize, pad: PadMode, center: bool, log: LogKind) ->
 
 #[test]
 fn emulated_log_mel_kernels_match_the_cpu_reference() {
-    let Some(e) = emu("emulated_log_mel_kernels_match_the_cpu_reference") else {
+    if !emu::available("emulated_log_mel_kernels_match_the_cpu_reference") {
         return;
-    };
+    }
     let ln = LogKind::Ln { floor: 1e-10 };
     let db = LogKind::Db {
         amin: 1e-10,
@@ -271,12 +117,32 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
         let want: Vec<f32> = (0..b)
             .flat_map(|i| lm.forward(&x[i * t..(i + 1) * t]).unwrap())
             .collect();
-        let out = nans(&[b, nm, f]);
-        forward_launches(&tb, &tables, &out, &xt, dims, &mut |l| run(e, l)).unwrap();
-        let got = out.to_vec_f32().unwrap();
-        let r = rel(&got, &want);
-        eprintln!("n_fft {n}: emulated forward rel {r:.2e}");
-        assert!(r < 1e-5, "n_fft {n}: forward rel {r:.3e}");
+        // Both variants; variant 2 must take the tiled kernel wherever the FFT applies.
+        for variant in [1, 2] {
+            let out = nans(&[b, nm, f]);
+            let mut kinds = Vec::new();
+            forward_launches_with(variant, &tb, &tables, &out, &xt, dims, &mut |l| {
+                kinds.push(kind(&l));
+                run(l)
+            })
+            .unwrap();
+            let expect = match (fast, variant) {
+                (false, _) => "dft",
+                (true, 1) => "pair",
+                _ => "tile",
+            };
+            assert!(
+                kinds.iter().all(|k| *k == expect),
+                "{kinds:?}, want {expect}"
+            );
+            let got = out.to_vec_f32().unwrap();
+            let r = rel(&got, &want);
+            eprintln!("n_fft {n}, mel variant {variant} ({expect}): emulated forward rel {r:.2e}");
+            assert!(
+                r < 1e-5,
+                "n_fft {n}, variant {variant}: forward rel {r:.3e}"
+            );
+        }
 
         let dy = waves(b * nm * f, 8);
         let want_dx: Vec<f32> = (0..b)
@@ -293,7 +159,7 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
             dy: &cpu(&[b, nm, f], &dy),
             dframes: &dframes,
         };
-        backward_launches(&tb, &tables, a, dims, &mut |l| run(e, l)).unwrap();
+        backward_launches(&tb, &tables, a, dims, &mut run).unwrap();
         let r = rel(&dx.to_vec_f32().unwrap(), &want_dx);
         eprintln!("n_fft {n}: emulated backward rel {r:.2e}");
         assert!(r < 1e-4, "n_fft {n}: backward rel {r:.3e}");
@@ -302,9 +168,9 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
 
 #[test]
 fn emulated_image_kernels_match_the_cpu_reference() {
-    let Some(e) = emu("emulated_image_kernels_match_the_cpu_reference") else {
+    if !emu::available("emulated_image_kernels_match_the_cpu_reference") {
         return;
-    };
+    }
     let (n, c, t) = (2, 3, 1500);
     let x = waves(n * c * t, 3);
     let xt = cpu(&[n, c, t], &x);
@@ -339,11 +205,11 @@ fn emulated_image_kernels_match_the_cpu_reference() {
             t,
             frames: f,
         };
-        forward_launches(&tb, &tables, &lmv, &xt, dims, &mut |l| run(e, l)).unwrap();
-        run(e, finish_launch(&imgs, &lmv, &plan).unwrap()).unwrap();
+        forward_launches(&tb, &tables, &lmv, &xt, dims, &mut run).unwrap();
+        run(finish_launch(&imgs, &lmv, &plan).unwrap()).unwrap();
         let avg = nans(&[n, 1, h, w]);
         if cfg.average_channels {
-            run(e, mean_launch(&avg, &imgs, c).unwrap()).unwrap();
+            run(mean_launch(&avg, &imgs, c).unwrap()).unwrap();
         }
         let got = if cfg.average_channels { &avg } else { &imgs };
         let r = rel(&got.to_vec_f32().unwrap(), &want);
@@ -353,4 +219,41 @@ fn emulated_image_kernels_match_the_cpu_reference() {
         );
         assert!(r < 1e-4, "{cfg:?}: images rel {r:.3e}");
     }
+}
+
+/// The benchmark's shape (docs/perf.md): 6000 samples → 224 mels × 223 frames (n_fft 448,
+/// hop 27) → a 224×224 image with an 80 dB floor and min-max normalisation, on the default
+/// (tiled) variant, two traces.
+#[test]
+fn emulated_mel_images_at_the_benchmark_shape() {
+    if !emu::available("emulated_mel_images_at_the_benchmark_shape") {
+        return;
+    }
+    let (n, t) = (2, 6000);
+    let cfg = MelImageConfig::default().with_db(Some(80.0));
+    let plan = MelImagePlan::new(&cfg, t).unwrap();
+    assert_eq!((plan.n_fft, plan.hop, plan.frames), (448, 27, 223));
+    let x = waves(n * t, 11);
+    let (want, _) = mel_images(&x, n, 1, t, &cfg).unwrap();
+    let tb = MelTables::new(&plan.log_mel().unwrap()).unwrap();
+    let tables = MelTableTensors::new(&tb, &Device::Cpu).unwrap();
+    let (h, w, f) = (cfg.height, cfg.width, plan.frames);
+    let lmv = nans(&[n, h, f]);
+    let imgs = nans(&[n, h, w]);
+    let dims = MelDims {
+        batch: n,
+        t,
+        frames: f,
+    };
+    let mut kinds = Vec::new();
+    forward_launches_with(2, &tb, &tables, &lmv, &cpu(&[n, t], &x), dims, &mut |l| {
+        kinds.push(kind(&l));
+        run(l)
+    })
+    .unwrap();
+    assert_eq!(kinds, ["tile"]);
+    run(finish_launch(&imgs, &lmv, &plan).unwrap()).unwrap();
+    let r = rel(&imgs.to_vec_f32().unwrap(), &want);
+    eprintln!("benchmark shape, {n} traces: emulated images rel {r:.2e}");
+    assert!(r < 1e-5, "images rel {r:.3e}");
 }

@@ -14,10 +14,13 @@
 //! | conv1d | 2 | kernels/conv1d_tc.cu: stride-1 convolutions (padding < k ≤ 512) as implicit GEMMs on bf16 tensor cores (mma.sync m16n8k16; the B operand a Toeplitz view of a staged input window, built from 16-bit shared loads): forward, input gradient (the forward kernel on flip-transposed weights) and weight gradient (fp32 partials per split of batch × time, summed in order by `colsum_final`; no atomics) for bf16 calls; strided convolutions (the feature extractor's) and other dtypes fall back to variant 1. The bias gradient is variant 1's |
 //! | colsum | 1 | column sums over rows (`sum_rows`: bias gradients; LayerNorm's dw, db): one thread per column walks every row (kernels/matmul.cu `sum_rows`, kernels/layer_norm.cu `layer_norm_backward_dwdb`) |
 //! | colsum | 2 (default) | the same sums in two deterministic passes: partial sums per (64-column tile, row split) from ~1024 blocks, then the splits in order (kernels/common.cuh `colsum_partials_block`, kernels/reduce.cu `colsum_final`) |
+//! | mel | 1 | log-mel spectrograms through the shared-memory FFT (7-smooth n_fft ≤ 2048): one block per pair of frames (kernels/stft_mel.cu `log_mel_frames_fft`) |
+//! | mel | 2 (default) | the same FFT on tiles of up to 16 frames per block: the tile's signal staged once, the tile's FFTs side by side in every stage, mel rows written in runs (`log_mel_tile_fft`). Other n_fft (the direct DFT) are the same in both variants |
 //!
 //! An op's default is variant 1 unless [`DEFAULTS`] says otherwise. matmul's, attention's and conv1d's stay
-//! variant 1 until variant 2 has been measured on a GPU; colsum's is 2, whose kernels are plain SIMT
-//! code checked under the emulator (tests/colsum_kernel_emu.rs), with the first kept to compare.
+//! variant 1 until variant 2 has been measured on a GPU; colsum's and mel's are 2, whose kernels are plain
+//! SIMT code checked under the emulator (tests/colsum_kernel_emu.rs, tests/dsp_kernel_emu.rs),
+//! with the first kept to compare.
 
 use anyhow::{anyhow, bail, Result};
 use std::sync::RwLock;
@@ -28,10 +31,11 @@ pub const OPS: &[(&str, u32)] = &[
     ("attention", 2),
     ("colsum", 2),
     ("conv1d", 2),
+    ("mel", 2),
 ];
 
 /// Ops whose default is not variant 1.
-pub const DEFAULTS: &[(&str, u32)] = &[("colsum", 2)];
+pub const DEFAULTS: &[(&str, u32)] = &[("colsum", 2), ("mel", 2)];
 
 /// The environment variable read when no explicit choice was made.
 pub const ENV: &str = "SEISFUSE_KERNELS";

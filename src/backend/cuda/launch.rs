@@ -421,6 +421,15 @@ macro_rules! launch_enum {
                 }
             }
         }
+
+        impl<'a> $L<'a> {
+            /// The launch as a declaration-checked plan (what the CPU emulation replays).
+            pub fn planned(&self) -> $crate::backend::cuda::launch::Planned<'a> {
+                match self.kernel {
+                    $($E::$V(k) => k.planned(self.cfg),)*
+                }
+            }
+        }
     };
 }
 pub(crate) use launch_enum;

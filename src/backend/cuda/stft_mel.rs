@@ -24,6 +24,13 @@ kernels! { file "stft_mel";
         hop: val i32, pad: val i32, reflect: val i32, frames: val i32, n_mels: val i32,
         radix_code: val u64, n_stages: val i32, log_kind: val i32, log_floor: val f32,
         log_offset: val f32);
+    /// mel variant 2: one block per (tile of 2·pairs frames, trace), [`MEL_TILE_THREADS`]
+    /// threads; 8·n_fft·(1 + 2·pairs) bytes of dynamic shared memory ([`tile_pairs`]).
+    LogMelTileFft = log_mel_tile_fft(out: out f32, x: inp f32, window: inp f32,
+        twiddles: inp f32, fb: inp f32, fb_range: inp i32, t: val i32, n_fft: val i32,
+        hop: val i32, pad: val i32, reflect: val i32, frames: val i32, n_mels: val i32,
+        radix_code: val u64, n_stages: val i32, pairs: val i32, log_kind: val i32,
+        log_floor: val f32, log_offset: val f32);
     /// One block per (frame, trace); (n_fft + n_fft/2 + 1) floats of dynamic shared memory.
     LogMelFramesDft = log_mel_frames_dft(out: out f32, x: inp f32, window: inp f32,
         twiddles: inp f32, fb: inp f32, fb_range: inp i32, t: val i32, n_fft: val i32,
@@ -48,6 +55,13 @@ kernels! { file "stft_mel";
 
 /// Threads per block of the per-frame kernels.
 pub const FRAME_BLOCK: u32 = 128;
+/// Threads per block of the tiled FFT (`MEL_TILE_THREADS` in kernels/stft_mel.cu).
+pub const MEL_TILE_THREADS: u32 = 256;
+/// Most frame pairs per tile of the tiled FFT (16 frames: a warp's stores are runs of 64 bytes).
+pub const TILE_MAX_PAIRS: usize = 8;
+/// Dynamic shared memory of one tiled-FFT block at most (above 48 KiB the launch opts in;
+/// every card from sm_80 on allows at least 99 KiB).
+pub const TILE_MAX_SHARED: usize = 64 * 1024;
 /// Threads per block of the per-image finish (a multiple of 32 for the block reductions).
 pub const IMAGE_BLOCK: u32 = 256;
 /// Largest n_fft of the shared-memory FFT (24·N bytes of shared memory ≤ 48 KiB).
@@ -85,6 +99,24 @@ pub fn fft_radices(n: usize) -> Option<Vec<usize>> {
         }
     }
     (rest == 1 && out.len() <= 16).then_some(out)
+}
+
+/// Frame pairs per block of the tiled FFT (mel variant 2) for `n`-point frames `hop` apart,
+/// `frames` per trace: as many as [`TILE_MAX_SHARED`] holds, at most [`TILE_MAX_PAIRS`] and no
+/// more than the frames need. `None` when the tile's stretch of signal would not fit its
+/// staging buffer (hop > n) — variant 1 then serves.
+pub fn tile_pairs(n: usize, hop: usize, frames: usize) -> Option<usize> {
+    if hop > n || n == 0 {
+        return None;
+    }
+    let by_smem = TILE_MAX_SHARED.saturating_sub(8 * n) / (16 * n);
+    let p = by_smem.min(TILE_MAX_PAIRS).min(frames.div_ceil(2));
+    (p >= 1).then_some(p)
+}
+
+/// Dynamic shared memory of a tiled-FFT block: twiddles and two buffers of `pairs` FFTs.
+pub fn tile_smem(n: usize, pairs: usize) -> usize {
+    8 * n * (1 + 2 * pairs)
 }
 
 /// (kind, floor, offset) of a compression as the kernels take them.
@@ -177,6 +209,7 @@ launch_enum! {
     /// One planned kernel launch.
     struct Launch;
     FramesFft(LogMelFramesFft),
+    TileFft(LogMelTileFft),
     FramesDft(LogMelFramesDft),
     FramesBackwardDft(LogMelFramesBackwardDft),
     OverlapAddBackward(LogMelOverlapAddBackward),
@@ -245,9 +278,32 @@ macro_rules! mel_frames {
     }};
 }
 
+/// The radices packed 4 bits each, first stage lowest (the kernels' `radix_code`).
+fn radix_code(radices: &[usize]) -> u64 {
+    radices
+        .iter()
+        .enumerate()
+        .fold(0u64, |c, (i, &r)| c | ((r as u64) << (4 * i)))
+}
+
 /// Forward: out [batch, n_mels, frames] from x [batch, t]; each planned launch (views of out
 /// and x, one per chunk of at most [`MAX_GRID_Y`] traces) goes to `run`.
+/// The FFT path takes the chosen mel variant ([`crate::backend::variants`]).
 pub fn forward_launches(
+    tb: &MelTables,
+    tables: &MelTableTensors,
+    out: &Tensor,
+    x: &Tensor,
+    dims: MelDims,
+    run: &mut dyn FnMut(Launch) -> Result<()>,
+) -> Result<()> {
+    let variant = crate::backend::variants::variant("mel")?;
+    forward_launches_with(variant, tb, tables, out, x, dims, run)
+}
+
+/// [`forward_launches`] with mel variant `variant` (1: a block per frame pair, 2: tiles).
+pub fn forward_launches_with(
+    variant: u32,
     tb: &MelTables,
     tables: &MelTableTensors,
     out: &Tensor,
@@ -264,11 +320,36 @@ pub fn forward_launches(
         let per = tb.n_mels * frames;
         let out = out.view(start * per, &[cnt * per])?;
         let x = x.view(start * t, &[cnt * t])?;
-        let launch = if let Some(radices) = &tb.radices {
-            let code = radices
-                .iter()
-                .enumerate()
-                .fold(0u64, |c, (i, &r)| c | ((r as u64) << (4 * i)));
+        let tile = tb
+            .radices
+            .as_ref()
+            .filter(|_| variant == 2)
+            .and_then(|r| Some((r, tile_pairs(n, tb.hop, frames)?)));
+        let launch = if let Some((radices, pairs)) = tile {
+            let k = mel_frames!(
+                LogMelTileFft {
+                    out: &out,
+                    x: &x,
+                    radix_code: radix_code(radices),
+                    n_stages: radices.len() as i32,
+                    pairs: pairs as i32,
+                    log_offset: off,
+                },
+                tb,
+                tables,
+                t,
+                frames
+            );
+            Launch {
+                kernel: MelKernel::TileFft(k),
+                cfg: cfg(
+                    (frames.div_ceil(2 * pairs) as u32, cnt as u32),
+                    MEL_TILE_THREADS,
+                    tile_smem(n, pairs),
+                ),
+            }
+        } else if let Some(radices) = &tb.radices {
+            let code = radix_code(radices);
             let k = mel_frames!(
                 LogMelFramesFft {
                     out: &out,
