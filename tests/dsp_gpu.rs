@@ -99,15 +99,20 @@ fn log_mel_forward_and_backward_parity() {
             })
             .collect();
         for d in devices("log_mel parity") {
-            let got = log_mel(&x.to_device(&d).unwrap(), &s).unwrap();
-            assert_eq!(got.shape, vec![b, 24, f]);
-            let e = rel(&got.to_vec_f32().unwrap(), &want);
-            eprintln!("{d:?} n_fft {}: forward rel {e:.2e}", s.stft.n_fft);
-            assert!(
-                e < 1e-5,
-                "{d:?} n_fft {}: forward rel {e:.3e}",
-                s.stft.n_fft
-            );
+            // both mel variants (the FFT path: a block per frame pair, and tiles of frames)
+            for v in ["mel=1", "mel=2"] {
+                seisfuse::backend::variants::set(v).unwrap();
+                let got = log_mel(&x.to_device(&d).unwrap(), &s).unwrap();
+                assert_eq!(got.shape, vec![b, 24, f]);
+                let e = rel(&got.to_vec_f32().unwrap(), &want);
+                eprintln!("{d:?} {v} n_fft {}: forward rel {e:.2e}", s.stft.n_fft);
+                assert!(
+                    e < 1e-5,
+                    "{d:?} {v} n_fft {}: forward rel {e:.3e}",
+                    s.stft.n_fft
+                );
+            }
+            seisfuse::backend::variants::set("").unwrap();
             let dx = log_mel_backward(&x.to_device(&d).unwrap(), &dy.to_device(&d).unwrap(), &s)
                 .unwrap();
             let e = rel(&dx.to_vec_f32().unwrap(), &want_dx);

@@ -137,6 +137,11 @@ pub struct MelArgs {
     /// On the CPU: traces to time (default 96).
     #[arg(long)]
     pub traces: Option<usize>,
+    /// Run nothing: print the GPU kernels' predicted profile for the full benchmark (3072
+    /// traces) on a card (h200, h100 or a100; default h200), from the launch plan, ptxas and
+    /// a roofline bound, as `seisfuse profile` does without a GPU.
+    #[arg(long, value_name = "CARD", num_args = 0..=1, default_missing_value = "h200")]
+    pub predict: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -264,6 +269,11 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         // The trainer selects its device from its configuration.
         What::Train(a) => return super::bench_train::run_train(req, a),
         What::Fusion(a) => return super::bench_train::run_fusion(req, a),
+        // A prediction runs nothing on any device.
+        What::Mel(MelArgs {
+            predict: Some(card),
+            ..
+        }) => return super::bench_mel::run_mel_prediction(&card),
         _ => {}
     }
     check_args(&args)?;

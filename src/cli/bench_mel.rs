@@ -59,6 +59,81 @@ fn time_ms(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(v[v.len() / 2])
 }
 
+/// The GPU launches of the full workload (3072 traces) with mel variant `variant`, planned by
+/// the CUDA wrapper and priced by [`crate::backend::cuda::predict_mel`], without running
+/// anything: the buffers the plan views are zero-filled and never touched.
+pub fn mel_plan(variant: u32) -> Result<Vec<crate::backend::cuda::predict::Planned>> {
+    use crate::backend::cuda::{predict_mel, stft_mel as k};
+    use crate::tensor::DType;
+    let cfg = image_config();
+    let plan = crate::dsp::images::MelImagePlan::new(&cfg, SAMPLES)?;
+    let tb = k::MelTables::new(&plan.log_mel()?)?;
+    let tables = k::MelTableTensors::new(&tb, &Device::Cpu)?;
+    let (h, w, f) = (cfg.height, cfg.width, plan.frames);
+    let cpu = Device::Cpu;
+    let x = Tensor::zeros(&[TRACES, SAMPLES], DType::F32, &cpu)?;
+    let logmel = Tensor::zeros(&[TRACES, h, f], DType::F32, &cpu)?;
+    let images = Tensor::zeros(&[TRACES, h, w], DType::F32, &cpu)?;
+    let dims = k::MelDims {
+        batch: TRACES,
+        t: SAMPLES,
+        frames: f,
+    };
+    let mut planned = Vec::new();
+    k::forward_launches_with(variant, &tb, &tables, &logmel, &x, dims, &mut |l| {
+        planned.push(predict_mel::planned(&l, &tb));
+        Ok(())
+    })?;
+    planned.push(predict_mel::planned(
+        &k::finish_launch(&images, &logmel, &plan)?,
+        &tb,
+    ));
+    Ok(planned)
+}
+
+/// `bench mel --predict CARD`: [`mel_plan`] for the chosen mel variant, with ptxas's
+/// resources, through cli/profile.rs's roofline.
+pub fn run_mel_prediction(card_name: &str) -> Result<()> {
+    let card = super::profile::card(card_name)?;
+    let cfg = image_config();
+    let plan = crate::dsp::images::MelImagePlan::new(&cfg, SAMPLES)?;
+    let (h, w, f) = (cfg.height, cfg.width, plan.frames);
+    let planned = mel_plan(crate::backend::variants::variant("mel")?)?;
+    let (res, note) = match super::profile::ptxas(&["stft_mel"], card.arch) {
+        Ok(r) => (r, format!("NVRTC, sm_{}", card.arch)),
+        Err(e) => (Default::default(), format!("unavailable ({e:#})")),
+    };
+    let p = super::profile::predict(&card, &planned, &res);
+    let (ceil, source) = card.ceilings();
+    outln!(
+        "PREDICTED (no GPU ran this): mel images of {TRACES} traces × {SAMPLES} samples → {h} mels × {f} frames (n_fft {}, hop {}) → {h}×{w}, dB top 80, min-max; kernels {}; on {} (sm_{}, {} SMs)",
+        plan.n_fft,
+        plan.hop,
+        crate::backend::variants::describe()?,
+        card.name,
+        card.arch,
+        card.sms
+    )?;
+    outln!(
+        "ceilings: copy {:.0} GB/s, fp32 {:.1} TFLOP/s — {source}; kernel resources from ptxas: {note}",
+        ceil.copy_gbs,
+        ceil.fp32
+    )?;
+    super::profile::print_rows(&p)?;
+    outln!(
+        "total: {} launches, {:.2} GFLOP, {:.3} GB; predicted {:.3} ms ({:.0} traces/s); torchaudio on the H200: 6.1 ms; goal ≤ 0.6 ms",
+        p.launches,
+        p.flops / 1e9,
+        p.bytes / 1e9,
+        p.seconds * 1e3,
+        TRACES as f64 / p.seconds
+    )?;
+    outln!(
+        "a roofline lower bound: compulsory traffic only (re-reads that hit L2, the FFT's shared-memory traffic and bank conflicts are not counted); FFT compute divided by the share of lanes its stages keep busy"
+    )?;
+    Ok(())
+}
+
 pub fn run_mel_bench(device: &Device) -> Result<()> {
     run_mel_bench_with(device, None)
 }

@@ -392,7 +392,7 @@ pub struct Resources {
 }
 
 /// ptxas's report for every kernel of the given files, compiled for `arch`.
-fn ptxas(files: &[&str], arch: u32) -> Result<BTreeMap<String, Resources>> {
+pub fn ptxas(files: &[&str], arch: u32) -> Result<BTreeMap<String, Resources>> {
     let nvrtc = crate::backend::cuda::nvrtc::Nvrtc::global()?;
     let mut out = BTreeMap::new();
     for k in crate::backend::cuda::KERNEL_SOURCES {
@@ -501,7 +501,7 @@ pub fn launch_time(card: &Card, p: &Planned, res: Option<&Resources>) -> (f64, &
         Unit::TensorTf32 => c.tf32,
         Unit::Fp32 | Unit::Memory => c.fp32,
     } * 1e12;
-    let t_compute = p.flops / (peak * fill);
+    let t_compute = p.flops / (peak * fill * p.lanes.clamp(0.01, 1.0));
     let t_memory = p.bytes / (c.copy_gbs * 1e9 * mem_eff);
     let (t, bound) = if t_compute >= t_memory {
         (t_compute, "compute")
@@ -745,6 +745,31 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
         ceil.fp32
     )?;
     outln!("kernel resources from ptxas: {ptxas_note}")?;
+    print_rows(&p)?;
+    outln!(
+        "total: {} launches ({} op calls), {:.1} GFLOP, {:.2} GB; predicted step {:.2} ms → {:.0} {unit}",
+        p.launches,
+        calls.len(),
+        p.flops / 1e9,
+        p.bytes / 1e9,
+        p.seconds * 1e3,
+        rate
+    )?;
+    if !p.unmapped.is_empty() {
+        outln!(
+            "ops without a mapping (counted as one memory-bound launch each): {}",
+            p.unmapped.join(", ")
+        )?;
+    }
+    outln!("assumptions:")?;
+    for s in ASSUMPTIONS {
+        outln!("  - {s}")?;
+    }
+    Ok(())
+}
+
+/// The predicted table: one row per kernel, slowest first.
+pub fn print_rows(p: &Prediction) -> Result<()> {
     outln!(
         "{:<32} {:>6} {:>13} {:>5} {:>5} {:>7} {:>5} {:>5} {:>9} {:>8} {:>9} {:>6}  bound",
         "kernel",
@@ -788,25 +813,6 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
             r.seconds * 1e3,
             100.0 * r.seconds / p.seconds
         )?;
-    }
-    outln!(
-        "total: {} launches ({} op calls), {:.1} GFLOP, {:.2} GB; predicted step {:.2} ms → {:.0} {unit}",
-        p.launches,
-        calls.len(),
-        p.flops / 1e9,
-        p.bytes / 1e9,
-        p.seconds * 1e3,
-        rate
-    )?;
-    if !p.unmapped.is_empty() {
-        outln!(
-            "ops without a mapping (counted as one memory-bound launch each): {}",
-            p.unmapped.join(", ")
-        )?;
-    }
-    outln!("assumptions:")?;
-    for s in ASSUMPTIONS {
-        outln!("  - {s}")?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod matmul_tf32;
 pub mod memory;
 pub mod nvrtc;
 pub mod predict;
+pub mod predict_mel;
 pub mod profiler;
 pub mod reduce;
 pub mod relu;

@@ -69,6 +69,10 @@ pub struct Planned {
     pub flops: f64,
     pub bytes: f64,
     pub unit: Unit,
+    /// The share of the lanes a SIMT kernel's arithmetic keeps busy (1 where every thread
+    /// has work in every step; less where a stage leaves threads idle, as an FFT stage with
+    /// fewer butterflies than threads). Compute time is divided by it.
+    pub lanes: f64,
 }
 
 impl Planned {
@@ -179,6 +183,7 @@ impl Out<'_> {
             flops,
             bytes,
             unit,
+            lanes: 1.0,
         });
     }
     fn driver(&mut self, kernel: &str, bytes: f64) {
@@ -192,6 +197,7 @@ impl Out<'_> {
             flops: 0.0,
             bytes,
             unit: Unit::Memory,
+            lanes: 1.0,
         });
     }
 }
@@ -1075,5 +1081,6 @@ fn unmapped(c: &Call) -> Vec<Planned> {
         flops: 0.0,
         bytes: c.args.iter().map(Arg::bytes).sum(),
         unit: Unit::Memory,
+        lanes: 1.0,
     }]
 }
