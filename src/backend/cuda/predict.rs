@@ -76,6 +76,27 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// A kernel launch of `cfg` by `op` with every lane busy.
+    pub fn kernel(
+        kernel: String,
+        file: &'static str,
+        op: &'static str,
+        cfg: LaunchConfig,
+        (flops, bytes, unit): (f64, f64, Unit),
+    ) -> Self {
+        Planned {
+            kernel,
+            file,
+            op,
+            grid: [cfg.grid_dim.0, cfg.grid_dim.1, cfg.grid_dim.2],
+            block: cfg.block_dim.0 * cfg.block_dim.1 * cfg.block_dim.2,
+            dyn_smem: cfg.shared_mem_bytes,
+            flops,
+            bytes,
+            unit,
+            lanes: 1.0,
+        }
+    }
     pub fn blocks(&self) -> u64 {
         self.grid.iter().map(|&g| g as u64).product()
     }
@@ -173,18 +194,9 @@ impl Out<'_> {
         if cfg.grid_dim.0 == 0 || cfg.grid_dim.1 == 0 || cfg.grid_dim.2 == 0 {
             return; // the wrapper launches nothing (CudaBackend::launch)
         }
-        self.v.push(Planned {
-            kernel: inst(sig, dt),
-            file: sig.file,
-            op: self.call.op,
-            grid: [cfg.grid_dim.0, cfg.grid_dim.1, cfg.grid_dim.2],
-            block: cfg.block_dim.0 * cfg.block_dim.1 * cfg.block_dim.2,
-            dyn_smem: cfg.shared_mem_bytes,
-            flops,
-            bytes,
-            unit,
-            lanes: 1.0,
-        });
+        let cost = (flops, bytes, unit);
+        let p = Planned::kernel(inst(sig, dt), sig.file, self.call.op, cfg, cost);
+        self.v.push(p);
     }
     fn driver(&mut self, kernel: &str, bytes: f64) {
         self.v.push(Planned {

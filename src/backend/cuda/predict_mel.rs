@@ -128,16 +128,9 @@ pub fn planned(l: &Launch, tb: &MelTables) -> Planned {
             )
         }
     };
+    let cost = (flops, bytes, unit);
     Planned {
-        kernel: l.name().to_string(),
-        file: "stft_mel",
-        op,
-        grid: [cfg.grid_dim.0, cfg.grid_dim.1, cfg.grid_dim.2],
-        block: cfg.block_dim.0 * cfg.block_dim.1 * cfg.block_dim.2,
-        dyn_smem: cfg.shared_mem_bytes,
-        flops,
-        bytes,
-        unit,
         lanes,
+        ..Planned::kernel(l.name().to_string(), "stft_mel", op, cfg, cost)
     }
 }
