@@ -23,6 +23,12 @@ __device__ __forceinline__ void st(bf16_t* p, long long i, float v) { p[i] = f32
 
 #define SF_INF __int_as_float(0x7f800000)
 
+// Before a 16-byte vector access of global memory: nothing on the device (the host plans
+// aligned pointers); the CPU emulation (tools/cuda_emu/emu.h) defines it to check alignment.
+#ifndef SF_CHECK_ALIGN16
+#define SF_CHECK_ALIGN16(p)
+#endif
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

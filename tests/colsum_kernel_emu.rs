@@ -151,6 +151,7 @@ fn dwdb_case(rows: usize, cols: usize, dt: DType) -> (Vec<f32>, Vec<f32>) {
         w: &w,
         mean: &mean,
         rstd: &rstd,
+        dres: None,
     };
     run_all(&dwdb_plans(&plan, &a, &partials));
 

@@ -132,6 +132,35 @@ fn layer_norm_matches_f64_formula() {
     assert!(rel_err(&y.to_vec_f32().unwrap(), &want) < 1e-6);
 }
 
+/// The fused residual add + LayerNorm and the LayerNorm backward with a residual gradient are,
+/// on the CPU, exactly the unfused ops (the models' results do not move when they switch).
+#[test]
+fn fused_residual_layer_norm_is_the_unfused_pair_bit_for_bit() {
+    use seisfuse::DType;
+    for dt in [DType::F32, DType::BF16] {
+        let (rows, c) = (5, 96);
+        let t = |shape: &[usize], seed| rand_tensor(shape, seed).to_dtype(dt).unwrap();
+        let (x, r, w, b) = (t(&[rows, c], 1), t(&[rows, c], 2), t(&[c], 3), t(&[c], 4));
+        let (s, y, cache) = ops::add_layer_norm(&x, &r, &w, &b, 1e-6).unwrap();
+        let s2 = ops::add(&x, &r).unwrap();
+        let (y2, cache2) = ops::layer_norm(&s2, &w, &b, 1e-6).unwrap();
+        let v = |t: &Tensor| t.to_vec_f32().unwrap();
+        assert_eq!(v(&s), v(&s2), "{dt} sum");
+        assert_eq!(v(&y), v(&y2), "{dt} y");
+        assert_eq!(v(&cache.rstd), v(&cache2.rstd), "{dt} rstd");
+        let (dy, dres) = (t(&[rows, c], 5), t(&[rows, c], 6));
+        let (mut dw, mut db) = (t(&[c], 7), t(&[c], 8));
+        let (mut dw2, mut db2) = (dw.try_clone().unwrap(), db.try_clone().unwrap());
+        let g = (&mut dw, &mut db);
+        let dx = ops::layer_norm_backward(&dy, &s, &w, &cache, g, Some(&dres)).unwrap();
+        let g2 = (&mut dw2, &mut db2);
+        let mut dx2 = ops::layer_norm_backward(&dy, &s, &w, &cache, g2, None).unwrap();
+        ops::add_assign(&mut dx2, &dres).unwrap();
+        assert_eq!(v(&dx), v(&dx2), "{dt} dx + dres");
+        assert_eq!((v(&dw), v(&db)), (v(&dw2), v(&db2)), "{dt} dw, db");
+    }
+}
+
 #[test]
 fn gelu_matches_pytorch_values() {
     // torch.nn.functional.gelu (erf form) at these points.

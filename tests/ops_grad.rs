@@ -139,8 +139,15 @@ fn layer_norm_backward_matches_differences() {
     let (_, cache) = ops::layer_norm(&xt, &wt, &bt, eps).unwrap();
     let mut dw = Tensor::from_f32(&[c], vec![0.0; c]).unwrap();
     let mut db = Tensor::from_f32(&[c], vec![0.0; c]).unwrap();
-    let dx =
-        ops::layer_norm_backward(&t(&[rows, c], &up), &xt, &wt, &cache, &mut dw, &mut db).unwrap();
+    let dx = ops::layer_norm_backward(
+        &t(&[rows, c], &up),
+        &xt,
+        &wt,
+        &cache,
+        (&mut dw, &mut db),
+        None,
+    )
+    .unwrap();
     let fwd = |x: &[f32], w: &[f32], b: &[f32]| {
         ops::layer_norm(&t(&[rows, c], x), &t(&[c], w), &t(&[c], b), eps)
             .unwrap()
@@ -177,7 +184,15 @@ fn layer_norm_backward_matches_differences() {
     );
     // Parameter gradients accumulate: a second backward doubles them.
     let dw1 = dw.to_vec_f32().unwrap();
-    ops::layer_norm_backward(&t(&[rows, c], &up), &xt, &wt, &cache, &mut dw, &mut db).unwrap();
+    ops::layer_norm_backward(
+        &t(&[rows, c], &up),
+        &xt,
+        &wt,
+        &cache,
+        (&mut dw, &mut db),
+        None,
+    )
+    .unwrap();
     for (a, b) in dw.to_vec_f32().unwrap().iter().zip(&dw1) {
         assert!((a - 2.0 * b).abs() < 1e-5);
     }

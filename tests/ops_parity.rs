@@ -65,9 +65,36 @@ fn layer_norm_parity() {
         let dy = input(&[9, c], 4, d, dt);
         let mut dw = input(&[c], 5, d, dt);
         let mut db = input(&[c], 6, d, dt);
-        let dx = ops::layer_norm_backward(&dy, &x, &w, &cache, &mut dw, &mut db).unwrap();
+        let dx = ops::layer_norm_backward(&dy, &x, &w, &cache, (&mut dw, &mut db), None).unwrap();
         vec![y, dx, dw, db, cache.mean, cache.rstd]
     });
+}
+
+/// The fused residual add + LayerNorm (one warp per row; 16-byte loads at 768 columns, scalar
+/// at 771 and on a view at an odd offset) and the backward with a residual gradient.
+#[test]
+#[ignore = "needs a CUDA GPU"]
+fn add_layer_norm_parity() {
+    for c in [768usize, 771] {
+        parity("add_layer_norm", |d, dt| {
+            let x = input(&[9, c], 1, d, dt);
+            let r = input(&[9, c], 7, d, dt);
+            let w = input(&[c], 2, d, dt);
+            let b = input(&[c], 3, d, dt);
+            let (s, y, cache) = ops::add_layer_norm(&x, &r, &w, &b, 1e-6).unwrap();
+            // a view one element in: no 16-byte loads
+            let big = input(&[9 * c + 1], 8, d, dt);
+            let xo = big.view(1, &[9, c]).unwrap();
+            let (so, yo, _) = ops::add_layer_norm(&xo, &r, &w, &b, 1e-6).unwrap();
+            let dy = input(&[9, c], 4, d, dt);
+            let dres = input(&[9, c], 9, d, dt);
+            let mut dw = input(&[c], 5, d, dt);
+            let mut db = input(&[c], 6, d, dt);
+            let g = (&mut dw, &mut db);
+            let dx = ops::layer_norm_backward(&dy, &s, &w, &cache, g, Some(&dres)).unwrap();
+            vec![s, y, so, yo, dx, dw, db, cache.mean, cache.rstd]
+        });
+    }
 }
 
 #[test]

@@ -12,9 +12,10 @@
 //! batch-64 step of sfm-base take seconds instead of minutes, with untouched output pages.
 
 // The argument types of every op (the generated methods below name them all).
+use super::api::layer_norm::{LayerNormOut, Residual};
 use super::api::{self, *};
 use super::api::{attention::AttnShape, conv1d::Conv1dShape, matmul::MatmulShape};
-use super::api::{conv2d::Conv2dShape, layer_norm::LayerNormOut, optim::AdamWStep};
+use super::api::{conv2d::Conv2dShape, optim::AdamWStep};
 use super::cpu::CPU;
 use crate::dsp::images::MelImagePlan;
 use crate::dsp::mel::LogMel;
@@ -303,6 +304,7 @@ impl api::BatchNormOps for Recorder {
         r.t("w", a.w);
         r.t("mean", a.mean);
         r.t("rstd", a.rstd);
+        r.opt("dres", a.dres);
     });
 }
 
@@ -505,6 +507,18 @@ impl api::LayerNormOps for Recorder {
         r.t("w", a.w);
         r.t("b", a.b);
     });
+    logged!(add_layer_norm(
+        &self, out: LayerNormOut, a: NormInput, res: Residual
+    ) -> Result<()>, |r| {
+        r.t("y", &*out.y);
+        r.t("mean", &*out.mean);
+        r.t("rstd", &*out.rstd);
+        r.t("x", a.x);
+        r.t("w", a.w);
+        r.t("b", a.b);
+        r.t("r", res.r);
+        r.t("sum", &*res.sum);
+    });
     logged!(layer_norm_backward(&self, a: NormBackward) -> Result<()>, |r| {
         r.t("dx", &*a.dx);
         r.t("dw", &*a.dw);
@@ -514,6 +528,7 @@ impl api::LayerNormOps for Recorder {
         r.t("w", a.w);
         r.t("mean", a.mean);
         r.t("rstd", a.rstd);
+        r.opt("dres", a.dres);
     });
 }
 

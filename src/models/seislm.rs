@@ -195,8 +195,8 @@ impl EncoderLayer {
         let v = self.v_proj.forward(&n1)?;
         let attn = ops::attention(&q, &k, &v, self.heads)?;
         let o = self.out_proj.forward(&attn.out)?;
-        let h1 = ops::add(&h, &o)?;
-        let (n2, c2) = self.final_layer_norm.forward(&h1)?;
+        // h1 = h + o and final_layer_norm(h1) in one pass
+        let (h1, n2, c2) = self.final_layer_norm.forward_add(&h, &o)?;
         let (m, cm) = self.feed_forward.forward(&n2)?;
         let y = ops::add(&h1, &m)?;
         Ok((
@@ -216,16 +216,13 @@ impl EncoderLayer {
 
     fn backward(&self, c: &EncoderLayerCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
         let dn2 = self.feed_forward.backward(&c.cm, dy, grads)?;
-        let mut dh1 = self.final_layer_norm.backward(&c.c2, &dn2, grads)?;
-        ops::add_assign(&mut dh1, dy)?;
+        let dh1 = self.final_layer_norm.backward_add(&c.c2, &dn2, dy, grads)?;
         let dattn = self.out_proj.backward(&c.attn.out, &dh1, grads)?;
         let (dq, dk, dv) = ops::attention_backward(&c.q, &c.k, &c.v, &c.attn, &dattn, self.heads)?;
         let mut dn1 = self.q_proj.backward(&c.n1, &dq, grads)?;
         ops::add_assign(&mut dn1, &self.k_proj.backward(&c.n1, &dk, grads)?)?;
         ops::add_assign(&mut dn1, &self.v_proj.backward(&c.n1, &dv, grads)?)?;
-        let mut dh = self.layer_norm.backward(&c.c1, &dn1, grads)?;
-        ops::add_assign(&mut dh, &dh1)?;
-        Ok(dh)
+        self.layer_norm.backward_add(&c.c1, &dn1, &dh1, grads)
     }
 }
 

@@ -41,8 +41,8 @@ impl Block {
     pub fn forward(&self, x: Tensor) -> Result<(Tensor, BlockCache)> {
         let (n1, c1) = self.norm1.forward(&x)?;
         let (a, ca) = self.attn.forward(&n1)?;
-        let x1 = ops::add(&x, &a)?;
-        let (n2, c2) = self.norm2.forward(&x1)?;
+        // x1 = x + a and norm2(x1) in one pass
+        let (x1, n2, c2) = self.norm2.forward_add(&x, &a)?;
         let (m, cm) = self.mlp.forward(&n2)?;
         let y = ops::add(&x1, &m)?;
         Ok((y, BlockCache { c1, ca, c2, cm }))
@@ -50,12 +50,10 @@ impl Block {
 
     pub fn backward(&self, c: &BlockCache, dy: &Tensor, grads: &mut Grads) -> Result<Tensor> {
         let dn2 = self.mlp.backward(&c.cm, dy, grads)?;
-        let mut dx1 = self.norm2.backward(&c.c2, &dn2, grads)?;
-        ops::add_assign(&mut dx1, dy)?;
+        // the residual's gradient added by the norms' backward kernels
+        let dx1 = self.norm2.backward_add(&c.c2, &dn2, dy, grads)?;
         let dn1 = self.attn.backward(&c.ca, &dx1, grads)?;
-        let mut dx = self.norm1.backward(&c.c1, &dn1, grads)?;
-        ops::add_assign(&mut dx, &dx1)?;
-        Ok(dx)
+        self.norm1.backward_add(&c.c1, &dn1, &dx1, grads)
     }
 
     /// The block's input, kept in its cache (multi-level heads read intermediate features).

@@ -115,7 +115,7 @@ pub fn batch_norm_backward(
     check_stat(op, "cache.mean", &cache.mean, c)?;
     check_stat(op, "cache.rstd", &cache.rstd, c)?;
     let stats = [&cache.mean, &cache.rstd];
-    super::layer_norm::norm_backward(op, dy, x, w, stats, (dw, db), |b, a| {
+    super::layer_norm::norm_backward(op, dy, x, w, stats, (dw, db, None), |b, a| {
         b.batch_norm_backward(a)
     })
 }

@@ -1,7 +1,9 @@
 //! LayerNorm over the last axis.
 
 use super::*;
-use crate::backend::api::layer_norm::{LayerNormOut, NormBackward, NormInput};
+use crate::backend::api::layer_norm::{
+    LayerNormOut, NormBackward, NormInput, Residual, ADD_NORM_MAX_COLS,
+};
 use crate::backend::Backend;
 
 /// What the backward pass needs from the forward pass: per-row mean and 1/std (f32).
@@ -42,19 +44,54 @@ pub fn layer_norm(
     Ok((y, LayerNormCache { mean, rstd }))
 }
 
-/// Returns dx; adds the weight and bias gradients into `dw` and `db`.
+/// s = x + r and LayerNorm(s), fused (a pre-norm block's residual connection and the norm
+/// after it): returns (s, y, cache). The same values as `add` then `layer_norm`.
+pub fn add_layer_norm(
+    x: &Tensor,
+    r: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor, LayerNormCache)> {
+    let op = "add_layer_norm";
+    let (rows, c) = check(op, x, w, b)?;
+    check_like(op, r, x)?;
+    if c > ADD_NORM_MAX_COLS {
+        let s = super::add(x, r)?;
+        let (y, cache) = layer_norm(&s, w, b, eps)?;
+        return Ok((s, y, cache));
+    }
+    let d = check_device(op, &[x, r, w, b])?;
+    let [mut y, mut mean, mut rstd] = norm_outputs(&d, x, rows)?;
+    let mut s = alloc(&d, &x.shape, x.dtype)?;
+    let out = LayerNormOut {
+        y: &mut y,
+        mean: &mut mean,
+        rstd: &mut rstd,
+    };
+    let res = Residual { r, sum: &mut s };
+    d.run()
+        .add_layer_norm(out, NormInput { x, w, b, eps }, res)?;
+    Ok((s, y, LayerNormCache { mean, rstd }))
+}
+
+/// Returns dx (plus `dres`, a residual branch's gradient that meets it, where given); adds
+/// the weight and bias gradients into `dw` and `db`.
 pub fn layer_norm_backward(
     dy: &Tensor,
     x: &Tensor,
     w: &Tensor,
     cache: &LayerNormCache,
-    dw: &mut Tensor,
-    db: &mut Tensor,
+    (dw, db): (&mut Tensor, &mut Tensor),
+    dres: Option<&Tensor>,
 ) -> Result<Tensor> {
     let op = "layer_norm_backward";
     check(op, x, w, w)?;
+    if let Some(r) = dres {
+        check_like(op, r, x)?;
+    }
     let stats = [&cache.mean, &cache.rstd];
-    norm_backward(op, dy, x, w, stats, (dw, db), |b, a| {
+    norm_backward(op, dy, x, w, stats, (dw, db, dres), |b, a| {
         b.layer_norm_backward(a)
     })
 }
@@ -71,14 +108,15 @@ pub(super) fn norm_outputs(d: &Device, x: &Tensor, stats: usize) -> Result<[Tens
 
 /// What the LayerNorm and BatchNorm backward passes share once their own checks are done: dy
 /// must be like x, dw and db like w, all on one device with the statistics (mean, rstd);
-/// allocates dx and lets `run` call the device's backward.
+/// allocates dx and lets `run` call the device's backward (`dres`: LayerNorm's residual
+/// gradient added to dx, None for BatchNorm).
 pub(super) fn norm_backward(
     op: &str,
     dy: &Tensor,
     x: &Tensor,
     w: &Tensor,
     [mean, rstd]: [&Tensor; 2],
-    (dw, db): (&mut Tensor, &mut Tensor),
+    (dw, db, dres): (&mut Tensor, &mut Tensor, Option<&Tensor>),
     run: fn(&dyn Backend, NormBackward) -> Result<()>,
 ) -> Result<Tensor> {
     check_like(op, dy, x)?;
@@ -86,7 +124,9 @@ pub(super) fn norm_backward(
     check_same_shape(op, db, w)?;
     check_same_dtype(op, dw, w)?;
     check_same_dtype(op, db, w)?;
-    let d = check_device(op, &[dy, x, w, dw, db, mean, rstd])?;
+    let mut all = vec![dy, x, w, &*dw, &*db, mean, rstd];
+    all.extend(dres);
+    let d = check_device(op, &all)?;
     let mut dx = alloc(&d, &x.shape, x.dtype)?;
     let a = NormBackward {
         dx: &mut dx,
@@ -97,6 +137,7 @@ pub(super) fn norm_backward(
         w,
         mean,
         rstd,
+        dres,
     };
     run(d.run(), a)?;
     Ok(dx)

@@ -248,6 +248,24 @@ inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); r
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
 inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+
+// CUDA's 16-byte vector types (alignas(16) as on the device) and their constructors. A kernel
+// dereferences them through SF_CHECK_ALIGN16(p) first (a no-op under NVRTC, common.cuh), so a
+// misaligned global vector access is reported here instead of silently working on the CPU.
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }
+namespace emu {
+inline void check_align16(const void* p, const char* where) {
+    if ((uintptr_t)p & 15u) {
+        char b[160];
+        snprintf(b, sizeof b, "%s: 16-byte vector access at %p is not 16-byte aligned", where, p);
+        error(b);
+    }
+}
+}  // namespace emu
+#define SF_CHECK_ALIGN16(p) emu::check_align16((const void*)(p), __func__)
 using std::min; using std::max;
 
 namespace emu {

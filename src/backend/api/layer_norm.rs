@@ -35,10 +35,27 @@ pub struct NormBackward<'a> {
     /// (BatchNorm).
     pub mean: &'a Tensor,
     pub rstd: &'a Tensor,
+    /// LayerNorm only (None for BatchNorm): a residual branch's gradient, like dx, added to
+    /// it (dx is rounded to its dtype first, as a separate add would see it).
+    pub dres: Option<&'a Tensor>,
 }
+
+/// The residual stream a LayerNorm reads: `sum` = x + `r` is written and normalised.
+pub struct Residual<'a> {
+    pub r: &'a Tensor,
+    pub sum: &'a mut Tensor,
+}
+
+/// Widest row of a fused residual add + LayerNorm (the CUDA kernel keeps a row in one warp's
+/// registers, 32 values per lane).
+pub const ADD_NORM_MAX_COLS: usize = 1024;
 
 pub trait LayerNormOps {
     /// y = (x − mean) · rstd · w + b per row of `w.len()` columns.
     fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()>;
+    /// A residual connection and the LayerNorm after it: `res.sum` = x + `res.r` (written,
+    /// in x's dtype), then `out` = LayerNorm(sum) as [`LayerNormOps::layer_norm`] computes it.
+    /// Rows of at most [`ADD_NORM_MAX_COLS`] (ops falls back to the unfused pair above).
+    fn add_layer_norm(&self, out: LayerNormOut, a: NormInput, res: Residual) -> Result<()>;
     fn layer_norm_backward(&self, a: NormBackward) -> Result<()>;
 }

@@ -59,6 +59,10 @@ impl BatchNormOps for Cpu {
         o.finish()
     }
     fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
+        anyhow::ensure!(
+            a.dres.is_none(),
+            "batch_norm_backward: no residual gradient"
+        );
         let (n, hw) = n_hw(a.x);
         // dw and db accumulate through copies: they may be views of one gradient buffer.
         let mut dwv = input(a.dw)?.into_owned();

@@ -2,7 +2,10 @@
 //! for the backward pass.
 
 use super::{input, Cpu, HostOut};
-use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
+use crate::backend::api::elementwise::ElementwiseOps;
+use crate::backend::api::layer_norm::{
+    LayerNormOps, LayerNormOut, NormBackward, NormInput, Residual,
+};
 use anyhow::Result;
 use rayon::prelude::*;
 
@@ -21,7 +24,20 @@ impl LayerNormOps for Cpu {
         );
         y.finish()
     }
+    /// The unfused pair: the twin of the fused kernel gives the same bits as `add` and
+    /// `layer_norm` called one after the other.
+    fn add_layer_norm(&self, out: LayerNormOut, a: NormInput, res: Residual) -> Result<()> {
+        self.add(res.sum, a.x, res.r)?;
+        self.layer_norm(out, NormInput { x: res.sum, ..a })
+    }
     fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
+        if let Some(dres) = a.dres {
+            // LayerNorm's dx, stored, then the residual gradient added (as `add_assign`)
+            let dx = a.dx.clone();
+            self.layer_norm_backward(NormBackward { dres: None, ..a })?;
+            let mut out = dx.clone();
+            return self.add(&mut out, &dx, dres);
+        }
         let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
         let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
         let mut dx = HostOut::new(a.dx)?;

@@ -78,6 +78,10 @@ impl BatchNormOps for CudaBackend {
         .launch(self, grid_stride(x.numel()))
     }
     fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
+        anyhow::ensure!(
+            a.dres.is_none(),
+            "batch_norm_backward: no residual gradient"
+        );
         let c = a.w.numel();
         let (dx, dw, db) = (a.dx, a.dw, a.db);
         let (dy, x, w, mean, rstd) = (a.dy, a.x, a.w, a.mean, a.rstd);

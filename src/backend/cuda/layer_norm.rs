@@ -4,7 +4,9 @@ use super::launch::{kernels, Planned};
 use super::reduce::{colsum_plan, partials_pass, ColsumPlan};
 use super::softmax::tiered_row_cfg;
 use super::{grid_1d, CudaBackend};
-use crate::backend::api::layer_norm::{LayerNormOps, LayerNormOut, NormBackward, NormInput};
+use crate::backend::api::layer_norm::{
+    LayerNormOps, LayerNormOut, NormBackward, NormInput, Residual, ADD_NORM_MAX_COLS,
+};
 use crate::backend::api::Backend;
 use crate::tensor::{DType, Tensor};
 use anyhow::Result;
@@ -16,7 +18,13 @@ kernels! { file "layer_norm";
         x: inp T, w: inp T, b: inp T, cols: val i32, eps: val f32);
     /// One block per row.
     LayerNormBackwardDx = layer_norm_backward_dx<T>(dx: out T, dy: inp T, x: inp T, w: inp T,
-        mean: inp f32, rstd: inp f32, cols: val i32);
+        mean: inp f32, rstd: inp f32, dres: opt_inp T, cols: val i32);
+    /// One warp per row, [`ADD_LN_ROWS`] rows per block: s = x + r, y = LayerNorm(s);
+    /// `vec` 1 for 16-byte loads ([`add_layer_norm_plan`]); rows of at most
+    /// `ADD_NORM_MAX_COLS` (32 lanes × `LN_MAX_PER_LANE`).
+    AddLayerNorm = add_layer_norm<T>(s: out T, y: out T, mean: out f32, rstd: out f32,
+        x: inp T, r: inp T, w: inp T, b: inp T, rows: val i64, cols: val i32, eps: val f32,
+        vec: val i32);
     /// One thread per column, accumulating into dw and db (`colsum` variant 1).
     LayerNormBackwardDwdb = layer_norm_backward_dwdb<T>(dw: out T, db: out T, dy: inp T,
         x: inp T, mean: inp f32, rstd: inp f32, rows: val i32, cols: val i32);
@@ -49,8 +57,49 @@ pub fn dwdb_plans<'a>(
     ]
 }
 
+/// Rows per block of `add_layer_norm` (one warp each; `LN_WARP_ROWS` in the .cu file).
+pub const ADD_LN_ROWS: usize = 8;
+
+/// The fused launch: s, y, mean and rstd from `a` (x, w, b, eps) and the residual r; None
+/// when a row is wider than [`ADD_NORM_MAX_COLS`]. 16-byte loads (`vec`) when the row length
+/// and every tensor's element offset are multiples of 16 bytes' worth of elements (buffers are
+/// allocated 256-byte aligned).
+pub fn add_layer_norm_plan<'a>(
+    [s, y, mean, rstd]: [&'a Tensor; 4],
+    a: NormInput<'a>,
+    r: &'a Tensor,
+) -> Option<Planned<'a>> {
+    let cols = a.w.numel();
+    if cols == 0 || cols > ADD_NORM_MAX_COLS {
+        return None;
+    }
+    let rows = a.x.numel() / cols;
+    let per16 = 16 / a.x.dtype.size_bytes();
+    let all = [s, y, a.x, r, a.w, a.b];
+    let vec = cols.is_multiple_of(per16) && all.iter().all(|v| v.offset().is_multiple_of(per16));
+    let k = AddLayerNorm {
+        s,
+        y,
+        mean,
+        rstd,
+        x: a.x,
+        r,
+        w: a.w,
+        b: a.b,
+        rows: rows as i64,
+        cols: cols as i32,
+        eps: a.eps,
+        vec: vec as i32,
+    };
+    let threads = 32 * ADD_LN_ROWS;
+    Some(k.planned(grid_1d(
+        rows.div_ceil(ADD_LN_ROWS) * threads,
+        threads as u32,
+    )))
+}
+
 /// One block per row; narrow rows get fewer threads.
-pub(crate) fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
+pub fn row_cfg(rows: usize, cols: usize) -> LaunchConfig {
     tiered_row_cfg(rows, cols, &[(512, 256), (128, 128)], 64)
 }
 
@@ -70,6 +119,12 @@ impl LayerNormOps for CudaBackend {
         }
         .launch(self, row_cfg(rows, cols))
     }
+    fn add_layer_norm(&self, out: LayerNormOut, a: NormInput, res: Residual) -> Result<()> {
+        let t = [&*res.sum, &*out.y, &*out.mean, &*out.rstd];
+        add_layer_norm_plan(t, a, res.r)
+            .ok_or_else(|| anyhow::anyhow!("add_layer_norm: rows wider than {ADD_NORM_MAX_COLS}"))?
+            .launch(self)
+    }
     fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
         let cols = a.w.numel();
         let rows = a.x.numel() / cols;
@@ -80,6 +135,7 @@ impl LayerNormOps for CudaBackend {
             w: a.w,
             mean: a.mean,
             rstd: a.rstd,
+            dres: a.dres,
             cols: cols as i32,
         }
         .launch(self, row_cfg(rows, cols))?;

@@ -576,6 +576,22 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 Unit::Memory,
             );
         }
+        "add_layer_norm" => {
+            let (x, w) = (arg(c, "x")?, arg(c, "w")?);
+            let cols = w.numel().max(1);
+            let rows = x.numel() / cols;
+            let n = x.numel() as f64;
+            // layer_norm::add_layer_norm_plan: a warp per row (ops sends wider rows to the
+            // unfused pair, which records `add` and `layer_norm`)
+            let all = ["x", "r", "sum", "y", "w", "b", "mean", "rstd"];
+            let threads = 32 * layer_norm::ADD_LN_ROWS;
+            let cfg = grid_1d(
+                rows.div_ceil(layer_norm::ADD_LN_ROWS) * threads,
+                threads as u32,
+            );
+            let sig = layer_norm::AddLayerNorm::SIG;
+            o.push(&sig, x.dtype, cfg, 9.0 * n, bytes_of(c, &all), Unit::Memory);
+        }
         "layer_norm_backward" => {
             let (x, w) = (arg(c, "x")?, arg(c, "w")?);
             let cols = w.numel().max(1);
@@ -585,7 +601,7 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 x.dtype,
                 layer_norm::row_cfg(rows, cols),
                 10.0 * x.numel() as f64,
-                bytes_of(c, &["dx", "dy", "x", "w", "mean", "rstd"]),
+                bytes_of(c, &["dx", "dy", "x", "w", "mean", "rstd", "dres"]),
                 Unit::Memory,
             );
             let dwdb = 2.0 * bytes_of(c, &["dw", "db"]); // accumulated: read and written

@@ -224,7 +224,7 @@ impl EarlyFusion {
             let dev = d.device();
             let mut dw = dev.backend().zeros(&[h * w], DType::F32)?;
             let mut db = dev.backend().zeros(&[h * w], DType::F32)?;
-            d = ops::layer_norm_backward(&d, x, one, st, &mut dw, &mut db)?;
+            d = ops::layer_norm_backward(&d, x, one, st, (&mut dw, &mut db), None)?;
         }
         let d = d.reshape(&[bc, 1, h, w])?;
         let d = if c.frames != w {
