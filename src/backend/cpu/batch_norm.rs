@@ -2,6 +2,7 @@
 //! batch mean and the biased variance and updates the running statistics with the unbiased
 //! variance (as PyTorch); eval mode normalises with the running statistics.
 
+use super::layer_norm::{with_norm_grads, NormGrads};
 use super::{input, Cpu, HostOut};
 use crate::backend::api::batch_norm::{BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 use crate::backend::api::layer_norm::{NormBackward, NormInput};
@@ -60,20 +61,7 @@ impl BatchNormOps for Cpu {
     }
     fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
         let (n, hw) = n_hw(a.x);
-        // dw and db accumulate through copies: they may be views of one gradient buffer.
-        let mut dwv = input(a.dw)?.into_owned();
-        let mut dbv = input(a.db)?.into_owned();
-        {
-            let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
-            let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
-            let mut dx = HostOut::new(a.dx)?;
-            batch_norm_backward(
-                &mut dx, &mut dwv, &mut dbv, &dy, &x, &w, &mean, &rstd, n, hw,
-            );
-            dx.finish()?;
-        }
-        a.dw.write_f32(&dwv)?;
-        a.db.write_f32(&dbv)
+        with_norm_grads(a, |g| batch_norm_backward(g, n, hw))
     }
 }
 
@@ -171,19 +159,9 @@ fn apply(
 
 /// Train-mode backward: dx = w·rstd·(dy − mean(dy) − x̂·mean(dy·x̂)) (written),
 /// dw += Σ dy·x̂, db += Σ dy (accumulated), sums over (N, H, W) per channel.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward(
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    dy: &[f32],
-    x: &[f32],
-    w: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    n: usize,
-    hw: usize,
-) {
+pub fn batch_norm_backward(g: NormGrads, n: usize, hw: usize) {
+    let (dy, x, w, mean, rstd) = (g.dy, g.x, g.w, g.mean, g.rstd);
+    let (dx, dw, db) = (g.dx, g.dw, g.db);
     let c = w.len();
     let m = (n * hw) as f64;
     let sums: Vec<(f64, f64)> = (0..c)

@@ -22,16 +22,46 @@ impl LayerNormOps for Cpu {
         y.finish()
     }
     fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
+        with_norm_grads(a, layer_norm_backward)
+    }
+}
+
+/// The host slices of a LayerNorm or BatchNorm backward pass ([`NormBackward`] read as f32):
+/// the inputs, then dx (written) and dw and db (accumulated).
+pub struct NormGrads<'s> {
+    pub dy: &'s [f32],
+    pub x: &'s [f32],
+    pub w: &'s [f32],
+    pub mean: &'s [f32],
+    pub rstd: &'s [f32],
+    pub dx: &'s mut [f32],
+    pub dw: &'s mut [f32],
+    pub db: &'s mut [f32],
+}
+
+/// Runs `f` on the host slices of a norm backward pass and stores the results. dw and db
+/// accumulate through copies: they may be views of one gradient buffer.
+pub(super) fn with_norm_grads(a: NormBackward, f: impl FnOnce(NormGrads)) -> Result<()> {
+    let mut dw = input(a.dw)?.into_owned();
+    let mut db = input(a.db)?.into_owned();
+    {
         let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
         let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
         let mut dx = HostOut::new(a.dx)?;
-        let mut dw = HostOut::update(a.dw)?;
-        let mut db = HostOut::update(a.db)?;
-        layer_norm_backward(&mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &rstd);
+        f(NormGrads {
+            dy: &dy,
+            x: &x,
+            w: &w,
+            mean: &mean,
+            rstd: &rstd,
+            dx: &mut dx,
+            dw: &mut dw,
+            db: &mut db,
+        });
         dx.finish()?;
-        dw.finish()?;
-        db.finish()
     }
+    a.dw.write_f32(&dw)?;
+    a.db.write_f32(&db)
 }
 
 /// Forward over rows of length `w.len()`; writes y, mean[rows], rstd[rows].
@@ -62,17 +92,9 @@ pub fn layer_norm(
 
 /// Backward: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·w (written);
 /// dw += Σ dy·x̂ and db += Σ dy over rows (accumulated).
-#[allow(clippy::too_many_arguments)]
-pub fn layer_norm_backward(
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    dy: &[f32],
-    x: &[f32],
-    w: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-) {
+pub fn layer_norm_backward(g: NormGrads) {
+    let (dy, x, w, mean, rstd) = (g.dy, g.x, g.w, g.mean, g.rstd);
+    let (dx, dw, db) = (g.dx, g.dw, g.db);
     let c = w.len();
     dx.par_chunks_mut(c)
         .zip(dy.par_chunks(c).zip(x.par_chunks(c)))
