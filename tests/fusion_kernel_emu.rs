@@ -9,7 +9,7 @@
 
 mod common;
 use common::rand_vec;
-use seisfuse::backend::api::fusion::{ProjectBackward, SimilarityBackward};
+use seisfuse::backend::api::fusion::{ProjectBackward, SimilarityBackward, SimilarityInput};
 use seisfuse::backend::cuda::fusion::{
     infonce_backward_launch, infonce_launch, project_backward_launches, project_forward_launch,
     similarity_backward_launches, similarity_launch, FusionKernel, FusionLaunch,
@@ -302,12 +302,14 @@ fn emulated_similarity_and_infonce_kernels_match_the_cpu_twin() {
                 dei: &mut dei,
                 dew: &mut dew,
                 dlog_scale: &mut ds,
-                ei: &ei,
-                ew: &ew,
-                log_scale: &st,
+                input: SimilarityInput {
+                    ei: &ei,
+                    ew: &ew,
+                    log_scale: &st,
+                    max_log_scale: MAX_LOG_LOGIT_SCALE,
+                },
                 logits: &want,
                 dlogits: &want_dl,
-                max_log_scale: MAX_LOG_LOGIT_SCALE,
             };
             for l in similarity_backward_launches(&a).unwrap() {
                 run(e, &l);

@@ -207,11 +207,8 @@ pub fn weight_norm_backward(
         dg,
         dv,
         dw,
-        g,
-        v,
+        input: WeightNormInput { g, v, outer, inner },
         norm: &cache.norm,
-        outer,
-        inner,
     })
 }
 

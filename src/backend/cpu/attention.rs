@@ -21,7 +21,8 @@ impl AttentionOps for Cpu {
         out.finish()
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
-        let (qv, kv, vv, dout) = (input(a.q)?, input(a.k)?, input(a.v)?, input(a.dout)?);
+        let Qkv { q, k, v } = a.qkv;
+        let (qv, kv, vv, dout) = (input(q)?, input(k)?, input(v)?, input(a.dout)?);
         let layouts = [s.q, s.k, s.v];
         let seq = |which: usize| if which == 0 { s.seq_q } else { s.seq_k };
         match a.grads {

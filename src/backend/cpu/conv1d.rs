@@ -32,15 +32,16 @@ impl Conv1dOps for Cpu {
         // Accumulated through copies: dg and dv may be views of one gradient buffer.
         let mut dgv = input(a.dg)?.into_owned();
         let mut dvv = input(a.dv)?.into_owned();
+        let p = a.input;
         weight_norm_backward(
             &mut dgv,
             &mut dvv,
             &input(a.dw)?,
-            &input(a.g)?,
-            &input(a.v)?,
+            &input(p.g)?,
+            &input(p.v)?,
             &a.norm.f32s()?,
-            a.outer,
-            a.inner,
+            p.outer,
+            p.inner,
         );
         a.dg.write_f32(&dgv)?;
         a.dv.write_f32(&dvv)

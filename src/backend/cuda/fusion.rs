@@ -87,12 +87,12 @@ fn i32_of(what: &str, v: usize) -> Result<i32> {
 }
 
 /// The launch struct `$K` (SimilarityForward or SimilarityBackwardKernel) with the fields given
-/// by name and the similarity's operands `$e` = (ei, ew, log_scale, max_log_scale) with the
-/// sizes they imply (n_img, dim of ei; n_wave of ew); an overflowing size returns its error
-/// from the calling function (`?`).
+/// by name and the similarity's operands `$e` (a [`SimilarityInput`]) with the sizes they imply
+/// (n_img, dim of ei; n_wave of ew); an overflowing size returns its error from the calling
+/// function (`?`).
 macro_rules! with_embeddings {
     ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $e:expr) => {{
-        let (ei, ew, log_scale, max_log_scale): (&Tensor, &Tensor, &Tensor, f32) = $e;
+        let SimilarityInput { ei, ew, log_scale, max_log_scale } = $e;
         $K {
             $($f $(: $v)?,)*
             ei,
@@ -194,7 +194,12 @@ pub fn similarity_launch<'a>(
     let (ni, nw) = (ei.shape[0], ew.shape[0]);
     let warps = (FLAT_BLOCK / 32) as usize;
     let pairs = ni * nw;
-    let embeddings = (ei, ew, log_scale, max_log_scale);
+    let embeddings = SimilarityInput {
+        ei,
+        ew,
+        log_scale,
+        max_log_scale,
+    };
     Ok(FusionLaunch {
         kernel: FusionKernel::Similarity(with_embeddings!(
             SimilarityForward { logits },
@@ -246,8 +251,12 @@ pub fn infonce_backward_launch<'a>(
 pub fn similarity_backward_launches<'b>(
     a: &'b SimilarityBackward<'_>,
 ) -> Result<Vec<FusionLaunch<'b>>> {
-    let (ni, dim, nw) = (a.ei.shape[0], a.ei.shape[1], a.ew.shape[0]);
-    let embeddings = (a.ei, a.ew, a.log_scale, a.max_log_scale);
+    let embeddings = a.input;
+    let (ni, dim, nw) = (
+        embeddings.ei.shape[0],
+        embeddings.ei.shape[1],
+        embeddings.ew.shape[0],
+    );
     Ok(vec![
         FusionLaunch {
             kernel: FusionKernel::SimilarityBackward(with_embeddings!(
@@ -265,9 +274,9 @@ pub fn similarity_backward_launches<'b>(
                 dlog_scale: &*a.dlog_scale,
                 dlogits: a.dlogits,
                 logits: a.logits,
-                log_scale: a.log_scale,
+                log_scale: embeddings.log_scale,
                 count: i32_of("n_img·n_wave", ni * nw)?,
-                max_log_scale: a.max_log_scale,
+                max_log_scale: embeddings.max_log_scale,
             }),
             cfg: rows_cfg(1, 0),
         },
