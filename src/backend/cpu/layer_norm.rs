@@ -8,22 +8,40 @@ use rayon::prelude::*;
 
 impl LayerNormOps for Cpu {
     fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()> {
-        let (x, w, b) = (input(a.x)?, input(a.w)?, input(a.b)?);
-        let mut y = HostOut::new(out.y)?;
-        layer_norm(
-            &mut y,
-            &mut out.mean.f32s_mut()?,
-            &mut out.rstd.f32s_mut()?,
-            &x,
-            &w,
-            &b,
-            a.eps,
-        );
-        y.finish()
+        with_norm_input(a, |a| {
+            let mut y = HostOut::new(out.y)?;
+            layer_norm(
+                &mut y,
+                &mut out.mean.f32s_mut()?,
+                &mut out.rstd.f32s_mut()?,
+                a,
+            );
+            y.finish()
+        })
     }
     fn layer_norm_backward(&self, a: NormBackward) -> Result<()> {
         with_norm_grads(a, layer_norm_backward)
     }
+}
+
+/// [`NormInput`] read on the host: x, the affine parameters w and b, and eps.
+#[derive(Clone, Copy)]
+pub struct NormHost<'s> {
+    pub x: &'s [f32],
+    pub w: &'s [f32],
+    pub b: &'s [f32],
+    pub eps: f32,
+}
+
+/// Runs `f` on the host values of a normalisation's input (LayerNorm, BatchNorm).
+pub(super) fn with_norm_input(a: NormInput, f: impl FnOnce(NormHost) -> Result<()>) -> Result<()> {
+    let (x, w, b) = (input(a.x)?, input(a.w)?, input(a.b)?);
+    f(NormHost {
+        x: &x,
+        w: &w,
+        b: &b,
+        eps: a.eps,
+    })
 }
 
 /// The host slices of a LayerNorm or BatchNorm backward pass ([`NormBackward`] read as f32):
@@ -65,15 +83,8 @@ pub(super) fn with_norm_grads(a: NormBackward, f: impl FnOnce(NormGrads)) -> Res
 }
 
 /// Forward over rows of length `w.len()`; writes y, mean[rows], rstd[rows].
-pub fn layer_norm(
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    eps: f32,
-) {
+pub fn layer_norm(y: &mut [f32], mean: &mut [f32], rstd: &mut [f32], a: NormHost) {
+    let NormHost { x, w, b, eps } = a;
     let c = w.len();
     y.par_chunks_mut(c)
         .zip(x.par_chunks(c))
