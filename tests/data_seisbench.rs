@@ -80,15 +80,13 @@ fn waveforms_read_in_zne_order_with_picks() {
 fn synthetic_waveforms_in_seisbench_layout_read_back() {
     use seisfuse::data::npy::NpyFile;
     use seisfuse::data::seisbench::SeisBenchDataset;
-    use seisfuse::data::synth::export::{
-        write_waveforms, write_waveforms_seisbench, ExportOptions,
-    };
+    use seisfuse::data::synth::export::{self, write_waveforms_seisbench, ExportOptions};
     use seisfuse::data::synth::waveforms::WaveformConfig;
     use seisfuse::data::{Dataset, Target};
     let d = std::env::temp_dir().join(format!("seisfuse-sbw-{}", std::process::id()));
     std::fs::remove_dir_all(&d).ok();
     let cfg = WaveformConfig::new(300);
-    write_waveforms(&d, &cfg, 70, 3, &ExportOptions::default()).unwrap();
+    export::write(&d, &cfg, 70, 3, &ExportOptions::default()).unwrap();
     write_waveforms_seisbench(&d.join("sb"), &cfg, 70, 3, false).unwrap();
     let npy = NpyFile::open(d.join("waveforms.npy"))
         .unwrap()

@@ -24,8 +24,8 @@ fn opts(png: usize) -> ExportOptions {
 #[test]
 fn images_dataset_is_complete_and_deterministic() {
     let d = tmpdir("img");
-    export::write_images(&d.join("a"), &ImageConfig::new(32, 40), 10, 4, &opts(2)).unwrap();
-    export::write_images(&d.join("b"), &ImageConfig::new(32, 40), 10, 4, &opts(0)).unwrap();
+    export::write(&d.join("a"), &ImageConfig::new(32, 40), 10, 4, &opts(2)).unwrap();
+    export::write(&d.join("b"), &ImageConfig::new(32, 40), 10, 4, &opts(0)).unwrap();
     for name in [
         "clean",
         "noisy",
@@ -80,8 +80,7 @@ fn images_dataset_is_complete_and_deterministic() {
         .unwrap();
     assert_eq!(b.targets.unwrap().shape, vec![4, 32, 40]);
     // An existing non-empty folder is not overwritten without force.
-    let e =
-        export::write_images(&d.join("a"), &ImageConfig::new(32, 40), 10, 4, &opts(0)).unwrap_err();
+    let e = export::write(&d.join("a"), &ImageConfig::new(32, 40), 10, 4, &opts(0)).unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
     std::fs::remove_dir_all(d).ok();
 }
@@ -90,7 +89,7 @@ fn images_dataset_is_complete_and_deterministic() {
 fn waveform_dataset_has_seisbench_columns_and_picks() {
     let d = tmpdir("wav");
     let cfg = WaveformConfig::new(600);
-    export::write_waveforms(&d, &cfg, 12, 2, &opts(1)).unwrap();
+    export::write(&d, &cfg, 12, 2, &opts(1)).unwrap();
     let ds = NpyDataset::open(d.join("waveforms.npy"))
         .unwrap()
         .with_picks(d.join("picks.npy"))
@@ -130,7 +129,7 @@ fn waveform_dataset_has_seisbench_columns_and_picks() {
 #[test]
 fn paired_dataset_labels_match_the_model() {
     let d = tmpdir("pair");
-    export::write_paired(&d, &PairedConfig::new(32, 16, 500), 16, 1, &opts(1)).unwrap();
+    export::write(&d, &PairedConfig::new(32, 16, 500), 16, 1, &opts(1)).unwrap();
     let labels = NpyFile::open(d.join("labels.npy"))
         .unwrap()
         .to_i64_vec()

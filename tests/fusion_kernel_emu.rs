@@ -9,7 +9,9 @@
 
 mod common;
 use common::rand_vec;
-use seisfuse::backend::api::fusion::{ProjectBackward, SimilarityBackward};
+use seisfuse::backend::api::fusion::{
+    InfonceBackward, ProjectBackward, SimilarityBackward, SimilarityInput,
+};
 use seisfuse::backend::cuda::fusion::{
     infonce_backward_launch, infonce_launch, project_backward_launches, project_forward_launch,
     similarity_backward_launches, similarity_launch, FusionKernel, FusionLaunch,
@@ -259,10 +261,13 @@ fn emulated_similarity_and_infonce_kernels_match_the_cpu_twin() {
             let st = Tensor::from_f32(&[1], vec![s]).unwrap();
             let want = ops::similarity(&ei, &ew, &st, MAX_LOG_LOGIT_SCALE).unwrap();
             let logits = nans(&[n, n], DType::F32);
-            run(
-                e,
-                &similarity_launch(&logits, &ei, &ew, &st, MAX_LOG_LOGIT_SCALE).unwrap(),
-            );
+            let fwd = SimilarityInput {
+                ei: &ei,
+                ew: &ew,
+                log_scale: &st,
+                max_log_scale: MAX_LOG_LOGIT_SCALE,
+            };
+            run(e, &similarity_launch(&logits, fwd).unwrap());
             compare("similarity", &logits, &want, DType::F32);
 
             let nce = ops::infonce(&want).unwrap();
@@ -277,12 +282,14 @@ fn emulated_similarity_and_infonce_kernels_match_the_cpu_twin() {
             );
 
             let want_dl = ops::infonce_backward(&want, &nce, 1.0).unwrap();
-            let dl = nans(&[n, n], DType::F32);
-            let scale = 1.0 / (2 * n) as f32;
-            run(
-                e,
-                &infonce_backward_launch(&dl, &want, &nce.lse, scale).unwrap(),
-            );
+            let mut dl = nans(&[n, n], DType::F32);
+            let a = InfonceBackward {
+                dlogits: &mut dl,
+                logits: &want,
+                lse: &nce.lse,
+                scale: 1.0 / (2 * n) as f32,
+            };
+            run(e, &infonce_backward_launch(&a).unwrap());
             compare("infonce dlogits", &dl, &want_dl, DType::F32);
 
             let mut want_ds = Tensor::from_f32(&[1], vec![0.5]).unwrap();
@@ -302,12 +309,9 @@ fn emulated_similarity_and_infonce_kernels_match_the_cpu_twin() {
                 dei: &mut dei,
                 dew: &mut dew,
                 dlog_scale: &mut ds,
-                ei: &ei,
-                ew: &ew,
-                log_scale: &st,
+                input: fwd,
                 logits: &want,
                 dlogits: &want_dl,
-                max_log_scale: MAX_LOG_LOGIT_SCALE,
             };
             for l in similarity_backward_launches(&a).unwrap() {
                 run(e, &l);

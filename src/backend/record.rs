@@ -262,9 +262,9 @@ impl api::AttentionOps for Recorder {
     });
     logged!(attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()>, |r| {
         r.attn_grads(&a.grads);
-        r.t("q", a.q);
-        r.t("k", a.k);
-        r.t("v", a.v);
+        r.t("q", a.qkv.q);
+        r.t("k", a.qkv.k);
+        r.t("v", a.qkv.v);
         r.t("out", a.out);
         r.t("lse", a.lse);
         r.t("dout", a.dout);
@@ -357,11 +357,11 @@ impl api::Conv1dOps for Recorder {
         r.t("dg", &*a.dg);
         r.t("dv", &*a.dv);
         r.t("dw", a.dw);
-        r.t("g", a.g);
-        r.t("v", a.v);
+        r.t("g", a.input.g);
+        r.t("v", a.input.v);
+        r.num("outer", a.input.outer);
+        r.num("inner", a.input.inner);
         r.t("norm", a.norm);
-        r.num("outer", a.outer);
-        r.num("inner", a.inner);
     });
     logged!(transpose_last2(
         &self, out: &mut Tensor, x: &Tensor, m: usize, n: usize
@@ -490,9 +490,9 @@ impl api::FusionOps for Recorder {
         r.t("dei", &*a.dei);
         r.t("dew", &*a.dew);
         r.t("dlog_scale", &*a.dlog_scale);
-        r.t("ei", a.ei);
-        r.t("ew", a.ew);
-        r.t("log_scale", a.log_scale);
+        r.t("ei", a.input.ei);
+        r.t("ew", a.input.ew);
+        r.t("log_scale", a.input.log_scale);
         r.t("logits", a.logits);
         r.t("dlogits", a.dlogits);
     });
@@ -784,10 +784,10 @@ impl api::Wav2vec2Ops for Recorder {
         r.t("dlogits", &*a.dlogits);
         r.t("dcode", &*a.dcode);
         r.t("soft", a.soft);
-        r.t("hard", a.hard);
-        r.t("code", a.code);
+        r.t("code", a.book.code);
+        r.t("hard", a.book.hard);
+        r.num("groups", a.book.groups);
         r.t("dq", a.dq);
-        r.num("groups", a.groups);
     });
     logged!(codebook_perplexity(&self, a: PerplexityArgs) -> Result<()>, |r| {
         r.t("ppl", &*a.ppl);

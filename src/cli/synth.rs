@@ -313,7 +313,7 @@ pub fn run(args: Args) -> Result<()> {
     match &args.kind {
         Kind::Images { size, .. } => {
             let (h, w) = parse_size(size)?;
-            export::write_images(out, &ImageConfig::new(h, w), n, seed, &opts)?
+            export::write(out, &ImageConfig::new(h, w), n, seed, &opts)?
         }
         Kind::Waveforms {
             samples,
@@ -324,7 +324,7 @@ pub fn run(args: Args) -> Result<()> {
             let mut cfg = WaveformConfig::new(*samples);
             cfg.sampling_rate = *sampling_rate;
             cfg.sequence_classes = *sequence_classes;
-            export::write_waveforms(out, &cfg, n, seed, &opts)?;
+            export::write(out, &cfg, n, seed, &opts)?;
             if let Kind::Waveforms {
                 seisbench: true, ..
             } = &args.kind
@@ -335,7 +335,7 @@ pub fn run(args: Args) -> Result<()> {
         Kind::Continuous(_) => {}
         Kind::Paired { size, samples, .. } => {
             let (h, w) = parse_size(size)?;
-            export::write_paired(out, &PairedConfig::new(h, w, *samples), n, seed, &opts)?
+            export::write(out, &PairedConfig::new(h, w, *samples), n, seed, &opts)?
         }
     }
     progress.finish();

@@ -129,9 +129,7 @@ impl DatFile {
                 parse_sidecar(&text, &side.display().to_string())?
             }
         };
-        let file = super::open_file(&path)?;
-        // SAFETY: read-only map; see NpyFile::open.
-        let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
+        let mmap = super::map_file(&path, &name)?;
         if mmap.len() % 4 != 0 {
             bail!(
                 "{name}: {} bytes is not a whole number of float32 values (truncated or not float32)",
@@ -200,14 +198,7 @@ impl DatFile {
 /// when `sidecar`, the shape beside it as `path.json`.
 pub fn write(path: impl AsRef<Path>, shape: &[usize], data: &[f32], sidecar: bool) -> Result<()> {
     let path = path.as_ref();
-    let n = crate::limits::numel_of(format!("writing {}", path.display()), shape)?;
-    if n != data.len() {
-        bail!(
-            "writing {}: shape {shape:?} needs {n} values but {} were given",
-            path.display(),
-            data.len()
-        );
-    }
+    super::check_write_len(path, shape, data.len(), "values")?;
     let mut f = OutputFile::create(path)?;
     for v in data {
         f.write_all(&v.to_le_bytes())

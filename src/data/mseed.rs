@@ -6,8 +6,7 @@
 //! miniSEED 3 is not read (it starts with "MS"; the error says so).
 
 use super::{be_or_le16, be_or_le32};
-use anyhow::{bail, Context, Result};
-use memmap2::Mmap;
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -392,9 +391,7 @@ impl MseedFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let f = super::open_file(&path)?;
-        // SAFETY: read-only map; see NpyFile::open.
-        let mmap = unsafe { Mmap::map(&f) }.with_context(|| format!("mapping {name}"))?;
+        let mmap = super::map_file(&path, &name)?;
         if mmap.is_empty() {
             bail!("{name}: empty file");
         }

@@ -340,10 +340,7 @@ impl NpyFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let file = super::open_file(&path)?;
-        // SAFETY: the map is read-only; a file truncated by another process while mapped
-        // would fault, as with every memory-mapped reader (numpy's mmap_mode included).
-        let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
+        let mmap = super::map_file(&path, &name)?;
         let header = parse_header(&mmap, &name)?;
         let need = header
             .data_bytes()
@@ -600,14 +597,7 @@ pub fn write<T: NpyElem>(path: impl AsRef<Path>, shape: &[usize], data: &[T]) ->
 /// The complete `.npy` file under its temporary name, for callers that rename several outputs
 /// together ([`crate::atomic::Staged`]).
 pub fn create<T: NpyElem>(path: &Path, shape: &[usize], data: &[T]) -> Result<OutputFile> {
-    let n = crate::limits::numel_of(format!("writing {}", path.display()), shape)?;
-    if n != data.len() {
-        bail!(
-            "writing {}: shape {shape:?} needs {n} elements but {} were given",
-            path.display(),
-            data.len()
-        );
-    }
+    super::check_write_len(path, shape, data.len(), "elements")?;
     if cfg!(target_endian = "big") {
         bail!("writing .npy on a big-endian machine is not supported");
     }

@@ -219,9 +219,7 @@ impl SegyFile {
     pub fn open_with(path: impl AsRef<Path>, fields: &HeaderBytes) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let name = path.display().to_string();
-        let file = super::open_file(&path)?;
-        // SAFETY: read-only map; see NpyFile::open.
-        let mmap = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {name}"))?;
+        let mmap = super::map_file(&path, &name)?;
         if mmap.len() < TEXT_LEN + BIN_LEN {
             bail!(
                 "{name}: {} bytes is too short for a SEG-Y file (the textual and binary headers alone take 3600)",

@@ -61,6 +61,26 @@ pub trait Communicator: Send {
     }
 }
 
+/// The [`Communicator`] methods that a communicator built on a [`Rendezvous`] (its field
+/// `rdv`) takes from it as they are: the rank, the world size, byte broadcasts and the barrier.
+macro_rules! from_rendezvous {
+    () => {
+        fn rank(&self) -> usize {
+            self.rdv.rank()
+        }
+        fn world_size(&self) -> usize {
+            self.rdv.world_size()
+        }
+        fn broadcast(&mut self, buf: &mut [u8], root: usize) -> Result<()> {
+            self.rdv.broadcast(buf, root)
+        }
+        fn barrier(&mut self) -> Result<()> {
+            self.rdv.barrier()
+        }
+    };
+}
+pub(crate) use from_rendezvous;
+
 /// The communicator of a single process: every collective is the identity.
 #[derive(Debug, Default)]
 pub struct LocalCommunicator;
@@ -131,12 +151,7 @@ impl TcpCommunicator {
 }
 
 impl Communicator for TcpCommunicator {
-    fn rank(&self) -> usize {
-        self.rdv.rank()
-    }
-    fn world_size(&self) -> usize {
-        self.rdv.world_size()
-    }
+    from_rendezvous!();
     fn backend(&self) -> &'static str {
         "tcp"
     }
@@ -185,12 +200,6 @@ impl Communicator for TcpCommunicator {
         );
         self.acc = acc.into_inner();
         r
-    }
-    fn broadcast(&mut self, buf: &mut [u8], root: usize) -> Result<()> {
-        self.rdv.broadcast(buf, root)
-    }
-    fn barrier(&mut self) -> Result<()> {
-        self.rdv.barrier()
     }
 }
 

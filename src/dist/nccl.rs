@@ -206,12 +206,7 @@ impl Drop for NcclCommunicator {
 }
 
 impl Communicator for NcclCommunicator {
-    fn rank(&self) -> usize {
-        self.rdv.rank()
-    }
-    fn world_size(&self) -> usize {
-        self.rdv.world_size()
-    }
+    super::comm::from_rendezvous!();
     fn backend(&self) -> &'static str {
         "nccl"
     }
@@ -225,9 +220,6 @@ impl Communicator for NcclCommunicator {
         let bits: &mut [u16] = bytemuck::cast_slice_mut(buf);
         self.host_all_reduce(bits, DataType::Bf16)
     }
-    fn broadcast(&mut self, buf: &mut [u8], root: usize) -> Result<()> {
-        self.rdv.broadcast(buf, root)
-    }
     fn broadcast_f32(&mut self, buf: &mut [f32], root: usize) -> Result<()> {
         self.through_device(buf, "broadcast", |c, ptr, len, stream| {
             // SAFETY: as in host_all_reduce.
@@ -236,9 +228,6 @@ impl Communicator for NcclCommunicator {
                     .broadcast(c.comm, ptr, len, DataType::F32, root, stream)
             }
         })
-    }
-    fn barrier(&mut self) -> Result<()> {
-        self.rdv.barrier()
     }
     fn as_nccl(&mut self) -> Option<&mut NcclCommunicator> {
         Some(self)

@@ -56,57 +56,50 @@ impl RendezvousOptions {
 /// Rank 0's fold of one incoming chunk: `(offset, acc, incoming)`.
 pub(crate) type Fold<'a, T> = dyn FnMut(usize, &mut [T], &[T]) + 'a;
 
-/// What a frame carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Kind {
-    AllReduce = 1,
-    Broadcast = 2,
-    Barrier = 3,
-    Abort = 4,
+/// Declares the `#[repr(u8)]` enums of the frame header, each with `from_u8` (None for a byte
+/// that is no variant) and `name`, the variant's word in messages.
+macro_rules! header_enums {
+    ($($(#[$doc:meta])* $enum:ident { $($variant:ident = $byte:literal => $name:literal,)* })*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+            #[repr(u8)]
+            pub(crate) enum $enum {
+                $($variant = $byte,)*
+            }
+
+            impl $enum {
+                fn from_u8(b: u8) -> Option<$enum> {
+                    match b {
+                        $($byte => Some($enum::$variant),)*
+                        _ => None,
+                    }
+                }
+                fn name(self) -> &'static str {
+                    match self {
+                        $($enum::$variant => $name,)*
+                    }
+                }
+            }
+        )*
+    };
 }
 
-impl Kind {
-    fn from_u8(b: u8) -> Option<Kind> {
-        Some(match b {
-            1 => Kind::AllReduce,
-            2 => Kind::Broadcast,
-            3 => Kind::Barrier,
-            4 => Kind::Abort,
-            _ => return None,
-        })
+header_enums! {
+    /// What a frame carries.
+    Kind {
+        AllReduce = 1 => "all-reduce",
+        Broadcast = 2 => "broadcast",
+        Barrier = 3 => "barrier",
+        Abort = 4 => "abort",
     }
-    fn name(self) -> &'static str {
-        match self {
-            Kind::AllReduce => "all-reduce",
-            Kind::Broadcast => "broadcast",
-            Kind::Barrier => "barrier",
-            Kind::Abort => "abort",
-        }
-    }
-}
-
-/// Element type of a frame's payload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Wire {
-    None = 0,
-    U8 = 1,
-    F32 = 2,
-    F64 = 3,
-    Bf16 = 4,
-}
-
-impl Wire {
-    fn name(b: u8) -> &'static str {
-        match b {
-            0 => "nothing",
-            1 => "bytes",
-            2 => "f32",
-            3 => "f64",
-            4 => "bf16",
-            _ => "an unknown type",
-        }
+    /// Element type of a frame's payload.
+    Wire {
+        None = 0 => "nothing",
+        U8 = 1 => "bytes",
+        F32 = 2 => "f32",
+        F64 = 3 => "f64",
+        Bf16 = 4 => "bf16",
     }
 }
 
@@ -146,7 +139,7 @@ impl Header {
                 k.name(),
                 self.seq,
                 self.len,
-                Wire::name(self.wire)
+                Wire::from_u8(self.wire).map_or("an unknown type", Wire::name)
             ),
             None => format!("an unknown message (kind {})", self.kind),
         }

@@ -218,6 +218,26 @@ pub struct HeadConfig {
 }
 
 impl HeadConfig {
+    /// Checks that `hidden` is [batch, frames, self.hidden] with at least `min_frames` frames
+    /// and returns [batch, frames, hidden]; `head` names the head in the errors.
+    fn hidden_dims(&self, head: &str, hidden: &Tensor, min_frames: usize) -> Result<[usize; 3]> {
+        let [b, frames, h] = hidden.shape[..] else {
+            bail!(
+                "{head}: hidden states must be [batch, frames, {}], found {:?}",
+                self.hidden,
+                hidden.shape
+            );
+        };
+        if h != self.hidden || frames < min_frames {
+            bail!(
+                "{head}: built for hidden size {}, found hidden states {:?}",
+                self.hidden,
+                hidden.shape
+            );
+        }
+        Ok([b, frames, h])
+    }
+
     /// The picking head for an encoder of `hidden` size: 3 classes, dropout 0.2, DoubleConv
     /// width `channels`.
     pub fn picking(hidden: usize, channels: usize) -> Self {
@@ -286,20 +306,7 @@ impl PhasePickHead {
 
     /// hidden [B, T', H] and the normalised waveforms [B, 3, T] → logits [B, T, classes].
     pub fn forward(&mut self, hidden: &Tensor, wave: &Tensor) -> Result<(Tensor, PhasePickCache)> {
-        let [b, frames, h] = hidden.shape[..] else {
-            bail!(
-                "phase-picking head: hidden states must be [batch, frames, {}], found {:?}",
-                self.cfg.hidden,
-                hidden.shape
-            );
-        };
-        if h != self.cfg.hidden {
-            bail!(
-                "phase-picking head: built for hidden size {}, found hidden states {:?}",
-                self.cfg.hidden,
-                hidden.shape
-            );
-        }
+        let [b, frames, h] = self.cfg.hidden_dims("phase-picking head", hidden, 0)?;
         let [bw, c, t] = wave.shape[..] else {
             bail!(
                 "phase-picking head: waveforms must be [batch, {}, samples], found {:?}",
@@ -454,20 +461,7 @@ impl EventHead {
 
     /// hidden [B, T', H] → logits [B, classes].
     pub fn forward(&mut self, hidden: &Tensor) -> Result<(Tensor, EventCache)> {
-        let [b, frames, h] = hidden.shape[..] else {
-            bail!(
-                "event head: hidden states must be [batch, frames, {}], found {:?}",
-                self.cfg.hidden,
-                hidden.shape
-            );
-        };
-        if h != self.cfg.hidden || frames == 0 {
-            bail!(
-                "event head: built for hidden size {}, found hidden states {:?}",
-                self.cfg.hidden,
-                hidden.shape
-            );
-        }
+        let [b, _, _] = self.cfg.hidden_dims("event head", hidden, 1)?;
         let key = |stream_id| {
             self.training.then_some(DropoutKey {
                 seed: self.seed,

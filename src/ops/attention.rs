@@ -94,9 +94,11 @@ pub fn attention_qkv_backward(
     let mut g = alloc(&d, &qkv.shape, qkv.dtype)?;
     let a = AttentionBackward {
         grads: AttnGrads::Fused(&mut g),
-        q: qkv,
-        k: qkv,
-        v: qkv,
+        qkv: Qkv {
+            q: qkv,
+            k: qkv,
+            v: qkv,
+        },
         out: &fwd.out,
         lse: &fwd.lse,
         dout,
@@ -166,9 +168,7 @@ pub fn attention_backward(
             dk: &mut gk,
             dv: &mut gv,
         },
-        q,
-        k,
-        v,
+        qkv: Qkv { q, k, v },
         out: &fwd.out,
         lse: &fwd.lse,
         dout,

@@ -11,13 +11,12 @@ use crate::backend::api::conv1d::{
 /// Checks x [B, Cin, L], w [Cout, Cin/groups, K] and the bias [Cout], and returns the shape.
 fn conv_shape(
     op: &str,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
+    a: ConvInput,
     stride: usize,
     padding: usize,
     groups: usize,
 ) -> Result<Conv1dShape> {
+    let ConvInput { x, w, bias } = a;
     check_float(op, "x", x)?;
     check_same_dtype(op, x, w)?;
     let [batch, cin, lin] = x.shape[..] else {
@@ -77,12 +76,13 @@ pub fn conv1d(
     padding: usize,
     groups: usize,
 ) -> Result<Tensor> {
-    let s = conv_shape("conv1d", x, w, bias, stride, padding, groups)?;
+    let a = ConvInput { x, w, bias };
+    let s = conv_shape("conv1d", a, stride, padding, groups)?;
     let mut ts = vec![x, w];
     ts.extend(bias);
     let d = check_device("conv1d", &ts)?;
     let mut y = alloc(&d, &[s.batch, s.cout, s.lout().unwrap_or(0)], x.dtype)?;
-    d.run().conv1d(&mut y, ConvInput { x, w, bias }, &s)?;
+    d.run().conv1d(&mut y, a, &s)?;
     Ok(y)
 }
 
@@ -101,7 +101,7 @@ pub fn conv1d_backward(
     want_dx: bool,
 ) -> Result<Option<Tensor>> {
     let op = "conv1d_backward";
-    let s = conv_shape(op, x, w, None, stride, padding, groups)?;
+    let s = conv_shape(op, ConvInput { x, w, bias: None }, stride, padding, groups)?;
     let yshape = [s.batch, s.cout, s.lout().unwrap_or(0)];
     if dy.shape != yshape {
         bail!("{op}: dy must be {yshape:?}, found {:?}", dy.shape);
@@ -207,11 +207,8 @@ pub fn weight_norm_backward(
         dg,
         dv,
         dw,
-        g,
-        v,
+        input: WeightNormInput { g, v, outer, inner },
         norm: &cache.norm,
-        outer,
-        inner,
     })
 }
 
@@ -289,12 +286,13 @@ fn slice_plan(
 /// x[..., start..start + len, ...] along `axis` (e.g. dropping the last frame of the positional
 /// convolution's output when its kernel is even: axis 2 of [B, C, T+1], start 0, len T).
 pub fn slice_axis(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
-    check_float("slice_axis", "x", x)?;
-    let (dims, shape) = slice_plan("slice_axis", &x.shape, axis, start, len, true)?;
-    let d = x.device();
-    let mut out = alloc(&d, &shape, x.dtype)?;
-    d.run().slice_axis(&mut out, x, &dims)?;
-    Ok(out)
+    sliced(
+        ("slice_axis", "x"),
+        x,
+        (axis, start, len),
+        true,
+        |b, out, x, dims| b.slice_axis(out, x, dims),
+    )
 }
 
 /// Backward of [`slice_axis`]: dx of length `len_in` along `axis`, dy in the slice, zeros
@@ -305,10 +303,26 @@ pub fn slice_axis_backward(
     start: usize,
     len_in: usize,
 ) -> Result<Tensor> {
-    check_float("slice_axis_backward", "dy", dy)?;
-    let (dims, shape) = slice_plan("slice_axis_backward", &dy.shape, axis, start, len_in, false)?;
-    let d = dy.device();
-    let mut dx = alloc(&d, &shape, dy.dtype)?;
-    d.run().slice_axis_backward(&mut dx, dy, &dims)?;
-    Ok(dx)
+    let op = ("slice_axis_backward", "dy");
+    sliced(op, dy, (axis, start, len_in), false, |b, dx, dy, dims| {
+        b.slice_axis_backward(dx, dy, dims)
+    })
+}
+
+/// What [`slice_axis`] and its backward share: checks the input `x` (`(op, name)` for the
+/// errors), plans the slice ([`slice_plan`] with `(axis, start, len)`, `forward` as there),
+/// allocates the output on x's device and lets `run` call the device's op.
+fn sliced(
+    (op, name): (&str, &str),
+    x: &Tensor,
+    (axis, start, len): (usize, usize, usize),
+    forward: bool,
+    run: fn(&dyn Backend, &mut Tensor, &Tensor, &SliceDims) -> Result<()>,
+) -> Result<Tensor> {
+    check_float(op, name, x)?;
+    let (dims, shape) = slice_plan(op, &x.shape, axis, start, len, forward)?;
+    let d = x.device();
+    let mut out = alloc(&d, &shape, x.dtype)?;
+    run(d.run(), &mut out, x, &dims)?;
+    Ok(out)
 }

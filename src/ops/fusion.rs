@@ -181,12 +181,14 @@ pub fn similarity_backward(
         dei: &mut dei,
         dew: &mut dew,
         dlog_scale,
-        ei,
-        ew,
-        log_scale,
+        input: SimilarityInput {
+            ei,
+            ew,
+            log_scale,
+            max_log_scale,
+        },
         logits,
         dlogits,
-        max_log_scale,
     })?;
     Ok((dei, dew))
 }

@@ -161,10 +161,12 @@ pub fn gumbel_quantize_backward(
         dlogits: &mut dl,
         dcode: dcodevectors,
         soft: &out.soft,
-        hard: &out.hard,
-        code: codevectors,
+        book: Codebook {
+            code: codevectors,
+            hard: &out.hard,
+            groups: g,
+        },
         dq,
-        groups: g,
         tau: out.tau,
     })?;
     Ok(dl)

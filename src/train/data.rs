@@ -165,13 +165,17 @@ impl ImageRole {
     }
 }
 
-/// Synthetic sections drawn on demand (index i is always the same section).
-pub struct SynthImages {
-    cfg: images::ImageConfig,
+/// A synthetic dataset drawn on demand from a generator's config `C` and a seed (index i is
+/// always the same sample), `n` samples, read for a task as `role` says.
+pub struct Synth<C, R> {
+    cfg: C,
     seed: u64,
     n: usize,
-    role: ImageRole,
+    role: R,
 }
+
+/// Synthetic sections drawn on demand.
+pub type SynthImages = Synth<images::ImageConfig, ImageRole>;
 
 impl Dataset for SynthImages {
     fn len(&self) -> usize {
@@ -213,12 +217,7 @@ pub enum WaveRole {
 }
 
 /// Synthetic 3-component traces drawn on demand.
-pub struct SynthWaves {
-    cfg: waveforms::WaveformConfig,
-    seed: u64,
-    n: usize,
-    role: WaveRole,
-}
+pub type SynthWaves = Synth<waveforms::WaveformConfig, WaveRole>;
 
 impl Dataset for SynthWaves {
     fn len(&self) -> usize {

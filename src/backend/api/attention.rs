@@ -35,9 +35,7 @@ pub enum AttnGrads<'a> {
 pub struct AttentionBackward<'a> {
     /// Written.
     pub grads: AttnGrads<'a>,
-    pub q: &'a Tensor,
-    pub k: &'a Tensor,
-    pub v: &'a Tensor,
+    pub qkv: Qkv<'a>,
     /// The forward output [B, Nq, H·D] and log-sum-exp [B, H, Nq] (f32).
     pub out: &'a Tensor,
     pub lse: &'a Tensor,

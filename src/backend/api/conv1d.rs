@@ -42,12 +42,10 @@ pub struct WeightNormBackward<'a> {
     pub dv: &'a mut Tensor,
     /// The gradient of the normalised weight w.
     pub dw: &'a Tensor,
-    pub g: &'a Tensor,
-    pub v: &'a Tensor,
+    /// The forward's parameters.
+    pub input: WeightNormInput<'a>,
     /// ‖v‖ per index of the kept axis, from the forward pass (f32).
     pub norm: &'a Tensor,
-    pub outer: usize,
-    pub inner: usize,
 }
 
 /// A slice along one axis of a tensor viewed as [outer, len_in, inner]: positions

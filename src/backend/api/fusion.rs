@@ -60,13 +60,11 @@ pub struct SimilarityBackward<'a> {
     pub dew: &'a mut Tensor,
     /// d s, accumulated (`+=`) into a one-element f32 tensor; zero where the scale is clamped.
     pub dlog_scale: &'a mut Tensor,
-    pub ei: &'a Tensor,
-    pub ew: &'a Tensor,
-    pub log_scale: &'a Tensor,
+    /// The forward's inputs.
+    pub input: SimilarityInput<'a>,
     /// The forward logits and their gradient [n_img, n_wave] (f32).
     pub logits: &'a Tensor,
     pub dlogits: &'a Tensor,
-    pub max_log_scale: f32,
 }
 
 pub trait FusionOps {

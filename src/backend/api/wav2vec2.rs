@@ -10,13 +10,12 @@ pub struct CodevectorBackward<'a> {
     pub dlogits: &'a mut Tensor,
     /// Accumulated: dcode[g·V + v] += Σ of dq over the rows whose hard choice in group g is v.
     pub dcode: &'a mut Tensor,
-    /// The forward's soft probabilities [rows·G, V] and i32 hard choices [rows·G].
+    /// The forward's soft probabilities [rows·G, V].
     pub soft: &'a Tensor,
-    pub hard: &'a Tensor,
-    /// The codevectors [G·V, d] and the gradient of the quantized vectors [rows·G·d].
-    pub code: &'a Tensor,
+    /// The codevectors and the forward's hard choices.
+    pub book: Codebook<'a>,
+    /// The gradient of the quantized vectors [rows·G·d].
     pub dq: &'a Tensor,
-    pub groups: usize,
     pub tau: f32,
 }
 

@@ -17,24 +17,25 @@ impl AttentionOps for Cpu {
     fn attention(&self, o: AttentionOut, x: Qkv, s: &AttnShape) -> Result<()> {
         let (qv, kv, vv) = (input(x.q)?, input(x.k)?, input(x.v)?);
         let mut out = HostOut::new(o.out)?;
-        attention_forward(&mut out, &mut o.lse.f32s_mut()?, &qv, &kv, &vv, s);
+        attention_forward(&mut out, &mut o.lse.f32s_mut()?, (&qv, &kv, &vv), s);
         out.finish()
     }
     fn attention_backward(&self, a: AttentionBackward, s: &AttnShape) -> Result<()> {
-        let (qv, kv, vv, dout) = (input(a.q)?, input(a.k)?, input(a.v)?, input(a.dout)?);
+        let Qkv { q, k, v } = a.qkv;
+        let (qv, kv, vv, dout) = (input(q)?, input(k)?, input(v)?, input(a.dout)?);
         let layouts = [s.q, s.k, s.v];
         let seq = |which: usize| if which == 0 { s.seq_q } else { s.seq_k };
         match a.grads {
             AttnGrads::Fused(g) => {
                 let mut gv = HostOut::new(g)?;
-                attention_backward(&qv, &kv, &vv, &dout, s, |which, b, h, src| {
+                attention_backward((&qv, &kv, &vv), &dout, s, |which, b, h, src| {
                     put_head(&mut gv, s, layouts[which], seq(which), b, h, src);
                 });
                 gv.finish()
             }
             AttnGrads::Separate { dq, dk, dv } => {
                 let mut g = [HostOut::new(dq)?, HostOut::new(dk)?, HostOut::new(dv)?];
-                attention_backward(&qv, &kv, &vv, &dout, s, |which, b, h, src| {
+                attention_backward((&qv, &kv, &vv), &dout, s, |which, b, h, src| {
                     put_head(&mut g[which], s, layouts[which], seq(which), b, h, src);
                 });
                 let [gq, gk, gv] = g;
@@ -153,8 +154,11 @@ fn probs(q: &[f32], k: &[f32], s: &AttnShape) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Head h of sample b of q, k and v, dense.
+/// [`Qkv`] read on the host: the q, k and v buffers (one buffer three times when fused).
+pub type QkvHost<'a> = (&'a [f32], &'a [f32], &'a [f32]);
+
 fn gather_qkv(
-    (q, k, v): (&[f32], &[f32], &[f32]),
+    (q, k, v): QkvHost,
     s: &AttnShape,
     b: usize,
     h: usize,
@@ -167,20 +171,13 @@ fn gather_qkv(
 }
 
 /// o [B, Nq, H·D] and lse [B, H, Nq].
-pub fn attention_forward(
-    o: &mut [f32],
-    lse: &mut [f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    s: &AttnShape,
-) {
+pub fn attention_forward(o: &mut [f32], lse: &mut [f32], qkv: QkvHost, s: &AttnShape) {
     let (nq, nk, d, hh) = (s.seq_q, s.seq_k, s.head_dim, s.heads);
     let heads: Vec<(Vec<f32>, Vec<f32>)> = (0..s.batch * hh)
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / hh, bh % hh);
-            let (qh, kh, vh) = gather_qkv((q, k, v), s, b, h);
+            let (qh, kh, vh) = gather_qkv(qkv, s, b, h);
             let (p, l) = probs(&qh, &kh, s);
             let mut out = vec![0.0f32; nq * d];
             mm(&mut out, &p, &vh, nq, d, nk, false, false);
@@ -204,9 +201,7 @@ type HeadGrads = (Vec<f32>, Vec<f32>, Vec<f32>);
 /// Writes dq, dk, dv through `put(which, b, h, dense)` (which = 0, 1, 2), so that they can land
 /// in one fused buffer or in three.
 pub fn attention_backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    qkv: QkvHost,
     dout: &[f32],
     s: &AttnShape,
     mut put: impl FnMut(usize, usize, usize, &[f32]),
@@ -220,7 +215,7 @@ pub fn attention_backward(
         .into_par_iter()
         .map(|bh| {
             let (b, h) = (bh / hh, bh % hh);
-            let (qh, kh, vh) = gather_qkv((q, k, v), s, b, h);
+            let (qh, kh, vh) = gather_qkv(qkv, s, b, h);
             let doh = gather(dout, s, ol, nq, b, h);
             let (p, _) = probs(&qh, &kh, s);
             // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale

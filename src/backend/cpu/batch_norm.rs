@@ -2,7 +2,8 @@
 //! batch mean and the biased variance and updates the running statistics with the unbiased
 //! variance (as PyTorch); eval mode normalises with the running statistics.
 
-use super::{input, Cpu, HostOut};
+use super::layer_norm::{with_norm_grads, with_norm_input, NormGrads, NormHost};
+use super::{Cpu, HostOut};
 use crate::backend::api::batch_norm::{BatchNormOps, BatchNormRunning, BatchNormTrainOut};
 use crate::backend::api::layer_norm::{NormBackward, NormInput};
 use crate::tensor::Tensor;
@@ -22,25 +23,12 @@ impl BatchNormOps for Cpu {
         // gone before the copies are stored.
         let mut rm = out.running_mean.f32s()?.to_vec();
         let mut rv = out.running_var.f32s()?.to_vec();
-        {
-            let (xv, wv, bv) = (input(a.x)?, input(a.w)?, input(a.b)?);
+        with_norm_input(a, |a| {
             let mut y = HostOut::new(out.y)?;
-            batch_norm_train(
-                &mut y,
-                &mut out.mean.f32s_mut()?,
-                &mut out.rstd.f32s_mut()?,
-                &mut rm,
-                &mut rv,
-                &xv,
-                &wv,
-                &bv,
-                n,
-                hw,
-                a.eps,
-                momentum,
-            );
-            y.finish()?;
-        }
+            let (mean, rstd) = (&mut out.mean.f32s_mut()?, &mut out.rstd.f32s_mut()?);
+            batch_norm_train(&mut y, mean, rstd, (&mut rm, &mut rv), a, (n, hw), momentum);
+            y.finish()
+        })?;
         out.running_mean.f32s_mut()?.copy_from_slice(&rm);
         out.running_var.f32s_mut()?.copy_from_slice(&rv);
         Ok(())
@@ -52,11 +40,12 @@ impl BatchNormOps for Cpu {
         running: BatchNormRunning,
     ) -> Result<()> {
         let (_, hw) = n_hw(a.x);
-        let (xv, wv, bv) = (input(a.x)?, input(a.w)?, input(a.b)?);
-        let (rm, rv) = (running.mean.f32s()?, running.var.f32s()?);
-        let mut o = HostOut::new(y)?;
-        batch_norm_eval(&mut o, &xv, &wv, &bv, &rm, &rv, hw, a.eps);
-        o.finish()
+        with_norm_input(a, |a| {
+            let (rm, rv) = (running.mean.f32s()?, running.var.f32s()?);
+            let mut o = HostOut::new(y)?;
+            batch_norm_eval(&mut o, a, (&rm, &rv), hw);
+            o.finish()
+        })
     }
     fn batch_norm_backward(&self, a: NormBackward) -> Result<()> {
         anyhow::ensure!(
@@ -64,40 +53,22 @@ impl BatchNormOps for Cpu {
             "batch_norm_backward: no residual gradient"
         );
         let (n, hw) = n_hw(a.x);
-        // dw and db accumulate through copies: they may be views of one gradient buffer.
-        let mut dwv = input(a.dw)?.into_owned();
-        let mut dbv = input(a.db)?.into_owned();
-        {
-            let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
-            let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
-            let mut dx = HostOut::new(a.dx)?;
-            batch_norm_backward(
-                &mut dx, &mut dwv, &mut dbv, &dy, &x, &w, &mean, &rstd, n, hw,
-            );
-            dx.finish()?;
-        }
-        a.dw.write_f32(&dwv)?;
-        a.db.write_f32(&dbv)
+        with_norm_grads(a, |g| batch_norm_backward(g, n, hw))
     }
 }
 
 /// Train-mode forward. Writes y, mean[c], rstd[c]; updates running_mean and running_var with
 /// `momentum` (new = (1 − m)·old + m·batch, the variance unbiased by M/(M − 1), M = n·hw).
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train(
     y: &mut [f32],
     mean: &mut [f32],
     rstd: &mut [f32],
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    n: usize,
-    hw: usize,
-    eps: f32,
+    (running_mean, running_var): (&mut [f32], &mut [f32]),
+    a: NormHost,
+    (n, hw): (usize, usize),
     momentum: f32,
 ) {
+    let NormHost { x, w, eps, .. } = a;
     let c = w.len();
     let m = (n * hw) as f64;
     let stats: Vec<(f64, f64)> = (0..c)
@@ -128,39 +99,27 @@ pub fn batch_norm_train(
         running_mean[ch] = (1.0 - momentum) * running_mean[ch] + momentum * mu as f32;
         running_var[ch] = (1.0 - momentum) * running_var[ch] + momentum * unbiased as f32;
     }
-    apply(y, x, w, b, mean, rstd, c, hw);
+    apply(y, a, mean, rstd, hw);
 }
 
 /// Eval-mode forward with the running statistics: y = (x − rm)·(rv + eps)^−½·w + b.
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval(
     y: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    running_mean: &[f32],
-    running_var: &[f32],
+    a: NormHost,
+    (running_mean, running_var): (&[f32], &[f32]),
     hw: usize,
-    eps: f32,
 ) {
     let rstd: Vec<f32> = running_var
         .iter()
-        .map(|&v| 1.0 / (v + eps).sqrt())
+        .map(|&v| 1.0 / (v + a.eps).sqrt())
         .collect();
-    apply(y, x, w, b, running_mean, &rstd, w.len(), hw);
+    apply(y, a, running_mean, &rstd, hw);
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    y: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    c: usize,
-    hw: usize,
-) {
+/// y = (x − mean)·rstd·w + b per channel (of x's w.len()), planes of `hw`.
+fn apply(y: &mut [f32], a: NormHost, mean: &[f32], rstd: &[f32], hw: usize) {
+    let NormHost { x, w, b, .. } = a;
+    let c = w.len();
     y.par_chunks_mut(hw.max(1))
         .zip(x.par_chunks(hw.max(1)))
         .enumerate()
@@ -175,19 +134,9 @@ fn apply(
 
 /// Train-mode backward: dx = w·rstd·(dy − mean(dy) − x̂·mean(dy·x̂)) (written),
 /// dw += Σ dy·x̂, db += Σ dy (accumulated), sums over (N, H, W) per channel.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward(
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    dy: &[f32],
-    x: &[f32],
-    w: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    n: usize,
-    hw: usize,
-) {
+pub fn batch_norm_backward(g: NormGrads, n: usize, hw: usize) {
+    let (dy, x, w, mean, rstd) = (g.dy, g.x, g.w, g.mean, g.rstd);
+    let (dx, dw, db) = (g.dx, g.dw, g.db);
     let c = w.len();
     let m = (n * hw) as f64;
     let sums: Vec<(f64, f64)> = (0..c)

@@ -25,23 +25,20 @@ impl Conv1dOps for Cpu {
     fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()> {
         let (gv, vv) = (input(a.g)?, input(a.v)?);
         let mut o = HostOut::new(w)?;
-        weight_norm(&mut o, &mut norm.f32s_mut()?, &gv, &vv, a.outer, a.inner);
+        weight_norm(
+            &mut o,
+            &mut norm.f32s_mut()?,
+            WeightNormHost::of(a, &gv, &vv),
+        );
         o.finish()
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
         // Accumulated through copies: dg and dv may be views of one gradient buffer.
         let mut dgv = input(a.dg)?.into_owned();
         let mut dvv = input(a.dv)?.into_owned();
-        weight_norm_backward(
-            &mut dgv,
-            &mut dvv,
-            &input(a.dw)?,
-            &input(a.g)?,
-            &input(a.v)?,
-            &a.norm.f32s()?,
-            a.outer,
-            a.inner,
-        );
+        let (gv, vv) = (input(a.input.g)?, input(a.input.v)?);
+        let p = WeightNormHost::of(a.input, &gv, &vv);
+        weight_norm_backward((&mut dgv, &mut dvv), &input(a.dw)?, p, &a.norm.f32s()?);
         a.dg.write_f32(&dgv)?;
         a.dv.write_f32(&dvv)
     }
@@ -198,18 +195,33 @@ pub fn conv1d_backward_params(
     }
 }
 
+/// [`WeightNormInput`] read on the host: g, and v viewed as [outer, g.len(), inner].
+#[derive(Clone, Copy)]
+pub struct WeightNormHost<'s> {
+    pub g: &'s [f32],
+    pub v: &'s [f32],
+    pub outer: usize,
+    pub inner: usize,
+}
+
+impl<'s> WeightNormHost<'s> {
+    /// `a`'s view with its g and v read as `g` and `v`.
+    fn of(a: WeightNormInput, g: &'s [f32], v: &'s [f32]) -> Self {
+        WeightNormHost {
+            g,
+            v,
+            outer: a.outer,
+            inner: a.inner,
+        }
+    }
+}
+
 /// Weight norm over every axis but one: v viewed as [outer, kdim, inner]; for each index k of the
 /// kept axis, norm[k] = ‖v[:, k, :]‖ and w[:, k, :] = g[k] · v[:, k, :] / norm[k].
 /// (PyTorch's `weight_norm(conv, dim=2)` on a [Cout, Cin/groups, K] weight: outer = Cout·Cin/groups,
 /// kdim = K, inner = 1.)
-pub fn weight_norm(
-    w: &mut [f32],
-    norm: &mut [f32],
-    g: &[f32],
-    v: &[f32],
-    outer: usize,
-    inner: usize,
-) {
+pub fn weight_norm(w: &mut [f32], norm: &mut [f32], p: WeightNormHost) {
+    let WeightNormHost { g, v, outer, inner } = p;
     let kdim = g.len();
     for k in 0..kdim {
         let mut ss = 0.0f64;
@@ -234,17 +246,13 @@ pub fn weight_norm(
 
 /// Backward of [`weight_norm`]: with s[k] = Σ dw·v over the slice,
 /// dg[k] += s[k] / norm[k] and dv += (g/norm)·dw − (g·s/norm³)·v (both accumulated).
-#[allow(clippy::too_many_arguments)]
 pub fn weight_norm_backward(
-    dg: &mut [f32],
-    dv: &mut [f32],
+    (dg, dv): (&mut [f32], &mut [f32]),
     dw: &[f32],
-    g: &[f32],
-    v: &[f32],
+    p: WeightNormHost,
     norm: &[f32],
-    outer: usize,
-    inner: usize,
 ) {
+    let WeightNormHost { g, v, outer, inner } = p;
     let kdim = g.len();
     let mut s = vec![0.0f32; kdim];
     for k in 0..kdim {

@@ -68,18 +68,19 @@ impl FusionOps for Cpu {
         Ok(())
     }
     fn similarity_backward(&self, a: SimilarityBackward) -> Result<()> {
-        let dim = a.ei.shape[1];
-        let (ei, ew) = (input(a.ei)?, input(a.ew)?);
-        let s = a.log_scale.f32s()?[0];
+        let fwd = a.input;
+        let dim = fwd.ei.shape[1];
+        let (ei, ew) = (input(fwd.ei)?, input(fwd.ew)?);
+        let s = fwd.log_scale.f32s()?[0];
         let (logits, dl) = (a.logits.f32s()?, a.dlogits.f32s()?);
         let mut dei = HostOut::new(a.dei)?;
         let mut dew = HostOut::new(a.dew)?;
-        let t = logit_scale(s, a.max_log_scale);
+        let t = logit_scale(s, fwd.max_log_scale);
         similarity_backward(&mut dei, &mut dew, &dl, &ei, &ew, dim, t);
         dei.finish()?;
         dew.finish()?;
         let mut ds = a.dlog_scale.f32s_mut()?;
-        ds[0] += log_scale_grad(&dl, &logits, s, a.max_log_scale);
+        ds[0] += log_scale_grad(&dl, &logits, s, fwd.max_log_scale);
         Ok(())
     }
 }

@@ -11,18 +11,16 @@ use rayon::prelude::*;
 
 impl LayerNormOps for Cpu {
     fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()> {
-        let (x, w, b) = (input(a.x)?, input(a.w)?, input(a.b)?);
-        let mut y = HostOut::new(out.y)?;
-        layer_norm(
-            &mut y,
-            &mut out.mean.f32s_mut()?,
-            &mut out.rstd.f32s_mut()?,
-            &x,
-            &w,
-            &b,
-            a.eps,
-        );
-        y.finish()
+        with_norm_input(a, |a| {
+            let mut y = HostOut::new(out.y)?;
+            layer_norm(
+                &mut y,
+                &mut out.mean.f32s_mut()?,
+                &mut out.rstd.f32s_mut()?,
+                a,
+            );
+            y.finish()
+        })
     }
     /// The unfused pair: the twin of the fused kernel gives the same bits as `add` and
     /// `layer_norm` called one after the other.
@@ -38,28 +36,71 @@ impl LayerNormOps for Cpu {
             let mut out = dx.clone();
             return self.add(&mut out, &dx, dres);
         }
-        let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
-        let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
-        let mut dx = HostOut::new(a.dx)?;
-        let mut dw = HostOut::update(a.dw)?;
-        let mut db = HostOut::update(a.db)?;
-        layer_norm_backward(&mut dx, &mut dw, &mut db, &dy, &x, &w, &mean, &rstd);
-        dx.finish()?;
-        dw.finish()?;
-        db.finish()
+        with_norm_grads(a, layer_norm_backward)
     }
 }
 
+/// [`NormInput`] read on the host: x, the affine parameters w and b, and eps.
+#[derive(Clone, Copy)]
+pub struct NormHost<'s> {
+    pub x: &'s [f32],
+    pub w: &'s [f32],
+    pub b: &'s [f32],
+    pub eps: f32,
+}
+
+/// Runs `f` on the host values of a normalisation's input (LayerNorm, BatchNorm).
+pub(super) fn with_norm_input(a: NormInput, f: impl FnOnce(NormHost) -> Result<()>) -> Result<()> {
+    let (x, w, b) = (input(a.x)?, input(a.w)?, input(a.b)?);
+    f(NormHost {
+        x: &x,
+        w: &w,
+        b: &b,
+        eps: a.eps,
+    })
+}
+
+/// The host slices of a LayerNorm or BatchNorm backward pass ([`NormBackward`] read as f32):
+/// the inputs, then dx (written) and dw and db (accumulated).
+pub struct NormGrads<'s> {
+    pub dy: &'s [f32],
+    pub x: &'s [f32],
+    pub w: &'s [f32],
+    pub mean: &'s [f32],
+    pub rstd: &'s [f32],
+    pub dx: &'s mut [f32],
+    pub dw: &'s mut [f32],
+    pub db: &'s mut [f32],
+}
+
+/// Runs `f` on the host slices of a norm backward pass and stores the results. dw and db
+/// accumulate through copies: they may be views of one gradient buffer.
+pub(super) fn with_norm_grads(a: NormBackward, f: impl FnOnce(NormGrads)) -> Result<()> {
+    let mut dw = input(a.dw)?.into_owned();
+    let mut db = input(a.db)?.into_owned();
+    {
+        let (dy, x, w) = (input(a.dy)?, input(a.x)?, input(a.w)?);
+        let (mean, rstd) = (a.mean.f32s()?, a.rstd.f32s()?);
+        let mut dx = HostOut::new(a.dx)?;
+        f(NormGrads {
+            dy: &dy,
+            x: &x,
+            w: &w,
+            mean: &mean,
+            rstd: &rstd,
+            dx: &mut dx,
+            dw: &mut dw,
+            db: &mut db,
+        });
+        dx.finish()?;
+    }
+    a.dw.write_f32(&dw)?;
+    a.db.write_f32(&db)
+}
+
 /// Forward over rows of length `w.len()`; writes y, mean[rows], rstd[rows].
-pub fn layer_norm(
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    eps: f32,
-) {
+pub fn layer_norm(y: &mut [f32], mean: &mut [f32], rstd: &mut [f32], a: NormHost) {
+    let NormHost { x, w, b, eps } = a;
     let c = w.len();
     y.par_chunks_mut(c)
         .zip(x.par_chunks(c))
@@ -78,17 +119,9 @@ pub fn layer_norm(
 
 /// Backward: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·w (written);
 /// dw += Σ dy·x̂ and db += Σ dy over rows (accumulated).
-#[allow(clippy::too_many_arguments)]
-pub fn layer_norm_backward(
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-    dy: &[f32],
-    x: &[f32],
-    w: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-) {
+pub fn layer_norm_backward(g: NormGrads) {
+    let (dy, x, w, mean, rstd) = (g.dy, g.x, g.w, g.mean, g.rstd);
+    let (dx, dw, db) = (g.dx, g.dw, g.db);
     let c = w.len();
     dx.par_chunks_mut(c)
         .zip(dy.par_chunks(c).zip(x.par_chunks(c)))

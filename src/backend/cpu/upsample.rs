@@ -22,10 +22,8 @@ impl UpsampleOps for Cpu {
         unary(dx, dy, |o, dy| upsample_nearest_backward(o, dy, h, w, k))
     }
     fn upsample_bilinear(&self, out: &mut Tensor, x: &Tensor, align_corners: bool) -> Result<()> {
-        let (from, to) = (hw(x), hw(out));
-        unary(out, x, |o, x| {
-            upsample_bilinear(o, x, from, to, align_corners)
-        })
+        let plan = BilinearPlan::new(hw(x), hw(out), align_corners);
+        unary(out, x, |o, x| upsample_bilinear(o, x, &plan))
     }
     fn upsample_bilinear_backward(
         &self,
@@ -33,10 +31,8 @@ impl UpsampleOps for Cpu {
         dy: &Tensor,
         align_corners: bool,
     ) -> Result<()> {
-        let (from, to) = (hw(dx), hw(dy));
-        unary(dx, dy, |o, dy| {
-            upsample_bilinear_backward(o, dy, from, to, align_corners)
-        })
+        let plan = BilinearPlan::new(hw(dx), hw(dy), align_corners);
+        unary(dx, dy, |o, dy| upsample_bilinear_backward(o, dy, &plan))
     }
 }
 
@@ -67,113 +63,126 @@ pub fn bilinear_src(
     (i0, i1, src - i0 as f32)
 }
 
+/// Runs `f(out_plane, in_plane)` on every pair of planes in parallel (`out_len` and `in_len`
+/// elements each); nothing when either plane is empty.
+fn per_plane(
+    out: &mut [f32],
+    out_len: usize,
+    x: &[f32],
+    in_len: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+) {
+    if out_len == 0 || in_len == 0 {
+        return;
+    }
+    out.par_chunks_mut(out_len)
+        .zip(x.par_chunks(in_len))
+        .for_each(|(o, xi)| f(o, xi));
+}
+
 /// Nearest neighbour ×k: out[.., y, x] = in[.., y / k, x / k]; `planes` = n·c.
 pub fn upsample_nearest(out: &mut [f32], x: &[f32], h: usize, w: usize, k: usize) {
     let (ho, wo) = (h * k, w * k);
-    if ho * wo == 0 {
-        return;
-    }
-    out.par_chunks_mut(ho * wo)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(o, xi)| {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    o[oy * wo + ox] = xi[(oy / k) * w + ox / k];
-                }
+    per_plane(out, ho * wo, x, h * w, |o, xi| {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                o[oy * wo + ox] = xi[(oy / k) * w + ox / k];
             }
-        });
+        }
+    });
 }
 
 /// dx[.., y, x] = Σ over the k×k block of dy it was copied to (written).
 pub fn upsample_nearest_backward(dx: &mut [f32], dy: &[f32], h: usize, w: usize, k: usize) {
-    let (ho, wo) = (h * k, w * k);
-    if h * w == 0 {
-        return;
-    }
-    dx.par_chunks_mut(h * w)
-        .zip(dy.par_chunks(ho * wo))
-        .for_each(|(d, g)| {
-            for iy in 0..h {
-                for ix in 0..w {
-                    let mut s = 0.0f32;
-                    for a in 0..k {
-                        for b in 0..k {
-                            s += g[(iy * k + a) * wo + ix * k + b];
-                        }
+    let wo = w * k;
+    per_plane(dx, h * w, dy, h * k * wo, |d, g| {
+        for iy in 0..h {
+            for ix in 0..w {
+                let mut s = 0.0f32;
+                for a in 0..k {
+                    for b in 0..k {
+                        s += g[(iy * k + a) * wo + ix * k + b];
                     }
-                    d[iy * w + ix] = s;
                 }
+                d[iy * w + ix] = s;
             }
-        });
+        }
+    });
 }
 
-/// The source rows and columns of every output row and column, with their weights.
+/// The source rows and columns of every output row or column, with their weights.
 type SrcTable = Vec<(usize, usize, f32)>;
 
-/// [`bilinear_src`] for every output row and every output column.
-fn bilinear_tables(
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    align_corners: bool,
-) -> (SrcTable, SrcTable) {
-    let table = |n_in, n_out| -> SrcTable {
-        (0..n_out)
-            .map(|o| bilinear_src(o, n_in, n_out, align_corners))
-            .collect()
-    };
-    (table(h, ho), table(w, wo))
+/// A bilinear resize of [h, w] planes to [ho, wo]: [`bilinear_src`] for every output row and
+/// every output column, computed once and shared by the forward and backward passes.
+pub struct BilinearPlan {
+    /// Input and output plane sizes h·w and ho·wo.
+    in_len: usize,
+    out_len: usize,
+    /// Input and output widths.
+    w: usize,
+    wo: usize,
+    ys: SrcTable,
+    xs: SrcTable,
+}
+
+impl BilinearPlan {
+    pub fn new((h, w): (usize, usize), (ho, wo): (usize, usize), align_corners: bool) -> Self {
+        let (in_len, out_len) = (h * w, ho * wo);
+        let table = |n_in, n_out| -> SrcTable {
+            if in_len == 0 || out_len == 0 {
+                return Vec::new();
+            }
+            (0..n_out)
+                .map(|o| bilinear_src(o, n_in, n_out, align_corners))
+                .collect()
+        };
+        BilinearPlan {
+            in_len,
+            out_len,
+            w,
+            wo,
+            ys: table(h, ho),
+            xs: table(w, wo),
+        }
+    }
+
+    /// Calls `f(o, [i00, i01, i10, i11], ly, lx)` for every output index `o` of a plane, in
+    /// order: the four source indices (rows y0, y1 × columns x0, x1) and the row and column
+    /// weights of the second ones.
+    fn for_each_tap(&self, mut f: impl FnMut(usize, [usize; 4], f32, f32)) {
+        let (w, wo) = (self.w, self.wo);
+        for (oy, &(y0, y1, ly)) in self.ys.iter().enumerate() {
+            for (ox, &(x0, x1, lx)) in self.xs.iter().enumerate() {
+                let src = [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1];
+                f(oy * wo + ox, src, ly, lx);
+            }
+        }
+    }
 }
 
 /// Bilinear resize of each [h, w] plane to [ho, wo].
-pub fn upsample_bilinear(
-    out: &mut [f32],
-    x: &[f32],
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    align_corners: bool,
-) {
-    if ho * wo == 0 || h * w == 0 {
-        return;
-    }
-    let (ys, xs) = bilinear_tables((h, w), (ho, wo), align_corners);
-    out.par_chunks_mut(ho * wo)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(o, xi)| {
-            for (oy, &(y0, y1, ly)) in ys.iter().enumerate() {
-                for (ox, &(x0, x1, lx)) in xs.iter().enumerate() {
-                    let top = (1.0 - lx) * xi[y0 * w + x0] + lx * xi[y0 * w + x1];
-                    let bot = (1.0 - lx) * xi[y1 * w + x0] + lx * xi[y1 * w + x1];
-                    o[oy * wo + ox] = (1.0 - ly) * top + ly * bot;
-                }
-            }
-        });
+pub fn upsample_bilinear(out: &mut [f32], x: &[f32], plan: &BilinearPlan) {
+    per_plane(out, plan.out_len, x, plan.in_len, |o, xi| {
+        plan.for_each_tap(|i, [a, b, c, d], ly, lx| {
+            let top = (1.0 - lx) * xi[a] + lx * xi[b];
+            let bot = (1.0 - lx) * xi[c] + lx * xi[d];
+            o[i] = (1.0 - ly) * top + ly * bot;
+        })
+    });
 }
 
 /// Backward of `upsample_bilinear` (written): each output gradient is scattered to its four
 /// sources with the forward weights, plane by plane in a fixed order (deterministic).
-pub fn upsample_bilinear_backward(
-    dx: &mut [f32],
-    dy: &[f32],
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    align_corners: bool,
-) {
-    if ho * wo == 0 || h * w == 0 {
-        return;
-    }
-    let (ys, xs) = bilinear_tables((h, w), (ho, wo), align_corners);
-    dx.par_chunks_mut(h * w)
-        .zip(dy.par_chunks(ho * wo))
-        .for_each(|(d, g)| {
-            d.fill(0.0);
-            for (oy, &(y0, y1, ly)) in ys.iter().enumerate() {
-                for (ox, &(x0, x1, lx)) in xs.iter().enumerate() {
-                    let v = g[oy * wo + ox];
-                    d[y0 * w + x0] += (1.0 - ly) * (1.0 - lx) * v;
-                    d[y0 * w + x1] += (1.0 - ly) * lx * v;
-                    d[y1 * w + x0] += ly * (1.0 - lx) * v;
-                    d[y1 * w + x1] += ly * lx * v;
-                }
-            }
-        });
+pub fn upsample_bilinear_backward(dx: &mut [f32], dy: &[f32], plan: &BilinearPlan) {
+    per_plane(dx, plan.in_len, dy, plan.out_len, |d, g| {
+        d.fill(0.0);
+        plan.for_each_tap(|i, [a, b, c, e], ly, lx| {
+            let v = g[i];
+            d[a] += (1.0 - ly) * (1.0 - lx) * v;
+            d[b] += (1.0 - ly) * lx * v;
+            d[c] += ly * (1.0 - lx) * v;
+            d[e] += ly * lx * v;
+        })
+    });
 }

@@ -52,11 +52,12 @@ impl Wav2vec2Ops for Cpu {
         Ok(())
     }
     fn codevector_backward(&self, a: CodevectorBackward) -> Result<()> {
-        let (groups, vars, d) = (a.groups, last(a.soft), last(a.code));
+        let book = a.book;
+        let (groups, vars, d) = (book.groups, last(a.soft), last(book.code));
         let ch = GumbelChoice {
             groups,
             vars,
-            hard: hard_choices(a.hard, vars)?,
+            hard: hard_choices(book.hard, vars)?,
             soft: a.soft.f32s()?.to_vec(),
             tau: a.tau,
         };
@@ -64,7 +65,14 @@ impl Wav2vec2Ops for Cpu {
         let mut dcode = vec![0.0f32; a.dcode.numel()];
         let mut dl = a.dlogits.f32s_mut()?;
         dl.fill(0.0);
-        codevector_backward(&ch, &a.code.f32s()?, d, &a.dq.f32s()?, &mut dcode, &mut dl);
+        codevector_backward(
+            &ch,
+            &book.code.f32s()?,
+            d,
+            &a.dq.f32s()?,
+            &mut dcode,
+            &mut dl,
+        );
         for (o, &x) in a.dcode.f32s_mut()?.iter_mut().zip(&dcode) {
             *o += x;
         }

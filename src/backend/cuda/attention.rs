@@ -112,9 +112,9 @@ macro_rules! with_backward {
         $crate::backend::cuda::attention::with_layout!(
             $(@$mode)? $K {
                 $($f $(: $v)?,)*
-                q: a.q,
-                k: a.k,
-                v: a.v,
+                q: a.qkv.q,
+                k: a.qkv.k,
+                v: a.qkv.v,
                 dout: a.dout,
                 lse: a.lse,
                 $($g: s.$op.$m as i32,)*

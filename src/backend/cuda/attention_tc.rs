@@ -240,7 +240,7 @@ pub fn try_attention_backward(
     s: &AttnShape,
 ) -> Result<bool> {
     let (dq, dk, dv) = grad_buffers(&a.grads);
-    let bf16 = [a.q, a.k, a.v, a.out, a.dout, dq, dk, dv];
+    let bf16 = [a.qkv.q, a.qkv.k, a.qkv.v, a.out, a.dout, dq, dk, dv];
     if bf16.iter().any(|t| t.dtype != DType::BF16) || a.lse.dtype != DType::F32 {
         return Ok(false);
     }

@@ -329,13 +329,14 @@ impl Conv1dOps for CudaBackend {
             .launch(self, grid_stride(n))
     }
     fn weight_norm_backward(&self, a: WeightNormBackward) -> Result<()> {
-        let (kdim, n) = (a.g.numel(), a.v.numel());
+        let p = a.input;
+        let (kdim, n) = (p.g.numel(), p.v.numel());
         // s[k] = Σ dw·v over the slice, written by the first kernel for the second.
         let mut s = self.alloc(&[kdim], DType::F32)?;
-        let (dw, g, v, norm) = (a.dw, a.g, a.v, a.norm);
-        with_slicing!(per_k WeightNormBackwardG { dg: &*a.dg, s: &mut s, dw, v, norm }, a)
+        let (dw, g, v, norm) = (a.dw, p.g, p.v, a.norm);
+        with_slicing!(per_k WeightNormBackwardG { dg: &*a.dg, s: &mut s, dw, v, norm }, p)
             .launch(self, per_k_cfg(kdim))?;
-        with_slicing!(per_element WeightNormBackwardV { dv: &*a.dv, dw, g, v, norm, s: &s }, a)
+        with_slicing!(per_element WeightNormBackwardV { dv: &*a.dv, dw, g, v, norm, s: &s }, p)
             .launch(self, grid_stride(n))
     }
     fn transpose_last2(&self, out: &mut Tensor, x: &Tensor, m: usize, n: usize) -> Result<()> {

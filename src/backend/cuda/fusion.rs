@@ -87,12 +87,12 @@ fn i32_of(what: &str, v: usize) -> Result<i32> {
 }
 
 /// The launch struct `$K` (SimilarityForward or SimilarityBackwardKernel) with the fields given
-/// by name and the similarity's operands `$e` = (ei, ew, log_scale, max_log_scale) with the
-/// sizes they imply (n_img, dim of ei; n_wave of ew); an overflowing size returns its error
-/// from the calling function (`?`).
+/// by name and the similarity's operands `$e` (a [`SimilarityInput`]) with the sizes they imply
+/// (n_img, dim of ei; n_wave of ew); an overflowing size returns its error from the calling
+/// function (`?`).
 macro_rules! with_embeddings {
     ($K:ident { $($f:ident $(: $v:expr)?),* $(,)? }, $e:expr) => {{
-        let (ei, ew, log_scale, max_log_scale): (&Tensor, &Tensor, &Tensor, f32) = $e;
+        let SimilarityInput { ei, ew, log_scale, max_log_scale } = $e;
         $K {
             $($f $(: $v)?,)*
             ei,
@@ -186,15 +186,11 @@ pub fn project_backward_launches<'b>(a: &'b ProjectBackward<'_>) -> Result<Vec<F
 /// logits = exp(min(s, max)) ei ewᵀ.
 pub fn similarity_launch<'a>(
     logits: &'a Tensor,
-    ei: &'a Tensor,
-    ew: &'a Tensor,
-    log_scale: &'a Tensor,
-    max_log_scale: f32,
+    embeddings: SimilarityInput<'a>,
 ) -> Result<FusionLaunch<'a>> {
-    let (ni, nw) = (ei.shape[0], ew.shape[0]);
+    let (ni, nw) = (embeddings.ei.shape[0], embeddings.ew.shape[0]);
     let warps = (FLAT_BLOCK / 32) as usize;
     let pairs = ni * nw;
-    let embeddings = (ei, ew, log_scale, max_log_scale);
     Ok(FusionLaunch {
         kernel: FusionKernel::Similarity(with_embeddings!(
             SimilarityForward { logits },
@@ -223,20 +219,15 @@ pub fn infonce_launch<'a>(
 }
 
 /// dlogits of the symmetric InfoNCE loss.
-pub fn infonce_backward_launch<'a>(
-    dlogits: &'a Tensor,
-    logits: &'a Tensor,
-    lse: &'a Tensor,
-    scale: f32,
-) -> Result<FusionLaunch<'a>> {
-    let n = logits.shape[0];
+pub fn infonce_backward_launch<'b>(a: &'b InfonceBackwardArgs<'_>) -> Result<FusionLaunch<'b>> {
+    let n = a.logits.shape[0];
     Ok(FusionLaunch {
         kernel: FusionKernel::InfonceBackward(InfonceBackward {
-            dlogits,
-            logits,
-            lse,
+            dlogits: &*a.dlogits,
+            logits: a.logits,
+            lse: a.lse,
             n: i32_of("n", n)?,
-            scale,
+            scale: a.scale,
         }),
         cfg: flat_cfg(n * n),
     })
@@ -246,8 +237,12 @@ pub fn infonce_backward_launch<'a>(
 pub fn similarity_backward_launches<'b>(
     a: &'b SimilarityBackward<'_>,
 ) -> Result<Vec<FusionLaunch<'b>>> {
-    let (ni, dim, nw) = (a.ei.shape[0], a.ei.shape[1], a.ew.shape[0]);
-    let embeddings = (a.ei, a.ew, a.log_scale, a.max_log_scale);
+    let embeddings = a.input;
+    let (ni, dim, nw) = (
+        embeddings.ei.shape[0],
+        embeddings.ei.shape[1],
+        embeddings.ew.shape[0],
+    );
     Ok(vec![
         FusionLaunch {
             kernel: FusionKernel::SimilarityBackward(with_embeddings!(
@@ -265,9 +260,9 @@ pub fn similarity_backward_launches<'b>(
                 dlog_scale: &*a.dlog_scale,
                 dlogits: a.dlogits,
                 logits: a.logits,
-                log_scale: a.log_scale,
+                log_scale: embeddings.log_scale,
                 count: i32_of("n_img·n_wave", ni * nw)?,
-                max_log_scale: a.max_log_scale,
+                max_log_scale: embeddings.max_log_scale,
             }),
             cfg: rows_cfg(1, 0),
         },
@@ -285,13 +280,13 @@ impl FusionOps for CudaBackend {
         Ok(())
     }
     fn similarity(&self, logits: &mut Tensor, a: SimilarityInput) -> Result<()> {
-        similarity_launch(logits, a.ei, a.ew, a.log_scale, a.max_log_scale)?.launch(self)
+        similarity_launch(logits, a)?.launch(self)
     }
     fn infonce(&self, lse: &mut Tensor, losses: &mut Tensor, logits: &Tensor) -> Result<()> {
         infonce_launch(lse, losses, logits)?.launch(self)
     }
     fn infonce_backward(&self, a: InfonceBackwardArgs) -> Result<()> {
-        infonce_backward_launch(a.dlogits, a.logits, a.lse, a.scale)?.launch(self)
+        infonce_backward_launch(&a)?.launch(self)
     }
     fn similarity_backward(&self, a: SimilarityBackward) -> Result<()> {
         for l in similarity_backward_launches(&a)? {

@@ -99,15 +99,16 @@ impl Wav2vec2Ops for CudaBackend {
     }
 
     fn codevector_backward(&self, a: CodevectorBackward) -> Result<()> {
-        let (groups, vars, d) = (a.groups, last(a.soft), last(a.code));
-        let rg = a.hard.numel();
+        let book = a.book;
+        let (groups, vars, d) = (book.groups, last(a.soft), last(book.code));
+        let rg = book.hard.numel();
         if vars * 4 > 48 * 1024 {
             bail!("codevector_backward: {vars} codevectors per group exceed the shared memory");
         }
         CodevectorBackwardLogits {
             dlogits: a.dlogits,
             soft: a.soft,
-            code: a.code,
+            code: book.code,
             dq: a.dq,
             groups: i32_arg("groups", groups)?,
             vars: i32_arg("vars", vars)?,
@@ -118,7 +119,7 @@ impl Wav2vec2Ops for CudaBackend {
         CodevectorBackwardCode {
             dcode: a.dcode,
             dq: a.dq,
-            hard: a.hard,
+            hard: book.hard,
             rows: i32_arg("rows", rg / groups)?,
             groups: i32_arg("groups", groups)?,
             vars: i32_arg("vars", vars)?,

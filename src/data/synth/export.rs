@@ -314,11 +314,11 @@ fn stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// A 3-component synthetic trace as a figure: Z, N, E in seconds with the true picks.
+/// A 3-component synthetic trace `data` [3, samples] as a figure: Z, N, E in seconds with the
+/// true picks.
 fn waveform_png(
     path: &Path,
     data: &[f32],
-    samples: usize,
     sampling_rate: f64,
     picks: Vec<Pick>,
     what: &str,
@@ -327,7 +327,7 @@ fn waveform_png(
         title: format!("{} ({what})", stem(path)),
         data,
         channels: 3,
-        samples,
+        samples: data.len() / 3,
         sampling_rate: Some(sampling_rate),
         picks,
         ..Default::default()
@@ -335,85 +335,97 @@ fn waveform_png(
     .write(path)
 }
 
-/// Writes `n` synthetic sections with their labels into `dir`.
-pub fn write_images(
+/// A kind of synthetic dataset that [`write`] exports: its generator's config.
+pub trait Export {
+    /// Refuses sizes too small to generate.
+    fn check(&self) -> Result<()>;
+    /// Writes `n` samples (arrays, metadata.csv, dataset.json, figures) into the folder `dir`.
+    fn write_into(&self, dir: &Path, n: usize, seed: u64, opts: &ExportOptions) -> Result<()>;
+}
+
+/// Writes `n` synthetic samples of the kind `cfg` configures into `dir`, through a staging
+/// folder that takes the place of `dir` only once it is complete.
+pub fn write(
     dir: &Path,
-    cfg: &ImageConfig,
+    cfg: &impl Export,
     n: usize,
     seed: u64,
     opts: &ExportOptions,
 ) -> Result<()> {
-    if cfg.height < 8 || cfg.width < 8 {
-        bail!(
-            "image size {}×{} is too small (at least 8×8)",
-            cfg.height,
-            cfg.width
-        );
-    }
+    cfg.check()?;
     let stage = Stage::begin(dir, opts.force)?;
-    write_images_into(stage.path(), cfg, n, seed, opts)?;
+    cfg.write_into(stage.path(), n, seed, opts)?;
     stage.commit()
 }
 
-fn write_images_into(
-    dir: &Path,
-    cfg: &ImageConfig,
-    n: usize,
-    seed: u64,
-    opts: &ExportOptions,
-) -> Result<()> {
-    let (h, w) = (cfg.height, cfg.width);
-    let shape = vec![n, h, w];
-    let mut f32s: Vec<Array<f32>> = ["clean", "noisy", "reflectivity", "decimated"]
-        .into_iter()
-        .map(|name| Array::new(dir, name, shape.clone()))
-        .collect::<Result<_>>()?;
-    let mut u8s: Vec<Array<u8>> = ["facies", "salt", "trace_mask"]
-        .into_iter()
-        .map(|name| Array::new(dir, name, shape.clone()))
-        .collect::<Result<_>>()?;
-    let mut csv = String::from("index,split,has_salt,n_faults,noise_ratio,salt_fraction\n");
-    let generate = |i| images::generate(cfg, seed, i);
-    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
-        f32s[0].writer.append(&s.clean)?;
-        f32s[1].writer.append(&s.noisy)?;
-        f32s[2].writer.append(&s.reflectivity)?;
-        f32s[3].writer.append(&s.decimated)?;
-        let facies: Vec<u8> = s.facies.iter().map(|&f| f as u8).collect();
-        u8s[0].writer.append(&facies)?;
-        u8s[1].writer.append(&s.salt)?;
-        u8s[2].writer.append(&s.trace_mask)?;
-        let salt_frac = s.salt.iter().map(|&v| v as usize).sum::<usize>() as f64 / (h * w) as f64;
-        writeln!(
-            csv,
-            "{i},{},{},{},{:.4},{:.4}",
-            split_of(i, n),
-            s.has_salt as u8,
-            s.n_faults,
-            s.noise_ratio,
-            salt_frac
-        )?;
-        if i < opts.png {
-            image_png(&png_dir.join(format!("image_{i:05}.png")), s)?;
+/// Synthetic sections with their labels.
+impl Export for ImageConfig {
+    fn check(&self) -> Result<()> {
+        if self.height < 8 || self.width < 8 {
+            bail!(
+                "image size {}×{} is too small (at least 8×8)",
+                self.height,
+                self.width
+            );
         }
         Ok(())
-    })?;
-    let mut arrays: Vec<String> = f32s.iter().map(|a| a.json()).collect();
-    arrays.extend(u8s.iter().map(|a| a.json()));
-    for a in f32s {
-        a.writer.finish()?;
     }
-    for a in u8s {
-        a.writer.finish()?;
+    fn write_into(&self, dir: &Path, n: usize, seed: u64, opts: &ExportOptions) -> Result<()> {
+        let cfg = self;
+        let (h, w) = (cfg.height, cfg.width);
+        let shape = vec![n, h, w];
+        let mut f32s: Vec<Array<f32>> = ["clean", "noisy", "reflectivity", "decimated"]
+            .into_iter()
+            .map(|name| Array::new(dir, name, shape.clone()))
+            .collect::<Result<_>>()?;
+        let mut u8s: Vec<Array<u8>> = ["facies", "salt", "trace_mask"]
+            .into_iter()
+            .map(|name| Array::new(dir, name, shape.clone()))
+            .collect::<Result<_>>()?;
+        let mut csv = String::from("index,split,has_salt,n_faults,noise_ratio,salt_fraction\n");
+        let generate = |i| images::generate(cfg, seed, i);
+        for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+            f32s[0].writer.append(&s.clean)?;
+            f32s[1].writer.append(&s.noisy)?;
+            f32s[2].writer.append(&s.reflectivity)?;
+            f32s[3].writer.append(&s.decimated)?;
+            let facies: Vec<u8> = s.facies.iter().map(|&f| f as u8).collect();
+            u8s[0].writer.append(&facies)?;
+            u8s[1].writer.append(&s.salt)?;
+            u8s[2].writer.append(&s.trace_mask)?;
+            let salt_frac =
+                s.salt.iter().map(|&v| v as usize).sum::<usize>() as f64 / (h * w) as f64;
+            writeln!(
+                csv,
+                "{i},{},{},{},{:.4},{:.4}",
+                split_of(i, n),
+                s.has_salt as u8,
+                s.n_faults,
+                s.noise_ratio,
+                salt_frac
+            )?;
+            if i < opts.png {
+                image_png(&png_dir.join(format!("image_{i:05}.png")), s)?;
+            }
+            Ok(())
+        })?;
+        let mut arrays: Vec<String> = f32s.iter().map(|a| a.json()).collect();
+        arrays.extend(u8s.iter().map(|a| a.json()));
+        for a in f32s {
+            a.writer.finish()?;
+        }
+        for a in u8s {
+            a.writer.finish()?;
+        }
+        write_text(dir.join("metadata.csv"), &csv)?;
+        let json = format!(
+            "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": {facies_names}}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
+            arrays.join(", "),
+            splits_json(n),
+            facies_names = FACIES_NAMES_JSON,
+        );
+        write_text(dir.join("dataset.json"), &json)
     }
-    write_text(dir.join("metadata.csv"), &csv)?;
-    let json = format!(
-        "{{\n  \"kind\": \"images\",\n  \"generator\": \"seisfuse synth images\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"layout\": \"[sample, time, trace], row-major\",\n  \"arrays\": {{{}}},\n  \"labels\": {{\"facies\": {{\"classes\": {N_FACIES}, \"names\": {facies_names}}}, \"salt\": \"1 inside salt\", \"trace_mask\": \"1 where the trace was kept in decimated\"}},\n  \"splits\": {}\n}}\n",
-        arrays.join(", "),
-        splits_json(n),
-        facies_names = FACIES_NAMES_JSON,
-    );
-    write_text(dir.join("dataset.json"), &json)
 }
 
 /// Figure of one section: noisy | clean with facies | clean with the salt outline | decimated,
@@ -437,204 +449,181 @@ pub fn image_png(path: &Path, s: &images::ImageSample) -> Result<()> {
     .write(path)
 }
 
-/// Writes `n` synthetic 3-component traces into `dir`. The metadata uses SeisBench's column
-/// names (`trace_name`, `split`, `trace_P_arrival_sample`, …).
-pub fn write_waveforms(
-    dir: &Path,
-    cfg: &WaveformConfig,
-    n: usize,
-    seed: u64,
-    opts: &ExportOptions,
-) -> Result<()> {
-    if cfg.samples < 16 {
-        bail!("{} samples per trace is too few (at least 16)", cfg.samples);
-    }
-    let stage = Stage::begin(dir, opts.force)?;
-    write_waveforms_into(stage.path(), cfg, n, seed, opts)?;
-    stage.commit()
-}
-
-fn write_waveforms_into(
-    dir: &Path,
-    cfg: &WaveformConfig,
-    n: usize,
-    seed: u64,
-    opts: &ExportOptions,
-) -> Result<()> {
-    let ns = cfg.samples;
-    let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
-    let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
-    let mut event = Array::<u8>::new(dir, "event", vec![n])?;
-    let seq = cfg.sequence_classes > 0;
-    let mut sequence = if seq {
-        Some(Array::<i32>::new(dir, "sequence_class", vec![n])?)
-    } else {
-        None
-    };
-    let mut csv = format!("index,trace_name,{TRACE_COLUMNS}");
-    csv.push_str(if seq { ",sequence_class\n" } else { "\n" });
-    let generate = |i| waveforms::generate(cfg, seed, i);
-    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
-        wave.writer.append(&s.data)?;
-        picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
-        event.writer.append(&[s.is_event as u8])?;
-        let class = s.sequence_class.map(|k| k as i32).unwrap_or(-1);
-        if let Some(a) = &mut sequence {
-            a.writer.append(&[class])?;
-        }
-        write!(csv, "{i},synth_{i:07},{}", trace_columns(s, i, n, cfg))?;
-        if seq {
-            write!(csv, ",{}", opt(s.sequence_class))?;
-        }
-        csv.push('\n');
-        if i < opts.png {
-            waveform_png(
-                &png_dir.join(format!("waveform_{i:05}.png")),
-                &s.data,
-                ns,
-                cfg.sampling_rate,
-                picks_of(s.p_sample, s.s_sample),
-                if s.is_event { "earthquake" } else { "noise" },
-            )?;
+/// Synthetic 3-component traces. The metadata uses SeisBench's column names (`trace_name`,
+/// `split`, `trace_P_arrival_sample`, …).
+impl Export for WaveformConfig {
+    fn check(&self) -> Result<()> {
+        if self.samples < 16 {
+            bail!(
+                "{} samples per trace is too few (at least 16)",
+                self.samples
+            );
         }
         Ok(())
-    })?;
-    let mut arrays = vec![wave.json(), picks.json(), event.json()];
-    wave.writer.finish()?;
-    picks.writer.finish()?;
-    event.writer.finish()?;
-    let mut seq_label = String::new();
-    if let Some(a) = sequence {
-        arrays.push(a.json());
-        a.writer.finish()?;
-        seq_label = format!(
-            ", \"sequence_class\": \"period of the earthquake sequence of {} (0 foreshocks, 1.. aftershock periods), -1 for noise\"",
-            cfg.sequence_classes
-        );
     }
-    let arrays = arrays.join(", ");
-    write_text(dir.join("metadata.csv"), &csv)?;
-    let json = format!(
-        "{{\n  \"kind\": \"waveforms\",\n  \"generator\": \"seisfuse synth waveforms\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"component_order\": \"ZNE\",\n  \"dimension_order\": \"NCW\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"picks\": \"[P sample, S sample], -1 where there is none\", \"event\": \"1 earthquake, 0 noise\"{seq_label}}},\n  \"splits\": {}\n}}\n",
-        cfg.sampling_rate,
-        splits_json(n)
-    );
-    write_text(dir.join("dataset.json"), &json)
-}
-
-/// Writes `n` image+waveform pairs into `dir`.
-pub fn write_paired(
-    dir: &Path,
-    cfg: &PairedConfig,
-    n: usize,
-    seed: u64,
-    opts: &ExportOptions,
-) -> Result<()> {
-    if cfg.height < 8 || cfg.width < 8 || cfg.samples < 16 {
-        bail!(
-            "paired sizes {}×{} and {} samples are too small (at least 8×8 and 16)",
-            cfg.height,
-            cfg.width,
-            cfg.samples
-        );
-    }
-    let stage = Stage::begin(dir, opts.force)?;
-    write_paired_into(stage.path(), cfg, n, seed, opts)?;
-    stage.commit()
-}
-
-fn write_paired_into(
-    dir: &Path,
-    cfg: &PairedConfig,
-    n: usize,
-    seed: u64,
-    opts: &ExportOptions,
-) -> Result<()> {
-    let (h, w, ns) = (cfg.height, cfg.width, cfg.samples);
-    let mut img = Array::<f32>::new(dir, "images", vec![n, h, w])?;
-    let mut refl = Array::<f32>::new(dir, "reflectivity", vec![n, h, w])?;
-    let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
-    let mut labels = Array::<i32>::new(dir, "labels", vec![n])?;
-    let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
-    let mut csv = String::from(
-        "index,split,label,lvl_index,n_layers,mean_vp_km_s,trace_P_arrival_sample,trace_S_arrival_sample,vp_km_s\n",
-    );
-    let generate = |i| paired::generate(cfg, seed, i);
-    for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
-        img.writer.append(&s.image)?;
-        refl.writer.append(&s.reflectivity)?;
-        wave.writer.append(&s.waveform)?;
-        labels.writer.append(&[s.label])?;
-        picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
-        let vps: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.vp)).collect();
-        writeln!(
-            csv,
-            "{i},{},{},{},{},{:.4},{},{},{}",
-            split_of(i, n),
-            s.label,
-            opt(s.lvl_index),
-            s.layers.len(),
-            s.mean_vp,
-            opt(s.p_sample),
-            opt(s.s_sample),
-            vps.join(";")
-        )?;
-        if i < opts.png {
-            let lvl = if s.label == 1 {
-                "low-velocity layer"
-            } else {
-                "no low-velocity layer"
-            };
-            Sections {
-                title: format!("pair_{i:05} ({lvl})"),
-                height: h,
-                width: w,
-                panels: vec![
-                    Panel::amplitude("image", &s.image),
-                    Panel::amplitude("reflectivity", &s.reflectivity),
-                ],
-                shared_scale: false,
-                panel_height: 260,
-                ..Default::default()
+    fn write_into(&self, dir: &Path, n: usize, seed: u64, opts: &ExportOptions) -> Result<()> {
+        let cfg = self;
+        let ns = cfg.samples;
+        let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
+        let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
+        let mut event = Array::<u8>::new(dir, "event", vec![n])?;
+        let seq = cfg.sequence_classes > 0;
+        let mut sequence = if seq {
+            Some(Array::<i32>::new(dir, "sequence_class", vec![n])?)
+        } else {
+            None
+        };
+        let mut csv = format!("index,trace_name,{TRACE_COLUMNS}");
+        csv.push_str(if seq { ",sequence_class\n" } else { "\n" });
+        let generate = |i| waveforms::generate(cfg, seed, i);
+        for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+            wave.writer.append(&s.data)?;
+            picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
+            event.writer.append(&[s.is_event as u8])?;
+            let class = s.sequence_class.map(|k| k as i32).unwrap_or(-1);
+            if let Some(a) = &mut sequence {
+                a.writer.append(&[class])?;
             }
-            .write(&png_dir.join(format!("pair_{i:05}_image.png")))?;
-            waveform_png(
-                &png_dir.join(format!("pair_{i:05}_waveform.png")),
-                &s.waveform,
-                ns,
-                cfg.sampling_rate,
-                picks_of(s.p_sample, s.s_sample),
-                lvl,
-            )?;
+            write!(csv, "{i},synth_{i:07},{}", trace_columns(s, i, n, cfg))?;
+            if seq {
+                write!(csv, ",{}", opt(s.sequence_class))?;
+            }
+            csv.push('\n');
+            if i < opts.png {
+                waveform_png(
+                    &png_dir.join(format!("waveform_{i:05}.png")),
+                    &s.data,
+                    cfg.sampling_rate,
+                    picks_of(s.p_sample, s.s_sample),
+                    if s.is_event { "earthquake" } else { "noise" },
+                )?;
+            }
+            Ok(())
+        })?;
+        let mut arrays = vec![wave.json(), picks.json(), event.json()];
+        wave.writer.finish()?;
+        picks.writer.finish()?;
+        event.writer.finish()?;
+        let mut seq_label = String::new();
+        if let Some(a) = sequence {
+            arrays.push(a.json());
+            a.writer.finish()?;
+            seq_label = format!(
+                ", \"sequence_class\": \"period of the earthquake sequence of {} (0 foreshocks, 1.. aftershock periods), -1 for noise\"",
+                cfg.sequence_classes
+            );
+        }
+        let arrays = arrays.join(", ");
+        write_text(dir.join("metadata.csv"), &csv)?;
+        let json = format!(
+            "{{\n  \"kind\": \"waveforms\",\n  \"generator\": \"seisfuse synth waveforms\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"component_order\": \"ZNE\",\n  \"dimension_order\": \"NCW\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"picks\": \"[P sample, S sample], -1 where there is none\", \"event\": \"1 earthquake, 0 noise\"{seq_label}}},\n  \"splits\": {}\n}}\n",
+            cfg.sampling_rate,
+            splits_json(n)
+        );
+        write_text(dir.join("dataset.json"), &json)
+    }
+}
+
+/// Image+waveform pairs.
+impl Export for PairedConfig {
+    fn check(&self) -> Result<()> {
+        if self.height < 8 || self.width < 8 || self.samples < 16 {
+            bail!(
+                "paired sizes {}×{} and {} samples are too small (at least 8×8 and 16)",
+                self.height,
+                self.width,
+                self.samples
+            );
         }
         Ok(())
-    })?;
-    let arrays = [
-        img.json(),
-        refl.json(),
-        wave.json(),
-        labels.json(),
-        picks.json(),
-    ]
-    .join(", ");
-    img.writer.finish()?;
-    refl.writer.finish()?;
-    wave.writer.finish()?;
-    labels.writer.finish()?;
-    picks.writer.finish()?;
-    write_text(dir.join("metadata.csv"), &csv)?;
-    let json = format!(
-        "{{\n  \"kind\": \"paired\",\n  \"generator\": \"seisfuse synth paired\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"image_seconds\": {},\n  \"component_order\": \"ZNE\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"labels\": {{\"classes\": 2, \"names\": [\"no low-velocity layer\", \"low-velocity layer\"]}}, \"picks\": \"[P sample, S sample], -1 where there is none\"}},\n  \"splits\": {}\n}}\n",
-        cfg.sampling_rate,
-        cfg.image_seconds,
-        splits_json(n)
-    );
-    write_text(dir.join("dataset.json"), &json)
+    }
+    fn write_into(&self, dir: &Path, n: usize, seed: u64, opts: &ExportOptions) -> Result<()> {
+        let cfg = self;
+        let (h, w, ns) = (cfg.height, cfg.width, cfg.samples);
+        let mut img = Array::<f32>::new(dir, "images", vec![n, h, w])?;
+        let mut refl = Array::<f32>::new(dir, "reflectivity", vec![n, h, w])?;
+        let mut wave = Array::<f32>::new(dir, "waveforms", vec![n, 3, ns])?;
+        let mut labels = Array::<i32>::new(dir, "labels", vec![n])?;
+        let mut picks = Array::<i32>::new(dir, "picks", vec![n, 2])?;
+        let mut csv = String::from(
+            "index,split,label,lvl_index,n_layers,mean_vp_km_s,trace_P_arrival_sample,trace_S_arrival_sample,vp_km_s\n",
+        );
+        let generate = |i| paired::generate(cfg, seed, i);
+        for_each_sample(dir, n, opts, generate, |i, s, png_dir| {
+            img.writer.append(&s.image)?;
+            refl.writer.append(&s.reflectivity)?;
+            wave.writer.append(&s.waveform)?;
+            labels.writer.append(&[s.label])?;
+            picks.writer.append(&pick_row(s.p_sample, s.s_sample))?;
+            let vps: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.vp)).collect();
+            writeln!(
+                csv,
+                "{i},{},{},{},{},{:.4},{},{},{}",
+                split_of(i, n),
+                s.label,
+                opt(s.lvl_index),
+                s.layers.len(),
+                s.mean_vp,
+                opt(s.p_sample),
+                opt(s.s_sample),
+                vps.join(";")
+            )?;
+            if i < opts.png {
+                let lvl = if s.label == 1 {
+                    "low-velocity layer"
+                } else {
+                    "no low-velocity layer"
+                };
+                Sections {
+                    title: format!("pair_{i:05} ({lvl})"),
+                    height: h,
+                    width: w,
+                    panels: vec![
+                        Panel::amplitude("image", &s.image),
+                        Panel::amplitude("reflectivity", &s.reflectivity),
+                    ],
+                    shared_scale: false,
+                    panel_height: 260,
+                    ..Default::default()
+                }
+                .write(&png_dir.join(format!("pair_{i:05}_image.png")))?;
+                waveform_png(
+                    &png_dir.join(format!("pair_{i:05}_waveform.png")),
+                    &s.waveform,
+                    cfg.sampling_rate,
+                    picks_of(s.p_sample, s.s_sample),
+                    lvl,
+                )?;
+            }
+            Ok(())
+        })?;
+        let arrays = [
+            img.json(),
+            refl.json(),
+            wave.json(),
+            labels.json(),
+            picks.json(),
+        ]
+        .join(", ");
+        img.writer.finish()?;
+        refl.writer.finish()?;
+        wave.writer.finish()?;
+        labels.writer.finish()?;
+        picks.writer.finish()?;
+        write_text(dir.join("metadata.csv"), &csv)?;
+        let json = format!(
+            "{{\n  \"kind\": \"paired\",\n  \"generator\": \"seisfuse synth paired\",\n  \"n\": {n},\n  \"seed\": {seed},\n  \"height\": {h},\n  \"width\": {w},\n  \"samples\": {ns},\n  \"sampling_rate_hz\": {},\n  \"image_seconds\": {},\n  \"component_order\": \"ZNE\",\n  \"arrays\": {{{arrays}}},\n  \"labels\": {{\"labels\": {{\"classes\": 2, \"names\": [\"no low-velocity layer\", \"low-velocity layer\"]}}, \"picks\": \"[P sample, S sample], -1 where there is none\"}},\n  \"splits\": {}\n}}\n",
+            cfg.sampling_rate,
+            cfg.image_seconds,
+            splits_json(n)
+        );
+        write_text(dir.join("dataset.json"), &json)
+    }
 }
 
 /// Writes the waveform dataset in SeisBench's layout into `dir` (`metadata.csv` +
 /// `waveforms.hdf5`, one bucket per chunk of traces, components ZNE, dimension order CW), so
-/// `seisbench.data.WaveformDataset(dir)` can read it. The traces are those `write_waveforms`
+/// `seisbench.data.WaveformDataset(dir)` can read it. The traces are those `write`
 /// writes for the same config and seed. Both files are renamed into place together at the end.
 pub fn write_waveforms_seisbench(
     dir: &Path,

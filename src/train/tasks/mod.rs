@@ -263,6 +263,30 @@ pub fn sample_figures(
         .collect()
 }
 
+/// [`sample_figures`] for an image task whose inputs, targets and predictions are planes of
+/// h × w (`img` [n, 1, h, w] on the device, `b` its batch): `draw(path, input, target,
+/// prediction, (h, w))` for each sample.
+pub fn plane_figures<T, U>(
+    dir: &Path,
+    stem: &str,
+    (b, img): (&Batch, &Tensor),
+    (truth, pred): (&[T], &[U]),
+    mut draw: impl FnMut(&Path, &[f32], &[T], &[U], (usize, usize)) -> Result<()>,
+) -> Result<Vec<String>> {
+    let x = b.inputs.to_vec_f32()?;
+    let (h, w) = (img.shape[2], img.shape[3]);
+    let plane = |i: usize| i * h * w..(i + 1) * h * w;
+    sample_figures(dir, stem, img.shape[0], |i, path| {
+        draw(
+            path,
+            &x[plane(i)],
+            &truth[plane(i)],
+            &pred[plane(i)],
+            (h, w),
+        )
+    })
+}
+
 /// The confusion-matrix figure of a classification (`confusion.png` in `dir`).
 pub fn confusion_figure(dir: &Path, e: &Evaluation) -> Result<Vec<String>> {
     crate::train::figures::confusion(&dir.join("confusion.png"), e)?;

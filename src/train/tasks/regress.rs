@@ -172,17 +172,12 @@ impl Task for RegressTask {
         let (pred, ..) = self.model.forward(&img)?;
         let pred = pred.to_vec_f32()?;
         let truth = targets_of(&b)?.to_vec_f32()?;
-        let x = b.inputs.to_vec_f32()?;
-        let (h, w) = (img.shape[2], img.shape[3]);
-        let px = h * w;
-        super::sample_figures(dir, &self.task, img.shape[0], |i, path| {
-            crate::train::figures::regression(
-                path,
-                &x[i * px..(i + 1) * px],
-                &truth[i * px..(i + 1) * px],
-                &pred[i * px..(i + 1) * px],
-                (h, w),
-            )
-        })
+        super::plane_figures(
+            dir,
+            &self.task,
+            (&b, &img),
+            (&truth, &pred),
+            crate::train::figures::regression,
+        )
     }
 }

@@ -213,18 +213,10 @@ impl Task for SegmentTask {
         let (b, img) = super::first_samples(split, count, &self.device)?;
         let pred = self.class_map(&img)?;
         let truth = targets_of(&b)?.to_vec_i32()?;
-        let x = b.inputs.to_vec_f32()?;
-        let (h, w) = (img.shape[2], img.shape[3]);
-        let px = h * w;
-        super::sample_figures(dir, "segmentation", img.shape[0], |i, path| {
-            crate::train::figures::segmentation(
-                path,
-                &x[i * px..(i + 1) * px],
-                &truth[i * px..(i + 1) * px],
-                &pred[i * px..(i + 1) * px],
-                (h, w),
-                &self.class_names,
-            )
-        })
+        let names = &self.class_names;
+        let draw = |path: &Path, x: &[f32], truth: &[i32], pred: &[usize], hw| {
+            crate::train::figures::segmentation(path, x, truth, pred, hw, names)
+        };
+        super::plane_figures(dir, "segmentation", (&b, &img), (&truth, &pred), draw)
     }
 }
