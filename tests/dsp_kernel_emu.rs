@@ -97,6 +97,7 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
             logmel(64, 16, PadMode::Reflect, false, LogKind::Linear),
             true,
         ), // not centred
+        (logmel(80, 20, PadMode::Reflect, true, db), true),  // FFT 8·2·5: the radix-2 stage
         (logmel(62, 20, PadMode::Reflect, true, ln), false), // 2·31: direct DFT
     ];
     let (b, t) = (2, 1201);
