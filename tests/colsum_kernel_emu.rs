@@ -8,7 +8,7 @@
 //! not depend on the order blocks run in. Variant 1 (one thread per column) runs beside it.
 
 mod common;
-use common::{emu, rand_vec};
+use common::{emu, rand_vec, rel_err_f64};
 use seisfuse::backend::api::layer_norm::NormBackward;
 use seisfuse::backend::cuda::grid_1d;
 use seisfuse::backend::cuda::launch::Planned;
@@ -25,17 +25,6 @@ fn tensor(shape: &[usize], data: Vec<f32>, dt: DType) -> Tensor {
 /// Values as the kernels read them (after rounding to the storage type).
 fn read(t: &Tensor) -> Vec<f32> {
     t.to_vec_f32().unwrap()
-}
-
-fn rel(got: &[f32], want: &[f64]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
-    num / den.max(1e-30)
 }
 
 fn run_all(plans: &[Planned]) {
@@ -78,7 +67,7 @@ fn sum_rows_case(rows: usize, cols: usize, dt: DType, accumulate: bool) -> Vec<f
     let out = tensor(&[cols], init.clone(), dt);
     run_all(&sum_rows_plans(&plan, &out, &x, &partials, accumulate));
     let got = read(&out);
-    let e = rel(&got, &want);
+    let e = rel_err_f64(&got, &want);
     // variant 1 (kernels/matmul.cu sum_rows), as the wrapper launches it
     let out1 = tensor(&[cols], init, dt);
     emu::run(
@@ -91,7 +80,7 @@ fn sum_rows_case(rows: usize, cols: usize, dt: DType, accumulate: bool) -> Vec<f
         }
         .planned(grid_1d(cols, 128)),
     );
-    let e1 = rel(&read(&out1), &want);
+    let e1 = rel_err_f64(&read(&out1), &want);
     println!(
         "sum_rows {dt} {rows}×{cols} acc {accumulate}: {} × {} blocks, {} rows per split; \
          rel. error {e:.2e} (variant 1: {e1:.2e})",
@@ -156,7 +145,7 @@ fn dwdb_case(rows: usize, cols: usize, dt: DType) -> (Vec<f32>, Vec<f32>) {
     run_all(&dwdb_plans(&plan, &a, &partials));
 
     let (gw, gb) = (read(&dw), read(&db));
-    let (ew, eb) = (rel(&gw, &want_w), rel(&gb, &want_b));
+    let (ew, eb) = (rel_err_f64(&gw, &want_w), rel_err_f64(&gb, &want_b));
     // variant 1 (one thread per column)
     let (dw1, db1) = (tensor(&[cols], dw0, dt), tensor(&[cols], db0, dt));
     emu::run(
@@ -172,7 +161,10 @@ fn dwdb_case(rows: usize, cols: usize, dt: DType) -> (Vec<f32>, Vec<f32>) {
         }
         .planned(grid_1d(cols, 128)),
     );
-    let (ew1, eb1) = (rel(&read(&dw1), &want_w), rel(&read(&db1), &want_b));
+    let (ew1, eb1) = (
+        rel_err_f64(&read(&dw1), &want_w),
+        rel_err_f64(&read(&db1), &want_b),
+    );
     println!(
         "layer_norm dw, db {dt} {rows}×{cols}: {} × {} blocks; rel. error dw {ew:.2e} db {eb:.2e} \
          (variant 1: {ew1:.2e}, {eb1:.2e})",
@@ -216,7 +208,7 @@ fn fill_grad_case(rows: usize, cols: usize, dt: DType) -> Vec<f32> {
     let dfill = tensor(&[cols], init.clone(), dt);
     run_all(&fill_grad_plans(&plan, &dfill, &dout, &idx, &partials));
     let got = read(&dfill);
-    let e = rel(&got, &want);
+    let e = rel_err_f64(&got, &want);
     let dfill1 = tensor(&[cols], init, dt);
     emu::run(
         &GatherFillBackward {
@@ -228,7 +220,7 @@ fn fill_grad_case(rows: usize, cols: usize, dt: DType) -> Vec<f32> {
         }
         .planned(grid_1d(cols, 128)),
     );
-    let e1 = rel(&read(&dfill1), &want);
+    let e1 = rel_err_f64(&read(&dfill1), &want);
     println!(
         "fill gradient {dt} {rows}×{cols}: {} × {} blocks; rel. error {e:.2e} (variant 1: {e1:.2e})",
         plan.tiles, plan.splits

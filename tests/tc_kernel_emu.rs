@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{emu, rand_vec};
+use common::{emu, rand_vec, rel_err_f64};
 use seisfuse::backend::api::matmul::MatmulShape;
 use seisfuse::backend::cuda::launch::Planned;
 use seisfuse::backend::cuda::matmul_tc::Epilogue::{self, DGelu, Gelu, None as Plain};
@@ -35,16 +35,6 @@ fn stored(dt: DType, v: f64) -> f64 {
     } else {
         v as f32 as f64
     }
-}
-
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| w * w).sum();
-    (num / den).sqrt()
 }
 
 /// The launch the wrapper makes for `s` (its plan, its kernel for the layout).
@@ -171,7 +161,7 @@ fn case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, epi: Epilo
     let took = t.elapsed();
     let got_c = c.to_vec_f32().unwrap();
     let tol = if out == DType::BF16 { 4e-3 } else { 1e-6 };
-    let e = rel_err(&got_c, &want_c);
+    let e = rel_err_f64(&got_c, &want_c);
     let mut line = format!(
         "matmul_tc {m}x{n}x{k} ta{} tb{} bias {bias} {epi:?} {out}: C rel err {e:.2e}",
         ta as u8, tb as u8
@@ -180,7 +170,7 @@ fn case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, epi: Epilo
     assert!(e <= tol, "{line}");
     if epi == Gelu {
         let got_aux = aux.to_vec_f32().unwrap();
-        let ea = rel_err(&got_aux, &want_aux);
+        let ea = rel_err_f64(&got_aux, &want_aux);
         line += &format!(", aux = gelu(C) {ea:.2e}");
         assert!(ea <= tol, "{line}");
     }

@@ -6,7 +6,7 @@
 //! shuffled order; a second run must give the same bits.
 
 mod common;
-use common::{emu, rand_vec};
+use common::{emu, rand_vec, rel_err_f64};
 use seisfuse::backend::api::matmul::MatmulShape;
 use seisfuse::backend::cuda::matmul_tc::{split_k, SplitK, SplitKViews};
 use seisfuse::{DType, Tensor};
@@ -68,13 +68,7 @@ fn case(m: usize, n: usize, k: usize, c_dt: DType, accumulate: bool) -> Vec<f32>
         emu::run(&p);
     }
     let got = c.to_vec_f32().unwrap();
-    let num: f64 = got
-        .iter()
-        .zip(&want)
-        .map(|(&g, &w)| (g as f64 - w).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| w * w).sum();
-    let e = (num / den).sqrt();
+    let e = rel_err_f64(&got, &want);
     println!(
         "split-K {m}×{n}×{k} C {c_dt} acc {accumulate}: {sk:?}, rel. error {e:.2e} \
          (emulated in {:.1?})",

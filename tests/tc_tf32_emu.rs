@@ -11,7 +11,7 @@
 //! fragment from the wrong place, fails. A second run must give the same bits.
 
 mod common;
-use common::{emu, rand_vec};
+use common::{emu, rand_vec, rel_err_f64};
 use seisfuse::backend::api::matmul::MatmulShape;
 use seisfuse::backend::cuda::launch::Planned;
 use seisfuse::backend::cuda::matmul_tc::{split_k, SplitKViews};
@@ -65,16 +65,6 @@ fn reference(
         }
     }
     out
-}
-
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| w * w).sum();
-    (num / den).sqrt()
 }
 
 /// The one launch the wrapper makes for an unsplit product (its plan, its kernel for the
@@ -158,8 +148,8 @@ fn case(s: MatmulShape, with_bias: bool, accumulate: bool, twice: bool) {
     if twice {
         assert!(got == run(), "a second run gave different bits");
     }
-    let e = rel_err(&got, &want);
-    let e_exact = rel_err(&got, &exact);
+    let e = rel_err_f64(&got, &want);
+    let e_exact = rel_err_f64(&got, &exact);
     println!(
         "tf32 B{} {}x{}x{} ta{} tb{} bias {with_bias} acc {accumulate} split {:?}: {e:.2e} \
          against tf32-rounded inputs, {e_exact:.2e} against f32 ones (emulated in {took:.1?})",

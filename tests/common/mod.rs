@@ -38,6 +38,20 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// ‖got − want‖ / ‖want‖ against a double-precision reference (the emulated kernels' checks);
+/// every value of `got` must be finite.
+pub fn rel_err_f64(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|w| w * w).sum();
+    (num / den.max(1e-300)).sqrt()
+}
+
 /// What a test needs that a machine may lack. Each has an environment variable that turns a
 /// missing requirement into a failure instead of a skip (`.ci/run` sets all but the GPU one).
 #[derive(Clone, Copy, Debug)]
