@@ -91,7 +91,8 @@ __device__ __forceinline__ void st_vec(bf16_t* p, const float* v) {
     }
 }
 
-// s = x + r (stored in T) and y = LayerNorm(s) over rows of `cols`, one warp per row
+// s = x + r (stored in T) and y = LayerNorm(s) over rows of `cols`, one warp per row; with r
+// and s null, y = LayerNorm(x) (the plain LayerNorm forward of rows up to 1024 wide)
 // (LN_WARP_ROWS rows per block), the row in registers: lane l holds the V-element groups
 // (j·32 + l)·V for j < LN_MAX_PER_LANE / V. V = 16 / sizeof(T) (16-byte loads and stores) when
 // the host found cols a multiple of it and every pointer 16-byte aligned, else 1. The
@@ -115,13 +116,17 @@ __device__ void add_layer_norm_warp(T* s, T* y, float* mean, float* rstd, const 
         if (i < cols) {
             float a[V], c[V];
             ld_vec<V>(x + off + i, a);
-            ld_vec<V>(r + off + i, c);
+            if (r) {
+                ld_vec<V>(r + off + i, c);
+#pragma unroll
+                for (int k = 0; k < V; ++k) a[k] = as_stored(x, a[k] + c[k]);
+                st_vec<V>(s + off + i, a);
+            }
 #pragma unroll
             for (int k = 0; k < V; ++k) {
-                v[j * V + k] = as_stored(s, a[k] + c[k]);
-                sum += v[j * V + k];
+                v[j * V + k] = a[k];
+                sum += a[k];
             }
-            st_vec<V>(s + off + i, &v[j * V]);
         }
     }
     const float mu = warp_sum(sum) / cols;

@@ -1,7 +1,7 @@
-//! The fused residual add + LayerNorm kernel (`add_layer_norm`: one warp per row, the row in
-//! registers, 16-byte loads where aligned) and LayerNorm's dx kernel with a residual gradient,
-//! run under the CPU emulation of CUDA through the wrappers' own plans
-//! (`layer_norm::add_layer_norm_plan`, `LayerNormBackwardDx` at `row_cfg`), against the CPU
+//! The warp-per-row LayerNorm kernel (`add_layer_norm`: the row in registers, 16-byte loads
+//! where aligned), fused with the residual add and plain, and LayerNorm's dx kernel with a
+//! residual gradient, run under the CPU emulation of CUDA through the wrappers' own plans
+//! (`layer_norm::warp_norm_plan`, `LayerNormBackwardDx` at `row_cfg`), against the CPU
 //! twin (the unfused add and LayerNorm). Rows of sfm-base and seislm-base (768 columns),
 //! sfm-large and seislm-large (1024), and shapes that take the scalar path: a width that is not
 //! a multiple of 16 bytes' worth of elements, and a view at an odd offset.
@@ -10,7 +10,7 @@ mod common;
 use common::{emu, rand_tensor, rel_err};
 use seisfuse::backend::api::layer_norm::NormInput;
 use seisfuse::backend::cuda::launch::ArgVal;
-use seisfuse::backend::cuda::layer_norm::{add_layer_norm_plan, row_cfg, LayerNormBackwardDx};
+use seisfuse::backend::cuda::layer_norm::{row_cfg, warp_norm_plan, LayerNormBackwardDx};
 use seisfuse::ops;
 use seisfuse::{DType, Tensor};
 
@@ -48,7 +48,7 @@ fn case(rows: usize, cols: usize, dt: DType, x_off: usize, vec: bool) {
         b: &b,
         eps,
     };
-    let p = add_layer_norm_plan([&s, &y, &mean, &rstd], a, &r)
+    let p = warp_norm_plan([&y, &mean, &rstd], a, Some((&s, &r)))
         .expect("a row of at most 1024 columns is fused");
     assert!(
         matches!(p.args.last(), Some(ArgVal::I32(v)) if *v == vec as i32),
@@ -68,6 +68,20 @@ fn case(rows: usize, cols: usize, dt: DType, x_off: usize, vec: bool) {
         ey < tol_y && em < 1e-5 && er < 1e-5,
         "{tag}: {ey} {em} {er}"
     );
+
+    // the plain LayerNorm forward takes the same kernel without the residual
+    let (want_y1, want_c1) = ops::layer_norm(&x, &w, &b, eps).unwrap();
+    let y1 = nan_like(&[rows, cols], dt);
+    let (m1, r1) = (nan_like(&[rows], DType::F32), nan_like(&[rows], DType::F32));
+    let p = warp_norm_plan([&y1, &m1, &r1], a, None).unwrap();
+    assert!(matches!(p.args.last(), Some(ArgVal::I32(v)) if *v == vec as i32));
+    emu::run(&p);
+    let (ey1, er1) = (
+        rel_err(&f(&y1), &f(&want_y1)),
+        rel_err(&f(&r1), &f(&want_c1.rstd)),
+    );
+    eprintln!("{tag}: plain LayerNorm y {ey1:.2e}, rstd {er1:.2e}");
+    assert!(ey1 < tol_y && er1 < 1e-5, "{tag}: plain {ey1} {er1}");
 
     // dx + dres through the dx kernel (dw and db are other kernels, not run here)
     let dy = input(&[rows, cols], 5, dt);
@@ -126,5 +140,6 @@ fn rows_wider_than_a_warp_holds_are_not_fused() {
         b: &b,
         eps: 1e-6,
     };
-    assert!(add_layer_norm_plan([&o, &o, &st, &st], a, &r).is_none());
+    assert!(warp_norm_plan([&o, &st, &st], a, Some((&o, &r))).is_none());
+    assert!(warp_norm_plan([&o, &st, &st], a, None).is_none());
 }

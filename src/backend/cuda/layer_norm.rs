@@ -13,17 +13,19 @@ use anyhow::Result;
 use cudarc::driver::LaunchConfig;
 
 kernels! { file "layer_norm";
-    /// One block per row.
+    /// One block per row (rows wider than `ADD_NORM_MAX_COLS`; narrower ones take the
+    /// warp-per-row `add_layer_norm` without a residual).
     LayerNormForward = layer_norm_forward<T>(y: out T, mean: out f32, rstd: out f32,
         x: inp T, w: inp T, b: inp T, cols: val i32, eps: val f32);
     /// One block per row.
     LayerNormBackwardDx = layer_norm_backward_dx<T>(dx: out T, dy: inp T, x: inp T, w: inp T,
         mean: inp f32, rstd: inp f32, dres: opt_inp T, cols: val i32);
-    /// One warp per row, [`ADD_LN_ROWS`] rows per block: s = x + r, y = LayerNorm(s);
-    /// `vec` 1 for 16-byte loads ([`add_layer_norm_plan`]); rows of at most
+    /// One warp per row, [`ADD_LN_ROWS`] rows per block: s = x + r, y = LayerNorm(s) (or
+    /// y = LayerNorm(x) with s and r null);
+    /// `vec` 1 for 16-byte loads ([`warp_norm_plan`]); rows of at most
     /// `ADD_NORM_MAX_COLS` (32 lanes × `LN_MAX_PER_LANE`).
-    AddLayerNorm = add_layer_norm<T>(s: out T, y: out T, mean: out f32, rstd: out f32,
-        x: inp T, r: inp T, w: inp T, b: inp T, rows: val i64, cols: val i32, eps: val f32,
+    AddLayerNorm = add_layer_norm<T>(s: opt_out T, y: out T, mean: out f32, rstd: out f32,
+        x: inp T, r: opt_inp T, w: inp T, b: inp T, rows: val i64, cols: val i32, eps: val f32,
         vec: val i32);
     /// One thread per column, accumulating into dw and db (`colsum` variant 1).
     LayerNormBackwardDwdb = layer_norm_backward_dwdb<T>(dw: out T, db: out T, dy: inp T,
@@ -60,14 +62,16 @@ pub fn dwdb_plans<'a>(
 /// Rows per block of `add_layer_norm` (one warp each; `LN_WARP_ROWS` in the .cu file).
 pub const ADD_LN_ROWS: usize = 8;
 
-/// The fused launch: s, y, mean and rstd from `a` (x, w, b, eps) and the residual r; None
-/// when a row is wider than [`ADD_NORM_MAX_COLS`]. 16-byte loads (`vec`) when the row length
-/// and every tensor's element offset are multiples of 16 bytes' worth of elements (buffers are
-/// allocated 256-byte aligned).
-pub fn add_layer_norm_plan<'a>(
-    [s, y, mean, rstd]: [&'a Tensor; 4],
+/// The warp-per-row launch of `add_layer_norm`: y, mean and rstd from `a` (x, w, b, eps),
+/// with `res` = (sum, r) the residual add before the norm (sum = x + r written, then
+/// normalised), or None for a plain LayerNorm. None when a row is wider than
+/// [`ADD_NORM_MAX_COLS`]. 16-byte loads (`vec`) when the row length and every tensor's element
+/// offset are multiples of 16 bytes' worth of elements (buffers are allocated 256-byte
+/// aligned).
+pub fn warp_norm_plan<'a>(
+    [y, mean, rstd]: [&'a Tensor; 3],
     a: NormInput<'a>,
-    r: &'a Tensor,
+    res: Option<(&'a Tensor, &'a Tensor)>,
 ) -> Option<Planned<'a>> {
     let cols = a.w.numel();
     if cols == 0 || cols > ADD_NORM_MAX_COLS {
@@ -75,8 +79,12 @@ pub fn add_layer_norm_plan<'a>(
     }
     let rows = a.x.numel() / cols;
     let per16 = 16 / a.x.dtype.size_bytes();
-    let all = [s, y, a.x, r, a.w, a.b];
-    let vec = cols.is_multiple_of(per16) && all.iter().all(|v| v.offset().is_multiple_of(per16));
+    let (s, r) = (res.map(|p| p.0), res.map(|p| p.1));
+    let all = [Some(y), Some(a.x), s, r, Some(a.w), Some(a.b)];
+    let aligned = all
+        .iter()
+        .flatten()
+        .all(|v| v.offset().is_multiple_of(per16));
     let k = AddLayerNorm {
         s,
         y,
@@ -89,7 +97,7 @@ pub fn add_layer_norm_plan<'a>(
         rows: rows as i64,
         cols: cols as i32,
         eps: a.eps,
-        vec: vec as i32,
+        vec: (aligned && cols.is_multiple_of(per16)) as i32,
     };
     let threads = 32 * ADD_LN_ROWS;
     Some(k.planned(grid_1d(
@@ -107,6 +115,9 @@ impl LayerNormOps for CudaBackend {
     fn layer_norm(&self, out: LayerNormOut, a: NormInput) -> Result<()> {
         let cols = a.w.numel();
         let rows = a.x.numel() / cols;
+        if let Some(p) = warp_norm_plan([&*out.y, &*out.mean, &*out.rstd], a, None) {
+            return p.launch(self);
+        }
         LayerNormForward {
             y: out.y,
             mean: out.mean,
@@ -120,8 +131,8 @@ impl LayerNormOps for CudaBackend {
         .launch(self, row_cfg(rows, cols))
     }
     fn add_layer_norm(&self, out: LayerNormOut, a: NormInput, res: Residual) -> Result<()> {
-        let t = [&*res.sum, &*out.y, &*out.mean, &*out.rstd];
-        add_layer_norm_plan(t, a, res.r)
+        let t = [&*out.y, &*out.mean, &*out.rstd];
+        warp_norm_plan(t, a, Some((&*res.sum, res.r)))
             .ok_or_else(|| anyhow::anyhow!("add_layer_norm: rows wider than {ADD_NORM_MAX_COLS}"))?
             .launch(self)
     }

@@ -563,33 +563,27 @@ pub fn plan(call: &Call) -> Result<Vec<Planned>> {
                 );
             }
         }
-        "layer_norm" => {
-            let (x, w) = (arg(c, "x")?, arg(c, "w")?);
-            let cols = w.numel().max(1);
-            let rows = x.numel() / cols;
-            o.push(
-                &layer_norm::LayerNormForward::SIG,
-                x.dtype,
-                layer_norm::row_cfg(rows, cols),
-                8.0 * x.numel() as f64,
-                bytes_of(c, &["x", "y", "w", "b", "mean", "rstd"]),
-                Unit::Memory,
-            );
-        }
-        "add_layer_norm" => {
+        "layer_norm" | "add_layer_norm" => {
             let (x, w) = (arg(c, "x")?, arg(c, "w")?);
             let cols = w.numel().max(1);
             let rows = x.numel() / cols;
             let n = x.numel() as f64;
-            // layer_norm::add_layer_norm_plan: a warp per row (ops sends wider rows to the
-            // unfused pair, which records `add` and `layer_norm`)
+            // layer_norm::warp_norm_plan: a warp per row up to ADD_NORM_MAX_COLS columns (ops
+            // sends wider fused calls to the unfused pair, which records `add` and `layer_norm`)
             let all = ["x", "r", "sum", "y", "w", "b", "mean", "rstd"];
             let threads = 32 * layer_norm::ADD_LN_ROWS;
-            let cfg = grid_1d(
-                rows.div_ceil(layer_norm::ADD_LN_ROWS) * threads,
-                threads as u32,
-            );
-            let sig = layer_norm::AddLayerNorm::SIG;
+            let (sig, cfg) = if cols <= crate::backend::api::layer_norm::ADD_NORM_MAX_COLS {
+                let lanes = rows.div_ceil(layer_norm::ADD_LN_ROWS) * threads;
+                (
+                    layer_norm::AddLayerNorm::SIG,
+                    grid_1d(lanes, threads as u32),
+                )
+            } else {
+                (
+                    layer_norm::LayerNormForward::SIG,
+                    layer_norm::row_cfg(rows, cols),
+                )
+            };
             o.push(&sig, x.dtype, cfg, 9.0 * n, bytes_of(c, &all), Unit::Memory);
         }
         "layer_norm_backward" => {
