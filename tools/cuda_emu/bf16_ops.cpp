@@ -295,7 +295,7 @@ static void layer_norm_case(int R, int C, int threads) {
     vb X = tobf(x), W = tobf(w), Bb = tobf(bb), dY = tobf(dy), Y(R * C), dX(R * C), dW(C, 0), dB(C, 0);
     vf mean(R), rstd(R);
     launch({(unsigned)R}, {(unsigned)threads}, [&] { layer_norm_forward_bf16(Y.data(), mean.data(), rstd.data(), X.data(), W.data(), Bb.data(), C, 1e-5f); });
-    launch({(unsigned)R}, {(unsigned)threads}, [&] { layer_norm_backward_dx_bf16(dX.data(), dY.data(), X.data(), W.data(), mean.data(), rstd.data(), C); });
+    launch({(unsigned)R}, {(unsigned)threads}, [&] { layer_norm_backward_dx_bf16(dX.data(), dY.data(), X.data(), W.data(), mean.data(), rstd.data(), nullptr, C); });
     // Param::accumulate_grad hands a zeroed bf16 buffer to the kernel and widens it afterwards.
     launch({(unsigned)((C + 127) / 128)}, {128}, [&] { layer_norm_backward_dwdb_bf16(dW.data(), dB.data(), dY.data(), X.data(), mean.data(), rstd.data(), R, C); });
     char name[120];

@@ -79,7 +79,7 @@ int main() {
         }
         launch({(unsigned)R}, {64}, [&] { layer_norm_forward_f32(y.data(), mean.data(), rstd.data(), x.data(), w.data(), bb.data(), C, 1e-5f); });
         check("layer_norm forward", y, ry, 1e-6);
-        launch({(unsigned)R}, {64}, [&] { layer_norm_backward_dx_f32(dxv.data(), dy.data(), x.data(), w.data(), mean.data(), rstd.data(), C); });
+        launch({(unsigned)R}, {64}, [&] { layer_norm_backward_dx_f32(dxv.data(), dy.data(), x.data(), w.data(), mean.data(), rstd.data(), nullptr, C); });
         check("layer_norm backward dx", dxv, rdx, 1e-5);
         launch({2}, {128}, [&] { layer_norm_backward_dwdb_f32(dw.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(), R, C); });
         check("layer_norm backward dw", dw, rdw, 1e-5);
