@@ -12,7 +12,7 @@ cp target/release/seisfuse .gpu/
 cargo test --release --no-run --message-format=json 2>/dev/null \
   | python3 -c '
 import json, sys, shutil
-keep = {"ops_parity", "heads_parity", "kernels_compile", "attention", "sfm_parity", "seislm_parity", "seislm_ops_parity", "dsp_gpu", "mixed_precision", "wav2vec2_ops", "seislm_heads_parity", "fusion_ops", "fusion_models", "matmul_tc_gpu", "attention_tc_gpu", "conv1d_tc_gpu", "dist_data_parallel", "dist_grad_sync", "profile", "zz_skip_summary"}
+keep = {"ops_parity", "heads_parity", "kernels_compile", "attention", "sfm_parity", "seislm_parity", "seislm_ops_parity", "dsp_gpu", "mixed_precision", "wav2vec2_ops", "seislm_heads_parity", "fusion_ops", "fusion_models", "matmul_tc_gpu", "attention_tc_gpu", "conv1d_tc_gpu", "dist_data_parallel", "dist_grad_sync", "profile", "graph_step", "zz_skip_summary"}
 for line in sys.stdin:
     try:
         m = json.loads(line)

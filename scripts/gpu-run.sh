@@ -37,6 +37,8 @@ done
 run bench-ops timeout 180 .gpu/seisfuse --device cuda bench ops
 run bench-sfm timeout 180 .gpu/seisfuse --device cuda bench sfm --preset sfm-base --mae
 run bench-seislm timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base
+run bench-sfm-graph timeout 180 .gpu/seisfuse --device cuda --kernel matmul=2,attention=2 bench sfm --preset sfm-base --precision bf16 --graph --counts
+run bench-sfm-tc timeout 180 .gpu/seisfuse --device cuda --kernel matmul=2,attention=2 bench sfm --preset sfm-base --precision bf16 --counts
 run bench-seislm-pretrain timeout 180 .gpu/seisfuse --device cuda bench seislm --preset seislm-base --pretrain
 run bench-mel timeout 120 .gpu/seisfuse --device cuda bench mel
 # Per-kernel profiles (measured), and the prediction for this card's model beside them.

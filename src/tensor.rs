@@ -272,12 +272,15 @@ impl Tensor {
         })
     }
     pub fn from_f32(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        crate::backend::counters::count_upload();
         Self::from_cpu(shape, CpuStorage::F32(data))
     }
     pub fn from_bf16(shape: &[usize], data: Vec<bf16>) -> Result<Self> {
+        crate::backend::counters::count_upload();
         Self::from_cpu(shape, CpuStorage::BF16(data))
     }
     pub fn from_i32(shape: &[usize], data: Vec<i32>) -> Result<Self> {
+        crate::backend::counters::count_upload();
         Self::from_cpu(shape, CpuStorage::I32(data))
     }
     pub fn scalar_f32(v: f32) -> Self {
@@ -430,9 +433,14 @@ impl Tensor {
     }
 
     /// Host copy of the values as f32 (bf16 widened exactly; i32 converted).
+    /// The view's values on the host: a host sync (`backend::counters`) on any device, so
+    /// that the CPU's counts show the reads a GPU would wait for.
     pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let c = match &*self.storage {
-            Storage::Cpu(_) => return Ok(self.host_f32()?.to_vec()),
+            Storage::Cpu(_) => {
+                crate::backend::counters::count_host_sync();
+                return Ok(self.host_f32()?.to_vec());
+            }
             Storage::Cuda(g) => g.download_range(self.offset, self.numel())?,
         };
         Ok(match c {
@@ -442,7 +450,11 @@ impl Tensor {
         })
     }
 
+    /// As [`Self::to_vec_f32`], for i32 views.
     pub fn to_vec_i32(&self) -> Result<Vec<i32>> {
+        if self.is_cpu() {
+            crate::backend::counters::count_host_sync();
+        }
         match self.to_device(&Device::Cpu)?.read_cpu()? {
             CpuStorage::I32(v) => Ok(v),
             _ => bail!("expected an i32 tensor, found {}", self.dtype),

@@ -13,11 +13,15 @@
 //!   and an event recorded after it says when the buffer may be written again. Buffers are
 //!   reused, not freed, so a steady stream of batches allocates no pinned memory either.
 //!
+//! The pool also keeps the blocks of captured CUDA graphs apart ([`CachingPool::begin_capture`]):
+//! a graph replays its kernels on the addresses they had when it was captured, so a block the
+//! captured work used must not go to anyone else while the graph lives.
+//!
 //! Neither knows about streams: the caller is responsible for the ordering argument (see
 //! `backend::cuda::memory` for why reuse in stream order is safe on one stream).
 
 use anyhow::{bail, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The smallest block and the granularity of small blocks, in bytes.
 pub const MIN_BLOCK: usize = 512;
@@ -52,7 +56,7 @@ pub enum RawError {
 /// A device's own allocator, under the pool.
 pub trait RawAllocator {
     /// A block's handle (a device address for CUDA).
-    type Block: Copy + Eq + std::fmt::Debug;
+    type Block: Copy + Eq + std::hash::Hash + std::fmt::Debug;
     /// A new block of exactly `bytes` bytes (a size class).
     fn alloc(&mut self, bytes: usize) -> std::result::Result<Self::Block, RawError>;
     /// Gives a block back to the device.
@@ -74,8 +78,27 @@ pub struct PoolStats {
     pub live_bytes: usize,
     /// Bytes in cached blocks, free for reuse.
     pub cached_bytes: usize,
-    /// The most bytes the pool has held from the device at once (live + cached).
+    /// The most bytes the pool has held from the device at once (live + cached + graph).
     pub peak_bytes: usize,
+    /// Bytes in blocks that live graphs use and no tensor holds: neither cached for reuse nor
+    /// freed until their graph is dropped.
+    pub graph_bytes: usize,
+}
+
+/// A graph captured over the pool's blocks ([`CachingPool::end_capture`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GraphId(u64);
+
+/// The blocks of captured graphs and of the capture in progress.
+struct Graphs<B> {
+    /// Blocks handed out or given back since `begin_capture`, with their classes (a block may
+    /// repeat).
+    capturing: Option<Vec<(B, usize)>>,
+    /// Every block a live graph uses, and that graph.
+    owner: HashMap<B, GraphId>,
+    /// Per graph, its blocks that no tensor holds.
+    idle: BTreeMap<GraphId, Vec<(B, usize)>>,
+    next: u64,
 }
 
 /// A block handed out by the pool: give it back with [`CachingPool::release`] and its class.
@@ -95,6 +118,7 @@ pub struct CachingPool<A: RawAllocator> {
     stats: PoolStats,
     /// At most this many cached bytes; a block given back beyond it goes to the raw allocator.
     limit: Option<usize>,
+    graphs: Graphs<A::Block>,
 }
 
 impl<A: RawAllocator> CachingPool<A> {
@@ -104,6 +128,12 @@ impl<A: RawAllocator> CachingPool<A> {
             free: BTreeMap::new(),
             stats: PoolStats::default(),
             limit: None,
+            graphs: Graphs {
+                capturing: None,
+                owner: HashMap::new(),
+                idle: BTreeMap::new(),
+                next: 0,
+            },
         }
     }
 
@@ -133,11 +163,22 @@ impl<A: RawAllocator> CachingPool<A> {
             self.stats.reuses += 1;
             self.stats.cached_bytes -= class;
             self.stats.live_bytes += class;
+            if let Some(log) = &mut self.graphs.capturing {
+                log.push((block, class));
+            }
             return Ok(Grant {
                 block,
                 class,
                 fresh: false,
             });
+        }
+        if self.graphs.capturing.is_some() {
+            bail!(
+                "the work being captured into a CUDA graph asked for a new device block of {} \
+                 (the pool had none of that size): run the step once, uncaptured, before \
+                 capturing it, so that every block it needs is cached",
+                human(class)
+            );
         }
         let block = match self.raw.alloc(class) {
             Ok(b) => b,
@@ -163,7 +204,7 @@ impl<A: RawAllocator> CachingPool<A> {
         self.stats.peak_bytes = self
             .stats
             .peak_bytes
-            .max(self.stats.live_bytes + self.stats.cached_bytes);
+            .max(self.stats.live_bytes + self.stats.cached_bytes + self.stats.graph_bytes);
         Ok(Grant {
             block,
             class,
@@ -172,12 +213,28 @@ impl<A: RawAllocator> CachingPool<A> {
     }
 
     /// Takes back a block handed out with size class `class`: it is cached for reuse, or freed
-    /// when the cache limit would be exceeded.
+    /// when the cache limit would be exceeded; a block a live graph uses is kept for the graph.
     pub fn release(&mut self, block: A::Block, class: usize) -> Result<()> {
         self.stats.live_bytes = self.stats.live_bytes.saturating_sub(class);
-        if self
-            .limit
-            .is_some_and(|l| self.stats.cached_bytes + class > l)
+        if let Some(&g) = self.graphs.owner.get(&block) {
+            self.graphs.idle.entry(g).or_default().push((block, class));
+            self.stats.graph_bytes += class;
+            return Ok(());
+        }
+        if let Some(log) = &mut self.graphs.capturing {
+            // The captured work may have read it before its last tensor went: the graph keeps it.
+            log.push((block, class));
+        }
+        self.cache(block, class)
+    }
+
+    /// Caches a free block, or frees it beyond the cache limit (never while capturing: a free
+    /// would be captured too).
+    fn cache(&mut self, block: A::Block, class: usize) -> Result<()> {
+        if self.graphs.capturing.is_none()
+            && self
+                .limit
+                .is_some_and(|l| self.stats.cached_bytes + class > l)
         {
             self.stats.raw_frees += 1;
             return self.raw.free(block);
@@ -194,6 +251,9 @@ impl<A: RawAllocator> CachingPool<A> {
 
     /// Frees cached blocks, largest first, until at most `keep` cached bytes remain.
     fn trim_to(&mut self, keep: usize) -> Result<usize> {
+        if self.graphs.capturing.is_some() {
+            bail!("device memory cannot be freed while work is being captured into a CUDA graph");
+        }
         let mut freed = 0;
         while self.stats.cached_bytes > keep {
             let Some(mut e) = self.free.last_entry() else {
@@ -213,6 +273,68 @@ impl<A: RawAllocator> CachingPool<A> {
             }
         }
         Ok(freed)
+    }
+}
+
+impl<A: RawAllocator> CachingPool<A> {
+    /// Starts logging the blocks handed out, for a graph capture. Until [`Self::end_capture`]
+    /// or [`Self::abort_capture`], a request the cache cannot serve is an error (a raw
+    /// allocation would be captured into the graph) and nothing is freed.
+    pub fn begin_capture(&mut self) -> Result<()> {
+        if self.graphs.capturing.is_some() {
+            bail!("a CUDA graph is already being captured on this device");
+        }
+        self.graphs.capturing = Some(Vec::new());
+        Ok(())
+    }
+
+    /// Ends the capture: every block handed out or given back during it now belongs to the new
+    /// graph and goes to no one else until [`Self::drop_graph`] (those no tensor holds leave
+    /// the cache now). Blocks the captured work only read, and that outlive the capture (the
+    /// parameters, the inputs), are the caller's to keep alive while the graph is replayed.
+    pub fn end_capture(&mut self) -> Result<GraphId> {
+        let Some(log) = self.graphs.capturing.take() else {
+            bail!("no CUDA graph capture is in progress");
+        };
+        let id = GraphId(self.graphs.next);
+        self.graphs.next += 1;
+        let mut idle = Vec::new();
+        for (block, class) in log {
+            if self.graphs.owner.insert(block, id).is_some() {
+                continue; // handed out twice during the capture
+            }
+            let cached = self.free.get_mut(&class).and_then(|v| {
+                let i = v.iter().position(|&b| b == block)?;
+                Some(v.swap_remove(i))
+            });
+            if cached.is_some() {
+                self.stats.cached_bytes -= class;
+                self.stats.graph_bytes += class;
+                idle.push((block, class));
+            }
+        }
+        self.graphs.idle.insert(id, idle);
+        Ok(id)
+    }
+
+    /// Whether a capture is in progress.
+    pub fn capturing(&self) -> bool {
+        self.graphs.capturing.is_some()
+    }
+
+    /// Forgets a failed capture: its blocks stay ordinary.
+    pub fn abort_capture(&mut self) {
+        self.graphs.capturing = None;
+    }
+
+    /// The graph is gone: its blocks become ordinary again (idle ones are cached or freed).
+    pub fn drop_graph(&mut self, id: GraphId) -> Result<()> {
+        self.graphs.owner.retain(|_, g| *g != id);
+        for (block, class) in self.graphs.idle.remove(&id).unwrap_or_default() {
+            self.stats.graph_bytes -= class;
+            self.cache(block, class)?;
+        }
+        Ok(())
     }
 }
 
@@ -640,6 +762,95 @@ mod tests {
         p.set_cache_limit(Some(0)).unwrap();
         assert_eq!(p.stats().cached_bytes, 0);
         assert_eq!(p.raw().used, 0);
+    }
+
+    /// A "step" that takes blocks of two classes, gives one back early and returns the other.
+    fn graph_step(p: &mut CachingPool<FakeDevice>) -> Result<Grant<u64>> {
+        let a = p.alloc(1000)?;
+        let b = p.alloc(70_000)?;
+        p.release(a.block, a.class)?;
+        Ok(b)
+    }
+
+    #[test]
+    fn captured_blocks_go_to_no_one_else_until_the_graph_is_dropped() {
+        let mut p = CachingPool::new(FakeDevice::new(1 << 30));
+        let warm = graph_step(&mut p).unwrap();
+        p.release(warm.block, warm.class).unwrap();
+        let cached = p.stats().cached_bytes;
+        p.begin_capture().unwrap();
+        let out = graph_step(&mut p).unwrap();
+        let g = p.end_capture().unwrap();
+        // The small block went back during the capture: it left the cache for the graph.
+        let s = p.stats();
+        assert_eq!(s.graph_bytes, 1024);
+        assert_eq!(s.cached_bytes, cached - 1024 - out.class);
+        // Requests of both classes now get new blocks, never the graph's.
+        let x = p.alloc(1000).unwrap();
+        let y = p.alloc(70_000).unwrap();
+        assert!(x.fresh && y.fresh);
+        assert_ne!(y.block, out.block);
+        // The step's output, given back later, stays with the graph too.
+        p.release(out.block, out.class).unwrap();
+        assert_eq!(p.stats().graph_bytes, 1024 + out.class);
+        p.release(x.block, x.class).unwrap();
+        p.release(y.block, y.class).unwrap();
+        // Dropping the graph makes its blocks ordinary cached blocks.
+        p.drop_graph(g).unwrap();
+        let s = p.stats();
+        assert_eq!(s.graph_bytes, 0);
+        assert_eq!(s.cached_bytes, p.raw().used);
+        assert_eq!(s.live_bytes, 0);
+        let again = p.alloc(70_000).unwrap();
+        assert!(!again.fresh);
+    }
+
+    #[test]
+    fn a_capture_that_needs_a_new_block_fails_and_the_pool_goes_on() {
+        let mut p = CachingPool::new(FakeDevice::new(1 << 30));
+        p.begin_capture().unwrap();
+        let e = graph_step(&mut p).unwrap_err().to_string();
+        assert!(e.contains("run the step once, uncaptured"), "{e}");
+        assert_eq!(p.raw().allocs, 0, "no raw allocation while capturing");
+        assert!(p.begin_capture().is_err(), "one capture at a time");
+        assert!(p.trim().is_err(), "no frees while capturing");
+        p.abort_capture();
+        let b = graph_step(&mut p).unwrap();
+        assert!(b.fresh);
+        assert!(p.end_capture().is_err(), "no capture is in progress");
+    }
+
+    #[test]
+    fn blocks_given_back_during_a_capture_stay_with_the_graph() {
+        // A tensor made before the capture and dropped inside it: the graph may have read it.
+        let mut p = CachingPool::new(FakeDevice::new(1 << 30));
+        let before = p.alloc(5000).unwrap();
+        p.set_cache_limit(Some(0)).unwrap();
+        p.begin_capture().unwrap();
+        p.release(before.block, before.class).unwrap();
+        assert_eq!(
+            p.stats().raw_frees,
+            0,
+            "the cache limit frees nothing while capturing"
+        );
+        let g = p.end_capture().unwrap();
+        assert!(p.alloc(5000).unwrap().fresh);
+        // Two graphs keep their own blocks; dropping one gives back only its blocks (freed here,
+        // as the cache limit is 0).
+        let warm = p.alloc(1000).unwrap();
+        p.set_cache_limit(None).unwrap();
+        p.release(warm.block, warm.class).unwrap();
+        p.begin_capture().unwrap();
+        let h_block = p.alloc(1000).unwrap();
+        let h = p.end_capture().unwrap();
+        p.set_cache_limit(Some(0)).unwrap();
+        p.drop_graph(g).unwrap();
+        assert_eq!(p.stats().graph_bytes, 0);
+        assert_eq!(p.stats().raw_frees, 1);
+        p.release(h_block.block, h_block.class).unwrap();
+        assert_eq!(p.stats().graph_bytes, 1024);
+        p.drop_graph(h).unwrap();
+        assert_eq!(p.stats().graph_bytes, 0);
     }
 
     /// Pinned memory as vectors; an event completes when the test says so.

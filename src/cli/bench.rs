@@ -83,6 +83,10 @@ pub struct SeislmArgs {
     /// Print per-step allocations, launches and host syncs (see `bench sfm --counts`).
     #[arg(long)]
     pub counts: bool,
+    /// Replay the training step's forward and backward as one CUDA graph (see `bench sfm
+    /// --graph`; GPU only, not with --pretrain).
+    #[arg(long)]
+    pub graph: bool,
 }
 
 /// The precisions a benchmark times, in order.
@@ -173,6 +177,12 @@ pub struct SfmArgs {
     /// optimizer part (zero_grad, gradient norm, AdamW).
     #[arg(long)]
     pub counts: bool,
+    /// Capture the training step's forward and backward (and the inference forward) into a
+    /// CUDA graph after one ordinary step and time its replays, each followed by the
+    /// optimizer step as ordinary launches. GPU only; not with --mae (its masks are uploaded
+    /// every step).
+    #[arg(long)]
+    pub graph: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +223,9 @@ fn check_args(args: &Args) -> Result<()> {
             positive("--batch", a.batch)?;
             positive("--infer-batch", a.infer_batch)?;
             positive("--mae-batch", a.mae_batch)?;
+            if a.graph && a.mae {
+                bail!("--graph times the plain training step: the MAE step uploads a new mask every step, which a CUDA graph cannot replay; drop --mae or --graph");
+            }
             let cfg = crate::models::sfm::VitConfig::preset(&a.preset)?;
             let (b, bi) = (a.batch.unwrap_or(2), a.infer_batch.unwrap_or(4));
             // a training step keeps activations and their gradients
@@ -230,6 +243,9 @@ fn check_args(args: &Args) -> Result<()> {
         }
         What::Seislm(a) => {
             positive("--batch", a.batch)?;
+            if a.graph && a.pretrain {
+                bail!("--graph times the plain training step: the pretraining step uploads new masks and negatives every step, which a CUDA graph cannot replay; drop --pretrain or --graph");
+            }
             if a.samples == 0 {
                 bail!("--samples must be at least 1");
             }
@@ -292,7 +308,7 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
 
 /// The counts of one steady-state call of `step`: it runs twice and the second call is
 /// counted (the first allocates the optimizer state and compiles kernels).
-fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Counts> {
+pub(super) fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Counts> {
     step()?;
     sync(d)?;
     let c0 = counters::snapshot();
@@ -302,35 +318,51 @@ fn step_counts(d: &Device, mut step: impl FnMut() -> Result<()>) -> Result<Count
 }
 
 /// The parameter store, optimizer and learning rate of a timed training step.
-type StepState<'a> = (&'a mut ParamStore, &'a mut AdamW, f32);
+pub(super) type StepState<'a> = (&'a mut ParamStore, &'a mut AdamW, f32);
 
-/// One training step: `forward()`, zero_grad, `backward(cache, grads)` into the store's
-/// gradients, AdamW; returns the counts of its optimizer part (zero_grad and AdamW).
-fn train_step<C>(
-    (store, opt, lr): &mut StepState,
+/// The device part of a training step: `forward()`, zero_grad, `backward(cache, grads)` into
+/// the store's gradients, the gradients settled (what `bench --graph` captures); returns the
+/// counts of its zero_grad.
+pub(super) fn device_part<C>(
+    store: &mut ParamStore,
     forward: impl Fn() -> Result<C>,
     backward: impl Fn(&C, &mut Grads) -> Result<()>,
 ) -> Result<Counts> {
     let cache = forward()?;
     let c0 = counters::snapshot();
     store.zero_grad()?;
-    let c1 = counters::snapshot();
+    let zero = counters::snapshot() - c0;
     backward(&cache, &mut store.grads)?;
-    let c2 = counters::snapshot();
+    store.grads.settle()?;
+    Ok(zero)
+}
+
+/// One training step: [`device_part`], then AdamW; returns the counts of its optimizer part
+/// (zero_grad and AdamW).
+pub(super) fn train_step<C>(
+    (store, opt, lr): &mut StepState,
+    forward: impl Fn() -> Result<C>,
+    backward: impl Fn(&C, &mut Grads) -> Result<()>,
+) -> Result<Counts> {
+    let zero = device_part(store, forward, backward)?;
+    let c0 = counters::snapshot();
     opt.step(store, *lr)?;
-    Ok((c1 - c0) + (counters::snapshot() - c2))
+    Ok(zero + (counters::snapshot() - c0))
 }
 
 /// Mean seconds of a [`train_step`] over `iters` steps; with `counts`, first prints under
 /// that label what one steady-state step asks of the device.
 fn time_train_step<C>(
     d: &Device,
-    iters: usize,
+    (iters, graph): (usize, bool),
     counts: Option<String>,
     mut step: StepState,
     forward: impl Fn() -> Result<C>,
     backward: impl Fn(&C, &mut Grads) -> Result<()>,
 ) -> Result<f64> {
+    if graph {
+        return super::bench_graph::time_train_step(d, iters, counts, step, forward, backward);
+    }
     if let Some(what) = counts {
         let mut opt_counts = Counts::default();
         let all = step_counts(d, || {
@@ -428,6 +460,9 @@ fn bench_ops(d: &Device, a: OpsArgs) -> Result<()> {
 fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
     use crate::models::sfm::{Vit, VitConfig};
     let cfg = VitConfig::preset(&a.preset)?;
+    if a.graph {
+        super::bench_graph::require_cuda(d)?;
+    }
     let mut vit = Vit::new(cfg.clone(), 0)?;
     let mut store = ParamStore::pack(&mut vit, d)?;
     let params = store.num_params();
@@ -454,7 +489,7 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
         let backward = |c: &_, g: &mut _| vit.backward(c, &up, &[], false, g).map(drop);
         let counts = a.counts.then(|| format!("{p} train step, batch {bt}"));
         let step = (&mut store, &mut opt, 1e-4);
-        let secs = time_train_step(d, a.iters, counts, step, forward, backward)?;
+        let secs = time_train_step(d, (a.iters, a.graph), counts, step, forward, backward)?;
         outln!(
             "{p} train step, batch {bt}: {:.1} ms, {:.1} images/s{}",
             secs * 1e3,
@@ -462,7 +497,11 @@ fn bench_sfm(d: &Device, a: SfmArgs) -> Result<()> {
             note(dt)
         )?;
         let img = random(&[bi, 1, cfg.img_h, cfg.img_w], d, dt)?;
-        let secs = time_it(d, a.iters, || vit.forward(&img, None).map(|_| ()))?;
+        let infer = || vit.forward(&img, None).map(drop);
+        let secs = match a.graph {
+            true => super::bench_graph::time_replays(d, a.iters, infer)?,
+            false => time_it(d, a.iters, infer)?,
+        };
         outln!(
             "{p} inference, batch {bi}: {:.1} ms, {:.1} images/s{}",
             secs * 1e3,
@@ -519,6 +558,9 @@ fn bench_mae(d: &Device, a: &SfmArgs) -> Result<()> {
 fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
     use crate::models::seislm::{Seislm, SeislmConfig};
     let cfg = SeislmConfig::preset(&a.preset)?;
+    if a.graph {
+        super::bench_graph::require_cuda(d)?;
+    }
     let Some(frames) = cfg.frames(a.samples) else {
         anyhow::bail!("{} samples are too few for {}", a.samples, a.preset);
     };
@@ -543,7 +585,7 @@ fn bench_seislm(d: &Device, a: SeislmArgs) -> Result<()> {
             .counts
             .then(|| format!("{} train step", precision_name(dt)));
         let step = (&mut store, &mut opt, 1e-4);
-        let secs = time_train_step(d, a.iters, counts, step, forward, backward)?;
+        let secs = time_train_step(d, (a.iters, a.graph), counts, step, forward, backward)?;
         let note = emulation_note(d, dt);
         outln!(
             "{} train step: {:.1} ms, {:.2} waveforms/s{note}",

@@ -3,6 +3,7 @@
 //! `progress`: bars and periodic lines). Conventions: docs/cli-conventions.md.
 
 pub mod bench;
+pub mod bench_graph;
 pub mod bench_mel;
 pub mod bench_pick;
 pub mod bench_train;

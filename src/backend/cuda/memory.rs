@@ -35,8 +35,8 @@
 
 use super::CudaBackend;
 use crate::backend::caching::{
-    human, CachingPool, PinnedHost, PoolStats, RawAllocator, RawError, StagingRing, StagingStats,
-    STAGING_SLOTS,
+    human, CachingPool, GraphId, PinnedHost, PoolStats, RawAllocator, RawError, StagingRing,
+    StagingStats, STAGING_SLOTS,
 };
 use crate::backend::counters;
 use crate::tensor::{CpuStorage, DType};
@@ -236,11 +236,39 @@ impl DeviceMemory {
         locked(&self.pool, "device memory pool")?.set_cache_limit(limit)
     }
 
+    /// Whether work is being captured into a CUDA graph (`cuda::graph`).
+    pub fn capturing(&self) -> Result<bool> {
+        Ok(locked(&self.pool, "device memory pool")?.capturing())
+    }
+    pub fn begin_capture(&self) -> Result<()> {
+        locked(&self.pool, "device memory pool")?.begin_capture()
+    }
+    pub fn end_capture(&self) -> Result<GraphId> {
+        locked(&self.pool, "device memory pool")?.end_capture()
+    }
+    pub fn abort_capture(&self) -> Result<()> {
+        locked(&self.pool, "device memory pool")?.abort_capture();
+        Ok(())
+    }
+    pub fn drop_graph(&self, id: GraphId) -> Result<()> {
+        locked(&self.pool, "device memory pool")?.drop_graph(id)
+    }
+
     /// Queues a copy of `src` into device address `dst` on `stream`, through a staging buffer
     /// (see the module documentation).
     fn copy_in(&self, stream: &CudaStream, dst: u64, src: &[u8]) -> Result<()> {
         if src.is_empty() {
             return Ok(());
+        }
+        if self.capturing()? {
+            // A graph would copy from the staging buffer's address at every replay, long after
+            // the buffer was reused.
+            anyhow::bail!(
+                "an upload of {} from the host inside work being captured into a CUDA graph: \
+                 a captured step must find its inputs on the device (upload them before the \
+                 replay, into tensors made before the capture)",
+                human(src.len())
+            );
         }
         if src.len() <= STAGING_MAX_BYTES {
             let mut ring = locked(&self.staging, "staging buffer")?;
@@ -347,6 +375,7 @@ impl CudaStorage {
         let (src, _) = self.bytes_at(start, len)?;
         let mut out = CpuStorage::zeros(self.dtype, len);
         let b = &self.backend;
+        b.refuse_host_wait()?;
         b.bind()?;
         counters::count_host_sync();
         // SAFETY: `src` is a range of a live block; `out` has room for it; the stream is

@@ -14,6 +14,7 @@ pub mod discover;
 pub mod dropout;
 pub mod elementwise;
 pub mod fusion;
+pub mod graph;
 pub mod launch;
 pub mod layer_norm;
 pub mod loss;
@@ -233,7 +234,20 @@ impl CudaBackend {
     }
 
     pub fn synchronize(&self) -> Result<()> {
+        self.refuse_host_wait()?;
         self.stream.synchronize().context("cuStreamSynchronize")?;
+        Ok(())
+    }
+
+    /// An error while work is being captured into a CUDA graph: the host may not wait then.
+    fn refuse_host_wait(&self) -> Result<()> {
+        if self.memory.capturing()? {
+            bail!(
+                "the host waited for the device (a download, a value read back, or a \
+                 synchronisation) inside work being captured into a CUDA graph; a captured \
+                 step must run without host reads (read results after the replay)"
+            );
+        }
         Ok(())
     }
 }
