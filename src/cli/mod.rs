@@ -17,6 +17,7 @@ pub mod mel;
 pub mod output;
 pub mod pick;
 pub mod profile;
+pub mod profile_host;
 pub mod progress;
 pub mod synth;
 pub mod train;

@@ -601,7 +601,7 @@ const ASSUMPTIONS: &[&str] = &[
     "time per launch = max(FLOPs / the ceiling of its unit, bytes / the copy ceiling), a roofline lower bound with compulsory traffic only (no L2 misses, no re-reads, no bank conflicts, no pipeline stalls)",
     "derated by grid fill: a grid of fewer blocks than SMs uses that share of the card, a last partial wave idles the rest; memory-bound work also by resident warps per SM below 16",
     "fp32 kernels (matmul variant 1, attention variant 1, conv1d) are bounded by the fp32 FMA ceiling, which these SIMT kernels reach only in part: their times are optimistic",
-    "at least 2 µs per launch; launches queued back to back (no host gaps, no CUDA graphs needed)",
+    "at least 2 µs per launch on the GPU; the step and the table assume launches back to back, as a CUDA graph replays them (bench --graph); the 'launch by launch' line adds an assumed 3 µs of host time per launch queued one by one",
     "host work, the loss and the gradient-norm read are not counted",
 ];
 
@@ -653,6 +653,12 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
         }
     };
     let p = predict(&card, &planned, &res);
+    let times: Vec<f64> = planned
+        .iter()
+        .map(|x| launch_time(&card, x, res.get(&x.kernel)).0)
+        .collect();
+    let host = super::profile_host::timeline(&times, super::profile_host::HOST_LAUNCH_S);
+    let budget = super::profile_host::host_budget(&times, 0.05);
     let (ceil, source) = card.ceilings();
     let rate = a.batch as f64 / p.seconds;
     let unit = samples_unit(&a.model);
@@ -726,6 +732,11 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
                 "bytes": p.bytes,
                 "predicted_step_ms": p.seconds * 1e3,
                 "predicted_samples_per_s": rate,
+                "host_launch_us_assumed": super::profile_host::HOST_LAUNCH_S * 1e6,
+                "launch_by_launch_step_ms": host.launch_by_launch_s * 1e3,
+                "launch_by_launch_gpu_idle_ms": host.gpu_idle_s * 1e3,
+                "graph_step_ms": host.graph_s * 1e3,
+                "host_budget_us_per_launch_5_percent": budget * 1e6,
             },
             "unmapped_ops": p.unmapped,
             "assumptions": ASSUMPTIONS,
@@ -754,6 +765,19 @@ fn run_predicted(a: &Args, dt: DType, w: Workload) -> Result<()> {
         p.bytes / 1e9,
         p.seconds * 1e3,
         rate
+    )?;
+    outln!(
+        "host: launch by launch (an assumed {:.0} µs each) the GPU waits {:.2} ms for the host → {:.2} ms ({:.0} {unit}); as one CUDA graph (bench --graph) {:.2} ms ({:.0} {unit})",
+        super::profile_host::HOST_LAUNCH_S * 1e6,
+        host.gpu_idle_s * 1e3,
+        host.launch_by_launch_s * 1e3,
+        a.batch as f64 / host.launch_by_launch_s,
+        host.graph_s * 1e3,
+        a.batch as f64 / host.graph_s,
+    )?;
+    outln!(
+        "host budget: launch by launch, the step stays within 5 % of the GPU's busy time while the host spends at most {:.1} µs per launch; beyond that a CUDA graph pays",
+        budget * 1e6
     )?;
     if !p.unmapped.is_empty() {
         outln!(
