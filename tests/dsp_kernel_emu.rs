@@ -8,8 +8,8 @@
 
 mod common;
 use seisfuse::backend::cuda::stft_mel::{
-    backward_chunk, backward_launches, finish_launch, forward_launches, forward_launches_with,
-    mean_launch, Launch, MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
+    backward_chunk, backward_launches, finish_launch, forward_launches, mean_launch, Launch,
+    MelBackward, MelDims, MelKernel, MelTableTensors, MelTables,
 };
 use seisfuse::dsp::*;
 use seisfuse::{Device, Tensor};
@@ -122,7 +122,7 @@ fn emulated_log_mel_kernels_match_the_cpu_reference() {
         for variant in [1, 2] {
             let out = nans(&[b, nm, f]);
             let mut kinds = Vec::new();
-            forward_launches_with(variant, &tb, &tables, &out, &xt, dims, &mut |l| {
+            forward_launches(variant, &tb, &tables, &out, &xt, dims, &mut |l| {
                 kinds.push(kind(&l));
                 run(l)
             })
@@ -206,7 +206,16 @@ fn emulated_image_kernels_match_the_cpu_reference() {
             t,
             frames: f,
         };
-        forward_launches(&tb, &tables, &lmv, &xt, dims, &mut run).unwrap();
+        forward_launches(
+            seisfuse::backend::variants::variant("mel").unwrap(),
+            &tb,
+            &tables,
+            &lmv,
+            &xt,
+            dims,
+            &mut run,
+        )
+        .unwrap();
         run(finish_launch(&imgs, &lmv, &plan).unwrap()).unwrap();
         let avg = nans(&[n, 1, h, w]);
         if cfg.average_channels {
@@ -247,7 +256,7 @@ fn emulated_mel_images_at_the_benchmark_shape() {
         frames: f,
     };
     let mut kinds = Vec::new();
-    forward_launches_with(2, &tb, &tables, &lmv, &cpu(&[n, t], &x), dims, &mut |l| {
+    forward_launches(2, &tb, &tables, &lmv, &cpu(&[n, t], &x), dims, &mut |l| {
         kinds.push(kind(&l));
         run(l)
     })

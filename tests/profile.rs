@@ -455,4 +455,14 @@ fn mel_benchmark_prediction_meets_the_goal_with_the_tiled_fft() {
         ms[0], ms[1]
     );
     assert!(ms[1] <= 0.6 && ms[0] > ms[1], "{ms:?}");
+    // The prediction's workload is fixed: a --traces beside it is refused, not ignored.
+    for traces in ["0", "5"] {
+        let o = run(&["bench", "mel", "--predict", "--traces", traces]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "--traces {traces} was accepted");
+        assert!(
+            err.contains("--traces has no effect with --predict"),
+            "{err}"
+        );
+    }
 }

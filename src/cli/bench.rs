@@ -288,8 +288,14 @@ pub fn run(req: DeviceRequest, args: Args) -> Result<()> {
         // A prediction runs nothing on any device.
         What::Mel(MelArgs {
             predict: Some(card),
+            traces,
             ..
-        }) => return super::bench_mel::run_mel_prediction(&card),
+        }) => {
+            if traces.is_some() {
+                bail!("--traces has no effect with --predict: the prediction is for the full benchmark ({} traces); drop one of them", super::bench_mel::TRACES);
+            }
+            return super::bench_mel::run_mel_prediction(&card);
+        }
         _ => {}
     }
     check_args(&args)?;

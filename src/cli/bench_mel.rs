@@ -80,7 +80,7 @@ pub fn mel_plan(variant: u32) -> Result<Vec<crate::backend::cuda::predict::Plann
         frames: f,
     };
     let mut planned = Vec::new();
-    k::forward_launches_with(variant, &tb, &tables, &logmel, &x, dims, &mut |l| {
+    k::forward_launches(variant, &tb, &tables, &logmel, &x, dims, &mut |l| {
         planned.push(predict_mel::planned(&l, &tb));
         Ok(())
     })?;

@@ -286,23 +286,11 @@ fn radix_code(radices: &[usize]) -> u64 {
         .fold(0u64, |c, (i, &r)| c | ((r as u64) << (4 * i)))
 }
 
-/// Forward: out [batch, n_mels, frames] from x [batch, t]; each planned launch (views of out
-/// and x, one per chunk of at most [`MAX_GRID_Y`] traces) goes to `run`.
-/// The FFT path takes the chosen mel variant ([`crate::backend::variants`]).
+/// Forward: out [batch, n_mels, frames] from x [batch, t] with mel variant `variant` (1: a
+/// block per frame pair, 2: tiles; [`crate::backend::variants`] holds the chosen one); each
+/// planned launch (views of out and x, one per chunk of at most [`MAX_GRID_Y`] traces) goes to
+/// `run`.
 pub fn forward_launches(
-    tb: &MelTables,
-    tables: &MelTableTensors,
-    out: &Tensor,
-    x: &Tensor,
-    dims: MelDims,
-    run: &mut dyn FnMut(Launch) -> Result<()>,
-) -> Result<()> {
-    let variant = crate::backend::variants::variant("mel")?;
-    forward_launches_with(variant, tb, tables, out, x, dims, run)
-}
-
-/// [`forward_launches`] with mel variant `variant` (1: a block per frame pair, 2: tiles).
-pub fn forward_launches_with(
     variant: u32,
     tb: &MelTables,
     tables: &MelTableTensors,
@@ -581,7 +569,10 @@ impl CudaBackend {
         let (batch, t) = traces(x);
         let frames = out.shape.last().copied().unwrap_or(0);
         let dims = MelDims { batch, t, frames };
-        forward_launches(&d.tables, &d.tensors, out, x, dims, &mut |l| l.launch(self))
+        let variant = crate::backend::variants::variant("mel")?;
+        forward_launches(variant, &d.tables, &d.tensors, out, x, dims, &mut |l| {
+            l.launch(self)
+        })
     }
 }
 
