@@ -16,6 +16,7 @@ pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod nvtx;
 pub mod ops;
 pub mod pick;
 pub mod plot;

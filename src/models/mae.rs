@@ -10,6 +10,7 @@ use crate::nn::layer_norm::LayerNormLayerCache;
 use crate::nn::{
     Block, BlockCache, Grads, Init, LayerNorm, Linear, Param, ParamVisitor, Parameters,
 };
+use crate::nvtx;
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -211,7 +212,8 @@ impl Mae {
             .reshape(&[(n + 1) * d])?;
         let mut x = ops::bias_add(&x.reshape(&[b, (n + 1) * d])?, &pos)?.reshape(&[b, n + 1, d])?;
         let mut dec_blocks = Vec::new();
-        for blk in &self.decoder_blocks {
+        for (i, blk) in self.decoder_blocks.iter().enumerate() {
+            let _range = nvtx::range_with(|| format!("mae/decoder block {i} forward"));
             let (y, c) = blk.forward(x)?;
             dec_blocks.push(c);
             x = y;
@@ -255,7 +257,9 @@ impl Mae {
         let dnormed = self.decoder_pred.backward(&c.normed, &dpred_full, grads)?;
         let mut dx = self.decoder_norm.backward(&c.norm, &dnormed, grads)?;
         for i in (0..self.decoder_blocks.len()).rev() {
+            let block_range = nvtx::range_with(|| format!("mae/decoder block {i} backward"));
             dx = self.decoder_blocks[i].backward(&c.dec_blocks[i], &dx, grads)?;
+            drop(block_range);
             grads.mark_final()?;
         }
         let d = self.cfg.decoder_dim;

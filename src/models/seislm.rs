@@ -12,6 +12,7 @@ use crate::nn::conv1d::{Conv1d, Conv1dCache};
 use crate::nn::layer_norm::LayerNormLayerCache;
 use crate::nn::named_fields;
 use crate::nn::{Grads, Init, LayerNorm, Linear, Mlp, MlpCache, Param, ParamVisitor, Parameters};
+use crate::nvtx;
 use crate::ops::{self, AttnOut};
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -344,6 +345,7 @@ impl Seislm {
         wave: &Tensor,
         mask: Option<&[bool]>,
     ) -> Result<(SeislmOutput, SeislmCache)> {
+        let _range = nvtx::range("seislm/forward");
         let [b, c, l] = wave.shape[..] else {
             bail!(
                 "SeisLM: waveforms must be [batch, {}, samples], found {:?}",
@@ -411,7 +413,10 @@ impl Seislm {
         };
         let pos_t = ops::transpose_last2(&p)?;
         let hs = ops::add(&hs, &ops::gelu(&pos_t)?)?;
-        let (hs, layers) = crate::nn::forward_each(&self.layers, hs, |l, x| l.forward(x))?;
+        let (hs, layers) = crate::nn::forward_each(&self.layers, hs, |i, l, x| {
+            let _range = nvtx::range_with(|| format!("seislm/layer {i} forward"));
+            l.forward(x)
+        })?;
         let (out, norm) = self.layer_norm.forward(&hs)?;
         debug_assert_eq!(out.shape, [b, t, h]);
         Ok((
@@ -443,6 +448,7 @@ impl Seislm {
         want_input_grad: bool,
         grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
+        let _range = nvtx::range("seislm/backward");
         if dout.shape != c.norm.x.shape {
             bail!(
                 "SeisLM backward: the output gradient must be {:?}, found {:?}",
@@ -451,8 +457,10 @@ impl Seislm {
             );
         }
         let mut dh = self.layer_norm.backward(&c.norm, dout, grads)?;
-        for (layer, cache) in self.layers.iter().zip(&c.layers).rev() {
+        for (i, (layer, cache)) in self.layers.iter().zip(&c.layers).enumerate().rev() {
+            let layer_range = nvtx::range_with(|| format!("seislm/layer {i} backward"));
             dh = layer.backward(cache, &dh, grads)?;
+            drop(layer_range);
             // This layer's gradients are final (see Grads::mark_final).
             grads.mark_final()?;
         }

@@ -9,6 +9,7 @@ use crate::nn::{
     Block, BlockCache, Grads, Init, LayerNorm, Param, ParamVisitor, Parameters, PatchEmbed,
     PatchEmbedCache,
 };
+use crate::nvtx;
 use crate::ops;
 use crate::tensor::Tensor;
 use anyhow::{bail, Result};
@@ -172,6 +173,7 @@ impl Vit {
 
     /// Images [B, C, H, W] → final normed tokens [B, 1 + L, C] (L = N, or |keep| for MAE).
     pub fn forward(&self, img: &Tensor, keep: Option<&[Vec<usize>]>) -> Result<(Tensor, VitCache)> {
+        let _range = nvtx::range("sfm/forward");
         let (h, w) = (
             img.shape.get(2).copied().unwrap_or(0),
             img.shape.get(3).copied().unwrap_or(0),
@@ -198,7 +200,10 @@ impl Vit {
         let fill = ops::add(&cls, &pos_cls)?;
         let idx = self.token_index(b, keep)?;
         let x = ops::gather_rows(&tokens, &idx, Some(&fill))?;
-        let (x, caches) = crate::nn::forward_each(&self.blocks, x, |b, x| b.forward(x))?;
+        let (x, caches) = crate::nn::forward_each(&self.blocks, x, |i, b, x| {
+            let _range = nvtx::range_with(|| format!("sfm/block {i} forward"));
+            b.forward(x)
+        })?;
         let (out, norm) = self.norm.forward(&x)?;
         Ok((
             out,
@@ -223,6 +228,7 @@ impl Vit {
         want_image_grad: bool,
         grads: &mut Grads,
     ) -> Result<Option<Tensor>> {
+        let _range = nvtx::range("sfm/backward");
         let mut dx = self.norm.backward(&c.norm, dout, grads)?;
         for i in (0..self.blocks.len()).rev() {
             for (k, g) in extra {
@@ -230,7 +236,9 @@ impl Vit {
                     ops::add_assign(&mut dx, g)?;
                 }
             }
+            let block_range = nvtx::range_with(|| format!("sfm/block {i} backward"));
             dx = self.blocks[i].backward(&c.blocks[i], &dx, grads)?;
+            drop(block_range);
             // Block i's gradients (and the head's, written before) are final: data-parallel
             // training reduces them while the earlier blocks' backward runs.
             grads.mark_final()?;

@@ -35,16 +35,16 @@ pub use param::{Param, ParamView, ParamVisitor, Parameters};
 pub use patch_embed::{PatchEmbed, PatchEmbedCache};
 pub use store::{GradSlot, Grads, ParamEntry, ParamStore};
 
-/// Runs `x` through `layers` in order with `forward`, keeping each layer's cache for the
-/// backward pass.
+/// Runs `x` through `layers` in order with `forward` (given each layer's index, for its NVTX
+/// range), keeping each layer's cache for the backward pass.
 pub fn forward_each<L, C>(
     layers: &[L],
     mut x: crate::tensor::Tensor,
-    forward: impl Fn(&L, crate::tensor::Tensor) -> anyhow::Result<(crate::tensor::Tensor, C)>,
+    forward: impl Fn(usize, &L, crate::tensor::Tensor) -> anyhow::Result<(crate::tensor::Tensor, C)>,
 ) -> anyhow::Result<(crate::tensor::Tensor, Vec<C>)> {
     let mut caches = Vec::with_capacity(layers.len());
-    for layer in layers {
-        let (y, cache) = forward(layer, x)?;
+    for (i, layer) in layers.iter().enumerate() {
+        let (y, cache) = forward(i, layer, x)?;
         caches.push(cache);
         x = y;
     }

@@ -3,6 +3,7 @@
 //! launch over the store's flat buffers (values, moments and the bf16 compute copy at once).
 
 use crate::nn::ParamStore;
+use crate::nvtx;
 use crate::ops::{self, AdamWConfig};
 use anyhow::{bail, Result};
 
@@ -26,6 +27,7 @@ impl AdamW {
     /// One step at learning rate `lr`; returns the gradient norm (before clipping). A
     /// non-finite gradient is an error naming the parameter, and the values stay as they were.
     pub fn step(&mut self, store: &mut ParamStore, lr: f32) -> Result<f32> {
+        let _range = nvtx::range("optimizer step");
         let t = self.t + 1;
         let (mut values, grads, mut m, mut v, mut compute, mut chunks) = store.optimizer_view()?;
         ops::grad_norm_sq(&grads, &mut chunks)?;

@@ -16,6 +16,7 @@ use crate::data::dataset::Dataset;
 use crate::data::loader::build_batch;
 use crate::dist::sampler::DistributedSampler;
 use crate::nn::ParamStore;
+use crate::nvtx;
 use crate::ops::{self, AdamWConfig};
 use crate::tensor::DType;
 use crate::Device;
@@ -411,6 +412,8 @@ pub fn train(
     let mut times = Vec::new();
     while state.step < total {
         let step = state.step;
+        // The step's data, forward, backward and optimizer; evaluation and checkpoints after.
+        let step_range = nvtx::range_with(|| format!("train step {step}"));
         let mut st = StepTime::default();
         let mut clock = Instant::now();
         let mut lap = |slot: &mut f64| {
@@ -488,6 +491,7 @@ pub fn train(
                 .with_context(|| format!("step {step}: averaging running statistics"))?;
         }
         lap(&mut st.optimizer);
+        drop(step_range);
         state.step += 1;
         state.adamw_t = opt.t;
         cursor.advance(gbw, &sampler);

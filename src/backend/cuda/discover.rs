@@ -61,7 +61,7 @@ pub fn nvrtc_search_dirs() -> Vec<PathBuf> {
 /// Python's site-packages folders: the active virtual environment's, then the ones the
 /// `python3` on PATH reports. Empty when there is no Python. Asked once per process (NVRTC
 /// and NCCL discovery both search there).
-pub(crate) fn python_site_packages() -> Vec<PathBuf> {
+pub fn python_site_packages() -> Vec<PathBuf> {
     static DIRS: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
     DIRS.get_or_init(|| {
         let mut out = Vec::new();
