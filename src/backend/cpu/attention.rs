@@ -141,11 +141,8 @@ fn probs(q: &[f32], k: &[f32], s: &AttnShape) -> (Vec<f32>, Vec<f32>) {
     for (row, l) in p.chunks_mut(nk).zip(lse.iter_mut()) {
         row.iter_mut().for_each(|v| *v *= s.scale);
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0f64;
-        for v in row.iter_mut() {
-            *v = (*v - m).exp();
-            sum += *v as f64;
-        }
+        super::expf::exp_shifted(row, m);
+        let sum = super::expf::sum_f64(row);
         let inv = (1.0 / sum) as f32;
         row.iter_mut().for_each(|v| *v *= inv);
         *l = m + (sum as f32).ln();

@@ -2,7 +2,12 @@
 //! wav2vec2 encoder: weight norm over all dims but one, the [B, M, N] ↔ [B, N, M] transpose, and
 //! a slice along one axis. Each has its backward pass. Reductions accumulate in f64, in a fixed
 //! order, so results do not depend on the thread count.
+//!
+//! The backend's convolutions run as matrix products (`conv1d_gemm.rs`); the direct loops
+//! [`conv1d`], [`conv1d_backward_input`] and [`conv1d_backward_params`] below are their f64
+//! reference (checked against each other there) and the kernel emulation tests' oracle.
 
+use super::conv1d_gemm as gemm;
 use super::{conv_backward, conv_forward, input, unary, Cpu, HostOut};
 use crate::backend::api::conv1d::{
     Conv1dOps, ConvBackward, ConvInput, SliceDims, WeightNormBackward, WeightNormInput,
@@ -13,13 +18,13 @@ use rayon::prelude::*;
 
 impl Conv1dOps for Cpu {
     fn conv1d(&self, y: &mut Tensor, a: ConvInput, s: &Conv1dShape) -> Result<()> {
-        conv_forward(y, a, |y, x, w, bias| conv1d(y, x, w, bias, s))
+        conv_forward(y, a, |y, x, w, bias| gemm::conv1d(y, x, w, bias, s))
     }
     fn conv1d_backward(&self, a: ConvBackward, s: &Conv1dShape) -> Result<()> {
         conv_backward(
             a,
-            |dw, db, dy, x| conv1d_backward_params(dw, db, dy, x, s),
-            |dx, dy, w| conv1d_backward_input(dx, dy, w, s),
+            |dw, db, dy, x| gemm::conv1d_backward_params(dw, db, dy, x, s),
+            |dx, dy, w| gemm::conv1d_backward_input(dx, dy, w, s),
         )
     }
     fn weight_norm(&self, w: &mut Tensor, norm: &mut Tensor, a: WeightNormInput) -> Result<()> {
@@ -182,17 +187,23 @@ pub fn conv1d_backward_params(
             }
         });
     if let Some(db) = db {
-        for (co, out) in db.iter_mut().enumerate() {
-            let mut acc = 0.0f64;
-            for b in 0..s.batch {
-                acc += dy[(b * s.cout + co) * lout..][..lout]
-                    .iter()
-                    .map(|&g| g as f64)
-                    .sum::<f64>();
-            }
-            *out += acc as f32;
-        }
+        conv1d_bias_grad(db, dy, s);
     }
+}
+
+/// db[co] += Σ_{b, t} dy[b, co, t], in f64 (both forms of the weight gradient use it).
+pub(super) fn conv1d_bias_grad(db: &mut [f32], dy: &[f32], s: &Conv1dShape) {
+    let lout = s.lout().unwrap_or(0);
+    db.par_iter_mut().enumerate().for_each(|(co, out)| {
+        let mut acc = 0.0f64;
+        for b in 0..s.batch {
+            acc += dy[(b * s.cout + co) * lout..][..lout]
+                .iter()
+                .map(|&g| g as f64)
+                .sum::<f64>();
+        }
+        *out += acc as f32;
+    });
 }
 
 /// [`WeightNormInput`] read on the host: g, and v viewed as [outer, g.len(), inner].
