@@ -7,7 +7,8 @@
 //! group's weights as [cog, cig·k]:
 //! - forward: y_bg = W_g · C (+ bias);
 //! - input gradient: dC = W_gᵀ · dy_bg, scattered back onto x's positions (col2im);
-//! - weight gradient: dW_g += dy_bg · Cᵀ, samples in order.
+//! - weight gradient: dW_g += Σ_b dy_bg · Cᵀ, the samples summed in order first and added to
+//!   dW once (as the direct loops do), so that micro-batches and ranks agree bit for bit.
 //!
 //! Sums are f32 inside the products (as the matmul twin's), in an order that does not depend
 //! on the thread count: the gemm crate splits rows and columns among threads, never the sum,
@@ -121,15 +122,19 @@ pub fn conv1d_backward_params(
     let (cig, cog) = (s.cin_per_group(), s.cout_per_group());
     let kk = cig * s.k;
     if lout > 0 && kk > 0 {
+        // This call's sum first, then one addition onto dw: a gradient accumulated over
+        // micro-batches, or summed over ranks, then gets the same bits either way.
+        let mut sum = vec![0.0f32; dw.len()];
         let mut col = vec![0.0f32; kk * lout];
         for b in 0..s.batch {
             for g in 0..s.groups {
                 im2col(&mut col, x, s, b, g, lout);
                 let dyb = &dy[(b * s.cout + g * cog) * lout..][..cog * lout];
-                let dwg = &mut dw[g * cog * kk..][..cog * kk];
-                mm(dwg, dyb, &col, (cog, kk, lout), false, true, true);
+                let sg = &mut sum[g * cog * kk..][..cog * kk];
+                mm(sg, dyb, &col, (cog, kk, lout), false, true, b > 0);
             }
         }
+        dw.iter_mut().zip(&sum).for_each(|(d, s)| *d += s);
     }
     if let Some(db) = db {
         super::conv1d::conv1d_bias_grad(db, dy, s);
