@@ -97,6 +97,17 @@ impl Conv1dShape {
         let p = (t * self.stride + j) as isize - self.padding as isize;
         (p >= 0 && (p as usize) < self.lin).then_some(p as usize)
     }
+    /// The outputs `t` in `0..lout` whose tap `j` reads the input (not the padding), as a range:
+    /// `input_pos(t, j)` is `Some` exactly for these.
+    pub fn reading_outputs(&self, j: usize, lout: usize) -> std::ops::Range<usize> {
+        // t·stride + j − pad ∈ [0, lin)
+        let lo = self.padding.saturating_sub(j).div_ceil(self.stride);
+        let hi = match (self.lin + self.padding).checked_sub(j + 1) {
+            Some(last) => (last / self.stride + 1).min(lout),
+            None => 0,
+        };
+        lo.min(hi)..hi
+    }
 }
 
 /// y[b, co, t] = bias[co] + Σ_{ci in co's group, j} w[co, ci, j] · x[b, ci, t·stride − pad + j].

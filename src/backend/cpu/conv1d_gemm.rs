@@ -48,10 +48,44 @@ fn im2col(col: &mut [f32], x: &[f32], s: &Conv1dShape, b: usize, g: usize, lout:
     col.par_chunks_mut(lout).enumerate().for_each(|(r, row)| {
         let (cl, j) = (r / s.k, r % s.k);
         let xr = &x[(b * s.cin + g * cig + cl) * s.lin..][..s.lin];
-        for (t, v) in row.iter_mut().enumerate() {
-            *v = s.input_pos(t, j).map_or(0.0, |p| xr[p]);
+        let t = s.reading_outputs(j, lout);
+        row[..t.start].fill(0.0);
+        row[t.end..].fill(0.0);
+        if t.is_empty() {
+            return;
+        }
+        let p0 = t.start * s.stride + j - s.padding;
+        let dst = &mut row[t.clone()];
+        if s.stride == 1 {
+            dst.copy_from_slice(&xr[p0..p0 + t.len()]);
+        } else {
+            for (v, &xv) in dst.iter_mut().zip(xr[p0..].iter().step_by(s.stride)) {
+                *v = xv;
+            }
         }
     });
+}
+
+/// col2im of one input channel: `row` (the channel's input positions) gathers its k rows of
+/// `dcol` ([k, lout]), taps in order.
+fn col2im_row(row: &mut [f32], dcol: &[f32], s: &Conv1dShape, lout: usize) {
+    for j in 0..s.k {
+        let t = s.reading_outputs(j, lout);
+        if t.is_empty() {
+            continue;
+        }
+        let p0 = t.start * s.stride + j - s.padding;
+        let src = &dcol[j * lout..][t.clone()];
+        if s.stride == 1 {
+            for (r, &v) in row[p0..p0 + t.len()].iter_mut().zip(src) {
+                *r += v;
+            }
+        } else {
+            for (r, &v) in row[p0..].iter_mut().step_by(s.stride).zip(src) {
+                *r += v;
+            }
+        }
+    }
 }
 
 /// y [batch, cout, lout] = conv(x, w) + bias.
@@ -96,16 +130,9 @@ pub fn conv1d_backward_input(dx: &mut [f32], dy: &[f32], w: &[f32], s: &Conv1dSh
             mm(&mut dcol, wg, dyb, (kk, lout, cog), true, false, false);
             // col2im: each input channel's row gathers its k rows of dC, taps in order.
             let dxb = &mut dx[(b * s.cin + g * cig) * s.lin..][..cig * s.lin];
-            dxb.par_chunks_mut(s.lin).enumerate().for_each(|(cl, row)| {
-                for j in 0..s.k {
-                    let dr = &dcol[(cl * s.k + j) * lout..][..lout];
-                    for (t, &v) in dr.iter().enumerate() {
-                        if let Some(p) = s.input_pos(t, j) {
-                            row[p] += v;
-                        }
-                    }
-                }
-            });
+            dxb.par_chunks_mut(s.lin)
+                .zip(dcol.par_chunks(s.k * lout))
+                .for_each(|(row, dc)| col2im_row(row, dc, s, lout));
         }
     }
 }
@@ -155,6 +182,34 @@ mod tests {
         let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
         let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
         (num / den.max(1e-30)).sqrt()
+    }
+
+    #[test]
+    fn reading_outputs_are_where_input_pos_is_some() {
+        for (lin, k, stride, padding) in [(10, 3, 1, 1), (7, 9, 2, 4), (3, 8, 3, 6), (20, 5, 4, 0)]
+        {
+            let s = Conv1dShape {
+                batch: 1,
+                cin: 1,
+                cout: 1,
+                lin,
+                k,
+                stride,
+                padding,
+                groups: 1,
+            };
+            let lout = s.lout().unwrap();
+            for j in 0..k {
+                let r = s.reading_outputs(j, lout);
+                for t in 0..lout {
+                    assert_eq!(
+                        r.contains(&t),
+                        s.input_pos(t, j).is_some(),
+                        "{s:?} j={j} t={t}"
+                    );
+                }
+            }
+        }
     }
 
     /// The products against the direct f64 loops, over strides, paddings, groups and a

@@ -79,12 +79,13 @@ pub fn erf(x: f64) -> f64 {
     libm::erf(x)
 }
 
+/// gelu(x) through libm's f64 erf: the reference the vectorised `gelu.rs` is checked against.
 pub fn gelu_scalar(x: f32) -> f32 {
     let x = x as f64;
     (0.5 * x * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2))) as f32
 }
 
-/// d gelu / dx = Φ(x) + x φ(x).
+/// d gelu / dx = Φ(x) + x φ(x), the reference as `gelu_scalar`.
 pub fn gelu_grad_scalar(x: f32) -> f32 {
     let x = x as f64;
     let cdf = 0.5 * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2));
@@ -92,17 +93,14 @@ pub fn gelu_grad_scalar(x: f32) -> f32 {
     (cdf + x * pdf) as f32
 }
 
-/// out = gelu(x) = x Φ(x).
+/// out = gelu(x) = x Φ(x) (vectorised: `gelu.rs`).
 pub fn gelu(out: &mut [f32], x: &[f32]) {
-    out.par_iter_mut()
-        .zip(x.par_iter())
-        .with_min_len(4096)
-        .for_each(|(o, &v)| *o = gelu_scalar(v));
+    super::gelu::gelu(out, x)
 }
 
-/// dx = dy · gelu'(x).
+/// dx = dy · gelu'(x) (vectorised: `gelu.rs`).
 pub fn gelu_backward(dx: &mut [f32], x: &[f32], dy: &[f32]) {
-    zip_map(dx, x, dy, |v, g| g * gelu_grad_scalar(v));
+    super::gelu::gelu_backward(dx, x, dy)
 }
 
 /// x *= s.

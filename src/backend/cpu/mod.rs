@@ -14,6 +14,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod expf;
 pub mod fusion;
+pub mod gelu;
 pub mod layer_norm;
 pub mod loss;
 pub mod matmul;
@@ -45,7 +46,7 @@ impl Backend for Cpu {
         "cpu".into()
     }
     fn alloc(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        self.zeros(shape, dtype)
+        Tensor::from_cpu(shape, pool::take_unset(dtype, crate::tensor::numel(shape)))
     }
     fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
         Tensor::from_cpu(shape, pool::take_zeroed(dtype, crate::tensor::numel(shape)))

@@ -55,29 +55,52 @@ fn bytes_of(dtype: DType, n: usize) -> usize {
 /// A zero-filled buffer of `n` elements, from the cache when one of that size is free (a miss
 /// counts as one allocation in `counters`).
 pub fn take_zeroed(dtype: DType, n: usize) -> CpuStorage {
-    if n > 0 {
-        let hit = POOL
-            .try_with(|p| {
-                let mut p = p.borrow_mut();
-                let c = p.free.get_mut(&(dtype, n)).and_then(|v| v.pop());
-                if c.is_some() {
-                    p.bytes -= bytes_of(dtype, n);
-                }
-                c
-            })
-            .ok()
-            .flatten();
-        if let Some(mut c) = hit {
-            match &mut c {
-                CpuStorage::F32(v) => v.fill(0.0),
-                CpuStorage::BF16(v) => v.fill(bf16::ZERO),
-                CpuStorage::I32(v) => v.fill(0),
-            }
-            return c;
+    if let Some(mut c) = cached(dtype, n) {
+        match &mut c {
+            CpuStorage::F32(v) => v.fill(0.0),
+            CpuStorage::BF16(v) => v.fill(bf16::ZERO),
+            CpuStorage::I32(v) => v.fill(0),
         }
+        return c;
     }
     counters::count_allocation();
     CpuStorage::zeros(dtype, n)
+}
+
+/// A free buffer of `n` elements from this thread's cache, as it was left.
+fn cached(dtype: DType, n: usize) -> Option<CpuStorage> {
+    if n == 0 {
+        return None;
+    }
+    POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let c = p.free.get_mut(&(dtype, n)).and_then(|v| v.pop());
+        if c.is_some() {
+            p.bytes -= bytes_of(dtype, n);
+        }
+        c
+    })
+    .ok()
+    .flatten()
+}
+
+/// A buffer of `n` elements whose contents the caller overwrites (`Backend::alloc`): from the
+/// cache without clearing it when one of that size is free. Debug builds (the tests) poison
+/// it instead, NaN for floats and `i32::MIN`, as the GPU's caching pool hands out stale
+/// memory: an op that reads what it was meant to write shows up on the CPU too.
+pub fn take_unset(dtype: DType, n: usize) -> CpuStorage {
+    #[allow(unused_mut)]
+    let mut c = cached(dtype, n).unwrap_or_else(|| {
+        counters::count_allocation();
+        CpuStorage::zeros(dtype, n)
+    });
+    #[cfg(debug_assertions)]
+    match &mut c {
+        CpuStorage::F32(v) => v.fill(f32::NAN),
+        CpuStorage::BF16(v) => v.fill(bf16::NAN),
+        CpuStorage::I32(v) => v.fill(i32::MIN),
+    }
+    c
 }
 
 /// A copy of `src`'s elements `start .. start + len` in a buffer from the cache.
