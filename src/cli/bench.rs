@@ -367,7 +367,9 @@ fn time_train_step<C>(
     backward: impl Fn(&C, &mut Grads) -> Result<()>,
 ) -> Result<f64> {
     if graph {
-        return super::bench_graph::time_train_step(d, iters, counts, step, forward, backward);
+        return super::bench_graph::time_graphed_train_step(
+            d, iters, counts, step, forward, backward,
+        );
     }
     if let Some(what) = counts {
         let mut opt_counts = Counts::default();

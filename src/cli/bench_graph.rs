@@ -24,7 +24,7 @@ pub fn require_cuda(d: &Device) -> Result<&Arc<CudaBackend>> {
 
 /// Mean seconds of a training step whose device part is one graph replay, after one ordinary
 /// step (kernels compiled, every block the step needs in the pool, optimizer state made).
-pub(super) fn time_train_step<C>(
+pub(super) fn time_graphed_train_step<C>(
     d: &Device,
     iters: usize,
     counts: Option<String>,

@@ -1,6 +1,7 @@
-//! exp for the CPU's softmax rows, written so that the compiler vectorises it (no calls, no
-//! branches): libm's `expf` is a call per element and made a quarter of a SeisLM training step
-//! on the CPU, whose attention covers 749 frames.
+//! exp for the CPU's softmax rows (attention) and GELU, written so that the compiler
+//! vectorises it (no calls, no branches) inside callers compiled for AVX2: libm's `expf` is a
+//! call per element and made a quarter of a SeisLM training step on the CPU, whose attention
+//! covers 749 frames.
 //!
 //! Cephes' method: e^x = 2^n · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2, ln 2 split in
 //! two parts so that r is exact, and e^r from Cephes' degree-5 polynomial. Relative error
@@ -46,32 +47,6 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// row[i] = e^(row[i] − m) for a softmax row whose maximum is m. With AVX2 (checked at run
-/// time) the same code runs 8 lanes wide; the bits are the same either way (Rust never fuses a
-/// multiply and an add on its own).
-pub fn exp_shifted(row: &mut [f32], m: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { exp_shifted_avx2(row, m) };
-    }
-    exp_shifted_any(row, m)
-}
-
-fn exp_shifted_any(row: &mut [f32], m: f32) {
-    for v in row.iter_mut() {
-        *v = exp(*v - m);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn exp_shifted_avx2(row: &mut [f32], m: f32) {
-    for v in row.iter_mut() {
-        *v = exp(*v - m);
-    }
-}
-
 /// Σ row in f64, in a fixed order (four interleaved partial sums, then added in order), so the
 /// result does not depend on threads and the loop is not one long dependency chain.
 pub fn sum_f64(row: &[f32]) -> f64 {
@@ -113,19 +88,6 @@ mod tests {
         assert!(exp(f32::NAN).is_nan());
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp(-100.0), 0.0);
-        let mut row = vec![1.0, 2.0, f32::NAN, 3.0];
-        exp_shifted(&mut row, 3.0);
-        assert!(row[2].is_nan());
-        assert!((row[3] - 1.0).abs() < 1e-7 && (row[0] - (-2.0f32).exp()).abs() < 1e-7);
-    }
-
-    #[test]
-    fn the_wide_path_gives_the_same_bits() {
-        let row: Vec<f32> = (0..1000).map(|i| -0.09 * i as f32).collect();
-        let (mut a, mut b) = (row.clone(), row);
-        exp_shifted(&mut a, 0.5);
-        exp_shifted_any(&mut b, 0.5);
-        assert_eq!(a, b);
     }
 
     #[test]
