@@ -297,17 +297,16 @@ fn forward_rows_body(p: &mut [f32], nk: usize, inv: &mut [f32], lse: &mut [f32])
 
 fn forward_rows(p: &mut [f32], nk: usize, inv: &mut [f32], lse: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
+    if super::expf::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
         return unsafe { forward_rows_avx2(p, nk, inv, lse) };
     }
     forward_rows_body(p, nk, inv, lse)
 }
 
-/// The same code 8 lanes wide, with the same bits (Rust never fuses a multiply and an add on
-/// its own; `the_wide_rows_give_the_same_bits`).
+/// The same code 8 lanes wide, with the same bits (`the_wide_rows_give_the_same_bits`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn forward_rows_avx2(p: &mut [f32], nk: usize, inv: &mut [f32], lse: &mut [f32]) {
     forward_rows_body(p, nk, inv, lse)
 }
@@ -366,16 +365,16 @@ fn backward_rows_body(p: &mut [f32], dp: &mut [f32], nk: usize, lse: &[f32]) {
 
 fn backward_rows(p: &mut [f32], dp: &mut [f32], nk: usize, lse: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
+    if super::expf::has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
         return unsafe { backward_rows_avx2(p, dp, nk, lse) };
     }
     backward_rows_body(p, dp, nk, lse)
 }
 
-/// The same code 8 lanes wide; the same bits (Rust never fuses a multiply and an add).
+/// The same code 8 lanes wide, with the same bits (`the_wide_rows_give_the_same_bits`).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn backward_rows_avx2(p: &mut [f32], dp: &mut [f32], nk: usize, lse: &[f32]) {
     backward_rows_body(p, dp, nk, lse)
 }

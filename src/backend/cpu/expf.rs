@@ -1,7 +1,9 @@
 //! exp for the CPU's softmax rows (attention) and GELU, written so that the compiler
-//! vectorises it (no calls, no branches) inside callers compiled for AVX2: libm's `expf` is a
-//! call per element and made a quarter of a SeisLM training step on the CPU, whose attention
-//! covers 749 frames.
+//! vectorises it (no calls, no branches) inside callers compiled for AVX2 and FMA (checked at
+//! run time): libm's `expf` is a call per element and made a quarter of a SeisLM training step
+//! on the CPU, whose attention covers 749 frames. Its multiply-adds are `mul_add`, one
+//! instruction with FMA; a caller compiled without FMA gets the same bits from a software fused
+//! multiply-add, slowly (x86 CPUs without AVX2 and FMA take that path).
 //!
 //! Cephes' method: e^x = 2^n · e^r with n = round(x / ln 2) and |r| ≤ ln 2 / 2, ln 2 split in
 //! two parts so that r is exact, and e^r from Cephes' degree-5 polynomial. Relative error
@@ -31,19 +33,31 @@ pub fn exp(x: f32) -> f32 {
     let n = t - ROUND;
     // n as an integer from t's low mantissa bits (an `as` conversion would not vectorise).
     let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
     let mut p = 1.987_569_2e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
-    let er = p * r * r + r + 1.0;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5); // Cephes: 5.0000001201e-1, which is 0.5 in f32
+    let er = p.mul_add(r * r, r) + 1.0;
     let scale = f32::from_bits(((ni + 127) as u32) << 23);
     if under {
         0.0
     } else {
         er * scale
+    }
+}
+
+/// Whether the 8-lane paths (AVX2 with FMA) of this module's callers can run here.
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

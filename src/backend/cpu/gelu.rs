@@ -152,29 +152,18 @@ fn gelu_backward_avx2(dx: &mut [f32], x: &[f32], dy: &[f32]) {
     gelu_backward_any(dx, x, dy)
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Elements per parallel task.
 const CHUNK: usize = 4096;
 
 /// out = gelu(x) = x Φ(x).
 pub fn gelu(out: &mut [f32], x: &[f32]) {
-    let wide = has_avx2();
+    let wide = super::expf::has_avx2_fma();
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(o, xs)| {
             #[cfg(target_arch = "x86_64")]
             if wide {
-                // SAFETY: the CPU has AVX2 (checked above).
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
                 return unsafe { gelu_avx2(o, xs) };
             }
             let _ = wide;
@@ -184,13 +173,13 @@ pub fn gelu(out: &mut [f32], x: &[f32]) {
 
 /// dx = dy · gelu'(x).
 pub fn gelu_backward(dx: &mut [f32], x: &[f32], dy: &[f32]) {
-    let wide = has_avx2();
+    let wide = super::expf::has_avx2_fma();
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(d, (xs, gs))| {
             #[cfg(target_arch = "x86_64")]
             if wide {
-                // SAFETY: the CPU has AVX2 (checked above).
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
                 return unsafe { gelu_backward_avx2(d, xs, gs) };
             }
             let _ = wide;
