@@ -197,6 +197,33 @@ fn the_fake_tool_records_nvidias_own_client() {
     );
 }
 
+/// Whether a range `name` was pushed directly inside `parent` ("" at the top).
+fn has_range(pushed: &[(String, String)], name: &str, parent: &str) -> bool {
+    pushed.iter().any(|(n, p)| n == name && p == parent)
+}
+
+/// `MODEL/UNIT i forward|backward` inside `MODEL/forward|backward` for i in 0..count, and no
+/// unit `count`.
+fn assert_one_range_per_index(pushed: &[(String, String)], model: &str, unit: &str, count: usize) {
+    for i in 0..count {
+        for pass in ["forward", "backward"] {
+            let (name, parent) = (
+                format!("{model}/{unit} {i} {pass}"),
+                format!("{model}/{pass}"),
+            );
+            assert!(
+                has_range(pushed, &name, &parent),
+                "{name} in {parent}: {pushed:?}"
+            );
+        }
+    }
+    let past = format!("{model}/{unit} {count} forward");
+    assert!(
+        !pushed.iter().any(|(n, _)| *n == past),
+        "{past}: {pushed:?}"
+    );
+}
+
 #[test]
 fn bench_sfm_ranges_reach_the_tool() {
     let test = "bench_sfm_ranges_reach_the_tool";
@@ -220,23 +247,11 @@ fn bench_sfm_ranges_reach_the_tool() {
     assert_ok(&o, "bench sfm");
     assert!(nvtx_lines(&o).is_empty(), "{:?}", nvtx_lines(&o));
     let pushed = ranges(&lines);
-    let has = |name: &str, parent: &str| pushed.iter().any(|(n, p)| n == name && p == parent);
+    let has = |name: &str, parent: &str| has_range(&pushed, name, parent);
     let depth = seisfuse::models::sfm::VitConfig::preset("sfm-tiny")
         .unwrap()
         .depth;
-    for i in 0..depth {
-        assert!(
-            has(&format!("sfm/block {i} forward"), "sfm/forward"),
-            "block {i} forward in {pushed:?}"
-        );
-        assert!(
-            has(&format!("sfm/block {i} backward"), "sfm/backward"),
-            "block {i} backward in {pushed:?}"
-        );
-    }
-    assert!(!pushed
-        .iter()
-        .any(|(n, _)| n == &format!("sfm/block {depth} forward")));
+    assert_one_range_per_index(&pushed, "sfm", "block", depth);
     assert!(has("sfm/forward", ""), "{pushed:?}");
     assert!(has("sfm/backward", ""), "{pushed:?}");
     assert!(has("optimizer step", ""), "{pushed:?}");
@@ -267,7 +282,7 @@ fn train_seislm_ranges_reach_the_tool() {
     assert_ok(&o, "train --task pick");
     assert!(nvtx_lines(&o).is_empty(), "{:?}", nvtx_lines(&o));
     let pushed = ranges(&lines);
-    let has = |name: &str, parent: &str| pushed.iter().any(|(n, p)| n == name && p == parent);
+    let has = |name: &str, parent: &str| has_range(&pushed, name, parent);
     for step in 0..2 {
         let s = format!("train step {step}");
         assert!(has(&s, ""), "{s} in {pushed:?}");
@@ -288,16 +303,7 @@ fn train_seislm_ranges_reach_the_tool() {
     let layers = seisfuse::models::seislm::SeislmConfig::preset("seislm-tiny")
         .unwrap()
         .layers;
-    for i in 0..layers {
-        assert!(
-            has(&format!("seislm/layer {i} forward"), "seislm/forward"),
-            "layer {i}: {pushed:?}"
-        );
-        assert!(
-            has(&format!("seislm/layer {i} backward"), "seislm/backward"),
-            "layer {i}: {pushed:?}"
-        );
-    }
+    assert_one_range_per_index(&pushed, "seislm", "layer", layers);
     let _ = std::fs::remove_dir_all(&out);
 }
 
