@@ -6,13 +6,14 @@
 //! With z = |x|/√2, erfc(z) = e^(−z²) · erfcx(z), where erfcx (the scaled complementary error
 //! function) is smooth and between 0.06 and 1 on [0, 9.5]. erfcx(z) = t · h(u), t = 2/(2 + z),
 //! u = (t − t₀)·s − 1 ∈ [−1, 1], with h a degree-10 polynomial fitted at Chebyshev nodes in
-//! 40-digit arithmetic (h lies in [0.28, 1], so Horner's steps do not cancel; evaluated in f32
-//! the product is within 2.6e-7 of erfcx). Beyond z = 9.5, e^(−z²) is below the smallest
+//! 40-digit arithmetic by `tools/fit_gelu.py` (h lies in [0.28, 1], so Horner's steps do not
+//! cancel; evaluated in f32 the product is within 2.6e-7 of erfcx). Beyond z = 9.5, e^(−z²) is below the smallest
 //! normal f32 and the result is 0. The exponent x²/2 is carried as a rounded value plus its
 //! exact rounding error (one FMA), so e^(−x²/2) keeps its relative accuracy in the tail.
 //! Then Φ(x) = erfc(z)/2 for x < 0 and 1 − erfc(z)/2 otherwise, so the far negative tail keeps
 //! its relative accuracy too, and for z < 1/2, Φ(x) = (1 ± erf(z))/2 with erf from its own
-//! polynomial (both are computed and one is selected, to stay branch-free); gelu(x) = x Φ(x), gelu'(x) = Φ(x) + x e^(−x²/2)/√(2π).
+//! polynomial (both are computed and one is selected, to stay branch-free).
+//! gelu(x) = x Φ(x), gelu'(x) = Φ(x) + x e^(−x²/2)/√(2π).
 //!
 //! Accuracy (tests below, 400,001 points on [−20, 20]): gelu within 2 ulp of the reference
 //! (`gelu_scalar`: libm's f64 erf, rounded once) for x ≥ 0 and within 6 ulp for −5 ≤ x < 0,
@@ -45,7 +46,8 @@ const H: [f32; 11] = [
 ];
 
 /// Below z = Z_SMALL, Φ = (1 ± erf(z))/2 with erf(z) = z · q(z²), q of degree 4 fitted as h
-/// (relative error 1.6e-7 in f32): there erfc's relative error would show in Φ ≈ 1/2.
+/// (`tools/fit_gelu.py`; relative error 1.6e-7 in f32): there erfc's relative error would
+/// show in Φ ≈ 1/2.
 const Z_SMALL: f32 = 0.5;
 const Q: [f32; 5] = [
     4.719_505_6e-3,
