@@ -537,18 +537,10 @@ fn backward_block(x: &Head, dob: Mat, lse: &[f32], s: &AttnShape, blk: usize) ->
 mod tests {
     use super::*;
 
+    /// Uniform in [−1, 1) from the backend's own Philox stream.
     fn rand(n: usize, seed: u64) -> Vec<f32> {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        let mut s = super::super::philox::PhiloxStream::new(seed, 0, 0);
+        (0..n).map(|_| 2.0 * s.next_f32() - 1.0).collect()
     }
 
     /// Cross-attention: q [B, Nq, C] alone, k and v side by side in one [B, Nk, 2C] buffer.

@@ -21,10 +21,10 @@ impl ElementwiseOps for Cpu {
         binary(out, x, bias, bias_add)
     }
     fn gelu(&self, out: &mut Tensor, x: &Tensor) -> Result<()> {
-        unary(out, x, gelu)
+        unary(out, x, super::gelu::gelu)
     }
     fn gelu_backward(&self, dx: &mut Tensor, x: &Tensor, dy: &Tensor) -> Result<()> {
-        binary(dx, x, dy, gelu_backward)
+        binary(dx, x, dy, super::gelu::gelu_backward)
     }
     fn scale(&self, x: &mut Tensor, s: f32) -> Result<()> {
         let mut o = HostOut::update(x)?;
@@ -91,16 +91,6 @@ pub fn gelu_grad_scalar(x: f32) -> f32 {
     let cdf = 0.5 * (1.0 + erf(x * std::f64::consts::FRAC_1_SQRT_2));
     let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
     (cdf + x * pdf) as f32
-}
-
-/// out = gelu(x) = x Φ(x) (vectorised: `gelu.rs`).
-pub fn gelu(out: &mut [f32], x: &[f32]) {
-    super::gelu::gelu(out, x)
-}
-
-/// dx = dy · gelu'(x) (vectorised: `gelu.rs`).
-pub fn gelu_backward(dx: &mut [f32], x: &[f32], dy: &[f32]) {
-    super::gelu::gelu_backward(dx, x, dy)
 }
 
 /// x *= s.
