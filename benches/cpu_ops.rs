@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the CPU reference backend: matmul and LayerNorm.
+//! Criterion benchmarks of the CPU reference backend: matmul, LayerNorm and attention.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use seisfuse::ops;
@@ -33,5 +33,29 @@ fn layer_norm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, layer_norm);
+/// Attention forward, and forward + backward, at SeisLM's shapes (749 frames): seislm-tiny's
+/// 4 heads of 12 and seislm-base's 12 heads of 20, on separate q, k, v.
+fn attention(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cpu_attention_f32");
+    g.sample_size(10);
+    for (name, b, heads, hd) in [
+        ("seislm-tiny-b16", 16, 4, 12),
+        ("seislm-base-b2", 2, 12, 20),
+    ] {
+        let (n, w) = (749usize, heads * hd);
+        let (q, k, v) = (random(&[b, n, w]), random(&[b, n, w]), random(&[b, n, w]));
+        let dout = random(&[b, n, w]);
+        g.throughput(Throughput::Elements((4 * b * heads * n * n * hd) as u64));
+        g.bench_function(format!("{name}/forward"), |bench| {
+            bench.iter(|| ops::attention(&q, &k, &v, heads).unwrap())
+        });
+        let fwd = ops::attention(&q, &k, &v, heads).unwrap();
+        g.bench_function(format!("{name}/backward"), |bench| {
+            bench.iter(|| ops::attention_backward(&q, &k, &v, &fwd, &dout, heads).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, layer_norm, attention);
 criterion_main!(benches);

@@ -130,7 +130,7 @@ pub type QkvHost<'a> = (&'a [f32], &'a [f32], &'a [f32]);
 
 /// Queries per block. Two [QB, Nk] f32 blocks (the backward's P and dP) take 192 KB at
 /// Nk = 749, well inside a 1 MB L2, and Nq = 749 still gives 24 blocks per head to share out.
-const QB: usize = 32;
+pub(super) const QB: usize = 32;
 
 /// A row-major matrix in memory: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -157,14 +157,15 @@ impl Mat {
 
 /// A pointer into an output that parallel blocks write in disjoint parts.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes its own rows (forward) — see `attention_forward`.
+pub(super) struct OutPtr(pub(super) *mut f32);
+// SAFETY: every task writes its own rows (forward) — see `forward_blocked` and
+// `attention_narrow::forward`.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The element `i` places on (a method, so that closures capture the whole `OutPtr`).
-    fn at(self, i: usize) -> *mut f32 {
+    pub(super) fn at(self, i: usize) -> *mut f32 {
         self.0.wrapping_add(i)
     }
 }
@@ -219,12 +220,13 @@ unsafe fn gemm_into(
 }
 
 thread_local! {
-    /// Per-thread scratch for a block's [QB, Nk] rows, reused across blocks and calls.
+    /// Per-thread scratch for a block's [QB, Nk] rows (or a narrow task's layouts and rows),
+    /// reused across blocks and calls.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `f` on `len` floats of this thread's scratch (contents unspecified).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|c| match c.try_borrow_mut() {
         Ok(mut v) => {
             if v.len() < len {
@@ -232,7 +234,7 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
             }
             f(&mut v[..len])
         }
-        // Only if a block ever ran inside another on one thread; never in this file.
+        // Only if a block ever ran inside another on one thread; never here.
         Err(_) => f(&mut vec![0.0; len]),
     })
 }
@@ -380,14 +382,28 @@ fn backward_rows_avx2(p: &mut [f32], dp: &mut [f32], nk: usize, lse: &[f32]) {
 }
 
 /// o [B, Nq, H·D] and lse [B, H, Nq].
+/// Narrow heads go to `attention_narrow` where the CPU has AVX2 and FMA, the rest to the
+/// blocked products below.
 pub fn attention_forward(o: &mut [f32], lse: &mut [f32], qkv: QkvHost, s: &AttnShape) {
-    let (nq, nk, d, hh) = (s.seq_q, s.seq_k, s.head_dim, s.heads);
     check_lens(qkv, s);
     assert!(
-        o.len() >= s.batch * nq * s.width(),
+        o.len() >= s.batch * s.seq_q * s.width(),
         "attention: out too short"
     );
-    assert!(lse.len() >= s.batch * hh * nq, "attention: lse too short");
+    assert!(
+        lse.len() >= s.batch * s.heads * s.seq_q,
+        "attention: lse too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::attention_narrow::usable(s) {
+        return super::attention_narrow::forward(o, lse, qkv, s);
+    }
+    forward_blocked(o, lse, qkv, s)
+}
+
+/// `attention_forward` through the gemm crate (any head dim), after its checks.
+fn forward_blocked(o: &mut [f32], lse: &mut [f32], qkv: QkvHost, s: &AttnShape) {
+    let (nq, nk, d, hh) = (s.seq_q, s.seq_k, s.head_dim, s.heads);
     let blocks = nq.div_ceil(QB);
     let width = s.width();
     let (op, lp) = (OutPtr(o.as_mut_ptr()), OutPtr(lse.as_mut_ptr()));
@@ -443,16 +459,34 @@ pub fn attention_backward(
     dout: &[f32],
     lse: &[f32],
     s: &AttnShape,
+    put: impl FnMut(usize, usize, usize, &[f32]),
+) {
+    check_lens(qkv, s);
+    assert!(
+        dout.len() >= s.needed_len(s.out_layout(), s.seq_q),
+        "attention: dout too short"
+    );
+    assert!(
+        lse.len() >= s.batch * s.heads * s.seq_q,
+        "attention: lse too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if super::attention_narrow::usable(s) {
+        return super::attention_narrow::backward(qkv, dout, lse, s, put);
+    }
+    backward_blocked(qkv, dout, lse, s, put)
+}
+
+/// `attention_backward` through the gemm crate (any head dim), after its checks.
+fn backward_blocked(
+    qkv: QkvHost,
+    dout: &[f32],
+    lse: &[f32],
+    s: &AttnShape,
     mut put: impl FnMut(usize, usize, usize, &[f32]),
 ) {
     let (nq, nk, d, hh) = (s.seq_q, s.seq_k, s.head_dim, s.heads);
-    check_lens(qkv, s);
     let ol = s.out_layout();
-    assert!(
-        dout.len() >= s.needed_len(ol, nq),
-        "attention: dout too short"
-    );
-    assert!(lse.len() >= s.batch * hh * nq, "attention: lse too short");
     let blocks = nq.div_ceil(QB);
     let grads: Vec<HeadGrads> = (0..s.batch * hh)
         .into_par_iter()
@@ -571,11 +605,39 @@ mod tests {
     /// (o, lse, dq, dk, dv) with dq, dk, dv dense [B, N, C].
     type All = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
-    fn run(s: &AttnShape, q: &[f32], kv: &[f32], dout: &[f32]) -> All {
+    /// Which implementation a test runs.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Path {
+        /// `attention_forward` / `attention_backward`: whichever they pick.
+        Chosen,
+        /// The gemm crate's blocked products.
+        Blocked,
+        /// The AVX2 tiles of `attention_narrow`.
+        #[cfg(target_arch = "x86_64")]
+        Narrow,
+    }
+
+    /// The paths to check at head dim `d` on this CPU.
+    fn paths(d: usize) -> Vec<Path> {
+        let mut v = vec![Path::Chosen, Path::Blocked];
+        #[cfg(target_arch = "x86_64")]
+        if d <= super::super::attention_narrow::MAX_HEAD_DIM && super::super::expf::has_avx2_fma() {
+            v.push(Path::Narrow);
+        }
+        v
+    }
+
+    fn run_on(path: Path, s: &AttnShape, q: &[f32], kv: &[f32], dout: &[f32]) -> All {
         let c = s.width();
         let mut o = vec![0.0; s.batch * s.seq_q * c];
         let mut lse = vec![0.0; s.batch * s.heads * s.seq_q];
-        attention_forward(&mut o, &mut lse, (q, kv, kv), s);
+        let qkv = (q, kv, kv);
+        match path {
+            Path::Chosen => attention_forward(&mut o, &mut lse, qkv, s),
+            Path::Blocked => forward_blocked(&mut o, &mut lse, qkv, s),
+            #[cfg(target_arch = "x86_64")]
+            Path::Narrow => super::super::attention_narrow::forward(&mut o, &mut lse, qkv, s),
+        }
         let mut g = [
             vec![0.0; s.batch * s.seq_q * c],
             vec![0.0; s.batch * s.seq_k * c],
@@ -585,10 +647,16 @@ mod tests {
             stride: c,
             offset: 0,
         };
-        attention_backward((q, kv, kv), dout, &lse, s, |w, b, h, src| {
+        let put = |w: usize, b, h, src: &[f32]| {
             let seq = if w == 0 { s.seq_q } else { s.seq_k };
             put_head(&mut g[w], s, dense, seq, b, h, src);
-        });
+        };
+        match path {
+            Path::Chosen => attention_backward(qkv, dout, &lse, s, put),
+            Path::Blocked => backward_blocked(qkv, dout, &lse, s, put),
+            #[cfg(target_arch = "x86_64")]
+            Path::Narrow => super::super::attention_narrow::backward(qkv, dout, &lse, s, put),
+        }
         let [dq, dk, dv] = g;
         (o, lse, dq, dk, dv)
     }
@@ -636,46 +704,70 @@ mod tests {
         r
     }
 
-    #[test]
-    fn blocked_cross_attention_matches_an_f64_reference_and_ignores_the_thread_count() {
-        // Nq, Nk not multiples of the block, Nq ≠ Nk, several blocks per head.
-        let s = cross_shape(2, 3, 2 * QB + 13, 3 * QB + 7, 5);
+    /// Random q and kv (scaled by 2, so that the softmax is not flat) and dout for `s`.
+    fn inputs(s: &AttnShape) -> [Vec<f32>; 3] {
         let c = s.width();
-        let q = rand(s.batch * s.seq_q * c, 1);
-        let kv: Vec<f32> = rand(s.batch * s.seq_k * 2 * c, 2)
-            .iter()
-            .map(|x| 2.0 * x)
-            .collect();
-        let dout = rand(s.batch * s.seq_q * c, 3);
-        let want = reference(&s, &q, &kv, &dout);
-        let got = run(&s, &q, &kv, &dout);
+        let kv = rand(s.batch * s.seq_k * 2 * c, 2);
+        [
+            rand(s.batch * s.seq_q * c, 1),
+            kv.iter().map(|x| 2.0 * x).collect(),
+            rand(s.batch * s.seq_q * c, 3),
+        ]
+    }
+
+    fn assert_close(path: Path, got: &All, want: &[Vec<f64>]) {
         let got = [&got.0, &got.1, &got.2, &got.3, &got.4];
         let names = ["o", "lse", "dq", "dk", "dv"];
-        for ((g, w), name) in got.iter().zip(&want).zip(names) {
+        for ((g, w), name) in got.iter().zip(want).zip(names) {
             assert_eq!(g.len(), w.len());
             let scale = w.iter().fold(0.0f64, |a, x| a.max(x.abs()));
             for (i, (&g, &w)) in g.iter().zip(w.iter()).enumerate() {
                 let err = (g as f64 - w).abs();
                 assert!(
                     err <= 2e-6 * scale.max(1.0),
-                    "{name}[{i}]: {g} vs {w} (err {err:e})"
+                    "{path:?} {name}[{i}]: {g} vs {w} (err {err:e})"
                 );
             }
         }
-        let bits = |threads: usize| -> Vec<Vec<u32>> {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let r = pool.install(|| run(&s, &q, &kv, &dout));
-            [r.0, r.1, r.2, r.3, r.4]
-                .iter()
-                .map(|v| v.iter().map(|x| x.to_bits()).collect())
-                .collect()
-        };
-        let one = bits(1);
-        assert_eq!(one, bits(2));
-        assert_eq!(one, bits(3));
+    }
+
+    #[test]
+    fn cross_attention_matches_an_f64_reference_on_every_path() {
+        // Nq, Nk not multiples of the block or of a tile, Nq ≠ Nk, several blocks per head;
+        // head dims on both sides of each vector width the narrow tiles use, and one above.
+        for d in [1, 5, 8, 12, 20, 27, 32, 40] {
+            let s = cross_shape(2, 3, 2 * QB + 13, 3 * QB + 7, d);
+            let [q, kv, dout] = inputs(&s);
+            let want = reference(&s, &q, &kv, &dout);
+            for path in paths(d) {
+                assert_close(path, &run_on(path, &s, &q, &kv, &dout), &want);
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_ignores_the_thread_count() {
+        // Two heads of four blocks: the narrow backward's sums run over several groups.
+        for d in [12, 40] {
+            let s = cross_shape(1, 2, 3 * QB + 5, 2 * QB + 9, d);
+            let [q, kv, dout] = inputs(&s);
+            for path in paths(d) {
+                let bits = |threads: usize| -> Vec<Vec<u32>> {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let r = pool.install(|| run_on(path, &s, &q, &kv, &dout));
+                    [r.0, r.1, r.2, r.3, r.4]
+                        .iter()
+                        .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                        .collect()
+                };
+                let one = bits(1);
+                assert_eq!(one, bits(2), "{path:?}, head dim {d}");
+                assert_eq!(one, bits(3), "{path:?}, head dim {d}");
+            }
+        }
     }
 
     #[test]
@@ -703,8 +795,17 @@ mod tests {
         q[(QB + 1) * c] = f32::NAN;
         let kv = rand(s.seq_k * 2 * c, 5);
         let dout = rand(s.seq_q * c, 6);
-        let (o, lse, dq, _, _) = run(&s, &q, &kv, &dout);
-        assert!(o[(QB + 1) * c].is_nan() && lse[QB + 1].is_nan() && dq[(QB + 1) * c].is_nan());
-        assert!(o[0].is_finite() && lse[0].is_finite() && dq[0].is_finite());
+        for path in paths(s.head_dim) {
+            let (o, lse, dq, _, _) = run_on(path, &s, &q, &kv, &dout);
+            let row = (QB + 1) * c;
+            assert!(
+                o[row].is_nan() && lse[QB + 1].is_nan() && dq[row].is_nan(),
+                "{path:?}"
+            );
+            assert!(
+                o[0].is_finite() && lse[0].is_finite() && dq[0].is_finite(),
+                "{path:?}"
+            );
+        }
     }
 }

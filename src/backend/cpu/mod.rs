@@ -5,6 +5,8 @@
 
 pub mod adamw;
 pub mod attention;
+#[cfg(target_arch = "x86_64")]
+pub mod attention_narrow;
 pub mod batch_norm;
 pub mod channels;
 pub mod conv1d;
