@@ -22,6 +22,25 @@ fn matmul(c: &mut Criterion) {
     g.finish();
 }
 
+/// The products of one sfm-base block at batch 2 (394 tokens): qkv, proj, fc1, fc2.
+fn matmul_vit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cpu_matmul_f32_sfm_base");
+    g.sample_size(10);
+    for (name, m, k, n) in [
+        ("qkv", 394, 768, 2304),
+        ("proj", 394, 768, 768),
+        ("fc1", 394, 768, 3072),
+        ("fc2", 394, 3072, 768),
+    ] {
+        let (a, b) = (random(&[m, k]), random(&[k, n]));
+        g.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        g.bench_function(name, |bench| {
+            bench.iter(|| ops::matmul(&a, &b, false, false, None).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn layer_norm(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_layer_norm_f32");
     let (rows, cols) = (4 * 197, 768);
@@ -57,5 +76,5 @@ fn attention(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, layer_norm, attention);
+criterion_group!(benches, matmul, matmul_vit, layer_norm, attention);
 criterion_main!(benches);

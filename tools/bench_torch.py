@@ -10,6 +10,10 @@ seisfuse benchmarks do; no data loading):
   mae           SFM MAE pretraining step (75 % masked, decoder D4d256, masked-patch MSE)
   seislm-train  SeisLM encoder (wav2vec2 style: conv extractor with LayerNorm + GELU, feature
                 projection, weight-normed grouped positional conv, pre-LN transformer)
+  attn-fwd      one SeisLM layer's attention alone (F.scaled_dot_product_attention over the
+                encoder's frames, the SeisLM preset's heads), forward only, no autograd
+  attn-train    the same, forward + backward of <out, fixed upstream> (seisfuse's side:
+                `cargo bench --bench cpu_ops -- cpu_attention`, forward + backward rows)
 Presets mirror src/models (sfm-tiny/base/large, seislm-tiny/base/large). Precisions: fp32
 (TF32 off), tf32 (TF32 matmuls and convolutions), bf16 (autocast, fp32 master weights).
 
@@ -18,6 +22,7 @@ Examples:
   python3 tools/bench_torch.py --compile              # adds torch.compile rows
   python3 tools/bench_torch.py --device cpu           # tiny presets, 2 threads
   python3 tools/bench_torch.py --device cpu --workloads sfm-train --sfm sfm-base --batch 2 --json
+  python3 tools/bench_torch.py --device cpu --workloads attn-fwd,attn-train --seislm seislm-base --batch 2
 """
 
 import argparse
@@ -219,6 +224,8 @@ def bench(args, dev, workload, preset, batch, prec, compiled):
         img, *_ = SFM[preset]
         model = Mae(preset).to(dev)
         x = torch.randn(batch, 1, img, img, generator=g).to(dev)
+    elif workload.startswith("attn"):
+        return bench_attention(args, dev, workload, preset, batch, prec, compiled, g)
     else:
         model = Seislm(preset).to(dev)
         x = torch.randn(batch, 3, args.samples, generator=g).to(dev)
@@ -270,6 +277,44 @@ def bench(args, dev, workload, preset, batch, prec, compiled):
     }
 
 
+def bench_attention(args, dev, workload, preset, batch, prec, compiled, g):
+    """One SeisLM layer's attention: q, k, v [batch, heads, frames, head dim]."""
+    _, hidden, _, heads, *_ = SEISLM[preset]
+    n = frames(args.samples)
+    q, k, v = (torch.randn(batch, heads, n, hidden // heads, generator=g).to(dev)
+               for _ in range(3))
+    attn = torch.compile(F.scaled_dot_product_attention) if compiled else \
+        F.scaled_dot_product_attention
+    if workload == "attn-fwd":
+        def step():
+            with torch.no_grad(), autocast(dev, prec):
+                attn(q, k, v)
+    else:
+        for t in (q, k, v):
+            t.requires_grad_(True)
+        upstream = torch.randn(q.shape, generator=g).to(dev)
+
+        def step():
+            for t in (q, k, v):
+                t.grad = None
+            with autocast(dev, prec):
+                out = attn(q, k, v)
+            (out.float() * upstream).sum().backward()
+
+    secs = time_steps(dev, step, args.warmup + (2 if compiled else 0), args.iters)
+    return {
+        "workload": workload,
+        "preset": preset,
+        "batch": batch,
+        "precision": prec,
+        "mode": "compile" if compiled else "eager",
+        "ms_per_step": secs * 1e3,
+        "samples_per_s": batch / secs,
+        "unit": "waveforms/s",
+        "params_m": 0.0,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -311,9 +356,9 @@ def main():
     rows = []
     modes = [False, True] if args.compile else [False]
     for w in args.workloads.split(","):
-        if w not in ("sfm-train", "sfm-infer", "mae", "seislm-train"):
+        if w not in ("sfm-train", "sfm-infer", "mae", "seislm-train", "attn-fwd", "attn-train"):
             ap.error(f"unknown workload {w}")
-        presets = seislm if w == "seislm-train" else [sfm]
+        presets = seislm if w in ("seislm-train", "attn-fwd", "attn-train") else [sfm]
         batch = {"sfm-infer": bi, "mae": bm}.get(w, bt)
         for preset in presets:
             for p in precs:
