@@ -84,8 +84,9 @@ impl AttnShape {
     pub fn width(&self) -> usize {
         self.heads * self.head_dim
     }
+    /// Where element (b, n, h, 0) of an operand with layout `l` and `seq` rows per sample is.
     #[inline]
-    fn at(&self, l: HeadLayout, seq: usize, b: usize, n: usize, h: usize) -> usize {
+    pub(super) fn at(&self, l: HeadLayout, seq: usize, b: usize, n: usize, h: usize) -> usize {
         (b * seq + n) * l.stride + l.offset + h * self.head_dim
     }
     /// The smallest buffer length each layout addresses.

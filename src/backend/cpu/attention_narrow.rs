@@ -10,10 +10,12 @@
 //! | product | tile | layout read |
 //! |---|---|---|
 //! | S = (scale·Q) Kᵀ, dP = dO Vᵀ | 4 rows × 16 keys | Kᵀ, Vᵀ as [D, 16] panels |
-//! | O = P V, dQ = dS K | 4 rows × D' | V, K as [Nk, D'] |
-//! | dK += dSᵀ (scale·Q), dV += Pᵀ dO | 4 keys × D' | the block's rows as [QB, D'] |
+//! | O = P V, dQ = dS K | R rows × D' | V, K as [Nk, D'] |
+//! | dK += dSᵀ (scale·Q), dV += Pᵀ dO | R keys × D' | the block's rows as [QB, D'] |
 //!
-//! Nk' is Nk rounded up to 16 and D' is D rounded up to 8, with zeros in the padding; a tile
+//! Nk' is Nk rounded up to 16 and D' is D rounded up to 8, with zeros in the padding; R is 6,
+//! 4, 3 or 2 for D' = 8, 16, 24 or 32, so that a tile's accumulators, operands and broadcast
+//! fit in the 16 vector registers (more spills an accumulator to the stack). A tile
 //! accumulates one output over the whole inner length in registers and stores it once.
 //!
 //! Work is shared out over (batch, head, group of query blocks); a group lays out its head once
@@ -110,7 +112,7 @@ impl<'a> HeadRows<'a> {
     fn new(buf: &'a [f32], s: &AttnShape, l: HeadLayout, seq: usize, b: usize, h: usize) -> Self {
         HeadRows {
             buf,
-            base: (b * seq) * l.stride + l.offset + h * s.head_dim,
+            base: s.at(l, seq, b, 0, h),
             stride: l.stride,
         }
     }

@@ -103,6 +103,39 @@ pub fn take_unset(dtype: DType, n: usize) -> CpuStorage {
     c
 }
 
+/// f32 scratch of an op (an im2col matrix, say) from this thread's cache, given back to it when
+/// dropped. Its contents are unspecified, as [`take_unset`]'s (NaN in debug builds): the op
+/// writes before it reads.
+pub struct Scratch(Vec<f32>);
+
+impl Scratch {
+    pub fn unset(n: usize) -> Scratch {
+        match take_unset(DType::F32, n) {
+            CpuStorage::F32(v) => Scratch(v),
+            _ => unreachable!("take_unset returns the dtype it is asked for"),
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        give_back(CpuStorage::F32(std::mem::take(&mut self.0)));
+    }
+}
+
 /// A copy of `src`'s elements `start .. start + len` in a buffer from the cache.
 pub fn take_copy(src: &CpuStorage, start: usize, len: usize) -> CpuStorage {
     let mut c = take_zeroed(src.dtype(), len);
