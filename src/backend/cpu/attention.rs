@@ -6,6 +6,9 @@
 //! ([B, N, C], stride C) need no permute. The output is [B, Nq, H·D]; `lse` [B, H, Nq] is the
 //! log-sum-exp of each query's scaled scores, kept for the backward pass.
 //!
+//! Head dims up to 32 go to `attention_narrow.rs` (AVX2 + FMA register tiles) when the CPU has
+//! both; this file's blocked products take every other shape and CPU.
+//!
 //! Both passes work on blocks of [`QB`] queries of one (batch, head), in parallel over
 //! (batch, head, query block): a block's score rows [QB, Nk] stay in L2 and each row in L1
 //! while it is exponentiated and summed, where the whole [Nq, Nk] matrix of a head (2.2 MB at
