@@ -262,8 +262,16 @@ def bench(args, dev, workload, preset, batch, prec, compiled):
             loss.backward()
             opt.step()
 
-    secs = time_steps(dev, step, args.warmup + (2 if compiled else 0), args.iters)
     unit = "waveforms/s" if workload.startswith("seislm") else "images/s"
+    params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    return timed_row(args, dev, step, (workload, preset, batch, prec, compiled), unit, params_m)
+
+
+def timed_row(args, dev, step, what, unit, params_m):
+    """Times `step` and returns the table row for `what` = (workload, preset, batch,
+    precision, compiled)."""
+    workload, preset, batch, prec, compiled = what
+    secs = time_steps(dev, step, args.warmup + (2 if compiled else 0), args.iters)
     return {
         "workload": workload,
         "preset": preset,
@@ -273,7 +281,7 @@ def bench(args, dev, workload, preset, batch, prec, compiled):
         "ms_per_step": secs * 1e3,
         "samples_per_s": batch / secs,
         "unit": unit,
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "params_m": params_m,
     }
 
 
@@ -301,18 +309,7 @@ def bench_attention(args, dev, workload, preset, batch, prec, compiled, g):
                 out = attn(q, k, v)
             (out.float() * upstream).sum().backward()
 
-    secs = time_steps(dev, step, args.warmup + (2 if compiled else 0), args.iters)
-    return {
-        "workload": workload,
-        "preset": preset,
-        "batch": batch,
-        "precision": prec,
-        "mode": "compile" if compiled else "eager",
-        "ms_per_step": secs * 1e3,
-        "samples_per_s": batch / secs,
-        "unit": "waveforms/s",
-        "params_m": 0.0,
-    }
+    return timed_row(args, dev, step, (workload, preset, batch, prec, compiled), "waveforms/s", 0.0)
 
 
 def main():
